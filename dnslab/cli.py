@@ -1,0 +1,238 @@
+"""The `dnslab` command line: thin wrappers that parse arguments and call the layers below.
+
+`main(argv) -> int` never lets a traceback reach the user for anything they
+can cause: every `DnslabError` becomes one line on stderr and exit code 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Sequence, TextIO
+
+from dnslab import __version__
+from dnslab.errors import ConfigError, DnslabError
+from dnslab.lab import Lab, example_walk
+from dnslab.server import AuthoritativeServer
+from dnslab.transport import DnsListener
+from dnslab.zone import Severity, load_zone, load_zones
+
+log = logging.getLogger("dnslab")
+
+
+def default_zones_dir() -> Path:
+    """The sample hierarchy: ./zones if there is one, else the one beside the package."""
+    here = Path("zones")
+    if here.is_dir():
+        return here
+    return Path(__file__).resolve().parent.parent / "zones"
+
+
+def default_hints_path() -> Path:
+    """A per-user runtime folder, so two users of one machine do not overwrite each other."""
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    return Path(base) / f"dnslab-{os.getuid()}" / "root.hints"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dnslab",
+        description="A private DNS hierarchy on loopback: root, TLD and authoritative servers "
+                    "from ordinary zone files.",
+    )
+    parser.add_argument("--version", action="version", version=f"dnslab {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail to stderr")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    up = commands.add_parser("up", help="start the whole hierarchy from a folder of zone files",
+                             description="Start every server of the hierarchy, each on its own 127.x.y.z "
+                                         "address, as derived from the zones' NS records and glue. "
+                                         "Ctrl-C or SIGTERM stops it.")
+    up.add_argument("--zones", type=Path, default=None, metavar="DIR",
+                    help="folder of *.zone files and an optional lab.toml (default: the sample zones)")
+    up.add_argument("--port", type=int, default=None, metavar="N",
+                    help="port for every server (default: lab.toml's port, else 5300; 0 picks a free one)")
+    up.add_argument("--hints", type=Path, default=None, metavar="FILE",
+                    help=f"where to write the lab's root hints (default: {default_hints_path()})")
+
+    serve = commands.add_parser("serve", help="run one authoritative server for some zone files",
+                                description="Serve the given zones authoritatively on one address, "
+                                            "over UDP and TCP. With no zones every query is REFUSED.")
+    serve.add_argument("--zone", type=Path, action="append", default=[], metavar="FILE",
+                       help="a zone file to serve (repeatable)")
+    serve.add_argument("--listen", required=True, metavar="ADDR[:PORT]",
+                       help="address and port to listen on (port defaults to 53; IPv6 as [ADDR]:PORT)")
+
+    check = commands.add_parser("check-zone", help="validate zone files as the lab loads them",
+                                description="Print every error and warning with file and line; "
+                                            "exit 1 if any file has an error.")
+    check.add_argument("files", type=Path, nargs="+", metavar="FILE")
+    check.add_argument("--origin", default=None, metavar="NAME",
+                       help="the zone's name, when the file has no $ORIGIN (only with one FILE)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        if args.command == "up":
+            return cmd_up(args, sys.stdout)
+        if args.command == "serve":
+            return cmd_serve(args, sys.stdout)
+        if args.command == "check-zone":
+            return cmd_check_zone(args, sys.stdout)
+    except DnslabError as exc:
+        print(f"dnslab: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    parser.error(f"unknown command {args.command}")
+    return 2  # pragma: no cover
+
+
+# --- check-zone --------------------------------------------------------------------------
+
+
+def cmd_check_zone(args: argparse.Namespace, out: TextIO) -> int:
+    if args.origin is not None and len(args.files) > 1:
+        raise ConfigError("--origin applies to one file; give the files one at a time")
+    failed = False
+    for path in args.files:
+        loaded = load_zone(path, args.origin)
+        for problem in loaded.problems:
+            print(problem, file=out)
+        if loaded.zone is None:
+            failed = True
+            print(f"{path}: not loaded ({len(loaded.errors)} error(s), {len(loaded.warnings)} warning(s))", file=out)
+        else:
+            count = sum(len(rrset) for rrset in loaded.zone.rrsets())
+            serial = loaded.zone.soa[0].serial  # type: ignore[attr-defined]
+            print(f"{path}: zone {loaded.zone.origin} loaded: serial {serial}, {count} records, "
+                  f"{len(loaded.warnings)} warning(s)", file=out)
+    return 1 if failed else 0
+
+
+# --- serve -------------------------------------------------------------------------------
+
+
+def parse_listen(text: str, default_port: int = 53) -> tuple[str, int]:
+    """ADDR, ADDR:PORT, [V6] or [V6]:PORT."""
+    host, port_text = text, ""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else rest
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    if not host:
+        raise ConfigError(f"--listen {text!r}: no address")
+    if not port_text:
+        return host, default_port
+    if not port_text.isdigit() or int(port_text) > 65535:
+        raise ConfigError(f"--listen {text!r}: the port must be a number from 0 to 65535")
+    return host, int(port_text)
+
+
+def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
+    zones, problems = load_zones(args.zone)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    host, port = parse_listen(args.listen)
+    server = AuthoritativeServer(zones)
+
+    async def run() -> None:
+        listener = DnsListener(host, port, server.handle)
+        await listener.start()
+        names = " ".join(zone.origin.to_text() for zone in zones) or "(none: every query is REFUSED)"
+        print(f"dnslab: serving {names} on {host}:{listener.port} (UDP and TCP). Ctrl-C stops.", file=out, flush=True)
+        try:
+            await _until_stopped()
+        finally:
+            await listener.stop()
+
+    asyncio.run(run())
+    return 0
+
+
+# --- up ----------------------------------------------------------------------------------
+
+
+def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
+    zones_dir = args.zones if args.zones is not None else default_zones_dir()
+    lab, problems = Lab.from_folder(zones_dir, port=args.port)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    for warning in lab.hierarchy.warnings:
+        print(f"dnslab: warning: {warning}", file=sys.stderr)
+    hints_path = args.hints if args.hints is not None else default_hints_path()
+
+    async def run() -> None:
+        await lab.start()
+        try:
+            _write_hints(hints_path, lab.root_hints)
+            print_lab(lab, zones_dir, hints_path, out)
+            await _until_stopped()
+        finally:
+            await lab.stop()
+
+    asyncio.run(run())
+    print("dnslab: lab stopped.", file=out, flush=True)
+    return 0
+
+
+def _write_hints(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the root hints to {path}: {exc.strerror or exc}") from None
+
+
+def print_lab(lab: Lab, zones_dir: Path, hints_path: Path, out: TextIO) -> None:
+    """The table of servers and the dig lines a person can paste right away."""
+    port = lab.actual_port
+    rows = [("ROLE", "SERVER", "ADDRESS", "ZONES")]
+    for running in lab.servers:
+        plan = running.plan
+        zones = " ".join(zone.origin.to_text() for zone in plan.zones)
+        state = "" if running.up else "   (down)"
+        rows.append((plan.role.value, plan.name.to_text(), f"{plan.address}:{port}", zones + state))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    up_count = sum(1 for r in lab.servers if r.up)
+    print(f"dnslab: {up_count} of {len(lab.servers)} servers up, {len(lab.zones)} zones from {zones_dir}, "
+          f"port {port}", file=out)
+    for row in rows:
+        print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3], file=out)
+    print(f"\nRoot hints (named.root format): {hints_path}", file=out)
+    walk = example_walk(lab)
+    if walk is not None:
+        name, servers = walk
+        print("\nTry it, from the root down:", file=out)
+        for plan in servers:
+            what = "authoritative answer" if plan is servers[-1] else "a referral"
+            print(f"  dig @{plan.address} -p {port} +norecurse {name}    # {plan.role.value}: {what}", file=out)
+    print("\nCtrl-C stops the lab.", file=out, flush=True)
+
+
+async def _until_stopped() -> None:
+    """Wait for Ctrl-C or SIGTERM; both are a normal, clean stop."""
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopped.set)
+    try:
+        await stopped.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,299 @@
+"""The lab: the hierarchy derived from the zone files, started and stopped as one unit.
+
+The zones are the single source of truth.  A zone is served at the addresses
+of its apex NS names (glue in the parent, or address records in any loaded
+zone), exactly the facts a resolver would follow; the root zone's NS names and
+their addresses are the root hints.  ``lab.toml`` holds settings only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import ipaddress
+import logging
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import dns.exception
+import dns.name
+import dns.rdatatype
+
+from dnslab.errors import BindError, ConfigError, DnslabError
+from dnslab.server import AuthoritativeServer
+from dnslab.transport import DnsListener
+from dnslab.zone import Problem, Zone, load_zones
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 5300
+SETTINGS_FILE = "lab.toml"
+# Root hints carry the TTL of the real named.root file (RFC 8109 priming).
+HINTS_TTL = 3600000
+_LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
+
+
+class Role(enum.Enum):
+    ROOT = "root"
+    TLD = "TLD"
+    AUTHORITATIVE = "authoritative"
+
+
+@dataclass(frozen=True)
+class LabSettings:
+    """What lab.toml may say; the hierarchy itself is never described here."""
+
+    port: int = DEFAULT_PORT
+    start_down: tuple[str, ...] = ()
+
+    @classmethod
+    def load(cls, path: Path) -> "LabSettings":
+        if not path.exists():
+            return cls()
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        unknown = set(data) - {"port", "start_down"}
+        if unknown:
+            raise ConfigError(f"{path}: unknown setting(s): {', '.join(sorted(unknown))} "
+                              "(known: port, start_down)")
+        port = data.get("port", DEFAULT_PORT)
+        if not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ConfigError(f"{path}: port must be a number from 0 to 65535, not {port!r}")
+        down = data.get("start_down", [])
+        if not isinstance(down, list) or not all(isinstance(item, str) for item in down):
+            raise ConfigError(f"{path}: start_down must be a list of addresses or server names")
+        return cls(port=port, start_down=tuple(down))
+
+
+@dataclass
+class ServerPlan:
+    """One lab address: the NS names that point at it and the zones it serves."""
+
+    address: str
+    names: list[dns.name.Name] = field(default_factory=list)
+    zones: list[Zone] = field(default_factory=list)
+
+    @property
+    def role(self) -> Role:
+        depths = [len(zone.origin) for zone in self.zones]  # the root has one (empty) label
+        if min(depths) == 1:
+            return Role.ROOT
+        if min(depths) == 2:
+            return Role.TLD
+        return Role.AUTHORITATIVE
+
+    @property
+    def name(self) -> dns.name.Name:
+        return self.names[0]
+
+
+@dataclass
+class Hierarchy:
+    """Which address serves which zones, and the root hints, as derived from the zones."""
+
+    servers: list[ServerPlan]
+    root_hints: list[tuple[dns.name.Name, str]]
+    warnings: list[str]
+
+    def server_at(self, address: str) -> ServerPlan | None:
+        return next((plan for plan in self.servers if plan.address == address), None)
+
+    def find(self, address_or_name: str) -> ServerPlan | None:
+        plan = self.server_at(address_or_name)
+        if plan is not None:
+            return plan
+        try:
+            name = dns.name.from_text(address_or_name)
+        except dns.exception.DNSException:
+            return None
+        return next((p for p in self.servers if name in p.names), None)
+
+
+def derive_hierarchy(zones: Iterable[Zone]) -> Hierarchy:
+    """Place every zone on the loopback addresses of its apex NS names."""
+    zones = list(zones)
+    address_book: dict[dns.name.Name, list[str]] = {}
+    for zone in zones:
+        for rrset in zone.rrsets():
+            if rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+                known = address_book.setdefault(rrset.name, [])
+                known.extend(rdata.address for rdata in rrset if rdata.address not in known)  # type: ignore[attr-defined]
+    plans: dict[str, ServerPlan] = {}
+    warnings: list[str] = []
+    for zone in sorted(zones, key=lambda z: (len(z.origin), z.origin)):
+        ns = zone.get(zone.origin, dns.rdatatype.NS)
+        assert ns is not None  # validated by the loader
+        served = False
+        for rdata in ns:
+            target: dns.name.Name = rdata.target  # type: ignore[attr-defined]
+            addresses = [a for a in address_book.get(target, []) if _is_loopback_v4(a)]
+            if not addresses:
+                warnings.append(f"zone {zone.origin}: name server {target} has no 127.x.y.z address "
+                                "in any loaded zone, so the lab does not run it")
+            for address in addresses:
+                plan = plans.setdefault(address, ServerPlan(address))
+                if target not in plan.names:
+                    plan.names.append(target)
+                if zone not in plan.zones:
+                    plan.zones.append(zone)
+                served = True
+        if not served:
+            warnings.append(f"zone {zone.origin} ({zone.filename}) is served by no lab address")
+    root_hints: list[tuple[dns.name.Name, str]] = []
+    root = next((zone for zone in zones if zone.origin == dns.name.root), None)
+    if root is not None:
+        for rdata in root.get(dns.name.root, dns.rdatatype.NS) or []:
+            for address in address_book.get(rdata.target, []):  # type: ignore[attr-defined]
+                root_hints.append((rdata.target, address))  # type: ignore[attr-defined]
+    servers = sorted(plans.values(), key=lambda p: (list(Role).index(p.role), ipaddress.ip_address(p.address)))
+    return Hierarchy(servers, root_hints, warnings)
+
+
+def _is_loopback_v4(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return ip.version == 4 and ip in _LOOPBACK
+
+
+def root_hints_text(hints: list[tuple[dns.name.Name, str]]) -> str:
+    """The root hints in the layout of named.root, which BIND, Unbound and dnslab read."""
+    lines = ["; Root hints for this dnslab lab, in the format of named.root.",
+             "; Give this file to a resolver instead of the real root hints."]
+    for name in dict.fromkeys(name for name, _ in hints):
+        lines.append(f"{'.':<27} {HINTS_TTL:<10} IN  NS    {name}")
+    for name, address in hints:
+        rdtype = "AAAA" if ":" in address else "A"
+        lines.append(f"{name.to_text():<27} {HINTS_TTL:<10} IN  {rdtype:<5} {address}")
+    return "\n".join(lines) + "\n"
+
+
+def zone_files(zones_dir: Path) -> list[Path]:
+    """The zone files of a lab folder: every *.zone file, in name order."""
+    if not zones_dir.is_dir():
+        raise ConfigError(f"{zones_dir}: no such folder of zone files")
+    files = sorted(zones_dir.glob("*.zone"))
+    if not files:
+        raise ConfigError(f"{zones_dir}: no *.zone files in this folder")
+    return files
+
+
+@dataclass
+class RunningServer:
+    plan: ServerPlan
+    server: AuthoritativeServer
+    listener: DnsListener | None = None
+
+    @property
+    def up(self) -> bool:
+        return self.listener is not None
+
+
+class Lab:
+    """Every server of the hierarchy in one process, each on its own loopback address."""
+
+    def __init__(self, zones: list[Zone], port: int = DEFAULT_PORT, start_down: Iterable[str] = ()) -> None:
+        self.zones = zones
+        self.hierarchy = derive_hierarchy(zones)
+        if not self.hierarchy.servers:
+            raise ConfigError("no zone has a name server with a 127.x.y.z address; nothing to serve")
+        if dns.name.root not in {zone.origin for zone in zones}:
+            raise ConfigError("no root zone (origin '.') among the zone files: the lab needs one for its root hints")
+        self.port = port
+        self.bound_port: int | None = None
+        self.down: set[str] = set()
+        for item in start_down:
+            plan = self.hierarchy.find(item)
+            if plan is None:
+                raise ConfigError(f"start_down: {item!r} is not a lab server's address or name")
+            self.down.add(plan.address)
+        self.servers = [RunningServer(plan, AuthoritativeServer(plan.zones)) for plan in self.hierarchy.servers]
+
+    @classmethod
+    def from_folder(cls, zones_dir: Path, port: int | None = None) -> tuple["Lab", list[Problem]]:
+        """A lab from a folder of *.zone files and its optional lab.toml."""
+        settings = LabSettings.load(zones_dir / SETTINGS_FILE)
+        zones, problems = load_zones(zone_files(zones_dir))
+        lab = cls(zones, port=settings.port if port is None else port, start_down=settings.start_down)
+        return lab, problems
+
+    @property
+    def root_hints(self) -> str:
+        return root_hints_text(self.hierarchy.root_hints)
+
+    async def start(self, attempts: int = 20) -> None:
+        """Bind every server that is not down; port 0 means one free port shared by all.
+
+        With port 0 the first server picks a port and the others follow; if one
+        of them finds it taken, everything is released and another port tried,
+        a bounded number of times.
+        """
+        for attempt in range(attempts if self.port == 0 else 1):
+            try:
+                await self._bind_all(self.port)
+                return
+            except BindError:
+                await self.stop()
+                if self.port != 0 or attempt == attempts - 1:
+                    raise
+        raise DnslabError("could not find a free port for the lab")  # pragma: no cover
+
+    async def _bind_all(self, port: int) -> None:
+        for running in self.servers:
+            if running.plan.address in self.down:
+                continue
+            listener = DnsListener(running.plan.address, port, running.server.handle)
+            await listener.start()
+            running.listener = listener
+            port = listener.port
+        self.bound_port = port
+
+    async def stop(self) -> None:
+        for running in self.servers:
+            if running.listener is not None:
+                await running.listener.stop()
+                running.listener = None
+
+    @property
+    def actual_port(self) -> int:
+        """The port in use: the one asked for, or the one picked for port 0."""
+        return self.bound_port if self.bound_port is not None else self.port
+
+    async def __aenter__(self) -> "Lab":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+
+def example_walk(lab: Lab) -> tuple[dns.name.Name, list[ServerPlan]] | None:
+    """A name worth digging for, and the running servers a resolver would ask, root first.
+
+    Prefers a www name in the shallowest authoritative zone, so the printed dig
+    lines show a referral at each level and then an answer.
+    """
+    up = [r.plan for r in lab.servers if r.up]
+    candidates = sorted((z for z in lab.zones if len(z.origin) >= 3), key=lambda z: (len(z.origin), z.origin))
+    for zone in candidates:
+        owners = [rrset.name for rrset in zone.rrsets()
+                  if rrset.rdtype == dns.rdatatype.A and not any(rrset.name.is_subdomain(c) for c in zone.cuts)]
+        owners.sort(key=lambda name: name.labels[0].lower() != b"www")
+        if not owners:
+            continue
+        walk: list[ServerPlan] = []
+        for origin in sorted((z.origin for z in lab.zones if owners[0].is_subdomain(z.origin)), key=len):
+            plan = next((p for p in up if any(z.origin == origin for z in p.zones)), None)
+            if plan is None:
+                break
+            walk.append(plan)
+        else:
+            return owners[0], walk
+    return None

@@ -1,0 +1,138 @@
+"""UDP and TCP listeners that hand each DNS message to a handler.
+
+The handler is sans-I/O (`wire, via_tcp -> wire | None`); this module owns the
+sockets, the RFC 7766 framing, the idle timeout and the bound on TCP
+connections, and turns bind failures into one clear sentence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+import struct
+from dataclasses import dataclass
+from typing import Callable
+
+from dnslab.errors import BindError
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[bytes, bool], "bytes | None"]
+_LENGTH = struct.Struct("!H")
+
+
+@dataclass(frozen=True)
+class TcpLimits:
+    """NSD's defaults are tcp-count 100 and tcp-timeout 120 s; a lab needs fewer and shorter."""
+
+    max_connections: int = 100
+    idle_timeout: float = 10.0
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # The selector loop's UDP transport is not a DatagramTransport subclass.
+        self.transport = transport  # type: ignore[assignment]
+        # asyncio reads with a 256 KiB buffer that glibc serves by mmap per call;
+        # a DNS message is at most 64 KiB (see shared/DESIGN.md, performance facts).
+        transport.max_size = 65535  # type: ignore[attr-defined]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            reply = self.handler(data, False)
+        except Exception:  # noqa: BLE001 - the handler should not raise, but never die for it
+            log.exception("handler failed for a datagram from %s", addr)
+            return
+        if reply is not None and self.transport is not None:
+            self.transport.sendto(reply, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("UDP error: %s", exc)
+
+
+class DnsListener:
+    """One address and port, served over UDP and TCP by the same handler."""
+
+    def __init__(self, host: str, port: int, handler: Handler, tcp_limits: TcpLimits | None = None) -> None:
+        self.host = host
+        self.port = port
+        self.handler = handler
+        self.tcp_limits = tcp_limits or TcpLimits()
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tcp: asyncio.base_events.Server | None = None
+        self._tcp_clients: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        """Bind UDP first (port 0 picks a free one), then TCP on the same port."""
+        loop = asyncio.get_running_loop()
+        try:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _UdpProtocol(self.handler), local_addr=(self.host, self.port)
+            )
+        except OSError as exc:
+            raise bind_error(self.host, self.port, "UDP", exc) from None
+        self._udp = transport  # type: ignore[assignment]
+        self.port = transport.get_extra_info("sockname")[1]
+        try:
+            self._tcp = await asyncio.start_server(self._serve_tcp, self.host, self.port, reuse_address=True)
+        except OSError as exc:
+            transport.close()
+            self._udp = None
+            raise bind_error(self.host, self.port, "TCP", exc) from None
+
+    async def stop(self) -> None:
+        if self._udp is not None:
+            self._udp.close()
+            self._udp = None
+        if self._tcp is not None:
+            self._tcp.close()
+            for writer in list(self._tcp_clients):
+                writer.close()
+            await self._tcp.wait_closed()
+            self._tcp = None
+
+    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """RFC 7766: length-prefixed messages, several per connection, answered in order."""
+        if len(self._tcp_clients) >= self.tcp_limits.max_connections:
+            writer.close()
+            return
+        self._tcp_clients.add(writer)
+        timeout = self.tcp_limits.idle_timeout
+        try:
+            while True:
+                prefix = await asyncio.wait_for(reader.readexactly(2), timeout)
+                (length,) = _LENGTH.unpack(prefix)
+                message = await asyncio.wait_for(reader.readexactly(length), timeout)
+                reply = self.handler(message, True)
+                if reply is None:
+                    continue
+                writer.write(_LENGTH.pack(len(reply)) + reply)
+                await asyncio.wait_for(writer.drain(), timeout)
+        except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):
+            pass
+        except Exception:  # noqa: BLE001 - one connection must never stop the server
+            log.exception("TCP connection from %s failed", writer.get_extra_info("peername"))
+        finally:
+            self._tcp_clients.discard(writer)
+            writer.close()
+
+
+def bind_error(host: str, port: int, protocol: str, exc: OSError) -> BindError:
+    """Say why an address cannot be served, in words a person can act on."""
+    where = f"{host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        return BindError(f"cannot listen on {where} ({protocol}): the address is already in use")
+    if exc.errno == errno.EACCES:
+        return BindError(f"cannot listen on {where} ({protocol}): ports below 1024 need root "
+                         f"(or CAP_NET_BIND_SERVICE); choose a port of 1024 or above")
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return BindError(f"cannot listen on {where} ({protocol}): that address is not on this machine")
+    if isinstance(exc, socket.gaierror):
+        return BindError(f"cannot listen on {where} ({protocol}): not an address ({exc.strerror})")
+    return BindError(f"cannot listen on {where} ({protocol}): {exc.strerror or exc}")

@@ -1,0 +1,436 @@
+"""Read RFC 1035 master files, validate them as BIND and NSD would, and index them.
+
+dnspython's zone-file reader does the parsing (``$ORIGIN``, ``$TTL``, ``$INCLUDE``,
+``$GENERATE``, parentheses, TTL units, RFC 3597 unknown types, escaped labels); it
+is strict and reports ``file:line``.  But its own zone object silently drops
+out-of-zone names, merges duplicates and replaces a CNAME that has neighbours,
+so we feed its reader a transaction of our own that records every record with
+the file and line it came from, and do the validation here.  Every problem a
+person must fix therefore names the place to fix it.
+"""
+
+from __future__ import annotations
+
+import enum
+import linecache
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import dns.exception
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+import dns.tokenizer
+import dns.zonefile
+
+from dnslab.errors import ZoneError
+
+RdataType = dns.rdatatype.RdataType
+
+# Types that may share a name with a CNAME (RFC 2181 §10.1, RFC 4035 §2.5).
+_CNAME_NEIGHBOURS = frozenset({RdataType.CNAME, RdataType.RRSIG, RdataType.NSEC, RdataType.KEY})
+_ADDRESS_TYPES = (RdataType.A, RdataType.AAAA)
+
+
+class Severity(enum.Enum):
+    """An error keeps a zone from loading; a warning is served around, as BIND does."""
+
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding about a zone file, located so a person can go and fix it."""
+
+    severity: Severity
+    filename: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.filename}:{self.line}: {self.severity.value}: {self.message}"
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """A single record as written in a file, before RRsets are formed."""
+
+    name: dns.name.Name
+    ttl: int
+    rdata: dns.rdata.Rdata
+    filename: str
+    line: int
+
+
+class Zone:
+    """One zone's data, indexed for the RFC 1034 §4.3.2 lookup.
+
+    ``names`` holds every name that exists in the zone, empty non-terminals
+    included, because NODATA versus NXDOMAIN and wildcard blocking both depend
+    on names that own no records.
+    """
+
+    def __init__(self, origin: dns.name.Name, filename: str, rrsets: Iterable[dns.rrset.RRset]) -> None:
+        self.origin = origin
+        self.filename = filename
+        self.nodes: dict[dns.name.Name, dict[int, dns.rrset.RRset]] = {}
+        for rrset in rrsets:
+            self.nodes.setdefault(rrset.name, {})[rrset.rdtype] = rrset
+        self.names: set[dns.name.Name] = set()
+        for name in self.nodes:
+            while name not in self.names and name.is_subdomain(origin):
+                self.names.add(name)
+                if name == origin:
+                    break
+                name = name.parent()
+        self.cuts = frozenset(
+            name for name, node in self.nodes.items() if name != origin and RdataType.NS in node
+        )
+        soa = self.get(origin, RdataType.SOA)
+        if soa is None:  # guarded by validation; kept for zones built by hand
+            raise ZoneError(filename, 1, f"zone {origin} has no SOA record at its apex")
+        self.soa = soa
+        # RFC 2308 §3: negative answers carry the SOA with TTL min(SOA TTL, MINIMUM).
+        self.negative_soa = dns.rrset.RRset(origin, soa.rdclass, RdataType.SOA)
+        self.negative_soa.update(soa)
+        self.negative_soa.ttl = min(soa.ttl, soa[0].minimum)  # type: ignore[attr-defined]
+
+    def get(self, name: dns.name.Name, rdtype: int) -> dns.rrset.RRset | None:
+        node = self.nodes.get(name)
+        return None if node is None else node.get(rdtype)
+
+    def node(self, name: dns.name.Name) -> dict[int, dns.rrset.RRset] | None:
+        return self.nodes.get(name)
+
+    def exists(self, name: dns.name.Name) -> bool:
+        """True for names with records and for empty non-terminals."""
+        return name in self.names
+
+    def addresses(self, name: dns.name.Name) -> list[str]:
+        """A and AAAA data for *name* in this zone (authoritative or glue)."""
+        found: list[str] = []
+        for rdtype in _ADDRESS_TYPES:
+            rrset = self.get(name, rdtype)
+            if rrset is not None:
+                found.extend(rdata.address for rdata in rrset)  # type: ignore[attr-defined]
+        return found
+
+    def rrsets(self) -> Iterator[dns.rrset.RRset]:
+        for node in self.nodes.values():
+            yield from node.values()
+
+    def __repr__(self) -> str:
+        return f"Zone({self.origin}, {self.filename!r})"
+
+
+@dataclass
+class ZoneLoad:
+    """The outcome of reading one file: the zone when it can be served, and every finding."""
+
+    zone: Zone | None
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity is Severity.ERROR]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity is Severity.WARNING]
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+class _IncludeRelativeTokenizer(dns.tokenizer.Tokenizer):
+    """Resolves a relative ``$INCLUDE`` path against the including file's folder.
+
+    named-checkzone resolves it against the working directory, which makes a
+    zone folder work only from one place; Knot DNS and ldns use the file's own
+    folder, which is what someone running ``dnslab up --zones DIR`` expects.
+    """
+
+    base_dir: str = "."
+    _after_include: bool = False
+
+    def get(self, want_leading: bool = False, want_comment: bool = False) -> dns.tokenizer.Token:
+        token = super().get(want_leading, want_comment)
+        if self._after_include and token.is_identifier() and not os.path.isabs(token.value):
+            token = dns.tokenizer.Token(token.ttype, os.path.join(self.base_dir, token.value))
+        self._after_include = token.is_identifier() and token.value.upper() == "$INCLUDE"
+        return token
+
+
+def _adopt_tokenizer(tok: dns.tokenizer.Tokenizer) -> dns.tokenizer.Tokenizer:
+    if not isinstance(tok, _IncludeRelativeTokenizer):
+        tok.__class__ = _IncludeRelativeTokenizer
+        filename = tok.filename if isinstance(tok.filename, str) else ""
+        tok.base_dir = os.path.dirname(filename) if not filename.startswith("<") else "."  # type: ignore[attr-defined]
+    return tok
+
+
+class _LocatingReader(dns.zonefile.Reader):
+    """dnspython's reader, remembering where each record line starts."""
+
+    record_start: tuple[str, int] = ("<unknown>", 0)
+    in_record: bool = False
+
+    @property  # type: ignore[override]
+    def tok(self) -> dns.tokenizer.Tokenizer:
+        return self._tok
+
+    @tok.setter
+    def tok(self, value: dns.tokenizer.Tokenizer) -> None:
+        # The reader makes a plain tokenizer for each $INCLUDE; adopt those too.
+        self._tok = _adopt_tokenizer(value)
+
+    def _rr_line(self) -> None:
+        self.record_start = self.tok.where()
+        self.in_record = True
+        super()._rr_line()
+        self.in_record = False
+
+    def error_location(self) -> tuple[str, int]:
+        """Where a failure happened: the record's first line, else the tokenizer's position.
+
+        The tokenizer has often consumed the newline by the time a bad RDATA is
+        noticed, so its own line number is one too far.
+        """
+        filename, line = self.record_start if self.in_record else self.tok.where()
+        return str(filename), line
+
+
+class _ReadEverything:
+    """Origin facts for the reader's ``txn.manager``.
+
+    Reporting the root as the zone origin stops the reader from silently
+    skipping names outside the zone, so we can report them with their line.
+    """
+
+    def origin_information(self) -> tuple[dns.name.Name, bool, dns.name.Name]:
+        return dns.name.root, False, dns.name.root
+
+    def get_class(self) -> dns.rdataclass.RdataClass:
+        return dns.rdataclass.IN
+
+
+class _RecordingTransaction:
+    """The part of dnspython's Transaction the reader uses; it records instead of merging."""
+
+    def __init__(self) -> None:
+        self.manager = _ReadEverything()
+        self.records: list[SourceRecord] = []
+        self.reader: _LocatingReader | None = None
+
+    def check_put_rdataset(self, check: object) -> None:
+        """CNAME-and-other-data is checked later, where we can name both lines."""
+
+    def _set_origin(self, origin: dns.name.Name) -> None:
+        """The origin matters to the reader only; records arrive absolute."""
+
+    def add_unicode(self, value: str) -> None:
+        """$UNICODE changes only how the reader decodes names."""
+
+    def add(self, name: dns.name.Name, ttl: int, rdata: dns.rdata.Rdata) -> None:
+        assert self.reader is not None
+        filename, line = self.reader.record_start
+        self.records.append(SourceRecord(name, ttl, rdata, str(filename), line))
+
+
+def read_records(text_or_file: str | Path, origin: dns.name.Name | None, filename: str | None = None) -> list[SourceRecord]:
+    """Parse a master file (a path, or text when *filename* is given) into located records.
+
+    Raises ZoneError (file:line) for anything the file's syntax does not allow.
+    """
+    if filename is None:
+        filename = str(text_or_file)
+        try:
+            with open(text_or_file, encoding="utf-8") as handle:
+                text = handle.read()
+        except OSError as exc:
+            raise ZoneError(filename, 0, f"cannot read zone file: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ZoneError(filename, 1, f"not UTF-8 text: {exc.reason}") from None
+    else:
+        text = str(text_or_file)
+    txn = _RecordingTransaction()
+    tokenizer = dns.tokenizer.Tokenizer(text, filename)
+    reader = _LocatingReader(tokenizer, dns.rdataclass.IN, txn, allow_include=True)  # type: ignore[arg-type]
+    txn.reader = reader
+    reader.current_origin = origin
+    reader.last_name = origin
+    try:
+        reader.read()
+    except dns.zonefile.UnknownOrigin:
+        at_file, at_line = reader.error_location()
+        raise ZoneError(at_file, at_line, "relative name but no origin: add $ORIGIN or give the zone name") from None
+    except OSError as exc:  # an $INCLUDE that cannot be opened
+        at_file, at_line = reader.tok.where()
+        raise ZoneError(str(at_file), at_line, f"$INCLUDE {exc.filename}: {exc.strerror or exc}") from None
+    except (dns.exception.DNSException, ValueError) as exc:
+        at_file, at_line = reader.error_location()
+        detail = str(exc) or type(exc).__name__
+        if isinstance(exc, dns.exception.SyntaxError):
+            detail = detail.split(": ", 1)[-1]  # dnspython's own "file:line: " prefix
+        source = _source_line(at_file, at_line, text if at_file == filename else None)
+        raise ZoneError(at_file, at_line, f"{detail} (near: {source})" if source else detail) from None
+    return txn.records
+
+
+def _source_line(filename: str, line: int, text: str | None) -> str:
+    """The offending line's text, so an error says what it is about as BIND's 'near' does."""
+    if text is not None:
+        lines = text.splitlines()
+        found = lines[line - 1] if 0 < line <= len(lines) else ""
+    else:
+        found = linecache.getline(filename, line)
+    return found.split(";", 1)[0].strip()
+    return txn.records
+
+
+# --- validation ------------------------------------------------------------------------
+
+
+def load_zone(path: str | Path, origin: str | dns.name.Name | None = None) -> ZoneLoad:
+    """Read and validate a zone file; the zone is None when any error was found."""
+    return _load(path, _as_name(origin), None)
+
+
+def load_zone_text(text: str, origin: str | dns.name.Name | None = None, filename: str = "<zone>") -> ZoneLoad:
+    """Like load_zone, for zone text held in memory (tests, generated zones)."""
+    return _load(text, _as_name(origin), filename)
+
+
+def _as_name(origin: str | dns.name.Name | None) -> dns.name.Name | None:
+    if origin is None or isinstance(origin, dns.name.Name):
+        return origin
+    return dns.name.from_text(origin)
+
+
+def _load(source: str | Path, origin: dns.name.Name | None, filename: str | None) -> ZoneLoad:
+    name_for_errors = filename if filename is not None else str(source)
+    try:
+        records = read_records(source, origin, filename)
+    except ZoneError as exc:
+        return ZoneLoad(None, [Problem(Severity.ERROR, exc.filename, exc.line, exc.detail)])
+    return _validate(records, origin, name_for_errors)
+
+
+def _validate(records: list[SourceRecord], origin: dns.name.Name | None, filename: str) -> ZoneLoad:
+    problems: list[Problem] = []
+
+    def report(severity: Severity, record: SourceRecord | None, message: str) -> None:
+        where_file, where_line = (record.filename, record.line) if record else (filename, 1)
+        problems.append(Problem(severity, where_file, where_line, message))
+
+    soa_records = [r for r in records if r.rdata.rdtype == RdataType.SOA]
+    if origin is None:
+        if not soa_records:
+            report(Severity.ERROR, records[0] if records else None, "no SOA record, so the zone's name is unknown")
+            return ZoneLoad(None, problems)
+        origin = soa_records[0].name
+
+    kept: dict[tuple[dns.name.Name, int], list[SourceRecord]] = {}
+    for record in records:
+        if not record.name.is_subdomain(origin):
+            report(Severity.WARNING, record, f"ignoring out-of-zone data ({record.name}) in zone {origin}")
+            continue
+        group = kept.setdefault((record.name, record.rdata.rdtype), [])
+        duplicate = next((r for r in group if r.rdata == record.rdata), None)
+        if duplicate is not None:
+            report(Severity.WARNING, record, f"duplicate record {record.name} {record.rdata.rdtype.name}, "
+                   f"first at line {duplicate.line}; ignored")
+            continue
+        if group and record.ttl != group[0].ttl:
+            report(Severity.WARNING, record, f"TTL {record.ttl} differs from {group[0].ttl} for the rest of "
+                   f"the {record.name} {record.rdata.rdtype.name} RRset (line {group[0].line}); using {group[0].ttl}")
+        group.append(record)
+
+    apex_soa = kept.get((origin, RdataType.SOA), [])
+    if not apex_soa:
+        report(Severity.ERROR, None, f"zone {origin} has no SOA record at its apex")
+    elif len(apex_soa) > 1:
+        report(Severity.ERROR, apex_soa[1], f"zone {origin} has more than one SOA record")
+    for (name, rdtype), group in kept.items():
+        if rdtype == RdataType.SOA and name != origin:
+            report(Severity.ERROR, group[0], f"SOA record for {name} is not at the zone apex {origin}")
+    if not kept.get((origin, RdataType.NS)):
+        report(Severity.ERROR, apex_soa[0] if apex_soa else None, f"zone {origin} has no NS records at its apex")
+
+    by_name: dict[dns.name.Name, dict[int, list[SourceRecord]]] = {}
+    for (name, rdtype), group in kept.items():
+        by_name.setdefault(name, {})[rdtype] = group
+    for name, types in by_name.items():
+        cname = types.get(RdataType.CNAME)
+        if cname is None:
+            continue
+        if len(cname) > 1:
+            report(Severity.ERROR, cname[1], f"{name} has more than one CNAME record")
+        others = [group[0] for rdtype, group in types.items() if rdtype not in _CNAME_NEIGHBOURS]
+        for other in others:
+            report(Severity.ERROR, max(other, cname[0], key=lambda r: (r.filename, r.line)),
+                   f"CNAME and other data at {name} (CNAME line {cname[0].line}, "
+                   f"{other.rdata.rdtype.name} line {other.line})")
+        if name == origin:
+            report(Severity.ERROR, cname[0], f"CNAME at the zone apex {origin}")
+    for (name, rdtype), group in kept.items():
+        if rdtype == RdataType.DNAME and len(group) > 1:
+            report(Severity.ERROR, group[1], f"{name} has more than one DNAME record")
+
+    _check_glue(origin, by_name, report)
+
+    if any(p.severity is Severity.ERROR for p in problems):
+        return ZoneLoad(None, problems)
+    rrsets = [_rrset(name, group) for (name, _), group in kept.items()]
+    return ZoneLoad(Zone(origin, filename, rrsets), problems)
+
+
+def _check_glue(origin: dns.name.Name, by_name: dict[dns.name.Name, dict[int, list[SourceRecord]]], report) -> None:  # type: ignore[no-untyped-def]
+    """Every NS name inside this zone's own bailiwick needs an address here.
+
+    For a delegation that is the glue RFC 1034 §4.2.1 requires (without it the
+    child can never be reached); at the apex it is what named-checkzone checks.
+    """
+    for name, types in by_name.items():
+        for ns_record in types.get(RdataType.NS, []):
+            target: dns.name.Name = ns_record.rdata.target  # type: ignore[attr-defined]
+            if not target.is_subdomain(origin):
+                continue
+            if any(by_name.get(target, {}).get(t) for t in _ADDRESS_TYPES):
+                continue
+            if name == origin:
+                report(Severity.ERROR, ns_record, f"NS {target} of {origin} is inside the zone but has no A or AAAA record")
+            else:
+                report(Severity.ERROR, ns_record, f"delegation {name} NS {target}: no glue (A or AAAA for {target})")
+
+
+def _rrset(name: dns.name.Name, group: list[SourceRecord]) -> dns.rrset.RRset:
+    rrset = dns.rrset.RRset(name, dns.rdataclass.IN, group[0].rdata.rdtype)
+    for record in group:
+        rrset.add(record.rdata, group[0].ttl)
+    return rrset
+
+
+def load_zones(paths: Iterable[str | Path]) -> tuple[list[Zone], list[Problem]]:
+    """Load several files; raises ZoneError on the first error so nothing half-loaded is served."""
+    zones: list[Zone] = []
+    problems: list[Problem] = []
+    for path in paths:
+        loaded = load_zone(path)
+        problems.extend(loaded.problems)
+        if loaded.errors:
+            first = loaded.errors[0]
+            raise ZoneError(first.filename, first.line, first.message)
+        assert loaded.zone is not None
+        zones.append(loaded.zone)
+    seen: dict[dns.name.Name, Zone] = {}
+    for zone in zones:
+        if zone.origin in seen:
+            raise ZoneError(zone.filename, 1, f"zone {zone.origin} is also loaded from {seen[zone.origin].filename}")
+        seen[zone.origin] = zone
+    return zones, problems

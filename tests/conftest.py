@@ -1,0 +1,46 @@
+"""Shared fixtures: a lab running on loopback in a background event loop.
+
+Tests talk to it with ordinary blocking dnspython clients, as users do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from dnslab.lab import Lab
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_ZONES = REPO / "zones"
+
+
+class LabThread:
+    """Runs a Lab's servers on an event loop in a daemon thread."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> Lab:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.lab.start(), self.loop).result(timeout=30)
+        return self.lab
+
+    def __exit__(self, *exc_info: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.lab.stop(), self.loop).result(timeout=30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
+@pytest.fixture(scope="session")
+def sample_lab() -> Iterator[Lab]:
+    """The sample hierarchy from zones/, on one free port shared by all its servers."""
+    lab, _ = Lab.from_folder(SAMPLE_ZONES, port=0)
+    with LabThread(lab) as running:
+        yield running

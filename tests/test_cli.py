@@ -1,0 +1,189 @@
+"""The command line, run as a user runs it: a real process, real sockets, real signals."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import dns.message
+import dns.query
+import dns.rcode
+import pytest
+
+from conftest import REPO, SAMPLE_ZONES
+
+ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+
+GOOD_ZONE = """\
+$ORIGIN example.test.
+$TTL 300
+@ SOA ns admin 1 1800 900 604800 60
+@ NS ns
+ns A 127.0.0.1
+www A 192.0.2.1
+"""
+
+
+def dnslab(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dnslab", *args], capture_output=True, text=True,
+                          env=ENV, timeout=timeout)
+
+
+def start(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "dnslab", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=ENV)
+
+
+def read_until(proc: subprocess.Popen[str], marker: str, timeout: float = 30) -> str:
+    """Collect stdout until *marker* appears, the process exits, or *timeout* passes.
+
+    A thread does the reading: a text pipe buffers ahead, so polling the file
+    descriptor would miss lines that are already read into Python.
+    """
+    assert proc.stdout is not None
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while marker not in seen:
+        try:
+            seen += lines.get(timeout=max(0.01, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+    return seen
+
+
+def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> tuple[int, str, str]:
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    return proc.returncode, out, err
+
+
+def test_help_lists_the_commands() -> None:
+    result = dnslab("--help")
+    assert result.returncode == 0
+    for command in ("up", "serve", "check-zone"):
+        assert command in result.stdout
+
+
+def test_check_zone_passes_a_good_zone(tmp_path: Path) -> None:
+    zone = tmp_path / "example.test.zone"
+    zone.write_text(GOOD_ZONE)
+    result = dnslab("check-zone", str(zone))
+    assert result.returncode == 0, result.stderr
+    assert "zone example.test. loaded: serial 1, 4 records, 0 warning(s)" in result.stdout
+
+
+def test_check_zone_names_file_and_line_and_fails(tmp_path: Path) -> None:
+    zone = tmp_path / "bad.zone"
+    zone.write_text(GOOD_ZONE + "www CNAME elsewhere.test.\nother.test. A 192.0.2.9\n")
+    result = dnslab("check-zone", str(zone))
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert f"{zone}:7: error: CNAME and other data at www.example.test. (CNAME line 7, A line 6)" in lines
+    assert f"{zone}:8: warning: ignoring out-of-zone data (other.test.) in zone example.test." in lines
+    assert "Traceback" not in result.stderr
+
+
+def test_check_zone_reports_syntax_errors_with_line(tmp_path: Path) -> None:
+    zone = tmp_path / "syntax.zone"
+    zone.write_text(GOOD_ZONE + "mail A 999.1.2.3\n")
+    result = dnslab("check-zone", str(zone))
+    assert result.returncode == 1
+    assert result.stdout.startswith(f"{zone}:7: error: ")
+    assert "near: mail A 999.1.2.3" in result.stdout
+
+
+def test_every_sample_zone_checks_clean() -> None:
+    files = sorted(str(p) for p in SAMPLE_ZONES.glob("*.zone"))
+    result = dnslab("check-zone", *files)
+    assert result.returncode == 0, result.stdout
+    assert "warning:" not in result.stdout
+    assert result.stdout.count(" loaded: ") == len(files)
+
+
+def test_up_prints_table_and_dig_lines_then_stops_cleanly(tmp_path: Path) -> None:
+    hints = tmp_path / "root.hints"
+    proc = start("up", "--port", "0", "--hints", str(hints))
+    try:
+        banner = read_until(proc, "Ctrl-C stops the lab.")
+        assert "Ctrl-C stops the lab." in banner, banner + (proc.stderr.read() if proc.poll() is not None else "")
+        assert "root " in banner and "TLD " in banner and "authoritative " in banner
+        assert "(down)" in banner  # lab.toml starts one failover server down
+        dig_lines = [line.split("#")[0].split() for line in banner.splitlines() if line.strip().startswith("dig @")]
+        assert len(dig_lines) >= 3
+        address, port = dig_lines[-1][1][1:], int(dig_lines[-1][3])
+        answer = dns.query.udp(dns.message.make_query(dig_lines[-1][5], "A"), address, port=port, timeout=5)
+        assert answer.rcode() == dns.rcode.NOERROR and answer.answer
+        assert hints.read_text().count(" NS ") == 3
+    finally:
+        code, out, err = stop(proc, signal.SIGINT)
+    assert code == 0, err
+    assert "Traceback" not in err
+
+
+def test_up_says_when_the_port_is_in_use(tmp_path: Path) -> None:
+    holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    holder.bind(("127.0.1.1", 0))  # the sample root server's address
+    port = holder.getsockname()[1]
+    try:
+        result = dnslab("up", "--port", str(port), "--hints", str(tmp_path / "h"))
+    finally:
+        holder.close()
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"dnslab: error: cannot listen on 127.0.1.1:{port} (UDP): the address is already in use")
+
+
+def test_up_rejects_a_broken_zone_with_file_and_line(tmp_path: Path) -> None:
+    for source in SAMPLE_ZONES.iterdir():
+        (tmp_path / source.name).write_text(source.read_text())
+    broken = tmp_path / "com.zone"
+    broken.write_text(broken.read_text() + "\nbroken IN A not-an-address\n")
+    result = dnslab("up", "--zones", str(tmp_path), "--port", "0")
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"dnslab: error: {broken}:") and "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may bind port 53")
+def test_up_explains_that_port_53_needs_root() -> None:
+    result = dnslab("up", "--port", "53")
+    assert result.returncode == 1
+    assert "need root" in result.stderr
+
+
+def test_serve_with_no_zones_refuses_everything() -> None:
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    proc = start("serve", "--listen", f"127.0.0.1:{port}")
+    try:
+        assert "serving (none" in read_until(proc, "Ctrl-C")
+        reply = dns.query.udp(dns.message.make_query("example.com.", "A"), "127.0.0.1", port=port, timeout=5)
+        assert reply.rcode() == dns.rcode.REFUSED
+    finally:
+        code, _, err = stop(proc)
+    assert code == 0, err
+
+
+def test_serve_answers_for_its_zone(tmp_path: Path) -> None:
+    zone = tmp_path / "example.test.zone"
+    zone.write_text(GOOD_ZONE)
+    proc = start("serve", "--zone", str(zone), "--listen", "127.0.0.1:0")
+    try:
+        banner = read_until(proc, "Ctrl-C")
+        port = int(banner.split(" on 127.0.0.1:")[1].split()[0])
+        reply = dns.query.tcp(dns.message.make_query("www.example.test.", "A"), "127.0.0.1", port=port, timeout=5)
+        assert [r.address for r in reply.answer[0]] == ["192.0.2.1"]
+    finally:
+        code, _, err = stop(proc)
+    assert code == 0, err

@@ -1,0 +1,148 @@
+"""The lab derives its hierarchy from the zones and serves it on loopback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dns.flags
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import pytest
+
+from dnslab.errors import ConfigError
+from dnslab.lab import Lab, LabSettings, Role, derive_hierarchy, example_walk, root_hints_text
+from dnslab.zone import load_zone_text
+
+from conftest import LabThread
+
+ROOT = """
+$ORIGIN .
+$TTL 86400
+@ SOA a.root. admin.root. 1 1800 900 604800 3600
+@ NS a.root.
+a.root. A 127.0.71.1
+test. NS ns.test.
+ns.test. A 127.0.72.1
+"""
+TEST = """
+$ORIGIN test.
+$TTL 3600
+@ SOA ns admin 1 1800 900 604800 300
+@ NS ns
+ns A 127.0.72.1
+shop NS ns1.shop
+shop NS ns2.shop
+ns1.shop A 127.0.73.1
+ns2.shop A 127.0.73.2
+elsewhere NS ns.elsewhere
+ns.elsewhere A 192.0.2.53
+"""
+SHOP = """
+$ORIGIN shop.test.
+$TTL 300
+@ SOA ns1 admin 1 1800 900 604800 60
+@ NS ns1
+@ NS ns2
+ns1 A 127.0.73.1
+ns2 A 127.0.73.2
+www A 192.0.2.10
+"""
+ELSEWHERE = """
+$ORIGIN elsewhere.test.
+@ 300 SOA ns admin 1 1800 900 604800 60
+@ 300 NS ns
+ns 300 A 192.0.2.53
+"""
+
+
+def zones(*texts: str):
+    loaded = [load_zone_text(text) for text in texts]
+    assert all(z.zone is not None for z in loaded), [z.problems for z in loaded]
+    return [z.zone for z in loaded]
+
+
+def test_hierarchy_is_derived_from_ns_and_glue() -> None:
+    hierarchy = derive_hierarchy(zones(ROOT, TEST, SHOP, ELSEWHERE))
+    by_address = {plan.address: plan for plan in hierarchy.servers}
+    assert set(by_address) == {"127.0.71.1", "127.0.72.1", "127.0.73.1", "127.0.73.2"}
+    assert by_address["127.0.71.1"].role is Role.ROOT
+    assert by_address["127.0.72.1"].role is Role.TLD
+    assert by_address["127.0.73.2"].role is Role.AUTHORITATIVE
+    assert [z.origin.to_text() for z in by_address["127.0.73.1"].zones] == ["shop.test."]
+    assert [(n.to_text(), a) for n, a in hierarchy.root_hints] == [("a.root.", "127.0.71.1")]
+    # A name server outside 127/8 cannot be run by the lab: said, not hidden.
+    assert any("elsewhere.test." in w and "127.x.y.z" in w for w in hierarchy.warnings)
+
+
+def test_root_hints_are_in_named_root_format() -> None:
+    hierarchy = derive_hierarchy(zones(ROOT, TEST, SHOP))
+    text = root_hints_text(hierarchy.root_hints)
+    records = [line.split() for line in text.splitlines() if not line.startswith(";")]
+    assert records == [[".", "3600000", "IN", "NS", "a.root."], ["a.root.", "3600000", "IN", "A", "127.0.71.1"]]
+    # BIND and Unbound read this format; so does dnspython's zone parser.
+    parsed = load_zone_text("$ORIGIN .\n@ 1 SOA a. b. 1 1 1 1 1\n" + text)
+    assert parsed.zone is not None
+
+
+def test_lab_answers_each_role_over_udp_and_tcp() -> None:
+    lab = Lab(zones(ROOT, TEST, SHOP), port=0)
+    with LabThread(lab):
+        port = lab.actual_port
+        assert port > 0
+        query = dns.message.make_query("www.shop.test.", "A")
+        root = dns.query.udp(query, "127.0.71.1", port=port, timeout=5)
+        assert not root.flags & dns.flags.AA
+        assert [rrset.name.to_text() for rrset in root.authority] == ["test."]
+        tld = dns.query.tcp(query, "127.0.72.1", port=port, timeout=5)
+        assert not tld.flags & dns.flags.AA
+        assert {r.address for rrset in tld.additional for r in rrset} == {"127.0.73.1", "127.0.73.2"}
+        for address in ("127.0.73.1", "127.0.73.2"):
+            answer = dns.query.udp(query, address, port=port, timeout=5)
+            assert answer.flags & dns.flags.AA and not answer.flags & dns.flags.RA
+            assert answer.rcode() == dns.rcode.NOERROR
+            assert [r.address for r in answer.answer[0]] == ["192.0.2.10"]
+
+
+def test_start_down_leaves_a_server_unbound() -> None:
+    lab = Lab(zones(ROOT, TEST, SHOP), port=0, start_down=["ns1.shop.test."])
+    with LabThread(lab):
+        states = {r.plan.address: r.up for r in lab.servers}
+        assert states == {"127.0.71.1": True, "127.0.72.1": True, "127.0.73.1": False, "127.0.73.2": True}
+        query = dns.message.make_query("www.shop.test.", "A")
+        with pytest.raises(dns.exception.Timeout):
+            dns.query.udp(query, "127.0.73.1", port=lab.actual_port, timeout=0.5)
+        assert dns.query.udp(query, "127.0.73.2", port=lab.actual_port, timeout=5).answer
+
+
+def test_example_walk_goes_root_tld_authoritative() -> None:
+    lab = Lab(zones(ROOT, TEST, SHOP), port=0)
+    walk = example_walk(lab)
+    assert walk is None  # nothing is up yet
+    with LabThread(lab):
+        name, servers = example_walk(lab)
+        assert name.to_text() == "www.shop.test."
+        assert [p.role for p in servers] == [Role.ROOT, Role.TLD, Role.AUTHORITATIVE]
+
+
+def test_settings_reject_unknown_keys_and_bad_values(tmp_path: Path) -> None:
+    settings = tmp_path / "lab.toml"
+    settings.write_text("port = 5301\nstart_down = ['127.0.0.9']\n")
+    assert LabSettings.load(settings) == LabSettings(port=5301, start_down=("127.0.0.9",))
+    settings.write_text("prot = 5301\n")
+    with pytest.raises(ConfigError, match="unknown setting.*prot"):
+        LabSettings.load(settings)
+    settings.write_text("port = 'x'\n")
+    with pytest.raises(ConfigError, match="port must be"):
+        LabSettings.load(settings)
+    settings.write_text("port = \n")
+    with pytest.raises(ConfigError, match="lab.toml"):
+        LabSettings.load(settings)
+
+
+def test_lab_needs_a_root_zone_and_known_down_servers() -> None:
+    with pytest.raises(ConfigError, match="root zone"):
+        Lab(zones(TEST, SHOP), port=0)
+    with pytest.raises(ConfigError, match="not a lab server"):
+        Lab(zones(ROOT, TEST, SHOP), port=0, start_down=["127.9.9.9"])
