@@ -109,7 +109,7 @@ def _lookup_in_zone(zone: Zone, qname: dns.name.Name, qtype: int, response: Resp
         if ancestor != qname:
             dname = zone.get(ancestor, RdataType.DNAME)
             if dname is not None:
-                return _substitute(dname, qname, response)
+                return _substitute(dname, qname, qtype, response)
 
     node = zone.node(qname)
     if node is not None:
@@ -149,9 +149,21 @@ def _answer_from(zone: Zone, owner: dns.name.Name, node: dict[int, dns.rrset.RRs
     return None
 
 
-def _substitute(dname: dns.rrset.RRset, qname: dns.name.Name, response: Response) -> dns.name.Name | None:
-    """RFC 6672 §2.2: the DNAME, then a CNAME synthesised from it with the DNAME's TTL."""
-    response.answer.append(dname)
+def _substitute(dname: dns.rrset.RRset, qname: dns.name.Name, qtype: int,
+                response: Response) -> dns.name.Name | None:
+    """RFC 6672 §2.2: the DNAME, then a CNAME synthesised from it with the DNAME's TTL.
+
+    A chain that meets the same DNAME again must not repeat it in the answer;
+    if that DNAME points below itself, every further substitution would meet
+    it once more, so the chase stops there, as NSD's does.  A CNAME query is
+    answered by the synthesised CNAME itself (RFC 1034 §4.3.2 step 3a), so its
+    target is not chased.
+    """
+    if dname in response.answer:
+        if dname[0].target.is_subdomain(dname.name):  # type: ignore[attr-defined]
+            return None
+    else:
+        response.answer.append(dname)
     response.outcome = Outcome.ANSWER
     response.rcode = dns.rcode.NOERROR
     try:
@@ -163,7 +175,7 @@ def _substitute(dname: dns.rrset.RRset, qname: dns.name.Name, response: Response
     synthesised = dns.rrset.RRset(qname, dns.rdataclass.IN, RdataType.CNAME)
     synthesised.add(dns.rdtypes.ANY.CNAME.CNAME(dns.rdataclass.IN, RdataType.CNAME, target), dname.ttl)
     response.answer.append(synthesised)
-    return target
+    return None if qtype == RdataType.CNAME else target
 
 
 def _refer(zone: Zone, cut: dns.name.Name, response: Response) -> None:

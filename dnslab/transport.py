@@ -1,26 +1,30 @@
 """UDP and TCP listeners that hand each DNS message to a handler.
 
-The handler is sans-I/O (`wire, via_tcp -> wire | None`); this module owns the
-sockets, the RFC 7766 framing, the idle timeout and the bound on TCP
-connections, and turns bind failures into one clear sentence.
+The handler is sans-I/O (`wire, via_tcp, peer -> wire | None`), or a coroutine
+of the same shape when answering needs to wait (the recursive resolver); this
+module owns the sockets, the RFC 7766 framing, the idle timeout and the bound
+on TCP connections, and turns bind failures into one clear sentence.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import inspect
 import logging
 import socket
 import struct
 from dataclasses import dataclass
-from typing import Callable
+from typing import Awaitable, Callable
 
 from dnslab.errors import BindError
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[bytes, bool], "bytes | None"]
+Peer = tuple[str, int]
+Handler = Callable[[bytes, bool, Peer], "bytes | None | Awaitable[bytes | None]"]
 _LENGTH = struct.Struct("!H")
+_FREE_PORT_ATTEMPTS = 20  # for port 0: how many free UDP ports to try for TCP too
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,9 @@ class _UdpProtocol(asyncio.DatagramProtocol):
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
         self.transport: asyncio.DatagramTransport | None = None
+        self.pending: set[asyncio.Future[None]] = set()  # replies still being worked out
+        # Set once asyncio has really closed the socket, a loop turn after close().
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # The selector loop's UDP transport is not a DatagramTransport subclass.
@@ -43,17 +50,34 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         # a DNS message is at most 64 KiB (see shared/DESIGN.md, performance facts).
         transport.max_size = 65535  # type: ignore[attr-defined]
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+    def datagram_received(self, data: bytes, addr: Peer) -> None:
         try:
-            reply = self.handler(data, False)
+            reply = self.handler(data, False, addr)
         except Exception:  # noqa: BLE001 - the handler should not raise, but never die for it
             log.exception("handler failed for a datagram from %s", addr)
             return
-        if reply is not None and self.transport is not None:
+        if inspect.isawaitable(reply):
+            task = asyncio.ensure_future(self._reply_later(reply, addr))
+            self.pending.add(task)
+            task.add_done_callback(self.pending.discard)
+        elif reply is not None and self.transport is not None:
             self.transport.sendto(reply, addr)
+
+    async def _reply_later(self, reply: Awaitable[bytes | None], addr: Peer) -> None:
+        try:
+            wire = await reply
+        except Exception:  # noqa: BLE001 - one query must never stop the server
+            log.exception("handler failed for a datagram from %s", addr)
+            return
+        if wire is not None and self.transport is not None:
+            self.transport.sendto(wire, addr)
 
     def error_received(self, exc: Exception) -> None:
         log.debug("UDP error: %s", exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
 
 
 class DnsListener:
@@ -65,37 +89,63 @@ class DnsListener:
         self.handler = handler
         self.tcp_limits = tcp_limits or TcpLimits()
         self._udp: asyncio.DatagramTransport | None = None
+        self._udp_protocol: _UdpProtocol | None = None
         self._tcp: asyncio.base_events.Server | None = None
         self._tcp_clients: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> None:
-        """Bind UDP first (port 0 picks a free one), then TCP on the same port."""
+        """Bind UDP first (port 0 picks a free one), then TCP on the same port.
+
+        A port that is free for UDP may be taken for TCP, often by an outgoing
+        connection (both draw from the same ephemeral range), so with port 0
+        a few ports are tried before giving up.
+        """
         loop = asyncio.get_running_loop()
-        try:
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: _UdpProtocol(self.handler), local_addr=(self.host, self.port)
-            )
-        except OSError as exc:
-            raise bind_error(self.host, self.port, "UDP", exc) from None
-        self._udp = transport  # type: ignore[assignment]
-        self.port = transport.get_extra_info("sockname")[1]
-        try:
-            self._tcp = await asyncio.start_server(self._serve_tcp, self.host, self.port, reuse_address=True)
-        except OSError as exc:
-            transport.close()
-            self._udp = None
-            raise bind_error(self.host, self.port, "TCP", exc) from None
+        wanted = self.port
+        attempts = _FREE_PORT_ATTEMPTS if wanted == 0 else 1
+        for attempt in range(attempts):
+            try:
+                transport, protocol = await loop.create_datagram_endpoint(
+                    lambda: _UdpProtocol(self.handler), local_addr=(self.host, wanted)
+                )
+            except OSError as exc:
+                raise bind_error(self.host, wanted, "UDP", exc) from None
+            self._udp = transport  # type: ignore[assignment]
+            self._udp_protocol = protocol
+            self.port = transport.get_extra_info("sockname")[1]
+            try:
+                self._tcp = await asyncio.start_server(self._serve_tcp, self.host, self.port, reuse_address=True)
+                return
+            except OSError as exc:
+                await self._close_udp()
+                if exc.errno != errno.EADDRINUSE or attempt == attempts - 1:
+                    raise bind_error(self.host, self.port, "TCP", exc) from None
 
     async def stop(self) -> None:
-        if self._udp is not None:
-            self._udp.close()
-            self._udp = None
+        await self._close_udp()
         if self._tcp is not None:
             self._tcp.close()
             for writer in list(self._tcp_clients):
                 writer.close()
             await self._tcp.wait_closed()
             self._tcp = None
+
+    async def _close_udp(self) -> None:
+        """Close the UDP socket and wait until the port is free again.
+
+        asyncio releases a datagram socket only on the loop turn after close();
+        returning before that made stopping and at once restarting on the same
+        port (a server taken down and brought back) fail with "already in use".
+        """
+        if self._udp is None:
+            return
+        self._udp.close()
+        self._udp = None
+        if self._udp_protocol is not None:
+            for task in list(self._udp_protocol.pending):
+                task.cancel()
+            await self._udp_protocol.closed
+            self._udp_protocol = None
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """RFC 7766: length-prefixed messages, several per connection, answered in order."""
@@ -109,7 +159,9 @@ class DnsListener:
                 prefix = await asyncio.wait_for(reader.readexactly(2), timeout)
                 (length,) = _LENGTH.unpack(prefix)
                 message = await asyncio.wait_for(reader.readexactly(length), timeout)
-                reply = self.handler(message, True)
+                reply = self.handler(message, True, writer.get_extra_info("peername"))
+                if inspect.isawaitable(reply):
+                    reply = await reply
                 if reply is None:
                     continue
                 writer.write(_LENGTH.pack(len(reply)) + reply)

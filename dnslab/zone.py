@@ -153,10 +153,12 @@ class _IncludeRelativeTokenizer(dns.tokenizer.Tokenizer):
     named-checkzone resolves it against the working directory, which makes a
     zone folder work only from one place; Knot DNS and ldns use the file's own
     folder, which is what someone running ``dnslab up --zones DIR`` expects.
+    It also keeps the line count exact, so every finding names the right line.
     """
 
     base_dir: str = "."
     _after_include: bool = False
+    _last_line: int = 1
 
     def get(self, want_leading: bool = False, want_comment: bool = False) -> dns.tokenizer.Token:
         token = super().get(want_leading, want_comment)
@@ -164,6 +166,21 @@ class _IncludeRelativeTokenizer(dns.tokenizer.Tokenizer):
             token = dns.tokenizer.Token(token.ttype, os.path.join(self.base_dir, token.value))
         self._after_include = token.is_identifier() and token.value.upper() == "$INCLUDE"
         return token
+
+    def _get_char(self) -> str:
+        c = super()._get_char()
+        if c and c != "\n":
+            self._last_line = self.line_number
+        return c
+
+    def where(self) -> tuple[str, int]:
+        """The line of the last character read, not counting newlines.
+
+        dnspython counts a newline as soon as it reads one, also when it only
+        looked ahead past a token or read the end of a directive such as
+        ``$TTL`` or ``$INCLUDE``, so its own count is then one line too far.
+        """
+        return self.filename, self._last_line
 
 
 def _adopt_tokenizer(tok: dns.tokenizer.Tokenizer) -> dns.tokenizer.Tokenizer:
@@ -193,6 +210,13 @@ class _LocatingReader(dns.zonefile.Reader):
         self.record_start = self.tok.where()
         self.in_record = True
         super()._rr_line()
+        self.in_record = False
+
+    def _generate_line(self) -> None:
+        # Generated records come from the $GENERATE line, not the record before it.
+        self.record_start = self.tok.where()
+        self.in_record = True
+        super()._generate_line()
         self.in_record = False
 
     def error_location(self) -> tuple[str, int]:
@@ -290,7 +314,6 @@ def _source_line(filename: str, line: int, text: str | None) -> str:
     else:
         found = linecache.getline(filename, line)
     return found.split(";", 1)[0].strip()
-    return txn.records
 
 
 # --- validation ------------------------------------------------------------------------
@@ -338,7 +361,9 @@ def _validate(records: list[SourceRecord], origin: dns.name.Name | None, filenam
     kept: dict[tuple[dns.name.Name, int], list[SourceRecord]] = {}
     for record in records:
         if not record.name.is_subdomain(origin):
-            report(Severity.WARNING, record, f"ignoring out-of-zone data ({record.name}) in zone {origin}")
+            # NSD refuses the zone; BIND ignores the record. A lab zone that silently
+            # lacks a record its author wrote is the worse surprise, so: an error.
+            report(Severity.ERROR, record, f"out-of-zone data ({record.name}) in zone {origin}")
             continue
         group = kept.setdefault((record.name, record.rdata.rdtype), [])
         duplicate = next((r for r in group if r.rdata == record.rdata), None)
@@ -347,8 +372,10 @@ def _validate(records: list[SourceRecord], origin: dns.name.Name | None, filenam
                    f"first at line {duplicate.line}; ignored")
             continue
         if group and record.ttl != group[0].ttl:
+            lowest = min(record.ttl, *(r.ttl for r in group))
             report(Severity.WARNING, record, f"TTL {record.ttl} differs from {group[0].ttl} for the rest of "
-                   f"the {record.name} {record.rdata.rdtype.name} RRset (line {group[0].line}); using {group[0].ttl}")
+                   f"the {record.name} {record.rdata.rdtype.name} RRset (line {group[0].line}); using the "
+                   f"lowest, {lowest} (RFC 2181 §5.2, as NSD)")
         group.append(record)
 
     apex_soa = kept.get((origin, RdataType.SOA), [])
@@ -410,9 +437,11 @@ def _check_glue(origin: dns.name.Name, by_name: dict[dns.name.Name, dict[int, li
 
 
 def _rrset(name: dns.name.Name, group: list[SourceRecord]) -> dns.rrset.RRset:
+    """One RRset; differing TTLs become the lowest, as RFC 2181 §5.2 tells clients to read them."""
     rrset = dns.rrset.RRset(name, dns.rdataclass.IN, group[0].rdata.rdtype)
+    ttl = min(record.ttl for record in group)
     for record in group:
-        rrset.add(record.rdata, group[0].ttl)
+        rrset.add(record.rdata, ttl)
     return rrset
 
 

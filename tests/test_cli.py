@@ -88,7 +88,7 @@ def test_check_zone_names_file_and_line_and_fails(tmp_path: Path) -> None:
     assert result.returncode == 1
     lines = result.stdout.splitlines()
     assert f"{zone}:7: error: CNAME and other data at www.example.test. (CNAME line 7, A line 6)" in lines
-    assert f"{zone}:8: warning: ignoring out-of-zone data (other.test.) in zone example.test." in lines
+    assert f"{zone}:8: error: out-of-zone data (other.test.) in zone example.test." in lines
     assert "Traceback" not in result.stderr
 
 
