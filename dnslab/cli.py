@@ -17,8 +17,11 @@ from pathlib import Path
 from typing import Sequence, TextIO
 
 from dnslab import __version__
+from dnslab.config import OPTIONS, load_toml, resolver_settings
 from dnslab.errors import ConfigError, DnslabError
+from dnslab.hints import load_root_hints
 from dnslab.lab import Lab, example_walk
+from dnslab.resolver import RecursiveResolver, ResolverSettings
 from dnslab.server import AuthoritativeServer
 from dnslab.transport import DnsListener
 from dnslab.zone import Severity, load_zone, load_zones
@@ -50,14 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail to stderr")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    up = commands.add_parser("up", help="start the whole hierarchy from a folder of zone files",
+    up = commands.add_parser("up", help="start the hierarchy and the resolver from a folder of zone files",
                              description="Start every server of the hierarchy, each on its own 127.x.y.z "
-                                         "address, as derived from the zones' NS records and glue. "
-                                         "Ctrl-C or SIGTERM stops it.")
+                                         "address, as derived from the zones' NS records and glue, and "
+                                         "the recursive resolver on 127.0.0.1 (lab.toml: resolver_address, "
+                                         "[resolver] options). Ctrl-C or SIGTERM stops it.")
     up.add_argument("--zones", type=Path, default=None, metavar="DIR",
                     help="folder of *.zone files and an optional lab.toml (default: the sample zones)")
     up.add_argument("--port", type=int, default=None, metavar="N",
                     help="port for every server (default: lab.toml's port, else 5300; 0 picks a free one)")
+    up.add_argument("--no-resolver", action="store_true",
+                    help="run only the hierarchy, without the recursive resolver on 127.0.0.1")
     up.add_argument("--hints", type=Path, default=None, metavar="FILE",
                     help=f"where to write the lab's root hints (default: {default_hints_path()})")
 
@@ -68,6 +74,28 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a zone file to serve (repeatable)")
     serve.add_argument("--listen", required=True, metavar="ADDR[:PORT]",
                        help="address and port to listen on (port defaults to 53; IPv6 as [ADDR]:PORT)")
+
+    resolver = commands.add_parser(
+        "resolver", help="run the recursive resolver",
+        description="An iterative resolver: from the root hints it walks the hierarchy, caches every "
+                    "RRset for its TTL, and answers clients over UDP and TCP. Every option can also be "
+                    "set in a TOML file given with --config (same names, dashes as underscores); "
+                    "flags win.")
+    resolver.add_argument("--root-hints", type=Path, default=None, metavar="FILE",
+                          help="root hints in named.root format (dnslab up writes the lab's)")
+    resolver.add_argument("--listen", default=None, metavar="ADDR:PORT",
+                          help="address and port for clients (default 127.0.0.1:53)")
+    resolver.add_argument("--config", type=Path, default=None, metavar="FILE", help="a TOML file of options")
+    for option in OPTIONS:
+        flag = "--" + option.name.replace("_", "-")
+        if option.kind is bool:
+            resolver.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=option.help)
+        elif option.kind is list:
+            resolver.add_argument(flag, action="append", default=None, metavar="CIDR",
+                                  help=option.help + " (repeatable)")
+        else:
+            resolver.add_argument(flag, type=option.kind, default=None, metavar=option.kind.__name__.upper(),
+                                  help=option.help)
 
     check = commands.add_parser("check-zone", help="validate zone files as the lab loads them",
                                 description="Print every error and warning with file and line; "
@@ -91,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_up(args, sys.stdout)
         if args.command == "serve":
             return cmd_serve(args, sys.stdout)
+        if args.command == "resolver":
+            return cmd_resolver(args, sys.stdout)
         if args.command == "check-zone":
             return cmd_check_zone(args, sys.stdout)
     except DnslabError as exc:
@@ -165,12 +195,58 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+# --- resolver ---------------------------------------------------------------------------
+
+
+def resolver_options(args: argparse.Namespace) -> tuple[Path, tuple[str, int], ResolverSettings]:
+    """Merge the TOML file and the flags (flags win) into hints, listen address and settings."""
+    values: dict[str, object] = {}
+    where = "command line"
+    if args.config is not None:
+        values = load_toml(args.config)
+        where = str(args.config)
+    hints_value = args.root_hints if args.root_hints is not None else values.pop("root_hints", None)
+    listen_value = args.listen if args.listen is not None else values.pop("listen", "127.0.0.1:53")
+    values.pop("root_hints", None)
+    values.pop("listen", None)
+    settings = resolver_settings(values, where)
+    flags = {option.name: getattr(args, option.name) for option in OPTIONS
+             if getattr(args, option.name, None) is not None}
+    settings = resolver_settings(flags, "command line", base=settings)
+    if hints_value is None:
+        raise ConfigError("no root hints: give --root-hints FILE (or root_hints in the config file)")
+    if not isinstance(listen_value, str):
+        raise ConfigError(f"{where}: listen must be a string like '127.0.0.1:5300'")
+    return Path(str(hints_value)), parse_listen(listen_value), settings
+
+
+def cmd_resolver(args: argparse.Namespace, out: TextIO) -> int:
+    hints_path, (host, port), settings = resolver_options(args)
+    hints = load_root_hints(hints_path)
+    resolver = RecursiveResolver(hints, settings)
+
+    async def run() -> None:
+        listener = DnsListener(host, port, resolver.handle)
+        await listener.start()
+        print(f"dnslab: resolver on {host}:{listener.port} (UDP and TCP), {len(hints)} root server "
+              f"address(es) from {hints_path}, upstream port {settings.upstream_port}. Ctrl-C stops.",
+              file=out, flush=True)
+        print(f"Try: dig @{host} -p {listener.port} www.example.com", file=out, flush=True)
+        try:
+            await _until_stopped()
+        finally:
+            await listener.stop()
+
+    asyncio.run(run())
+    return 0
+
+
 # --- up ----------------------------------------------------------------------------------
 
 
 def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
     zones_dir = args.zones if args.zones is not None else default_zones_dir()
-    lab, problems = Lab.from_folder(zones_dir, port=args.port)
+    lab, problems = Lab.from_folder(zones_dir, port=args.port, with_resolver=not args.no_resolver)
     for problem in problems:
         print(problem, file=sys.stderr)
     for warning in lab.hierarchy.warnings:
@@ -200,8 +276,13 @@ def _write_hints(path: Path, text: str) -> None:
 
 
 def print_lab(lab: Lab, zones_dir: Path, hints_path: Path, out: TextIO) -> None:
-    """The table of servers and the dig lines a person can paste right away."""
+    """The resolver's dig line first, then the table of servers and a walk to paste by hand."""
     port = lab.actual_port
+    walk = example_walk(lab)
+    name = walk[0].to_text(omit_final_dot=True) if walk is not None else "www.example.com"
+    if lab.resolver_address is not None:
+        print(f"dig @{lab.resolver_address} -p {port} {name}", file=out)
+        print(f"  (the recursive resolver on {lab.resolver_address}:{port}, UDP and TCP)\n", file=out)
     rows = [("ROLE", "SERVER", "ADDRESS", "ZONES")]
     for running in lab.servers:
         plan = running.plan
@@ -215,12 +296,10 @@ def print_lab(lab: Lab, zones_dir: Path, hints_path: Path, out: TextIO) -> None:
     for row in rows:
         print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3], file=out)
     print(f"\nRoot hints (named.root format): {hints_path}", file=out)
-    walk = example_walk(lab)
     if walk is not None:
-        name, servers = walk
-        print("\nTry it, from the root down:", file=out)
-        for plan in servers:
-            what = "authoritative answer" if plan is servers[-1] else "a referral"
+        print("\nOr walk the hierarchy yourself, from the root down:", file=out)
+        for plan in walk[1]:
+            what = "authoritative answer" if plan is walk[1][-1] else "a referral"
             print(f"  dig @{plan.address} -p {port} +norecurse {name}    # {plan.role.value}: {what}", file=out)
     print("\nCtrl-C stops the lab.", file=out, flush=True)
 

@@ -12,8 +12,7 @@ import asyncio
 import enum
 import ipaddress
 import logging
-import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable
 
@@ -21,7 +20,10 @@ import dns.exception
 import dns.name
 import dns.rdatatype
 
+from dnslab.clock import Clock
+from dnslab.config import load_toml, resolver_settings
 from dnslab.errors import BindError, ConfigError, DnslabError
+from dnslab.resolver import RecursiveResolver, ResolverSettings
 from dnslab.server import AuthoritativeServer
 from dnslab.transport import DnsListener
 from dnslab.zone import Problem, Zone, load_zones
@@ -29,6 +31,7 @@ from dnslab.zone import Problem, Zone, load_zones
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 5300
+DEFAULT_RESOLVER_ADDRESS = "127.0.0.1"
 SETTINGS_FILE = "lab.toml"
 # Root hints carry the TTL of the real named.root file (RFC 8109 priming).
 HINTS_TTL = 3600000
@@ -47,28 +50,33 @@ class LabSettings:
 
     port: int = DEFAULT_PORT
     start_down: tuple[str, ...] = ()
+    resolver_address: str = DEFAULT_RESOLVER_ADDRESS
+    resolver: ResolverSettings = field(default_factory=ResolverSettings)
 
     @classmethod
     def load(cls, path: Path) -> "LabSettings":
         if not path.exists():
             return cls()
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read: {exc}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
-        unknown = set(data) - {"port", "start_down"}
+        data = load_toml(path)
+        known = {"port", "start_down", "resolver_address", "resolver"}
+        unknown = set(data) - known
         if unknown:
             raise ConfigError(f"{path}: unknown setting(s): {', '.join(sorted(unknown))} "
-                              "(known: port, start_down)")
+                              f"(known: {', '.join(sorted(known))})")
         port = data.get("port", DEFAULT_PORT)
         if not isinstance(port, int) or not 0 <= port <= 65535:
             raise ConfigError(f"{path}: port must be a number from 0 to 65535, not {port!r}")
         down = data.get("start_down", [])
         if not isinstance(down, list) or not all(isinstance(item, str) for item in down):
             raise ConfigError(f"{path}: start_down must be a list of addresses or server names")
-        return cls(port=port, start_down=tuple(down))
+        address = data.get("resolver_address", DEFAULT_RESOLVER_ADDRESS)
+        if not isinstance(address, str):
+            raise ConfigError(f"{path}: resolver_address must be an address like '127.0.0.1'")
+        options = data.get("resolver", {})
+        if not isinstance(options, dict):
+            raise ConfigError(f"{path}: [resolver] must be a table of resolver options")
+        resolver = resolver_settings(options, f"{path} [resolver]")
+        return cls(port=port, start_down=tuple(down), resolver_address=address, resolver=resolver)
 
 
 @dataclass
@@ -199,13 +207,22 @@ class RunningServer:
 class Lab:
     """Every server of the hierarchy in one process, each on its own loopback address."""
 
-    def __init__(self, zones: list[Zone], port: int = DEFAULT_PORT, start_down: Iterable[str] = ()) -> None:
+    def __init__(self, zones: list[Zone], port: int = DEFAULT_PORT, start_down: Iterable[str] = (),
+                 resolver_address: str | None = DEFAULT_RESOLVER_ADDRESS,
+                 resolver_settings: ResolverSettings | None = None, clock: Clock | None = None) -> None:
+        """*resolver_address* None runs the hierarchy alone, without the recursive resolver.
+
+        *clock* is the resolver's time source (TTLs, hold-downs); tests pass a FakeClock.
+        """
         self.zones = zones
         self.hierarchy = derive_hierarchy(zones)
         if not self.hierarchy.servers:
             raise ConfigError("no zone has a name server with a 127.x.y.z address; nothing to serve")
         if dns.name.root not in {zone.origin for zone in zones}:
             raise ConfigError("no root zone (origin '.') among the zone files: the lab needs one for its root hints")
+        if resolver_address is not None and self.hierarchy.server_at(resolver_address) is not None:
+            raise ConfigError(f"the resolver address {resolver_address} is also a name server's address "
+                              "in the zones; choose another resolver_address")
         self.port = port
         self.bound_port: int | None = None
         self.down: set[str] = set()
@@ -215,13 +232,21 @@ class Lab:
                 raise ConfigError(f"start_down: {item!r} is not a lab server's address or name")
             self.down.add(plan.address)
         self.servers = [RunningServer(plan, AuthoritativeServer(plan.zones)) for plan in self.hierarchy.servers]
+        self.resolver_address = resolver_address
+        self.resolver_settings = resolver_settings or ResolverSettings()
+        self.resolver: RecursiveResolver | None = None
+        self.clock = clock
+        self._resolver_listener: DnsListener | None = None
 
     @classmethod
-    def from_folder(cls, zones_dir: Path, port: int | None = None) -> tuple["Lab", list[Problem]]:
+    def from_folder(cls, zones_dir: Path, port: int | None = None,
+                    with_resolver: bool = True) -> tuple["Lab", list[Problem]]:
         """A lab from a folder of *.zone files and its optional lab.toml."""
         settings = LabSettings.load(zones_dir / SETTINGS_FILE)
         zones, problems = load_zones(zone_files(zones_dir))
-        lab = cls(zones, port=settings.port if port is None else port, start_down=settings.start_down)
+        lab = cls(zones, port=settings.port if port is None else port, start_down=settings.start_down,
+                  resolver_address=settings.resolver_address if with_resolver else None,
+                  resolver_settings=settings.resolver)
         return lab, problems
 
     @property
@@ -253,9 +278,18 @@ class Lab:
             await listener.start()
             running.listener = listener
             port = listener.port
+        if self.resolver_address is not None:
+            # The lab's servers answer on the lab port, so that is the resolver's upstream port.
+            settings = replace(self.resolver_settings, upstream_port=port)
+            self.resolver = RecursiveResolver(self.hierarchy.root_hints, settings, clock=self.clock)
+            self._resolver_listener = DnsListener(self.resolver_address, port, self.resolver.handle)
+            await self._resolver_listener.start()
         self.bound_port = port
 
     async def stop(self) -> None:
+        if self._resolver_listener is not None:
+            await self._resolver_listener.stop()
+            self._resolver_listener = None
         for running in self.servers:
             if running.listener is not None:
                 await running.listener.stop()

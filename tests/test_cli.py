@@ -14,7 +14,9 @@ from pathlib import Path
 
 import dns.message
 import dns.query
+import dns.flags
 import dns.rcode
+import dns.rdatatype
 import pytest
 
 from conftest import REPO, SAMPLE_ZONES
@@ -187,3 +189,48 @@ def test_serve_answers_for_its_zone(tmp_path: Path) -> None:
     finally:
         code, _, err = stop(proc)
     assert code == 0, err
+
+
+def test_up_prints_the_resolver_dig_line_first_and_it_works(tmp_path: Path) -> None:
+    proc = start("up", "--port", "0", "--hints", str(tmp_path / "root.hints"))
+    try:
+        banner = read_until(proc, "Ctrl-C stops the lab.")
+        first = banner.splitlines()[0].split()
+        assert first[:1] == ["dig"] and first[1] == "@127.0.0.1"
+        port, name = int(first[3]), first[4]
+        reply = dns.query.udp(dns.message.make_query(name, "A"), "127.0.0.1", port=port, timeout=10)
+        assert reply.rcode() == dns.rcode.NOERROR and reply.answer
+        assert reply.flags & dns.flags.RA
+    finally:
+        code, _, err = stop(proc)
+    assert code == 0, err
+
+
+def test_resolver_command_resolves_through_a_running_hierarchy(tmp_path: Path) -> None:
+    from dnslab.lab import Lab
+    from conftest import LabThread
+
+    lab, _ = Lab.from_folder(SAMPLE_ZONES, port=0, with_resolver=False)
+    with LabThread(lab):
+        hints = tmp_path / "root.hints"
+        hints.write_text(lab.root_hints)
+        proc = start("resolver", "--root-hints", str(hints), "--listen", "127.0.0.1:0",
+                     "--upstream-port", str(lab.actual_port))
+        try:
+            banner = read_until(proc, "Ctrl-C")
+            port = int(banner.split(" on 127.0.0.1:")[1].split()[0])
+            reply = dns.query.tcp(dns.message.make_query("www.example.org.", "A"), "127.0.0.1", port=port,
+                                  timeout=10)
+            assert [rrset.rdtype for rrset in reply.answer] == [dns.rdatatype.CNAME, dns.rdatatype.A]
+        finally:
+            code, _, err = stop(proc, signal.SIGINT)
+        assert code == 0, err
+
+
+def test_resolver_command_explains_missing_hints(tmp_path: Path) -> None:
+    result = dnslab("resolver", "--listen", "127.0.0.1:0")
+    assert result.returncode == 1 and "no root hints" in result.stderr
+    broken = tmp_path / "hints"
+    broken.write_text(". 3600 IN NS a.root.\na.root. 3600 IN A not-an-address\n")
+    result = dnslab("resolver", "--root-hints", str(broken), "--listen", "127.0.0.1:0")
+    assert result.returncode == 1 and f"{broken}:2:" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,447 @@
+"""The resolver's memory: positive RRsets, RFC 2308 negative answers and recent SERVFAILs.
+
+Modelled on Unbound's rrset and message caches.  Every entry carries its own
+expiry, so one ``cachetools.TLRUCache`` holds them all and one bound
+(``max_entries``) covers positive, negative and SERVFAIL entries together.
+Time comes only from the injected clock, so a test says "300 seconds pass"
+instead of sleeping; randomness (for RANDOM rotation) only from the injected
+``random.Random``, so a seed makes it reproducible.
+
+The TLRUCache decides when an entry is *dropped*; whether it is still *live*
+is decided here, by comparing ``now`` with the entry's own expiry.  The two
+differ when serve-stale keeps expired data around for ``stale_window``, and
+doing the comparison ourselves makes "gone exactly at stored_at + ttl" hold
+whatever the cachetools version does at the boundary.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import random
+from dataclasses import dataclass
+from typing import Iterator
+
+import cachetools
+import dns.name
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from dnslab.clock import Clock
+from dnslab.errors import ConfigError
+
+_log = logging.getLogger(__name__)
+
+
+class Rank(enum.IntEnum):
+    """RFC 2181 §5.4.1 trustworthiness, lowest first."""
+
+    ADDITIONAL = 1  # glue and other additional-section data
+    AUTHORITY = 2  # authority section of a non-authoritative reply (e.g. referral NS)
+    ANSWER = 3  # answer section of a non-authoritative reply
+    AUTH_AUTHORITY = 4  # authority section of an authoritative reply
+    AUTH_ANSWER = 5  # answer section of an authoritative reply
+
+
+class Rotation(enum.Enum):
+    """How a multi-record RRset is ordered when a caller asks for rotation.
+
+    CYCLIC is BIND's and CoreDNS's round-robin; RANDOM is Unbound's
+    ``rrset-roundrobin``; FIXED keeps the order the authority sent.
+    """
+
+    CYCLIC = "cyclic"
+    RANDOM = "random"
+    FIXED = "fixed"
+
+
+class NegativeKind(enum.Enum):
+    """The two negative answers of RFC 2308, which differ in what they cover."""
+
+    NXDOMAIN = "nxdomain"
+    NODATA = "nodata"
+
+
+class EntryKind(enum.StrEnum):
+    """What an entry remembers; a str so `EntryView.kind` prints and compares as text."""
+
+    POSITIVE = "positive"
+    NXDOMAIN = "nxdomain"
+    NODATA = "nodata"
+    SERVFAIL = "servfail"
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """Limits a resolver operator tunes (Unbound's cache-min-ttl, cache-max-ttl, ...)."""
+
+    max_entries: int = 100_000  # bound for all entries together, LRU eviction
+    min_ttl: int = 0  # clamps applied when storing positive RRsets
+    max_ttl: int = 86400
+    negative_max_ttl: int = 3600  # cap on negative TTL
+    servfail_ttl: int = 5  # how long a SERVFAIL for a question is remembered
+    serve_stale: bool = False  # RFC 8767
+    stale_window: int = 86400  # how long after expiry stale data may still be served
+    stale_answer_ttl: int = 30  # TTL given to stale answers (RFC 8767 §4 recommends 30)
+    rotation: Rotation = Rotation.CYCLIC
+
+    def __post_init__(self) -> None:
+        # Settings come from lab.toml; a nonsense value should fail at load, not as odd TTLs later.
+        if self.max_entries < 1:
+            raise ConfigError(f"cache max_entries must be at least 1, not {self.max_entries}")
+        for field_name in (
+            "min_ttl",
+            "max_ttl",
+            "negative_max_ttl",
+            "servfail_ttl",
+            "stale_window",
+            "stale_answer_ttl",
+        ):
+            if getattr(self, field_name) < 0:
+                raise ConfigError(f"cache {field_name} must not be negative")
+        if self.min_ttl > self.max_ttl:
+            raise ConfigError(
+                f"cache min_ttl ({self.min_ttl}) is above max_ttl ({self.max_ttl})"
+            )
+
+
+@dataclass(frozen=True)
+class CacheHit:
+    """A positive answer; `rrset` is the caller's own copy, safe to put in a reply."""
+
+    rrset: dns.rrset.RRset  # ttl is the remaining TTL (stale: stale_answer_ttl)
+    remaining: int
+    original_ttl: int  # after clamping
+    rank: Rank
+    stale: bool
+
+
+@dataclass(frozen=True)
+class NegativeHit:
+    """A cached RFC 2308 answer; the SOA goes into the reply's authority section."""
+
+    kind: NegativeKind
+    soa: dns.rrset.RRset  # a copy with the remaining TTL
+    remaining: int
+
+
+@dataclass(frozen=True)
+class EntryView:
+    """One entry as `dnslab cache` shows it.
+
+    A stale entry shows remaining 0 (and its rrset TTL 0): for a person reading
+    a dump, "expired, still held" is the truth; stale_answer_ttl is only what
+    goes on the wire.  NXDOMAIN entries cover every type and show rdtype ANY.
+    """
+
+    name: dns.name.Name
+    rdtype: int
+    kind: str  # "positive" | "nxdomain" | "nodata" | "servfail"
+    remaining: int
+    original_ttl: int
+    rank: Rank | None
+    stale: bool
+    rrset: dns.rrset.RRset | None  # positive: the RRset; negative: the SOA; servfail: None
+
+
+@dataclass(slots=True, eq=False)
+class _Entry:
+    """Mutable only in `turn`, the cyclic rotation counter of this stored RRset."""
+
+    kind: EntryKind
+    name: dns.name.Name
+    rdtype: int
+    rrset: dns.rrset.RRset | None
+    rank: Rank | None
+    ttl: int
+    expires_at: float  # live while now < expires_at
+    drop_at: float  # the TLRUCache forgets it here (expires_at, or + stale_window)
+    turn: int = 0
+
+
+# Key shapes.  `folded` is the owner name as a tuple of lowercased labels: it
+# compares exactly as dns.name.Name does (RFC 4343 ASCII case folding, label by
+# label, so "a.b" as one label never meets a.b as two), but hashes and compares
+# in C.  A Name key costs ~0.7 us per hash and ~0.9 us per comparison in Python,
+# and a TLRUCache lookup does several of each: folding once made `get` ~5x cheaper.
+# Positive entries, the hot path, use the cheapest key: (folded, rdtype).  The
+# others carry an EntryKind tag, which no rdtype int ever equals:
+#   (folded, EntryKind.NXDOMAIN)                      NXDOMAIN covers every type
+#   (folded, rdtype, EntryKind.NODATA | SERVFAIL)
+# The class is always IN: the resolver serves IN only.
+_Key = tuple
+
+
+def _fold(name: dns.name.Name) -> tuple[bytes, ...]:
+    return tuple([label.lower() for label in name.labels])
+
+
+def _ttu(_key: _Key, entry: _Entry, _now: float) -> float:
+    return entry.drop_at
+
+
+def _copy_with_ttl(rrset: dns.rrset.RRset, ttl: int) -> dns.rrset.RRset:
+    out = rrset.copy()
+    out.ttl = ttl
+    return out
+
+
+class Cache:
+    """RRsets and negative answers, each expiring on its own TTL, bounded by LRU eviction.
+
+    Not thread-safe: the resolver uses it from one event loop.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        settings: CacheSettings = CacheSettings(),
+        rng: random.Random | None = None,
+    ) -> None:
+        self._clock = clock
+        self._settings = settings
+        self._rng = rng if rng is not None else random.Random()
+        self._store: cachetools.TLRUCache = cachetools.TLRUCache(
+            maxsize=settings.max_entries, ttu=_ttu, timer=clock.now
+        )
+
+    @property
+    def settings(self) -> CacheSettings:
+        return self._settings
+
+    # -- positive -----------------------------------------------------------------
+
+    def put(self, rrset: dns.rrset.RRset, rank: Rank) -> bool:
+        """Remember an RRset unless better data for it is still live (RFC 2181 §5.4.1).
+
+        Returns whether it was stored.  A stored answer disproves a cached
+        NODATA for its type and a cached NXDOMAIN for its name; glue and
+        referral data (below ANSWER rank) do not, since a parent's glue cannot
+        overrule the child zone's own authoritative denial.
+        """
+        settings = self._settings
+        if rrset.rdclass != dns.rdataclass.IN or len(rrset) == 0:
+            _log.debug("not caching %s: class %s, %d records", rrset.name, rrset.rdclass, len(rrset))
+            return False
+        ttl = max(settings.min_ttl, min(rrset.ttl, settings.max_ttl))
+        if ttl <= 0:
+            return False
+        name, rdtype = rrset.name, int(rrset.rdtype)
+        folded = _fold(name)
+        key = (folded, rdtype)
+        now = self._clock.now()
+        old = self._peek(key)
+        if old is not None and now < old.expires_at and old.rank is not None and old.rank > rank:
+            _log.debug(
+                "kept %s/%s at rank %s over rank %s",
+                name,
+                dns.rdatatype.to_text(rdtype),
+                old.rank.name,
+                rank.name,
+            )
+            return False
+        stored = dns.rrset.RRset(name, rrset.rdclass, rrset.rdtype, rrset.covers)
+        stored.update(rrset)  # our own mutable copy: the caller may reuse theirs
+        stored.ttl = ttl
+        expires_at = now + ttl
+        drop_at = expires_at + settings.stale_window if settings.serve_stale else expires_at
+        self._store[key] = _Entry(
+            EntryKind.POSITIVE, name, rdtype, stored, Rank(rank), ttl, expires_at, drop_at
+        )
+        if rank >= Rank.ANSWER:
+            self._store.pop((folded, rdtype, EntryKind.NODATA), None)
+            self._store.pop((folded, EntryKind.NXDOMAIN), None)
+        return True
+
+    def get(
+        self, name: dns.name.Name, rdtype: int, rotate: bool = False
+    ) -> CacheHit | None:
+        """A live RRset with its TTL counted down; the iterator's and resolver's hot path.
+
+        rotate=False is for lookups that must not disturb round-robin state,
+        such as finding a delegation's NS set.
+        """
+        entry = self._store.get((_fold(name), rdtype))
+        if entry is None:
+            return None
+        left = entry.expires_at - self._clock.now()
+        if left <= 0:
+            return None
+        # min() guards against float rounding ever showing ttl + 1.
+        remaining = min(entry.ttl, math.ceil(left))
+        return CacheHit(
+            self._answer(entry, remaining, rotate), remaining, entry.ttl, entry.rank, False
+        )
+
+    def get_stale(
+        self, name: dns.name.Name, rdtype: int, rotate: bool = False
+    ) -> CacheHit | None:
+        """Like `get`, but after a failed refresh may fall back to expired data (RFC 8767).
+
+        Expired data is served only with serve_stale on and within
+        stale_window of its expiry; with serve_stale off this is `get`.
+        """
+        entry = self._store.get((_fold(name), rdtype))
+        if entry is None:
+            return None
+        now = self._clock.now()
+        left = entry.expires_at - now
+        if left > 0:
+            remaining = min(entry.ttl, math.ceil(left))
+            return CacheHit(
+                self._answer(entry, remaining, rotate), remaining, entry.ttl, entry.rank, False
+            )
+        if not self._settings.serve_stale or now >= entry.drop_at:
+            return None
+        ttl = self._settings.stale_answer_ttl
+        return CacheHit(self._answer(entry, ttl, rotate), ttl, entry.ttl, entry.rank, True)
+
+    # -- negative (RFC 2308) and SERVFAIL ----------------------------------------------
+
+    def put_negative(
+        self,
+        name: dns.name.Name,
+        rdtype: int,
+        kind: NegativeKind,
+        soa: dns.rrset.RRset,
+    ) -> None:
+        """Remember that a name (NXDOMAIN) or one type at it (NODATA) does not exist.
+
+        The TTL is RFC 2308 §5's min(SOA TTL, SOA MINIMUM), capped by
+        negative_max_ttl as Unbound caps it, so one zone's long MINIMUM
+        cannot pin a negative answer after the data appears.
+        """
+        if soa.rdtype != dns.rdatatype.SOA or len(soa) == 0:
+            raise ValueError(f"a negative answer needs an SOA RRset, not {soa!r}")
+        ttl = min(soa.ttl, soa[0].minimum, self._settings.negative_max_ttl)
+        if ttl <= 0:
+            return
+        if kind is NegativeKind.NXDOMAIN:
+            key: _Key = (_fold(name), EntryKind.NXDOMAIN)
+            entry_kind, entry_type = EntryKind.NXDOMAIN, int(dns.rdatatype.ANY)
+        else:
+            key = (_fold(name), int(rdtype), EntryKind.NODATA)
+            entry_kind, entry_type = EntryKind.NODATA, int(rdtype)
+        stored = dns.rrset.RRset(soa.name, soa.rdclass, soa.rdtype)
+        stored.update(soa)
+        stored.ttl = ttl
+        expires_at = self._clock.now() + ttl
+        self._store[key] = _Entry(
+            entry_kind, name, entry_type, stored, None, ttl, expires_at, expires_at
+        )
+
+    def get_negative(self, name: dns.name.Name, rdtype: int) -> NegativeHit | None:
+        """A live negative answer; NXDOMAIN first, because it covers every type."""
+        now = self._clock.now()
+        folded = _fold(name)
+        for key, kind in (
+            ((folded, EntryKind.NXDOMAIN), NegativeKind.NXDOMAIN),
+            ((folded, rdtype, EntryKind.NODATA), NegativeKind.NODATA),
+        ):
+            entry = self._store.get(key)
+            if entry is None:
+                continue
+            left = entry.expires_at - now
+            if left > 0:
+                remaining = min(entry.ttl, math.ceil(left))
+                return NegativeHit(kind, _copy_with_ttl(entry.rrset, remaining), remaining)
+        return None
+
+    def put_servfail(self, name: dns.name.Name, rdtype: int) -> None:
+        """Remember a failed resolution briefly, so a client's retries do not
+        each become a fresh walk of the hierarchy (RFC 2308 §7.1; Unbound
+        likewise keeps SERVFAIL replies for a few seconds)."""
+        ttl = self._settings.servfail_ttl
+        if ttl <= 0:
+            return
+        expires_at = self._clock.now() + ttl
+        self._store[(_fold(name), int(rdtype), EntryKind.SERVFAIL)] = _Entry(
+            EntryKind.SERVFAIL, name, int(rdtype), None, None, ttl, expires_at, expires_at
+        )
+
+    def is_servfail(self, name: dns.name.Name, rdtype: int) -> bool:
+        """Whether to answer SERVFAIL at once instead of resolving again."""
+        entry = self._store.get((_fold(name), rdtype, EntryKind.SERVFAIL))
+        return entry is not None and self._clock.now() < entry.expires_at
+
+    # -- administration -----------------------------------------------------------
+
+    def flush(self) -> None:
+        self._store.clear()
+
+    def flush_name(self, name: dns.name.Name, subtree: bool = False) -> int:
+        """Forget everything at a name (or, with subtree, at and below it); returns the count.
+
+        A linear scan: this is an operator's command, not a query path.
+        """
+        removed = 0
+        for key in list(self._store):
+            entry = self._peek(key)
+            if entry is None:
+                continue
+            owner = entry.name
+            if owner == name or (subtree and owner.is_subdomain(name)):
+                try:
+                    del self._store[key]
+                except KeyError:  # expired between the scan and now: not an entry any more
+                    continue
+                removed += 1
+        return removed
+
+    def entries(self) -> Iterator[EntryView]:
+        """Every entry still held, for inspection; reading them is not a "use" for LRU."""
+        now = self._clock.now()
+        for key in list(self._store):
+            entry = self._peek(key)
+            if entry is None or now >= entry.drop_at:
+                continue
+            left = entry.expires_at - now
+            stale = left <= 0
+            remaining = 0 if stale else min(entry.ttl, math.ceil(left))
+            rrset = None if entry.rrset is None else _copy_with_ttl(entry.rrset, remaining)
+            yield EntryView(
+                entry.name,
+                entry.rdtype,
+                entry.kind,
+                remaining,
+                entry.ttl,
+                entry.rank,
+                stale,
+                rrset,
+            )
+
+    def __len__(self) -> int:
+        """Entries held, stale ones included: the number max_entries bounds."""
+        return len(self._store)
+
+    # -- internals ----------------------------------------------------------------
+
+    def _peek(self, key: _Key) -> _Entry | None:
+        # The base Cache lookup: no LRU reordering and no expiry check, which the
+        # callers do themselves against their own `now`.
+        try:
+            return cachetools.Cache.__getitem__(self._store, key)
+        except KeyError:
+            return None
+
+    def _answer(self, entry: _Entry, ttl: int, rotate: bool) -> dns.rrset.RRset:
+        """The caller's copy of a stored RRset, in rotated order when asked."""
+        stored = entry.rrset
+        assert stored is not None
+        out = _copy_with_ttl(stored, ttl)
+        if not rotate or len(stored) < 2:
+            return out
+        rotation = self._settings.rotation
+        if rotation is Rotation.CYCLIC:
+            start = entry.turn % len(stored)
+            entry.turn += 1
+            if start:
+                rdatas = list(stored)
+                out.items = dict.fromkeys(rdatas[start:] + rdatas[:start])
+        elif rotation is Rotation.RANDOM:
+            rdatas = list(stored)
+            self._rng.shuffle(rdatas)
+            out.items = dict.fromkeys(rdatas)
+        return out

@@ -1,0 +1,183 @@
+"""Sort an upstream reply into what it means, keeping only data the server may speak for.
+
+Modelled on Unbound's iter_resptype.c (what kind of reply is this?) and
+iter_scrub.c (what in it may be believed?).  Every record kept here is inside
+the bailiwick of the zone we asked, so a server for example.com can never
+plant data for example.org in the cache (RFC 2181 §5.4.1, the Kaminsky-era
+scrubbing every resolver does).  Pure functions: messages in, values out.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.ANY.CNAME
+import dns.rrset
+
+RdataType = dns.rdatatype.RdataType
+
+
+class ReplyKind(enum.Enum):
+    """What a reply tells the iterator to do next."""
+
+    ANSWER = "answer"            # the data for the question (possibly after in-zone CNAMEs)
+    CNAME = "cname"              # a chain that leaves the zone: restart at its target
+    REFERRAL = "referral"        # a delegation to a zone below the one asked
+    NXDOMAIN = "nxdomain"
+    NODATA = "nodata"
+    LAME = "lame"                # no authority, no referral, or a referral sideways or up
+    ERROR = "error"              # SERVFAIL, REFUSED, NOTIMP or another failing rcode
+    FORMERR = "formerr"          # the server could not parse our query (perhaps its EDNS)
+
+
+@dataclass
+class Classified:
+    kind: ReplyKind
+    authoritative: bool = False
+    # The answer section as a resolver may use it: CNAMEs, DNAMEs and the data, in chain order.
+    chain: list[dns.rrset.RRset] = field(default_factory=list)
+    # Where the chain ends: the name whose data is in `answer`, or the next name to resolve.
+    target: dns.name.Name | None = None
+    answer: dns.rrset.RRset | None = None
+    # Referral: the child zone, its NS set and the glue inside the asked zone's bailiwick.
+    child: dns.name.Name | None = None
+    ns: dns.rrset.RRset | None = None
+    glue: list[dns.rrset.RRset] = field(default_factory=list)
+    soa: dns.rrset.RRset | None = None
+    rcode: int = dns.rcode.NOERROR
+    dropped: int = 0             # records scrubbed as out of bailiwick or unrelated
+
+
+def classify(reply: dns.message.Message, qname: dns.name.Name, qtype: int, zone: dns.name.Name) -> Classified:
+    """Classify *reply* to the question (qname, qtype) sent to a server for *zone*."""
+    rcode = reply.rcode()
+    authoritative = bool(reply.flags & dns.flags.AA)
+    if rcode == dns.rcode.FORMERR:
+        return Classified(ReplyKind.FORMERR, rcode=rcode)
+    if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+        return Classified(ReplyKind.ERROR, rcode=rcode)
+
+    result = Classified(ReplyKind.ANSWER, authoritative=authoritative, rcode=rcode)
+    in_zone = [rrset for rrset in reply.answer if rrset.name.is_subdomain(zone)]
+    result.dropped += len(reply.answer) - len(in_zone)
+    name = _follow_chain(in_zone, qname, qtype, zone, result)
+    result.target = name
+    used = {id(rrset) for rrset in result.chain}
+    result.dropped += sum(1 for rrset in in_zone if id(rrset) not in used)
+
+    soa = _find(reply.authority, RdataType.SOA)
+    if soa is not None and soa.name.is_subdomain(zone) and name.is_subdomain(soa.name):
+        result.soa = soa
+
+    if result.answer is not None:
+        if result.answer.rdtype == RdataType.NS:
+            # Addresses of the NS names, as a priming reply carries them (RFC 8109 §3).
+            result.glue = _glue(reply, result.answer, zone)
+        return result
+    if result.chain and not name.is_subdomain(zone):
+        result.kind = ReplyKind.CNAME
+        return result
+    if rcode == dns.rcode.NXDOMAIN:
+        result.kind = ReplyKind.NXDOMAIN if authoritative or result.soa is not None else ReplyKind.LAME
+        return result
+    if not result.chain:
+        referral = _referral(reply, name, zone)
+        if referral is not None and not authoritative:
+            result.kind = ReplyKind.REFERRAL
+            result.child, result.ns = referral.name, referral
+            result.glue = _glue(reply, referral, zone)
+            return result
+    if result.soa is not None or (authoritative and not result.chain):
+        result.kind = ReplyKind.NODATA
+        return result
+    if result.chain:
+        # An in-zone chain the server did not finish (its target is delegated
+        # further down, say): resolve the target afresh.
+        result.kind = ReplyKind.CNAME
+        return result
+    result.kind = ReplyKind.LAME
+    return result
+
+
+def _follow_chain(rrsets: list[dns.rrset.RRset], qname: dns.name.Name, qtype: int, zone: dns.name.Name,
+                  result: Classified) -> dns.name.Name:
+    """Walk CNAME and DNAME records from qname, as a resolver reads an answer section.
+
+    A DNAME's synthesised CNAME is re-derived rather than trusted (RFC 6672 §3.4):
+    the server might have sent a CNAME that does not follow from its DNAME.
+    """
+    name = qname
+    seen: set[dns.name.Name] = set()
+    used_dnames: set[int] = set()
+    while name not in seen:
+        seen.add(name)
+        data = next((r for r in rrsets if r.name == name and r.rdtype == qtype), None)
+        if data is not None or qtype == RdataType.ANY:
+            matching = [r for r in rrsets if r.name == name] if qtype == RdataType.ANY else [data]
+            if matching and matching[0] is not None:
+                result.chain.extend(m for m in matching if m is not None)
+                result.answer = matching[-1]
+            return name
+        # A DNAME above the name is looked for before a CNAME at it: when both are
+        # there, the CNAME claims to be the DNAME's synthesis and must not be the
+        # one believed, or a forged CNAME beside a genuine DNAME would steer us.
+        dname = next((r for r in rrsets if r.rdtype == RdataType.DNAME and name.is_subdomain(r.name)
+                      and name != r.name), None)
+        if dname is None:
+            cname = next((r for r in rrsets if r.name == name and r.rdtype == RdataType.CNAME), None)
+            if cname is None:
+                return name
+            result.chain.append(cname)
+            name = cname[0].target  # type: ignore[attr-defined]
+            if not name.is_subdomain(zone):
+                return name
+            continue
+        if id(dname) in used_dnames:
+            # A DNAME that applies to its own target (d DNAME x.d.) would grow
+            # the name until it is too long; once per reply is all a resolver needs.
+            return name
+        used_dnames.add(id(dname))
+        try:
+            target = name.relativize(dname.name).derelativize(dname[0].target)  # type: ignore[attr-defined]
+        except dns.name.NameTooLong:
+            return name
+        result.chain.append(dname)
+        result.chain.append(synthesise_cname(name, target, dname.ttl))
+        name = target
+        if not name.is_subdomain(zone):
+            return name
+    return name
+
+
+def synthesise_cname(owner: dns.name.Name, target: dns.name.Name, ttl: int) -> dns.rrset.RRset:
+    rrset = dns.rrset.RRset(owner, dns.rdataclass.IN, RdataType.CNAME)
+    rrset.add(dns.rdtypes.ANY.CNAME.CNAME(dns.rdataclass.IN, RdataType.CNAME, target), ttl)
+    return rrset
+
+
+def _referral(reply: dns.message.Message, qname: dns.name.Name, zone: dns.name.Name) -> dns.rrset.RRset | None:
+    """An NS set strictly below the asked zone and above (or at) the name: a real delegation."""
+    for rrset in reply.authority:
+        if (rrset.rdtype == RdataType.NS and rrset.name != zone and rrset.name.is_subdomain(zone)
+                and qname.is_subdomain(rrset.name)):
+            return rrset
+    return None
+
+
+def _glue(reply: dns.message.Message, ns: dns.rrset.RRset, zone: dns.name.Name) -> list[dns.rrset.RRset]:
+    """Addresses of the referral's NS names, only where the delegating zone may speak for them."""
+    targets = {rdata.target for rdata in ns}  # type: ignore[attr-defined]
+    return [rrset for rrset in reply.additional
+            if rrset.rdtype in (RdataType.A, RdataType.AAAA) and rrset.name in targets
+            and rrset.name.is_subdomain(zone)]
+
+
+def _find(rrsets: list[dns.rrset.RRset], rdtype: int) -> dns.rrset.RRset | None:
+    return next((rrset for rrset in rrsets if rrset.rdtype == rdtype), None)

@@ -1,0 +1,392 @@
+"""Which upstream server to ask next, and how long to wait for it.
+
+The resolver's memory of each authoritative server, modelled on Unbound's
+infra cache (``services/cache/infra.c``, selection in ``iterator/iter_utils.c``)
+and Knot Resolver's three verbs (``lib/selection.c``): *choose* a server,
+*update* its RTT on a reply, *report* an error.  One state per server address
+(an IP string; the port is not part of it, all lab servers share one).
+
+- RTT is smoothed as in RFC 6298, and the timeout of a try follows it, so a
+  fast server is given up on quickly and a slow one is not abandoned early.
+- Untried servers get a neutral estimate (Unbound's 376 ms), so a fast known
+  server wins over them but a slow one does not, and every server gets tried.
+- A little random exploration among servers of similar speed keeps the
+  estimates of the runners-up fresh.
+- A server that keeps failing is held down by a circuit breaker (closed ->
+  open -> half-open probe -> closed), so a dead zone costs one quick SERVFAIL
+  instead of a full timeout per query.
+
+Layer 1: no sockets, no asyncio; time comes only from the injected clock and
+chance only from the injected ``random.Random``, so a test can say "this
+server timed out three times, then 5 s passed" without waiting.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import random
+from dataclasses import dataclass
+from typing import Collection, Sequence
+
+import cachetools
+
+from dnslab.clock import Clock
+from dnslab.errors import ConfigError
+
+# RFC 6298 §2 gains.
+ALPHA = 1 / 8
+BETA = 1 / 4
+
+# Doublings beyond this change nothing once capped, and 2.0 ** 1024 overflows.
+_MAX_DOUBLINGS = 64
+
+
+class Failure(enum.Enum):
+    """Why a try gave no usable answer; each one makes the caller move on."""
+
+    TIMEOUT = "timeout"
+    REFUSED = "refused"
+    SERVFAIL = "servfail"
+    LAME = "lame"
+    FORMERR = "formerr"
+    BROKEN = "broken"  # unparsable or mismatched reply
+    NETWORK = "network"  # ICMP unreachable, connection refused
+
+
+class Breaker(enum.Enum):
+    """The circuit-breaker state of one server."""
+
+    CLOSED = "closed"  # in normal use
+    OPEN = "open"  # held down: not tried while the hold-down lasts
+    HALF_OPEN = "half-open"  # hold-down over: one probe decides
+
+
+class Reason(enum.Enum):
+    """Why `Infra.choose` picked a server; recorded in the trace for the learner."""
+
+    UNTRIED = "untried"  # no RTT yet, tried to learn it
+    FASTEST = "fastest"  # lowest smoothed RTT
+    EXPLORE = "explore"  # random pick among servers within the similar-speed band
+    ONLY_ONE_LEFT = "only one left"  # every other candidate excluded or held down
+    PROBE = "probe"  # held down, hold-down expired: one half-open probe
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The server to try next, for how long, and why."""
+
+    address: str
+    reason: Reason
+    timeout: float  # seconds to wait for this try
+    held_down: tuple[str, ...]  # candidates skipped because they are held down
+
+
+@dataclass(frozen=True)
+class InfraSettings:
+    """Tuning knobs; the defaults follow Unbound where it has an equivalent."""
+
+    unknown_rtt: float = 0.376  # Unbound's UNKNOWN_SERVER_NICENESS; untried servers' estimate
+    min_timeout: float = 0.05
+    max_timeout: float = 1.6  # cap on one try, so a dead zone fails within a 5 s budget
+    similar_band: float = 0.4  # Unbound's RTT_BAND: within this of the best is "similar"
+    explore_probability: float = 0.1  # chance to pick another similar server than the fastest
+    failures_to_hold: int = 3  # consecutive failures that open the breaker
+    hold_down: float = 5.0  # first hold-down period; doubles per failed probe
+    max_hold_down: float = 120.0
+    max_servers: int = 10_000  # bounded memory: LRU over server states
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_timeout <= self.max_timeout:
+            raise ConfigError("infra: need 0 < min_timeout <= max_timeout")
+        if self.unknown_rtt <= 0 or self.similar_band < 0:
+            raise ConfigError("infra: unknown_rtt must be > 0 and similar_band >= 0")
+        if not 0 <= self.explore_probability <= 1:
+            raise ConfigError("infra: explore_probability must be within [0, 1]")
+        if self.failures_to_hold < 1 or self.max_servers < 1:
+            raise ConfigError("infra: failures_to_hold and max_servers must be >= 1")
+        if not 0 < self.hold_down <= self.max_hold_down:
+            raise ConfigError("infra: need 0 < hold_down <= max_hold_down")
+
+
+@dataclass(frozen=True)
+class ServerView:
+    """A snapshot of one server's state, for inspection and the trace."""
+
+    address: str
+    srtt: float | None
+    rttvar: float | None
+    timeout: float
+    consecutive_failures: int
+    breaker: Breaker
+    held_until: float | None
+    edns: bool
+    last_failure: Failure | None
+
+
+@dataclass
+class _State:
+    """Mutable per-server record; never leaves this module (see ServerView)."""
+
+    srtt: float | None = None
+    rttvar: float | None = None
+    consecutive_failures: int = 0
+    consecutive_timeouts: int = 0  # the run of TIMEOUTs that doubles the timeout
+    failed_probes: int = 0  # doubles the hold-down
+    held_until: float | None = None  # None while closed
+    probe_until: float | None = None  # a probe is in flight until then
+    edns: bool = True
+    last_failure: Failure | None = None
+
+
+class Infra:
+    """Per-server RTT, timeouts and circuit breakers; picks the server to try next.
+
+    The caller (the iterator) reports the outcome of every try with `success`
+    or `failure`, and passes the servers it already tried for this question
+    as ``exclude``.
+
+    Probe policy: a server whose hold-down has expired (half-open) is probed
+    only when no closed candidate is left to try.  That keeps the promise
+    "while held down it is not tried when any other server can be", never
+    spends a client's query on a likely-dead server while a working one
+    exists, and is deterministic.  It is also what Unbound does in effect: a
+    server past its probe delay gets STILL_USEFUL_TIMEOUT as its selection RTT,
+    far outside the RTT band of any working server.  The price is that a dead
+    server which comes back is rediscovered only when the others fail, or
+    after `forget` (Unbound's equivalent is infra-host-ttl expiry).
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        settings: InfraSettings = InfraSettings(),
+        rng: random.Random | None = None,
+    ) -> None:
+        self.clock = clock
+        self.settings = settings
+        # Predictable server choice helps an off-path spoofer a little, so the
+        # default is the OS source; tests inject a seeded Random.
+        self.rng = rng if rng is not None else random.SystemRandom()
+        self._states: cachetools.LRUCache[str, _State] = cachetools.LRUCache(
+            maxsize=settings.max_servers
+        )
+
+    # -- choose ---------------------------------------------------------------
+
+    def choose(self, candidates: Sequence[str], exclude: Collection[str] = ()) -> Choice | None:
+        """The server to try next among ``candidates``, or None if none may be tried.
+
+        None means every candidate is excluded or held down (and no probe is
+        due), so the resolver can answer SERVFAIL at once instead of waiting.
+        Ties go to the earlier candidate, so given the rng seed the choice is
+        reproducible.
+        """
+        _reject_str(candidates, "candidates")
+        _reject_str(exclude, "exclude")
+        now = self.clock.now()
+        skip = set(exclude)
+        usable: list[tuple[str, float, _State | None]] = []
+        held: list[str] = []
+        due: list[tuple[float, str, _State]] = []
+        for address in dict.fromkeys(candidates):  # de-duplicated, order kept
+            if address in skip:
+                continue
+            state = self._states.get(address)  # touches the LRU: in active use
+            breaker = _breaker(state, now)
+            if breaker is Breaker.CLOSED:
+                usable.append((address, self._estimate(state), state))
+                continue
+            held.append(address)
+            if (
+                breaker is Breaker.HALF_OPEN
+                and state is not None  # a non-closed state always exists
+                and state.held_until is not None
+                and (state.probe_until is None or now >= state.probe_until)
+            ):
+                due.append((state.held_until, address, state))
+
+        if usable:
+            address, reason = self._pick(usable)
+            return Choice(address, reason, self.timeout(address), tuple(held))
+        if due:
+            # The server that has waited longest gets the probe; min() is stable.
+            _, address, state = min(due, key=lambda item: item[0])
+            timeout = self.timeout(address)
+            # Unbound's probedelay: no second probe until this one has surely
+            # timed out, even if its outcome is never reported.
+            state.probe_until = now + timeout
+            rest = tuple(a for a in held if a != address)
+            return Choice(address, Reason.PROBE, timeout, rest)
+        return None
+
+    def _pick(self, usable: list[tuple[str, float, _State | None]]) -> tuple[str, Reason]:
+        if len(usable) == 1:
+            return usable[0][0], Reason.ONLY_ONE_LEFT
+        best = min(usable, key=lambda item: item[1])
+        limit = best[1] + self.settings.similar_band
+        others = [item for item in usable if item is not best and item[1] <= limit]
+        # Explore only among the *other* similar servers, so EXPLORE in the
+        # trace always means "not the fastest", and happens at exactly the
+        # configured rate whenever there is an alternative.
+        if others and self.rng.random() < self.settings.explore_probability:
+            return self.rng.choice(others)[0], Reason.EXPLORE
+        address, _, state = best
+        if state is None or state.srtt is None:
+            return address, Reason.UNTRIED
+        return address, Reason.FASTEST
+
+    def _estimate(self, state: _State | None) -> float:
+        """Expected reply time used to rank servers.
+
+        The smoothed RTT, or the neutral unknown_rtt for an untried server,
+        doubled per consecutive timeout as Unbound's rto is: a server that just
+        stopped answering should not stay "fastest" until its breaker opens.
+        """
+        if state is None:
+            return self.settings.unknown_rtt
+        base = self.settings.unknown_rtt if state.srtt is None else state.srtt
+        return base * 2.0 ** min(state.consecutive_timeouts, _MAX_DOUBLINGS)
+
+    # -- timeouts -------------------------------------------------------------
+
+    def timeout(self, address: str) -> float:
+        """Seconds to wait for a reply from ``address`` on the next try.
+
+        RFC 6298's RTO (srtt + 4 rttvar), or unknown_rtt for an untried
+        server, doubled per consecutive timeout and kept within
+        [min_timeout, max_timeout] so one dead server cannot eat the budget.
+        """
+        return self._timeout(self._states.get(address))
+
+    def _timeout(self, state: _State | None) -> float:
+        s = self.settings
+        if state is None or state.srtt is None or state.rttvar is None:
+            base = s.unknown_rtt
+        else:
+            base = state.srtt + 4 * state.rttvar
+        doublings = 0 if state is None else min(state.consecutive_timeouts, _MAX_DOUBLINGS)
+        return min(s.max_timeout, max(s.min_timeout, base) * 2.0**doublings)
+
+    # -- reports --------------------------------------------------------------
+
+    def success(self, address: str, rtt: float) -> None:
+        """A usable reply arrived after ``rtt`` seconds: learn from it, close the breaker."""
+        if not (rtt >= 0 and math.isfinite(rtt)):
+            raise ValueError(f"rtt must be a finite number of seconds >= 0, not {rtt!r}")
+        state = self._state(address)
+        if state.srtt is None or state.rttvar is None:
+            state.srtt, state.rttvar = rtt, rtt / 2
+        else:
+            # RFC 6298 §2.3: rttvar first, from the old srtt.
+            state.rttvar = (1 - BETA) * state.rttvar + BETA * abs(state.srtt - rtt)
+            state.srtt = (1 - ALPHA) * state.srtt + ALPHA * rtt
+        state.consecutive_failures = 0
+        state.consecutive_timeouts = 0
+        state.failed_probes = 0
+        state.held_until = None
+        state.probe_until = None
+
+    def failure(self, address: str, kind: Failure) -> None:
+        """A try gave no usable answer; count it toward the breaker.
+
+        Only a TIMEOUT lengthens the next timeout.  Any other outcome ends the
+        run of consecutive timeouts, because the server (or the network) did
+        respond.  A failure while half-open is a failed probe: the breaker
+        re-opens for twice as long.  A failure reported while open comes from
+        a try sent before the breaker opened; the running hold-down already
+        covers it, so it does not extend it.
+        """
+        now = self.clock.now()
+        state = self._state(address)
+        breaker = _breaker(state, now)
+        state.last_failure = kind
+        state.consecutive_failures += 1
+        timed_out = kind is Failure.TIMEOUT
+        state.consecutive_timeouts = state.consecutive_timeouts + 1 if timed_out else 0
+        tripped = state.consecutive_failures >= self.settings.failures_to_hold
+        if breaker is Breaker.HALF_OPEN:
+            state.failed_probes += 1
+            self._open(state, now)
+        elif breaker is Breaker.CLOSED and tripped:
+            state.failed_probes = 0
+            self._open(state, now)
+
+    def _open(self, state: _State, now: float) -> None:
+        s = self.settings
+        period = s.hold_down * 2.0 ** min(state.failed_probes, _MAX_DOUBLINGS)
+        state.held_until = now + min(s.max_hold_down, period)
+        state.probe_until = None
+
+    # -- EDNS -----------------------------------------------------------------
+
+    def edns_supported(self, address: str) -> bool:
+        """Whether to send EDNS to ``address``; True until `mark_no_edns`."""
+        state = self._states.get(address)
+        return True if state is None else state.edns
+
+    def mark_no_edns(self, address: str) -> None:
+        """Remember that ``address`` answered FORMERR to EDNS, so later queries go without."""
+        self._state(address).edns = False
+
+    # -- inspection -----------------------------------------------------------
+
+    def view(self, address: str) -> ServerView:
+        """A snapshot of ``address``; an unknown server shows the fresh defaults.
+
+        Looking does not count as use: the LRU order is left alone, so a trace
+        dump cannot change which server is evicted next.
+        """
+        return self._view(address, self._peek(address))
+
+    def views(self) -> list[ServerView]:
+        """Snapshots of every remembered server, sorted by address."""
+        return [self._view(a, self._peek(a)) for a in sorted(self._states.keys())]
+
+    def forget(self, address: str | None = None) -> None:
+        """Reset one server (or all): it is treated as never seen again."""
+        if address is None:
+            self._states.clear()
+        else:
+            self._states.pop(address, None)
+
+    def _view(self, address: str, state: _State | None) -> ServerView:
+        now = self.clock.now()
+        fresh = state if state is not None else _State()
+        return ServerView(
+            address=address,
+            srtt=fresh.srtt,
+            rttvar=fresh.rttvar,
+            timeout=self._timeout(state),
+            consecutive_failures=fresh.consecutive_failures,
+            breaker=_breaker(state, now),
+            held_until=fresh.held_until,
+            edns=fresh.edns,
+            last_failure=fresh.last_failure,
+        )
+
+    def _peek(self, address: str) -> _State | None:
+        # The base-class lookup reads without moving the key to the MRU end.
+        if address not in self._states:
+            return None
+        return cachetools.Cache.__getitem__(self._states, address)
+
+    def _state(self, address: str) -> _State:
+        state = self._states.get(address)
+        if state is None:
+            state = self._states[address] = _State()
+        return state
+
+
+def _breaker(state: _State | None, now: float) -> Breaker:
+    """Derived from the clock, so a hold-down ends without anyone calling in."""
+    if state is None or state.held_until is None:
+        return Breaker.CLOSED
+    return Breaker.OPEN if now < state.held_until else Breaker.HALF_OPEN
+
+
+def _reject_str(value: object, name: str) -> None:
+    # A bare address passed where a collection belongs would be read as its
+    # characters and silently match nothing.
+    if isinstance(value, str):
+        raise TypeError(f"{name} must be a collection of addresses, not a str")

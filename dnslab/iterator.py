@@ -1,0 +1,472 @@
+"""One recursive lookup as an explicit state machine: it asks for queries, it is told replies.
+
+Like Unbound's iterator module and Knot Resolver's kr_resolve, this never owns
+a socket or reads the time: `next_action()` returns either a `Query` to send or
+the final `Result`; the driver reports back with `on_reply`, `on_timeout` or
+`on_failure`.  So every path (referrals, glueless NS names, CNAME chains, lame
+servers, loops, budgets) is testable with scripted replies and no network.
+
+Steps for one question, as RFC 1034 §5.3.3 describes and Unbound does them:
+1. answer from the cache if it can (data, CNAME, negative, recent SERVFAIL);
+2. otherwise start at the closest cached delegation, priming the root from
+   the hints when nothing is cached;
+3. ask one of the zone's servers (chosen by `infra`), minimising the query
+   name (RFC 9156, relaxed); follow referrals, CNAMEs and DNAMEs; resolve
+   glueless NS names as sub-lookups within limits;
+4. on a timeout, an error or a lame reply, try the next server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+
+from dnslab.cache import Cache, NegativeKind, Rank
+from dnslab.classify import Classified, ReplyKind, classify
+from dnslab.infra import Failure, Infra, Reason
+
+RdataType = dns.rdatatype.RdataType
+
+_KIND_FAILURE = {
+    ReplyKind.LAME: Failure.LAME,
+    ReplyKind.FORMERR: Failure.FORMERR,
+}
+_RCODE_FAILURE = {
+    dns.rcode.SERVFAIL: Failure.SERVFAIL,
+    dns.rcode.REFUSED: Failure.REFUSED,
+}
+
+
+@dataclass(frozen=True)
+class IteratorSettings:
+    """Limits with the defaults of mature resolvers (Unbound, BIND, the NXNS paper)."""
+
+    max_cname_chain: int = 11            # CNAME/DNAME steps per client query (Unbound MAX_RESTART_COUNT)
+    max_queries: int = 50                # upstream queries per client query
+    max_glueless_per_delegation: int = 5  # NS names resolved per delegation (NXNSAttack mitigation)
+    max_referrals: int = 30              # referral depth per lookup
+    max_dependency_depth: int = 4        # nested lookups of NS names needing NS names
+    qname_minimisation: bool = True      # RFC 9156, relaxed mode
+    max_minimise_steps: int = 10         # labels revealed one at a time before asking in full
+    ipv6_upstream: bool = False          # use AAAA addresses of name servers too
+    edns: bool = True
+
+
+@dataclass(frozen=True)
+class Query:
+    """Send (qname, qtype) to address, for zone; what the driver needs and the trace shows."""
+
+    address: str
+    qname: dns.name.Name
+    qtype: int
+    zone: dns.name.Name
+    timeout: float
+    reason: Reason | None = None
+    tcp: bool = False
+    edns: bool = True
+    purpose: str = "resolve"             # "resolve", "minimised", "priming", "glueless NS"
+
+
+@dataclass
+class Result:
+    """The outcome of one lookup, ready to become a client's reply."""
+
+    rcode: int
+    answer: list[dns.rrset.RRset] = field(default_factory=list)
+    authority: list[dns.rrset.RRset] = field(default_factory=list)
+    reason: str = ""                     # why it failed, for SERVFAIL explanations
+    from_cache: bool = False
+
+
+@dataclass
+class Budget:
+    """Shared by a lookup and every sub-lookup it starts, so the bound is per client query."""
+
+    limit: int
+    used: int = 0
+
+    @property
+    def exhausted(self) -> bool:
+        return self.used >= self.limit
+
+
+class Resolution:
+    """The state of one lookup for (qname, qtype)."""
+
+    def __init__(self, qname: dns.name.Name, qtype: int, *, cache: Cache, infra: Infra,
+                 hints: list[tuple[dns.name.Name, str]], settings: IteratorSettings = IteratorSettings(),
+                 budget: Budget | None = None, depth: int = 0,
+                 goals: tuple[tuple[dns.name.Name, int], ...] = (), cache_only: bool = False) -> None:
+        self.qname, self.qtype = qname, qtype
+        self.cache, self.infra, self.hints, self.settings = cache, infra, hints, settings
+        self.budget = budget if budget is not None else Budget(settings.max_queries)
+        self.depth = depth
+        self.goals = goals + ((qname, qtype),)
+        self.cache_only = cache_only
+        self.sname = qname
+        self.chain: list[dns.rrset.RRset] = []
+        self.chain_names: set[dns.name.Name] = {qname}
+        self.restarts = 0
+        self.referrals = 0
+        self.result: Result | None = None
+        self.pending: Query | None = None
+        self.child: Resolution | None = None
+        self.child_for: dns.name.Name | None = None
+        self.primed = False
+        self.everything_from_cache = True
+        # Addresses of NS names found during this lookup (glue, sub-lookups), and
+        # the minimisation steps taken, which bound the whole lookup.
+        self.learned: dict[dns.name.Name, list[str]] = {}
+        self.minimise_steps = 0
+        # Per-zone state, reset by _enter_zone.
+        self.zone = dns.name.root
+        self.ns_names: list[dns.name.Name] = []
+        self.hint_addresses: dict[dns.name.Name, list[str]] = {}
+        self.tried: set[str] = set()
+        self.glueless_tried: set[tuple[dns.name.Name, int]] = set()
+        self.minimise_labels = 0
+        self.minimise_off = not settings.qname_minimisation
+        self._start()
+
+    # --- the driver's interface ------------------------------------------------------
+
+    def next_action(self) -> Query | Result:
+        while True:
+            if self.result is not None:
+                return self.result
+            if self.child is not None:
+                action = self.child.next_action()
+                if isinstance(action, Query):
+                    return action
+                self._child_finished(action)
+                continue
+            if self.pending is not None:
+                return self.pending
+            self._plan()
+
+    def on_reply(self, query: Query, reply: dns.message.Message, rtt: float) -> None:
+        if self.child is not None:
+            self.child.on_reply(query, reply, rtt)
+            return
+        self.pending = None
+        self.everything_from_cache = False
+        classified = classify(reply, query.qname, query.qtype, query.zone)
+        if reply.flags & dns.flags.TC and not query.tcp:
+            self.infra.success(query.address, rtt)
+            self._resend(replace(query, tcp=True))
+            return
+        if classified.kind is ReplyKind.FORMERR and query.edns:
+            self.infra.mark_no_edns(query.address)
+            self._resend(replace(query, edns=False))
+            return
+        failure = _KIND_FAILURE.get(classified.kind)
+        if classified.kind is ReplyKind.ERROR:
+            failure = _RCODE_FAILURE.get(classified.rcode, Failure.SERVFAIL)
+        if failure is not None and query.purpose == "minimised" and failure is not Failure.LAME:
+            # Relaxed mode (RFC 9156 §2.3, Unbound's default): a server that cannot
+            # cope with a minimised query is asked the full name before it is blamed.
+            self.minimise_off = True
+            return
+        if failure is not None:
+            self.infra.failure(query.address, failure)
+            self.tried.add(query.address)
+            return
+        self.infra.success(query.address, rtt)
+        if query.purpose == "priming":
+            self._primed(classified)
+        elif query.purpose == "minimised":
+            self._minimised_reply(classified)
+        else:
+            self._full_reply(classified)
+
+    def on_timeout(self, query: Query) -> None:
+        self.on_failure(query, Failure.TIMEOUT)
+
+    def on_failure(self, query: Query, kind: Failure) -> None:
+        if self.child is not None:
+            self.child.on_failure(query, kind)
+            return
+        self.pending = None
+        self.everything_from_cache = False
+        self.infra.failure(query.address, kind)
+        self.tried.add(query.address)
+
+    # --- starting and restarting -----------------------------------------------------
+
+    def _start(self) -> None:
+        """Look in the cache for sname; if it cannot answer, find where to start asking."""
+        if self.restarts > self.settings.max_cname_chain:
+            self._fail(f"CNAME chain longer than {self.settings.max_cname_chain}")
+            return
+        if self._answer_from_cache():
+            return
+        if self.cache_only:
+            self._refer_from_cache()
+            return
+        self._enter_closest_zone()
+
+    def _answer_from_cache(self) -> bool:
+        while True:
+            hit = self.cache.get(self.sname, self.qtype)
+            if hit is not None and hit.rank >= Rank.ANSWER:
+                # Glue and a referral's NS set are cached to find servers, but RFC 2181
+                # §5.4.1 forbids returning them as answers: ask the zone itself instead.
+                self.chain.append(hit.rrset)
+                self._finish(dns.rcode.NOERROR)
+                return True
+            negative = self.cache.get_negative(self.sname, self.qtype)
+            if negative is not None:
+                rcode = dns.rcode.NXDOMAIN if negative.kind is NegativeKind.NXDOMAIN else dns.rcode.NOERROR
+                self._finish(rcode, authority=[negative.soa])
+                return True
+            cname = self.cache.get(self.sname, RdataType.CNAME) if self.qtype != RdataType.CNAME else None
+            if cname is None:
+                return False
+            self.chain.append(cname.rrset)
+            if not self._restart_at(cname.rrset[0].target):  # type: ignore[attr-defined]
+                return True
+
+    def _refer_from_cache(self) -> None:
+        """RD=0 and not cached: a referral to the closest cached delegation, as BIND answers.
+
+        It tells a learner peeking at the cache how far down the resolver already knows
+        the way; with nothing cached at all there is nothing to say but SERVFAIL.
+        """
+        name = self.sname
+        while True:
+            hit = self.cache.get(name, RdataType.NS)
+            if hit is not None:
+                self._finish(dns.rcode.NOERROR, authority=[hit.rrset],
+                             reason="not in the cache (RD=0 asks the cache only)")
+                return
+            if name == dns.name.root:
+                self._fail("not in the cache, and no delegation cached (RD=0 asks the cache only)")
+                return
+            name = name.parent()
+
+    def _restart_at(self, target: dns.name.Name) -> bool:
+        """Follow a CNAME/DNAME to target; False (and SERVFAIL) on a loop or a chain too long."""
+        self.restarts += 1
+        if target in self.chain_names:
+            self._fail(f"CNAME/DNAME loop at {target}")
+            return False
+        if self.restarts > self.settings.max_cname_chain:
+            self._fail(f"CNAME chain longer than {self.settings.max_cname_chain}")
+            return False
+        self.chain_names.add(target)
+        self.sname = target
+        self.referrals = 0  # the referral bound is per name walked, not per chain
+        return True
+
+    def _enter_closest_zone(self) -> None:
+        name = self.sname.parent() if self.qtype == RdataType.DS and self.sname != dns.name.root else self.sname
+        while True:
+            ns = self.cache.get(name, RdataType.NS)
+            if ns is not None:
+                ns_names = [rdata.target for rdata in ns.rrset]  # type: ignore[attr-defined]
+                # The root's servers can only be found from the hints: if their addresses
+                # are gone (evicted, flushed, shorter TTLs), a cached root NS set alone
+                # would fail every lookup until it expires.
+                if name != dns.name.root or any(self._addresses(ns_name) for ns_name in ns_names):
+                    self._enter_zone(name, ns_names)
+                    return
+            if name == dns.name.root:
+                break
+            name = name.parent()
+        # Nothing usable cached, not even the root: prime (RFC 8109) from the hints.
+        self._enter_zone(dns.name.root, list(dict.fromkeys(n for n, _ in self.hints)))
+        self.hint_addresses = {}
+        for ns_name, address in self.hints:
+            self.hint_addresses.setdefault(ns_name, []).append(address)
+
+    def _enter_zone(self, zone: dns.name.Name, ns_names: list[dns.name.Name]) -> None:
+        self.zone = zone
+        self.ns_names = ns_names
+        self.hint_addresses = {}
+        self.tried = set()
+        self.glueless_tried = set()
+        self.minimise_labels = len(zone) + 1
+        # A relaxed-mode fallback (NXDOMAIN for a minimised name) says something about
+        # the servers of the zone that sent it, not about the next zone: minimise there
+        # again, as Unbound resets its minimisation state on every referral and restart.
+        self.minimise_off = not self.settings.qname_minimisation
+
+    # --- choosing what to send -------------------------------------------------------
+
+    def _plan(self) -> None:
+        if self.budget.exhausted:
+            self._fail(f"more than {self.settings.max_queries} upstream queries for one question")
+            return
+        if self.hint_addresses and not self.primed and self.depth == 0 and self.zone == dns.name.root:
+            qname, qtype, purpose = dns.name.root, RdataType.NS, "priming"
+        else:
+            qname, qtype, purpose = self._question()
+            if purpose == "resolve" and self.depth > 0:
+                purpose = "glueless NS"  # a sub-lookup for a name server's address, for the trace
+        candidates = [address for name in self.ns_names for address in self._addresses(name)]
+        choice = self.infra.choose(candidates, exclude=self.tried)
+        if choice is None:
+            if self._resolve_a_glueless_name():
+                return
+            held = [a for a in candidates if a not in self.tried]
+            why = "held down after failures" if held else "failed"
+            self._fail(f"every name server of {self.zone} {why}")
+            return
+        self.budget.used += 1
+        self.pending = Query(choice.address, qname, qtype, self.zone, choice.timeout, choice.reason,
+                             edns=self.settings.edns and self.infra.edns_supported(choice.address),
+                             purpose=purpose)
+
+    def _question(self) -> tuple[dns.name.Name, int, str]:
+        """RFC 9156: reveal one more label than the zone needs, as an A query, until the full name."""
+        if (self.minimise_off or self.qtype == RdataType.DS or self.minimise_labels >= len(self.sname)
+                or self.minimise_steps >= self.settings.max_minimise_steps):
+            return self.sname, self.qtype, "resolve"
+        _, name = self.sname.split(self.minimise_labels)
+        return name, RdataType.A, "minimised"
+
+    def _addresses(self, ns_name: dns.name.Name) -> list[str]:
+        found = list(self.hint_addresses.get(ns_name, ())) + list(self.learned.get(ns_name, ()))
+        types = (RdataType.A, RdataType.AAAA) if self.settings.ipv6_upstream else (RdataType.A,)
+        for rdtype in types:
+            hit = self.cache.get(ns_name, rdtype)
+            if hit is not None:
+                found.extend(rdata.address for rdata in hit.rrset)  # type: ignore[attr-defined]
+        return list(dict.fromkeys(found))
+
+    def _resolve_a_glueless_name(self) -> bool:
+        """Start a sub-lookup for one NS name's address, within the limits.
+
+        Called only when every known address is tried or held down, so each
+        lookup here is needed: first the A records of NS names without an IPv4
+        address, then (with ipv6_upstream) the AAAA records of those without an
+        IPv6 one.  The limit counts names, so a referral to many glueless names
+        cannot fan out into as many lookups (NXNSAttack).
+        """
+        if self.depth >= self.settings.max_dependency_depth:
+            return False
+        types = (RdataType.A, RdataType.AAAA) if self.settings.ipv6_upstream else (RdataType.A,)
+        ancestors = {name for name, _ in self.goals}
+        for rdtype in types:
+            for name in self.ns_names:
+                if (name, rdtype) in self.glueless_tried or any(
+                        _address_type(address) == rdtype for address in self._addresses(name)):
+                    continue
+                names_tried = {tried for tried, _ in self.glueless_tried}
+                if name not in names_tried and len(names_tried) >= self.settings.max_glueless_per_delegation:
+                    return False
+                self.glueless_tried.add((name, rdtype))
+                if name in ancestors:
+                    continue  # resolving it needs this very zone: a delegation loop
+                self.child_for = name
+                self.child = Resolution(name, rdtype, cache=self.cache, infra=self.infra, hints=self.hints,
+                                        settings=self.settings, budget=self.budget, depth=self.depth + 1,
+                                        goals=self.goals)
+                return True
+        return False
+
+    def _child_finished(self, result: Result) -> None:
+        """Keep the addresses a sub-lookup found; a failed one just leaves the name unusable."""
+        assert self.child_for is not None
+        final = result.answer[-1] if result.answer else None
+        if (result.rcode == dns.rcode.NOERROR and final is not None
+                and final.rdtype in (RdataType.A, RdataType.AAAA)):
+            self.learned.setdefault(self.child_for, []).extend(rdata.address for rdata in final)  # type: ignore[attr-defined]
+        self.child = None
+        self.child_for = None
+
+    def _resend(self, query: Query) -> None:
+        if self.budget.exhausted:
+            self._fail(f"more than {self.settings.max_queries} upstream queries for one question")
+            return
+        self.budget.used += 1
+        self.pending = query
+
+    # --- reading replies ---------------------------------------------------------------
+
+    def _primed(self, classified: Classified) -> None:
+        self.primed = True
+        if classified.kind is ReplyKind.ANSWER and classified.answer is not None:
+            self.cache.put(classified.answer, Rank.AUTH_ANSWER if classified.authoritative else Rank.ANSWER)
+            for glue in classified.glue:
+                self.cache.put(glue, Rank.ADDITIONAL)
+            self._enter_closest_zone()
+
+    def _minimised_reply(self, classified: Classified) -> None:
+        if classified.kind is ReplyKind.REFERRAL:
+            self._follow_referral(classified)
+        elif classified.kind is ReplyKind.NXDOMAIN:
+            # Relaxed mode: some servers answer NXDOMAIN for empty non-terminals; ask in full.
+            self.minimise_off = True
+        else:
+            # The name exists in this zone without a cut: reveal one more label.
+            self.minimise_labels += 1
+            self.minimise_steps += 1
+
+    def _full_reply(self, classified: Classified) -> None:
+        kind = classified.kind
+        if kind is ReplyKind.REFERRAL:
+            self._follow_referral(classified)
+            return
+        rank = Rank.AUTH_ANSWER if classified.authoritative else Rank.ANSWER
+        for rrset in classified.chain:
+            self.cache.put(rrset, rank)
+        for glue in classified.glue:
+            self.cache.put(glue, Rank.ADDITIONAL)
+        for rrset in classified.chain:
+            if rrset.rdtype == RdataType.DNAME and rrset[0].target.is_subdomain(rrset.name):  # type: ignore[attr-defined]
+                # It rewrites every name below it to a longer one below it: a loop by construction.
+                self._fail(f"DNAME loop: {rrset.name} DNAME {rrset[0].target} points below itself")  # type: ignore[attr-defined]
+                return
+            self.chain.append(rrset)
+            if (rrset is not classified.answer and rrset.rdtype == RdataType.CNAME
+                    and not self._restart_at(rrset[0].target)):  # type: ignore[attr-defined]
+                return
+        if kind is ReplyKind.ANSWER:
+            self._finish(dns.rcode.NOERROR)
+        elif kind is ReplyKind.CNAME:
+            self._start()
+        else:
+            negative = NegativeKind.NXDOMAIN if kind is ReplyKind.NXDOMAIN else NegativeKind.NODATA
+            authority: list[dns.rrset.RRset] = []
+            if classified.soa is not None:
+                self.cache.put_negative(self.sname, self.qtype, negative, classified.soa)
+                cached = self.cache.get_negative(self.sname, self.qtype)
+                # The cached copy carries the RFC 2308 TTL: min(SOA TTL, MINIMUM, cap).
+                authority = [cached.soa if cached is not None else classified.soa]
+            rcode = dns.rcode.NXDOMAIN if kind is ReplyKind.NXDOMAIN else dns.rcode.NOERROR
+            self._finish(rcode, authority=authority)
+
+    def _follow_referral(self, classified: Classified) -> None:
+        assert classified.ns is not None and classified.child is not None
+        self.referrals += 1
+        if self.referrals > self.settings.max_referrals:
+            self._fail(f"more than {self.settings.max_referrals} referrals")
+            return
+        self.cache.put(classified.ns, Rank.AUTHORITY)
+        for glue in classified.glue:
+            self.cache.put(glue, Rank.ADDITIONAL)
+        self._enter_zone(classified.child, [rdata.target for rdata in classified.ns])  # type: ignore[attr-defined]
+        # The glue may not be cacheable (TTL 0): remember it for this lookup.
+        for glue in classified.glue:
+            if glue.rdtype == RdataType.A or self.settings.ipv6_upstream:
+                self.learned.setdefault(glue.name, []).extend(r.address for r in glue)  # type: ignore[attr-defined]
+
+    # --- finishing -------------------------------------------------------------------------
+
+    def _finish(self, rcode: int, authority: list[dns.rrset.RRset] | None = None, reason: str = "") -> None:
+        self.result = Result(rcode, list(self.chain), authority or [], reason,
+                             from_cache=self.everything_from_cache)
+
+    def _fail(self, reason: str) -> None:
+        self.result = Result(dns.rcode.SERVFAIL, reason=reason, from_cache=self.everything_from_cache)
+
+
+def _address_type(address: str) -> int:
+    return RdataType.AAAA if ":" in address else RdataType.A

@@ -1,0 +1,222 @@
+"""The recursive service: drives the iterator with real sockets and answers clients.
+
+Everything that decides is elsewhere (iterator, classify, cache, infra); this
+module parses client queries, applies access control, merges identical
+questions in flight, sends the iterator's queries upstream with dnspython
+(fresh random ID and source port each, replies accepted only from the address
+and port asked and for the same question), and shapes the reply: minimal,
+RA=1, AA=0, RD echoed, question case preserved, TTLs counted down and
+multi-record RRsets rotated from the cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import random
+from dataclasses import dataclass, field
+
+import dns.asyncquery
+import dns.edns
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from dnslab.cache import Cache, CacheSettings, Rank
+from dnslab.clock import Clock, MonotonicClock
+from dnslab.hints import RootHints
+from dnslab.infra import Failure, Infra, InfraSettings
+from dnslab.iterator import IteratorSettings, Query, Resolution, Result
+from dnslab.wire import EDNS_UDP_SIZE, PLAIN_UDP_SIZE, header_only_reply
+
+log = logging.getLogger(__name__)
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+LOOPBACK: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+
+@dataclass(frozen=True)
+class ResolverSettings:
+    """Everything an operator can set; `dnslab resolver` maps flags and TOML keys onto it."""
+
+    upstream_port: int = 53
+    allow: tuple[Network, ...] = LOOPBACK
+    query_time_limit: float = 5.0        # a client gets SERVFAIL at the latest after this
+    iterator: IteratorSettings = field(default_factory=IteratorSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
+    infra: InfraSettings = field(default_factory=InfraSettings)
+
+
+class Upstream:
+    """Sends one iterator query and returns the reply; dnspython does the matching."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    async def send(self, query: Query, timeout: float) -> dns.message.Message:
+        message = dns.message.make_query(query.qname, query.qtype, use_edns=0 if query.edns else False,
+                                         payload=EDNS_UDP_SIZE)
+        message.flags &= ~dns.flags.RD  # iterative: we do the recursion
+        if query.tcp:
+            return await dns.asyncquery.tcp(message, query.address, timeout=timeout, port=self.port)
+        # ignore_unexpected/ignore_errors: a forged or broken datagram is dropped and the wait
+        # goes on for the real reply; dnspython checks source address, port, ID and question.
+        return await dns.asyncquery.udp(message, query.address, timeout=timeout, port=self.port,
+                                        ignore_unexpected=True, ignore_errors=True)
+
+
+class RecursiveResolver:
+    """The resolver: a cache, server state, and the loop that runs each lookup."""
+
+    def __init__(self, hints: RootHints, settings: ResolverSettings = ResolverSettings(),
+                 clock: Clock | None = None, rng: random.Random | None = None) -> None:
+        self.hints = hints
+        self.settings = settings
+        self.clock = clock or MonotonicClock()
+        rng = rng or random.SystemRandom()
+        self.cache = Cache(self.clock, settings.cache, rng)
+        self.infra = Infra(self.clock, settings.infra, rng)
+        self.upstream = Upstream(settings.upstream_port)
+        self._in_flight: dict[tuple[dns.name.Name, int, bool], asyncio.Future[Result]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- resolving -----------------------------------------------------------------------
+
+    async def resolve(self, qname: dns.name.Name, qtype: int, cache_only: bool = False) -> Result:
+        """Resolve once per distinct question in flight; every waiter gets the same result."""
+        key = (qname, qtype, cache_only)
+        running = self._in_flight.get(key)
+        if running is not None:
+            return await asyncio.shield(running)
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = future
+        try:
+            result = await self._resolve(qname, qtype, cache_only)
+        except Exception:  # noqa: BLE001 - a client must get SERVFAIL, never silence
+            log.exception("resolving %s %s failed", qname, dns.rdatatype.to_text(qtype))
+            result = Result(dns.rcode.SERVFAIL, reason="internal error")
+        finally:
+            del self._in_flight[key]
+        future.set_result(result)
+        return result
+
+    async def _resolve(self, qname: dns.name.Name, qtype: int, cache_only: bool) -> Result:
+        if not cache_only and self.cache.is_servfail(qname, qtype):
+            return Result(dns.rcode.SERVFAIL, reason="a recent SERVFAIL for this question is cached",
+                          from_cache=True)
+        resolution = Resolution(qname, qtype, cache=self.cache, infra=self.infra, hints=self.hints,
+                                settings=self.settings.iterator, cache_only=cache_only)
+        result = await self._drive(resolution)
+        if result.rcode == dns.rcode.SERVFAIL and not cache_only:
+            stale = self._stale_answer(qname, qtype)
+            if stale is not None:
+                return stale
+            self.cache.put_servfail(qname, qtype)
+        return result
+
+    async def _drive(self, resolution: Resolution) -> Result:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.query_time_limit
+        while True:
+            action = resolution.next_action()
+            if isinstance(action, Result):
+                return action
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return Result(dns.rcode.SERVFAIL,
+                              reason=f"no answer within {self.settings.query_time_limit:g} s")
+            started = loop.time()
+            try:
+                reply = await self.upstream.send(action, min(action.timeout, remaining))
+            except dns.exception.Timeout:
+                resolution.on_timeout(action)
+            except (OSError, EOFError, ConnectionError):
+                resolution.on_failure(action, Failure.NETWORK)
+            except dns.exception.DNSException:
+                resolution.on_failure(action, Failure.BROKEN)
+            else:
+                resolution.on_reply(action, reply, loop.time() - started)
+
+    def _stale_answer(self, qname: dns.name.Name, qtype: int) -> Result | None:
+        """RFC 8767: when every server fails, expired data beats no data."""
+        if not self.settings.cache.serve_stale:
+            return None
+        hit = self.cache.get_stale(qname, qtype)
+        if hit is None or hit.rank < Rank.ANSWER:  # glue is never an answer (RFC 2181 §5.4.1)
+            return None
+        return Result(dns.rcode.NOERROR, [hit.rrset], reason="stale data served (RFC 8767)", from_cache=True)
+
+    # --- answering clients -------------------------------------------------------------
+
+    async def handle(self, wire: bytes, via_tcp: bool, peer: tuple[str, int] | None = None) -> bytes | None:
+        """A client's query in, our reply out (None: say nothing)."""
+        try:
+            query = dns.message.from_wire(wire)
+        except dns.message.ShortHeader:
+            return None
+        except Exception:  # noqa: BLE001 - any unparsable query is a FORMERR, never a crash
+            return header_only_reply(wire, dns.rcode.FORMERR)
+        if query.flags & dns.flags.QR:
+            return None
+        if peer is not None and not self._allowed(peer[0]):
+            return self._render(_error(query, dns.rcode.REFUSED), query, via_tcp)
+        if query.opcode() != dns.opcode.QUERY:
+            return header_only_reply(wire, dns.rcode.NOTIMP)
+        if len(query.question) != 1:
+            return header_only_reply(wire, dns.rcode.FORMERR)
+        if query.edns > 0:
+            reply = _error(query, dns.rcode.BADVERS)
+            return self._render(reply, query, via_tcp)
+        question = query.question[0]
+        if question.rdclass != dns.rdataclass.IN:
+            return self._render(_error(query, dns.rcode.REFUSED), query, via_tcp)
+        if dns.rdatatype.is_metatype(question.rdtype) and question.rdtype != dns.rdatatype.ANY:
+            return self._render(_error(query, dns.rcode.NOTIMP), query, via_tcp)
+        cache_only = not query.flags & dns.flags.RD
+        result = await self.resolve(question.name, question.rdtype, cache_only=cache_only)
+        return self._render(self._reply(query, result), query, via_tcp)
+
+    def _allowed(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address.split("%")[0])
+        except ValueError:
+            return False
+        return any(ip in network for network in self.settings.allow)
+
+    def _reply(self, query: dns.message.Message, result: Result) -> dns.message.Message:
+        reply = _error(query, result.rcode)
+        reply.answer = [self._fresh(rrset) for rrset in result.answer]
+        reply.authority = list(result.authority) if result.rcode != dns.rcode.SERVFAIL else []
+        return reply
+
+    def _fresh(self, rrset: dns.rrset.RRset) -> dns.rrset.RRset:
+        """The cached copy: TTL counted down, records rotated; the RRset itself if not cacheable."""
+        hit = self.cache.get(rrset.name, rrset.rdtype, rotate=True)
+        return hit.rrset if hit is not None and hit.rrset == rrset else rrset
+
+    def _render(self, reply: dns.message.Message, query: dns.message.Message, via_tcp: bool) -> bytes:
+        limit = 65535 if via_tcp else (PLAIN_UDP_SIZE if query.edns < 0 else
+                                       min(max(query.payload, PLAIN_UDP_SIZE), EDNS_UDP_SIZE))
+        # want_shuffle=False: dnspython shuffles records when rendering by default,
+        # which would undo the cache's round-robin order.
+        try:
+            return reply.to_wire(max_size=limit, want_shuffle=False)
+        except dns.exception.TooBig:
+            reply.answer, reply.authority, reply.additional = [], [], []
+            reply.flags |= dns.flags.TC
+            return reply.to_wire(max_size=limit, want_shuffle=False)
+
+
+def _error(query: dns.message.Message, rcode: int) -> dns.message.Message:
+    """An empty reply with our flags: RA=1, AA=0, RD and CD echoed, our EDNS if the client used it."""
+    reply = dns.message.make_response(query, our_payload=EDNS_UDP_SIZE)
+    reply.flags = dns.flags.QR | dns.flags.RA | (query.flags & (dns.flags.RD | dns.flags.CD))
+    reply.set_rcode(rcode)
+    return reply

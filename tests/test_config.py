@@ -1,0 +1,73 @@
+"""Resolver options from TOML and flags: one table of names, clear errors for mistakes."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from dnslab.cache import CacheSettings, Rotation
+from dnslab.cli import build_parser, resolver_options
+from dnslab.config import OPTIONS, resolver_settings
+from dnslab.errors import ConfigError
+from dnslab.infra import InfraSettings
+from dnslab.iterator import IteratorSettings
+from dnslab.lab import LabSettings
+from dnslab.resolver import ResolverSettings
+
+SECTIONS = {"resolver": ResolverSettings, "iterator": IteratorSettings, "cache": CacheSettings,
+            "infra": InfraSettings}
+
+
+def test_every_option_lands_on_a_real_setting() -> None:
+    for option in OPTIONS:
+        assert option.field in {f.name for f in fields(SECTIONS[option.section])}, option.name
+
+
+def test_values_are_applied_and_checked() -> None:
+    settings = resolver_settings({"upstream_port": 5300, "qname_minimisation": False, "cache_size": 10,
+                                  "rotation": "random", "allow": ["10.0.0.0/8"], "query_time_limit": 2},
+                                 "test")
+    assert settings.upstream_port == 5300
+    assert settings.iterator.qname_minimisation is False
+    assert settings.cache.max_entries == 10 and settings.cache.rotation is Rotation.RANDOM
+    assert settings.allow == (ipaddress.ip_network("10.0.0.0/8"),)
+    assert settings.query_time_limit == 2.0
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"cache_sise": 10}, "unknown resolver option 'cache_sise'"),
+    ({"cache_size": "ten"}, "cache_size must be int"),
+    ({"qname_minimisation": 1}, "qname_minimisation must be bool"),
+    ({"rotation": "sideways"}, "rotation"),
+    ({"allow": ["not-a-network"]}, "allow"),
+    ({"max_queries": -1}, "must not be negative"),
+])
+def test_mistakes_name_the_option(values: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        resolver_settings(values, "where.toml")
+
+
+def test_flags_win_over_the_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "resolver.toml"
+    config.write_text('root_hints = "hints.file"\nlisten = "127.0.0.1:5301"\nupstream_port = 5300\n'
+                      'cache_size = 500\nqname_minimisation = false\n')
+    args = build_parser().parse_args(["resolver", "--config", str(config), "--cache-size", "7",
+                                      "--qname-minimisation", "--listen", "127.0.0.1:5399"])
+    hints, listen, settings = resolver_options(args)
+    assert hints == Path("hints.file") and listen == ("127.0.0.1", 5399)
+    assert settings.upstream_port == 5300  # from the file
+    assert settings.cache.max_entries == 7  # the flag wins
+    assert settings.iterator.qname_minimisation is True
+
+
+def test_lab_toml_takes_a_resolver_table(tmp_path: Path) -> None:
+    lab_toml = tmp_path / "lab.toml"
+    lab_toml.write_text('port = 5301\nresolver_address = "127.0.0.9"\n[resolver]\nserve_stale = true\n')
+    settings = LabSettings.load(lab_toml)
+    assert settings.resolver_address == "127.0.0.9" and settings.resolver.cache.serve_stale
+    lab_toml.write_text('[resolver]\nserve_stail = true\n')
+    with pytest.raises(ConfigError, match=r"lab.toml \[resolver\]: unknown resolver option 'serve_stail'"):
+        LabSettings.load(lab_toml)

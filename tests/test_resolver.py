@@ -1,0 +1,228 @@
+"""The recursive resolver through real packets: a started lab, dnspython clients, loopback only."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from dataclasses import replace
+from pathlib import Path
+
+import dns.flags
+import dns.asyncquery
+import dns.message
+import dns.opcode
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import pytest
+
+from dnslab.clock import FakeClock
+from dnslab.lab import Lab, LabSettings, zone_files
+from dnslab.resolver import ResolverSettings, Upstream
+from dnslab.zone import load_zones
+
+from conftest import SAMPLE_ZONES, LabThread
+
+TIMEOUT = 10.0  # the client's patience; the resolver answers (at worst SERVFAIL) within 5 s
+
+
+def ask(lab: Lab, name: str, rdtype: str = "A", tcp: bool = False, rd: bool = True,
+        **make: object) -> dns.message.Message:
+    query = dns.message.make_query(name, rdtype, **make)  # type: ignore[arg-type]
+    if not rd:
+        query.flags &= ~dns.flags.RD
+    send = dns.query.tcp if tcp else dns.query.udp
+    return send(query, lab.resolver_address, port=lab.actual_port, timeout=TIMEOUT)
+
+
+def answer_of(reply: dns.message.Message) -> list[tuple[str, str, str]]:
+    return [(rrset.name.to_text(), dns.rdatatype.to_text(rrset.rdtype), rdata.to_text())
+            for rrset in reply.answer for rdata in rrset]
+
+
+def counting_lab(monkeypatch: pytest.MonkeyPatch, **lab_options: object) -> tuple[Lab, list[object]]:
+    """A lab from the sample zones whose resolver records every upstream query it sends."""
+    sent: list[object] = []
+    original = Upstream.send
+
+    async def send(self: Upstream, query, timeout):  # type: ignore[no-untyped-def]
+        sent.append(query)
+        return await original(self, query, timeout)
+
+    monkeypatch.setattr(Upstream, "send", send)
+    settings = LabSettings.load(SAMPLE_ZONES / "lab.toml")
+    zones, _ = load_zones(zone_files(SAMPLE_ZONES))
+    options = {"start_down": settings.start_down, **lab_options}
+    return Lab(zones, port=0, **options), sent  # type: ignore[arg-type]
+
+
+# --- every scenario of the sample hierarchy ----------------------------------------------
+
+SCENARIOS = [
+    # name, type, rcode, expected answer records (owner, type, rdata) — order-insensitive
+    ("www.example.com.", "A", "NOERROR", {("www.example.com.", "A", f"192.0.2.{i}") for i in (1, 2, 3)}),
+    ("www.example.com.", "AAAA", "NOERROR", {("www.example.com.", "AAAA", "2001:db8:1::80")}),
+    ("example.com.", "MX", "NOERROR", {("example.com.", "MX", "10 mail.example.com.")}),
+    ("ftp.example.com.", "A", "NOERROR", {("ftp.example.com.", "CNAME", "www.example.com.")}
+     | {("www.example.com.", "A", f"192.0.2.{i}") for i in (1, 2, 3)}),
+    ("www.example.org.", "A", "NOERROR", {("www.example.org.", "CNAME", "www.example.com.")}
+     | {("www.example.com.", "A", f"192.0.2.{i}") for i in (1, 2, 3)}),
+    ("wiki.eng.example.com.", "A", "NOERROR", {("wiki.eng.example.com.", "A", "192.0.2.20")}),
+    ("www.example.net.", "A", "NOERROR", {("www.example.net.", "A", "192.0.2.50")}),
+    ("anything.pages.net.", "A", "NOERROR", {("anything.pages.net.", "A", "198.51.100.10")}),
+    ("www.pages.net.", "A", "NOERROR", {("www.pages.net.", "A", "198.51.100.11")}),
+    ("y.pages.net.", "A", "NOERROR", set()),  # an empty non-terminal blocks the wildcard: NODATA
+    ("q.apps.pages.net.", "A", "NOERROR", {("q.apps.pages.net.", "CNAME", "www.example.com.")}
+     | {("www.example.com.", "A", f"192.0.2.{i}") for i in (1, 2, 3)}),
+    ("1.2.0.192.in-addr.arpa.", "PTR", "NOERROR", {("1.2.0.192.in-addr.arpa.", "PTR", "www.example.com.")}),
+    ("www.failover.com.", "A", "NOERROR", {("www.failover.com.", "A", "192.0.2.70")}),
+    ("t5.ttl-demo.org.", "A", "NOERROR", {("t5.ttl-demo.org.", "A", "192.0.2.80")}),
+    ("nope.example.net.", "A", "NXDOMAIN", set()),
+    ("www.example.com.", "TXT", "NOERROR", set()),
+]
+
+
+@pytest.mark.parametrize("name,rdtype,rcode,expected", SCENARIOS, ids=[f"{s[0]}{s[1]}" for s in SCENARIOS])
+def test_sample_hierarchy_resolves_like_unbound(sample_lab: Lab, name: str, rdtype: str, rcode: str,
+                                                 expected: set[tuple[str, str, str]]) -> None:
+    reply = ask(sample_lab, name, rdtype, use_edns=0)
+    assert dns.rcode.to_text(reply.rcode()) == rcode
+    assert reply.flags & dns.flags.RA and not reply.flags & dns.flags.AA
+    assert set(answer_of(reply)) == expected
+    if not expected:
+        # NXDOMAIN and NODATA carry the zone's SOA (RFC 2308), and nothing else.
+        assert [dns.rdatatype.to_text(r.rdtype) for r in reply.authority] == ["SOA"]
+
+
+def test_cname_chain_is_in_order(sample_lab: Lab) -> None:
+    reply = ask(sample_lab, "www.example.org.")
+    assert [dns.rdatatype.to_text(r.rdtype) for r in reply.answer] == ["CNAME", "A"]
+
+
+def test_question_case_is_preserved_and_rd_echoed(sample_lab: Lab) -> None:
+    reply = ask(sample_lab, "WwW.ExAmPlE.CoM.")
+    assert reply.question[0].name.to_text() == "WwW.ExAmPlE.CoM."
+    assert reply.flags & dns.flags.RD and reply.flags & dns.flags.QR
+
+
+def test_big_answer_sets_tc_over_udp_and_comes_whole_over_tcp(sample_lab: Lab) -> None:
+    udp = ask(sample_lab, "big.example.com.", "TXT", use_edns=0)
+    assert udp.flags & dns.flags.TC and not udp.answer
+    tcp = ask(sample_lab, "big.example.com.", "TXT", tcp=True)
+    assert not tcp.flags & dns.flags.TC
+    assert sum(len(rrset) for rrset in tcp.answer) == 10
+
+
+def test_round_robin_rotates_on_every_response(sample_lab: Lab) -> None:
+    firsts = [answer_of(ask(sample_lab, "www.example.com."))[0][2] for _ in range(6)]
+    # Cyclic: each of the three addresses comes first in turn.
+    assert firsts[:3] != firsts[1:4]
+    assert sorted(set(firsts)) == ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
+    assert firsts[0:3] == firsts[3:6]
+
+
+def test_ttl_counts_down_on_the_lab_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    lab, sent = counting_lab(monkeypatch, clock=clock)
+    with LabThread(lab):
+        assert ask(lab, "t10.ttl-demo.org.").answer[0].ttl == 10
+        queries = len(sent)
+        clock.advance(4)
+        assert ask(lab, "t10.ttl-demo.org.").answer[0].ttl == 6
+        assert len(sent) == queries  # answered from the cache
+        clock.advance(6)  # exactly the TTL: the entry is gone
+        assert ask(lab, "t10.ttl-demo.org.").answer[0].ttl == 10
+        assert len(sent) > queries
+
+
+def test_negative_answers_are_cached_per_rfc2308(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    lab, sent = counting_lab(monkeypatch, clock=clock)
+    with LabThread(lab):
+        first = ask(lab, "nothing.ttl-demo.org.")
+        assert first.rcode() == dns.rcode.NXDOMAIN
+        negative_ttl = first.authority[0].ttl
+        queries = len(sent)
+        clock.advance(3)
+        second = ask(lab, "nothing.ttl-demo.org.", "TXT")  # NXDOMAIN covers every type
+        assert second.rcode() == dns.rcode.NXDOMAIN and len(sent) == queries
+        assert second.authority[0].ttl == negative_ttl - 3
+
+
+def test_identical_questions_in_flight_are_resolved_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    lab, sent = counting_lab(monkeypatch)
+    with LabThread(lab):
+        async def many() -> list[dns.message.Message]:
+            query = dns.message.make_query("www.example.net.", "A")
+            return await asyncio.gather(*(dns.asyncquery.udp(query, lab.resolver_address, port=lab.actual_port,
+                                                             timeout=TIMEOUT) for _ in range(30)))
+        replies = asyncio.run(many())
+        assert {tuple(answer_of(r)) for r in replies} == {(("www.example.net.", "A", "192.0.2.50"),)}
+        full_queries = [q for q in sent if q.qname.to_text() == "www.example.net."]  # type: ignore[attr-defined]
+        assert len(full_queries) == 1
+
+
+def test_rd0_is_answered_from_the_cache_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    lab, sent = counting_lab(monkeypatch)
+    with LabThread(lab):
+        cold = ask(lab, "www.example.net.", rd=False)
+        assert cold.rcode() == dns.rcode.SERVFAIL and not cold.answer and sent == []
+        ask(lab, "www.example.net.")
+        queries = len(sent)
+        warm = ask(lab, "www.example.net.", rd=False)
+        assert answer_of(warm) == [("www.example.net.", "A", "192.0.2.50")]
+        assert not warm.flags & dns.flags.RD and len(sent) == queries
+        # A name not cached under a known zone: a referral to the closest cached delegation (as BIND).
+        near = ask(lab, "mail.example.net.", rd=False)
+        assert near.rcode() == dns.rcode.NOERROR and not near.answer and len(sent) == queries
+        assert [(r.name.to_text(), dns.rdatatype.to_text(r.rdtype)) for r in near.authority] == [
+            ("example.net.", "NS")]
+
+
+def test_one_server_down_still_answers_and_all_down_is_a_quick_servfail(monkeypatch: pytest.MonkeyPatch) -> None:
+    lab, sent = counting_lab(monkeypatch, start_down=["127.0.3.20", "127.0.3.21"])
+    with LabThread(lab):
+        failed = ask(lab, "www.failover.com.")
+        assert failed.rcode() == dns.rcode.SERVFAIL
+        queries = len(sent)
+        again = ask(lab, "www.failover.com.")
+        assert again.rcode() == dns.rcode.SERVFAIL
+        assert len(sent) == queries  # the SERVFAIL is cached briefly, no second walk
+        # Other zones are unaffected.
+        assert ask(lab, "www.example.com.").rcode() == dns.rcode.NOERROR
+
+
+def test_clients_outside_the_allow_list_are_refused() -> None:
+    zones, _ = load_zones(zone_files(SAMPLE_ZONES))
+    settings = replace(ResolverSettings(), allow=(ipaddress.ip_network("10.0.0.0/8"),))
+    lab = Lab(zones, port=0, resolver_settings=settings)
+    with LabThread(lab):
+        reply = ask(lab, "www.example.com.")
+        assert reply.rcode() == dns.rcode.REFUSED and not reply.answer
+
+
+def test_bad_client_input_never_stops_the_resolver(sample_lab: Lab) -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(TIMEOUT)
+    target = (sample_lab.resolver_address, sample_lab.actual_port)
+    try:
+        # A readable header, then a question that is not a name: FORMERR.
+        sock.sendto(b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\xff\xff", target)
+        reply = dns.message.from_wire(sock.recv(65535))
+        assert reply.id == 0x1234 and reply.rcode() == dns.rcode.FORMERR
+        two = bytearray(dns.message.make_query("www.example.com.", "A").to_wire())
+        two[5] = 2
+        sock.sendto(bytes(two), target)
+        assert dns.message.from_wire(sock.recv(65535), question_only=True).rcode() == dns.rcode.FORMERR
+        notify = dns.message.make_query("www.example.com.", "A")
+        notify.set_opcode(dns.opcode.NOTIFY)
+        sock.sendto(notify.to_wire(), target)
+        assert dns.message.from_wire(sock.recv(65535)).rcode() == dns.rcode.NOTIMP
+        sock.sendto(b"\x00", target)  # not even a header: dropped
+    finally:
+        sock.close()
+    assert ask(sample_lab, "www.example.com.").rcode() == dns.rcode.NOERROR
+    badvers = ask(sample_lab, "www.example.com.", use_edns=1)
+    assert badvers.rcode() == dns.rcode.BADVERS
+
