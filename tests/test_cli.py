@@ -163,13 +163,11 @@ def test_up_explains_that_port_53_needs_root() -> None:
 
 
 def test_serve_with_no_zones_refuses_everything() -> None:
-    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    proc = start("serve", "--listen", f"127.0.0.1:{port}")
+    proc = start("serve", "--listen", "127.0.0.1:0")
     try:
-        assert "serving (none" in read_until(proc, "Ctrl-C")
+        banner = read_until(proc, "Ctrl-C")
+        assert "serving (none" in banner
+        port = int(banner.split(" on 127.0.0.1:")[1].split()[0])
         reply = dns.query.udp(dns.message.make_query("example.com.", "A"), "127.0.0.1", port=port, timeout=5)
         assert reply.rcode() == dns.rcode.REFUSED
     finally:
