@@ -39,6 +39,8 @@ from dnslab.wire import EDNS_UDP_SIZE, PLAIN_UDP_SIZE, header_only_reply
 log = logging.getLogger(__name__)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# RFC 8767 §5 suggests 1.8 s: how long a client waits before stale data is answered.
+STALE_CLIENT_TIMER = 1.8
 LOOPBACK: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
@@ -85,7 +87,7 @@ class RecursiveResolver:
         self.infra = Infra(self.clock, settings.infra, rng)
         self.upstream = Upstream(settings.upstream_port)
         self._in_flight: dict[tuple[dns.name.Name, int, bool], asyncio.Future[Result]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Future[Result]] = set()  # lookups refreshing stale data
 
     # --- resolving -----------------------------------------------------------------------
 
@@ -108,18 +110,36 @@ class RecursiveResolver:
         return result
 
     async def _resolve(self, qname: dns.name.Name, qtype: int, cache_only: bool) -> Result:
-        if not cache_only and self.cache.is_servfail(qname, qtype):
-            return Result(dns.rcode.SERVFAIL, reason="a recent SERVFAIL for this question is cached",
-                          from_cache=True)
-        resolution = Resolution(qname, qtype, cache=self.cache, infra=self.infra, hints=self.hints,
-                                settings=self.settings.iterator, cache_only=cache_only)
-        result = await self._drive(resolution)
-        if result.rcode == dns.rcode.SERVFAIL and not cache_only:
-            stale = self._stale_answer(qname, qtype)
+        if cache_only:
+            return await self._drive(self._resolution(qname, qtype, cache_only=True))
+        stale = self._stale_answer(qname, qtype)
+        if self.cache.is_servfail(qname, qtype):
+            return stale or Result(dns.rcode.SERVFAIL, reason="a recent SERVFAIL for this question is cached",
+                                   from_cache=True)
+        lookup = asyncio.ensure_future(self._drive(self._resolution(qname, qtype)))
+        if stale is not None:
+            # RFC 8767 §5: if fresh data is not in within the client response timer,
+            # answer the stale data now and let the lookup go on refreshing the cache.
+            done, _ = await asyncio.wait({lookup}, timeout=STALE_CLIENT_TIMER)
+            if not done:
+                self._tasks.add(lookup)
+                lookup.add_done_callback(lambda task: self._finished_in_background(task, qname, qtype))
+                return stale
+        result = await lookup
+        if result.rcode == dns.rcode.SERVFAIL:
+            self.cache.put_servfail(qname, qtype)
             if stale is not None:
                 return stale
-            self.cache.put_servfail(qname, qtype)
         return result
+
+    def _resolution(self, qname: dns.name.Name, qtype: int, cache_only: bool = False) -> Resolution:
+        return Resolution(qname, qtype, cache=self.cache, infra=self.infra, hints=self.hints,
+                          settings=self.settings.iterator, cache_only=cache_only)
+
+    def _finished_in_background(self, task: asyncio.Future[Result], qname: dns.name.Name, qtype: int) -> None:
+        self._tasks.discard(task)  # type: ignore[arg-type]
+        if not task.cancelled() and task.exception() is None and task.result().rcode == dns.rcode.SERVFAIL:
+            self.cache.put_servfail(qname, qtype)
 
     async def _drive(self, resolution: Resolution) -> Result:
         loop = asyncio.get_running_loop()
@@ -145,11 +165,11 @@ class RecursiveResolver:
                 resolution.on_reply(action, reply, loop.time() - started)
 
     def _stale_answer(self, qname: dns.name.Name, qtype: int) -> Result | None:
-        """RFC 8767: when every server fails, expired data beats no data."""
+        """RFC 8767: expired data (within the stale window) beats no data when servers fail."""
         if not self.settings.cache.serve_stale:
             return None
         hit = self.cache.get_stale(qname, qtype)
-        if hit is None or hit.rank < Rank.ANSWER:  # glue is never an answer (RFC 2181 §5.4.1)
+        if hit is None or not hit.stale or hit.rank < Rank.ANSWER:  # glue is never an answer (RFC 2181 §5.4.1)
             return None
         return Result(dns.rcode.NOERROR, [hit.rrset], reason="stale data served (RFC 8767)", from_cache=True)
 

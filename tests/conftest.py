@@ -8,12 +8,13 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Coroutine, Iterator, TypeVar
 
 import pytest
 
 from dnslab.lab import Lab
 
+T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_ZONES = REPO / "zones"
 
@@ -30,6 +31,10 @@ class LabThread:
         self.thread.start()
         asyncio.run_coroutine_threadsafe(self.lab.start(), self.loop).result(timeout=30)
         return self.lab
+
+    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        """Run a coroutine on the lab's loop (to stop a server, say) and wait for it."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=timeout)
 
     def __exit__(self, *exc_info: object) -> None:
         asyncio.run_coroutine_threadsafe(self.lab.stop(), self.loop).result(timeout=30)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import threading
 from dataclasses import replace
 from pathlib import Path
 
 import dns.flags
 import dns.asyncquery
 import dns.message
+import dns.name
 import dns.opcode
 import dns.query
 import dns.rcode
@@ -226,3 +228,59 @@ def test_bad_client_input_never_stops_the_resolver(sample_lab: Lab) -> None:
     badvers = ask(sample_lab, "www.example.com.", use_edns=1)
     assert badvers.rcode() == dns.rcode.BADVERS
 
+
+
+def test_serve_stale_answers_expired_data_when_every_server_fails() -> None:
+    clock = FakeClock()
+    zones, _ = load_zones(zone_files(SAMPLE_ZONES))
+    settings = ResolverSettings()
+    settings = replace(settings, cache=replace(settings.cache, serve_stale=True))
+    lab = Lab(zones, port=0, resolver_settings=settings, clock=clock)
+    thread = LabThread(lab)
+    with thread:
+        fresh = ask(lab, "t5.ttl-demo.org.")
+        assert fresh.answer[0].ttl == 5
+        # Take ttl-demo.org's only server away, then let the record expire.
+        server = next(r for r in lab.servers if r.plan.address == "127.0.3.4")
+        assert server.listener is not None
+        thread.call(server.listener.stop())
+        clock.advance(60)
+        stale = ask(lab, "t5.ttl-demo.org.")
+        assert stale.rcode() == dns.rcode.NOERROR
+        assert answer_of(stale) == [("t5.ttl-demo.org.", "A", "192.0.2.80")]
+        assert stale.answer[0].ttl == 30  # RFC 8767's stale TTL
+        # A name never seen has nothing stale to offer.
+        assert ask(lab, "t10.ttl-demo.org.").rcode() == dns.rcode.SERVFAIL
+
+
+def test_slow_refresh_answers_stale_then_refreshes_in_the_background(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dnslab.resolver as resolver_module
+
+    monkeypatch.setattr(resolver_module, "STALE_CLIENT_TIMER", 0.2)
+    slow = {"on": False}
+    original = Upstream.send
+
+    async def send(self: Upstream, query, timeout):  # type: ignore[no-untyped-def]
+        if slow["on"] and query.address == "127.0.3.4":
+            await asyncio.sleep(1.0)  # longer than the (shortened) client response timer
+        return await original(self, query, timeout)
+
+    monkeypatch.setattr(Upstream, "send", send)
+    clock = FakeClock()
+    zones, _ = load_zones(zone_files(SAMPLE_ZONES))
+    settings = ResolverSettings()
+    settings = replace(settings, cache=replace(settings.cache, serve_stale=True))
+    lab = Lab(zones, port=0, resolver_settings=settings, clock=clock)
+    with LabThread(lab):
+        assert ask(lab, "t5.ttl-demo.org.").answer[0].ttl == 5
+        clock.advance(60)
+        slow["on"] = True
+        assert ask(lab, "t5.ttl-demo.org.").answer[0].ttl == 30  # stale, before the slow server answered
+        assert lab.resolver is not None
+        refreshed = None
+        for _ in range(100):  # bounded: at most ~5 s for the background lookup to land
+            refreshed = lab.resolver.cache.get(dns.name.from_text("t5.ttl-demo.org."), dns.rdatatype.A)
+            if refreshed is not None:
+                break
+            threading.Event().wait(0.05)
+        assert refreshed is not None and refreshed.remaining == 5
