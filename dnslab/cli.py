@@ -14,7 +14,7 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
-from typing import Sequence, TextIO
+from typing import Callable, Sequence, TextIO
 
 from dnslab import __version__
 from dnslab.config import OPTIONS, load_toml, resolver_settings
@@ -23,7 +23,7 @@ from dnslab.hints import load_root_hints
 from dnslab.lab import Lab, example_walk
 from dnslab.resolver import RecursiveResolver, ResolverSettings
 from dnslab.server import AuthoritativeServer
-from dnslab.transport import DnsListener
+from dnslab.transport import DnsListener, Handler
 from dnslab.zone import Severity, load_zone, load_zones
 
 log = logging.getLogger("dnslab")
@@ -179,13 +179,20 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     for problem in problems:
         print(problem, file=sys.stderr)
     host, port = parse_listen(args.listen)
-    server = AuthoritativeServer(zones)
+    names = " ".join(zone.origin.to_text() for zone in zones) or "(none: every query is REFUSED)"
+    return _listen_until_stopped(
+        host, port, AuthoritativeServer(zones).handle, out,
+        lambda bound: f"dnslab: serving {names} on {host}:{bound} (UDP and TCP). Ctrl-C stops.")
+
+
+def _listen_until_stopped(host: str, port: int, handler: Handler, out: TextIO,
+                          banner: Callable[[int], str]) -> int:
+    """Serve one handler on one address until Ctrl-C or SIGTERM; the banner gets the bound port."""
 
     async def run() -> None:
-        listener = DnsListener(host, port, server.handle)
+        listener = DnsListener(host, port, handler)
         await listener.start()
-        names = " ".join(zone.origin.to_text() for zone in zones) or "(none: every query is REFUSED)"
-        print(f"dnslab: serving {names} on {host}:{listener.port} (UDP and TCP). Ctrl-C stops.", file=out, flush=True)
+        print(banner(listener.port), file=out, flush=True)
         try:
             await _until_stopped()
         finally:
@@ -223,22 +230,11 @@ def resolver_options(args: argparse.Namespace) -> tuple[Path, tuple[str, int], R
 def cmd_resolver(args: argparse.Namespace, out: TextIO) -> int:
     hints_path, (host, port), settings = resolver_options(args)
     hints = load_root_hints(hints_path)
-    resolver = RecursiveResolver(hints, settings)
-
-    async def run() -> None:
-        listener = DnsListener(host, port, resolver.handle)
-        await listener.start()
-        print(f"dnslab: resolver on {host}:{listener.port} (UDP and TCP), {len(hints)} root server "
-              f"address(es) from {hints_path}, upstream port {settings.upstream_port}. Ctrl-C stops.",
-              file=out, flush=True)
-        print(f"Try: dig @{host} -p {listener.port} www.example.com", file=out, flush=True)
-        try:
-            await _until_stopped()
-        finally:
-            await listener.stop()
-
-    asyncio.run(run())
-    return 0
+    return _listen_until_stopped(
+        host, port, RecursiveResolver(hints, settings).handle, out,
+        lambda bound: f"dnslab: resolver on {host}:{bound} (UDP and TCP), {len(hints)} root server "
+                      f"address(es) from {hints_path}, upstream port {settings.upstream_port}. Ctrl-C stops.\n"
+                      f"Try: dig @{host} -p {bound} www.example.com")
 
 
 # --- up ----------------------------------------------------------------------------------
