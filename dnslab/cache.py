@@ -144,6 +144,7 @@ class EntryView:
     rank: Rank | None
     stale: bool
     rrset: dns.rrset.RRset | None  # positive: the RRset; negative: the SOA; servfail: None
+    source: str | None = None      # the server address it came from, when known
 
 
 @dataclass(slots=True, eq=False)
@@ -159,6 +160,7 @@ class _Entry:
     expires_at: float  # live while now < expires_at
     drop_at: float  # the TLRUCache forgets it here (expires_at, or + stale_window)
     turn: int = 0
+    source: str | None = None  # the server address it came from, for `dnslab cache show`
 
 
 # Key shapes.  `folded` is the owner name as a tuple of lowercased labels: it
@@ -172,6 +174,10 @@ class _Entry:
 #   (folded, rdtype, EntryKind.NODATA | SERVFAIL)
 # The class is always IN: the resolver serves IN only.
 _Key = tuple
+
+
+# Seconds an expired positive entry is remembered when serve-stale is off.
+EXPIRED_MEMORY = 300
 
 
 def _fold(name: dns.name.Name) -> tuple[bytes, ...]:
@@ -213,7 +219,7 @@ class Cache:
 
     # -- positive -----------------------------------------------------------------
 
-    def put(self, rrset: dns.rrset.RRset, rank: Rank) -> bool:
+    def put(self, rrset: dns.rrset.RRset, rank: Rank, source: str | None = None) -> bool:
         """Remember an RRset unless better data for it is still live (RFC 2181 §5.4.1).
 
         Returns whether it was stored.  A stored answer disproves a cached
@@ -246,9 +252,11 @@ class Cache:
         stored.update(rrset)  # our own mutable copy: the caller may reuse theirs
         stored.ttl = ttl
         expires_at = now + ttl
-        drop_at = expires_at + settings.stale_window if settings.serve_stale else expires_at
+        # Expired entries are kept a little (or for the stale window) so a trace can
+        # say "expired" rather than "miss"; the LRU bound still covers them.
+        drop_at = expires_at + (settings.stale_window if settings.serve_stale else EXPIRED_MEMORY)
         self._store[key] = _Entry(
-            EntryKind.POSITIVE, name, rdtype, stored, Rank(rank), ttl, expires_at, drop_at
+            EntryKind.POSITIVE, name, rdtype, stored, Rank(rank), ttl, expires_at, drop_at, source=source
         )
         if rank >= Rank.ANSWER:
             self._store.pop((folded, rdtype, EntryKind.NODATA), None)
@@ -306,6 +314,7 @@ class Cache:
         rdtype: int,
         kind: NegativeKind,
         soa: dns.rrset.RRset,
+        source: str | None = None,
     ) -> None:
         """Remember that a name (NXDOMAIN) or one type at it (NODATA) does not exist.
 
@@ -329,7 +338,7 @@ class Cache:
         stored.ttl = ttl
         expires_at = self._clock.now() + ttl
         self._store[key] = _Entry(
-            entry_kind, name, entry_type, stored, None, ttl, expires_at, expires_at
+            entry_kind, name, entry_type, stored, None, ttl, expires_at, expires_at, source=source
         )
 
     def get_negative(self, name: dns.name.Name, rdtype: int) -> NegativeHit | None:
@@ -390,8 +399,20 @@ class Cache:
                 removed += 1
         return removed
 
+    def expired_since(self, name: dns.name.Name, rdtype: int) -> float | None:
+        """Seconds since a positive entry expired, if it is still remembered; None if live or unknown.
+
+        Lets a trace tell "expired" from "never seen"; does not count as a use.
+        """
+        entry = self._peek((_fold(name), rdtype))
+        now = self._clock.now()
+        if entry is None or now >= entry.drop_at:
+            return None
+        since = now - entry.expires_at
+        return since if since >= 0 else None
+
     def entries(self) -> Iterator[EntryView]:
-        """Every entry still held, for inspection; reading them is not a "use" for LRU."""
+        """Every live entry, and with serve-stale the stale ones; reading is not a "use" for LRU."""
         now = self._clock.now()
         for key in list(self._store):
             entry = self._peek(key)
@@ -399,6 +420,8 @@ class Cache:
                 continue
             left = entry.expires_at - now
             stale = left <= 0
+            if stale and not self._settings.serve_stale:
+                continue
             remaining = 0 if stale else min(entry.ttl, math.ceil(left))
             rrset = None if entry.rrset is None else _copy_with_ttl(entry.rrset, remaining)
             yield EntryView(
@@ -410,6 +433,7 @@ class Cache:
                 entry.rank,
                 stale,
                 rrset,
+                entry.source,
             )
 
     def __len__(self) -> int:

@@ -12,12 +12,13 @@ import logging
 import os
 import signal
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable, Sequence, TextIO
 
 from dnslab import __version__
 from dnslab.config import OPTIONS, load_toml, resolver_settings
+from dnslab.control import LabState, default_state_path, runtime_dir
+from dnslab.inspection import INSPECT
 from dnslab.errors import ConfigError, DnslabError
 from dnslab.hints import load_root_hints
 from dnslab.lab import Lab, example_walk
@@ -38,9 +39,8 @@ def default_zones_dir() -> Path:
 
 
 def default_hints_path() -> Path:
-    """A per-user runtime folder, so two users of one machine do not overwrite each other."""
-    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
-    return Path(base) / f"dnslab-{os.getuid()}" / "root.hints"
+    """In the per-user runtime folder, so two users of one machine do not overwrite each other."""
+    return runtime_dir() / "root.hints"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="port for every server (default: lab.toml's port, else 5300; 0 picks a free one)")
     up.add_argument("--no-resolver", action="store_true",
                     help="run only the hierarchy, without the recursive resolver on 127.0.0.1")
+    up.add_argument("--log-queries", action="store_true",
+                    help="print one line per client query (time, client, name, type, rcode, cache or "
+                         "upstream queries, ms)")
     up.add_argument("--hints", type=Path, default=None, metavar="FILE",
                     help=f"where to write the lab's root hints (default: {default_hints_path()})")
 
@@ -97,6 +100,42 @@ def build_parser() -> argparse.ArgumentParser:
             resolver.add_argument(flag, type=option.kind, default=None, metavar=option.kind.__name__.upper(),
                                   help=option.help)
 
+    query = commands.add_parser("query", help="ask a DNS server, with dig-like output",
+                                description="NAME [TYPE] [@SERVER] in any order, like dig. Defaults to the "
+                                            "running lab's resolver.")
+    query.add_argument("words", nargs="+", metavar="NAME [TYPE] [@SERVER]")
+    query.add_argument("-p", "--port", type=int, default=None, help="server port (default: the lab's port)")
+    query.add_argument("--tcp", action="store_true", help="use TCP")
+    query.add_argument("--norecurse", action="store_true", help="clear RD: ask the cache only, or a server as a resolver would")
+    query.add_argument("--json", action="store_true", help="print the reply as JSON")
+    query.add_argument("--timeout", type=float, default=5.0, metavar="S", help="seconds to wait (default 5)")
+
+    trace = commands.add_parser("trace", help="watch the running resolver resolve a name, step by step",
+                                description="Every cache lookup, server choice (and why), query, reply and "
+                                            "what it meant, failure and failover, in order.")
+    trace.add_argument("name")
+    trace.add_argument("type", nargs="?", default="A")
+    trace.add_argument("--cold", action="store_true",
+                       help="resolve with an empty private cache, to see the walk from the root "
+                            "(the shared cache is not touched)")
+    trace.add_argument("--json", action="store_true", help="the events as JSON lines (fields in the README)")
+    trace.add_argument("--html", type=Path, default=None, metavar="FILE",
+                       help="also write a self-contained HTML picture of the walk to FILE")
+
+    cache = commands.add_parser("cache", help="show or flush the running resolver's cache")
+    cache_commands = cache.add_subparsers(dest="cache_command", metavar="show|flush", required=True)
+    show = cache_commands.add_parser("show", help="entries with TTLs, rank and source server")
+    show.add_argument("name", nargs="?", help="only this name and the names below it")
+    show.add_argument("--json", action="store_true")
+    flush = cache_commands.add_parser("flush", help="forget everything, or one name")
+    flush.add_argument("name", nargs="?")
+    flush.add_argument("--tree", action="store_true", help="also every name below NAME")
+
+    servers = commands.add_parser("servers", help="the resolver's view of each upstream server")
+    servers.add_argument("--json", action="store_true")
+    stats = commands.add_parser("stats", help="the resolver's counters")
+    stats.add_argument("--json", action="store_true")
+
     check = commands.add_parser("check-zone", help="validate zone files as the lab loads them",
                                 description="Print every error and warning with file and line; "
                                             "exit 1 if any file has an error.")
@@ -121,6 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_serve(args, sys.stdout)
         if args.command == "resolver":
             return cmd_resolver(args, sys.stdout)
+        if args.command in INSPECT:
+            return INSPECT[args.command](args, sys.stdout)
         if args.command == "check-zone":
             return cmd_check_zone(args, sys.stdout)
     except DnslabError as exc:
@@ -248,19 +289,34 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
     for warning in lab.hierarchy.warnings:
         print(f"dnslab: warning: {warning}", file=sys.stderr)
     hints_path = args.hints if args.hints is not None else default_hints_path()
+    state_path = default_state_path()
 
     async def run() -> None:
         await lab.start()
         try:
             _write_hints(hints_path, lab.root_hints)
+            LabState(lab.control.address, lab.control.port, lab.control.token, lab.resolver_address,
+                     lab.actual_port, str(hints_path), os.getpid()).write(state_path)
+            if args.log_queries and lab.resolver is not None:
+                lab.resolver.on_query = lambda entry: print(entry.line(), file=out, flush=True)
             print_lab(lab, zones_dir, hints_path, out)
             await _until_stopped()
         finally:
             await lab.stop()
+            _remove_state(state_path, lab.control.token)
 
     asyncio.run(run())
     print("dnslab: lab stopped.", file=out, flush=True)
     return 0
+
+
+def _remove_state(path: Path, token: str) -> None:
+    """Remove the state file if it is still ours (another lab may have started since)."""
+    try:
+        if LabState.read(path).token == token:
+            path.unlink()
+    except (DnslabError, OSError):
+        pass
 
 
 def _write_hints(path: Path, text: str) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import enum
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Collection, Sequence
 
 import cachetools
@@ -122,6 +122,8 @@ class ServerView:
     held_until: float | None
     edns: bool
     last_failure: Failure | None
+    timeouts: int = 0                      # all timeouts so far, for `dnslab servers`
+    lame_zones: tuple[str, ...] = ()       # zones it answered lamely for
 
 
 @dataclass
@@ -137,6 +139,11 @@ class _State:
     probe_until: float | None = None  # a probe is in flight until then
     edns: bool = True
     last_failure: Failure | None = None
+    timeouts: int = 0
+    lame_zones: dict[str, None] = field(default_factory=dict)  # ordered set, bounded below
+
+
+_MAX_LAME_ZONES = 16  # per server: enough to show a learner, bounded against a hostile referral flood
 
 
 class Infra:
@@ -287,7 +294,7 @@ class Infra:
         state.held_until = None
         state.probe_until = None
 
-    def failure(self, address: str, kind: Failure) -> None:
+    def failure(self, address: str, kind: Failure, zone: str | None = None) -> None:
         """A try gave no usable answer; count it toward the breaker.
 
         Only a TIMEOUT lengthens the next timeout.  Any other outcome ends the
@@ -303,6 +310,9 @@ class Infra:
         state.last_failure = kind
         state.consecutive_failures += 1
         timed_out = kind is Failure.TIMEOUT
+        state.timeouts += timed_out
+        if kind is Failure.LAME and zone is not None and len(state.lame_zones) < _MAX_LAME_ZONES:
+            state.lame_zones[zone] = None
         state.consecutive_timeouts = state.consecutive_timeouts + 1 if timed_out else 0
         tripped = state.consecutive_failures >= self.settings.failures_to_hold
         if breaker is Breaker.HALF_OPEN:
@@ -363,6 +373,8 @@ class Infra:
             held_until=fresh.held_until,
             edns=fresh.edns,
             last_failure=fresh.last_failure,
+            timeouts=fresh.timeouts,
+            lame_zones=tuple(fresh.lame_zones),
         )
 
     def _peek(self, address: str) -> _State | None:

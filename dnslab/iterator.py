@@ -29,6 +29,8 @@ import dns.rrset
 
 from dnslab.cache import Cache, NegativeKind, Rank
 from dnslab.classify import Classified, ReplyKind, classify
+from dnslab.events import (CacheLookup, Delegation, Done, Event, Failed, QuerySent, Reply, Restart,
+                           ServerChoice, Sink, Start, lines)
 from dnslab.infra import Failure, Infra, Reason
 
 RdataType = dns.rdatatype.RdataType
@@ -71,6 +73,7 @@ class Query:
     tcp: bool = False
     edns: bool = True
     purpose: str = "resolve"             # "resolve", "minimised", "priming", "glueless NS"
+    server: dns.name.Name | None = None  # the NS name the address belongs to
 
 
 @dataclass
@@ -82,6 +85,7 @@ class Result:
     authority: list[dns.rrset.RRset] = field(default_factory=list)
     reason: str = ""                     # why it failed, for SERVFAIL explanations
     from_cache: bool = False
+    upstream_queries: int = 0            # queries sent for it, sub-lookups included
 
 
 @dataclass
@@ -90,6 +94,7 @@ class Budget:
 
     limit: int
     used: int = 0
+    failed_tries: int = 0  # tries that moved on to another server (timeouts, errors, lame replies)
 
     @property
     def exhausted(self) -> bool:
@@ -102,8 +107,11 @@ class Resolution:
     def __init__(self, qname: dns.name.Name, qtype: int, *, cache: Cache, infra: Infra,
                  hints: list[tuple[dns.name.Name, str]], settings: IteratorSettings = IteratorSettings(),
                  budget: Budget | None = None, depth: int = 0,
-                 goals: tuple[tuple[dns.name.Name, int], ...] = (), cache_only: bool = False) -> None:
+                 goals: tuple[tuple[dns.name.Name, int], ...] = (), cache_only: bool = False,
+                 trace: Sink | None = None, why: str = "") -> None:
+        """*trace*, when given, receives an Event for every step; it never changes a decision."""
         self.qname, self.qtype = qname, qtype
+        self.trace = trace
         self.cache, self.infra, self.hints, self.settings = cache, infra, hints, settings
         self.budget = budget if budget is not None else Budget(settings.max_queries)
         self.depth = depth
@@ -120,6 +128,7 @@ class Resolution:
         self.child_for: dns.name.Name | None = None
         self.primed = False
         self.everything_from_cache = True
+        self.last_source: str | None = None  # the server whose reply is being read
         # Addresses of NS names found during this lookup (glue, sub-lookups), and
         # the minimisation steps taken, which bound the whole lookup.
         self.learned: dict[dns.name.Name, list[str]] = {}
@@ -132,6 +141,7 @@ class Resolution:
         self.glueless_tried: set[tuple[dns.name.Name, int]] = set()
         self.minimise_labels = 0
         self.minimise_off = not settings.qname_minimisation
+        self._emit(Start, name=qname.to_text(), type=_type(qtype), why=why)
         self._start()
 
     # --- the driver's interface ------------------------------------------------------
@@ -156,12 +166,15 @@ class Resolution:
             return
         self.pending = None
         self.everything_from_cache = False
+        self.last_source = query.address
         classified = classify(reply, query.qname, query.qtype, query.zone)
         if reply.flags & dns.flags.TC and not query.tcp:
+            self._emit_reply(query, reply, rtt, classified, "truncated")
             self.infra.success(query.address, rtt)
             self._resend(replace(query, tcp=True))
             return
         if classified.kind is ReplyKind.FORMERR and query.edns:
+            self._emit_reply(query, reply, rtt, classified, "formerr")
             self.infra.mark_no_edns(query.address)
             self._resend(replace(query, edns=False))
             return
@@ -171,12 +184,20 @@ class Resolution:
         if failure is not None and query.purpose == "minimised" and failure is not Failure.LAME:
             # Relaxed mode (RFC 9156 §2.3, Unbound's default): a server that cannot
             # cope with a minimised query is asked the full name before it is blamed.
+            self._emit_reply(query, reply, rtt, classified, "error: asking the full name")
             self.minimise_off = True
             return
         if failure is not None:
-            self.infra.failure(query.address, failure)
+            self._emit_reply(query, reply, rtt, classified, classified.kind.value)
+            self._emit_failed(query, failure, rtt)
+            self.budget.failed_tries += 1
+            self.infra.failure(query.address, failure, query.zone.to_text())
             self.tried.add(query.address)
             return
+        meaning = classified.kind.value
+        if query.purpose == "minimised" and classified.kind is not ReplyKind.REFERRAL:
+            meaning = "nxdomain: asking the full name" if classified.kind is ReplyKind.NXDOMAIN else "no cut here"
+        self._emit_reply(query, reply, rtt, classified, meaning)
         self.infra.success(query.address, rtt)
         if query.purpose == "priming":
             self._primed(classified)
@@ -194,6 +215,8 @@ class Resolution:
             return
         self.pending = None
         self.everything_from_cache = False
+        self._emit_failed(query, kind, query.timeout if kind is Failure.TIMEOUT else None)
+        self.budget.failed_tries += 1
         self.infra.failure(query.address, kind)
         self.tried.add(query.address)
 
@@ -217,19 +240,25 @@ class Resolution:
             if hit is not None and hit.rank >= Rank.ANSWER:
                 # Glue and a referral's NS set are cached to find servers, but RFC 2181
                 # §5.4.1 forbids returning them as answers: ask the zone itself instead.
+                self._emit_cache(self.qtype, "hit", hit.remaining, hit.original_ttl, records=lines([hit.rrset]))
                 self.chain.append(hit.rrset)
                 self._finish(dns.rcode.NOERROR)
                 return True
             negative = self.cache.get_negative(self.sname, self.qtype)
             if negative is not None:
                 rcode = dns.rcode.NXDOMAIN if negative.kind is NegativeKind.NXDOMAIN else dns.rcode.NOERROR
+                self._emit_cache(self.qtype, "negative", negative.remaining, rcode=dns.rcode.to_text(rcode),
+                                 records=lines([negative.soa]))
                 self._finish(rcode, authority=[negative.soa])
                 return True
             cname = self.cache.get(self.sname, RdataType.CNAME) if self.qtype != RdataType.CNAME else None
             if cname is None:
+                self._emit_cache(self.qtype, "miss")
                 return False
+            self._emit_cache(RdataType.CNAME, "hit", cname.remaining, cname.original_ttl,
+                             records=lines([cname.rrset]))
             self.chain.append(cname.rrset)
-            if not self._restart_at(cname.rrset[0].target):  # type: ignore[attr-defined]
+            if not self._restart_at(cname.rrset[0].target, "CNAME"):  # type: ignore[attr-defined]
                 return True
 
     def _refer_from_cache(self) -> None:
@@ -250,8 +279,9 @@ class Resolution:
                 return
             name = name.parent()
 
-    def _restart_at(self, target: dns.name.Name) -> bool:
+    def _restart_at(self, target: dns.name.Name, via: str) -> bool:
         """Follow a CNAME/DNAME to target; False (and SERVFAIL) on a loop or a chain too long."""
+        self._emit(Restart, name=self.sname.to_text(), target=target.to_text(), via=via)
         self.restarts += 1
         if target in self.chain_names:
             self._fail(f"CNAME/DNAME loop at {target}")
@@ -274,18 +304,19 @@ class Resolution:
                 # are gone (evicted, flushed, shorter TTLs), a cached root NS set alone
                 # would fail every lookup until it expires.
                 if name != dns.name.root or any(self._addresses(ns_name) for ns_name in ns_names):
-                    self._enter_zone(name, ns_names)
+                    self._enter_zone(name, ns_names, "cache")
                     return
             if name == dns.name.root:
                 break
             name = name.parent()
         # Nothing usable cached, not even the root: prime (RFC 8109) from the hints.
-        self._enter_zone(dns.name.root, list(dict.fromkeys(n for n, _ in self.hints)))
+        self._enter_zone(dns.name.root, list(dict.fromkeys(n for n, _ in self.hints)), "hints")
         self.hint_addresses = {}
         for ns_name, address in self.hints:
             self.hint_addresses.setdefault(ns_name, []).append(address)
 
-    def _enter_zone(self, zone: dns.name.Name, ns_names: list[dns.name.Name]) -> None:
+    def _enter_zone(self, zone: dns.name.Name, ns_names: list[dns.name.Name], source: str) -> None:
+        self._emit(Delegation, zone=zone.to_text(), servers=[n.to_text() for n in ns_names], source=source)
         self.zone = zone
         self.ns_names = ns_names
         self.hint_addresses = {}
@@ -319,9 +350,15 @@ class Resolution:
             self._fail(f"every name server of {self.zone} {why}")
             return
         self.budget.used += 1
-        self.pending = Query(choice.address, qname, qtype, self.zone, choice.timeout, choice.reason,
-                             edns=self.settings.edns and self.infra.edns_supported(choice.address),
-                             purpose=purpose)
+        server = next((name for name in self.ns_names if choice.address in self._addresses(name)), None)
+        if self.trace is not None:
+            srtt = self.infra.view(choice.address).srtt
+            self._emit(ServerChoice, zone=self.zone.to_text(), server=_text(server), address=choice.address,
+                       reason=choice.reason.value, srtt_ms=None if srtt is None else round(srtt * 1000, 1),
+                       timeout_ms=round(choice.timeout * 1000, 1), held_down=list(choice.held_down))
+        self._send(Query(choice.address, qname, qtype, self.zone, choice.timeout, choice.reason,
+                         edns=self.settings.edns and self.infra.edns_supported(choice.address),
+                         purpose=purpose, server=server))
 
     def _question(self) -> tuple[dns.name.Name, int, str]:
         """RFC 9156: reveal one more label than the zone needs, as an A query, until the full name."""
@@ -367,7 +404,8 @@ class Resolution:
                 self.child_for = name
                 self.child = Resolution(name, rdtype, cache=self.cache, infra=self.infra, hints=self.hints,
                                         settings=self.settings, budget=self.budget, depth=self.depth + 1,
-                                        goals=self.goals)
+                                        goals=self.goals, trace=self.trace,
+                                        why=f"address of {name} for zone {self.zone}")
                 return True
         return False
 
@@ -386,6 +424,12 @@ class Resolution:
             self._fail(f"more than {self.settings.max_queries} upstream queries for one question")
             return
         self.budget.used += 1
+        self._send(query)
+
+    def _send(self, query: Query) -> None:
+        self._emit(QuerySent, zone=query.zone.to_text(), server=_text(query.server), address=query.address,
+                   name=query.qname.to_text(), type=_type(query.qtype), purpose=query.purpose, tcp=query.tcp,
+                   edns=query.edns)
         self.pending = query
 
     # --- reading replies ---------------------------------------------------------------
@@ -393,9 +437,10 @@ class Resolution:
     def _primed(self, classified: Classified) -> None:
         self.primed = True
         if classified.kind is ReplyKind.ANSWER and classified.answer is not None:
-            self.cache.put(classified.answer, Rank.AUTH_ANSWER if classified.authoritative else Rank.ANSWER)
+            source = self.last_source
+            self.cache.put(classified.answer, Rank.AUTH_ANSWER if classified.authoritative else Rank.ANSWER, source)
             for glue in classified.glue:
-                self.cache.put(glue, Rank.ADDITIONAL)
+                self.cache.put(glue, Rank.ADDITIONAL, source)
             self._enter_closest_zone()
 
     def _minimised_reply(self, classified: Classified) -> None:
@@ -415,10 +460,11 @@ class Resolution:
             self._follow_referral(classified)
             return
         rank = Rank.AUTH_ANSWER if classified.authoritative else Rank.ANSWER
+        source = self.last_source
         for rrset in classified.chain:
-            self.cache.put(rrset, rank)
+            self.cache.put(rrset, rank, source)
         for glue in classified.glue:
-            self.cache.put(glue, Rank.ADDITIONAL)
+            self.cache.put(glue, Rank.ADDITIONAL, source)
         for rrset in classified.chain:
             if rrset.rdtype == RdataType.DNAME and rrset[0].target.is_subdomain(rrset.name):  # type: ignore[attr-defined]
                 # It rewrites every name below it to a longer one below it: a loop by construction.
@@ -426,7 +472,7 @@ class Resolution:
                 return
             self.chain.append(rrset)
             if (rrset is not classified.answer and rrset.rdtype == RdataType.CNAME
-                    and not self._restart_at(rrset[0].target)):  # type: ignore[attr-defined]
+                    and not self._restart_at(rrset[0].target, _via(classified.chain, rrset))):  # type: ignore[attr-defined]
                 return
         if kind is ReplyKind.ANSWER:
             self._finish(dns.rcode.NOERROR)
@@ -436,7 +482,7 @@ class Resolution:
             negative = NegativeKind.NXDOMAIN if kind is ReplyKind.NXDOMAIN else NegativeKind.NODATA
             authority: list[dns.rrset.RRset] = []
             if classified.soa is not None:
-                self.cache.put_negative(self.sname, self.qtype, negative, classified.soa)
+                self.cache.put_negative(self.sname, self.qtype, negative, classified.soa, source)
                 cached = self.cache.get_negative(self.sname, self.qtype)
                 # The cached copy carries the RFC 2308 TTL: min(SOA TTL, MINIMUM, cap).
                 authority = [cached.soa if cached is not None else classified.soa]
@@ -449,10 +495,10 @@ class Resolution:
         if self.referrals > self.settings.max_referrals:
             self._fail(f"more than {self.settings.max_referrals} referrals")
             return
-        self.cache.put(classified.ns, Rank.AUTHORITY)
+        self.cache.put(classified.ns, Rank.AUTHORITY, self.last_source)
         for glue in classified.glue:
-            self.cache.put(glue, Rank.ADDITIONAL)
-        self._enter_zone(classified.child, [rdata.target for rdata in classified.ns])  # type: ignore[attr-defined]
+            self.cache.put(glue, Rank.ADDITIONAL, self.last_source)
+        self._enter_zone(classified.child, [rdata.target for rdata in classified.ns], "referral")  # type: ignore[attr-defined]
         # The glue may not be cacheable (TTL 0): remember it for this lookup.
         for glue in classified.glue:
             if glue.rdtype == RdataType.A or self.settings.ipv6_upstream:
@@ -462,10 +508,66 @@ class Resolution:
 
     def _finish(self, rcode: int, authority: list[dns.rrset.RRset] | None = None, reason: str = "") -> None:
         self.result = Result(rcode, list(self.chain), authority or [], reason,
-                             from_cache=self.everything_from_cache)
+                             from_cache=self.everything_from_cache, upstream_queries=self.budget.used)
+        self._emit(Done, name=self.qname.to_text(), type=_type(self.qtype), rcode=dns.rcode.to_text(rcode),
+                   records=lines(self.result.answer), authority=lines(self.result.authority), reason=reason,
+                   upstream_queries=self.budget.used)
 
     def _fail(self, reason: str) -> None:
-        self.result = Result(dns.rcode.SERVFAIL, reason=reason, from_cache=self.everything_from_cache)
+        self.result = Result(dns.rcode.SERVFAIL, reason=reason, from_cache=self.everything_from_cache,
+                             upstream_queries=self.budget.used)
+        self._emit(Done, name=self.qname.to_text(), type=_type(self.qtype), rcode="SERVFAIL", records=[],
+                   authority=[], reason=reason, upstream_queries=self.budget.used)
+
+    # --- tracing ---------------------------------------------------------------------------
+
+    def _emit(self, event: type[Event], **fields: object) -> None:
+        if self.trace is not None:
+            self.trace(event(depth=self.depth, **fields))  # type: ignore[arg-type]
+
+    def _emit_cache(self, rdtype: int, result: str, ttl: int | None = None, original_ttl: int | None = None,
+                    rcode: str | None = None, records: list[str] | None = None) -> None:
+        if self.trace is None:
+            return
+        expired = self.cache.expired_since(self.sname, rdtype) if result == "miss" else None
+        self._emit(CacheLookup, name=self.sname.to_text(), type=_type(rdtype),
+                   result="expired" if expired is not None else result, ttl=ttl, original_ttl=original_ttl,
+                   expired_ago=None if expired is None else round(expired, 1), rcode=rcode,
+                   records=records or [])
+
+    def _emit_reply(self, query: Query, reply: dns.message.Message, rtt: float, classified: Classified,
+                    meaning: str) -> None:
+        if self.trace is None:
+            return
+        records = lines(classified.chain) or lines([classified.soa] if classified.soa is not None else [])
+        self._emit(Reply, zone=query.zone.to_text(), server=_text(query.server), address=query.address,
+                   rtt_ms=round(rtt * 1000, 1), rcode=dns.rcode.to_text(reply.rcode()),
+                   aa=bool(reply.flags & dns.flags.AA), tc=bool(reply.flags & dns.flags.TC), meaning=meaning,
+                   child_zone=_text(classified.child) or None,
+                   ns=[rdata.target.to_text() for rdata in classified.ns] if classified.ns else [],  # type: ignore[attr-defined]
+                   glue=[f"{rrset.name} {rdata.address}" for rrset in classified.glue for rdata in rrset],  # type: ignore[attr-defined]
+                   records=records, target=_text(classified.target) if meaning == "cname" else None,
+                   dropped=classified.dropped)
+
+    def _emit_failed(self, query: Query, failure: Failure, after: float | None) -> None:
+        if self.trace is None:
+            return
+        self._emit(Failed, zone=query.zone.to_text(), server=_text(query.server), address=query.address,
+                   failure=failure.value, after_ms=round((after or 0.0) * 1000, 1))
+
+
+def _text(name: dns.name.Name | None) -> str:
+    return "" if name is None else name.to_text()
+
+
+def _type(rdtype: int) -> str:
+    return dns.rdatatype.to_text(rdtype)
+
+
+def _via(chain: list[dns.rrset.RRset], cname: dns.rrset.RRset) -> str:
+    """Whether a CNAME in a reply's chain was synthesised from the DNAME before it."""
+    index = next(i for i, rrset in enumerate(chain) if rrset is cname)
+    return "DNAME" if index > 0 and chain[index - 1].rdtype == RdataType.DNAME else "CNAME"
 
 
 def _address_type(address: str) -> int:

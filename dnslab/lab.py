@@ -22,6 +22,7 @@ import dns.rdatatype
 
 from dnslab.clock import Clock
 from dnslab.config import load_toml, resolver_settings
+from dnslab.control import ControlServer
 from dnslab.errors import BindError, ConfigError, DnslabError
 from dnslab.resolver import RecursiveResolver, ResolverSettings
 from dnslab.server import AuthoritativeServer
@@ -236,6 +237,7 @@ class Lab:
         self.resolver_settings = resolver_settings or ResolverSettings()
         self.resolver: RecursiveResolver | None = None
         self.clock = clock
+        self.control = ControlServer(self)
         self._resolver_listener: DnsListener | None = None
 
     @classmethod
@@ -284,9 +286,11 @@ class Lab:
             self.resolver = RecursiveResolver(self.hierarchy.root_hints, settings, clock=self.clock)
             self._resolver_listener = DnsListener(self.resolver_address, port, self.resolver.handle)
             await self._resolver_listener.start()
+        await self.control.start()
         self.bound_port = port
 
     async def stop(self) -> None:
+        await self.control.stop()
         if self._resolver_listener is not None:
             await self._resolver_listener.stop()
             self._resolver_listener = None

@@ -15,7 +15,9 @@ import asyncio
 import ipaddress
 import logging
 import random
+import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import dns.asyncquery
 import dns.edns
@@ -31,6 +33,7 @@ import dns.rrset
 
 from dnslab.cache import Cache, CacheSettings, Rank
 from dnslab.clock import Clock, MonotonicClock
+from dnslab.events import Sink
 from dnslab.hints import RootHints
 from dnslab.infra import Failure, Infra, InfraSettings
 from dnslab.iterator import IteratorSettings, Query, Resolution, Result
@@ -54,6 +57,62 @@ class ResolverSettings:
     iterator: IteratorSettings = field(default_factory=IteratorSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
     infra: InfraSettings = field(default_factory=InfraSettings)
+
+
+@dataclass
+class Stats:
+    """Counters for `dnslab stats`, in the spirit of `unbound-control stats`."""
+
+    started: float
+    queries: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+    by_rcode: dict[str, int] = field(default_factory=dict)
+    cache_hits: int = 0
+    cache_misses: int = 0
+    cache_expired: int = 0           # misses for data that had been cached and ran out
+    upstream_queries: int = 0
+    timeouts: int = 0
+    network_errors: int = 0
+    failovers: int = 0               # tries that failed and went on to another server
+    servfails: int = 0
+
+    def answered(self, rdtype: int, result: Result) -> None:
+        self.queries += 1
+        kind = dns.rdatatype.to_text(rdtype)
+        self.by_type[kind] = self.by_type.get(kind, 0) + 1
+        rcode = dns.rcode.to_text(result.rcode)
+        self.by_rcode[rcode] = self.by_rcode.get(rcode, 0) + 1
+        if result.from_cache:
+            self.cache_hits += 1
+        else:
+            self.cache_misses += 1
+        self.servfails += result.rcode == dns.rcode.SERVFAIL
+
+    def to_json(self) -> dict[str, object]:
+        fields = {name: value for name, value in vars(self).items() if name != "started"}
+        return {**fields, "uptime_s": round(time.monotonic() - self.started, 1)}
+
+
+@dataclass(frozen=True)
+class QueryLog:
+    """One client query, for `dnslab up --log-queries`."""
+
+    when: float
+    client: str
+    name: str
+    type: str
+    rcode: str
+    from_cache: bool
+    upstream_queries: int
+    ms: float
+    tcp: bool
+
+    def line(self) -> str:
+        stamp = time.strftime("%H:%M:%S", time.localtime(self.when)) + f".{int(self.when % 1 * 1000):03d}"
+        source = "cache" if self.from_cache else f"{self.upstream_queries} upstream"
+        transport = " tcp" if self.tcp else ""
+        return (f"{stamp} {self.client}{transport} {self.name} {self.type} {self.rcode} {source} "
+                f"{self.ms:.1f} ms")
 
 
 class Upstream:
@@ -88,6 +147,8 @@ class RecursiveResolver:
         self.upstream = Upstream(settings.upstream_port)
         self._in_flight: dict[tuple[dns.name.Name, int, bool], asyncio.Future[Result]] = {}
         self._tasks: set[asyncio.Future[Result]] = set()  # lookups refreshing stale data
+        self.stats = Stats(started=time.monotonic())
+        self.on_query: Callable[[QueryLog], None] | None = None  # `dnslab up --log-queries`
 
     # --- resolving -----------------------------------------------------------------------
 
@@ -113,6 +174,8 @@ class RecursiveResolver:
         if cache_only:
             return await self._drive(self._resolution(qname, qtype, cache_only=True))
         stale = self._stale_answer(qname, qtype)
+        if self.cache.expired_since(qname, qtype) is not None:
+            self.stats.cache_expired += 1
         if self.cache.is_servfail(qname, qtype):
             return stale or Result(dns.rcode.SERVFAIL, reason="a recent SERVFAIL for this question is cached",
                                    from_cache=True)
@@ -141,23 +204,33 @@ class RecursiveResolver:
         if not task.cancelled() and task.exception() is None and task.result().rcode == dns.rcode.SERVFAIL:
             self.cache.put_servfail(qname, qtype)
 
-    async def _drive(self, resolution: Resolution) -> Result:
+    async def _drive(self, resolution: Resolution, count: bool = True) -> Result:
+        """Send the lookup's queries until it is done or its time is up.
+
+        *count* False keeps a trace out of the statistics a client's query feeds.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.query_time_limit
         while True:
             action = resolution.next_action()
             if isinstance(action, Result):
+                if count:
+                    self.stats.failovers += resolution.budget.failed_tries
                 return action
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return Result(dns.rcode.SERVFAIL,
                               reason=f"no answer within {self.settings.query_time_limit:g} s")
             started = loop.time()
+            if count:
+                self.stats.upstream_queries += 1
             try:
                 reply = await self.upstream.send(action, min(action.timeout, remaining))
             except dns.exception.Timeout:
+                self.stats.timeouts += count
                 resolution.on_timeout(action)
             except (OSError, EOFError, ConnectionError):
+                self.stats.network_errors += count
                 resolution.on_failure(action, Failure.NETWORK)
             except dns.exception.DNSException:
                 resolution.on_failure(action, Failure.BROKEN)
@@ -200,8 +273,31 @@ class RecursiveResolver:
         if dns.rdatatype.is_metatype(question.rdtype) and question.rdtype != dns.rdatatype.ANY:
             return self._render(_error(query, dns.rcode.NOTIMP), query, via_tcp)
         cache_only = not query.flags & dns.flags.RD
+        started = time.monotonic()
         result = await self.resolve(question.name, question.rdtype, cache_only=cache_only)
+        self.stats.answered(question.rdtype, result)
+        if self.on_query is not None:
+            self.on_query(QueryLog(time.time(), peer[0] if peer else "", question.name.to_text(),
+                                   dns.rdatatype.to_text(question.rdtype), dns.rcode.to_text(result.rcode),
+                                   result.from_cache, result.upstream_queries,
+                                   (time.monotonic() - started) * 1000, via_tcp))
         return self._render(self._reply(query, result), query, via_tcp)
+
+    # --- tracing ---------------------------------------------------------------------
+
+    async def trace(self, qname: dns.name.Name, qtype: int, sink: Sink, cold: bool = False) -> Result:
+        """Resolve with every step sent to *sink*, for `dnslab trace`.
+
+        It runs its own lookup (never merged with other clients' questions) so
+        each step is seen; it decides exactly as a client's lookup would, and other
+        clients are served meanwhile as usual.  With *cold* it uses a private, empty
+        cache so the walk is seen from the root without disturbing the shared cache;
+        server state (RTTs, hold-downs) is shared, as it describes the real servers.
+        """
+        cache = Cache(self.clock, self.settings.cache, random.Random()) if cold else self.cache
+        resolution = Resolution(qname, qtype, cache=cache, infra=self.infra, hints=self.hints,
+                                settings=self.settings.iterator, trace=sink)
+        return await self._drive(resolution, count=False)
 
     def _allowed(self, address: str) -> bool:
         try:

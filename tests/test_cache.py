@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dnslab.cache import (
+    EXPIRED_MEMORY,
     Cache,
     CacheSettings,
     EntryView,
@@ -77,6 +78,11 @@ def test_ttl_counts_down_and_expires_exactly_at_the_ttl() -> None:
 
     clock.advance(0.5)  # exactly 300 s
     assert cache.get(n("www.example."), A) is None
+    # Remembered as expired for a while (a trace says "expired", not "miss"), never served.
+    assert cache.expired_since(n("www.example."), A) == 0
+    assert list(cache.entries()) == []
+    clock.advance(EXPIRED_MEMORY)
+    assert cache.expired_since(n("www.example."), A) is None
     assert len(cache) == 0
 
 
@@ -458,6 +464,7 @@ def test_serve_stale_off_gives_no_stale_hits() -> None:
     assert hit is not None and hit.stale is False and hit.remaining == 300
     clock.advance(300)
     assert cache.get_stale(n("www.example."), A) is None
+    clock.advance(EXPIRED_MEMORY)
     assert len(cache) == 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
@@ -43,15 +44,22 @@ def start(*args: str) -> subprocess.Popen[str]:
                             stderr=subprocess.PIPE, text=True, env=ENV)
 
 
+_LINES: dict[int, "queue.Queue[str]"] = {}
+
+
 def read_until(proc: subprocess.Popen[str], marker: str, timeout: float = 30) -> str:
     """Collect stdout until *marker* appears, the process exits, or *timeout* passes.
 
-    A thread does the reading: a text pipe buffers ahead, so polling the file
-    descriptor would miss lines that are already read into Python.
+    One reader thread per process does the reading (a text pipe buffers ahead, so
+    polling the descriptor would miss lines already read into Python); later calls
+    continue where the earlier ones stopped.
     """
     assert proc.stdout is not None
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    if proc.pid not in _LINES:
+        lines: queue.Queue[str] = queue.Queue()
+        _LINES[proc.pid] = lines
+        threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    lines = _LINES[proc.pid]
     seen = ""
     deadline = time.monotonic() + timeout
     while marker not in seen:
@@ -232,3 +240,42 @@ def test_resolver_command_explains_missing_hints(tmp_path: Path) -> None:
     broken.write_text(". 3600 IN NS a.root.\na.root. 3600 IN A not-an-address\n")
     result = dnslab("resolver", "--root-hints", str(broken), "--listen", "127.0.0.1:0")
     assert result.returncode == 1 and f"{broken}:2:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_inspection_commands_talk_to_the_running_lab(tmp_path: Path) -> None:
+    env = {**ENV, "DNSLAB_STATE": str(tmp_path / "state" / "lab.json")}
+    proc = subprocess.Popen([sys.executable, "-m", "dnslab", "up", "--port", "0", "--log-queries",
+                             "--hints", str(tmp_path / "root.hints")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "dnslab", *args], capture_output=True, text=True,
+                              env=env, timeout=60)
+
+    try:
+        banner = read_until(proc, "Ctrl-C stops the lab.")
+        port = int(banner.splitlines()[0].split()[3])
+        traced = run("trace", "www.example.org")
+        assert traced.returncode == 0, traced.stderr
+        assert "CNAME: www.example.org. -> www.example.com., restart there" in traced.stdout
+        assert "referral to com." in traced.stdout and "answer: NOERROR" in traced.stdout
+        as_json = run("trace", "www.example.org", "--json")
+        events = [json.loads(line) for line in as_json.stdout.splitlines()]
+        assert events[-1]["event"] == "done" and events[-1]["rcode"] == "NOERROR"
+        reply = dns.query.udp(dns.message.make_query("www.example.org.", "A"), "127.0.0.1", port=port, timeout=10)
+        assert reply.answer
+        shown = run("cache", "show", "example.org")
+        assert "www.example.org." in shown.stdout and "auth_answer" in shown.stdout
+        assert "ns1.example.org." in run("servers").stdout
+        assert "queries" in run("stats").stdout
+        assert "flushed" in run("cache", "flush").stdout
+        log = read_until(proc, "www.example.org. A NOERROR")
+        assert "127.0.0.1 www.example.org. A NOERROR" in log
+        mode = (tmp_path / "state" / "lab.json").stat().st_mode & 0o777
+        assert mode == 0o600
+    finally:
+        code, _, err = stop(proc)
+    assert code == 0, err
+    assert not (tmp_path / "state" / "lab.json").exists()  # removed at a clean stop
+    gone = run("stats")
+    assert gone.returncode == 1 and "no running lab" in gone.stderr

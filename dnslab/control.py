@@ -1,0 +1,293 @@
+"""The lab's control endpoint: how `dnslab trace`, `cache`, `servers` and `stats` reach a running lab.
+
+In the spirit of `unbound-control`, but without TLS certificates: a TCP
+listener bound to 127.0.0.1 only, and a random token that the lab writes to a
+state file readable only by the user who started it (in a 0700 folder).  Any
+local process may connect; only the lab's own user can read the token, so only
+they can drive it.
+
+The protocol is JSON lines, simple enough for scripts (see the README):
+the client sends one object ``{"token": ..., "command": ..., "args": {...}}``;
+the lab answers with zero or more ``{"event": ...}`` objects (a trace streams
+its steps as they happen) and then one ``{"ok": true, "result": ...}`` or
+``{"ok": false, "error": "..."}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import os
+import secrets
+import socket
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+import dns.exception
+import dns.name
+import dns.rcode
+import dns.rdatatype
+
+from dnslab.errors import DnslabError
+from dnslab.events import Done, Event
+
+if TYPE_CHECKING:
+    from dnslab.lab import Lab
+
+log = logging.getLogger(__name__)
+
+STATE_NAME = "lab.json"
+MAX_REQUEST = 64 * 1024
+REQUEST_TIMEOUT = 10.0
+
+
+def runtime_dir() -> Path:
+    """A per-user folder for the lab's state: $XDG_RUNTIME_DIR/dnslab, else /tmp/dnslab-<uid>."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    if base:
+        return Path(base) / "dnslab"
+    return Path(tempfile.gettempdir()) / f"dnslab-{os.getuid()}"
+
+
+def default_state_path() -> Path:
+    return Path(os.environ.get("DNSLAB_STATE") or runtime_dir() / STATE_NAME)
+
+
+@dataclass(frozen=True)
+class LabState:
+    """What a client needs to find and drive a running lab."""
+
+    control_address: str
+    control_port: int
+    token: str
+    resolver_address: str | None
+    port: int
+    root_hints: str
+    pid: int
+
+    def write(self, path: Path) -> None:
+        """Write with mode 0600 in a 0700 folder: the token is the only lock."""
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if path.parent.stat().st_uid != os.getuid():
+            raise DnslabError(f"{path.parent} belongs to another user; set DNSLAB_STATE to a path of your own")
+        if path.parent == runtime_dir():
+            path.parent.chmod(0o700)  # our own folder: nobody else needs to look inside
+        temporary = path.with_name(path.name + ".tmp")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            json.dump(asdict(self), handle)
+        os.replace(temporary, path)
+
+    @classmethod
+    def read(cls, path: Path | None = None) -> "LabState":
+        path = path or default_state_path()
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(**data)
+        except FileNotFoundError:
+            raise DnslabError(f"no running lab found ({path} does not exist): start one with ./scripts/up") from None
+        except PermissionError:
+            raise DnslabError(f"{path}: not readable by you; the lab belongs to another user") from None
+        except (ValueError, TypeError) as exc:
+            raise DnslabError(f"{path}: not a dnslab state file ({exc})") from None
+
+
+Handler = Callable[[dict[str, Any], Callable[[dict[str, Any]], None]], Awaitable[Any]]
+
+
+class ControlServer:
+    """Answers control requests for one lab; every command goes through `commands`."""
+
+    def __init__(self, lab: "Lab", token: str | None = None) -> None:
+        self.lab = lab
+        self.token = token or secrets.token_hex(32)
+        self.address = "127.0.0.1"
+        self.port = 0
+        self._server: asyncio.base_events.Server | None = None
+        self.commands: dict[str, Handler] = {
+            "ping": self._ping,
+            "trace": self._trace,
+            "cache.show": self._cache_show,
+            "cache.flush": self._cache_flush,
+            "servers": self._servers,
+            "stats": self._stats,
+        }
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, self.address, 0, limit=MAX_REQUEST)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        def send(obj: dict[str, Any]) -> None:
+            writer.write(json.dumps(obj, default=str).encode() + b"\n")
+
+        try:
+            line = await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT)
+            request = json.loads(line)
+            if not isinstance(request, dict):
+                raise ValueError("a request is a JSON object")
+            if not hmac.compare_digest(str(request.get("token", "")), self.token):
+                send({"ok": False, "error": "wrong token: read it from the lab's state file"})
+                return
+            handler = self.commands.get(str(request.get("command")))
+            if handler is None:
+                send({"ok": False, "error": f"unknown command {request.get('command')!r}; "
+                                            f"known: {', '.join(sorted(self.commands))}"})
+                return
+            args = request.get("args") or {}
+            result = await handler(args, send)
+            send({"ok": True, "result": result})
+        except (asyncio.TimeoutError, asyncio.LimitOverrunError, ValueError) as exc:
+            send({"ok": False, "error": f"bad request: {exc}"})
+        except DnslabError as exc:
+            send({"ok": False, "error": str(exc)})
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except Exception as exc:  # noqa: BLE001 - a control request must never stop the lab
+            log.exception("control request failed")
+            send({"ok": False, "error": f"internal error: {exc}"})
+        finally:
+            try:
+                await asyncio.wait_for(writer.drain(), REQUEST_TIMEOUT)
+            except (ConnectionError, asyncio.TimeoutError):
+                pass
+            writer.close()
+
+    # --- commands ------------------------------------------------------------------------
+
+    def _resolver(self):  # type: ignore[no-untyped-def]
+        if self.lab.resolver is None:
+            raise DnslabError("this lab runs without a resolver (dnslab up --no-resolver)")
+        return self.lab.resolver
+
+    async def _ping(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
+        return {"pid": os.getpid()}
+
+    async def _trace(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
+        resolver = self._resolver()
+        qname, qtype = _question(args)
+        started = time.monotonic()
+
+        def sink(event: Event) -> None:
+            record = event.to_json()
+            if isinstance(event, Done) and event.depth == 0:
+                record["total_ms"] = round((time.monotonic() - started) * 1000, 1)
+            send({"t_ms": round((time.monotonic() - started) * 1000, 1), **record})
+
+        result = await resolver.trace(qname, qtype, sink, cold=bool(args.get("cold")))
+        return {"rcode": dns.rcode.to_text(result.rcode), "upstream_queries": result.upstream_queries,
+                "total_ms": round((time.monotonic() - started) * 1000, 1)}
+
+    async def _cache_show(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
+        resolver = self._resolver()
+        under = _name(args["name"]) if args.get("name") else None
+        entries = []
+        for entry in resolver.cache.entries():
+            if under is not None and not entry.name.is_subdomain(under):
+                continue
+            entries.append({
+                "name": entry.name.to_text(), "type": dns.rdatatype.to_text(entry.rdtype), "kind": str(entry.kind),
+                "remaining": entry.remaining, "original_ttl": entry.original_ttl,
+                "rank": entry.rank.name.lower() if entry.rank is not None else None, "stale": entry.stale,
+                "source": entry.source,
+                "records": entry.rrset.to_text().splitlines() if entry.rrset is not None else [],
+            })
+        entries.sort(key=lambda e: (dns.name.from_text(e["name"]), e["type"]))
+        return {"entries": entries, "size": len(resolver.cache)}
+
+    async def _cache_flush(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
+        resolver = self._resolver()
+        if not args.get("name"):
+            count = len(resolver.cache)
+            resolver.cache.flush()
+            return {"flushed": count}
+        return {"flushed": resolver.cache.flush_name(_name(args["name"]), subtree=bool(args.get("tree")))}
+
+    async def _servers(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
+        resolver = self._resolver()
+        now = resolver.clock.now()
+        names = {plan.address: [n.to_text() for n in plan.names] for plan in self.lab.hierarchy.servers}
+        rows = []
+        for view in sorted(resolver.infra.views(), key=lambda v: _sortable(v.address)):
+            held = view.held_until is not None and view.held_until > now
+            rows.append({
+                "address": view.address, "names": names.get(view.address, []),
+                "srtt_ms": None if view.srtt is None else round(view.srtt * 1000, 1),
+                "timeout_ms": round(view.timeout * 1000, 1), "timeouts": view.timeouts,
+                "consecutive_failures": view.consecutive_failures, "state": view.breaker.value,
+                "held_for_s": round(view.held_until - now, 1) if held and view.held_until is not None else None,
+                "edns": view.edns, "last_failure": view.last_failure.value if view.last_failure else None,
+                "lame_zones": list(view.lame_zones),
+            })
+        return {"servers": rows}
+
+    async def _stats(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
+        resolver = self._resolver()
+        return {**resolver.stats.to_json(), "cache_entries": len(resolver.cache)}
+
+
+def _name(text: Any) -> dns.name.Name:
+    try:
+        return dns.name.from_text(str(text))
+    except dns.exception.DNSException as exc:
+        raise DnslabError(f"not a domain name: {text!r} ({exc})") from None
+
+
+def _question(args: dict[str, Any]) -> tuple[dns.name.Name, int]:
+    try:
+        qtype = dns.rdatatype.from_text(str(args.get("type") or "A"))
+    except dns.exception.DNSException:
+        raise DnslabError(f"unknown record type {args.get('type')!r}") from None
+    return _name(args.get("name", "")), qtype
+
+
+def _sortable(address: str) -> tuple[int, ...]:
+    try:
+        return tuple(socket.inet_pton(socket.AF_INET6 if ":" in address else socket.AF_INET, address))
+    except OSError:
+        return ()
+
+
+class ControlClient:
+    """A blocking client for the CLI (and for scripts that import dnslab)."""
+
+    def __init__(self, state: LabState, timeout: float = 30.0) -> None:
+        self.state = state
+        self.timeout = timeout
+
+    def call(self, command: str, args: dict[str, Any] | None = None,
+             on_event: Callable[[dict[str, Any]], None] | None = None) -> Any:
+        request = {"token": self.state.token, "command": command, "args": args or {}}
+        try:
+            with socket.create_connection((self.state.control_address, self.state.control_port),
+                                          timeout=self.timeout) as sock:
+                sock.sendall(json.dumps(request).encode() + b"\n")
+                with sock.makefile("r", encoding="utf-8") as lines:
+                    for line in lines:
+                        message = json.loads(line)
+                        if "event" in message:
+                            if on_event is not None:
+                                on_event(message)
+                            continue
+                        if not message.get("ok"):
+                            raise DnslabError(message.get("error", "the lab refused the request"))
+                        return message.get("result")
+        except (ConnectionRefusedError, FileNotFoundError):
+            raise DnslabError("the lab is not running any more (its state file is stale): "
+                              "start it with ./scripts/up") from None
+        except socket.timeout:
+            raise DnslabError(f"the lab did not answer within {self.timeout:g} s") from None
+        except OSError as exc:
+            raise DnslabError(f"cannot reach the lab's control endpoint: {exc}") from None
+        raise DnslabError("the lab closed the connection without an answer")

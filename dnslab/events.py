@@ -1,0 +1,153 @@
+"""Trace events: what one lookup did, step by step, as plain values.
+
+The iterator emits them through an optional callback, so tracing costs nothing
+when nobody listens and never changes a decision.  Each event turns into one
+JSON object whose field names are part of dnslab's interface (see the README's
+"Trace events" table): `dnslab trace --json`, the HTML picture and the web view
+all read the same fields.  Time is added by whoever records the events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, ClassVar
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of all events; `kind` names the event in JSON."""
+
+    kind: ClassVar[str] = "event"
+    depth: int  # 0 for the client's question, 1+ inside sub-lookups of NS names
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event": self.kind, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class Start(Event):
+    """A lookup begins: the client's question, or a sub-lookup for an NS name's address."""
+
+    kind: ClassVar[str] = "start"
+    name: str
+    type: str
+    why: str = ""  # "" for the client's question; "address of ns1.example.net. for zone example.net." otherwise
+
+
+@dataclass(frozen=True)
+class CacheLookup(Event):
+    """The cache asked for (name, type) before going out."""
+
+    kind: ClassVar[str] = "cache"
+    name: str
+    type: str
+    result: str  # "hit", "miss", "expired", "negative" (NXDOMAIN/NODATA cached), "servfail"
+    ttl: int | None = None           # remaining TTL of a hit or negative hit
+    original_ttl: int | None = None  # the TTL it was stored with
+    expired_ago: float | None = None  # seconds since an expired entry ran out
+    rcode: str | None = None         # for negative hits: "NXDOMAIN" or "NOERROR" (NODATA)
+    records: list[str] = field(default_factory=list)  # presentation lines of a hit
+
+
+@dataclass(frozen=True)
+class Delegation(Event):
+    """Where the walk starts or continues: a zone and its name servers."""
+
+    kind: ClassVar[str] = "delegation"
+    zone: str
+    servers: list[str]      # NS names
+    source: str             # "cache", "hints" (priming), "referral"
+
+
+@dataclass(frozen=True)
+class ServerChoice(Event):
+    """The server picked for the next query, and why."""
+
+    kind: ClassVar[str] = "choose"
+    zone: str
+    server: str             # NS name ("" if unknown)
+    address: str
+    reason: str             # "fastest", "untried", "explore", "only one left", "probe"
+    srtt_ms: float | None   # the smoothed RTT it was chosen on, None if untried
+    timeout_ms: float
+    held_down: list[str]    # addresses skipped because they are held down
+
+
+@dataclass(frozen=True)
+class QuerySent(Event):
+    kind: ClassVar[str] = "query"
+    zone: str
+    server: str
+    address: str
+    name: str
+    type: str
+    purpose: str            # "resolve", "minimised", "priming", "glueless NS"
+    tcp: bool
+    edns: bool
+
+
+@dataclass(frozen=True)
+class Reply(Event):
+    """A reply arrived, and what the iterator made of it."""
+
+    kind: ClassVar[str] = "reply"
+    zone: str
+    server: str
+    address: str
+    rtt_ms: float
+    rcode: str
+    aa: bool
+    tc: bool
+    meaning: str            # "answer", "referral", "cname", "nxdomain", "nodata", "lame", "error",
+                            # "formerr", "truncated", "no cut here" (minimised query answered)
+    child_zone: str | None = None                     # referral: the zone delegated to
+    ns: list[str] = field(default_factory=list)       # referral: its NS names
+    glue: list[str] = field(default_factory=list)     # referral: "name address" pairs kept
+    records: list[str] = field(default_factory=list)  # answer/chain lines, SOA of a negative answer
+    target: str | None = None                         # cname: where the walk restarts
+    dropped: int = 0                                  # records scrubbed as out of bailiwick
+
+
+@dataclass(frozen=True)
+class Failed(Event):
+    """A try that brought no usable reply: the next server gets the question."""
+
+    kind: ClassVar[str] = "failed"
+    zone: str
+    server: str
+    address: str
+    failure: str            # "timeout", "network", "broken", and for replies "refused", "servfail", "lame", ...
+    after_ms: float
+
+
+@dataclass(frozen=True)
+class Restart(Event):
+    """A CNAME or DNAME sends the walk to another name."""
+
+    kind: ClassVar[str] = "restart"
+    name: str
+    target: str
+    via: str                # "CNAME" or "DNAME"
+
+
+@dataclass(frozen=True)
+class Done(Event):
+    """A lookup ended (for depth 0: the client's answer)."""
+
+    kind: ClassVar[str] = "done"
+    name: str
+    type: str
+    rcode: str
+    records: list[str]      # answer lines, with the TTLs the client sees
+    authority: list[str]
+    reason: str             # why it failed, "" otherwise
+    upstream_queries: int
+    total_ms: float = 0.0   # filled by the recorder for depth 0
+
+
+Sink = Callable[[Event], None]
+
+
+def lines(rrsets: Any) -> list[str]:
+    """Presentation-format lines of RRsets, one record per line."""
+    return [line for rrset in rrsets for line in rrset.to_text().splitlines()]

@@ -1,0 +1,150 @@
+"""The commands that look at a running lab: query, trace, cache, servers, stats.
+
+Each is `function(args, out) -> exit code`, called by the CLI; they talk to
+the lab through its control endpoint (or, for `query`, plain DNS) and format
+what comes back for people, or as JSON for programs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Callable, TextIO
+
+from dnslab.control import ControlClient, LabState
+from dnslab.errors import DnslabError
+from dnslab.trace import TextRenderer
+
+
+def _client() -> ControlClient:
+    return ControlClient(LabState.read())
+
+
+def cmd_query(args: argparse.Namespace, out: TextIO) -> int:
+    from dnslab.query import format_dig, parse_query_args, send_query, to_json
+
+    name, rdtype, server = parse_query_args(args.words)
+    port = args.port
+    if server is None or port is None:
+        try:
+            state = LabState.read()
+        except DnslabError:
+            if server is None:
+                raise
+            state = None
+        if server is None:
+            assert state is not None
+            if state.resolver_address is None:
+                raise DnslabError("the running lab has no resolver (started with --no-resolver): "
+                                  "give a server, e.g. @127.0.1.1")
+            server = state.resolver_address
+        if port is None:
+            port = state.port if state is not None else 53
+    result = send_query(name, rdtype, server, port, tcp=args.tcp, recurse=not args.norecurse,
+                        timeout=args.timeout)
+    if args.json:
+        print(json.dumps(to_json(result), indent=2), file=out)
+    else:
+        out.write(format_dig(result))
+    return 0
+
+
+def cmd_trace(args: argparse.Namespace, out: TextIO) -> int:
+    renderer = TextRenderer(colour=out.isatty() and not args.json)
+    events: list[dict[str, Any]] = []
+
+    def show(event: dict[str, Any]) -> None:
+        events.append(event)
+        if args.json:
+            print(json.dumps(event), file=out, flush=True)
+            return
+        line = renderer.line(event)
+        if line is not None:
+            print(line, file=out, flush=True)
+
+    if not args.json:
+        print(f";; tracing {args.name} {args.type.upper()} through the lab's resolver"
+              f"{' with an empty private cache' if args.cold else ''}", file=out, flush=True)
+    _client().call("trace", {"name": args.name, "type": args.type, "cold": args.cold}, on_event=show)
+    if args.html is not None:
+        from dnslab.trace_html import render_html
+
+        title = f"dnslab trace: {args.name} {args.type.upper()}"
+        try:
+            args.html.write_text(render_html(events, title), encoding="utf-8")
+        except OSError as exc:
+            raise DnslabError(f"cannot write {args.html}: {exc.strerror or exc}") from None
+        print(f";; picture written to {args.html}", file=sys.stderr)
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace, out: TextIO) -> int:
+    client = _client()
+    if args.cache_command == "flush":
+        result = client.call("cache.flush", {"name": args.name, "tree": args.tree})
+        what = args.name + (" and below" if args.tree else "") if args.name else "everything"
+        print(f"flushed {result['flushed']} entr{'y' if result['flushed'] == 1 else 'ies'} ({what})", file=out)
+        return 0
+    result = client.call("cache.show", {"name": args.name})
+    if args.json:
+        print(json.dumps(result, indent=2), file=out)
+        return 0
+    rows = [("NAME", "TYPE", "KIND", "TTL", "OF", "RANK", "FROM", "DATA")]
+    for entry in result["entries"]:
+        data = [record.split(None, 4)[-1] for record in entry["records"]] or ["-"]
+        kind = entry["kind"] + (" (stale)" if entry["stale"] else "")
+        for index, item in enumerate(data):
+            first = index == 0
+            rows.append((entry["name"] if first else "", entry["type"] if first else "", kind if first else "",
+                         str(entry["remaining"]) if first else "", str(entry["original_ttl"]) if first else "",
+                         (entry["rank"] or "-") if first else "", (entry["source"] or "-") if first else "", item))
+    _table(rows, out)
+    print(f"{len(result['entries'])} entries shown, {result['size']} held", file=out)
+    return 0
+
+
+def cmd_servers(args: argparse.Namespace, out: TextIO) -> int:
+    result = _client().call("servers")
+    if args.json:
+        print(json.dumps(result, indent=2), file=out)
+        return 0
+    rows = [("ADDRESS", "NAME", "SRTT", "TIMEOUT", "TIMEOUTS", "STATE", "LAME FOR")]
+    for server in result["servers"]:
+        state = {"closed": "ok", "half-open": "probing"}.get(server["state"], server["state"])
+        if server["held_for_s"] is not None:
+            state = f"held down {server['held_for_s']:g} s more"
+        srtt = "untried" if server["srtt_ms"] is None else f"{server['srtt_ms']:g} ms"
+        rows.append((server["address"], ", ".join(server["names"]) or "-", srtt, f"{server['timeout_ms']:g} ms",
+                     str(server["timeouts"]), state, ", ".join(server["lame_zones"]) or "-"))
+    _table(rows, out)
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
+    result = _client().call("stats")
+    if args.json:
+        print(json.dumps(result, indent=2), file=out)
+        return 0
+    for key in ("queries", "cache_hits", "cache_misses", "cache_expired", "upstream_queries", "timeouts",
+                "network_errors", "failovers", "servfails", "cache_entries", "uptime_s"):
+        print(f"{key:<18} {result[key]}", file=out)
+    for key in ("by_type", "by_rcode"):
+        counts = ", ".join(f"{name} {count}" for name, count in sorted(result[key].items())) or "-"
+        print(f"{key:<18} {counts}", file=out)
+    return 0
+
+
+def _table(rows: list[tuple[str, ...]], out: TextIO) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1], file=out)
+
+
+INSPECT: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
+    "query": cmd_query,
+    "trace": cmd_trace,
+    "cache": cmd_cache,
+    "servers": cmd_servers,
+    "stats": cmd_stats,
+}
