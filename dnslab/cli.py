@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Sequence, TextIO
 
 from dnslab import __version__
+from dnslab.clock import FakeClock
 from dnslab.config import OPTIONS, load_toml, resolver_settings
 from dnslab.control import LabState, default_state_path, runtime_dir
 from dnslab.inspection import INSPECT
@@ -64,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="port for every server (default: lab.toml's port, else 5300; 0 picks a free one)")
     up.add_argument("--no-resolver", action="store_true",
                     help="run only the hierarchy, without the recursive resolver on 127.0.0.1")
+    up.add_argument("--fake-clock", action="store_true",
+                    help="run the resolver on a clock that moves only with 'dnslab clock advance SECONDS' "
+                         "(TTLs, negative caching, hold-downs, serve-stale); network timeouts stay real")
     up.add_argument("--log-queries", action="store_true",
                     help="print one line per client query (time, client, name, type, rcode, cache or "
                          "upstream queries, ms)")
@@ -135,6 +139,35 @@ def build_parser() -> argparse.ArgumentParser:
     servers.add_argument("--json", action="store_true")
     stats = commands.add_parser("stats", help="the resolver's counters")
     stats.add_argument("--json", action="store_true")
+
+    fault = commands.add_parser(
+        "fault", help="break a lab server on purpose (or mend it)",
+        description="KIND is one of: down (no answer at all), up, delay MS [JITTER], loss PCT (seeded), "
+                    "servfail, refused, truncate (TC=1 over UDP), lame (answers without authority), clear.")
+    fault.add_argument("server", metavar="SERVER", help="an address (127.0.3.20) or NS name (ns1.failover.com)")
+    fault.add_argument("kind", metavar="KIND")
+    fault.add_argument("value", nargs="?", type=float, default=None, metavar="ARG")
+    fault.add_argument("jitter", nargs="?", type=float, default=None, metavar="JITTER")
+    commands.add_parser("faults", help="list the faults in force")
+    queries = commands.add_parser("queries", help="what a lab server was asked, by name and type")
+    queries.add_argument("server", metavar="SERVER")
+    queries.add_argument("--reset", action="store_true", help="then start counting from zero")
+
+    record = commands.add_parser("record", help="change a record while the lab runs (the SOA serial goes up)")
+    record_commands = record.add_subparsers(dest="record_command", metavar="set|delete", required=True)
+    record_set = record_commands.add_parser("set", help="replace (or add) the RRset NAME TYPE")
+    record_set.add_argument("name")
+    record_set.add_argument("type")
+    record_set.add_argument("values", nargs="+", metavar="VALUE")
+    record_set.add_argument("--ttl", type=int, default=300)
+    record_delete = record_commands.add_parser("delete", help="delete the RRset NAME TYPE")
+    record_delete.add_argument("name")
+    record_delete.add_argument("type")
+    commands.add_parser("reload", help="re-read the zone files from disk")
+
+    clock = commands.add_parser("clock", help="show the lab clock, or move a fake one forward")
+    clock.add_argument("action", nargs="?", choices=["show", "advance"], default="show")
+    clock.add_argument("seconds", nargs="?", type=float, default=None)
 
     check = commands.add_parser("check-zone", help="validate zone files as the lab loads them",
                                 description="Print every error and warning with file and line; "
@@ -283,7 +316,8 @@ def cmd_resolver(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
     zones_dir = args.zones if args.zones is not None else default_zones_dir()
-    lab, problems = Lab.from_folder(zones_dir, port=args.port, with_resolver=not args.no_resolver)
+    lab, problems = Lab.from_folder(zones_dir, port=args.port, with_resolver=not args.no_resolver,
+                                    clock=FakeClock() if args.fake_clock else None)
     for problem in problems:
         print(problem, file=sys.stderr)
     for warning in lab.hierarchy.warnings:

@@ -33,6 +33,7 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 
+from dnslab.clock import FakeClock
 from dnslab.errors import DnslabError
 from dnslab.events import Done, Event
 
@@ -116,6 +117,14 @@ class ControlServer:
             "cache.flush": self._cache_flush,
             "servers": self._servers,
             "stats": self._stats,
+            "fault": self._fault,
+            "faults": self._faults,
+            "queries": self._queries,
+            "record.set": self._record_set,
+            "record.delete": self._record_delete,
+            "reload": self._reload,
+            "clock": self._clock,
+            "clock.advance": self._clock_advance,
         }
 
     async def start(self) -> None:
@@ -235,6 +244,53 @@ class ControlServer:
     async def _stats(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
         resolver = self._resolver()
         return {**resolver.stats.to_json(), "cache_entries": len(resolver.cache)}
+
+
+    async def _fault(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
+        running = self.lab.fault(str(args.get("server", "")), str(args.get("kind", "")), args.get("value"),
+                                 args.get("jitter"))
+        return {"server": running.plan.address, "faults": running.faulty.state.describe()}
+
+    async def _faults(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
+        return {"faults": self.lab.faults()}
+
+    async def _queries(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
+        running = self.lab.server(str(args.get("server", "")))
+        if args.get("reset"):
+            running.faulty.reset_counts()
+        counts = [{"name": name, "type": rdtype, "count": count}
+                  for (name, rdtype), count in sorted(running.faulty.queries.items())]
+        return {"server": running.plan.address, "total": sum(running.faulty.queries.values()), "queries": counts}
+
+    async def _record_set(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
+        values = args.get("values") or []
+        if isinstance(values, str) or not values:
+            raise DnslabError("record set needs one or more values")
+        zone = self.lab.record_set(str(args.get("name", "")), str(args.get("type", "")), [str(v) for v in values],
+                                   int(args.get("ttl", 300)))
+        return {"zone": zone.origin.to_text(), "serial": zone.soa[0].serial}  # type: ignore[attr-defined]
+
+    async def _record_delete(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
+        zone = self.lab.record_delete(str(args.get("name", "")), str(args.get("type", "")))
+        return {"zone": zone.origin.to_text(), "serial": zone.soa[0].serial}  # type: ignore[attr-defined]
+
+    async def _reload(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
+        return {"reloaded": self.lab.reload()}
+
+    async def _clock(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
+        return {"fake": isinstance(self.lab.clock, FakeClock), "now": self.lab.clock_now()}
+
+    async def _clock_advance(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
+        if not isinstance(self.lab.clock, FakeClock):
+            raise DnslabError("the lab runs on real time; start it with dnslab up --fake-clock to move its clock")
+        try:
+            seconds = float(args.get("seconds", ""))
+        except (TypeError, ValueError):
+            raise DnslabError(f"clock advance needs seconds, not {args.get('seconds')!r}") from None
+        if seconds < 0:
+            raise DnslabError("the clock only moves forward")
+        self.lab.clock.advance(seconds)
+        return {"fake": True, "now": self.lab.clock_now()}
 
 
 def _name(text: Any) -> dns.name.Name:

@@ -135,6 +135,59 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_fault(args: argparse.Namespace, out: TextIO) -> int:
+    result = _client().call("fault", {"server": args.server, "kind": args.kind, "value": args.value,
+                                      "jitter": args.jitter})
+    print(f"{result['server']}: {', '.join(result['faults']) or 'no faults'}", file=out)
+    return 0
+
+
+def cmd_faults(args: argparse.Namespace, out: TextIO) -> int:
+    faults = _client().call("faults")["faults"]
+    for address, kinds in faults.items():
+        print(f"{address}: {', '.join(kinds)}", file=out)
+    if not faults:
+        print("no faults in force", file=out)
+    return 0
+
+
+def cmd_queries(args: argparse.Namespace, out: TextIO) -> int:
+    result = _client().call("queries", {"server": args.server, "reset": args.reset})
+    for row in result["queries"]:
+        print(f"{row['count']:6d}  {row['name']} {row['type']}", file=out)
+    print(f"{result['total']:6d}  queries received by {result['server']}", file=out)
+    return 0
+
+
+def cmd_record(args: argparse.Namespace, out: TextIO) -> int:
+    if args.record_command == "set":
+        result = _client().call("record.set", {"name": args.name, "type": args.type, "values": args.values,
+                                               "ttl": args.ttl})
+    else:
+        result = _client().call("record.delete", {"name": args.name, "type": args.type})
+    print(f"zone {result['zone']} now at serial {result['serial']}", file=out)
+    return 0
+
+
+def cmd_reload(args: argparse.Namespace, out: TextIO) -> int:
+    reloaded = _client().call("reload")["reloaded"]
+    print(f"reloaded {len(reloaded)} zone(s): {' '.join(reloaded)}", file=out)
+    return 0
+
+
+def cmd_clock(args: argparse.Namespace, out: TextIO) -> int:
+    client = _client()
+    if args.action == "advance":
+        if args.seconds is None:
+            raise DnslabError("dnslab clock advance SECONDS")
+        result = client.call("clock.advance", {"seconds": args.seconds})
+    else:
+        result = client.call("clock")
+    kind = "fake" if result["fake"] else "real (monotonic)"
+    print(f"lab clock: {kind}, now {result['now']:.1f}", file=out)
+    return 0
+
+
 def _table(rows: list[tuple[str, ...]], out: TextIO) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
@@ -147,4 +200,10 @@ INSPECT: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
     "cache": cmd_cache,
     "servers": cmd_servers,
     "stats": cmd_stats,
+    "fault": cmd_fault,
+    "faults": cmd_faults,
+    "queries": cmd_queries,
+    "record": cmd_record,
+    "reload": cmd_reload,
+    "clock": cmd_clock,
 }

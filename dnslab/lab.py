@@ -19,15 +19,17 @@ from typing import Iterable
 import dns.exception
 import dns.name
 import dns.rdatatype
+import dns.rrset
 
-from dnslab.clock import Clock
+from dnslab.clock import Clock, MonotonicClock
 from dnslab.config import load_toml, resolver_settings
 from dnslab.control import ControlServer
 from dnslab.errors import BindError, ConfigError, DnslabError
 from dnslab.resolver import RecursiveResolver, ResolverSettings
 from dnslab.server import AuthoritativeServer
 from dnslab.transport import DnsListener
-from dnslab.zone import Problem, Zone, load_zones
+from dnslab.faults import FaultKind, FaultyServer
+from dnslab.zone import Problem, Zone, changed_zone, load_zones
 
 log = logging.getLogger(__name__)
 
@@ -196,13 +198,16 @@ def zone_files(zones_dir: Path) -> list[Path]:
 
 @dataclass
 class RunningServer:
+    """A lab server: its zones, the faults in front of it, and its listener once started."""
+
     plan: ServerPlan
     server: AuthoritativeServer
+    faulty: FaultyServer
     listener: DnsListener | None = None
 
     @property
     def up(self) -> bool:
-        return self.listener is not None
+        return self.listener is not None and not self.faulty.down
 
 
 class Lab:
@@ -232,28 +237,109 @@ class Lab:
             if plan is None:
                 raise ConfigError(f"start_down: {item!r} is not a lab server's address or name")
             self.down.add(plan.address)
-        self.servers = [RunningServer(plan, AuthoritativeServer(plan.zones)) for plan in self.hierarchy.servers]
+        self.servers: list[RunningServer] = []
+        for plan in self.hierarchy.servers:
+            server = AuthoritativeServer(plan.zones)
+            faulty = FaultyServer(server.handle, seed=plan.address)  # loss is seeded, per server
+            if plan.address in self.down:
+                faulty.apply(FaultKind.DOWN)
+            self.servers.append(RunningServer(plan, server, faulty))
+        self.zones_dir: Path | None = None
         self.resolver_address = resolver_address
         self.resolver_settings = resolver_settings or ResolverSettings()
         self.resolver: RecursiveResolver | None = None
-        self.clock = clock
+        self.clock: Clock = clock or MonotonicClock()
         self.control = ControlServer(self)
         self._resolver_listener: DnsListener | None = None
 
     @classmethod
-    def from_folder(cls, zones_dir: Path, port: int | None = None,
-                    with_resolver: bool = True) -> tuple["Lab", list[Problem]]:
+    def from_folder(cls, zones_dir: Path, port: int | None = None, with_resolver: bool = True,
+                    clock: Clock | None = None) -> tuple["Lab", list[Problem]]:
         """A lab from a folder of *.zone files and its optional lab.toml."""
         settings = LabSettings.load(zones_dir / SETTINGS_FILE)
         zones, problems = load_zones(zone_files(zones_dir))
         lab = cls(zones, port=settings.port if port is None else port, start_down=settings.start_down,
                   resolver_address=settings.resolver_address if with_resolver else None,
-                  resolver_settings=settings.resolver)
+                  resolver_settings=settings.resolver, clock=clock)
+        lab.zones_dir = zones_dir
         return lab, problems
 
     @property
     def root_hints(self) -> str:
         return root_hints_text(self.hierarchy.root_hints)
+
+    # --- changing the lab while it runs (the CLI, control endpoint and pytest plugin all come here)
+
+    def server(self, name_or_address: str) -> RunningServer:
+        plan = self.hierarchy.find(name_or_address)
+        if plan is None:
+            known = ", ".join(p.address for p in self.hierarchy.servers)
+            raise DnslabError(f"no lab server {name_or_address!r} (addresses: {known}; NS names work too)")
+        return next(running for running in self.servers if running.plan is plan)
+
+    def fault(self, name_or_address: str, kind: FaultKind | str, value: float | None = None,
+              jitter: float | None = None) -> RunningServer:
+        running = self.server(name_or_address)
+        running.faulty.apply(kind, value, jitter)
+        return running
+
+    def clock_now(self) -> float:
+        """The lab clock's reading (the resolver's time source)."""
+        return self.clock.now()
+
+    def faults(self) -> dict[str, list[str]]:
+        """The faults in force, by server address (servers without faults left out)."""
+        return {r.plan.address: r.faulty.state.describe() for r in self.servers if r.faulty.state.describe()}
+
+    def record_set(self, name: str, rdtype: str, values: Iterable[str], ttl: int = 300) -> Zone:
+        """Replace (or add) one RRset; every server of its zone answers with it at once."""
+        owner, zone = self._zone_of(name)
+        try:
+            kind = dns.rdatatype.from_text(rdtype)
+            rrset = dns.rrset.from_text_list(owner, ttl, "IN", kind, list(values), origin=zone.origin)
+        except (dns.exception.DNSException, ValueError) as exc:
+            raise DnslabError(f"bad record {name} {rdtype} {' '.join(values)}: {exc}") from None
+        return self._install(changed_zone(zone, rrset=rrset))
+
+    def record_delete(self, name: str, rdtype: str) -> Zone:
+        owner, zone = self._zone_of(name)
+        try:
+            kind = dns.rdatatype.from_text(rdtype)
+        except dns.exception.DNSException:
+            raise DnslabError(f"unknown record type {rdtype!r}") from None
+        return self._install(changed_zone(zone, delete=(owner, kind)))
+
+    def reload(self) -> list[str]:
+        """Re-read the zone files from disk; returns the origins whose data changed."""
+        if self.zones_dir is None:
+            raise DnslabError("this lab was not started from a folder of zone files")
+        fresh, _ = load_zones(zone_files(self.zones_dir))
+        known = {zone.origin for zone in self.zones}
+        changed = []
+        for zone in fresh:
+            if zone.origin not in known:
+                log.warning("reload: new zone %s is not served (restart the lab to serve it)", zone.origin)
+                continue
+            self._install(zone)
+            changed.append(zone.origin.to_text())
+        return changed
+
+    def _zone_of(self, name: str) -> tuple[dns.name.Name, Zone]:
+        try:
+            owner = dns.name.from_text(name)
+        except dns.exception.DNSException as exc:
+            raise DnslabError(f"not a domain name: {name!r} ({exc})") from None
+        zones = [zone for zone in self.zones if owner.is_subdomain(zone.origin)]
+        if not zones:
+            raise DnslabError(f"{owner} is in no zone of this lab")
+        return owner, max(zones, key=lambda zone: len(zone.origin))
+
+    def _install(self, zone: Zone) -> Zone:
+        self.zones = [zone if z.origin == zone.origin else z for z in self.zones]
+        for running in self.servers:
+            if zone.origin in running.server.authority.zones:
+                running.server.replace_zone(zone)
+        return zone
 
     async def start(self, attempts: int = 20) -> None:
         """Bind every server that is not down; port 0 means one free port shared by all.
@@ -274,9 +360,7 @@ class Lab:
 
     async def _bind_all(self, port: int) -> None:
         for running in self.servers:
-            if running.plan.address in self.down:
-                continue
-            listener = DnsListener(running.plan.address, port, running.server.handle)
+            listener = DnsListener(running.plan.address, port, running.faulty.handle)
             await listener.start()
             running.listener = listener
             port = listener.port

@@ -33,7 +33,7 @@ import dns.rrset
 
 from dnslab.cache import Cache, CacheSettings, Rank
 from dnslab.clock import Clock, MonotonicClock
-from dnslab.events import Sink
+from dnslab.events import Event, Sink
 from dnslab.hints import RootHints
 from dnslab.infra import Failure, Infra, InfraSettings
 from dnslab.iterator import IteratorSettings, Query, Resolution, Result
@@ -149,6 +149,9 @@ class RecursiveResolver:
         self._tasks: set[asyncio.Future[Result]] = set()  # lookups refreshing stale data
         self.stats = Stats(started=time.monotonic())
         self.on_query: Callable[[QueryLog], None] | None = None  # `dnslab up --log-queries`
+        # For test suites (dnslab.testing): keep the events of the last client lookup.
+        self.keep_last_trace = False
+        self.last_trace: list[Event] = []
 
     # --- resolving -----------------------------------------------------------------------
 
@@ -196,8 +199,12 @@ class RecursiveResolver:
         return result
 
     def _resolution(self, qname: dns.name.Name, qtype: int, cache_only: bool = False) -> Resolution:
+        sink = None
+        if self.keep_last_trace:
+            self.last_trace = []
+            sink = self.last_trace.append
         return Resolution(qname, qtype, cache=self.cache, infra=self.infra, hints=self.hints,
-                          settings=self.settings.iterator, cache_only=cache_only)
+                          settings=self.settings.iterator, cache_only=cache_only, trace=sink)
 
     def _finished_in_background(self, task: asyncio.Future[Result], qname: dns.name.Name, qtype: int) -> None:
         self._tasks.discard(task)  # type: ignore[arg-type]

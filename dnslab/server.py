@@ -68,12 +68,22 @@ class AuthoritativeServer:
 
     def __init__(self, zones: Iterable[Zone]) -> None:
         self.authority = Authority(zones)
-        # Zone data is converted to dnslib records once; only synthesised
-        # RRsets (wildcards, DNAME) are converted per reply.
         self._converted: dict[int, list[dnslib.RR]] = {}
+        self._convert()
+
+    def _convert(self) -> None:
+        """Zone data is converted to dnslib records once; only synthesised RRsets
+        (wildcards, DNAME) are converted per reply."""
+        converted: dict[int, list[dnslib.RR]] = {}
         for zone in self.authority.zones.values():
             for rrset in (*zone.rrsets(), zone.negative_soa):
-                self._converted[id(rrset)] = to_dnslib(rrset)
+                converted[id(rrset)] = to_dnslib(rrset)
+        self._converted = converted
+
+    def replace_zone(self, zone: Zone) -> None:
+        """Serve a new version of one of our zones from the next query on."""
+        self.authority.zones[zone.origin] = zone
+        self._convert()
 
     @property
     def zones(self) -> list[Zone]:

@@ -445,6 +445,38 @@ def _rrset(name: dns.name.Name, group: list[SourceRecord]) -> dns.rrset.RRset:
     return rrset
 
 
+def changed_zone(zone: Zone, rrset: dns.rrset.RRset | None = None,
+                 delete: tuple[dns.name.Name, int] | None = None) -> Zone:
+    """A copy of *zone* with one RRset replaced (or added) or deleted, and the SOA serial one up.
+
+    This is what `dnslab record set/delete` serves at once, as a dynamic update
+    (RFC 2136) would: the same checks that loading makes for the one name touched.
+    """
+    name = rrset.name if rrset is not None else delete[0] if delete is not None else None
+    if name is None or not name.is_subdomain(zone.origin):
+        raise ZoneError(zone.filename, 0, f"{name} is not in zone {zone.origin}")
+    rdtype = rrset.rdtype if rrset is not None else delete[1]  # type: ignore[index]
+    if rdtype == RdataType.SOA:
+        raise ZoneError(zone.filename, 0, "the SOA is changed only by editing the zone file")
+    node = dict(zone.nodes.get(name, {}))
+    if rrset is not None:
+        others = [t for t in node if t != rdtype and t not in _CNAME_NEIGHBOURS]
+        if rdtype == RdataType.CNAME and others:
+            raise ZoneError(zone.filename, 0, f"CNAME and other data at {name}")
+        if rdtype not in _CNAME_NEIGHBOURS and RdataType.CNAME in node:
+            raise ZoneError(zone.filename, 0, f"{name} has a CNAME; delete it first")
+        node[rdtype] = rrset
+    elif node.pop(rdtype, None) is None:
+        raise ZoneError(zone.filename, 0, f"no {dns.rdatatype.to_text(rdtype)} records at {name}")
+    rrsets = [r for owner, types in zone.nodes.items() if owner != name for r in types.values()]
+    rrsets.extend(node.values())
+    soa = next(r for r in rrsets if r.name == zone.origin and r.rdtype == RdataType.SOA)
+    bumped = dns.rrset.RRset(soa.name, soa.rdclass, soa.rdtype)
+    bumped.add(soa[0].replace(serial=(soa[0].serial + 1) % 2**32), soa.ttl)  # type: ignore[attr-defined]
+    rrsets = [bumped if r is soa else r for r in rrsets]
+    return Zone(zone.origin, zone.filename, rrsets)
+
+
 def load_zones(paths: Iterable[str | Path]) -> tuple[list[Zone], list[Problem]]:
     """Load several files; raises ZoneError on the first error so nothing half-loaded is served."""
     zones: list[Zone] = []

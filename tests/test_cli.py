@@ -279,3 +279,37 @@ def test_inspection_commands_talk_to_the_running_lab(tmp_path: Path) -> None:
     assert not (tmp_path / "state" / "lab.json").exists()  # removed at a clean stop
     gone = run("stats")
     assert gone.returncode == 1 and "no running lab" in gone.stderr
+
+
+def test_faults_records_and_the_fake_clock_from_the_command_line(tmp_path: Path) -> None:
+    env = {**ENV, "DNSLAB_STATE": str(tmp_path / "lab.json")}
+    proc = subprocess.Popen([sys.executable, "-m", "dnslab", "up", "--port", "0", "--fake-clock",
+                             "--hints", str(tmp_path / "root.hints")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+    def run(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "dnslab", *args], capture_output=True, text=True, env=env,
+                              timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    try:
+        port = int(read_until(proc, "Ctrl-C stops the lab.").splitlines()[0].split()[3])
+
+        def resolve(name: str) -> dns.message.Message:
+            return dns.query.udp(dns.message.make_query(name, "A"), "127.0.0.1", port=port, timeout=10)
+
+        assert run("faults") == "127.0.3.20: down\n"
+        assert "127.0.3.2: down" in run("fault", "ns2.example.com", "down")
+        assert resolve("www.example.com.").answer[0].ttl == 300
+        assert "1  www.example.com. A" in run("queries", "127.0.3.1")
+        assert "serial 2026112802" in run("record", "set", "www.example.com", "A", "192.0.2.99", "--ttl", "60")
+        assert resolve("www.example.com.").answer[0].ttl == 300  # still cached
+        assert "fake, now 1000300.0" in run("clock", "advance", "300")
+        fresh = resolve("www.example.com.")
+        assert [r.address for r in fresh.answer[0]] == ["192.0.2.99"] and fresh.answer[0].ttl == 60
+        assert "no faults" in run("fault", "127.0.3.2", "clear")
+        assert "reloaded 14 zone(s)" in run("reload")
+    finally:
+        code, _, err = stop(proc)
+    assert code == 0, err

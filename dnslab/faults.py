@@ -1,0 +1,161 @@
+"""Faults a lab server can be given at runtime, and the count of what it was asked.
+
+One implementation behind `dnslab fault`, the control endpoint and the Python
+API (the pytest plugin): each lab server's handler is wrapped by a
+`FaultyServer`, which counts every query it receives and then answers as the
+fault in force says: not at all, late, sometimes, with SERVFAIL or REFUSED,
+always truncated over UDP, or lamely (no authority).  Like CoreDNS's `erratic`
+plugin, but switchable while the lab runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import inspect
+import random
+from collections import Counter
+from dataclasses import dataclass
+from typing import Awaitable
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+
+from dnslab.errors import DnslabError
+from dnslab.transport import Handler, Peer
+
+
+class FaultKind(enum.Enum):
+    DOWN = "down"            # no answer at all
+    UP = "up"                # undo down
+    DELAY = "delay"          # answer MS milliseconds late (optional jitter)
+    LOSS = "loss"            # drop PCT percent of queries (seeded)
+    SERVFAIL = "servfail"
+    REFUSED = "refused"
+    TRUNCATE = "truncate"    # TC=1 with no records over UDP, every time
+    LAME = "lame"            # answers, but without authority for its zones
+    CLEAR = "clear"          # no fault at all
+
+
+# The faults that replace the answer; at most one is in force at a time.
+_ANSWER_FAULTS = (FaultKind.SERVFAIL, FaultKind.REFUSED, FaultKind.TRUNCATE, FaultKind.LAME)
+
+
+@dataclass
+class FaultState:
+    down: bool = False
+    delay_ms: float = 0.0
+    jitter_ms: float = 0.0
+    loss_pct: float = 0.0
+    answer: FaultKind | None = None
+
+    def describe(self) -> list[str]:
+        """The faults in force, as `dnslab faults` lists them."""
+        found = ["down"] if self.down else []
+        if self.delay_ms or self.jitter_ms:
+            found.append(f"delay {self.delay_ms:g} ms" + (f" ± {self.jitter_ms:g} ms" if self.jitter_ms else ""))
+        if self.loss_pct:
+            found.append(f"loss {self.loss_pct:g}%")
+        if self.answer is not None:
+            found.append(self.answer.value)
+        return found
+
+
+class FaultyServer:
+    """A server's handler with faults in front of it and a query counter."""
+
+    def __init__(self, handler: Handler, seed: int | str = 0) -> None:
+        self.inner = handler
+        self.state = FaultState()
+        self.queries: Counter[tuple[str, str]] = Counter()  # (lowercased name, type) -> queries received
+        self._rng = random.Random(seed)
+
+    @property
+    def down(self) -> bool:
+        return self.state.down
+
+    def apply(self, kind: FaultKind | str, value: float | None = None, jitter: float | None = None) -> None:
+        """Put a fault in force (or lift it); the one entry point for every interface."""
+        try:
+            kind = FaultKind(kind)
+        except ValueError:
+            known = ", ".join(k.value for k in FaultKind)
+            raise DnslabError(f"unknown fault {kind!r}; one of: {known}") from None
+        state = self.state
+        if kind is FaultKind.DOWN:
+            state.down = True
+        elif kind is FaultKind.UP:
+            state.down = False
+        elif kind is FaultKind.DELAY:
+            state.delay_ms = _number(value, "delay needs milliseconds", 0, 60_000)
+            state.jitter_ms = _number(jitter or 0.0, "jitter needs milliseconds", 0, 60_000)
+        elif kind is FaultKind.LOSS:
+            state.loss_pct = _number(value, "loss needs a percentage", 0, 100)
+        elif kind is FaultKind.CLEAR:
+            self.state = FaultState()
+        else:
+            state.answer = kind
+
+    def reset_counts(self) -> None:
+        self.queries.clear()
+
+    def handle(self, wire: bytes, via_tcp: bool, peer: Peer | None = None) -> bytes | None | Awaitable[bytes | None]:
+        state = self.state
+        self._count(wire)
+        if state.down:
+            return None
+        if state.loss_pct and self._rng.random() * 100 < state.loss_pct:
+            return None
+        if state.delay_ms or state.jitter_ms:
+            return self._late(wire, via_tcp, peer)
+        return self._answer(wire, via_tcp, peer)
+
+    async def _late(self, wire: bytes, via_tcp: bool, peer: Peer | None) -> bytes | None:
+        state = self.state
+        delay = state.delay_ms + (self._rng.uniform(-state.jitter_ms, state.jitter_ms) if state.jitter_ms else 0)
+        await asyncio.sleep(max(0.0, delay) / 1000)  # network time stays real, even on a fake clock
+        reply = self._answer(wire, via_tcp, peer)
+        return await reply if inspect.isawaitable(reply) else reply
+
+    def _answer(self, wire: bytes, via_tcp: bool, peer: Peer | None) -> bytes | None | Awaitable[bytes | None]:
+        fault = self.state.answer
+        if fault is None or (fault is FaultKind.TRUNCATE and via_tcp):
+            return self.inner(wire, via_tcp, peer)  # type: ignore[arg-type]
+        try:
+            query = dns.message.from_wire(wire)
+        except dns.exception.DNSException:
+            return self.inner(wire, via_tcp, peer)  # type: ignore[arg-type]
+        reply = dns.message.make_response(query)
+        reply.flags &= ~dns.flags.RA
+        if fault is FaultKind.SERVFAIL:
+            reply.set_rcode(dns.rcode.SERVFAIL)
+        elif fault is FaultKind.REFUSED:
+            reply.set_rcode(dns.rcode.REFUSED)
+        elif fault is FaultKind.TRUNCATE:
+            reply.flags |= dns.flags.TC
+        # LAME: NOERROR, no AA, nothing in any section: a server not configured for the zone.
+        return reply.to_wire()
+
+    def _count(self, wire: bytes) -> None:
+        try:
+            question = dns.message.from_wire(wire, question_only=True).question
+        except Exception:  # noqa: BLE001 - garbage is counted as such, never raised
+            self.queries[("<unparsable>", "")] += 1
+            return
+        for rrset in question:
+            self.queries[(rrset.name.to_text().lower(), dns.rdatatype.to_text(rrset.rdtype))] += 1
+
+
+def _number(value: float | None, message: str, low: float, high: float) -> float:
+    if value is None:
+        raise DnslabError(message)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise DnslabError(f"{message}, not {value!r}") from None
+    if not low <= number <= high:
+        raise DnslabError(f"{message} from {low:g} to {high:g}, not {number:g}")
+    return number

@@ -1,0 +1,255 @@
+"""A running lab as a Python object, for test suites (the pytest plugin hands these out).
+
+The lab's servers and resolver run on an asyncio loop in a background thread;
+every method here hops onto that loop and waits, so tests stay plain blocking
+code.  Faults, records and the clock go through the same Lab methods as the
+CLI and the control endpoint.  Labs bind one free port shared by all their
+addresses, so any number of labs (and pytest-xdist workers) never collide.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Coroutine, TypeVar
+
+import dns.name
+import dns.rdatatype
+import dns.resolver
+
+from dnslab.clock import FakeClock
+from dnslab.errors import DnslabError
+from dnslab.events import Event
+from dnslab.faults import FaultKind
+from dnslab.lab import Lab, LabSettings, RunningServer, zone_files
+from dnslab.resolver import ResolverSettings
+from dnslab.zone import Zone, load_zones
+
+T = TypeVar("T")
+SAMPLE_ZONES = Path(__file__).resolve().parent.parent / "zones"
+START_TIMEOUT = 30.0
+
+_ZONE_CACHE: dict[Path, list[Zone]] = {}
+
+
+def _zones(folder: Path) -> list[Zone]:
+    """Parsed once per folder and process: zones are never mutated, only replaced, so labs may share them."""
+    folder = folder.resolve()
+    if folder not in _ZONE_CACHE:
+        _ZONE_CACHE[folder], _ = load_zones(zone_files(folder))
+    return _ZONE_CACHE[folder]
+
+
+class ServerHandle:
+    """One lab server, as a test breaks and inspects it."""
+
+    def __init__(self, lab: "DnsLab", running: RunningServer) -> None:
+        self._lab = lab
+        self._running = running
+        self.address = running.plan.address
+        self.names = [name.to_text() for name in running.plan.names]
+
+    def _apply(self, kind: FaultKind, value: float | None = None, jitter: float | None = None) -> "ServerHandle":
+        self._lab.call(lambda: self._running.faulty.apply(kind, value, jitter))
+        return self
+
+    def down(self) -> "ServerHandle":
+        return self._apply(FaultKind.DOWN)
+
+    def up(self) -> "ServerHandle":
+        return self._apply(FaultKind.UP)
+
+    def delay(self, ms: float, jitter: float = 0.0) -> "ServerHandle":
+        return self._apply(FaultKind.DELAY, ms, jitter)
+
+    def loss(self, pct: float) -> "ServerHandle":
+        return self._apply(FaultKind.LOSS, pct)
+
+    def servfail(self) -> "ServerHandle":
+        return self._apply(FaultKind.SERVFAIL)
+
+    def refused(self) -> "ServerHandle":
+        return self._apply(FaultKind.REFUSED)
+
+    def truncate(self) -> "ServerHandle":
+        return self._apply(FaultKind.TRUNCATE)
+
+    def lame(self) -> "ServerHandle":
+        return self._apply(FaultKind.LAME)
+
+    def clear(self) -> "ServerHandle":
+        return self._apply(FaultKind.CLEAR)
+
+    @property
+    def faults(self) -> list[str]:
+        return self._lab.call(self._running.faulty.state.describe)
+
+    @property
+    def queries(self) -> Counter[tuple[str, str]]:
+        """Queries received, by (lowercased name with the final dot, type): `queries["www.example.com.", "A"]`."""
+        return self._lab.call(lambda: Counter(self._running.faulty.queries))
+
+    def reset_queries(self) -> None:
+        self._lab.call(self._running.faulty.reset_counts)
+
+    def __repr__(self) -> str:
+        return f"ServerHandle({self.address}, {', '.join(self.names)})"
+
+
+class CacheHandle:
+    """The resolver's cache: look inside, or forget."""
+
+    def __init__(self, lab: "DnsLab") -> None:
+        self._lab = lab
+
+    def entries(self, name: str | None = None) -> list[Any]:
+        """EntryView values (name, rdtype, kind, remaining, original_ttl, rank, stale, rrset, source)."""
+        under = dns.name.from_text(name) if name else None
+        return self._lab.call(lambda: [e for e in self._lab.lab.resolver.cache.entries()  # type: ignore[union-attr]
+                                       if under is None or e.name.is_subdomain(under)])
+
+    def get(self, name: str, rdtype: str = "A") -> Any:
+        """The live CacheHit for (name, type), or None."""
+        return self._lab.call(lambda: self._lab.lab.resolver.cache.get(  # type: ignore[union-attr]
+            dns.name.from_text(name), dns.rdatatype.from_text(rdtype)))
+
+    def flush(self, name: str | None = None, tree: bool = False) -> int:
+        def run() -> int:
+            cache = self._lab.lab.resolver.cache  # type: ignore[union-attr]
+            if name is None:
+                count = len(cache)
+                cache.flush()
+                return count
+            return cache.flush_name(dns.name.from_text(name), subtree=tree)
+        return self._lab.call(run)
+
+
+class DnsLab:
+    """A started lab: hierarchy plus resolver, on a fake clock unless told otherwise."""
+
+    def __init__(self, zones: str | Path | None = None, *, fake_clock: bool = True,
+                 resolver_settings: ResolverSettings | None = None, start_down: list[str] | None = None,
+                 keep_traces: bool = True) -> None:
+        folder = Path(zones) if zones is not None else SAMPLE_ZONES
+        settings = LabSettings.load(folder / "lab.toml")
+        self.clock = FakeClock() if fake_clock else None
+        self.lab = Lab(list(_zones(folder)), port=0,
+                       start_down=settings.start_down if start_down is None else start_down,
+                       resolver_address=settings.resolver_address,
+                       resolver_settings=resolver_settings or settings.resolver, clock=self.clock)
+        self.lab.zones_dir = folder
+        self._keep_traces = keep_traces
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="dnslab-lab", daemon=True)
+        self._started = False
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> "DnsLab":
+        self._thread.start()
+        try:
+            self.run(self.lab.start(), timeout=START_TIMEOUT)
+        except BaseException:
+            self.stop()
+            raise
+        self._started = True
+        if self._keep_traces and self.lab.resolver is not None:
+            self.lab.resolver.keep_last_trace = True
+        return self
+
+    def stop(self) -> None:
+        """Release every socket and the thread; safe to call twice, and after a failed start."""
+        if self._loop.is_closed():
+            return
+        if self._thread.is_alive():
+            try:
+                self.run(self.lab.stop(), timeout=START_TIMEOUT)
+            finally:
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._thread.join(timeout=START_TIMEOUT)
+        self._loop.close()
+
+    def __enter__(self) -> "DnsLab":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
+        """Run a coroutine on the lab's loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=timeout)
+
+    def call(self, function: Callable[[], T]) -> T:
+        """Run a plain function on the lab's loop (the lab is not thread-safe) and return its result."""
+        async def wrapper() -> T:
+            return function()
+        return self.run(wrapper())
+
+    # --- what a test uses ------------------------------------------------------------------
+
+    @property
+    def resolver_address(self) -> tuple[str, int]:
+        if self.lab.resolver_address is None:
+            raise DnslabError("this lab has no resolver")
+        return self.lab.resolver_address, self.lab.actual_port
+
+    @property
+    def port(self) -> int:
+        return self.lab.actual_port
+
+    @property
+    def resolver(self) -> dns.resolver.Resolver:
+        """A dnspython stub resolver pointed at the lab's resolver (no cache of its own)."""
+        host, port = self.resolver_address
+        stub = dns.resolver.Resolver(configure=False)
+        stub.nameservers = [host]
+        stub.port = port
+        stub.timeout = 6.0
+        stub.lifetime = 12.0
+        return stub
+
+    def server(self, name_or_address: str) -> ServerHandle:
+        return ServerHandle(self, self.call(lambda: self.lab.server(name_or_address)))
+
+    @property
+    def servers(self) -> list[ServerHandle]:
+        return [ServerHandle(self, running) for running in self.lab.servers]
+
+    def record_set(self, name: str, rtype: str, *values: str, ttl: int = 300) -> None:
+        self.call(lambda: self.lab.record_set(name, rtype, list(values), ttl))
+
+    def record_delete(self, name: str, rtype: str) -> None:
+        self.call(lambda: self.lab.record_delete(name, rtype))
+
+    def reload(self) -> list[str]:
+        return self.call(self.lab.reload)
+
+    @property
+    def cache(self) -> CacheHandle:
+        return CacheHandle(self)
+
+    def advance(self, seconds: float) -> None:
+        """Move the fake clock (also available as lab.clock.advance)."""
+        if self.clock is None:
+            raise DnslabError("this lab runs on real time (fake_clock=False)")
+        self.call(lambda: self.clock.advance(seconds))  # type: ignore[union-attr]
+
+    def trace(self, name: str, rdtype: str = "A", cold: bool = False) -> list[dict[str, Any]]:
+        """Resolve with tracing on; the events as `dnslab trace --json` prints them."""
+        events: list[Event] = []
+        resolver = self.lab.resolver
+        if resolver is None:
+            raise DnslabError("this lab has no resolver")
+        self.run(resolver.trace(dns.name.from_text(name), dns.rdatatype.from_text(rdtype), events.append, cold))
+        return [event.to_json() for event in events]
+
+    @property
+    def last_trace(self) -> list[dict[str, Any]]:
+        """The events of the last client lookup (a cache hit shows as a `cache` event and `done`)."""
+        resolver = self.lab.resolver
+        return [] if resolver is None else self.call(lambda: [e.to_json() for e in resolver.last_trace])
+
+    def faults(self) -> dict[str, list[str]]:
+        return self.call(self.lab.faults)

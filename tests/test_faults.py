@@ -1,0 +1,141 @@
+"""Faults in front of a lab server, records changed at runtime, and the query counter."""
+
+from __future__ import annotations
+
+import asyncio
+
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.name
+import dns.rdatatype
+import dns.rrset
+import pytest
+
+from dnslab.errors import DnslabError, ZoneError
+from dnslab.faults import FaultKind, FaultyServer
+from dnslab.server import AuthoritativeServer
+from dnslab.zone import changed_zone, load_zone_text
+
+ZONE = """
+$ORIGIN example.test.
+$TTL 300
+@ SOA ns admin 41 1800 900 604800 60
+@ NS ns
+ns A 127.0.0.1
+www A 192.0.2.1
+alias CNAME www
+"""
+
+
+def faulty() -> tuple[FaultyServer, AuthoritativeServer]:
+    zone = load_zone_text(ZONE).zone
+    assert zone is not None
+    server = AuthoritativeServer([zone])
+    return FaultyServer(server.handle, seed=1), server
+
+
+def ask(server: FaultyServer, name: str = "www.example.test.", via_tcp: bool = False) -> dns.message.Message | None:
+    reply = server.handle(dns.message.make_query(name, "A").to_wire(), via_tcp, ("127.0.0.1", 5))
+    if asyncio.iscoroutine(reply):
+        reply = asyncio.run(reply)
+    return None if reply is None else dns.message.from_wire(reply)  # type: ignore[arg-type]
+
+
+def test_no_fault_answers_normally_and_counts() -> None:
+    server, _ = faulty()
+    reply = ask(server)
+    assert reply is not None and reply.rcode() == dns.rcode.NOERROR and reply.answer
+    ask(server, "WWW.Example.Test.")
+    assert server.queries["www.example.test.", "A"] == 2
+
+
+def test_down_answers_nothing_but_still_counts() -> None:
+    server, _ = faulty()
+    server.apply("down")
+    assert ask(server) is None and server.queries["www.example.test.", "A"] == 1
+    server.apply(FaultKind.UP)
+    assert ask(server) is not None
+
+
+@pytest.mark.parametrize("kind,rcode", [("servfail", dns.rcode.SERVFAIL), ("refused", dns.rcode.REFUSED)])
+def test_error_rcodes(kind: str, rcode: int) -> None:
+    server, _ = faulty()
+    server.apply(kind)
+    reply = ask(server)
+    assert reply is not None and reply.rcode() == rcode and not reply.answer
+
+
+def test_truncate_over_udp_only() -> None:
+    server, _ = faulty()
+    server.apply("truncate")
+    udp = ask(server)
+    assert udp is not None and udp.flags & dns.flags.TC and not udp.answer
+    tcp = ask(server, via_tcp=True)
+    assert tcp is not None and not tcp.flags & dns.flags.TC and tcp.answer
+
+
+def test_lame_answers_without_authority() -> None:
+    server, _ = faulty()
+    server.apply("lame")
+    reply = ask(server)
+    assert reply is not None and reply.rcode() == dns.rcode.NOERROR
+    assert not reply.flags & dns.flags.AA and not reply.answer and not reply.authority
+
+
+def test_loss_is_seeded_and_drops_about_that_share() -> None:
+    first, _ = faulty()
+    second, _ = faulty()
+    first.apply("loss", 30)
+    second.apply("loss", 30)
+    pattern = [ask(first) is None for _ in range(200)]
+    assert pattern == [ask(second) is None for _ in range(200)]  # same seed, same drops
+    assert 30 <= sum(pattern) <= 90  # 30 % of 200, loosely
+
+
+def test_delay_answers_later_and_clear_removes_everything() -> None:
+    server, _ = faulty()
+    server.apply("delay", 20, 5)
+    assert server.state.describe() == ["delay 20 ms ± 5 ms"]
+    pending = server.handle(dns.message.make_query("www.example.test.", "A").to_wire(), False, None)
+    assert asyncio.iscoroutine(pending)
+    assert asyncio.run(pending) is not None
+    server.apply("down")
+    server.apply("clear")
+    assert server.state.describe() == [] and ask(server) is not None
+
+
+@pytest.mark.parametrize("kind,value,message", [
+    ("explode", None, "unknown fault"), ("delay", None, "delay needs milliseconds"),
+    ("loss", 150, "from 0 to 100"), ("delay", "soon", "not 'soon'"),
+])
+def test_bad_faults_are_explained(kind: str, value: object, message: str) -> None:
+    server, _ = faulty()
+    with pytest.raises(DnslabError, match=message):
+        server.apply(kind, value)  # type: ignore[arg-type]
+
+
+def test_changed_zone_replaces_deletes_and_bumps_the_serial() -> None:
+    zone = load_zone_text(ZONE).zone
+    assert zone is not None
+    rrset = dns.rrset.from_text("www.example.test.", 60, "IN", "A", "192.0.2.7", "192.0.2.8")
+    changed = changed_zone(zone, rrset=rrset)
+    assert changed.soa[0].serial == 42 and len(changed.get(rrset.name, rrset.rdtype)) == 2  # type: ignore[arg-type]
+    assert zone.soa[0].serial == 41  # the original is untouched
+    deleted = changed_zone(changed, delete=(rrset.name, rrset.rdtype))
+    assert deleted.soa[0].serial == 43 and not deleted.exists(rrset.name)
+    server = AuthoritativeServer([zone])
+    server.replace_zone(changed)
+    reply = dns.message.from_wire(server.handle(dns.message.make_query("www.example.test.", "A").to_wire()))
+    assert sorted(r.address for r in reply.answer[0]) == ["192.0.2.7", "192.0.2.8"]
+
+
+def test_changed_zone_keeps_the_rules() -> None:
+    zone = load_zone_text(ZONE).zone
+    assert zone is not None
+    with pytest.raises(ZoneError, match="has a CNAME"):
+        changed_zone(zone, rrset=dns.rrset.from_text("alias.example.test.", 60, "IN", "TXT", '"x"'))
+    with pytest.raises(ZoneError, match="not in zone"):
+        changed_zone(zone, rrset=dns.rrset.from_text("www.other.test.", 60, "IN", "A", "192.0.2.1"))
+    with pytest.raises(ZoneError, match="no MX records"):
+        changed_zone(zone, delete=(dns.name.from_text("www.example.test."), dns.rdatatype.MX))
