@@ -117,7 +117,7 @@ class Failed(Event):
     server: str
     address: str
     failure: str            # "timeout", "network", "broken", and for replies "refused", "servfail", "lame", ...
-    after_ms: float
+    after_ms: float | None  # the timeout waited, or the reply's RTT; None for an immediate network error
 
 
 @dataclass(frozen=True)

@@ -553,7 +553,7 @@ class Resolution:
         if self.trace is None:
             return
         self._emit(Failed, zone=query.zone.to_text(), server=_text(query.server), address=query.address,
-                   failure=failure.value, after_ms=round((after or 0.0) * 1000, 1))
+                   failure=failure.value, after_ms=None if after is None else round(after * 1000, 1))
 
 
 def _text(name: dns.name.Name | None) -> str:
