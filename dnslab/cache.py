@@ -21,7 +21,7 @@ import logging
 import math
 import random
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 import cachetools
 import dns.name
@@ -116,6 +116,10 @@ class CacheHit:
     original_ttl: int  # after clamping
     rank: Rank
     stale: bool
+    expires_at: float = 0.0  # on the cache's clock; lets the wire fast path count TTLs down exactly
+    # The stored entry, whose `turn` is the round-robin counter: the fast path
+    # advances the same counter, so replayed and rebuilt replies rotate as one.
+    entry: Any = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,8 @@ class NegativeHit:
     kind: NegativeKind
     soa: dns.rrset.RRset  # a copy with the remaining TTL
     remaining: int
+    expires_at: float = 0.0
+    original_ttl: int = 0
 
 
 @dataclass(frozen=True)
@@ -212,6 +218,9 @@ class Cache:
         self._store: cachetools.TLRUCache = cachetools.TLRUCache(
             maxsize=settings.max_entries, ttu=_ttu, timer=clock.now
         )
+        # Goes up whenever live data is replaced or forgotten (not when it merely
+        # expires): the resolver's wire-level answers are valid only within one version.
+        self.version = 0
 
     @property
     def settings(self) -> CacheSettings:
@@ -248,6 +257,9 @@ class Cache:
                 rank.name,
             )
             return False
+        if old is not None and now < old.expires_at:
+            # Live data changes: wire answers built from it (the resolver's fast path) are void.
+            self.version += 1
         stored = dns.rrset.RRset(name, rrset.rdclass, rrset.rdtype, rrset.covers)
         stored.update(rrset)  # our own mutable copy: the caller may reuse theirs
         stored.ttl = ttl
@@ -280,7 +292,8 @@ class Cache:
         # min() guards against float rounding ever showing ttl + 1.
         remaining = min(entry.ttl, math.ceil(left))
         return CacheHit(
-            self._answer(entry, remaining, rotate), remaining, entry.ttl, entry.rank, False
+            self._answer(entry, remaining, rotate), remaining, entry.ttl, entry.rank, False, entry.expires_at,
+            entry
         )
 
     def get_stale(
@@ -299,7 +312,7 @@ class Cache:
         if left > 0:
             remaining = min(entry.ttl, math.ceil(left))
             return CacheHit(
-                self._answer(entry, remaining, rotate), remaining, entry.ttl, entry.rank, False
+                self._answer(entry, remaining, rotate), remaining, entry.ttl, entry.rank, False, entry.expires_at
             )
         if not self._settings.serve_stale or now >= entry.drop_at:
             return None
@@ -355,7 +368,8 @@ class Cache:
             left = entry.expires_at - now
             if left > 0:
                 remaining = min(entry.ttl, math.ceil(left))
-                return NegativeHit(kind, _copy_with_ttl(entry.rrset, remaining), remaining)
+                return NegativeHit(kind, _copy_with_ttl(entry.rrset, remaining), remaining, entry.expires_at,
+                                   entry.ttl)
         return None
 
     def put_servfail(self, name: dns.name.Name, rdtype: int) -> None:
@@ -379,6 +393,7 @@ class Cache:
 
     def flush(self) -> None:
         self._store.clear()
+        self.version += 1
 
     def flush_name(self, name: dns.name.Name, subtree: bool = False) -> int:
         """Forget everything at a name (or, with subtree, at and below it); returns the count.
@@ -386,6 +401,7 @@ class Cache:
         A linear scan: this is an operator's command, not a query path.
         """
         removed = 0
+        self.version += 1
         for key in list(self._store):
             entry = self._peek(key)
             if entry is None:

@@ -86,6 +86,7 @@ class Result:
     reason: str = ""                     # why it failed, for SERVFAIL explanations
     from_cache: bool = False
     upstream_queries: int = 0            # queries sent for it, sub-lookups included
+    stale: bool = False                  # expired data served under RFC 8767
 
 
 @dataclass

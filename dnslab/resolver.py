@@ -17,7 +17,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Awaitable, Callable
 
 import dns.asyncquery
 import dns.edns
@@ -31,13 +31,14 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from dnslab.cache import Cache, CacheSettings, Rank
+from dnslab.cache import Cache, CacheSettings, Rank, Rotation
+from dnslab.fastpath import MAX_VARIANTS, AnswerCache, WireAnswer
 from dnslab.clock import Clock, MonotonicClock
 from dnslab.events import Event, Sink
 from dnslab.hints import RootHints
 from dnslab.infra import Failure, Infra, InfraSettings
 from dnslab.iterator import IteratorSettings, Query, Resolution, Result
-from dnslab.wire import EDNS_UDP_SIZE, PLAIN_UDP_SIZE, header_only_reply
+from dnslab.wire import EDNS_UDP_SIZE, OPT, PLAIN_UDP_SIZE, header_only_reply, query_key, ttl_offsets
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class ResolverSettings:
     upstream_port: int = 53
     allow: tuple[Network, ...] = LOOPBACK
     query_time_limit: float = 5.0        # a client gets SERVFAIL at the latest after this
+    fast_path: bool = True               # replay ready wire replies for repeated questions
     iterator: IteratorSettings = field(default_factory=IteratorSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
     infra: InfraSettings = field(default_factory=InfraSettings)
@@ -75,6 +77,13 @@ class Stats:
     network_errors: int = 0
     failovers: int = 0               # tries that failed and went on to another server
     servfails: int = 0
+
+    def fast_answered(self, type_text: str, rcode_text: str) -> None:
+        """A reply replayed by the fast path: always a cache hit."""
+        self.queries += 1
+        self.by_type[type_text] = self.by_type.get(type_text, 0) + 1
+        self.by_rcode[rcode_text] = self.by_rcode.get(rcode_text, 0) + 1
+        self.cache_hits += 1
 
     def answered(self, rdtype: int, result: Result) -> None:
         self.queries += 1
@@ -143,6 +152,8 @@ class RecursiveResolver:
         self.clock = clock or MonotonicClock()
         rng = rng or random.SystemRandom()
         self.cache = Cache(self.clock, settings.cache, rng)
+        self.fast = AnswerCache(self.clock) if settings.fast_path else None
+        self._acl: dict[str, bool] = {}
         self.infra = Infra(self.clock, settings.infra, rng)
         self.upstream = Upstream(settings.upstream_port)
         self._in_flight: dict[tuple[dns.name.Name, int, bool], asyncio.Future[Result]] = {}
@@ -251,12 +262,34 @@ class RecursiveResolver:
         hit = self.cache.get_stale(qname, qtype)
         if hit is None or not hit.stale or hit.rank < Rank.ANSWER:  # glue is never an answer (RFC 2181 §5.4.1)
             return None
-        return Result(dns.rcode.NOERROR, [hit.rrset], reason="stale data served (RFC 8767)", from_cache=True)
+        return Result(dns.rcode.NOERROR, [hit.rrset], reason="stale data served (RFC 8767)", from_cache=True,
+                      stale=True)
 
     # --- answering clients -------------------------------------------------------------
 
-    async def handle(self, wire: bytes, via_tcp: bool, peer: tuple[str, int] | None = None) -> bytes | None:
-        """A client's query in, our reply out (None: say nothing)."""
+    def handle(self, wire: bytes, via_tcp: bool,
+               peer: tuple[str, int] | None = None) -> bytes | None | Awaitable[bytes | None]:
+        """A client's query in, our reply out (None: say nothing).
+
+        A question answered before comes back at once from a ready wire reply (the
+        fast path: no parsing, only ID, TTLs and round-robin order changed); anything
+        else becomes a coroutine for the full path.
+        """
+        fast = self.fast
+        key = None
+        if fast is not None and self.on_query is None and not self.keep_last_trace:
+            parsed = query_key(wire)
+            if parsed is not None:
+                key = (b"T" if via_tcp else b"U") + parsed[0]
+                if peer is None or self._allowed(peer[0]):
+                    answer = fast.get(key, wire, self.cache.version)
+                    if answer is not None:
+                        self.stats.fast_answered(answer.type_text, answer.rcode_text)
+                        return fast.render(answer, wire)
+        return self._handle(wire, via_tcp, peer, key)
+
+    async def _handle(self, wire: bytes, via_tcp: bool, peer: tuple[str, int] | None,
+                      key: bytes | None) -> bytes | None:
         try:
             query = dns.message.from_wire(wire)
         except dns.message.ShortHeader:
@@ -288,7 +321,40 @@ class RecursiveResolver:
                                    dns.rdatatype.to_text(question.rdtype), dns.rcode.to_text(result.rcode),
                                    result.from_cache, result.upstream_queries,
                                    (time.monotonic() - started) * 1000, via_tcp))
-        return self._render(self._reply(query, result), query, via_tcp)
+        reply, sources, rotation = self._reply(query, result)
+        wire_reply = self._render(reply, query, via_tcp)
+        if key is not None and sources is not None and not wire_reply[2] & 0x02:  # not truncated
+            self._remember(key, query, reply, sources, rotation, wire_reply, via_tcp)
+        return wire_reply
+
+    def _remember(self, key: bytes, query: dns.message.Message, reply: dns.message.Message,
+                  sources: list[tuple[float, int]], rotation: Any, first: bytes, via_tcp: bool) -> None:
+        """Keep a reply for the fast path, with one template per round-robin step."""
+        assert self.fast is not None
+        policy = self.settings.cache.rotation
+        if policy is Rotation.RANDOM:
+            return  # a replayed random order would not be random
+        if policy is Rotation.FIXED:
+            rotation = None
+        steps = 1 if rotation is None else len(rotation.rrset)
+        if steps > MAX_VARIANTS:
+            return
+        variants = []
+        for step in range(steps):
+            if step:
+                reply.answer = [_rotated(rrset, 1) if len(rrset) > 1 else rrset for rrset in reply.answer]
+                wire = self._render(reply, query, via_tcp)
+            else:
+                wire = first
+            offsets = [offset for offset, rtype in ttl_offsets(wire) if rtype != OPT]
+            if len(offsets) != len(sources):
+                return  # the reply is not the records we think it is: keep to the full path
+            variants.append((wire, [(offset, expires, ttl) for offset, (expires, ttl) in zip(offsets, sources)]))
+        # The first template is the order just sent, the cache entry's turn before this reply.
+        answer = WireAnswer(variants, min(expires for expires, _ in sources),
+                            dns.rcode.to_text(reply.rcode()), dns.rdatatype.to_text(query.question[0].rdtype),
+                            rotation, rotation.turn - 1 if rotation is not None else 0)
+        self.fast.put(key, answer, self.cache.version)
 
     # --- tracing ---------------------------------------------------------------------
 
@@ -307,22 +373,61 @@ class RecursiveResolver:
         return await self._drive(resolution, count=False)
 
     def _allowed(self, address: str) -> bool:
+        """Whether a client address may use us; decided once per address (bounded memory)."""
+        known = self._acl.get(address)
+        if known is not None:
+            return known
         try:
             ip = ipaddress.ip_address(address.split("%")[0])
+            allowed = any(ip in network for network in self.settings.allow)
         except ValueError:
-            return False
-        return any(ip in network for network in self.settings.allow)
+            allowed = False
+        if len(self._acl) >= 4096:
+            self._acl.clear()
+        self._acl[address] = allowed
+        return allowed
 
-    def _reply(self, query: dns.message.Message, result: Result) -> dns.message.Message:
+    def _reply(self, query: dns.message.Message,
+               result: Result) -> tuple[dns.message.Message, list[tuple[float, int]] | None, Any]:
+        """The reply, and for each record in it (expiry, TTL) when all of it is live cache data.
+
+        The second part is what the fast path needs to replay the reply later; it is
+        None for anything that must not be replayed (stale data, RD=0 answers, errors).
+        """
         reply = _error(query, result.rcode)
-        reply.answer = [self._fresh(rrset) for rrset in result.answer]
-        reply.authority = list(result.authority) if result.rcode != dns.rcode.SERVFAIL else []
-        return reply
-
-    def _fresh(self, rrset: dns.rrset.RRset) -> dns.rrset.RRset:
-        """The cached copy: TTL counted down, records rotated; the RRset itself if not cacheable."""
-        hit = self.cache.get(rrset.name, rrset.rdtype, rotate=True)
-        return hit.rrset if hit is not None and hit.rrset == rrset else rrset
+        sources: list[tuple[float, int]] | None = [] if not result.stale else None
+        rotating = []
+        for rrset in result.answer:
+            hit = self.cache.get(rrset.name, rrset.rdtype, rotate=True)
+            if hit is not None and hit.rrset == rrset:
+                reply.answer.append(hit.rrset)
+                if sources is not None:
+                    sources.extend([(hit.expires_at, hit.original_ttl)] * len(hit.rrset))
+                if len(hit.rrset) > 1:
+                    rotating.append(hit.entry)
+            else:
+                reply.answer.append(rrset)
+                sources = None
+        if len(rotating) > 1:
+            sources = None  # two round-robin counters: the replay could not follow both
+        rotation = rotating[0] if rotating else None
+        if result.rcode == dns.rcode.SERVFAIL:
+            return reply, None, None
+        reply.authority = list(result.authority)
+        if result.authority:
+            negative = None
+            if len(result.authority) == 1 and result.authority[0].rdtype == dns.rdatatype.SOA:
+                negative = self.cache.get_negative(_chain_end(query.question[0].name, result.answer),
+                                                   query.question[0].rdtype)
+            if negative is None:
+                sources = None  # a referral (RD=0) or an uncached SOA: not replayed
+            else:
+                reply.authority = [negative.soa]
+                if sources is not None:
+                    sources.extend([(negative.expires_at, negative.original_ttl)] * len(negative.soa))
+        elif not result.answer:
+            sources = None
+        return reply, sources, rotation
 
     def _render(self, reply: dns.message.Message, query: dns.message.Message, via_tcp: bool) -> bytes:
         limit = 65535 if via_tcp else (PLAIN_UDP_SIZE if query.edns < 0 else
@@ -335,6 +440,22 @@ class RecursiveResolver:
             reply.answer, reply.authority, reply.additional = [], [], []
             reply.flags |= dns.flags.TC
             return reply.to_wire(max_size=limit, want_shuffle=False)
+
+
+def _rotated(rrset: dns.rrset.RRset, step: int) -> dns.rrset.RRset:
+    items = list(rrset)
+    copy = rrset.copy()
+    copy.items = dict.fromkeys(items[step:] + items[:step])
+    return copy
+
+
+def _chain_end(qname: dns.name.Name, answer: list[dns.rrset.RRset]) -> dns.name.Name:
+    """The name a negative answer is about: the question, or the end of its CNAME chain."""
+    name = qname
+    for rrset in answer:
+        if rrset.rdtype == dns.rdatatype.CNAME and rrset.name == name:
+            name = rrset[0].target  # type: ignore[attr-defined]
+    return name
 
 
 def _error(query: dns.message.Message, rcode: int) -> dns.message.Message:

@@ -26,3 +26,84 @@ def header_only_reply(wire: bytes, rcode: int) -> bytes | None:
     ident, flags, *_ = HEADER.unpack_from(wire)
     reply_flags = QR | (flags & (OPCODE_MASK | RD)) | (rcode & 0xF)
     return HEADER.pack(ident, reply_flags, 0, 0, 0, 0)
+
+
+OPT = 41
+_U16 = struct.Struct("!H")
+_OPT_FIXED = struct.Struct("!BHHIH")  # root name, TYPE, CLASS (UDP size), TTL (ext-rcode, version, flags), RDLENGTH
+DO_BIT = 0x8000
+
+
+def query_key(wire: bytes) -> tuple[bytes, int, int] | None:
+    """The parts of a plain query that decide its answer, read without parsing the message.
+
+    Returns (key, qtype, udp_limit) for a query with one uncompressed question and
+    at most an EDNS0 OPT record, or None for anything else (the full parser then
+    decides).  The key holds the question bytes exactly as sent (so a reply can
+    echo them), the header bits that change an answer (opcode, RD, CD), and the
+    EDNS facts (present or not, DO, the UDP size that decides truncation).
+    Options such as cookies do not change an answer and are left out.
+    """
+    size = len(wire)
+    if size < HEADER.size + 5:
+        return None
+    flags = (wire[2] << 8) | wire[3]
+    if flags & (QR | OPCODE_MASK | 0x000F) or wire[4:12] not in (b"\x00\x01\x00\x00\x00\x00\x00\x00",
+                                                       b"\x00\x01\x00\x00\x00\x00\x00\x01"):
+        return None
+    offset = HEADER.size
+    while True:
+        if offset >= size:
+            return None
+        length = wire[offset]
+        if length == 0:
+            break
+        if length > 63:  # a compression pointer or a reserved label type
+            return None
+        offset += length + 1
+    end = offset + 5
+    if end > size or end - HEADER.size > 260:
+        return None
+    qtype = _U16.unpack_from(wire, offset + 1)[0]
+    edns = b"-"
+    limit = PLAIN_UDP_SIZE
+    if wire[11]:
+        if end + _OPT_FIXED.size > size:
+            return None
+        root, rtype, udp, ttl, rdlength = _OPT_FIXED.unpack_from(wire, end)
+        if root != 0 or rtype != OPT or (ttl >> 16) & 0xFF or end + _OPT_FIXED.size + rdlength != size:
+            return None  # not an EDNS0 OPT, a version we do not speak, or trailing bytes
+        limit = min(max(udp, PLAIN_UDP_SIZE), EDNS_UDP_SIZE)
+        edns = b"D" if ttl & DO_BIT else b"E"
+    elif end != size:
+        return None
+    key = bytes((wire[2] & 0x79, wire[3] & 0x10)) + edns + _U16.pack(limit) + wire[HEADER.size:end]
+    return key, qtype, limit
+
+
+def ttl_offsets(wire: bytes) -> list[tuple[int, int]]:
+    """(offset of the TTL field, TYPE) of every record in a message we rendered, in order.
+
+    Used to patch TTLs in a ready reply; only our own well-formed replies are read.
+    """
+    count = sum(_U16.unpack_from(wire, position)[0] for position in (6, 8, 10))
+    offset = HEADER.size
+    for _ in range(_U16.unpack_from(wire, 4)[0]):
+        offset = _skip_name(wire, offset) + 4
+    found = []
+    for _ in range(count):
+        offset = _skip_name(wire, offset)
+        rtype, _, _, rdlength = struct.unpack_from("!HHIH", wire, offset)
+        found.append((offset + 4, rtype))
+        offset += 10 + rdlength
+    return found
+
+
+def _skip_name(wire: bytes, offset: int) -> int:
+    while True:
+        length = wire[offset]
+        if length >= 0xC0:
+            return offset + 2
+        if length == 0:
+            return offset + 1
+        offset += length + 1

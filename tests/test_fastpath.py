@@ -1,0 +1,160 @@
+"""The wire-level fast path replays exactly what the full path would answer.
+
+Two labs on fake clocks get the same queries in the same order: one with the
+resolver's fast path, one without.  Every reply must be byte for byte the same
+(IDs included: each query carries the same ID to both), through TTL countdown,
+round-robin rotation, expiry, flushes and record changes.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import struct
+from dataclasses import replace
+from typing import Iterator
+
+import dns.flags
+import dns.message
+import pytest
+
+from dnslab.clock import FakeClock
+from dnslab.lab import Lab, LabSettings, zone_files
+from dnslab.resolver import ResolverSettings
+from dnslab.server import AuthoritativeServer
+from dnslab.zone import load_zones
+
+from conftest import SAMPLE_ZONES, LabThread
+
+
+class Pair:
+    """Two identical labs, fast path on and off, driven in lockstep."""
+
+    def __init__(self) -> None:
+        zones, _ = load_zones(zone_files(SAMPLE_ZONES))
+        down = LabSettings.load(SAMPLE_ZONES / "lab.toml").start_down
+        self.clocks = [FakeClock(), FakeClock()]
+        self.labs = [Lab(zones, port=0, start_down=down, clock=clock,
+                         resolver_settings=replace(ResolverSettings(), fast_path=fast))
+                     for clock, fast in zip(self.clocks, (True, False))]
+        self.threads = [LabThread(lab) for lab in self.labs]
+        self.rng = random.Random(7)
+
+    def ask(self, name: str, rdtype: str = "A", tcp: bool = False, **make: object) -> list[bytes]:
+        query = dns.message.make_query(name, rdtype, **make)  # type: ignore[arg-type]
+        query.id = self.rng.randrange(65536)
+        wire = query.to_wire()
+        replies = []
+        for lab in self.labs:
+            if tcp:
+                # Raw bytes: re-rendering a parsed message with dnspython would shuffle its records.
+                with socket.create_connection((lab.resolver_address, lab.actual_port), timeout=10) as conn:
+                    conn.sendall(struct.pack("!H", len(wire)) + wire)
+                    replies.append(_read_exactly(conn, struct.unpack("!H", _read_exactly(conn, 2))[0]))
+            else:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                    udp.settimeout(10)
+                    udp.sendto(wire, (lab.resolver_address, lab.actual_port))
+                    replies.append(udp.recv(65535))
+        return replies
+
+    def advance(self, seconds: float) -> None:
+        for clock in self.clocks:
+            clock.advance(seconds)
+
+
+def _read_exactly(conn: socket.socket, count: int) -> bytes:
+    data = b""
+    while len(data) < count:
+        chunk = conn.recv(count - len(data))
+        if not chunk:
+            raise ConnectionError("closed early")
+        data += chunk
+    return data
+
+
+@pytest.fixture
+def pair() -> Iterator[Pair]:
+    pair = Pair()
+    for thread in pair.threads:
+        thread.__enter__()
+    try:
+        yield pair
+    finally:
+        for thread in pair.threads:
+            thread.__exit__(None, None, None)
+
+
+def same(replies: list[bytes]) -> bytes:
+    fast, slow = replies
+    assert fast == slow, (dns.message.from_wire(fast), dns.message.from_wire(slow))
+    return fast
+
+
+QUESTIONS = [("www.example.com.", "A"), ("www.example.org.", "A"), ("WwW.ExAmPlE.cOm.", "A"),
+             ("nope.example.net.", "A"), ("www.example.com.", "TXT"), ("t5.ttl-demo.org.", "A"),
+             ("rr.ttl-demo.org.", "A"), ("example.com.", "MX"), ("q.apps.pages.net.", "A")]
+
+
+def test_fast_and_full_paths_give_identical_replies_over_time(pair: Pair) -> None:
+    for step in range(8):
+        for name, rdtype in QUESTIONS:
+            same(pair.ask(name, rdtype))
+            same(pair.ask(name, rdtype, use_edns=0, payload=4096, want_dnssec=step % 2 == 1))
+        pair.advance(2.5)  # t5 and rr (15 s) expire along the way; 3600 s data counts down
+    fast = pair.labs[0].resolver
+    assert fast is not None and fast.fast is not None and len(fast.fast) > 0
+    assert fast.stats.cache_hits > 0
+
+
+def test_round_robin_goes_on_in_the_fast_path(pair: Pair) -> None:
+    firsts = []
+    for _ in range(7):
+        reply = dns.message.from_wire(same(pair.ask("www.example.com.")))
+        firsts.append(reply.answer[0][0].address)
+    assert firsts == ["192.0.2.1", "192.0.2.2", "192.0.2.3"] * 2 + ["192.0.2.1"]
+
+
+def test_expiry_flush_and_changes_take_effect_at_once(pair: Pair) -> None:
+    same(pair.ask("t10.ttl-demo.org."))
+    same(pair.ask("t10.ttl-demo.org."))
+    pair.advance(9.5)
+    assert dns.message.from_wire(same(pair.ask("t10.ttl-demo.org."))).answer[0].ttl == 1
+    for lab in pair.labs:
+        lab.record_set("t10.ttl-demo.org.", "A", ["192.0.2.111"], ttl=10)
+    pair.advance(0.5)  # exactly the TTL: gone from the cache, so the new data is fetched
+    fresh = dns.message.from_wire(same(pair.ask("t10.ttl-demo.org.")))
+    assert [r.address for r in fresh.answer[0]] == ["192.0.2.111"] and fresh.answer[0].ttl == 10
+    for thread, lab in zip(pair.threads, pair.labs):
+        thread.call(_flush(lab))
+    same(pair.ask("t10.ttl-demo.org."))  # re-fetched after the flush in both
+
+
+async def _flush(lab: Lab) -> None:
+    assert lab.resolver is not None
+    lab.resolver.cache.flush()
+
+
+def test_truncation_and_tcp_match(pair: Pair) -> None:
+    for _ in range(3):
+        udp = dns.message.from_wire(same(pair.ask("big.example.com.", "TXT", use_edns=0)))
+        assert udp.flags & dns.flags.TC
+        tcp = dns.message.from_wire(same(pair.ask("big.example.com.", "TXT", tcp=True)))
+        assert not tcp.flags & dns.flags.TC and tcp.answer
+
+
+def test_authoritative_fast_path_matches_a_fresh_server() -> None:
+    zones, _ = load_zones(zone_files(SAMPLE_ZONES))
+    example = [zone for zone in zones if zone.origin.to_text() == "example.com."]
+    warm, cold = AuthoritativeServer(example), AuthoritativeServer(example)
+    rng = random.Random(3)
+    for name, rdtype in [("www.example.com.", "A"), ("WWW.example.com.", "A"), ("nope.example.com.", "A"),
+                         ("wiki.eng.example.com.", "A"), ("big.example.com.", "TXT"), ("example.com.", "NS")]:
+        for edns in (-1, 0):
+            for _ in range(3):
+                query = dns.message.make_query(name, rdtype, use_edns=edns)
+                query.id = rng.randrange(65536)
+                first = warm.handle(query.to_wire())
+                assert first == cold.handle(query.to_wire())
+                cold.replies.clear()  # the cold server always takes the full path
+    assert len(warm.replies) > 0
