@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Callable, Sequence, TextIO
+from typing import Any, Callable, Coroutine, Sequence, TextIO
 
 from dnslab import __version__
 from dnslab.clock import FakeClock
@@ -272,7 +272,7 @@ def _listen_until_stopped(host: str, port: int, handler: Handler, out: TextIO,
         finally:
             await listener.stop()
 
-    asyncio.run(run())
+    run_async(run())
     return 0
 
 
@@ -339,7 +339,7 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
             await lab.stop()
             _remove_state(state_path, lab.control.token)
 
-    asyncio.run(run())
+    run_async(run())
     print("dnslab: lab stopped.", file=out, flush=True)
     return 0
 
@@ -388,6 +388,17 @@ def print_lab(lab: Lab, zones_dir: Path, hints_path: Path, out: TextIO) -> None:
             what = "authoritative answer" if plan is walk[1][-1] else "a referral"
             print(f"  dig @{plan.address} -p {port} +norecurse {name}    # {plan.role.value}: {what}", file=out)
     print("\nCtrl-C stops the lab.", file=out, flush=True)
+
+
+def run_async(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run on uvloop when it is installed (pip install 'dnslab[fast]'), else on plain asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coroutine)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(coroutine)
 
 
 async def _until_stopped() -> None:

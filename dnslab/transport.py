@@ -48,7 +48,10 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
         # asyncio reads with a 256 KiB buffer that glibc serves by mmap per call;
         # a DNS message is at most 64 KiB (see shared/DESIGN.md, performance facts).
-        transport.max_size = 65535  # type: ignore[attr-defined]
+        try:
+            transport.max_size = 65535  # type: ignore[attr-defined]
+        except AttributeError:
+            pass  # uvloop's transport reads into a buffer of its own
 
     def datagram_received(self, data: bytes, addr: Peer) -> None:
         try:
