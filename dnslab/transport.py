@@ -181,6 +181,9 @@ class DnsListener:
 def bind_error(host: str, port: int, protocol: str, exc: OSError) -> BindError:
     """Say why an address cannot be served, in words a person can act on."""
     where = f"{host}:{port}"
+    cause = exc.__cause__
+    if exc.errno is None and isinstance(cause, OSError):
+        exc = cause  # uvloop wraps the OSError that says why
     if exc.errno == errno.EADDRINUSE:
         return BindError(f"cannot listen on {where} ({protocol}): the address is already in use")
     if exc.errno == errno.EACCES:
