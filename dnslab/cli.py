@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
+import json
 import logging
 import os
+import shutil
 import signal
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable, Coroutine, Sequence, TextIO
 
@@ -65,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="port for every server (default: lab.toml's port, else 5300; 0 picks a free one)")
     up.add_argument("--no-resolver", action="store_true",
                     help="run only the hierarchy, without the recursive resolver on 127.0.0.1")
+    up.add_argument("--workers", type=int, default=1, metavar="N",
+                    help="run N processes that share every address and port (SO_REUSEPORT); each has its "
+                         "own cache and server state (default 1)")
+    up.add_argument("--worker-file", type=Path, default=None, help=argparse.SUPPRESS)
     up.add_argument("--fake-clock", action="store_true",
                     help="run the resolver on a clock that moves only with 'dnslab clock advance SECONDS' "
                          "(TTLs, negative caching, hold-downs, serve-stale); network timeouts stay real")
@@ -93,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     resolver.add_argument("--listen", default=None, metavar="ADDR:PORT",
                           help="address and port for clients (default 127.0.0.1:53)")
     resolver.add_argument("--config", type=Path, default=None, metavar="FILE", help="a TOML file of options")
+    resolver.add_argument("--workers", type=int, default=1, metavar="N",
+                          help="run N processes sharing the address and port (SO_REUSEPORT), each with "
+                               "its own cache (default 1)")
     for option in OPTIONS:
         flag = "--" + option.name.replace("_", "-")
         if option.kind is bool:
@@ -260,11 +273,11 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _listen_until_stopped(host: str, port: int, handler: Handler, out: TextIO,
-                          banner: Callable[[int], str]) -> int:
+                          banner: Callable[[int], str], reuse_port: bool = False) -> int:
     """Serve one handler on one address until Ctrl-C or SIGTERM; the banner gets the bound port."""
 
     async def run() -> None:
-        listener = DnsListener(host, port, handler)
+        listener = DnsListener(host, port, handler, reuse_port=reuse_port)
         await listener.start()
         print(banner(listener.port), file=out, flush=True)
         try:
@@ -304,11 +317,42 @@ def resolver_options(args: argparse.Namespace) -> tuple[Path, tuple[str, int], R
 def cmd_resolver(args: argparse.Namespace, out: TextIO) -> int:
     hints_path, (host, port), settings = resolver_options(args)
     hints = load_root_hints(hints_path)
+    if args.workers < 1:
+        raise ConfigError("--workers must be 1 or more")
+    children: list[int] = []
+    if args.workers > 1:
+        if port == 0:
+            raise ConfigError("--workers needs a fixed port: every worker must listen on the same one")
+        for _ in range(args.workers - 1):
+            pid = os.fork()  # before any event loop exists: each child is a whole resolver
+            if pid == 0:
+                code = 1
+                try:
+                    code = _listen_until_stopped(host, port, RecursiveResolver(hints, settings).handle,
+                                                 io.StringIO(), lambda bound: "", reuse_port=True)
+                finally:
+                    os._exit(code)
+            children.append(pid)
+    try:
+        return _serve_resolver(args, host, port, hints, hints_path, settings, out)
+    finally:
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGTERM)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+
+
+def _serve_resolver(args: argparse.Namespace, host: str, port: int, hints: list[Any], hints_path: Path,
+                    settings: ResolverSettings, out: TextIO) -> int:
     return _listen_until_stopped(
-        host, port, RecursiveResolver(hints, settings).handle, out,
-        lambda bound: f"dnslab: resolver on {host}:{bound} (UDP and TCP), {len(hints)} root server "
+        host, port, RecursiveResolver(hints, settings).handle, out, reuse_port=args.workers > 1,
+        banner=lambda bound: f"dnslab: resolver on {host}:{bound} (UDP and TCP), {len(hints)} root server "
                       f"address(es) from {hints_path}, upstream port {settings.upstream_port}. Ctrl-C stops.\n"
-                      f"Try: dig @{host} -p {bound} www.example.com")
+                      f"Try: dig @{host} -p {bound} www.example.com" +
+                      (f"\n{args.workers} worker processes share the port (SO_REUSEPORT), each with its own cache."
+                       if args.workers > 1 else ""))
 
 
 # --- up ----------------------------------------------------------------------------------
@@ -316,8 +360,13 @@ def cmd_resolver(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
     zones_dir = args.zones if args.zones is not None else default_zones_dir()
+    if args.workers < 1:
+        raise ConfigError("--workers must be 1 or more")
     lab, problems = Lab.from_folder(zones_dir, port=args.port, with_resolver=not args.no_resolver,
                                     clock=FakeClock() if args.fake_clock else None)
+    lab.reuse_port = args.workers > 1 or args.worker_file is not None
+    if args.worker_file is not None:
+        return _run_worker(lab, args.worker_file)
     for problem in problems:
         print(problem, file=sys.stderr)
     for warning in lab.hierarchy.warnings:
@@ -327,20 +376,90 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
 
     async def run() -> None:
         await lab.start()
+        workers: list[subprocess.Popen[bytes]] = []
         try:
+            workers, endpoints = _start_workers(args, zones_dir, lab.actual_port, hints_path)
             _write_hints(hints_path, lab.root_hints)
             LabState(lab.control.address, lab.control.port, lab.control.token, lab.resolver_address,
-                     lab.actual_port, str(hints_path), os.getpid()).write(state_path)
+                     lab.actual_port, str(hints_path), os.getpid(), endpoints).write(state_path)
             if args.log_queries and lab.resolver is not None:
                 lab.resolver.on_query = lambda entry: print(entry.line(), file=out, flush=True)
             print_lab(lab, zones_dir, hints_path, out)
+            if workers:
+                print(f"{len(workers) + 1} worker processes share every address (SO_REUSEPORT); "
+                      "each has its own cache.", file=out, flush=True)
             await _until_stopped()
         finally:
+            _stop_workers(workers)
             await lab.stop()
             _remove_state(state_path, lab.control.token)
 
     run_async(run())
     print("dnslab: lab stopped.", file=out, flush=True)
+    return 0
+
+
+WORKER_START_TIMEOUT = 60.0
+
+
+def _start_workers(args: argparse.Namespace, zones_dir: Path, port: int,
+                   hints_path: Path) -> tuple[list[subprocess.Popen[bytes]], list[dict[str, Any]]]:
+    """Start the other N-1 processes on the port this one holds; each reports its control endpoint."""
+    count = args.workers - 1
+    if count <= 0:
+        return [], []
+    folder = Path(tempfile.mkdtemp(prefix="dnslab-workers-"))
+    workers = []
+    try:
+        for index in range(count):
+            command = [sys.executable, "-m", "dnslab", "up", "--zones", str(zones_dir), "--port", str(port),
+                       "--hints", str(hints_path), "--worker-file", str(folder / f"{index}.json")]
+            command += ["--no-resolver"] if args.no_resolver else []
+            command += ["--fake-clock"] if args.fake_clock else []
+            workers.append(subprocess.Popen(command, stdin=subprocess.DEVNULL))
+        endpoints = []
+        deadline = time.monotonic() + WORKER_START_TIMEOUT
+        for index, worker in enumerate(workers):
+            path = folder / f"{index}.json"
+            while not path.exists():
+                if worker.poll() is not None or time.monotonic() > deadline:
+                    raise DnslabError(f"worker process {index + 2} did not start (exit code {worker.returncode})")
+                time.sleep(0.05)
+            endpoints.append(json.loads(path.read_text(encoding="utf-8")))
+        return workers, endpoints
+    except BaseException:
+        _stop_workers(workers)
+        raise
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    for worker in workers:
+        if worker.poll() is None:
+            worker.terminate()
+    for worker in workers:
+        try:
+            worker.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
+def _run_worker(lab: Lab, report: Path) -> int:
+    """A further worker of `dnslab up --workers N`: the same lab on the same port, told apart by its control port."""
+
+    async def run() -> None:
+        await lab.start()
+        try:
+            temporary = report.with_suffix(".tmp")
+            temporary.write_text(json.dumps({"port": lab.control.port, "token": lab.control.token,
+                                             "pid": os.getpid()}), encoding="utf-8")
+            temporary.replace(report)
+            await _until_stopped()
+        finally:
+            await lab.stop()
+
+    run_async(run())
     return 0
 
 

@@ -24,7 +24,7 @@ import secrets
 import socket
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
@@ -70,6 +70,13 @@ class LabState:
     port: int
     root_hints: str
     pid: int
+    # Further worker processes (dnslab up --workers N): [{"port": ..., "token": ..., "pid": ...}].
+    workers: list[dict[str, Any]] = field(default_factory=list)
+
+    def endpoints(self) -> list["LabState"]:
+        """One state per worker process, this one first, for commands that must reach them all."""
+        return [self] + [replace(self, control_port=int(w["port"]), token=str(w["token"]), pid=int(w["pid"]),
+                                 workers=[]) for w in self.workers]
 
     def write(self, path: Path) -> None:
         """Write with mode 0600 in a 0700 folder: the token is the only lock."""
@@ -347,3 +354,7 @@ class ControlClient:
         except OSError as exc:
             raise DnslabError(f"cannot reach the lab's control endpoint: {exc}") from None
         raise DnslabError("the lab closed the connection without an answer")
+
+    def call_all(self, command: str, args: dict[str, Any] | None = None) -> list[Any]:
+        """The command in every worker process (faults, records, flushes, the clock must reach all)."""
+        return [ControlClient(state, self.timeout).call(command, args) for state in self.state.endpoints()]

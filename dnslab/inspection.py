@@ -82,7 +82,8 @@ def cmd_trace(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_cache(args: argparse.Namespace, out: TextIO) -> int:
     client = _client()
     if args.cache_command == "flush":
-        result = client.call("cache.flush", {"name": args.name, "tree": args.tree})
+        result = {"flushed": sum(r["flushed"] for r in client.call_all("cache.flush", {"name": args.name,
+                                                                                        "tree": args.tree}))}
         what = args.name + (" and below" if args.tree else "") if args.name else "everything"
         print(f"flushed {result['flushed']} entr{'y' if result['flushed'] == 1 else 'ies'} ({what})", file=out)
         return 0
@@ -121,13 +122,31 @@ def cmd_servers(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _summed(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counters of all workers added up (uptime: the longest)."""
+    total: dict[str, Any] = {}
+    for result in results:
+        for key, value in result.items():
+            if isinstance(value, dict):
+                merged = total.setdefault(key, {})
+                for name, count in value.items():
+                    merged[name] = merged.get(name, 0) + count
+            elif key == "uptime_s":
+                total[key] = max(total.get(key, 0), value)
+            else:
+                total[key] = total.get(key, 0) + value
+    return total
+
+
 def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
-    result = _client().call("stats")
+    results = _client().call_all("stats")
+    result = _summed(results)
+    result["workers"] = len(results)
     if args.json:
         print(json.dumps(result, indent=2), file=out)
         return 0
     for key in ("queries", "cache_hits", "cache_misses", "cache_expired", "upstream_queries", "timeouts",
-                "network_errors", "failovers", "servfails", "cache_entries", "uptime_s"):
+                "network_errors", "failovers", "servfails", "cache_entries", "uptime_s", "workers"):
         print(f"{key:<18} {result[key]}", file=out)
     for key in ("by_type", "by_rcode"):
         counts = ", ".join(f"{name} {count}" for name, count in sorted(result[key].items())) or "-"
@@ -136,8 +155,8 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_fault(args: argparse.Namespace, out: TextIO) -> int:
-    result = _client().call("fault", {"server": args.server, "kind": args.kind, "value": args.value,
-                                      "jitter": args.jitter})
+    result = _client().call_all("fault", {"server": args.server, "kind": args.kind, "value": args.value,
+                                          "jitter": args.jitter})[0]
     print(f"{result['server']}: {', '.join(result['faults']) or 'no faults'}", file=out)
     return 0
 
@@ -152,25 +171,29 @@ def cmd_faults(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_queries(args: argparse.Namespace, out: TextIO) -> int:
-    result = _client().call("queries", {"server": args.server, "reset": args.reset})
-    for row in result["queries"]:
-        print(f"{row['count']:6d}  {row['name']} {row['type']}", file=out)
-    print(f"{result['total']:6d}  queries received by {result['server']}", file=out)
+    results = _client().call_all("queries", {"server": args.server, "reset": args.reset})
+    counts: dict[tuple[str, str], int] = {}
+    for result in results:  # every worker process answers a share of the queries
+        for row in result["queries"]:
+            counts[row["name"], row["type"]] = counts.get((row["name"], row["type"]), 0) + row["count"]
+    for (name, rdtype), count in sorted(counts.items()):
+        print(f"{count:6d}  {name} {rdtype}", file=out)
+    print(f"{sum(counts.values()):6d}  queries received by {results[0]['server']}", file=out)
     return 0
 
 
 def cmd_record(args: argparse.Namespace, out: TextIO) -> int:
     if args.record_command == "set":
-        result = _client().call("record.set", {"name": args.name, "type": args.type, "values": args.values,
-                                               "ttl": args.ttl})
+        result = _client().call_all("record.set", {"name": args.name, "type": args.type, "values": args.values,
+                                                   "ttl": args.ttl})[0]
     else:
-        result = _client().call("record.delete", {"name": args.name, "type": args.type})
+        result = _client().call_all("record.delete", {"name": args.name, "type": args.type})[0]
     print(f"zone {result['zone']} now at serial {result['serial']}", file=out)
     return 0
 
 
 def cmd_reload(args: argparse.Namespace, out: TextIO) -> int:
-    reloaded = _client().call("reload")["reloaded"]
+    reloaded = _client().call_all("reload")[0]["reloaded"]
     print(f"reloaded {len(reloaded)} zone(s): {' '.join(reloaded)}", file=out)
     return 0
 
@@ -180,7 +203,7 @@ def cmd_clock(args: argparse.Namespace, out: TextIO) -> int:
     if args.action == "advance":
         if args.seconds is None:
             raise DnslabError("dnslab clock advance SECONDS")
-        result = client.call("clock.advance", {"seconds": args.seconds})
+        result = client.call_all("clock.advance", {"seconds": args.seconds})[0]
     else:
         result = client.call("clock")
     kind = "fake" if result["fake"] else "real (monotonic)"

@@ -245,6 +245,8 @@ class Lab:
                 faulty.apply(FaultKind.DOWN)
             self.servers.append(RunningServer(plan, server, faulty))
         self.zones_dir: Path | None = None
+        # With worker processes (dnslab up --workers N) every process binds every address.
+        self.reuse_port = False
         self.resolver_address = resolver_address
         self.resolver_settings = resolver_settings or ResolverSettings()
         self.resolver: RecursiveResolver | None = None
@@ -360,7 +362,7 @@ class Lab:
 
     async def _bind_all(self, port: int) -> None:
         for running in self.servers:
-            listener = DnsListener(running.plan.address, port, running.faulty.handle)
+            listener = DnsListener(running.plan.address, port, running.faulty.handle, reuse_port=self.reuse_port)
             await listener.start()
             running.listener = listener
             port = listener.port
@@ -368,7 +370,8 @@ class Lab:
             # The lab's servers answer on the lab port, so that is the resolver's upstream port.
             settings = replace(self.resolver_settings, upstream_port=port)
             self.resolver = RecursiveResolver(self.hierarchy.root_hints, settings, clock=self.clock)
-            self._resolver_listener = DnsListener(self.resolver_address, port, self.resolver.handle)
+            self._resolver_listener = DnsListener(self.resolver_address, port, self.resolver.handle,
+                                                  reuse_port=self.reuse_port)
             await self._resolver_listener.start()
         await self.control.start()
         self.bound_port = port

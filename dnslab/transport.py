@@ -86,7 +86,10 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 class DnsListener:
     """One address and port, served over UDP and TCP by the same handler."""
 
-    def __init__(self, host: str, port: int, handler: Handler, tcp_limits: TcpLimits | None = None) -> None:
+    def __init__(self, host: str, port: int, handler: Handler, tcp_limits: TcpLimits | None = None,
+                 reuse_port: bool = False) -> None:
+        """*reuse_port* lets several worker processes share the address (SO_REUSEPORT)."""
+        self.reuse_port = reuse_port
         self.host = host
         self.port = port
         self.handler = handler
@@ -109,7 +112,8 @@ class DnsListener:
         for attempt in range(attempts):
             try:
                 transport, protocol = await loop.create_datagram_endpoint(
-                    lambda: _UdpProtocol(self.handler), local_addr=(self.host, wanted)
+                    lambda: _UdpProtocol(self.handler), local_addr=(self.host, wanted),
+                    reuse_port=self.reuse_port or None,
                 )
             except OSError as exc:
                 raise bind_error(self.host, wanted, "UDP", exc) from None
@@ -117,7 +121,8 @@ class DnsListener:
             self._udp_protocol = protocol
             self.port = transport.get_extra_info("sockname")[1]
             try:
-                self._tcp = await asyncio.start_server(self._serve_tcp, self.host, self.port, reuse_address=True)
+                self._tcp = await asyncio.start_server(self._serve_tcp, self.host, self.port, reuse_address=True,
+                                                       reuse_port=self.reuse_port or None)
                 return
             except OSError as exc:
                 await self._close_udp()

@@ -20,6 +20,8 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
+from dnslab.control import ControlClient, LabState
+
 from conftest import REPO, SAMPLE_ZONES
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -313,3 +315,35 @@ def test_faults_records_and_the_fake_clock_from_the_command_line(tmp_path: Path)
     finally:
         code, _, err = stop(proc)
     assert code == 0, err
+
+
+def test_workers_share_the_port_and_the_control_endpoint_reaches_all(tmp_path: Path) -> None:
+    env = {**ENV, "DNSLAB_STATE": str(tmp_path / "lab.json")}
+    proc = subprocess.Popen([sys.executable, "-m", "dnslab", "up", "--port", "0", "--workers", "2",
+                             "--hints", str(tmp_path / "root.hints")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+    def run(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "dnslab", *args], capture_output=True, text=True, env=env,
+                              timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    try:
+        banner = read_until(proc, "each has its own cache.")
+        assert "2 worker processes" in banner, banner
+        port = int(banner.splitlines()[0].split()[3])
+        state = json.loads((tmp_path / "lab.json").read_text())
+        assert len(state["workers"]) == 1
+        for _ in range(8):  # fresh source ports: the kernel spreads them over the workers
+            reply = dns.query.udp(dns.message.make_query("www.example.com.", "A"), "127.0.0.1", port=port,
+                                  timeout=10)
+            assert reply.answer
+        assert "workers            2" in run("stats") and "queries            8" in run("stats")
+        run("fault", "ns1.example.com", "refused")
+        worker = ControlClient(LabState.read(tmp_path / "lab.json").endpoints()[1])
+        assert worker.call("faults")["faults"]["127.0.3.1"] == ["refused"]  # the fault reached the worker too
+    finally:
+        code, _, err = stop(proc)
+    assert code == 0, err
+    assert subprocess.run(["pgrep", "-f", f"dnslab up --zones .* --port {port}"], capture_output=True).stdout == b""
