@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import dns.message
 import dns.query
@@ -283,9 +284,10 @@ def test_inspection_commands_talk_to_the_running_lab(tmp_path: Path) -> None:
     assert gone.returncode == 1 and "no running lab" in gone.stderr
 
 
-def test_faults_records_and_the_fake_clock_from_the_command_line(tmp_path: Path) -> None:
+def lab_process(tmp_path: Path, *options: str) -> tuple[subprocess.Popen[str], Callable[..., str]]:
+    """`dnslab up --port 0 OPTIONS` with a private state file, and a runner for commands that talk to it."""
     env = {**ENV, "DNSLAB_STATE": str(tmp_path / "lab.json")}
-    proc = subprocess.Popen([sys.executable, "-m", "dnslab", "up", "--port", "0", "--fake-clock",
+    proc = subprocess.Popen([sys.executable, "-m", "dnslab", "up", "--port", "0", *options,
                              "--hints", str(tmp_path / "root.hints")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
@@ -295,6 +297,11 @@ def test_faults_records_and_the_fake_clock_from_the_command_line(tmp_path: Path)
         assert done.returncode == 0, done.stderr
         return done.stdout
 
+    return proc, run
+
+
+def test_faults_records_and_the_fake_clock_from_the_command_line(tmp_path: Path) -> None:
+    proc, run = lab_process(tmp_path, "--fake-clock")
     try:
         port = int(read_until(proc, "Ctrl-C stops the lab.").splitlines()[0].split()[3])
 
@@ -318,17 +325,7 @@ def test_faults_records_and_the_fake_clock_from_the_command_line(tmp_path: Path)
 
 
 def test_workers_share_the_port_and_the_control_endpoint_reaches_all(tmp_path: Path) -> None:
-    env = {**ENV, "DNSLAB_STATE": str(tmp_path / "lab.json")}
-    proc = subprocess.Popen([sys.executable, "-m", "dnslab", "up", "--port", "0", "--workers", "2",
-                             "--hints", str(tmp_path / "root.hints")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-
-    def run(*args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "dnslab", *args], capture_output=True, text=True, env=env,
-                              timeout=60)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
+    proc, run = lab_process(tmp_path, "--workers", "2")
     try:
         banner = read_until(proc, "each has its own cache.")
         assert "2 worker processes" in banner, banner
