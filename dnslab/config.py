@@ -48,6 +48,8 @@ OPTIONS: tuple[Option, ...] = (
            _networks),
     Option("query_time_limit", "resolver", "query_time_limit", float,
            "seconds before a client gets SERVFAIL at the latest (default 5)"),
+    Option("fast_path", "resolver", "fast_path", bool,
+           "answer repeated questions from ready wire replies (default on)"),
     Option("qname_minimisation", "iterator", "qname_minimisation", bool, "RFC 9156 QNAME minimisation (default on)"),
     Option("ipv6_upstream", "iterator", "ipv6_upstream", bool, "also query name servers' IPv6 addresses"),
     Option("max_cname_chain", "iterator", "max_cname_chain", int, "CNAME/DNAME steps per query (default 11)"),
