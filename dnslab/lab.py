@@ -231,17 +231,17 @@ class Lab:
                               "in the zones; choose another resolver_address")
         self.port = port
         self.bound_port: int | None = None
-        self.down: set[str] = set()
+        down: set[str] = set()
         for item in start_down:
             plan = self.hierarchy.find(item)
             if plan is None:
                 raise ConfigError(f"start_down: {item!r} is not a lab server's address or name")
-            self.down.add(plan.address)
+            down.add(plan.address)
         self.servers: list[RunningServer] = []
         for plan in self.hierarchy.servers:
             server = AuthoritativeServer(plan.zones)
             faulty = FaultyServer(server.handle, seed=plan.address)  # loss is seeded, per server
-            if plan.address in self.down:
+            if plan.address in down:  # "down" from the start: a fault like any other, so it can be lifted
                 faulty.apply(FaultKind.DOWN)
             self.servers.append(RunningServer(plan, server, faulty))
         self.zones_dir: Path | None = None
