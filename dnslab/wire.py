@@ -81,6 +81,9 @@ def query_key(wire: bytes) -> tuple[bytes, int, int] | None:
     return key, qtype, limit
 
 
+QUESTION_IN_KEY = 5  # where the question's bytes start in a query_key
+
+
 def ttl_offsets(wire: bytes) -> list[tuple[int, int]]:
     """(offset of the TTL field, TYPE) of every record in a message we rendered, in order.
 
