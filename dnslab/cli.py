@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Coroutine, Sequence, TextIO
 
@@ -83,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
                          "upstream queries, ms)")
     up.add_argument("--hints", type=Path, default=None, metavar="FILE",
                     help=f"where to write the lab's root hints (default: {default_hints_path()})")
+    up.add_argument("--no-web", action="store_true",
+                    help="do not serve the live web view (by default on 127.0.0.1, a free port, "
+                         "behind the lab's control token)")
+    up.add_argument("--web-port", type=int, default=0, metavar="N",
+                    help="port of the web view on 127.0.0.1 (default: a free one)")
 
     serve = commands.add_parser("serve", help="run one authoritative server for some zone files",
                                 description="Serve the given zones authoritatively on one address, "
@@ -177,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     record_delete.add_argument("name")
     record_delete.add_argument("type")
     commands.add_parser("reload", help="re-read the zone files from disk")
+    commands.add_parser("web", help="print the address of the running lab's web view (with its token)")
 
     clock = commands.add_parser("clock", help="show the lab clock, or move a fake one forward")
     clock.add_argument("action", nargs="?", choices=["show", "advance"], default="show")
@@ -377,19 +384,33 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
     async def run() -> None:
         await lab.start()
         workers: list[subprocess.Popen[bytes]] = []
+        web = None
         try:
             workers, endpoints = _start_workers(args, zones_dir, lab.actual_port, hints_path)
             _write_hints(hints_path, lab.root_hints)
-            LabState(lab.control.address, lab.control.port, lab.control.token, lab.resolver_address,
-                     lab.actual_port, str(hints_path), os.getpid(), endpoints).write(state_path)
+            state = LabState(lab.control.address, lab.control.port, lab.control.token, lab.resolver_address,
+                             lab.actual_port, str(hints_path), os.getpid(), endpoints)
+            if not args.no_web:
+                from dnslab.web import WebServer
+
+                web = WebServer(lab, state.endpoints()[1:], port=args.web_port)
+                try:
+                    await web.start()
+                except OSError as exc:
+                    raise ConfigError(f"cannot serve the web view on 127.0.0.1:{args.web_port}: "
+                                      f"{exc.strerror or exc}") from None
+                state = replace(state, web_port=web.port)
+            state.write(state_path)
             if args.log_queries and lab.resolver is not None:
                 lab.resolver.on_query = lambda entry: print(entry.line(), file=out, flush=True)
-            print_lab(lab, zones_dir, hints_path, out)
+            print_lab(lab, zones_dir, hints_path, out, web.url if web is not None else None)
             if workers:
                 print(f"{len(workers) + 1} worker processes share every address (SO_REUSEPORT); "
                       "each has its own cache.", file=out, flush=True)
             await _until_stopped()
         finally:
+            if web is not None:
+                await web.stop()
             _stop_workers(workers)
             await lab.stop()
             _remove_state(state_path, lab.control.token)
@@ -480,14 +501,19 @@ def _write_hints(path: Path, text: str) -> None:
         raise ConfigError(f"cannot write the root hints to {path}: {exc.strerror or exc}") from None
 
 
-def print_lab(lab: Lab, zones_dir: Path, hints_path: Path, out: TextIO) -> None:
-    """The resolver's dig line first, then the table of servers and a walk to paste by hand."""
+def print_lab(lab: Lab, zones_dir: Path, hints_path: Path, out: TextIO, web_url: str | None = None) -> None:
+    """The resolver's dig line first, and the web view; then the table of servers and a walk to paste by hand."""
     port = lab.actual_port
     walk = example_walk(lab)
     name = walk[0].to_text(omit_final_dot=True) if walk is not None else "www.example.com"
     if lab.resolver_address is not None:
         print(f"dig @{lab.resolver_address} -p {port} {name}", file=out)
-        print(f"  (the recursive resolver on {lab.resolver_address}:{port}, UDP and TCP)\n", file=out)
+        print(f"  (the recursive resolver on {lab.resolver_address}:{port}, UDP and TCP)"
+              + ("" if web_url else "\n"), file=out)
+    if web_url:
+        print(f"open {web_url}", file=out)
+        print("  (the live web view: hierarchy, client queries and their traces, cache; the link holds "
+              "the lab's token)\n", file=out)
     rows = [("ROLE", "SERVER", "ADDRESS", "ZONES")]
     for running in lab.servers:
         plan = running.plan

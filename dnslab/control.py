@@ -16,6 +16,7 @@ its steps as they happen) and then one ``{"ok": true, "result": ...}`` or
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import json
 import logging
@@ -72,6 +73,14 @@ class LabState:
     pid: int
     # Further worker processes (dnslab up --workers N): [{"port": ..., "token": ..., "pid": ...}].
     workers: list[dict[str, Any]] = field(default_factory=list)
+    web_port: int | None = None  # the web view on 127.0.0.1, None when off (dnslab up --no-web)
+
+    @property
+    def web_url(self) -> str | None:
+        """The web view's address with the token in the fragment (never sent over the network)."""
+        if self.web_port is None:
+            return None
+        return f"http://{self.control_address}:{self.web_port}/#token={self.token}"
 
     def endpoints(self) -> list["LabState"]:
         """One state per worker process, this one first, for commands that must reach them all."""
@@ -132,6 +141,7 @@ class ControlServer:
             "reload": self._reload,
             "clock": self._clock,
             "clock.advance": self._clock_advance,
+            "query": self._query,
         }
 
     async def start(self) -> None:
@@ -208,10 +218,16 @@ class ControlServer:
     async def _cache_show(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
         resolver = self._resolver()
         under = _name(args["name"]) if args.get("name") else None
-        entries = []
+        # The web view asks for a page, not for every one of 100,000 entries each second.
+        limit = int(args["limit"]) if args.get("limit") else None
+        entries: list[dict[str, Any]] = []
+        truncated = False
         for entry in resolver.cache.entries():
             if under is not None and not entry.name.is_subdomain(under):
                 continue
+            if limit is not None and len(entries) >= limit:
+                truncated = True
+                break
             entries.append({
                 "name": entry.name.to_text(), "type": dns.rdatatype.to_text(entry.rdtype), "kind": str(entry.kind),
                 "remaining": entry.remaining, "original_ttl": entry.original_ttl,
@@ -220,7 +236,7 @@ class ControlServer:
                 "records": entry.rrset.to_text().splitlines() if entry.rrset is not None else [],
             })
         entries.sort(key=lambda e: (dns.name.from_text(e["name"]), e["type"]))
-        return {"entries": entries, "size": len(resolver.cache)}
+        return {"entries": entries, "size": len(resolver.cache), "truncated": truncated}
 
     async def _cache_flush(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
         resolver = self._resolver()
@@ -298,6 +314,33 @@ class ControlServer:
             raise DnslabError("the clock only moves forward")
         self.lab.clock.advance(seconds)
         return {"fake": True, "now": self.lab.clock_now()}
+
+    async def _query(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
+        """Ask the lab's resolver one question with `dnslab query`'s own client code, from this process.
+
+        The question travels over loopback like any client's (fast path, cache,
+        lookup and statistics all as usual); the web view's query tap, when there
+        is one, is told to record it whatever its sampling says, and the answer
+        names the recorded query so the page can draw its trace.
+        """
+        from dnslab.query import format_dig, send_query, to_json
+
+        resolver = self._resolver()
+        qname, qtype = _question(args)
+        assert self.lab.resolver_address is not None
+        tap = resolver.tap
+        watch = tap.watch(qname, qtype) if tap is not None else None
+        ask = functools.partial(send_query, qname.to_text(), dns.rdatatype.to_text(qtype), self.lab.resolver_address,
+                                self.lab.actual_port, tcp=bool(args.get("tcp")),
+                                recurse=args.get("recurse", True) is not False,
+                                timeout=resolver.settings.query_time_limit + 1)
+        try:
+            # The client blocks, and the resolver it asks runs on this loop: the client gets a thread.
+            result = await asyncio.get_running_loop().run_in_executor(None, ask)
+        finally:
+            if tap is not None and watch is not None:
+                tap.unwatch(watch)
+        return {"reply": to_json(result), "dig": format_dig(result), "query_id": watch.id if watch else None}
 
 
 def _name(text: Any) -> dns.name.Name:

@@ -211,6 +211,14 @@ def cmd_clock(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_web(args: argparse.Namespace, out: TextIO) -> int:
+    url = LabState.read().web_url
+    if url is None:
+        raise DnslabError("the running lab has no web view (it was started with --no-web)")
+    print(url, file=out)
+    return 0
+
+
 def _table(rows: list[tuple[str, ...]], out: TextIO) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
@@ -229,4 +237,5 @@ INSPECT: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
     "record": cmd_record,
     "reload": cmd_reload,
     "clock": cmd_clock,
+    "web": cmd_web,
 }

@@ -17,7 +17,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import dns.asyncquery
 import dns.edns
@@ -39,6 +39,9 @@ from dnslab.hints import RootHints
 from dnslab.infra import Failure, Infra, InfraSettings
 from dnslab.iterator import IteratorSettings, Query, Resolution, Result
 from dnslab.wire import EDNS_UDP_SIZE, OPT, PLAIN_UDP_SIZE, header_only_reply, query_key, ttl_offsets
+
+if TYPE_CHECKING:
+    from dnslab.querytap import QueryTap
 
 log = logging.getLogger(__name__)
 
@@ -160,14 +163,21 @@ class RecursiveResolver:
         self._tasks: set[asyncio.Future[Result]] = set()  # lookups refreshing stale data
         self.stats = Stats(started=time.monotonic())
         self.on_query: Callable[[QueryLog], None] | None = None  # `dnslab up --log-queries`
+        # The web view's sample of client queries with their traces; unlike on_query it keeps the fast path.
+        self.tap: QueryTap | None = None
         # For test suites (dnslab.testing): keep the events of the last client lookup.
         self.keep_last_trace = False
         self.last_trace: list[Event] = []
 
     # --- resolving -----------------------------------------------------------------------
 
-    async def resolve(self, qname: dns.name.Name, qtype: int, cache_only: bool = False) -> Result:
-        """Resolve once per distinct question in flight; every waiter gets the same result."""
+    async def resolve(self, qname: dns.name.Name, qtype: int, cache_only: bool = False,
+                      trace: Sink | None = None) -> Result:
+        """Resolve once per distinct question in flight; every waiter gets the same result.
+
+        *trace* receives the lookup's events (a waiter that joins a lookup already
+        in flight sees none: it started no lookup of its own).
+        """
         key = (qname, qtype, cache_only)
         running = self._in_flight.get(key)
         if running is not None:
@@ -175,7 +185,7 @@ class RecursiveResolver:
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._in_flight[key] = future
         try:
-            result = await self._resolve(qname, qtype, cache_only)
+            result = await self._resolve(qname, qtype, cache_only, trace)
         except Exception:  # noqa: BLE001 - a client must get SERVFAIL, never silence
             log.exception("resolving %s %s failed", qname, dns.rdatatype.to_text(qtype))
             result = Result(dns.rcode.SERVFAIL, reason="internal error")
@@ -184,16 +194,16 @@ class RecursiveResolver:
         future.set_result(result)
         return result
 
-    async def _resolve(self, qname: dns.name.Name, qtype: int, cache_only: bool) -> Result:
+    async def _resolve(self, qname: dns.name.Name, qtype: int, cache_only: bool, trace: Sink | None) -> Result:
         if cache_only:
-            return await self._drive(self._resolution(qname, qtype, cache_only=True))
+            return await self._drive(self._resolution(qname, qtype, cache_only=True, trace=trace))
         stale = self._stale_answer(qname, qtype)
         if self.cache.expired_since(qname, qtype) is not None:
             self.stats.cache_expired += 1
         if self.cache.is_servfail(qname, qtype):
             return stale or Result(dns.rcode.SERVFAIL, reason="a recent SERVFAIL for this question is cached",
                                    from_cache=True)
-        lookup = asyncio.ensure_future(self._drive(self._resolution(qname, qtype)))
+        lookup = asyncio.ensure_future(self._drive(self._resolution(qname, qtype, trace=trace)))
         if stale is not None:
             # RFC 8767 §5: if fresh data is not in within the client response timer,
             # answer the stale data now and let the lookup go on refreshing the cache.
@@ -209,11 +219,12 @@ class RecursiveResolver:
                 return stale
         return result
 
-    def _resolution(self, qname: dns.name.Name, qtype: int, cache_only: bool = False) -> Resolution:
-        sink = None
+    def _resolution(self, qname: dns.name.Name, qtype: int, cache_only: bool = False,
+                    trace: Sink | None = None) -> Resolution:
+        sink = trace
         if self.keep_last_trace:
             self.last_trace = []
-            sink = self.last_trace.append
+            sink = self.last_trace.append if trace is None else _both(self.last_trace.append, trace)
         return Resolution(qname, qtype, cache=self.cache, infra=self.infra, hints=self.hints,
                           settings=self.settings.iterator, cache_only=cache_only, trace=sink)
 
@@ -285,7 +296,14 @@ class RecursiveResolver:
                     answer = fast.get(key, wire, self.cache.version)
                     if answer is not None:
                         self.stats.fast_answered(answer.type_text, answer.rcode_text)
-                        return fast.render(answer, wire)
+                        reply = fast.render(answer, wire)
+                        tap = self.tap
+                        if tap is not None:
+                            if tap.budget > 0 or tap.watching:
+                                tap.fast(wire, reply, peer, via_tcp)
+                            else:
+                                tap.skipped += 1  # the common case at high rates: no call at all
+                        return reply
         return self._handle(wire, via_tcp, peer, key)
 
     async def _handle(self, wire: bytes, via_tcp: bool, peer: tuple[str, int] | None,
@@ -314,13 +332,21 @@ class RecursiveResolver:
             return self._render(_error(query, dns.rcode.NOTIMP), query, via_tcp)
         cache_only = not query.flags & dns.flags.RD
         started = time.monotonic()
-        result = await self.resolve(question.name, question.rdtype, cache_only=cache_only)
+        tap = self.tap
+        recording = tap.begin(question.name, question.rdtype) if tap is not None else None
+        merged = recording is not None and (question.name, question.rdtype, cache_only) in self._in_flight
+        result = await self.resolve(question.name, question.rdtype, cache_only=cache_only,
+                                    trace=recording.sink if recording is not None else None)
         self.stats.answered(question.rdtype, result)
-        if self.on_query is not None:
-            self.on_query(QueryLog(time.time(), peer[0] if peer else "", question.name.to_text(),
-                                   dns.rdatatype.to_text(question.rdtype), dns.rcode.to_text(result.rcode),
-                                   result.from_cache, result.upstream_queries,
-                                   (time.monotonic() - started) * 1000, via_tcp))
+        if self.on_query is not None or recording is not None:
+            entry = QueryLog(time.time(), peer[0] if peer else "", question.name.to_text(),
+                             dns.rdatatype.to_text(question.rdtype), dns.rcode.to_text(result.rcode),
+                             result.from_cache, result.upstream_queries, (time.monotonic() - started) * 1000,
+                             via_tcp)
+            if self.on_query is not None:
+                self.on_query(entry)
+            if tap is not None and recording is not None:
+                tap.finish(recording, entry, result, merged)
         reply, sources, rotation = self._reply(query, result)
         wire_reply = self._render(reply, query, via_tcp)
         if key is not None and sources is not None and not wire_reply[2] & 0x02:  # not truncated
@@ -440,6 +466,13 @@ class RecursiveResolver:
             reply.answer, reply.authority, reply.additional = [], [], []
             reply.flags |= dns.flags.TC
             return reply.to_wire(max_size=limit, want_shuffle=False)
+
+
+def _both(first: Sink, second: Sink) -> Sink:
+    def sink(event: Event) -> None:
+        first(event)
+        second(event)
+    return sink
 
 
 def _rotated(rrset: dns.rrset.RRset, step: int) -> dns.rrset.RRset:
