@@ -25,7 +25,9 @@ MAX_VARIANTS = 12  # round-robin orders kept per reply; answers needing more tak
 class ReplyCache:
     """For authoritative servers: a question's reply never changes until the zone does."""
 
-    def __init__(self, max_entries: int = 20_000) -> None:
+    def __init__(self, max_entries: int = 4096) -> None:
+        # Per server, and a lab runs a dozen or more: a few thousand distinct questions
+        # each covers any lab use and keeps the whole lab's memory small.
         self.max_entries = max_entries
         self._replies: dict[bytes, bytes] = {}
 

@@ -87,7 +87,7 @@ class InfraSettings:
     """Tuning knobs; the defaults follow Unbound where it has an equivalent."""
 
     unknown_rtt: float = 0.376  # Unbound's UNKNOWN_SERVER_NICENESS; untried servers' estimate
-    min_timeout: float = 0.05
+    min_timeout: float = 0.15     # above Unbound's 50 ms: a Python loop on a busy machine answers late
     max_timeout: float = 1.6  # cap on one try, so a dead zone fails within a 5 s budget
     similar_band: float = 0.4  # Unbound's RTT_BAND: within this of the best is "similar"
     explore_probability: float = 0.1  # chance to pick another similar server than the fastest
@@ -315,6 +315,13 @@ class Infra:
             state.lame_zones[zone] = None
         state.consecutive_timeouts = state.consecutive_timeouts + 1 if timed_out else 0
         tripped = state.consecutive_failures >= self.settings.failures_to_hold
+        if kind in (Failure.LAME, Failure.REFUSED):
+            # The server is alive and answering: it is lame or refusing for one zone, which
+            # says nothing about the others it serves (Unbound keeps lameness per zone).
+            # The lookup already moves on; holding the whole address down would let a lame
+            # delegation that names it take a third party's zones down.
+            state.consecutive_failures -= 1
+            tripped = False
         if breaker is Breaker.HALF_OPEN:
             state.failed_probes += 1
             self._open(state, now)

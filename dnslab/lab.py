@@ -298,7 +298,9 @@ class Lab:
         owner, zone = self._zone_of(name)
         try:
             kind = dns.rdatatype.from_text(rdtype)
-            rrset = dns.rrset.from_text_list(owner, ttl, "IN", kind, list(values), origin=zone.origin)
+            # relativize=False: names in the data stay absolute, as the zone holds them.
+            rrset = dns.rrset.from_text_list(owner, ttl, "IN", kind, list(values), origin=zone.origin,
+                                             relativize=False)
         except (dns.exception.DNSException, ValueError) as exc:
             raise DnslabError(f"bad record {name} {rdtype} {' '.join(values)}: {exc}") from None
         return self._install(changed_zone(zone, rrset=rrset))

@@ -155,7 +155,9 @@ class RecursiveResolver:
         self.clock = clock or MonotonicClock()
         rng = rng or random.SystemRandom()
         self.cache = Cache(self.clock, settings.cache, rng)
-        self.fast = AnswerCache(self.clock) if settings.fast_path else None
+        # Bounded like the RRset cache it replays, so cache_size bounds the resolver's memory.
+        self.fast = (AnswerCache(self.clock, max_entries=min(20_000, settings.cache.max_entries))
+                     if settings.fast_path else None)
         self._acl: dict[str, bool] = {}
         self.infra = Infra(self.clock, settings.infra, rng)
         self.upstream = Upstream(settings.upstream_port)

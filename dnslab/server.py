@@ -15,6 +15,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+import dns.exception
 import dns.name
 import dns.rcode
 import dns.rdataclass
@@ -212,8 +213,8 @@ def _parse(wire: bytes) -> Request:
     question = record.q
     try:
         qname = dns.name.Name(question.qname.label + (b"",))
-    except dns.name.NameTooLong:
-        raise _FormatError("name too long") from None
+    except dns.exception.DNSException as exc:  # a name or a label too long (dnslib reads both)
+        raise _FormatError(f"bad question name: {exc}") from None
     edns_size = max(opts[0].rclass, PLAIN_UDP_SIZE) if opts else None
     dnssec_ok = bool(opts and opts[0].ttl & 0x8000)
     return Request(record, qname, question.qtype, edns_size, dnssec_ok)

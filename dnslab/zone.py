@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import linecache
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -162,6 +163,8 @@ class _IncludeRelativeTokenizer(dns.tokenizer.Tokenizer):
 
     def get(self, want_leading: bool = False, want_comment: bool = False) -> dns.tokenizer.Token:
         token = super().get(want_leading, want_comment)
+        if self._after_include and token.is_eol_or_eof():
+            raise dns.exception.SyntaxError("$INCLUDE needs a file name")
         if self._after_include and token.is_identifier() and not os.path.isabs(token.value):
             token = dns.tokenizer.Token(token.ttype, os.path.join(self.base_dir, token.value))
         self._after_include = token.is_identifier() and token.value.upper() == "$INCLUDE"
@@ -309,7 +312,7 @@ def read_records(text_or_file: str | Path, origin: dns.name.Name | None, filenam
 def _source_line(filename: str, line: int, text: str | None) -> str:
     """The offending line's text, so an error says what it is about as BIND's 'near' does."""
     if text is not None:
-        lines = text.splitlines()
+        lines = re.split(r"\r\n|\r|\n", text)  # as dnspython counts lines (not str.splitlines)
         found = lines[line - 1] if 0 < line <= len(lines) else ""
     else:
         found = linecache.getline(filename, line)

@@ -219,9 +219,9 @@ def test_known_server_timeout_follows_srtt_and_rttvar() -> None:
 def test_timeout_never_below_the_floor() -> None:
     infra, _ = make()
     infra.success(A, 0.001)
-    assert infra.timeout(A) == pytest.approx(0.05)
+    assert infra.timeout(A) == pytest.approx(InfraSettings().min_timeout)
     infra.failure(A, Failure.TIMEOUT)
-    assert infra.timeout(A) == pytest.approx(0.10)
+    assert infra.timeout(A) == pytest.approx(2 * InfraSettings().min_timeout)
 
 
 def test_other_failures_do_not_double_the_timeout_and_end_the_timeout_run() -> None:
@@ -247,7 +247,10 @@ def test_rtt_must_be_a_real_duration() -> None:
 # -- circuit breaker ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", list(Failure))
+ZONE_BOUND = (Failure.LAME, Failure.REFUSED)
+
+
+@pytest.mark.parametrize("kind", [kind for kind in Failure if kind not in ZONE_BOUND])
 def test_breaker_opens_after_consecutive_failures_of_any_kind(kind: Failure) -> None:
     infra, clock = make()
     infra.failure(A, kind)
@@ -259,6 +262,17 @@ def test_breaker_opens_after_consecutive_failures_of_any_kind(kind: Failure) -> 
     assert view.held_until == pytest.approx(clock.now() + 5.0)
     assert view.consecutive_failures == 3
     assert view.last_failure is kind
+
+
+@pytest.mark.parametrize("kind", ZONE_BOUND)
+def test_lame_and_refused_never_hold_an_address_down(kind: Failure) -> None:
+    """Lameness is about one zone (Unbound keeps it per zone): the address stays usable."""
+    infra, _ = make()
+    for _ in range(10):
+        infra.failure(A, kind, "lame.test.")
+    view = infra.view(A)
+    assert view.breaker is Breaker.CLOSED and view.last_failure is kind
+    assert infra.choose([A]) is not None
 
 
 def test_success_resets_the_failure_count() -> None:
@@ -310,7 +324,7 @@ def test_probe_after_the_hold_down_expires() -> None:
 
 def test_an_unreported_probe_does_not_block_the_server_forever() -> None:
     infra, clock = make()
-    hold(infra, A, Failure.REFUSED)
+    hold(infra, A, Failure.SERVFAIL)
     clock.advance(5.0)
     probe = infra.choose([A])
     assert probe is not None and probe.reason is Reason.PROBE
@@ -329,7 +343,7 @@ def test_probe_success_closes_the_breaker() -> None:
     infra.success(A, 0.030)
     view = infra.view(A)
     assert (view.breaker, view.held_until, view.consecutive_failures) == (Breaker.CLOSED, None, 0)
-    assert infra.timeout(A) == pytest.approx(0.030 + 4 * 0.015)
+    assert infra.timeout(A) == pytest.approx(max(InfraSettings().min_timeout, 0.030 + 4 * 0.015))
     choice = infra.choose([A, B])
     assert choice is not None
     assert (choice.address, choice.reason, choice.held_down) == (A, Reason.FASTEST, ())

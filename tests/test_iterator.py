@@ -913,8 +913,9 @@ def test_a_failing_server_is_held_down_and_not_tried_while_another_can_be(sample
 
 
 def test_every_server_held_down_is_servfail_without_queries(sample: Harness) -> None:
-    sample.net.faults[EXAMPLE_COM1] = _refused
-    sample.net.faults[EXAMPLE_COM2] = _refused
+    # SERVFAIL, not REFUSED: refusals are lameness for one zone and never hold an address down.
+    sample.net.faults[EXAMPLE_COM1] = _servfail
+    sample.net.faults[EXAMPLE_COM2] = _servfail
     for name in ("www", "api", "vpn"):
         assert sample.resolve(f"{name}.example.com.").rcode == dns.rcode.SERVFAIL
     start = len(sample.net.sent)
@@ -925,8 +926,8 @@ def test_every_server_held_down_is_servfail_without_queries(sample: Harness) -> 
 
 
 def test_held_down_servers_are_probed_after_the_hold_down(sample: Harness) -> None:
-    sample.net.faults[EXAMPLE_COM1] = _refused
-    sample.net.faults[EXAMPLE_COM2] = _refused
+    sample.net.faults[EXAMPLE_COM1] = _servfail
+    sample.net.faults[EXAMPLE_COM2] = _servfail
     for name in ("www", "api", "vpn"):
         sample.resolve(f"{name}.example.com.")
     del sample.net.faults[EXAMPLE_COM1], sample.net.faults[EXAMPLE_COM2]
