@@ -6,6 +6,7 @@ Tests talk to it with ordinary blocking dnspython clients, as users do.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import threading
 from pathlib import Path
 from typing import Any, Coroutine, Iterator, TypeVar
@@ -15,6 +16,15 @@ import pytest
 from dnslab.lab import Lab
 
 T = TypeVar("T")
+
+
+def find_chromium(what: str) -> str:
+    """Debian's chromium, or skip *what* saying why (CI installs it: see .ci/run)."""
+    for name in ("chromium", "chromium-browser"):
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.skip(f"no chromium (or chromium-browser) on PATH: {what} skipped (Debian: apt-get install chromium)")
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_ZONES = REPO / "zones"
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import struct
 import subprocess
 import xml.etree.ElementTree as ET
@@ -24,6 +23,8 @@ from pathlib import Path
 import pytest
 
 from dnslab.trace_html import render_html
+
+from conftest import find_chromium
 
 DATA = Path(__file__).resolve().parent / "data"
 TRACES = ["cold", "cname", "warm", "failover", "nx"]
@@ -300,12 +301,7 @@ def test_odd_streams_do_not_break_it() -> None:
 
 
 def chromium() -> str:
-    for name in ("chromium", "chromium-browser"):
-        path = shutil.which(name)
-        if path:
-            return path
-    pytest.skip("no chromium (or chromium-browser) on PATH: the rendering checks in a browser are skipped "
-                "(Debian: apt-get install chromium)")
+    return find_chromium("the rendering checks in a browser are")
 
 
 def run_chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

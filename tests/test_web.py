@@ -21,7 +21,6 @@ import json
 import os
 import queue
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -41,6 +40,8 @@ from dnslab.events import Failed, Start
 from dnslab.querytap import QueryTap
 from dnslab.testing import DnsLab
 from dnslab.web import WebServer
+
+from conftest import find_chromium
 
 REPO = Path(__file__).resolve().parent.parent
 WEBUI = REPO / "dnslab" / "webui"
@@ -459,12 +460,7 @@ VIEWPORT = {"width": 1366, "height": 768}   # a laptop screen
 
 
 def chromium_path() -> str:
-    for name in ("chromium", "chromium-browser"):
-        path = shutil.which(name)
-        if path:
-            return path
-    pytest.skip("no chromium (or chromium-browser) on PATH: the browser tests of the web view are skipped "
-                "(Debian: apt-get install chromium)")
+    return find_chromium("the browser tests of the web view are")
 
 
 @pytest.fixture(scope="module")
