@@ -83,22 +83,20 @@ class Stats:
 
     def fast_answered(self, type_text: str, rcode_text: str) -> None:
         """A reply replayed by the fast path: always a cache hit."""
+        self._count(type_text, rcode_text, True)
+
+    def answered(self, rdtype: int, result: Result) -> None:
+        self._count(dns.rdatatype.to_text(rdtype), dns.rcode.to_text(result.rcode), result.from_cache)
+        self.servfails += result.rcode == dns.rcode.SERVFAIL
+
+    def _count(self, type_text: str, rcode_text: str, from_cache: bool) -> None:
         self.queries += 1
         self.by_type[type_text] = self.by_type.get(type_text, 0) + 1
         self.by_rcode[rcode_text] = self.by_rcode.get(rcode_text, 0) + 1
-        self.cache_hits += 1
-
-    def answered(self, rdtype: int, result: Result) -> None:
-        self.queries += 1
-        kind = dns.rdatatype.to_text(rdtype)
-        self.by_type[kind] = self.by_type.get(kind, 0) + 1
-        rcode = dns.rcode.to_text(result.rcode)
-        self.by_rcode[rcode] = self.by_rcode.get(rcode, 0) + 1
-        if result.from_cache:
+        if from_cache:
             self.cache_hits += 1
         else:
             self.cache_misses += 1
-        self.servfails += result.rcode == dns.rcode.SERVFAIL
 
     def to_json(self) -> dict[str, object]:
         fields = {name: value for name, value in vars(self).items() if name != "started"}
