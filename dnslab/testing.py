@@ -126,38 +126,21 @@ class CacheHandle:
         return self._lab.call(run)
 
 
-class DnsLab:
-    """A started lab: hierarchy plus resolver, on a fake clock unless told otherwise."""
+class LabRunner:
+    """A Lab on an asyncio loop in a daemon thread, driven from blocking code through `run`/`call`."""
 
-    def __init__(self, zones: str | Path | None = None, *, fake_clock: bool = True,
-                 resolver_settings: ResolverSettings | None = None, start_down: list[str] | None = None,
-                 keep_traces: bool = True) -> None:
-        folder = Path(zones) if zones is not None else SAMPLE_ZONES
-        settings = LabSettings.load(folder / "lab.toml")
-        self.clock = FakeClock() if fake_clock else None
-        self.lab = Lab(list(_zones(folder)), port=0,
-                       start_down=settings.start_down if start_down is None else start_down,
-                       resolver_address=settings.resolver_address,
-                       resolver_settings=resolver_settings or settings.resolver, clock=self.clock)
-        self.lab.zones_dir = folder
-        self._keep_traces = keep_traces
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="dnslab-lab", daemon=True)
-        self._started = False
 
-    # --- lifecycle -------------------------------------------------------------------------
-
-    def start(self) -> "DnsLab":
+    def start(self) -> None:
         self._thread.start()
         try:
             self.run(self.lab.start(), timeout=START_TIMEOUT)
         except BaseException:
             self.stop()
             raise
-        self._started = True
-        if self._keep_traces and self.lab.resolver is not None:
-            self.lab.resolver.keep_last_trace = True
-        return self
 
     def stop(self) -> None:
         """Release every socket and the thread; safe to call twice, and after a failed start."""
@@ -171,12 +154,6 @@ class DnsLab:
                 self._thread.join(timeout=START_TIMEOUT)
         self._loop.close()
 
-    def __enter__(self) -> "DnsLab":
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
     def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
         """Run a coroutine on the lab's loop and wait for its result."""
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=timeout)
@@ -186,6 +163,36 @@ class DnsLab:
         async def wrapper() -> T:
             return function()
         return self.run(wrapper())
+
+
+class DnsLab(LabRunner):
+    """A started lab: hierarchy plus resolver, on a fake clock unless told otherwise."""
+
+    def __init__(self, zones: str | Path | None = None, *, fake_clock: bool = True,
+                 resolver_settings: ResolverSettings | None = None, start_down: list[str] | None = None,
+                 keep_traces: bool = True) -> None:
+        folder = Path(zones) if zones is not None else SAMPLE_ZONES
+        settings = LabSettings.load(folder / "lab.toml")
+        self.clock = FakeClock() if fake_clock else None
+        lab = Lab(list(_zones(folder)), port=0,
+                  start_down=settings.start_down if start_down is None else start_down,
+                  resolver_address=settings.resolver_address,
+                  resolver_settings=resolver_settings or settings.resolver, clock=self.clock)
+        lab.zones_dir = folder
+        super().__init__(lab)
+        self._keep_traces = keep_traces
+
+    def start(self) -> "DnsLab":  # type: ignore[override]
+        super().start()
+        if self._keep_traces and self.lab.resolver is not None:
+            self.lab.resolver.keep_last_trace = True
+        return self
+
+    def __enter__(self) -> "DnsLab":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
     # --- what a test uses ------------------------------------------------------------------
 

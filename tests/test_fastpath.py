@@ -126,7 +126,7 @@ def test_expiry_flush_and_changes_take_effect_at_once(pair: Pair) -> None:
     fresh = dns.message.from_wire(same(pair.ask("t10.ttl-demo.org.")))
     assert [r.address for r in fresh.answer[0]] == ["192.0.2.111"] and fresh.answer[0].ttl == 10
     for thread, lab in zip(pair.threads, pair.labs):
-        thread.call(_flush(lab))
+        thread.run(_flush(lab))
     same(pair.ask("t10.ttl-demo.org."))  # re-fetched after the flush in both
 
 

@@ -243,7 +243,7 @@ def test_serve_stale_answers_expired_data_when_every_server_fails() -> None:
         # Take ttl-demo.org's only server away, then let the record expire.
         server = next(r for r in lab.servers if r.plan.address == "127.0.3.4")
         assert server.listener is not None
-        thread.call(server.listener.stop())
+        thread.run(server.listener.stop())
         clock.advance(60)
         stale = ask(lab, "t5.ttl-demo.org.")
         assert stale.rcode() == dns.rcode.NOERROR
