@@ -59,6 +59,8 @@ class ResolverSettings:
     allow: tuple[Network, ...] = LOOPBACK
     query_time_limit: float = 5.0        # a client gets SERVFAIL at the latest after this
     fast_path: bool = True               # replay ready wire replies for repeated questions
+    # DNSSEC trust anchors (DS or DNSKEY RRsets, usually the root's); validation is on when any is set.
+    trust_anchors: tuple[dns.rrset.RRset, ...] = ()
     iterator: IteratorSettings = field(default_factory=IteratorSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
     infra: InfraSettings = field(default_factory=InfraSettings)
