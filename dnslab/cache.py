@@ -120,6 +120,12 @@ class CacheHit:
     # The stored entry, whose `turn` is the round-robin counter: the fast path
     # advances the same counter, so replayed and rebuilt replies rotate as one.
     entry: Any = None
+    # DNSSEC: the RRSIGs that came with it, the zone whose server sent it, the
+    # NSEC/NSEC3 records that proved a wildcard expansion, and the validator's verdict.
+    sigs: dns.rrset.RRset | None = None
+    zone: dns.name.Name | None = None
+    proof: tuple[dns.rrset.RRset, ...] = ()
+    security: str | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +137,10 @@ class NegativeHit:
     remaining: int
     expires_at: float = 0.0
     original_ttl: int = 0
+    sigs: dns.rrset.RRset | None = None   # the SOA's RRSIGs
+    zone: dns.name.Name | None = None
+    proof: tuple[dns.rrset.RRset, ...] = ()  # NSEC/NSEC3 RRsets and their RRSIGs
+    security: str | None = None
 
 
 @dataclass(frozen=True)
@@ -167,6 +177,12 @@ class _Entry:
     drop_at: float  # the TLRUCache forgets it here (expires_at, or + stale_window)
     turn: int = 0
     source: str | None = None  # the server address it came from, for `dnslab cache show`
+    sigs: dns.rrset.RRset | None = None  # DNSSEC: the RRSIGs over rrset
+    zone: dns.name.Name | None = None  # the zone whose server sent it (where validation looks for keys)
+    proof: tuple[dns.rrset.RRset, ...] | None = None  # NSEC/NSEC3 (+ RRSIGs): denial or wildcard proof
+    security: str | None = None  # the validator's verdict, once it has one (a validator.Security value)
+    reason: str = ""  # SERVFAIL entries: why, as the client's Extended DNS Error says
+    ede: int | None = None
 
 
 # Key shapes.  `folded` is the owner name as a tuple of lowercased labels: it
@@ -192,6 +208,11 @@ def _fold(name: dns.name.Name) -> tuple[bytes, ...]:
 
 def _ttu(_key: _Key, entry: _Entry, _now: float) -> float:
     return entry.drop_at
+
+
+def _signatures(sigs: dns.rrset.RRset | None, ttl: int) -> dns.rrset.RRset | None:
+    """RRSIGs travel with their RRset's TTL (RFC 4035 §2.2)."""
+    return None if sigs is None else _copy_with_ttl(sigs, ttl)
 
 
 def _copy_with_ttl(rrset: dns.rrset.RRset, ttl: int) -> dns.rrset.RRset:
@@ -228,7 +249,9 @@ class Cache:
 
     # -- positive -----------------------------------------------------------------
 
-    def put(self, rrset: dns.rrset.RRset, rank: Rank, source: str | None = None) -> bool:
+    def put(self, rrset: dns.rrset.RRset, rank: Rank, source: str | None = None,
+            sigs: dns.rrset.RRset | None = None, zone: dns.name.Name | None = None,
+            proof: tuple[dns.rrset.RRset, ...] = ()) -> bool:
         """Remember an RRset unless better data for it is still live (RFC 2181 §5.4.1).
 
         Returns whether it was stored.  A stored answer disproves a cached
@@ -268,7 +291,8 @@ class Cache:
         # say "expired" rather than "miss"; the LRU bound still covers them.
         drop_at = expires_at + (settings.stale_window if settings.serve_stale else EXPIRED_MEMORY)
         self._store[key] = _Entry(
-            EntryKind.POSITIVE, name, rdtype, stored, Rank(rank), ttl, expires_at, drop_at, source=source
+            EntryKind.POSITIVE, name, rdtype, stored, Rank(rank), ttl, expires_at, drop_at, source=source,
+            sigs=_signatures(sigs, ttl), zone=zone, proof=proof or None
         )
         if rank >= Rank.ANSWER:
             self._store.pop((folded, rdtype, EntryKind.NODATA), None)
@@ -293,7 +317,7 @@ class Cache:
         remaining = min(entry.ttl, math.ceil(left))
         return CacheHit(
             self._answer(entry, remaining, rotate), remaining, entry.ttl, entry.rank, False, entry.expires_at,
-            entry
+            entry, _signatures(entry.sigs, remaining), entry.zone, entry.proof or (), entry.security
         )
 
     def get_stale(
@@ -312,12 +336,15 @@ class Cache:
         if left > 0:
             remaining = min(entry.ttl, math.ceil(left))
             return CacheHit(
-                self._answer(entry, remaining, rotate), remaining, entry.ttl, entry.rank, False, entry.expires_at
+                self._answer(entry, remaining, rotate), remaining, entry.ttl, entry.rank, False, entry.expires_at,
+                None, _signatures(entry.sigs, remaining), entry.zone, entry.proof or (), entry.security
             )
         if not self._settings.serve_stale or now >= entry.drop_at:
             return None
         ttl = self._settings.stale_answer_ttl
-        return CacheHit(self._answer(entry, ttl, rotate), ttl, entry.ttl, entry.rank, True)
+        return CacheHit(self._answer(entry, ttl, rotate), ttl, entry.ttl, entry.rank, True,
+                        sigs=_signatures(entry.sigs, ttl), zone=entry.zone, proof=entry.proof or (),
+                        security=entry.security)
 
     # -- negative (RFC 2308) and SERVFAIL ----------------------------------------------
 
@@ -328,6 +355,9 @@ class Cache:
         kind: NegativeKind,
         soa: dns.rrset.RRset,
         source: str | None = None,
+        sigs: dns.rrset.RRset | None = None,
+        zone: dns.name.Name | None = None,
+        proof: tuple[dns.rrset.RRset, ...] = (),
     ) -> None:
         """Remember that a name (NXDOMAIN) or one type at it (NODATA) does not exist.
 
@@ -351,7 +381,8 @@ class Cache:
         stored.ttl = ttl
         expires_at = self._clock.now() + ttl
         self._store[key] = _Entry(
-            entry_kind, name, entry_type, stored, None, ttl, expires_at, expires_at, source=source
+            entry_kind, name, entry_type, stored, None, ttl, expires_at, expires_at, source=source,
+            sigs=sigs, zone=zone, proof=proof or None
         )
 
     def get_negative(self, name: dns.name.Name, rdtype: int) -> NegativeHit | None:
@@ -369,25 +400,55 @@ class Cache:
             if left > 0:
                 remaining = min(entry.ttl, math.ceil(left))
                 return NegativeHit(kind, _copy_with_ttl(entry.rrset, remaining), remaining, entry.expires_at,
-                                   entry.ttl)
+                                   entry.ttl, _signatures(entry.sigs, remaining), entry.zone,
+                                   tuple(_copy_with_ttl(r, min(r.ttl, remaining)) for r in entry.proof or ()),
+                                   entry.security)
         return None
 
-    def put_servfail(self, name: dns.name.Name, rdtype: int) -> None:
+    def put_servfail(self, name: dns.name.Name, rdtype: int, reason: str = "", ede: int | None = None,
+                     ttl: int | None = None) -> None:
         """Remember a failed resolution briefly, so a client's retries do not
         each become a fresh walk of the hierarchy (RFC 2308 §7.1; Unbound
         likewise keeps SERVFAIL replies for a few seconds)."""
-        ttl = self._settings.servfail_ttl
+        if ttl is None:
+            ttl = self._settings.servfail_ttl
         if ttl <= 0:
             return
         expires_at = self._clock.now() + ttl
         self._store[(_fold(name), int(rdtype), EntryKind.SERVFAIL)] = _Entry(
-            EntryKind.SERVFAIL, name, int(rdtype), None, None, ttl, expires_at, expires_at
+            EntryKind.SERVFAIL, name, int(rdtype), None, None, ttl, expires_at, expires_at, reason=reason, ede=ede
         )
 
     def is_servfail(self, name: dns.name.Name, rdtype: int) -> bool:
         """Whether to answer SERVFAIL at once instead of resolving again."""
+        return self.servfail(name, rdtype) is not None
+
+    def servfail(self, name: dns.name.Name, rdtype: int) -> tuple[str, int | None] | None:
+        """A live remembered SERVFAIL as (reason, Extended DNS Error code), or None."""
         entry = self._store.get((_fold(name), rdtype, EntryKind.SERVFAIL))
-        return entry is not None and self._clock.now() < entry.expires_at
+        if entry is None or self._clock.now() >= entry.expires_at:
+            return None
+        return entry.reason, entry.ede
+
+    def set_security(self, name: dns.name.Name, rdtype: int, rrset: dns.rrset.RRset | None,
+                     security: str, negative: NegativeKind | None = None) -> None:
+        """Record the validator's verdict on a stored entry, if it still holds what was validated.
+
+        Later answers from the entry reuse the verdict instead of checking
+        signatures again (Unbound keeps a security status with every cached RRset).
+        """
+        if negative is NegativeKind.NXDOMAIN:
+            key: _Key = (_fold(name), EntryKind.NXDOMAIN)
+        elif negative is NegativeKind.NODATA:
+            key = (_fold(name), int(rdtype), EntryKind.NODATA)
+        else:
+            key = (_fold(name), int(rdtype))
+        entry = self._peek(key)
+        if entry is None or entry.rrset is None:
+            return
+        if rrset is not None and negative is None and set(entry.rrset) != set(rrset):
+            return
+        entry.security = security
 
     # -- administration -----------------------------------------------------------
 

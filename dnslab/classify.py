@@ -53,6 +53,21 @@ class Classified:
     soa: dns.rrset.RRset | None = None
     rcode: int = dns.rcode.NOERROR
     dropped: int = 0             # records scrubbed as out of bailiwick or unrelated
+    # DNSSEC (present when we asked with DO=1 and the zone is signed): the RRSIGs over
+    # the RRsets above by (owner, type covered), the NSEC/NSEC3 RRsets of the authority
+    # section (denial, or a wildcard expansion's proof), and a referral's DS set.
+    sigs: dict[tuple[dns.name.Name, int], dns.rrset.RRset] = field(default_factory=dict)
+    proof: list[dns.rrset.RRset] = field(default_factory=list)
+    ds: dns.rrset.RRset | None = None
+
+    def signed(self, rrset: dns.rrset.RRset) -> dns.rrset.RRset | None:
+        """The RRSIGs over *rrset* that came in the same reply."""
+        return self.sigs.get((rrset.name, rrset.rdtype))
+
+    def proof_with_sigs(self) -> tuple[dns.rrset.RRset, ...]:
+        """The proof RRsets followed by their RRSIGs, as a cache entry keeps them."""
+        sigs = [self.sigs[(r.name, r.rdtype)] for r in self.proof if (r.name, r.rdtype) in self.sigs]
+        return tuple(self.proof) + tuple(sigs)
 
 
 def classify(reply: dns.message.Message, qname: dns.name.Name, qtype: int, zone: dns.name.Name) -> Classified:
@@ -67,14 +82,19 @@ def classify(reply: dns.message.Message, qname: dns.name.Name, qtype: int, zone:
     result = Classified(ReplyKind.ANSWER, authoritative=authoritative, rcode=rcode)
     in_zone = [rrset for rrset in reply.answer if rrset.name.is_subdomain(zone)]
     result.dropped += len(reply.answer) - len(in_zone)
+    signatures = [rrset for rrset in in_zone if rrset.rdtype == RdataType.RRSIG and qtype != RdataType.RRSIG]
+    if signatures:
+        in_zone = [rrset for rrset in in_zone if rrset.rdtype != RdataType.RRSIG]
     name = _follow_chain(in_zone, qname, qtype, zone, result)
     result.target = name
     used = {id(rrset) for rrset in result.chain}
     result.dropped += sum(1 for rrset in in_zone if id(rrset) not in used)
+    _keep_signatures(signatures, result.chain, result)
 
     soa = _find(reply.authority, RdataType.SOA)
     if soa is not None and soa.name.is_subdomain(zone) and name.is_subdomain(soa.name):
         result.soa = soa
+    _keep_dnssec_authority(reply, zone, result)
 
     if result.answer is not None:
         if result.answer.rdtype == RdataType.NS:
@@ -93,6 +113,8 @@ def classify(reply: dns.message.Message, qname: dns.name.Name, qtype: int, zone:
             result.kind = ReplyKind.REFERRAL
             result.child, result.ns = referral.name, referral
             result.glue = _glue(reply, referral, zone)
+            result.ds = next((rrset for rrset in reply.authority
+                              if rrset.rdtype == RdataType.DS and rrset.name == referral.name), None)
             return result
     if result.soa is not None or (authoritative and not result.chain):
         result.kind = ReplyKind.NODATA
@@ -177,6 +199,32 @@ def _glue(reply: dns.message.Message, ns: dns.rrset.RRset, zone: dns.name.Name) 
     return [rrset for rrset in reply.additional
             if rrset.rdtype in (RdataType.A, RdataType.AAAA) and rrset.name in targets
             and rrset.name.is_subdomain(zone)]
+
+
+def _keep_signatures(signatures: list[dns.rrset.RRset], kept: list[dns.rrset.RRset], result: Classified) -> None:
+    """RRSIGs are believed only for RRsets that were kept (a validator checks them anyway)."""
+    wanted = {(rrset.name, rrset.rdtype) for rrset in kept}
+    for sig in signatures:
+        key = (sig.name, sig.covers)
+        if key in wanted:
+            result.sigs[key] = sig
+
+
+def _keep_dnssec_authority(reply: dns.message.Message, zone: dns.name.Name, result: Classified) -> None:
+    """NSEC/NSEC3 records, a referral's DS and the RRSIGs over them and the SOA, inside the zone."""
+    kept: list[dns.rrset.RRset] = []
+    signatures: list[dns.rrset.RRset] = []
+    for rrset in reply.authority:
+        if not rrset.name.is_subdomain(zone):
+            continue
+        if rrset.rdtype in (RdataType.NSEC, RdataType.NSEC3):
+            result.proof.append(rrset)
+            kept.append(rrset)
+        elif rrset.rdtype in (RdataType.SOA, RdataType.DS):
+            kept.append(rrset)
+        elif rrset.rdtype == RdataType.RRSIG:
+            signatures.append(rrset)
+    _keep_signatures(signatures, kept, result)
 
 
 def _find(rrsets: list[dns.rrset.RRset], rdtype: int) -> dns.rrset.RRset | None:

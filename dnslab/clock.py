@@ -16,6 +16,10 @@ class Clock(Protocol):
         """Seconds on a monotonic scale; only differences matter."""
         ...
 
+    def wall(self) -> float:
+        """Unix time as this clock sees it, for what is dated absolutely (DNSSEC signatures)."""
+        ...
+
 
 class MonotonicClock:
     """Real time, immune to wall-clock jumps."""
@@ -23,15 +27,27 @@ class MonotonicClock:
     def now(self) -> float:
         return time.monotonic()
 
+    def wall(self) -> float:
+        return time.time()
+
 
 class FakeClock:
     """A clock that moves only when told to."""
 
-    def __init__(self, start: float = 1_000_000.0) -> None:
+    def __init__(self, start: float = 1_000_000.0, wall_start: float | None = None) -> None:
         self._now = start
+        self._start = start
+        # Wall time starts as the real time (read when first needed) and moves with the
+        # clock: advance 30 days, and signatures expire as they would in 30 days.
+        self._wall_start = wall_start
 
     def now(self) -> float:
         return self._now
+
+    def wall(self) -> float:
+        if self._wall_start is None:
+            self._wall_start = time.time() - (self._now - self._start)
+        return self._wall_start + (self._now - self._start)
 
     def advance(self, seconds: float) -> None:
         if seconds < 0:

@@ -145,6 +145,21 @@ class Done(Event):
     total_ms: float = 0.0   # filled by the recorder for depth 0
 
 
+@dataclass(frozen=True)
+class Validation(Event):
+    """One DNSSEC step: a link of the chain of trust, a signature, a denial proof, or the verdict."""
+
+    kind: ClassVar[str] = "dnssec"
+    step: str               # "ds", "dnskey", "rrsig", "denial", "insecure", "verdict"
+    zone: str               # whose keys are used (or established)
+    name: str               # the owner of what was checked
+    type: str
+    security: str           # "secure", "insecure", "bogus", "indeterminate"
+    key_tags: list[int] = field(default_factory=list)
+    algorithm: str | None = None  # of the RRSIG checked, e.g. "ECDSAP256SHA256"
+    detail: str = ""        # what was proven, or why it failed
+
+
 Sink = Callable[[Event], None]
 
 

@@ -76,6 +76,23 @@ class Query:
     server: dns.name.Name | None = None  # the NS name the address belongs to
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """One RRset of a result with what DNSSEC validation needs to judge it.
+
+    The iterator only gathers this (it never validates); `validator` reads it.
+    For a denial, `rrset` is the SOA and `negative` says which kind.
+    """
+
+    rrset: dns.rrset.RRset
+    sigs: dns.rrset.RRset | None = None          # the RRSIGs that came with it
+    zone: dns.name.Name | None = None            # the zone whose server sent it
+    proof: tuple[dns.rrset.RRset, ...] = ()      # NSEC/NSEC3 RRsets and their RRSIGs
+    security: str | None = None                  # a verdict remembered in the cache
+    synthesised: bool = False                    # a CNAME we derived from a DNAME ourselves
+    negative: NegativeKind | None = None
+
+
 @dataclass
 class Result:
     """The outcome of one lookup, ready to become a client's reply."""
@@ -87,6 +104,10 @@ class Result:
     from_cache: bool = False
     upstream_queries: int = 0            # queries sent for it, sub-lookups included
     stale: bool = False                  # expired data served under RFC 8767
+    evidence: list[Evidence] = field(default_factory=list)  # one per answer RRset, for the validator
+    denial: Evidence | None = None       # NXDOMAIN/NODATA: the SOA and its proof
+    security: str | None = None          # the validator's verdict (validator.Security), when it ran
+    ede: int | None = None               # an RFC 8914 Extended DNS Error code for the client
 
 
 @dataclass
@@ -120,6 +141,8 @@ class Resolution:
         self.cache_only = cache_only
         self.sname = qname
         self.chain: list[dns.rrset.RRset] = []
+        self.evidence: list[Evidence] = []
+        self.denial: Evidence | None = None
         self.chain_names: set[dns.name.Name] = {qname}
         self.restarts = 0
         self.referrals = 0
@@ -242,7 +265,7 @@ class Resolution:
                 # Glue and a referral's NS set are cached to find servers, but RFC 2181
                 # §5.4.1 forbids returning them as answers: ask the zone itself instead.
                 self._emit_cache(self.qtype, "hit", hit.remaining, hit.original_ttl, records=lines([hit.rrset]))
-                self.chain.append(hit.rrset)
+                self._add(Evidence(hit.rrset, hit.sigs, hit.zone, hit.proof, hit.security))
                 self._finish(dns.rcode.NOERROR)
                 return True
             negative = self.cache.get_negative(self.sname, self.qtype)
@@ -250,6 +273,8 @@ class Resolution:
                 rcode = dns.rcode.NXDOMAIN if negative.kind is NegativeKind.NXDOMAIN else dns.rcode.NOERROR
                 self._emit_cache(self.qtype, "negative", negative.remaining, rcode=dns.rcode.to_text(rcode),
                                  records=lines([negative.soa]))
+                self.denial = Evidence(negative.soa, negative.sigs, negative.zone, negative.proof, negative.security,
+                                       negative=negative.kind)
                 self._finish(rcode, authority=[negative.soa])
                 return True
             cname = self.cache.get(self.sname, RdataType.CNAME) if self.qtype != RdataType.CNAME else None
@@ -258,7 +283,7 @@ class Resolution:
                 return False
             self._emit_cache(RdataType.CNAME, "hit", cname.remaining, cname.original_ttl,
                              records=lines([cname.rrset]))
-            self.chain.append(cname.rrset)
+            self._add(Evidence(cname.rrset, cname.sigs, cname.zone, cname.proof, cname.security))
             if not self._restart_at(cname.rrset[0].target, "CNAME"):  # type: ignore[attr-defined]
                 return True
 
@@ -462,8 +487,11 @@ class Resolution:
             return
         rank = Rank.AUTH_ANSWER if classified.authoritative else Rank.ANSWER
         source = self.last_source
+        # A positive answer's NSEC/NSEC3 records prove a wildcard expansion: they go with the data.
+        proof = classified.proof_with_sigs() if classified.answer is not None else ()
         for rrset in classified.chain:
-            self.cache.put(rrset, rank, source)
+            self.cache.put(rrset, rank, source, classified.signed(rrset), self.zone,
+                           proof if rrset is classified.answer else ())
         for glue in classified.glue:
             self.cache.put(glue, Rank.ADDITIONAL, source)
         for rrset in classified.chain:
@@ -471,7 +499,9 @@ class Resolution:
                 # It rewrites every name below it to a longer one below it: a loop by construction.
                 self._fail(f"DNAME loop: {rrset.name} DNAME {rrset[0].target} points below itself")  # type: ignore[attr-defined]
                 return
-            self.chain.append(rrset)
+            synthesised = rrset.rdtype == RdataType.CNAME and _via(classified.chain, rrset) == "DNAME"
+            self._add(Evidence(rrset, classified.signed(rrset), self.zone,
+                               proof if rrset is classified.answer else (), synthesised=synthesised))
             if (rrset is not classified.answer and rrset.rdtype == RdataType.CNAME
                     and not self._restart_at(rrset[0].target, _via(classified.chain, rrset))):  # type: ignore[attr-defined]
                 return
@@ -483,10 +513,13 @@ class Resolution:
             negative = NegativeKind.NXDOMAIN if kind is ReplyKind.NXDOMAIN else NegativeKind.NODATA
             authority: list[dns.rrset.RRset] = []
             if classified.soa is not None:
-                self.cache.put_negative(self.sname, self.qtype, negative, classified.soa, source)
+                sigs, proof = classified.signed(classified.soa), classified.proof_with_sigs()
+                self.cache.put_negative(self.sname, self.qtype, negative, classified.soa, source, sigs, self.zone,
+                                        proof)
                 cached = self.cache.get_negative(self.sname, self.qtype)
                 # The cached copy carries the RFC 2308 TTL: min(SOA TTL, MINIMUM, cap).
                 authority = [cached.soa if cached is not None else classified.soa]
+                self.denial = Evidence(authority[0], sigs, self.zone, proof, negative=negative)
             rcode = dns.rcode.NXDOMAIN if kind is ReplyKind.NXDOMAIN else dns.rcode.NOERROR
             self._finish(rcode, authority=authority)
 
@@ -499,6 +532,11 @@ class Resolution:
         self.cache.put(classified.ns, Rank.AUTHORITY, self.last_source)
         for glue in classified.glue:
             self.cache.put(glue, Rank.ADDITIONAL, self.last_source)
+        if classified.ds is not None:
+            # The parent is authoritative for the DS at its cut (RFC 4035 §2.4): a validator's
+            # DS question is answered from here without asking again.
+            self.cache.put(classified.ds, Rank.AUTH_AUTHORITY, self.last_source, classified.signed(classified.ds),
+                           self.zone)
         self._enter_zone(classified.child, [rdata.target for rdata in classified.ns], "referral")  # type: ignore[attr-defined]
         # The glue may not be cacheable (TTL 0): remember it for this lookup.
         for glue in classified.glue:
@@ -507,9 +545,14 @@ class Resolution:
 
     # --- finishing -------------------------------------------------------------------------
 
+    def _add(self, evidence: Evidence) -> None:
+        self.chain.append(evidence.rrset)
+        self.evidence.append(evidence)
+
     def _finish(self, rcode: int, authority: list[dns.rrset.RRset] | None = None, reason: str = "") -> None:
         self.result = Result(rcode, list(self.chain), authority or [], reason,
-                             from_cache=self.everything_from_cache, upstream_queries=self.budget.used)
+                             from_cache=self.everything_from_cache, upstream_queries=self.budget.used,
+                             evidence=list(self.evidence), denial=self.denial)
         self._emit(Done, name=self.qname.to_text(), type=_type(self.qtype), rcode=dns.rcode.to_text(rcode),
                    records=lines(self.result.answer), authority=lines(self.result.authority), reason=reason,
                    upstream_queries=self.budget.used)

@@ -16,7 +16,7 @@ import ipaddress
 import logging
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import dns.asyncquery
@@ -38,6 +38,7 @@ from dnslab.events import Event, Sink
 from dnslab.hints import RootHints
 from dnslab.infra import Failure, Infra, InfraSettings
 from dnslab.iterator import IteratorSettings, Query, Resolution, Result
+from dnslab.validator import Fetch, KeyCache, Security, Validator, Verdict
 from dnslab.wire import EDNS_UDP_SIZE, OPT, PLAIN_UDP_SIZE, header_only_reply, query_key, ttl_offsets
 
 if TYPE_CHECKING:
@@ -78,6 +79,8 @@ class Stats:
     cache_misses: int = 0
     cache_expired: int = 0           # misses for data that had been cached and ran out
     upstream_queries: int = 0
+    secure: int = 0                  # answers validated secure (DNSSEC)
+    bogus: int = 0                   # answers that failed validation (SERVFAIL to the client)
     timeouts: int = 0
     network_errors: int = 0
     failovers: int = 0               # tries that failed and went on to another server
@@ -130,12 +133,13 @@ class QueryLog:
 class Upstream:
     """Sends one iterator query and returns the reply; dnspython does the matching."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, dnssec: bool = False) -> None:
         self.port = port
+        self.dnssec = dnssec  # DO=1: a validating resolver needs the RRSIGs and NSEC records
 
     async def send(self, query: Query, timeout: float) -> dns.message.Message:
         message = dns.message.make_query(query.qname, query.qtype, use_edns=0 if query.edns else False,
-                                         payload=EDNS_UDP_SIZE)
+                                         payload=EDNS_UDP_SIZE, want_dnssec=self.dnssec and query.edns)
         message.flags &= ~dns.flags.RD  # iterative: we do the recursion
         if query.tcp:
             return await dns.asyncquery.tcp(message, query.address, timeout=timeout, port=self.port)
@@ -160,7 +164,9 @@ class RecursiveResolver:
                      if settings.fast_path else None)
         self._acl: dict[str, bool] = {}
         self.infra = Infra(self.clock, settings.infra, rng)
-        self.upstream = Upstream(settings.upstream_port)
+        # DNSSEC validation is on when a trust anchor is configured, as in Unbound.
+        self.validator = Validator(settings.trust_anchors, self.clock) if settings.trust_anchors else None
+        self.upstream = Upstream(settings.upstream_port, dnssec=self.validator is not None)
         self._in_flight: dict[tuple[dns.name.Name, int, bool], asyncio.Future[Result]] = {}
         self._tasks: set[asyncio.Future[Result]] = set()  # lookups refreshing stale data
         self.stats = Stats(started=time.monotonic())
@@ -195,6 +201,53 @@ class RecursiveResolver:
             del self._in_flight[key]
         future.set_result(result)
         return result
+
+    async def answer(self, qname: dns.name.Name, qtype: int, cache_only: bool = False, checking_disabled: bool = False,
+                     trace: Sink | None = None) -> Result:
+        """A client's answer: resolved, then validated unless the client set CD=1 (RFC 4035 §3.2.2)."""
+        result = await self.resolve(qname, qtype, cache_only=cache_only, trace=trace)
+        if self.validator is None or cache_only or checking_disabled:
+            return result
+        return await self.validate(result, qname, qtype, trace)
+
+    async def validate(self, result: Result, qname: dns.name.Name, qtype: int, trace: Sink | None = None,
+                       cache: Cache | None = None, keys: KeyCache | None = None) -> Result:
+        """Judge a result; bogus becomes SERVFAIL with the reason as an Extended DNS Error."""
+        assert self.validator is not None
+        if result.rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN) or result.stale:
+            return result
+        if self.keep_last_trace:
+            trace = self.last_trace.append if trace is None else _both(self.last_trace.append, trace)
+        check = self.validator.check(result, qname, qtype, trace, keys=keys)
+        cache = cache or self.cache
+        try:
+            need = next(check)
+            while True:
+                fetched = await self._fetch(need, cache, trace)
+                need = check.send(fetched)
+        except StopIteration as done:
+            verdict: Verdict = done.value
+        for evidence, security in verdict.parts:
+            if security in (Security.SECURE, Security.INSECURE) and evidence.security is None:
+                cache.set_security(evidence.rrset.name if evidence.negative is None else _chain_end(qname, result.answer),
+                                   evidence.rrset.rdtype if evidence.negative is None else qtype,
+                                   evidence.rrset if evidence.negative is None else None, security.value,
+                                   negative=evidence.negative)
+        if verdict.security is Security.BOGUS:
+            self.stats.bogus += 1
+            return Result(dns.rcode.SERVFAIL, reason=f"DNSSEC validation failed: {verdict.reason}",
+                          from_cache=result.from_cache, upstream_queries=result.upstream_queries,
+                          security=verdict.security.value, ede=verdict.ede)
+        if verdict.security is Security.SECURE:
+            self.stats.secure += 1
+        return replace(result, security=verdict.security.value)
+
+    async def _fetch(self, need: Fetch, cache: Cache, trace: Sink | None) -> Result:
+        """A DS or DNSKEY RRset for the validator, found by the iterator like any other data."""
+        resolution = Resolution(need.name, need.rdtype, cache=cache, infra=self.infra, hints=self.hints,
+                                settings=self.settings.iterator, trace=trace, depth=1,
+                                why=f"DNSSEC: the {dns.rdatatype.to_text(need.rdtype)} of {need.name}")
+        return await self._drive(resolution)
 
     async def _resolve(self, qname: dns.name.Name, qtype: int, cache_only: bool, trace: Sink | None) -> Result:
         if cache_only:
@@ -337,8 +390,9 @@ class RecursiveResolver:
         tap = self.tap
         recording = tap.begin(question.name, question.rdtype) if tap is not None else None
         merged = recording is not None and (question.name, question.rdtype, cache_only) in self._in_flight
-        result = await self.resolve(question.name, question.rdtype, cache_only=cache_only,
-                                    trace=recording.sink if recording is not None else None)
+        result = await self.answer(question.name, question.rdtype, cache_only=cache_only,
+                                   checking_disabled=bool(query.flags & dns.flags.CD),
+                                   trace=recording.sink if recording is not None else None)
         self.stats.answered(question.rdtype, result)
         if self.on_query is not None or recording is not None:
             entry = QueryLog(time.time(), peer[0] if peer else "", question.name.to_text(),
@@ -398,7 +452,10 @@ class RecursiveResolver:
         cache = Cache(self.clock, self.settings.cache, random.Random()) if cold else self.cache
         resolution = Resolution(qname, qtype, cache=cache, infra=self.infra, hints=self.hints,
                                 settings=self.settings.iterator, trace=sink)
-        return await self._drive(resolution, count=False)
+        result = await self._drive(resolution, count=False)
+        if self.validator is None:
+            return result
+        return await self.validate(result, qname, qtype, sink, cache, KeyCache(self.clock) if cold else None)
 
     def _allowed(self, address: str) -> bool:
         """Whether a client address may use us; decided once per address (bounded memory)."""
@@ -423,8 +480,15 @@ class RecursiveResolver:
         None for anything that must not be replayed (stale data, RD=0 answers, errors).
         """
         reply = _error(query, result.rcode)
+        dnssec_ok = bool(query.ednsflags & dns.flags.DO)
+        if result.security == Security.SECURE and (dnssec_ok or query.flags & dns.flags.AD):
+            reply.flags |= dns.flags.AD  # RFC 6840 §5.7: AD for a client that asks with DO or AD
+        if result.ede is not None and query.edns >= 0:
+            reply.use_edns(0, reply.ednsflags, EDNS_UDP_SIZE,
+                           options=[dns.edns.EDEOption(result.ede, result.reason[:200] or None)])
         sources: list[tuple[float, int]] | None = [] if not result.stale else None
         rotating = []
+        signatures = {(e.rrset.name, e.rrset.rdtype): e.sigs for e in result.evidence if e.sigs is not None}
         for rrset in result.answer:
             hit = self.cache.get(rrset.name, rrset.rdtype, rotate=True)
             if hit is not None and hit.rrset == rrset:
@@ -436,12 +500,32 @@ class RecursiveResolver:
             else:
                 reply.answer.append(rrset)
                 sources = None
+            sigs = signatures.get((rrset.name, rrset.rdtype)) if dnssec_ok else None
+            if sigs is not None:
+                # RRSIGs go right after their RRset, with its TTL (RFC 4035 §3.1.1).
+                answered = reply.answer[-1]
+                reply.answer.append(_with_ttl(sigs, answered.ttl))
+                if sources is not None and hit is not None and hit.rrset == rrset:
+                    sources.extend([(hit.expires_at, hit.original_ttl)] * len(sigs))
+                else:
+                    sources = None
+        if dnssec_ok and any(e.proof for e in result.evidence):
+            # A wildcard expansion: the NSEC/NSEC3 proof that no closer name exists (RFC 4035 §3.1.3.3).
+            reply.authority = [r for e in result.evidence for r in e.proof]
+            return reply, None, rotating[0] if rotating else None
         if len(rotating) > 1:
             sources = None  # two round-robin counters: the replay could not follow both
         rotation = rotating[0] if rotating else None
         if result.rcode == dns.rcode.SERVFAIL:
             return reply, None, None
         reply.authority = list(result.authority)
+        denial = result.denial
+        if dnssec_ok and denial is not None and (denial.sigs is not None or denial.proof):
+            # The signed denial as it came (SOA RRSIG, NSEC/NSEC3 and their RRSIGs); it is
+            # rebuilt each time, so the wire fast path leaves it alone.
+            extra = [_with_ttl(denial.sigs, denial.rrset.ttl)] if denial.sigs is not None else []
+            reply.authority += extra + list(denial.proof)
+            return reply, None, rotation
         if result.authority:
             negative = None
             if len(result.authority) == 1 and result.authority[0].rdtype == dns.rdatatype.SOA:
@@ -481,6 +565,12 @@ def _rotated(rrset: dns.rrset.RRset, step: int) -> dns.rrset.RRset:
     items = list(rrset)
     copy = rrset.copy()
     copy.items = dict.fromkeys(items[step:] + items[:step])
+    return copy
+
+
+def _with_ttl(rrset: dns.rrset.RRset, ttl: int) -> dns.rrset.RRset:
+    copy = rrset.copy()
+    copy.ttl = ttl
     return copy
 
 

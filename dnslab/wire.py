@@ -40,7 +40,7 @@ def query_key(wire: bytes) -> tuple[bytes, int, int] | None:
     Returns (key, qtype, udp_limit) for a query with one uncompressed question and
     at most an EDNS0 OPT record, or None for anything else (the full parser then
     decides).  The key holds the question bytes exactly as sent (so a reply can
-    echo them), the header bits that change an answer (opcode, RD, CD), and the
+    echo them), the header bits that change an answer (opcode, RD, AD, CD), and the
     EDNS facts (present or not, DO, the UDP size that decides truncation).
     Options such as cookies do not change an answer and are left out.
     """
@@ -77,7 +77,7 @@ def query_key(wire: bytes) -> tuple[bytes, int, int] | None:
         edns = b"D" if ttl & DO_BIT else b"E"
     elif end != size:
         return None
-    key = bytes((wire[2] & 0x79, wire[3] & 0x10)) + edns + _U16.pack(limit) + wire[HEADER.size:end]
+    key = bytes((wire[2] & 0x79, wire[3] & 0x30)) + edns + _U16.pack(limit) + wire[HEADER.size:end]
     return key, qtype, limit
 
 
