@@ -1,0 +1,210 @@
+"""The validator, sans-I/O: signed fixtures in, verdicts out, every fetch answered by brute force."""
+
+from __future__ import annotations
+
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+import pytest
+
+from dnslab.cache import NegativeKind
+from dnslab.clock import FakeClock
+from dnslab.events import Validation
+from dnslab.iterator import Evidence, Result
+from dnslab.validator import (EDE_DNSKEY_MISSING, EDE_DNSSEC_BOGUS, EDE_NSEC_MISSING, EDE_RRSIGS_MISSING,
+                              EDE_SIGNATURE_EXPIRED, Fetch, KeyCache, Security, Validator, Verdict)
+from tests.dnssec_fixtures import NOW, build
+
+T = dns.rdatatype.RdataType
+N = dns.name.from_text
+
+
+def run(hierarchy, result: Result, qname: str, qtype: int, wall: float = NOW, validator: Validator | None = None,
+        events: list | None = None) -> tuple[Verdict, list[Fetch]]:
+    clock = FakeClock(wall_start=wall)
+    validator = validator or Validator([hierarchy.anchor()], clock)
+    check = validator.check(result, N(qname), qtype, events.append if events is not None else None)
+    fetches: list[Fetch] = []
+    try:
+        need = next(check)
+        for _ in range(50):
+            fetches.append(need)
+            need = check.send(hierarchy.fetch(need))
+        raise AssertionError("the validator kept asking")
+    except StopIteration as done:
+        return done.value, fetches
+
+
+@pytest.fixture(scope="module")
+def signed():
+    return build()
+
+
+@pytest.fixture(scope="module")
+def signed_nsec3():
+    return build(nsec3=True)
+
+
+def test_a_signed_answer_is_secure_through_the_whole_chain(signed) -> None:
+    events: list = []
+    verdict, fetches = run(signed, signed.answer(N("www.example.com."), T.A), "www.example.com.", T.A,
+                           events=events)
+    assert verdict.security is Security.SECURE
+    assert [(str(f.name), dns.rdatatype.to_text(f.rdtype)) for f in fetches] == [
+        ("example.com.", "DS"), ("com.", "DS"), (".", "DNSKEY"), ("com.", "DNSKEY"), ("example.com.", "DNSKEY")]
+    steps = [(e.step, e.zone, e.security) for e in events if isinstance(e, Validation)]
+    assert ("dnskey", ".", "secure") in steps and ("ds", "com.", "secure") in steps
+    assert steps[-1] == ("verdict", "example.com.", "secure")
+    assert all(e.algorithm in (None, "ECDSAP256SHA256") for e in events)
+
+
+def test_trusted_keys_are_cached_so_a_second_answer_needs_no_fetch(signed) -> None:
+    validator = Validator([signed.anchor()], FakeClock(wall_start=NOW))
+    run(signed, signed.answer(N("www.example.com."), T.A), "www.example.com.", T.A, validator=validator)
+    verdict, fetches = run(signed, signed.answer(N("alias.example.com."), T.CNAME), "alias.example.com.",
+                           T.CNAME, validator=validator)
+    assert verdict.security is Security.SECURE and fetches == []
+
+
+def test_changed_data_fails_the_signature(signed) -> None:
+    result = signed.answer(N("www.example.com."), T.A)
+    forged = dns.rrset.from_text("www.example.com.", 3600, "IN", "A", "203.0.113.66")
+    result = Result(dns.rcode.NOERROR, [forged], evidence=[Evidence(forged, result.evidence[0].sigs,
+                                                                     N("example.com."))])
+    verdict, _ = run(signed, result, "www.example.com.", T.A)
+    assert verdict.security is Security.BOGUS and verdict.ede == EDE_DNSSEC_BOGUS
+    assert "signature crypto failed" in verdict.reason
+
+
+def test_missing_signatures_in_a_signed_zone_are_bogus(signed) -> None:
+    data = signed.answer(N("www.example.com."), T.A).answer[0]
+    result = Result(dns.rcode.NOERROR, [data], evidence=[Evidence(data, None, N("example.com."))])
+    verdict, _ = run(signed, result, "www.example.com.", T.A)
+    assert verdict.security is Security.BOGUS and verdict.ede == EDE_RRSIGS_MISSING
+
+
+def test_expired_signatures_are_bogus_by_the_validator_clock(signed) -> None:
+    verdict, _ = run(signed, signed.answer(N("www.example.com."), T.A), "www.example.com.", T.A,
+                     wall=NOW + 30 * 86400)
+    assert verdict.security is Security.BOGUS and verdict.ede == EDE_SIGNATURE_EXPIRED
+    assert "expired" in verdict.reason
+
+
+def test_a_ds_that_matches_no_key_is_bogus() -> None:
+    broken = build(tamper="wrong-ds")
+    verdict, _ = run(broken, broken.answer(N("www.example.com."), T.A), "www.example.com.", T.A)
+    assert verdict.security is Security.BOGUS and verdict.ede == EDE_DNSKEY_MISSING
+    assert verdict.zone == N("example.com.")
+
+
+def test_a_proven_unsigned_delegation_is_insecure(signed) -> None:
+    events: list = []
+    verdict, fetches = run(signed, signed.answer(N("www.insecure.com."), T.A), "www.insecure.com.", T.A,
+                           events=events)
+    assert verdict.security is Security.INSECURE
+    assert Fetch(N("insecure.com."), T.DS) in fetches
+    assert any(e.step == "insecure" and e.name == "insecure.com." for e in events if isinstance(e, Validation))
+
+
+def test_an_unsigned_delegation_without_proof_is_bogus(signed) -> None:
+    class NoProof:
+        def __getattr__(self, name):
+            return getattr(signed, name)
+
+        def fetch(self, need):
+            result = signed.fetch(need)
+            if result.denial is not None:
+                return Result(result.rcode, [], result.authority,
+                              denial=Evidence(result.denial.rrset, result.denial.sigs, result.denial.zone, (),
+                                              negative=NegativeKind.NODATA))
+            return result
+    verdict, _ = run(NoProof(), signed.answer(N("www.insecure.com."), T.A), "www.insecure.com.", T.A)
+    assert verdict.security is Security.BOGUS and verdict.ede == EDE_NSEC_MISSING
+
+
+@pytest.mark.parametrize("variant", ["nsec", "nsec3"])
+def test_nxdomain_is_proven(variant, signed, signed_nsec3) -> None:
+    hierarchy = signed if variant == "nsec" else signed_nsec3
+    result = hierarchy.negative(N("nope.example.com."), T.A, kind=NegativeKind.NXDOMAIN)
+    verdict, _ = run(hierarchy, result, "nope.example.com.", T.A)
+    assert verdict.security is Security.SECURE, verdict.reason
+
+
+@pytest.mark.parametrize("variant", ["nsec", "nsec3"])
+def test_nodata_is_proven(variant, signed, signed_nsec3) -> None:
+    hierarchy = signed if variant == "nsec" else signed_nsec3
+    result = hierarchy.negative(N("www.example.com."), T.MX)
+    verdict, _ = run(hierarchy, result, "www.example.com.", T.MX)
+    assert verdict.security is Security.SECURE, verdict.reason
+
+
+@pytest.mark.parametrize("variant", ["nsec", "nsec3"])
+def test_an_empty_non_terminal_is_proven(variant, signed, signed_nsec3) -> None:
+    hierarchy = signed if variant == "nsec" else signed_nsec3
+    result = hierarchy.negative(N("b.deep.example.com."), T.A)
+    verdict, _ = run(hierarchy, result, "b.deep.example.com.", T.A)
+    assert verdict.security is Security.SECURE, verdict.reason
+
+
+def test_nxdomain_without_the_wildcard_denial_is_bogus(signed) -> None:
+    result = signed.negative(N("nope.example.com."), T.A, kind=NegativeKind.NXDOMAIN)
+    assert result.denial is not None
+    covering = [r for r in result.denial.proof if r.rdtype == T.NSEC and r.name < N("nope.example.com.")
+                and N("nope.example.com.") < r[0].next]
+    sigs = [r for r in result.denial.proof if r.rdtype == T.RRSIG and r.name == covering[0].name]
+    narrowed = Result(result.rcode, [], result.authority,
+                      denial=Evidence(result.denial.rrset, result.denial.sigs, result.denial.zone,
+                                      tuple(covering + sigs), negative=NegativeKind.NXDOMAIN))
+    # *.example.com sorts right after the apex, far from nope.example.com: two NSECs are needed.
+    assert not covering[0].name < N("*.example.com.") < covering[0][0].next
+    verdict, _ = run(signed, narrowed, "nope.example.com.", T.A)
+    assert verdict.security is Security.BOGUS and verdict.ede == EDE_NSEC_MISSING
+    assert "wildcard" in verdict.reason
+
+
+def test_a_nodata_claim_for_a_type_that_exists_is_bogus(signed) -> None:
+    result = signed.negative(N("www.example.com."), T.A)  # www has A: the NSEC lists it
+    verdict, _ = run(signed, result, "www.example.com.", T.A)
+    assert verdict.security is Security.BOGUS and verdict.ede == EDE_NSEC_MISSING
+
+
+@pytest.mark.parametrize("variant", ["nsec", "nsec3"])
+def test_a_wildcard_answer_needs_its_proof(variant, signed, signed_nsec3) -> None:
+    hierarchy = signed if variant == "nsec" else signed_nsec3
+    zone = hierarchy.zones[N("example.com.")]
+    data = zone.find_rrset(N("*.wild.example.com."), T.A)
+    sigs = zone.get_rrset(N("*.wild.example.com."), T.RRSIG, T.A)
+    owner = N("x.wild.example.com.")
+    expanded = dns.rrset.RRset(owner, data.rdclass, data.rdtype)
+    expanded.update(data)
+    expanded_sigs = dns.rrset.RRset(owner, sigs.rdclass, sigs.rdtype, sigs.covers)
+    expanded_sigs.update(sigs)
+    proof = hierarchy.proof(zone, owner, NegativeKind.NXDOMAIN)
+    with_proof = Result(dns.rcode.NOERROR, [expanded],
+                        evidence=[Evidence(expanded, expanded_sigs, zone.origin, proof)])
+    verdict, _ = run(hierarchy, with_proof, "x.wild.example.com.", T.A)
+    assert verdict.security is Security.SECURE, verdict.reason
+    without = Result(dns.rcode.NOERROR, [expanded], evidence=[Evidence(expanded, expanded_sigs, zone.origin)])
+    verdict, _ = run(hierarchy, without, "x.wild.example.com.", T.A)
+    assert verdict.security is Security.BOGUS and verdict.ede == EDE_NSEC_MISSING
+
+
+def test_names_outside_every_anchor_are_indeterminate(signed) -> None:
+    data = dns.rrset.from_text("www.example.com.", 300, "IN", "A", "192.0.2.1")
+    validator = Validator([dns.rrset.from_text("example.net.", 300, "IN", "DS",
+                                               "1 13 2 " + "00" * 32)], FakeClock(wall_start=NOW))
+    verdict, fetches = run(signed, Result(dns.rcode.NOERROR, [data], evidence=[Evidence(data, None,
+                                                                                       N("example.com."))]),
+                           "www.example.com.", T.A, validator=validator)
+    assert verdict.security is Security.INDETERMINATE and fetches == []
+
+
+def test_a_bogus_key_is_remembered_briefly_not_forever() -> None:
+    broken = build(tamper="wrong-ds")
+    clock = FakeClock(wall_start=NOW)
+    validator = Validator([broken.anchor()], clock, KeyCache(clock))
+    run(broken, broken.answer(N("www.example.com."), T.A), "www.example.com.", T.A, validator=validator)
+    assert validator.keys.get(N("example.com.")).security is Security.BOGUS
+    clock.advance(61)
+    assert validator.keys.get(N("example.com.")) is None
