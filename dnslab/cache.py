@@ -431,11 +431,13 @@ class Cache:
         return entry.reason, entry.ede
 
     def set_security(self, name: dns.name.Name, rdtype: int, rrset: dns.rrset.RRset | None,
-                     security: str, negative: NegativeKind | None = None) -> None:
+                     security: str, negative: NegativeKind | None = None, valid_for: float | None = None) -> None:
         """Record the validator's verdict on a stored entry, if it still holds what was validated.
 
         Later answers from the entry reuse the verdict instead of checking
         signatures again (Unbound keeps a security status with every cached RRset).
+        *valid_for* (seconds until its signatures expire) shortens the entry's life
+        to match, as RFC 4035 §5.3.3 asks: secure data never outlives its RRSIGs.
         """
         if negative is NegativeKind.NXDOMAIN:
             key: _Key = (_fold(name), EntryKind.NXDOMAIN)
@@ -449,6 +451,12 @@ class Cache:
         if rrset is not None and negative is None and set(entry.rrset) != set(rrset):
             return
         entry.security = security
+        if valid_for is not None:
+            limit = self._clock.now() + max(0.0, valid_for)
+            if limit < entry.expires_at:
+                entry.expires_at = limit
+                entry.drop_at = min(entry.drop_at, limit + EXPIRED_MEMORY)
+                self.version += 1
 
     # -- administration -----------------------------------------------------------
 

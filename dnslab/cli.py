@@ -130,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("-p", "--port", type=int, default=None, help="server port (default: the lab's port)")
     query.add_argument("--tcp", action="store_true", help="use TCP")
     query.add_argument("--norecurse", action="store_true", help="clear RD: ask the cache only, or a server as a resolver would")
+    query.add_argument("--dnssec", action="store_true",
+                       help="set DO, as dig +dnssec: RRSIGs and NSEC/NSEC3 proofs come back with the data")
+    query.add_argument("--cd", action="store_true",
+                       help="set CD (checking disabled), as dig +cd: the resolver does not validate")
     query.add_argument("--json", action="store_true", help="print the reply as JSON")
     query.add_argument("--timeout", type=float, default=5.0, metavar="S", help="seconds to wait (default 5)")
 

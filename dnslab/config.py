@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from dnslab.anchors import read_trust_anchors
 from dnslab.cache import Rotation
 from dnslab.errors import ConfigError
 from dnslab.resolver import ResolverSettings
@@ -50,6 +51,9 @@ OPTIONS: tuple[Option, ...] = (
            "seconds before a client gets SERVFAIL at the latest (default 5)"),
     Option("fast_path", "resolver", "fast_path", bool,
            "answer repeated questions from ready wire replies (default on)"),
+    Option("trust_anchor_file", "resolver", "trust_anchors", str,
+           "validate DNSSEC from the DS/DNSKEY records in this file (Unbound's trust-anchor-file format)",
+           lambda v: read_trust_anchors(str(v))),
     Option("qname_minimisation", "iterator", "qname_minimisation", bool, "RFC 9156 QNAME minimisation (default on)"),
     Option("ipv6_upstream", "iterator", "ipv6_upstream", bool, "also query name servers' IPv6 addresses"),
     Option("max_cname_chain", "iterator", "max_cname_chain", int, "CNAME/DNAME steps per query (default 11)"),

@@ -42,7 +42,7 @@ def cmd_query(args: argparse.Namespace, out: TextIO) -> int:
         if port is None:
             port = state.port if state is not None else 53
     result = send_query(name, rdtype, server, port, tcp=args.tcp, recurse=not args.norecurse,
-                        timeout=args.timeout)
+                        timeout=args.timeout, dnssec=args.dnssec, checking_disabled=args.cd)
     if args.json:
         print(json.dumps(to_json(result), indent=2), file=out)
     else:

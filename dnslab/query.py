@@ -167,7 +167,8 @@ def _sentence(exc: BaseException) -> str:
 # --- asking ----------------------------------------------------------------------------------------
 
 def send_query(name: str, rdtype: str, server: str, port: int, *, tcp: bool = False, recurse: bool = True,
-               timeout: float = 5.0, edns: bool = True) -> QueryResult:
+               timeout: float = 5.0, edns: bool = True, dnssec: bool = False,
+               checking_disabled: bool = False) -> QueryResult:
     """Ask *server* one question and wait up to *timeout* seconds for each exchange.
 
     Over UDP first unless *tcp*; a reply with TC=1 is asked again over TCP, as
@@ -176,9 +177,16 @@ def send_query(name: str, rdtype: str, server: str, port: int, *, tcp: bool = Fa
     datagram that is not a reply to this query (wrong ID or question, or
     unparseable) is ignored, as dig and dnspython ignore it, so a stray packet
     cannot pose as the answer. Every failure is a DnslabError of one line.
+    AD=1 is sent as dig sends it (a validating resolver then says whether the
+    answer is secure); *dnssec* sets DO (dig +dnssec: RRSIGs and NSEC records
+    come back), *checking_disabled* sets CD (dig +cd: no validation).
     """
     qname, qtype = check_question(name, rdtype)
-    query = dns.message.make_query(qname, qtype, use_edns=0 if edns else False, payload=EDNS_PAYLOAD)
+    query = dns.message.make_query(qname, qtype, use_edns=0 if edns or dnssec else False, payload=EDNS_PAYLOAD,
+                                   want_dnssec=dnssec)
+    query.flags |= dns.flags.AD
+    if checking_disabled:
+        query.flags |= dns.flags.CD
     if not recurse:
         query.flags &= ~dns.flags.RD
     family, address = _server_address(server, port)

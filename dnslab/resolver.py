@@ -227,12 +227,17 @@ class RecursiveResolver:
                 need = check.send(fetched)
         except StopIteration as done:
             verdict: Verdict = done.value
+        wall = self.clock.wall()
         for evidence, security in verdict.parts:
             if security in (Security.SECURE, Security.INSECURE) and evidence.security is None:
-                cache.set_security(evidence.rrset.name if evidence.negative is None else _chain_end(qname, result.answer),
-                                   evidence.rrset.rdtype if evidence.negative is None else qtype,
-                                   evidence.rrset if evidence.negative is None else None, security.value,
-                                   negative=evidence.negative)
+                expiring = [sig.expiration for sig in evidence.sigs or ()] if security is Security.SECURE else []
+                if evidence.negative is None:
+                    cache.set_security(evidence.rrset.name, evidence.rrset.rdtype, evidence.rrset, security.value,
+                                       valid_for=min(expiring) - wall if expiring else None)
+                else:
+                    cache.set_security(_chain_end(qname, result.answer), qtype, None, security.value,
+                                       negative=evidence.negative,
+                                       valid_for=min(expiring) - wall if expiring else None)
         if verdict.security is Security.BOGUS:
             self.stats.bogus += 1
             return Result(dns.rcode.SERVFAIL, reason=f"DNSSEC validation failed: {verdict.reason}",

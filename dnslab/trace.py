@@ -111,6 +111,18 @@ class TextRenderer:
     def _restart(self, e: dict[str, Any]) -> str:
         return self._paint(f"{e['via']}: {e['name']} -> {e['target']}, restart there", "magenta")
 
+    def _dnssec(self, e: dict[str, Any]) -> str:
+        """A link of the chain of trust, a signature or proof checked, or the verdict."""
+        colour = {"secure": "green", "insecure": "yellow", "bogus": "red"}.get(e["security"], "dim")
+        detail = f": {e['detail']}" if e.get("detail") else ""
+        if e["step"] == "verdict":
+            return self._paint(f"DNSSEC {e['security'].upper()}{detail}", colour)
+        keys = f" key tag {', '.join(str(t) for t in e['key_tags'])}" if e.get("key_tags") else ""
+        algorithm = f" {e['algorithm']}" if e.get("algorithm") else ""
+        step = {"ds": "DS", "dnskey": "DNSKEY", "rrsig": "RRSIG", "denial": "denial", "insecure": "insecure"}.get(
+            e["step"], e["step"])
+        return self._paint(f"dnssec {step} {e['name']} {e['type']}{keys}{algorithm}: {e['security']}{detail}", colour)
+
     def _done(self, e: dict[str, Any]) -> str | None:
         if e.get("depth", 0) > 0:
             got = ", ".join(record.split()[-1] for record in e["records"]) or e["rcode"]

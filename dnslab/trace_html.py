@@ -377,6 +377,31 @@ def _done_label(event: dict[str, Any]) -> str:
     return rcode
 
 
+_DNSSEC_STEP = {"ds": "DS", "dnskey": "DNSKEY set", "rrsig": "signature over", "denial": "denial proof for",
+                "insecure": "unsigned delegation:", "verdict": "DNSSEC verdict for"}
+
+
+def _dnssec_label(event: dict[str, Any]) -> tuple[str, str]:
+    """Badge text: the link of the chain and its state; the key tags and algorithm checked."""
+    step = _clean(event.get("step") or "")
+    security = _clean(event.get("security") or "?")
+    what = f"{_clean(event.get('name') or '')} {_clean(event.get('type') or '')}".strip()
+    if step == "verdict":
+        head = f"DNSSEC: {security.upper()}"
+    else:
+        head = f"{_DNSSEC_STEP.get(step, step)} {what} · {security}"
+    tags = ", ".join(str(t) for t in event.get("key_tags") or [])
+    parts = [f"key tag {tags}" if tags else "", _clean(event.get("algorithm") or ""),
+             _clean(event.get("detail") or "")]
+    return head, " · ".join(p for p in parts if p)
+
+
+def _dnssec_text(event: dict[str, Any]) -> str:
+    head, detail = _dnssec_label(event)
+    zone = _clean(event.get("zone") or "")
+    return f"{head} (zone {zone}): {detail}" if detail else f"{head} (zone {zone})"
+
+
 def _step_text(event: dict[str, Any], after_reply: bool = False) -> str:
     """One sentence per event, for the text list and the SVG's description."""
     kind = _kind(event)
@@ -407,6 +432,8 @@ def _step_text(event: dict[str, Any], after_reply: bool = False) -> str:
     if kind == "restart":
         return (f"{_clean(event.get('via') or 'CNAME')}: {name} leads to {_clean(event.get('target'))}; "
                 f"the walk starts again there.")
+    if kind == "dnssec":
+        return _dnssec_text(event) + "."
     if kind == "done":
         who = "Answer to the client" if _depth(event) == 0 else f"Sub-lookup of {name} {qtype} done"
         records = "; ".join(_done_records(event) + [_clean(a) for a in event.get("authority") or []])
@@ -483,6 +510,8 @@ class _Layout:
                 rows.append(row)
             elif kind == "restart":
                 rows.append(_Row(index, event, "restart", NOTE_ROW + 8, depth))
+            elif kind == "dnssec":
+                rows.append(_Row(index, event, "dnssec", BADGE_ROW, depth))
             elif kind == "done":
                 rows.append(_Row(index, event, "answer" if depth == 0 else "sub-done",
                                  ARROW_ROW if depth == 0 else NOTE_ROW + 6, depth))
@@ -730,6 +759,23 @@ class _Painter:
         svg.text(left + 9, top + 29, what, "badge-name", size=11, max_px=w - 16)
         return f"cache cache-{result}", _step_text(e)
 
+    def _draw_dnssec(self, row: _Row) -> tuple[str, str]:
+        """A chain-of-trust link as a badge right of the resolver: green secure, amber insecure, red bogus."""
+        e = row.event
+        security = re.sub(r"[^a-z]", "", str(e.get("security") or "other").lower()) or "other"
+        head, detail = _dnssec_label(e)
+        left = self.resolver + 12
+        w = min(560.0, self.l.width - left - 20)
+        top = row.y + 6
+        svg = self.svg
+        svg.add(f'<rect x="{left:.1f}" y="{top:.1f}" width="{w:.1f}" height="{row.height - 12:.1f}" rx="6" '
+                f'class="badge"/>')
+        svg.add(f'<line x1="{self.resolver + 5:.1f}" y1="{top + (row.height - 12) / 2:.1f}" x2="{left:.1f}" '
+                f'y2="{top + (row.height - 12) / 2:.1f}" class="badge-link"/>')
+        svg.text(left + 9, top + 14, head, "badge-head", size=11.5, max_px=w - 16)
+        svg.text(left + 9, top + 29, detail, "badge-name", size=11, max_px=w - 16)
+        return f"dnssec dnssec-{security}", _step_text(e)
+
     def _draw_note(self, row: _Row) -> tuple[str, str]:
         e = row.event
         kind = _kind(e)
@@ -941,6 +987,10 @@ svg .group-label { font-family: system-ui, "DejaVu Sans", sans-serif; font-weigh
 .cache-expired .badge { fill: #fef3c7; stroke: #b45309; } .cache-expired text { fill: #78350f; }
 .cache-negative .badge { fill: #ede9fe; stroke: #6d28d9; } .cache-negative text { fill: #4c1d95; }
 .cache-servfail .badge { fill: #fee2e2; stroke: #b91c1c; } .cache-servfail text { fill: #7f1d1d; }
+.dnssec-secure .badge { fill: #dcfce7; stroke: #15803d; } .dnssec-secure text { fill: #14532d; }
+.dnssec-insecure .badge { fill: #fef3c7; stroke: #b45309; } .dnssec-insecure text { fill: #78350f; }
+.dnssec-bogus .badge { fill: #fee2e2; stroke: #b91c1c; stroke-width: 2; } .dnssec-bogus text { fill: #7f1d1d; }
+.dnssec-indeterminate .badge { fill: #f3f4f6; stroke: #6b7280; } .dnssec-indeterminate text { fill: #374151; }
 .restart-line { stroke: #7e22ce; stroke-width: 1.5; stroke-dasharray: 8 4; }
 .restart-chip { fill: #f3e8ff; stroke: #7e22ce; stroke-width: 1.2; }
 .restart-text { font-weight: 700; fill: #581c87; stroke: none; }
