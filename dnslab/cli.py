@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="For a SERVER, KIND is one of: down (no answer at all), up, delay MS [JITTER], loss PCT "
                     "(seeded), servfail, refused, truncate (TC=1 over UDP), lame (answers without authority), "
                     "clear. In a lab started with --dnssec, for a ZONE: dnssec-bad-sig (its signatures do "
-                    "not verify), dnssec-expired (they expired a day ago), dnssec-missing-ds (the parent "
+                    "not verify), dnssec-expired (they expired a week ago), dnssec-missing-ds (the parent "
                     "drops its DS but still claims one), dnssec-wrong-ds (the parent's DS matches no key), "
                     "or clear.")
     fault.add_argument("server", metavar="SERVER|ZONE",

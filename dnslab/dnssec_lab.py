@@ -42,7 +42,7 @@ class ZoneFault(enum.Enum):
     """DNSSEC faults: each makes one zone bogus in its own way (see the README's DNSSEC section)."""
 
     BAD_SIG = "dnssec-bad-sig"          # signatures that do not verify (the DNSKEY RRset's do)
-    EXPIRED = "dnssec-expired"          # signatures whose validity ended a day ago
+    EXPIRED = "dnssec-expired"          # signatures whose validity ended a week ago
     MISSING_DS = "dnssec-missing-ds"    # no DS in the parent, whose NSEC still says there is one
     WRONG_DS = "dnssec-wrong-ds"        # a DS in the parent that matches none of the zone's keys
 

@@ -36,6 +36,7 @@ from dnslab.zone import Zone, nsec3_label
 RdataType = dns.rdatatype.RdataType
 IN = dns.rdataclass.IN
 DAY = 86400
+EXPIRED_AGO = 7 * DAY  # how long ago the dnssec-expired fault's signatures ran out
 # Records a signer makes; a zone's own copies of them are replaced on signing.
 SIGNER_TYPES = frozenset({RdataType.RRSIG, RdataType.NSEC, RdataType.NSEC3, RdataType.NSEC3PARAM,
                           RdataType.DNSKEY})
@@ -69,7 +70,7 @@ class SigningFaults:
 
     *bad_sig* corrupts every signature but the DNSKEY RRset's, so a validator
     gets as far as the zone's keys and then fails; *expired* signs with a
-    window that ended a day ago.  *claim_ds* names children whose DS records
+    window that ended a week ago.  *claim_ds* names children whose DS records
     are left out while the denial chain still says they exist (missing-ds);
     *wrong_ds* children get a DS whose digest matches none of their keys.
     """
@@ -133,7 +134,9 @@ def sign_zone(zone: Zone, keys: ZoneKeys, now: float, policy: SigningPolicy = Si
         rrsets.extend(_nsec3_chain(unsigned, param, negative_ttl, faults.claim_ds))
 
     if faults.expired:
-        inception, expiration = now - policy.validity - DAY, now - DAY
+        # A week ago: validators forgive clock skew of up to a tenth of the validity period
+        # (Unbound: at most a day, val-sig-skew-max), so "a day ago" would still validate.
+        inception, expiration = now - policy.validity - EXPIRED_AGO, now - EXPIRED_AGO
     else:
         inception, expiration = now - policy.inception_offset, now + policy.validity
     cuts = unsigned.cuts
