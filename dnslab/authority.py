@@ -50,6 +50,23 @@ class Response:
     answer: list[dns.rrset.RRset] = field(default_factory=list)
     authority: list[dns.rrset.RRset] = field(default_factory=list)
     additional: list[dns.rrset.RRset] = field(default_factory=list)
+    dnssec: bool = False  # the query said DO=1: sign what is signed, prove what is denied
+
+    def add(self, section: list[dns.rrset.RRset], zone: Zone, rrset: dns.rrset.RRset,
+            signed_as: dns.name.Name | None = None) -> None:
+        """An RRset and, with DO=1, the RRSIGs the zone holds for it, each RRset at most once.
+
+        *signed_as* is the owner the signatures are stored under when it differs
+        from the RRset's (a wildcard's, for a synthesised answer: the RRSIG's
+        labels field then tells a validator so, RFC 4035 §5.3.4).
+        """
+        if any(rrset is other for other in section):
+            return
+        section.append(rrset)
+        if self.dnssec and zone.signatures:
+            rrsig = zone.signature(signed_as or rrset.name, rrset.rdtype)
+            if rrsig is not None:
+                section.append(_owned_by(rrset.name, rrsig))
 
 
 class Authority:
@@ -77,11 +94,12 @@ class Authority:
                 return None
             name = name.parent()
 
-    def lookup(self, qname: dns.name.Name, qtype: int) -> Response:
+    def lookup(self, qname: dns.name.Name, qtype: int, dnssec: bool = False) -> Response:
+        """The answer; *dnssec* (the query's DO bit) adds RRSIGs and denial proofs (RFC 4035 §3.1)."""
         zone = self.zone_for(qname, qtype)
         if zone is None:
             return Response(Outcome.REFUSED, dns.rcode.REFUSED)
-        response = Response(Outcome.ANSWER, authoritative=True)
+        response = Response(Outcome.ANSWER, authoritative=True, dnssec=dnssec)
         name: dns.name.Name | None = qname
         seen: set[dns.name.Name] = set()
         first = True
@@ -109,47 +127,75 @@ def _lookup_in_zone(zone: Zone, qname: dns.name.Name, qtype: int, response: Resp
         if ancestor != qname:
             dname = zone.get(ancestor, RdataType.DNAME)
             if dname is not None:
-                return _substitute(dname, qname, qtype, response)
+                return _substitute(zone, dname, qname, qtype, response)
 
     node = zone.node(qname)
     if node is not None:
-        return _answer_from(zone, qname, node, qtype, response)
+        return _answer_from(zone, qname, qname, node, qtype, response)
     if zone.exists(qname):  # an empty non-terminal: the name exists, the type does not
         _deny(zone, Outcome.NODATA, response)
+        _prove_nodata(zone, qname, response)
         return None
     closest_encloser = qname.parent()
     while not zone.exists(closest_encloser):
         closest_encloser = closest_encloser.parent()
-    wildcard = zone.node(dns.name.Name((b"*",) + closest_encloser.labels))
+    wildcard_name = dns.name.Name((b"*",) + closest_encloser.labels)
+    wildcard = zone.node(wildcard_name)
     if wildcard is not None:
-        return _answer_from(zone, qname, wildcard, qtype, response)
+        # RFC 4035 §3.1.3.3: prove that no closer name exists, so the wildcard applied.
+        _prove_no_closer(zone, qname, closest_encloser, response)
+        return _answer_from(zone, qname, wildcard_name, wildcard, qtype, response)
+    # The proofs go before the SOA, as NSD lays them out: what fits of a truncated
+    # reply is then the same.
+    _prove_nxdomain(zone, qname, closest_encloser, wildcard_name, response)
     _deny(zone, Outcome.NXDOMAIN, response)
     return None
 
 
-def _answer_from(zone: Zone, owner: dns.name.Name, node: dict[int, dns.rrset.RRset], qtype: int,
-                 response: Response) -> dns.name.Name | None:
-    """Answer from a node; *owner* differs from the node's name when a wildcard matched."""
+def _answer_from(zone: Zone, owner: dns.name.Name, node_name: dns.name.Name, node: dict[int, dns.rrset.RRset],
+                 qtype: int, response: Response) -> dns.name.Name | None:
+    """Answer from a node; *owner* differs from the node's name (*node_name*) when a wildcard matched."""
     response.outcome = Outcome.ANSWER
     response.rcode = dns.rcode.NOERROR
     if qtype == RdataType.ANY:
-        response.answer.extend(_owned_by(owner, rrset) for rrset in node.values())
+        for rrset in node.values():
+            response.add(response.answer, zone, _owned_by(owner, rrset), node_name)
+        if not response.dnssec:
+            # Without DO the signatures are data like any other, as NSD sends them.
+            response.answer.extend(_owned_by(owner, rrsig) for (name, _), rrsig in zone.signatures.items()
+                                   if name == node_name)
         return None
-    rrset = node.get(qtype)
+    if qtype == RdataType.RRSIG:
+        # The signatures as stored (RFC 4035 §3.1.5 asks nothing more): every RRSIG at the name.
+        found = [_owned_by(owner, rrsig) for (name, _), rrsig in zone.signatures.items() if name == node_name]
+        if found:
+            response.answer.extend(found)
+            return None
+    rrset = node.get(qtype) if qtype != RdataType.NSEC3 else None
     if rrset is not None:
-        response.answer.append(_owned_by(owner, rrset))
+        response.add(response.answer, zone, _owned_by(owner, rrset), node_name)
         if qtype == RdataType.NS:
-            response.additional.extend(_glue(zone, rrset))
+            for glue in _glue(zone, rrset):
+                response.add(response.additional, zone, glue)
         return None
     cname = node.get(RdataType.CNAME)
     if cname is not None:
-        response.answer.append(_owned_by(owner, cname))
+        response.add(response.answer, zone, _owned_by(owner, cname), node_name)
         return cname[0].target  # type: ignore[attr-defined,no-any-return]
     _deny(zone, Outcome.NODATA, response)
+    if qtype == RdataType.DS:
+        _prove_nodata(zone, node_name, response)  # NSD puts the DS proof first (it matters when truncating)
+    if node_name.labels[0] == b"*" and zone.nsec3param is not None and _proving(zone, response):
+        # A wildcard NODATA with NSEC3 also needs the closest encloser's own NSEC3 (RFC 5155 §7.2.5);
+        # NSD adds it also when the query named the wildcard itself.
+        encloser, _ = zone.nsec3_for(node_name.parent())
+        if encloser is not None:
+            response.add(response.authority, zone, encloser)
+    _prove_nodata(zone, node_name, response)  # (added once: RRsets are never repeated)
     return None
 
 
-def _substitute(dname: dns.rrset.RRset, qname: dns.name.Name, qtype: int,
+def _substitute(zone: Zone, dname: dns.rrset.RRset, qname: dns.name.Name, qtype: int,
                 response: Response) -> dns.name.Name | None:
     """RFC 6672 §2.2: the DNAME, then a CNAME synthesised from it with the DNAME's TTL.
 
@@ -157,13 +203,13 @@ def _substitute(dname: dns.rrset.RRset, qname: dns.name.Name, qtype: int,
     if that DNAME points below itself, every further substitution would meet
     it once more, so the chase stops there, as NSD's does.  A CNAME query is
     answered by the synthesised CNAME itself (RFC 1034 §4.3.2 step 3a), so its
-    target is not chased.
+    target is not chased.  The synthesised CNAME is never signed (RFC 6672 §5.3.1).
     """
     if dname in response.answer:
         if dname[0].target.is_subdomain(dname.name):  # type: ignore[attr-defined]
             return None
     else:
-        response.answer.append(dname)
+        response.add(response.answer, zone, dname)
     response.outcome = Outcome.ANSWER
     response.rcode = dns.rcode.NOERROR
     try:
@@ -179,12 +225,22 @@ def _substitute(dname: dns.rrset.RRset, qname: dns.name.Name, qtype: int,
 
 
 def _refer(zone: Zone, cut: dns.name.Name, response: Response) -> None:
-    """A referral: the child's NS set in authority and the glue we hold for it."""
+    """A referral: the child's NS set in authority and the glue we hold for it.
+
+    With DO=1 (RFC 4035 §3.1.4) also the DS RRset and its RRSIG, or the signed
+    NSEC (NSEC3) proving that there is no DS: the child is then insecure.
+    """
     ns = zone.get(cut, RdataType.NS)
     assert ns is not None
     response.outcome = Outcome.REFERRAL
     response.rcode = dns.rcode.NOERROR
     response.authority.append(ns)
+    if response.dnssec and zone.signed:
+        ds = zone.get(cut, RdataType.DS)
+        if ds is not None:
+            response.add(response.authority, zone, ds)
+        else:
+            _prove_nodata(zone, cut, response)
     response.additional.extend(_glue(zone, ns))
 
 
@@ -207,6 +263,75 @@ def _deny(zone: Zone, outcome: Outcome, response: Response) -> None:
     response.outcome = outcome
     response.rcode = dns.rcode.NXDOMAIN if outcome is Outcome.NXDOMAIN else dns.rcode.NOERROR
     response.authority.append(zone.negative_soa)
+    if response.dnssec and zone.negative_soa_sig is not None:
+        response.authority.append(zone.negative_soa_sig)
+
+
+# --- denial of existence (RFC 4035 §3.1.3, RFC 5155 §7.2), only with DO=1 in signed zones ----
+
+
+def _proving(zone: Zone, response: Response) -> bool:
+    return response.dnssec and zone.signed
+
+
+def _prove_nodata(zone: Zone, name: dns.name.Name, response: Response) -> None:
+    """The name exists without the type: the NSEC (NSEC3) at the name says which types it has.
+
+    For an empty non-terminal, which owns no NSEC, the NSEC that covers it
+    proves it owns nothing (its next name lies below it).  For a wildcard
+    NODATA, *name* is the wildcard and the no-closer-match proof is already in.
+    """
+    if not _proving(zone, response):
+        return
+    if zone.nsec3param is not None:
+        nsec3, _ = zone.nsec3_for(name)
+        if nsec3 is not None:
+            response.add(response.authority, zone, nsec3)
+        return
+    nsec = zone.covering_nsec(name)
+    if nsec is not None:
+        response.add(response.authority, zone, nsec)
+
+
+def _prove_no_closer(zone: Zone, qname: dns.name.Name, closest_encloser: dns.name.Name,
+                     response: Response) -> None:
+    """No name closer to *qname* than the closest encloser exists (the wildcard answer's proof)."""
+    if not _proving(zone, response):
+        return
+    if zone.nsec3param is not None:
+        next_closer = qname.split(len(closest_encloser) + 1)[1]
+        nsec3, _ = zone.nsec3_for(next_closer)
+        if nsec3 is not None:
+            response.add(response.authority, zone, nsec3)
+        return
+    nsec = zone.covering_nsec(qname)
+    if nsec is not None:
+        response.add(response.authority, zone, nsec)
+
+
+def _prove_nxdomain(zone: Zone, qname: dns.name.Name, closest_encloser: dns.name.Name,
+                    wildcard: dns.name.Name, response: Response) -> None:
+    """NXDOMAIN: no such name, and no wildcard at the closest encloser that could have made one.
+
+    With NSEC3 (RFC 5155 §7.2.2) the closest encloser proof: the NSEC3 matching
+    the closest encloser and the one covering the next closer name, then the
+    one covering the wildcard.
+    """
+    if not _proving(zone, response):
+        return
+    if zone.nsec3param is not None:
+        encloser, _ = zone.nsec3_for(closest_encloser)
+        if encloser is not None:
+            response.add(response.authority, zone, encloser)
+    _prove_no_closer(zone, qname, closest_encloser, response)
+    if zone.nsec3param is not None:
+        nsec3, _ = zone.nsec3_for(wildcard)
+        if nsec3 is not None:
+            response.add(response.authority, zone, nsec3)
+        return
+    nsec = zone.covering_nsec(wildcard)
+    if nsec is not None:
+        response.add(response.authority, zone, nsec)
 
 
 def _owned_by(owner: dns.name.Name, rrset: dns.rrset.RRset) -> dns.rrset.RRset:

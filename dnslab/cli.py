@@ -22,6 +22,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Coroutine, Sequence, TextIO
 
+import dns.rrset
+
 from dnslab import __version__
 from dnslab.clock import FakeClock
 from dnslab.config import OPTIONS, load_toml, resolver_settings
@@ -29,10 +31,12 @@ from dnslab.control import LabState, default_state_path, runtime_dir
 from dnslab.inspection import INSPECT
 from dnslab.errors import ConfigError, DnslabError
 from dnslab.hints import load_root_hints
-from dnslab.lab import Lab, example_walk
+from dnslab.lab import Lab, LabSettings, example_walk
 from dnslab.resolver import RecursiveResolver, ResolverSettings
 from dnslab.server import AuthoritativeServer
 from dnslab.transport import DnsListener, Handler
+from dnslab.keys import algorithm_from_text, load_or_create
+from dnslab.signing import SigningPolicy, make_ds, sign_zone, zone_text
 from dnslab.zone import Severity, load_zone, load_zones
 
 log = logging.getLogger("dnslab")
@@ -89,6 +93,18 @@ def build_parser() -> argparse.ArgumentParser:
                          "behind the lab's control token)")
     up.add_argument("--web-port", type=int, default=0, metavar="N",
                     help="port of the web view on 127.0.0.1 (default: a free one)")
+    up.add_argument("--dnssec", action=argparse.BooleanOptionalAction, default=None,
+                    help="sign every zone at start-up (KSK+ZSK per zone, ECDSA P-256, NSEC), publish each "
+                         "child's DS in its parent and write the root's DS as the trust anchor; zones named "
+                         "in lab.toml's dnssec_unsigned stay unsigned (default: lab.toml's dnssec)")
+    up.add_argument("--nsec3", action=argparse.BooleanOptionalAction, default=None,
+                    help="with --dnssec: deny with NSEC3 (RFC 9276: no salt, no extra iterations) instead of NSEC")
+    up.add_argument("--keys", type=Path, default=None, metavar="DIR",
+                    help="with --dnssec: the folder keys are made in once and kept in "
+                         "(default: lab.toml's keys_dir, else .keys in the zone folder)")
+    up.add_argument("--anchor", type=Path, default=None, metavar="FILE",
+                    help="with --dnssec: where to write the root trust anchor (default: root-anchor.ds in the "
+                         "keys folder)")
 
     serve = commands.add_parser("serve", help="run one authoritative server for some zone files",
                                 description="Serve the given zones authoritatively on one address, "
@@ -164,10 +180,15 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true")
 
     fault = commands.add_parser(
-        "fault", help="break a lab server on purpose (or mend it)",
-        description="KIND is one of: down (no answer at all), up, delay MS [JITTER], loss PCT (seeded), "
-                    "servfail, refused, truncate (TC=1 over UDP), lame (answers without authority), clear.")
-    fault.add_argument("server", metavar="SERVER", help="an address (127.0.3.20) or NS name (ns1.failover.com)")
+        "fault", help="break a lab server or a signed zone on purpose (or mend it)",
+        description="For a SERVER, KIND is one of: down (no answer at all), up, delay MS [JITTER], loss PCT "
+                    "(seeded), servfail, refused, truncate (TC=1 over UDP), lame (answers without authority), "
+                    "clear. In a lab started with --dnssec, for a ZONE: dnssec-bad-sig (its signatures do "
+                    "not verify), dnssec-expired (they expired a week ago), dnssec-missing-ds (the parent "
+                    "drops its DS but still claims one), dnssec-wrong-ds (the parent's DS matches no key), "
+                    "or clear.")
+    fault.add_argument("server", metavar="SERVER|ZONE",
+                       help="an address (127.0.3.20) or NS name (ns1.failover.com); a zone name for dnssec-*")
     fault.add_argument("kind", metavar="KIND")
     fault.add_argument("value", nargs="?", type=float, default=None, metavar="ARG")
     fault.add_argument("jitter", nargs="?", type=float, default=None, metavar="JITTER")
@@ -192,6 +213,21 @@ def build_parser() -> argparse.ArgumentParser:
     clock = commands.add_parser("clock", help="show the lab clock, or move a fake one forward")
     clock.add_argument("action", nargs="?", choices=["show", "advance"], default="show")
     clock.add_argument("seconds", nargs="?", type=float, default=None)
+
+    sign = commands.add_parser(
+        "sign", help="sign one zone file for use elsewhere (NSD, BIND, Knot load the output)",
+        description="Sign ZONEFILE with a KSK and a ZSK (made once in the keys folder, kept for the next "
+                    "run), NSEC or NSEC3, signatures valid for 14 days from now; print the DS record for "
+                    "the parent zone.")
+    sign.add_argument("file", type=Path, metavar="ZONEFILE")
+    sign.add_argument("--origin", default=None, metavar="NAME", help="the zone's name, when the file has no $ORIGIN")
+    sign.add_argument("--keys", type=Path, default=None, metavar="DIR",
+                      help="keys folder (default: .keys beside the zone file)")
+    sign.add_argument("--nsec3", action="store_true", help="NSEC3 (no salt, no extra iterations) instead of NSEC")
+    sign.add_argument("--algorithm", default="ECDSAP256SHA256", metavar="ALG",
+                      help="ECDSAP256SHA256 (default), ECDSAP384SHA384, ED25519, ED448, RSASHA256 or RSASHA512")
+    sign.add_argument("-o", "--output", type=Path, default=None, metavar="OUT",
+                      help="where to write the signed zone (default: ZONEFILE.signed; - for standard output)")
 
     check = commands.add_parser("check-zone", help="validate zone files as the lab loads them",
                                 description="Print every error and warning with file and line; "
@@ -221,6 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return INSPECT[args.command](args, sys.stdout)
         if args.command == "check-zone":
             return cmd_check_zone(args, sys.stdout)
+        if args.command == "sign":
+            return cmd_sign(args, sys.stdout)
     except DnslabError as exc:
         print(f"dnslab: error: {exc}", file=sys.stderr)
         return 1
@@ -250,6 +288,38 @@ def cmd_check_zone(args: argparse.Namespace, out: TextIO) -> int:
             print(f"{path}: zone {loaded.zone.origin} loaded: serial {serial}, {count} records, "
                   f"{len(loaded.warnings)} warning(s)", file=out)
     return 1 if failed else 0
+
+
+# --- sign --------------------------------------------------------------------------------
+
+
+def cmd_sign(args: argparse.Namespace, out: TextIO) -> int:
+    loaded = load_zone(args.file, args.origin)
+    for problem in loaded.problems:
+        print(problem, file=sys.stderr)
+    if loaded.zone is None:
+        raise ConfigError(f"{args.file}: not signed: the zone has errors")
+    zone = loaded.zone
+    keys_dir = args.keys if args.keys is not None else args.file.resolve().parent / ".keys"
+    keys = load_or_create(keys_dir, zone.origin, algorithm_from_text(args.algorithm))
+    signed = sign_zone(zone, keys, time.time(), SigningPolicy(algorithm=keys.ksk.dnskey.algorithm, nsec3=args.nsec3))
+    text = zone_text(signed)
+    output = args.output if args.output is not None else args.file.with_name(args.file.name + ".signed")
+    if str(output) == "-":
+        out.write(text)
+    else:
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot write {output}: {exc.strerror or exc}") from None
+    ds = dns.rrset.from_rdata(zone.origin, 86400, make_ds(keys))
+    info = sys.stderr if str(output) == "-" else out
+    if str(output) != "-":
+        print(f"dnslab: signed {zone.origin} into {output} (KSK {keys.ksk.tag}, ZSK {keys.zsk.tag}, "
+              f"{'NSEC3' if args.nsec3 else 'NSEC'}; keys in {keys_dir})", file=info)
+    print("; the DS record for the parent zone:", file=info)
+    print(ds.to_text(), file=info)
+    return 0
 
 
 # --- serve -------------------------------------------------------------------------------
@@ -374,7 +444,8 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
     if args.workers < 1:
         raise ConfigError("--workers must be 1 or more")
     lab, problems = Lab.from_folder(zones_dir, port=args.port, with_resolver=not args.no_resolver,
-                                    clock=FakeClock() if args.fake_clock else None)
+                                    clock=FakeClock() if args.fake_clock else None, dnssec=args.dnssec,
+                                    nsec3=args.nsec3, keys_dir=args.keys, anchor_file=args.anchor)
     lab.reuse_port = args.workers > 1 or args.worker_file is not None
     if args.worker_file is not None:
         return _run_worker(lab, args.worker_file)
@@ -441,6 +512,10 @@ def _start_workers(args: argparse.Namespace, zones_dir: Path, port: int,
                        "--hints", str(hints_path), "--worker-file", str(folder / f"{index}.json")]
             command += ["--no-resolver"] if args.no_resolver else []
             command += ["--fake-clock"] if args.fake_clock else []
+            if lab_signed(args, zones_dir):
+                command += ["--dnssec"] + (["--nsec3"] if args.nsec3 else [])
+                command += ["--keys", str(args.keys)] if args.keys is not None else []
+                command += ["--anchor", str(args.anchor)] if args.anchor is not None else []
             workers.append(subprocess.Popen(command, stdin=subprocess.DEVNULL))
         endpoints = []
         deadline = time.monotonic() + WORKER_START_TIMEOUT
@@ -457,6 +532,13 @@ def _start_workers(args: argparse.Namespace, zones_dir: Path, port: int,
         raise
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def lab_signed(args: argparse.Namespace, zones_dir: Path) -> bool:
+    """Whether `dnslab up` signs: the flag, else lab.toml."""
+    if args.dnssec is not None:
+        return bool(args.dnssec)
+    return LabSettings.load(zones_dir / "lab.toml").dnssec
 
 
 def _stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
@@ -512,6 +594,8 @@ def print_lab(lab: Lab, zones_dir: Path, hints_path: Path, out: TextIO, web_url:
     name = walk[0].to_text(omit_final_dot=True) if walk is not None else "www.example.com"
     if lab.resolver_address is not None:
         print(f"dig @{lab.resolver_address} -p {port} {name}", file=out)
+        if lab.trust_anchor_file is not None:
+            print(f"  (signed: dig +dnssec shows the RRSIGs; trust anchor {lab.trust_anchor_file})", file=out)
         print(f"  (the recursive resolver on {lab.resolver_address}:{port}, UDP and TCP)"
               + ("" if web_url else "\n"), file=out)
     if web_url:
@@ -531,6 +615,13 @@ def print_lab(lab: Lab, zones_dir: Path, hints_path: Path, out: TextIO, web_url:
     for row in rows:
         print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3], file=out)
     print(f"\nRoot hints (named.root format): {hints_path}", file=out)
+    if lab.signer is not None:
+        unsigned = " ".join(name.to_text() for name in lab.signer.settings.unsigned)
+        print(f"DNSSEC: {len(lab.signer.keys)} zones signed in {lab.signer.signing_seconds:.2f} s "
+              f"({'NSEC3' if lab.signer.settings.nsec3 else 'NSEC'}), keys in {lab.signer.settings.keys_dir}"
+              + (f"; left unsigned: {unsigned}" if unsigned else ""), file=out)
+        if lab.trust_anchor_file is not None:
+            print(f"Trust anchor (root DS; Unbound's trust-anchor-file): {lab.trust_anchor_file}", file=out)
     if walk is not None:
         print("\nOr walk the hierarchy yourself, from the root down:", file=out)
         for plan in walk[1]:

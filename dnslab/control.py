@@ -37,6 +37,7 @@ import dns.rdatatype
 from dnslab.clock import FakeClock
 from dnslab.errors import DnslabError
 from dnslab.events import Done, Event
+from dnslab.zone import Zone
 
 if TYPE_CHECKING:
     from dnslab.lab import Lab
@@ -270,9 +271,12 @@ class ControlServer:
 
 
     async def _fault(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
-        running = self.lab.fault(str(args.get("server", "")), str(args.get("kind", "")), args.get("value"),
-                                 args.get("jitter"))
-        return {"server": running.plan.address, "faults": running.faulty.state.describe()}
+        target = self.lab.fault(str(args.get("server", "")), str(args.get("kind", "")), args.get("value"),
+                                args.get("jitter"))
+        if isinstance(target, Zone):  # a DNSSEC fault, on a zone's data
+            return {"server": target.origin.to_text(), "zone": target.origin.to_text(),
+                    "faults": self.lab.faults().get(target.origin.to_text(), [])}
+        return {"server": target.plan.address, "faults": target.faulty.state.describe()}
 
     async def _faults(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
         return {"faults": self.lab.faults()}
@@ -313,6 +317,7 @@ class ControlServer:
         if seconds < 0:
             raise DnslabError("the clock only moves forward")
         self.lab.clock.advance(seconds)
+        self.lab.refresh_signatures()  # a signed lab re-signs when the clock passes the refresh point
         return {"fake": True, "now": self.lab.clock_now()}
 
     async def _query(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:

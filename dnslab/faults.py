@@ -40,8 +40,15 @@ class FaultKind(enum.Enum):
     TRUNCATE = "truncate"    # TC=1 with no records over UDP, every time
     LAME = "lame"            # answers, but without authority for its zones
     CLEAR = "clear"          # no fault at all
+    # DNSSEC faults act on a zone's data, not on a server (dnslab/dnssec_lab.py, README "DNSSEC"):
+    DNSSEC_BAD_SIG = "dnssec-bad-sig"
+    DNSSEC_EXPIRED = "dnssec-expired"
+    DNSSEC_MISSING_DS = "dnssec-missing-ds"
+    DNSSEC_WRONG_DS = "dnssec-wrong-ds"
 
 
+ZONE_FAULT_KINDS = (FaultKind.DNSSEC_BAD_SIG, FaultKind.DNSSEC_EXPIRED, FaultKind.DNSSEC_MISSING_DS,
+                    FaultKind.DNSSEC_WRONG_DS)
 # The faults that replace the answer; at most one is in force at a time.
 _ANSWER_FAULTS = (FaultKind.SERVFAIL, FaultKind.REFUSED, FaultKind.TRUNCATE, FaultKind.LAME)
 
@@ -88,6 +95,8 @@ class FaultyServer:
         except ValueError:
             known = ", ".join(k.value for k in FaultKind)
             raise DnslabError(f"unknown fault {kind!r}; one of: {known}") from None
+        if kind in ZONE_FAULT_KINDS:
+            raise DnslabError(f"{kind.value} breaks a zone, not a server: dnslab fault ZONE {kind.value}")
         state = self.state
         if kind is FaultKind.DOWN:
             state.down = True

@@ -12,6 +12,7 @@ import asyncio
 import enum
 import ipaddress
 import logging
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable
@@ -23,11 +24,13 @@ import dns.rrset
 
 from dnslab.clock import Clock, MonotonicClock
 from dnslab.config import load_toml, resolver_settings
-from dnslab.control import ControlServer
+from dnslab.control import ControlServer, runtime_dir
+from dnslab.dnssec_lab import ZONE_FAULTS, DnssecSettings, SignedZones, ZoneFault, parse_unsigned
+from dnslab.keys import DEFAULT_ALGORITHM, algorithm_from_text
 from dnslab.errors import BindError, ConfigError, DnslabError
 from dnslab.resolver import RecursiveResolver, ResolverSettings
 from dnslab.server import AuthoritativeServer
-from dnslab.transport import DnsListener
+from dnslab.transport import DnsListener, Handler, Peer
 from dnslab.faults import FaultKind, FaultyServer
 from dnslab.zone import Problem, Zone, changed_zone, load_zones
 
@@ -55,13 +58,20 @@ class LabSettings:
     start_down: tuple[str, ...] = ()
     resolver_address: str = DEFAULT_RESOLVER_ADDRESS
     resolver: ResolverSettings = field(default_factory=ResolverSettings)
+    # DNSSEC (README "DNSSEC"): sign every zone at start-up, but those in dnssec_unsigned.
+    dnssec: bool = False
+    nsec3: bool = False
+    keys_dir: Path | None = None  # default: .keys in the zone folder
+    dnssec_unsigned: tuple[str, ...] = ()
+    dnssec_algorithm: str = DEFAULT_ALGORITHM.name
 
     @classmethod
     def load(cls, path: Path) -> "LabSettings":
         if not path.exists():
             return cls()
         data = load_toml(path)
-        known = {"port", "start_down", "resolver_address", "resolver"}
+        known = {"port", "start_down", "resolver_address", "resolver", "dnssec", "nsec3", "keys_dir",
+                 "dnssec_unsigned", "dnssec_algorithm"}
         unknown = set(data) - known
         if unknown:
             raise ConfigError(f"{path}: unknown setting(s): {', '.join(sorted(unknown))} "
@@ -79,7 +89,21 @@ class LabSettings:
         if not isinstance(options, dict):
             raise ConfigError(f"{path}: [resolver] must be a table of resolver options")
         resolver = resolver_settings(options, f"{path} [resolver]")
-        return cls(port=port, start_down=tuple(down), resolver_address=address, resolver=resolver)
+        for flag in ("dnssec", "nsec3"):
+            if not isinstance(data.get(flag, False), bool):
+                raise ConfigError(f"{path}: {flag} must be true or false")
+        unsigned = data.get("dnssec_unsigned", [])
+        if not isinstance(unsigned, list) or not all(isinstance(item, str) for item in unsigned):
+            raise ConfigError(f"{path}: dnssec_unsigned must be a list of zone names")
+        keys_dir = data.get("keys_dir")
+        if keys_dir is not None and not isinstance(keys_dir, str):
+            raise ConfigError(f"{path}: keys_dir must be a folder name")
+        algorithm = data.get("dnssec_algorithm", DEFAULT_ALGORITHM.name)
+        algorithm_from_text(algorithm)  # a bad name is an error now, not at signing time
+        return cls(port=port, start_down=tuple(down), resolver_address=address, resolver=resolver,
+                   dnssec=data.get("dnssec", False), nsec3=data.get("nsec3", False),
+                   keys_dir=path.parent / keys_dir if keys_dir is not None else None,
+                   dnssec_unsigned=tuple(unsigned), dnssec_algorithm=str(algorithm))
 
 
 @dataclass
@@ -215,11 +239,21 @@ class Lab:
 
     def __init__(self, zones: list[Zone], port: int = DEFAULT_PORT, start_down: Iterable[str] = (),
                  resolver_address: str | None = DEFAULT_RESOLVER_ADDRESS,
-                 resolver_settings: ResolverSettings | None = None, clock: Clock | None = None) -> None:
+                 resolver_settings: ResolverSettings | None = None, clock: Clock | None = None,
+                 dnssec: bool | DnssecSettings = False) -> None:
         """*resolver_address* None runs the hierarchy alone, without the recursive resolver.
 
         *clock* is the resolver's time source (TTLs, hold-downs); tests pass a FakeClock.
+        *dnssec* signs the zones: True with the defaults (keys in the runtime folder),
+        or DnssecSettings (keys folder, NSEC3, algorithm, zones left unsigned).
         """
+        self.clock: Clock = clock or MonotonicClock()
+        self.signer: SignedZones | None = None
+        if dnssec:
+            settings = dnssec if isinstance(dnssec, DnssecSettings) else DnssecSettings(runtime_dir() / "keys")
+            self.signer = SignedZones(settings, self.clock, {zone.origin: zone for zone in zones})
+            signed = self.signer.sign_all()
+            zones = [signed[zone.origin] for zone in zones]
         self.zones = zones
         self.hierarchy = derive_hierarchy(zones)
         if not self.hierarchy.servers:
@@ -240,7 +274,8 @@ class Lab:
         self.servers: list[RunningServer] = []
         for plan in self.hierarchy.servers:
             server = AuthoritativeServer(plan.zones)
-            faulty = FaultyServer(server.handle, seed=plan.address)  # loss is seeded, per server
+            handler = server.handle if self.signer is None else self._fresh(server.handle)
+            faulty = FaultyServer(handler, seed=plan.address)  # loss is seeded, per server
             if plan.address in down:  # "down" from the start: a fault like any other, so it can be lifted
                 faulty.apply(FaultKind.DOWN)
             self.servers.append(RunningServer(plan, server, faulty))
@@ -249,22 +284,66 @@ class Lab:
         self.reuse_port = False
         self.resolver_address = resolver_address
         self.resolver_settings = resolver_settings or ResolverSettings()
+        anchor = self.signer.root_ds() if self.signer is not None else None
+        if anchor is not None and not self.resolver_settings.trust_anchors:
+            # A signed lab's resolver trusts the lab's root, unless told to trust something else.
+            self.resolver_settings = replace(self.resolver_settings, trust_anchors=(anchor,))
         self.resolver: RecursiveResolver | None = None
-        self.clock: Clock = clock or MonotonicClock()
         self.control = ControlServer(self)
         self._resolver_listener: DnsListener | None = None
 
     @classmethod
     def from_folder(cls, zones_dir: Path, port: int | None = None, with_resolver: bool = True,
-                    clock: Clock | None = None) -> tuple["Lab", list[Problem]]:
-        """A lab from a folder of *.zone files and its optional lab.toml."""
+                    clock: Clock | None = None, dnssec: bool | None = None, nsec3: bool | None = None,
+                    keys_dir: Path | None = None,
+                    anchor_file: Path | None = None) -> tuple["Lab", list[Problem]]:
+        """A lab from a folder of *.zone files and its optional lab.toml (arguments left None: lab.toml's)."""
         settings = LabSettings.load(zones_dir / SETTINGS_FILE)
         zones, problems = load_zones(zone_files(zones_dir))
+        signing = dnssec_settings(settings, zones_dir, dnssec, nsec3, keys_dir, anchor_file)
         lab = cls(zones, port=settings.port if port is None else port, start_down=settings.start_down,
                   resolver_address=settings.resolver_address if with_resolver else None,
-                  resolver_settings=settings.resolver, clock=clock)
+                  resolver_settings=settings.resolver, clock=clock, dnssec=signing or False)
         lab.zones_dir = zones_dir
         return lab, problems
+
+    # --- DNSSEC -----------------------------------------------------------------------------
+
+    @property
+    def dnssec(self) -> bool:
+        return self.signer is not None
+
+    @property
+    def trust_anchor_file(self) -> Path | None:
+        """Where the root's DS is written on start (None: the lab is not signed)."""
+        return self.signer.anchor_file if self.signer is not None and self.signer.root_ds() else None
+
+    def wall_time(self) -> float:
+        """POSIX seconds by the lab clock, the time signatures are made against (a validator's 'now')."""
+        if self.signer is not None:
+            return self.signer.wall_time()
+        return time.time()
+
+    def refresh_signatures(self, force: bool = False) -> bool:
+        """Sign every zone again if its signatures near their end (or *force*); True if it did."""
+        if self.signer is None or not (force or self.signer.due()):
+            return False
+        signed = self.signer.sign_all()
+        for zone in signed.values():
+            self._serve(zone)
+        return True
+
+    def _fresh(self, handle: Handler) -> Handler:
+        """A server's handler that first re-signs when the lab clock passed the refresh point.
+
+        One comparison per query; the work is done by the first query after the
+        point (or by `clock advance`), so a fake clock needs no timer.
+        """
+        def handle_fresh(wire: bytes, via_tcp: bool = False, peer: Peer | None = None):  # type: ignore[no-untyped-def]
+            if self.signer is not None and self.signer.due():
+                self.refresh_signatures()
+            return handle(wire, via_tcp, peer)
+        return handle_fresh
 
     @property
     def root_hints(self) -> str:
@@ -280,18 +359,56 @@ class Lab:
         return next(running for running in self.servers if running.plan is plan)
 
     def fault(self, name_or_address: str, kind: FaultKind | str, value: float | None = None,
-              jitter: float | None = None) -> RunningServer:
+              jitter: float | None = None) -> RunningServer | Zone:
+        """A server fault (returns the server) or, for the dnssec-* kinds, a zone fault (returns the zone).
+
+        `clear` given a zone name lifts that zone's DNSSEC faults.
+        """
+        text = kind.value if isinstance(kind, FaultKind) else str(kind)
+        if text in ZONE_FAULTS or (text == FaultKind.CLEAR.value and self._is_zone(name_or_address)):
+            return self.zone_fault(name_or_address, text)
         running = self.server(name_or_address)
         running.faulty.apply(kind, value, jitter)
         return running
+
+    def zone_fault(self, zone_name: str, kind: str) -> Zone:
+        """Make a signed zone bogus (dnssec-bad-sig, -expired, -missing-ds, -wrong-ds), or `clear` it."""
+        if self.signer is None:
+            raise DnslabError("the lab is not signed: start it with dnslab up --dnssec for DNSSEC faults")
+        origin = self._origin(zone_name)
+        if kind == FaultKind.CLEAR.value:
+            changed = self.signer.clear(origin)
+        else:
+            changed = self.signer.apply(origin, ZoneFault(kind))
+        for name in changed:
+            self._serve(self.signer.resign(name))
+        return next(zone for zone in self.zones if zone.origin == origin)
+
+    def _is_zone(self, text: str) -> bool:
+        try:
+            return dns.name.from_text(text) in {zone.origin for zone in self.zones}
+        except dns.exception.DNSException:
+            return False
+
+    def _origin(self, text: str) -> dns.name.Name:
+        try:
+            origin = dns.name.from_text(text)
+        except dns.exception.DNSException as exc:
+            raise DnslabError(f"not a zone name: {text!r} ({exc})") from None
+        if origin not in {zone.origin for zone in self.zones}:
+            raise DnslabError(f"{origin} is not a zone of this lab")
+        return origin
 
     def clock_now(self) -> float:
         """The lab clock's reading (the resolver's time source)."""
         return self.clock.now()
 
     def faults(self) -> dict[str, list[str]]:
-        """The faults in force, by server address (servers without faults left out)."""
-        return {r.plan.address: r.faulty.state.describe() for r in self.servers if r.faulty.state.describe()}
+        """The faults in force, by server address, then DNSSEC faults by zone name (none: left out)."""
+        found = {r.plan.address: r.faulty.state.describe() for r in self.servers if r.faulty.state.describe()}
+        if self.signer is not None:
+            found.update(self.signer.describe())
+        return found
 
     def record_set(self, name: str, rdtype: str, values: Iterable[str], ttl: int = 300) -> Zone:
         """Replace (or add) one RRset; every server of its zone answers with it at once."""
@@ -329,16 +446,26 @@ class Lab:
         return changed
 
     def _zone_of(self, name: str) -> tuple[dns.name.Name, Zone]:
+        """The owner name and the zone (unsigned, as written: records are changed there) it belongs to."""
         try:
             owner = dns.name.from_text(name)
         except dns.exception.DNSException as exc:
             raise DnslabError(f"not a domain name: {name!r} ({exc})") from None
-        zones = [zone for zone in self.zones if owner.is_subdomain(zone.origin)]
+        sources = self.signer.sources.values() if self.signer is not None else self.zones
+        zones = [zone for zone in sources if owner.is_subdomain(zone.origin)]
         if not zones:
             raise DnslabError(f"{owner} is in no zone of this lab")
         return owner, max(zones, key=lambda zone: len(zone.origin))
 
     def _install(self, zone: Zone) -> Zone:
+        """Serve a new version of a zone's data; a signed lab signs it first."""
+        if self.signer is not None:
+            self.signer.sources[zone.origin] = zone
+            self._serve(self.signer.resign(zone.origin))
+            return zone
+        return self._serve(zone)
+
+    def _serve(self, zone: Zone) -> Zone:
         self.zones = [zone if z.origin == zone.origin else z for z in self.zones]
         for running in self.servers:
             if zone.origin in running.server.authority.zones:
@@ -363,6 +490,8 @@ class Lab:
         raise DnslabError("could not find a free port for the lab")  # pragma: no cover
 
     async def _bind_all(self, port: int) -> None:
+        if self.signer is not None:
+            self.signer.write_anchor()
         for running in self.servers:
             listener = DnsListener(running.plan.address, port, running.faulty.handle, reuse_port=self.reuse_port)
             await listener.start()
@@ -399,6 +528,19 @@ class Lab:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+
+
+def dnssec_settings(settings: LabSettings, zones_dir: Path, dnssec: bool | None = None, nsec3: bool | None = None,
+                    keys_dir: Path | None = None, anchor_file: Path | None = None) -> DnssecSettings | None:
+    """Signing settings from lab.toml, with what the caller says (flags) winning; None: unsigned."""
+    if not (settings.dnssec if dnssec is None else dnssec):
+        return None
+    return DnssecSettings(
+        keys_dir=keys_dir or settings.keys_dir or zones_dir / ".keys",
+        nsec3=settings.nsec3 if nsec3 is None else nsec3,
+        algorithm=algorithm_from_text(settings.dnssec_algorithm),
+        unsigned=parse_unsigned(settings.dnssec_unsigned, str(zones_dir / SETTINGS_FILE)),
+        anchor_file=anchor_file)
 
 
 def example_walk(lab: Lab) -> tuple[dns.name.Name, list[ServerPlan]] | None:

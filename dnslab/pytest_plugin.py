@@ -19,7 +19,7 @@ from dnslab.testing import DnsLab
 
 @pytest.fixture
 def make_dns_lab() -> Iterator[Callable[..., DnsLab]]:
-    """A factory: `make_dns_lab(zones=DIR, fake_clock=True, start_down=[...], resolver_settings=...)`.
+    """A factory: `make_dns_lab(zones=DIR, fake_clock=True, start_down=[...], resolver_settings=..., dnssec=True)`.
 
     Labs made in a test are all stopped when it ends.
     """

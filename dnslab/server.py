@@ -80,7 +80,9 @@ class AuthoritativeServer:
         (wildcards, DNAME) are converted per reply."""
         converted: dict[int, list[dnslib.RR]] = {}
         for zone in self.authority.zones.values():
-            for rrset in (*zone.rrsets(), zone.negative_soa):
+            for rrset in (*zone.rrsets(), zone.negative_soa, zone.negative_soa_sig):
+                if rrset is None:
+                    continue
                 converted[id(rrset)] = to_dnslib(rrset)
         self._converted = converted
 
@@ -149,10 +151,10 @@ class AuthoritativeServer:
         elif request.qtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR):
             reply.header.rcode, ede = self._transfer(request, via_tcp)
         else:
-            response = self.authority.lookup(request.qname, request.qtype)
+            response = self.authority.lookup(request.qname, request.qtype, dnssec=request.dnssec_ok)
             self._fill(reply, response, any_class=qclass == dns.rdataclass.ANY)
             if response.outcome is Outcome.REFERRAL:
-                cut = response.authority[-1].name
+                cut = response.authority[0].name  # the NS RRset; DS or NSEC(3) proofs follow it
             if response.outcome is Outcome.REFUSED:
                 ede = EDE_NOT_AUTHORITATIVE
         opt = _opt(request, ede) if request.edns_size is not None else None
@@ -175,7 +177,11 @@ class AuthoritativeServer:
         reply.header.aa = int(response.authoritative and not any_class)
         reply.rr = self._rrs(response.answer)
         negative = response.outcome in (Outcome.NXDOMAIN, Outcome.NODATA)
-        reply.auth = [] if any_class and negative else self._rrs(response.authority)
+        # (NSD still sends the NSEC proofs then: only the SOA, and its RRSIG, go.)
+        authority = response.authority
+        if any_class and negative:
+            authority = [r for r in authority if r.rdtype != dns.rdatatype.SOA and r.covers != dns.rdatatype.SOA]
+        reply.auth = self._rrs(authority)
         reply.ar = self._rrs(response.additional)
 
     def _rrs(self, rrsets: list[dns.rrset.RRset]) -> list[dnslib.RR]:
@@ -311,14 +317,30 @@ class _Fitter:
 
 
 def _rrsets(records: list[dnslib.RR]) -> list[list[dnslib.RR]]:
-    """Consecutive records of one owner and type: the RRsets as `_rrs` laid them out."""
+    """Consecutive records of one owner and type: the RRsets as `_rrs` laid them out.
+
+    The RRSIGs that follow an RRset and cover it belong to it: NSD packs an
+    RRset and its signatures together or not at all, since a validator can use
+    neither without the other.
+    """
     rrsets: list[list[dnslib.RR]] = []
     for rr in records:
-        if rrsets and rrsets[-1][0].rtype == rr.rtype and rrsets[-1][0].rname == rr.rname:
+        if rrsets and rrsets[-1][0].rname == rr.rname and (
+                rrsets[-1][-1].rtype == rr.rtype
+                or (rr.rtype == _RRSIG and rrsets[-1][0].rtype == _covered(rr))):
             rrsets[-1].append(rr)
         else:
             rrsets.append([rr])
     return rrsets
+
+
+_RRSIG = int(dns.rdatatype.RRSIG)
+
+
+def _covered(rrsig: dnslib.RR) -> int:
+    """The type an RRSIG record covers: the first two bytes of its RDATA."""
+    data = rrsig.rdata.data if hasattr(rrsig.rdata, "data") else b""
+    return int.from_bytes(data[:2], "big") if len(data) >= 2 else -1
 
 
 def _in_domain(rrset: list[dnslib.RR], cut: dns.name.Name | None) -> bool:

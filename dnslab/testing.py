@@ -23,7 +23,7 @@ from dnslab.clock import FakeClock
 from dnslab.errors import DnslabError
 from dnslab.events import Event
 from dnslab.faults import FaultKind
-from dnslab.lab import Lab, LabSettings, RunningServer, zone_files
+from dnslab.lab import Lab, LabSettings, RunningServer, dnssec_settings, zone_files
 from dnslab.resolver import ResolverSettings
 from dnslab.zone import Zone, load_zones
 
@@ -170,14 +170,19 @@ class DnsLab(LabRunner):
 
     def __init__(self, zones: str | Path | None = None, *, fake_clock: bool = True,
                  resolver_settings: ResolverSettings | None = None, start_down: list[str] | None = None,
-                 keep_traces: bool = True) -> None:
+                 keep_traces: bool = True, dnssec: bool | None = None, nsec3: bool | None = None,
+                 keys_dir: str | Path | None = None) -> None:
+        """*dnssec* signs the zones (None: as lab.toml says); keys are kept in *keys_dir*
+        (default: .keys in the zone folder, the same keys `dnslab up --dnssec` uses)."""
         folder = Path(zones) if zones is not None else SAMPLE_ZONES
         settings = LabSettings.load(folder / "lab.toml")
         self.clock = FakeClock() if fake_clock else None
+        signing = dnssec_settings(settings, folder, dnssec, nsec3, Path(keys_dir) if keys_dir else None)
         lab = Lab(list(_zones(folder)), port=0,
                   start_down=settings.start_down if start_down is None else start_down,
                   resolver_address=settings.resolver_address,
-                  resolver_settings=resolver_settings or settings.resolver, clock=self.clock)
+                  resolver_settings=resolver_settings or settings.resolver, clock=self.clock,
+                  dnssec=signing or False)
         lab.zones_dir = folder
         super().__init__(lab)
         self._keep_traces = keep_traces
@@ -241,7 +246,10 @@ class DnsLab(LabRunner):
         """Move the fake clock (also available as lab.clock.advance)."""
         if self.clock is None:
             raise DnslabError("this lab runs on real time (fake_clock=False)")
-        self.call(lambda: self.clock.advance(seconds))  # type: ignore[union-attr]
+        def move() -> None:
+            self.clock.advance(seconds)  # type: ignore[union-attr]
+            self.lab.refresh_signatures()
+        self.call(move)
 
     def trace(self, name: str, rdtype: str = "A", cold: bool = False) -> list[dict[str, Any]]:
         """Resolve with tracing on; the events as `dnslab trace --json` prints them."""
@@ -260,3 +268,22 @@ class DnsLab(LabRunner):
 
     def faults(self) -> dict[str, list[str]]:
         return self.call(self.lab.faults)
+
+    # --- DNSSEC (a lab made with dnssec=True) ------------------------------------------------
+
+    def zone_fault(self, zone: str, kind: str) -> None:
+        """Make a zone bogus: dnssec-bad-sig, dnssec-expired, dnssec-missing-ds, dnssec-wrong-ds; or clear."""
+        self.call(lambda: self.lab.zone_fault(zone, kind))
+
+    @property
+    def trust_anchor_file(self) -> Path | None:
+        return self.lab.trust_anchor_file
+
+    @property
+    def trust_anchor(self) -> Any:
+        """The root DS RRset the lab's resolver trusts (None: the lab is not signed)."""
+        return None if self.lab.signer is None else self.lab.signer.root_ds()
+
+    def wall_time(self) -> float:
+        """POSIX seconds by the lab clock: validate signatures against this, not time.time()."""
+        return self.call(self.lab.wall_time)

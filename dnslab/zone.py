@@ -11,6 +11,7 @@ person must fix therefore names the place to fix it.
 
 from __future__ import annotations
 
+import bisect
 import enum
 import linecache
 import os
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
+import dns.dnssec
 import dns.exception
 import dns.name
 import dns.rdata
@@ -80,8 +82,19 @@ class Zone:
         self.origin = origin
         self.filename = filename
         self.nodes: dict[dns.name.Name, dict[int, dns.rrset.RRset]] = {}
+        # DNSSEC data lives beside the nodes, not in them: an RRSIG RRset per covered
+        # type (RFC 4034 §3: signatures for different types are different RRsets),
+        # and NSEC3 records, whose hashed owner names are not names of the zone
+        # (RFC 5155 §7.2.8) and must not make NXDOMAIN into NODATA.
+        self.signatures: dict[tuple[dns.name.Name, int], dns.rrset.RRset] = {}
+        self.nsec3: dict[dns.name.Name, dns.rrset.RRset] = {}
         for rrset in rrsets:
-            self.nodes.setdefault(rrset.name, {})[rrset.rdtype] = rrset
+            if rrset.rdtype == RdataType.RRSIG:
+                self.signatures[(rrset.name, rrset.covers)] = rrset
+            elif rrset.rdtype == RdataType.NSEC3:
+                self.nsec3[rrset.name] = rrset
+            else:
+                self.nodes.setdefault(rrset.name, {})[rrset.rdtype] = rrset
         self.names: set[dns.name.Name] = set()
         for name in self.nodes:
             while name not in self.names and name.is_subdomain(origin):
@@ -100,10 +113,53 @@ class Zone:
         self.negative_soa = dns.rrset.RRset(origin, soa.rdclass, RdataType.SOA)
         self.negative_soa.update(soa)
         self.negative_soa.ttl = min(soa.ttl, soa[0].minimum)  # type: ignore[attr-defined]
+        # Its signature goes out with the same TTL, as NSD sends it (RFC 4035 §2.2: an RRSIG's
+        # TTL is its RRset's), so a validator caches both for as long.
+        self.negative_soa_sig: dns.rrset.RRset | None = None
+        soa_sig = self.signatures.get((origin, RdataType.SOA))
+        if soa_sig is not None:
+            self.negative_soa_sig = dns.rrset.RRset(origin, soa_sig.rdclass, RdataType.RRSIG, RdataType.SOA)
+            self.negative_soa_sig.update(soa_sig)
+            self.negative_soa_sig.ttl = self.negative_soa.ttl
+
+        # Canonical order (RFC 4034 §6.1), which dns.name.Name's comparisons follow:
+        # the NSEC owners for finding the one that covers a name, the NSEC3 owners
+        # for finding the hash that covers a hash.
+        self.nsec_owners = sorted(name for name, node in self.nodes.items() if RdataType.NSEC in node)
+        self.nsec3_owners = sorted(self.nsec3)
+        param = self.get(origin, RdataType.NSEC3PARAM)
+        self.nsec3param = param[0] if param is not None and self.nsec3 else None
+
+    @property
+    def signed(self) -> bool:
+        """A zone with a DNSKEY at its apex and signatures: DO=1 answers carry DNSSEC data."""
+        return bool(self.signatures) and self.get(self.origin, RdataType.DNSKEY) is not None
 
     def get(self, name: dns.name.Name, rdtype: int) -> dns.rrset.RRset | None:
         node = self.nodes.get(name)
         return None if node is None else node.get(rdtype)
+
+    def signature(self, name: dns.name.Name, covers: int) -> dns.rrset.RRset | None:
+        """The RRSIG RRset covering (name, covers), if the zone holds one."""
+        return self.signatures.get((name, covers))
+
+    def covering_nsec(self, name: dns.name.Name) -> dns.rrset.RRset | None:
+        """The NSEC at *name*, else the one whose owner is the last before it in canonical order."""
+        index = bisect.bisect_right(self.nsec_owners, name) - 1
+        if index < 0:
+            return None
+        return self.nodes[self.nsec_owners[index]][RdataType.NSEC]
+
+    def nsec3_for(self, name: dns.name.Name) -> tuple[dns.rrset.RRset | None, bool]:
+        """The NSEC3 that matches *name*'s hash (True) or covers it (False)."""
+        if self.nsec3param is None or not self.nsec3_owners:
+            return None, False
+        hashed = dns.name.Name((nsec3_label(name, self.nsec3param),)) + self.origin
+        match = self.nsec3.get(hashed)
+        if match is not None:
+            return match, True
+        index = bisect.bisect_right(self.nsec3_owners, hashed) - 1
+        return self.nsec3[self.nsec3_owners[index]], False  # index -1: the last one wraps around
 
     def node(self, name: dns.name.Name) -> dict[int, dns.rrset.RRset] | None:
         return self.nodes.get(name)
@@ -122,11 +178,20 @@ class Zone:
         return found
 
     def rrsets(self) -> Iterator[dns.rrset.RRset]:
+        """Every RRset, DNSSEC data included (RRSIGs and NSEC3 last)."""
         for node in self.nodes.values():
             yield from node.values()
+        yield from self.signatures.values()
+        yield from self.nsec3.values()
 
     def __repr__(self) -> str:
         return f"Zone({self.origin}, {self.filename!r})"
+
+
+def nsec3_label(name: dns.name.Name, param: object) -> bytes:
+    """The base32hex hash label of *name* under NSEC3PARAM *param* (RFC 5155 §5)."""
+    text = dns.dnssec.nsec3_hash(name, param.salt or None, param.iterations, param.algorithm)  # type: ignore[attr-defined]
+    return text.lower().encode()
 
 
 @dataclass
@@ -368,7 +433,7 @@ def _validate(records: list[SourceRecord], origin: dns.name.Name | None, filenam
             # lacks a record its author wrote is the worse surprise, so: an error.
             report(Severity.ERROR, record, f"out-of-zone data ({record.name}) in zone {origin}")
             continue
-        group = kept.setdefault((record.name, record.rdata.rdtype), [])
+        group = kept.setdefault((record.name, _group_type(record.rdata)), [])
         duplicate = next((r for r in group if r.rdata == record.rdata), None)
         if duplicate is not None:
             report(Severity.WARNING, record, f"duplicate record {record.name} {record.rdata.rdtype.name}, "
@@ -401,7 +466,7 @@ def _validate(records: list[SourceRecord], origin: dns.name.Name | None, filenam
             continue
         if len(cname) > 1:
             report(Severity.ERROR, cname[1], f"{name} has more than one CNAME record")
-        others = [group[0] for rdtype, group in types.items() if rdtype not in _CNAME_NEIGHBOURS]
+        others = [group[0] for group in types.values() if group[0].rdata.rdtype not in _CNAME_NEIGHBOURS]
         for other in others:
             report(Severity.ERROR, max(other, cname[0], key=lambda r: (r.filename, r.line)),
                    f"CNAME and other data at {name} (CNAME line {cname[0].line}, "
@@ -439,9 +504,16 @@ def _check_glue(origin: dns.name.Name, by_name: dict[dns.name.Name, dict[int, li
                 report(Severity.ERROR, ns_record, f"delegation {name} NS {target}: no glue (A or AAAA for {target})")
 
 
+def _group_type(rdata: dns.rdata.Rdata) -> int:
+    """The RRset an record belongs to: its type, except that RRSIGs group by the type they cover."""
+    if rdata.rdtype == RdataType.RRSIG:
+        return 0x10000 | rdata.covers()
+    return rdata.rdtype
+
+
 def _rrset(name: dns.name.Name, group: list[SourceRecord]) -> dns.rrset.RRset:
     """One RRset; differing TTLs become the lowest, as RFC 2181 §5.2 tells clients to read them."""
-    rrset = dns.rrset.RRset(name, dns.rdataclass.IN, group[0].rdata.rdtype)
+    rrset = dns.rrset.RRset(name, dns.rdataclass.IN, group[0].rdata.rdtype, group[0].rdata.covers())
     ttl = min(record.ttl for record in group)
     for record in group:
         rrset.add(record.rdata, ttl)

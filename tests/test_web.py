@@ -195,7 +195,8 @@ def test_faults_from_the_api_are_the_labs_faults(web: Web) -> None:
     # Mistakes come back as the CLI's one-line errors, with HTTP 200: the request itself was fine.
     assert web.command("fault", server="127.0.3.1", kind="explode") == {
         "ok": False, "error": "unknown fault 'explode'; one of: down, up, delay, loss, servfail, refused, "
-                              "truncate, lame, clear"}
+                              "truncate, lame, clear, dnssec-bad-sig, dnssec-expired, dnssec-missing-ds, "
+                              "dnssec-wrong-ds"}
     assert "no lab server" in web.command("fault", server="ns9.nowhere", kind="down")["error"]
     assert "unknown command" in web.command("format-disk")["error"]
 
