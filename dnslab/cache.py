@@ -21,7 +21,7 @@ import logging
 import math
 import random
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import cachetools
 import dns.name
@@ -242,6 +242,9 @@ class Cache:
         # Goes up whenever live data is replaced or forgotten (not when it merely
         # expires): the resolver's wire-level answers are valid only within one version.
         self.version = 0
+        # Called on every flush: what is derived from cached data (the validator's
+        # trusted keys) must be forgotten with it, or a flush would not start afresh.
+        self.on_flush: list[Callable[[], None]] = []
 
     @property
     def settings(self) -> CacheSettings:
@@ -463,6 +466,8 @@ class Cache:
     def flush(self) -> None:
         self._store.clear()
         self.version += 1
+        for listener in self.on_flush:
+            listener()
 
     def flush_name(self, name: dns.name.Name, subtree: bool = False) -> int:
         """Forget everything at a name (or, with subtree, at and below it); returns the count.
@@ -471,6 +476,8 @@ class Cache:
         """
         removed = 0
         self.version += 1
+        for listener in self.on_flush:
+            listener()
         for key in list(self._store):
             entry = self._peek(key)
             if entry is None:

@@ -166,6 +166,8 @@ class RecursiveResolver:
         self.infra = Infra(self.clock, settings.infra, rng)
         # DNSSEC validation is on when a trust anchor is configured, as in Unbound.
         self.validator = Validator(settings.trust_anchors, self.clock) if settings.trust_anchors else None
+        if self.validator is not None:
+            self.cache.on_flush.append(self.validator.keys.clear)
         self.upstream = Upstream(settings.upstream_port, dnssec=self.validator is not None)
         self._in_flight: dict[tuple[dns.name.Name, int, bool], asyncio.Future[Result]] = {}
         self._tasks: set[asyncio.Future[Result]] = set()  # lookups refreshing stale data

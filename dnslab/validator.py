@@ -143,7 +143,7 @@ class Validator:
 
         *keys* replaces the shared key cache (a cold trace starts from nothing).
         """
-        run = _Run(self, trace, depth, keys or self.keys)
+        run = _Run(self, trace, depth, keys if keys is not None else self.keys)
         verdict = yield from run.result(result, qname, qtype)
         run.emit("verdict", verdict.zone, qname, qtype, verdict.security, detail=verdict.reason)
         return replace(verdict, parts=tuple(run.parts))

@@ -1,0 +1,135 @@
+"""The validating resolver against the signed sample lab: secure, insecure, bogus (each fault), CD=1.
+
+Real servers on loopback, real signatures; every check is a query a learner could send with dig.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dns.edns
+import dns.flags
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import pytest
+
+from dnslab.testing import DnsLab
+
+T = dns.rdatatype.RdataType
+
+
+@pytest.fixture(scope="module")
+def signed_lab(tmp_path_factory: pytest.TempPathFactory):
+    with DnsLab(dnssec=True, keys_dir=tmp_path_factory.mktemp("keys")) as lab:
+        yield lab
+
+
+@pytest.fixture
+def lab(signed_lab: DnsLab):
+    """The module's lab with a clean cache and no zone faults, so each test starts cold."""
+    signed_lab.cache.flush()
+    yield signed_lab
+    for zone in ("example.com.", "example.org.", "com."):
+        signed_lab.zone_fault(zone, "clear")
+    signed_lab.cache.flush()
+
+
+def ask(lab: DnsLab, name: str, rdtype: str = "A", *, do: bool = False, cd: bool = False,
+        ad: bool = True) -> dns.message.Message:
+    query = dns.message.make_query(name, rdtype, use_edns=0, want_dnssec=do)
+    if ad:
+        query.flags |= dns.flags.AD
+    if cd:
+        query.flags |= dns.flags.CD
+    address, port = lab.resolver_address
+    return dns.query.udp(query, address, port=port, timeout=5)
+
+
+def ede(reply: dns.message.Message) -> list[tuple[int, str | None]]:
+    return [(o.code, o.text) for o in reply.options if isinstance(o, dns.edns.EDEOption)]
+
+
+def test_a_signed_answer_is_secure(lab: DnsLab) -> None:
+    reply = ask(lab, "www.example.com")
+    assert reply.rcode() == dns.rcode.NOERROR and reply.flags & dns.flags.AD
+    assert not any(r.rdtype == T.RRSIG for r in reply.answer)  # no DO: no RRSIGs
+    signed = ask(lab, "www.example.com", do=True)
+    assert signed.flags & dns.flags.AD
+    assert any(r.rdtype == T.RRSIG and r.covers == T.A for r in signed.answer)
+
+
+def test_ad_only_for_clients_that_ask(lab: DnsLab) -> None:
+    assert not ask(lab, "www.example.com", ad=False).flags & dns.flags.AD
+
+
+def test_an_unsigned_delegation_is_insecure(lab: DnsLab) -> None:
+    reply = ask(lab, "www.example.net")
+    assert reply.rcode() == dns.rcode.NOERROR and reply.answer and not reply.flags & dns.flags.AD
+
+
+def test_denials_are_proven(lab: DnsLab) -> None:
+    nx = ask(lab, "nope.example.com", do=True)
+    assert nx.rcode() == dns.rcode.NXDOMAIN and nx.flags & dns.flags.AD
+    assert any(r.rdtype in (T.NSEC, T.NSEC3) for r in nx.authority)
+    nodata = ask(lab, "www.example.com", "SSHFP")
+    assert nodata.rcode() == dns.rcode.NOERROR and not nodata.answer and nodata.flags & dns.flags.AD
+
+
+def test_a_wildcard_answer_is_secure(lab: DnsLab) -> None:
+    reply = ask(lab, "anything.pages.net", do=True)
+    assert reply.rcode() == dns.rcode.NOERROR and reply.answer and reply.flags & dns.flags.AD
+
+
+def test_a_cname_across_zones_is_secure_when_every_link_is(lab: DnsLab) -> None:
+    reply = ask(lab, "www.example.org")
+    assert reply.rcode() == dns.rcode.NOERROR and reply.flags & dns.flags.AD
+
+
+@pytest.mark.parametrize("fault, code", [("dnssec-bad-sig", 6), ("dnssec-expired", 7),
+                                         ("dnssec-wrong-ds", 9), ("dnssec-missing-ds", None)])
+def test_each_fault_makes_the_zone_bogus(lab: DnsLab, fault: str, code: int | None) -> None:
+    lab.zone_fault("example.com.", fault)
+    reply = ask(lab, "www.example.com")
+    assert reply.rcode() == dns.rcode.SERVFAIL, fault
+    reasons = ede(reply)
+    assert reasons and (code is None or reasons[0][0] == code), reasons
+    # CD=1: the data, unvalidated (RFC 4035 §3.2.2), without AD.
+    unchecked = ask(lab, "www.example.com", cd=True)
+    assert unchecked.rcode() == dns.rcode.NOERROR and unchecked.answer and not unchecked.flags & dns.flags.AD
+    # Zones that do not depend on example.com stay secure.
+    assert ask(lab, "t10.ttl-demo.org").flags & dns.flags.AD
+
+
+def test_the_trace_shows_the_chain_of_trust(lab: DnsLab) -> None:
+    events = lab.trace("www.example.com", "A", cold=True)
+    steps = [(e["step"], e["zone"], e["security"]) for e in events if e["event"] == "dnssec"]
+    assert ("dnskey", ".", "secure") in steps
+    assert ("ds", ".", "secure") in steps  # the DS of com. signed by the root
+    assert ("ds", "com.", "secure") in steps
+    assert steps[-1][0] == "verdict" and steps[-1][2] == "secure"
+    assert all(e["algorithm"] in (None, "ECDSAP256SHA256") for e in events if e["event"] == "dnssec")
+
+
+def test_bogus_is_explained_in_the_trace(lab: DnsLab) -> None:
+    lab.zone_fault("example.com.", "dnssec-bad-sig")
+    events = lab.trace("www.example.com", "A", cold=True)
+    verdict = [e for e in events if e["event"] == "dnssec"][-1]
+    assert verdict["security"] == "bogus" and "crypto" in verdict["detail"]
+
+
+def test_validated_answers_are_cached_with_their_status(lab: DnsLab) -> None:
+    ask(lab, "www.example.com")
+    entry = lab.cache.get("www.example.com", "A")
+    assert entry is not None
+    server = lab.server("a.root-servers.net")
+    server.reset_queries()
+    assert ask(lab, "www.example.com").flags & dns.flags.AD
+    assert sum(server.queries.values()) == 0
+
+
+def test_signatures_are_refreshed_as_the_lab_clock_moves(lab: DnsLab) -> None:
+    lab.advance(20 * 86400)  # beyond a 14-day signature lifetime: the lab re-signs
+    reply = ask(lab, "www.example.com")
+    assert reply.rcode() == dns.rcode.NOERROR and reply.flags & dns.flags.AD
