@@ -7,9 +7,9 @@ parent, and gives the root's DS as the trust anchor.  The DNSSEC faults act on
 zone data, not on a server, which is why they live here and not in faults.py.
 
 Signature times are POSIX seconds, but the lab's clock is monotonic (or fake),
-so signing time is the wall clock at start-up plus the lab clock's progress
-since: `dnslab clock advance 1300000` on a fake clock makes signatures expire
-for a validator that reads the same `wall_time()`.
+so signing time is the clock's `wall()`: real time, plus however far a fake
+clock has been advanced.  The validating resolver reads the same `wall()`, so
+`dnslab clock advance 1300000` makes signatures expire for it too.
 """
 
 from __future__ import annotations
@@ -74,7 +74,6 @@ class SignedZones:
     signed_at: float = 0.0
     resign_at: float = 0.0  # on the lab clock
     signing_seconds: float = 0.0
-    _epoch: float = 0.0
 
     def __post_init__(self) -> None:
         self.policy = SigningPolicy(algorithm=self.settings.algorithm, nsec3=self.settings.nsec3)
@@ -84,13 +83,12 @@ class SignedZones:
                               "is not a zone of this lab")
         self.keys = {origin: load_or_create(self.settings.keys_dir, origin, self.settings.algorithm)
                      for origin in self.sources if origin not in self.settings.unsigned}
-        self._epoch = time.time() - self.clock.now()
 
     # --- time ----------------------------------------------------------------------------
 
     def wall_time(self) -> float:
-        """POSIX seconds by the lab clock: what signatures are made (and should be checked) against."""
-        return self._epoch + self.clock.now()
+        """POSIX seconds by the lab clock: what signatures are made (and checked) against."""
+        return self.clock.wall()
 
     def due(self) -> bool:
         return self.clock.now() >= self.resign_at

@@ -81,7 +81,7 @@ class QuerySent(Event):
     address: str
     name: str
     type: str
-    purpose: str            # "resolve", "minimised", "priming", "glueless NS"
+    purpose: str            # "resolve", "minimised", "priming", "glueless NS", "DNSSEC"
     tcp: bool
     edns: bool
 

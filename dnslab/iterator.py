@@ -72,7 +72,7 @@ class Query:
     reason: Reason | None = None
     tcp: bool = False
     edns: bool = True
-    purpose: str = "resolve"             # "resolve", "minimised", "priming", "glueless NS"
+    purpose: str = "resolve"             # "resolve", "minimised", "priming", "glueless NS", "DNSSEC"
     server: dns.name.Name | None = None  # the NS name the address belongs to
 
 
@@ -130,8 +130,12 @@ class Resolution:
                  hints: list[tuple[dns.name.Name, str]], settings: IteratorSettings = IteratorSettings(),
                  budget: Budget | None = None, depth: int = 0,
                  goals: tuple[tuple[dns.name.Name, int], ...] = (), cache_only: bool = False,
-                 trace: Sink | None = None, why: str = "") -> None:
-        """*trace*, when given, receives an Event for every step; it never changes a decision."""
+                 trace: Sink | None = None, why: str = "", purpose: str = "glueless NS") -> None:
+        """*trace*, when given, receives an Event for every step; it never changes a decision.
+
+        *purpose* names this lookup's queries in the trace when it is a sub-lookup
+        (depth > 0): an NS name's address, or a DNSSEC key the validator needs.
+        """
         self.qname, self.qtype = qname, qtype
         self.trace = trace
         self.cache, self.infra, self.hints, self.settings = cache, infra, hints, settings
@@ -139,6 +143,7 @@ class Resolution:
         self.depth = depth
         self.goals = goals + ((qname, qtype),)
         self.cache_only = cache_only
+        self.purpose = purpose
         self.sname = qname
         self.chain: list[dns.rrset.RRset] = []
         self.evidence: list[Evidence] = []
@@ -365,7 +370,7 @@ class Resolution:
         else:
             qname, qtype, purpose = self._question()
             if purpose == "resolve" and self.depth > 0:
-                purpose = "glueless NS"  # a sub-lookup for a name server's address, for the trace
+                purpose = self.purpose  # a sub-lookup: for a name server's address, or for DNSSEC
         candidates = [address for name in self.ns_names for address in self._addresses(name)]
         choice = self.infra.choose(candidates, exclude=self.tried)
         if choice is None:

@@ -12,7 +12,6 @@ import asyncio
 import enum
 import ipaddress
 import logging
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable
@@ -320,9 +319,7 @@ class Lab:
 
     def wall_time(self) -> float:
         """POSIX seconds by the lab clock, the time signatures are made against (a validator's 'now')."""
-        if self.signer is not None:
-            return self.signer.wall_time()
-        return time.time()
+        return self.clock.wall()
 
     def refresh_signatures(self, force: bool = False) -> bool:
         """Sign every zone again if its signatures near their end (or *force*); True if it did."""

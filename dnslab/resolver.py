@@ -253,7 +253,8 @@ class RecursiveResolver:
         """A DS or DNSKEY RRset for the validator, found by the iterator like any other data."""
         resolution = Resolution(need.name, need.rdtype, cache=cache, infra=self.infra, hints=self.hints,
                                 settings=self.settings.iterator, trace=trace, depth=1,
-                                why=f"DNSSEC: the {dns.rdatatype.to_text(need.rdtype)} of {need.name}")
+                                why=f"DNSSEC: the {dns.rdatatype.to_text(need.rdtype)} of {need.name}",
+                                purpose="DNSSEC")
         return await self._drive(resolution)
 
     async def _resolve(self, qname: dns.name.Name, qtype: int, cache_only: bool, trace: Sink | None) -> Result:
@@ -594,5 +595,7 @@ def _error(query: dns.message.Message, rcode: int) -> dns.message.Message:
     """An empty reply with our flags: RA=1, AA=0, RD and CD echoed, our EDNS if the client used it."""
     reply = dns.message.make_response(query, our_payload=EDNS_UDP_SIZE)
     reply.flags = dns.flags.QR | dns.flags.RA | (query.flags & (dns.flags.RD | dns.flags.CD))
+    if query.edns >= 0 and query.ednsflags & dns.flags.DO:
+        reply.ednsflags |= dns.flags.DO  # RFC 3225 §3: the DO bit is copied into the response
     reply.set_rcode(rcode)
     return reply

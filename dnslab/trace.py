@@ -116,7 +116,10 @@ class TextRenderer:
         colour = {"secure": "green", "insecure": "yellow", "bogus": "red"}.get(e["security"], "dim")
         detail = f": {e['detail']}" if e.get("detail") else ""
         if e["step"] == "verdict":
-            return self._paint(f"DNSSEC {e['security'].upper()}{detail}", colour)
+            outcome = {"secure": " -> AD=1 for clients that ask (DO or AD)",
+                       "bogus": " -> the client gets SERVFAIL with this reason (EDE); +cd gets the data",
+                       "insecure": " -> no AD: nothing signed to check"}.get(e["security"], "")
+            return self._paint(f"DNSSEC {e['security'].upper()}{detail}{outcome}", colour)
         keys = f" key tag {', '.join(str(t) for t in e['key_tags'])}" if e.get("key_tags") else ""
         algorithm = f" {e['algorithm']}" if e.get("algorithm") else ""
         step = {"ds": "DS", "dnskey": "DNSKEY", "rrsig": "RRSIG", "denial": "denial", "insecure": "insecure"}.get(

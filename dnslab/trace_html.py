@@ -387,7 +387,8 @@ def _dnssec_label(event: dict[str, Any]) -> tuple[str, str]:
     security = _clean(event.get("security") or "?")
     what = f"{_clean(event.get('name') or '')} {_clean(event.get('type') or '')}".strip()
     if step == "verdict":
-        head = f"DNSSEC: {security.upper()}"
+        head = f"DNSSEC: {security.upper()}" + {"bogus": " → SERVFAIL to the client", "secure": " → AD=1"}.get(
+            security, "")
     else:
         head = f"{_DNSSEC_STEP.get(step, step)} {what} · {security}"
     tags = ", ".join(str(t) for t in event.get("key_tags") or [])
