@@ -41,7 +41,8 @@ def parse_trust_anchors(text: str, where: str = "<anchors>") -> tuple[dns.rrset.
         if not content:
             continue
         try:
-            rrsets = dns.zonefile.read_rrsets(content, name=None, ttl=3600, rdclass=dns.rdataclass.IN,
+            rrsets = dns.zonefile.read_rrsets(content, name=None, ttl=None, rdclass=None,
+                                              default_rdclass=dns.rdataclass.IN, default_ttl=3600,
                                               origin=dns.name.root, relativize=False)
         except (dns.exception.DNSException, ValueError) as exc:
             raise ConfigError(f"{where}:{number}: not a DS or DNSKEY record: {exc}") from None

@@ -136,8 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
             resolver.add_argument(flag, action="append", default=None, metavar="CIDR",
                                   help=option.help + " (repeatable)")
         else:
-            resolver.add_argument(flag, type=option.kind, default=None, metavar=option.kind.__name__.upper(),
-                                  help=option.help)
+            metavar = "FILE" if option.name.endswith("_file") else option.kind.__name__.upper()
+            resolver.add_argument(flag, type=option.kind, default=None, metavar=metavar, help=option.help)
 
     query = commands.add_parser("query", help="ask a DNS server, with dig-like output",
                                 description="NAME [TYPE] [@SERVER] in any order, like dig. Defaults to the "

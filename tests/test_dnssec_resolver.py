@@ -133,3 +133,20 @@ def test_signatures_are_refreshed_as_the_lab_clock_moves(lab: DnsLab) -> None:
     lab.advance(20 * 86400)  # beyond a 14-day signature lifetime: the lab re-signs
     reply = ask(lab, "www.example.com")
     assert reply.rcode() == dns.rcode.NOERROR and reply.flags & dns.flags.AD
+
+
+def test_the_anchor_file_configures_a_resolver(signed_lab: DnsLab, tmp_path: Path) -> None:
+    from dnslab.config import resolver_settings
+    from dnslab.errors import ConfigError
+
+    assert signed_lab.trust_anchor_file is not None
+    settings = resolver_settings({"trust_anchor_file": str(signed_lab.trust_anchor_file)}, "flags")
+    assert [a.rdtype for a in settings.trust_anchors] == [T.DS]
+    assert settings.trust_anchors[0] == signed_lab.trust_anchor
+    broken = tmp_path / "anchor"
+    broken.write_text("; the root\n. 86400 IN A 192.0.2.1\n")
+    with pytest.raises(ConfigError, match=r"anchor:2: a trust anchor is a DS or DNSKEY record"):
+        resolver_settings({"trust_anchor_file": str(broken)}, "flags")
+    broken.write_text(". 86400 IN DS 1 2\n")
+    with pytest.raises(ConfigError, match=r"anchor:1: not a DS or DNSKEY record"):
+        resolver_settings({"trust_anchor_file": str(broken)}, "flags")
