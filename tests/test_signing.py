@@ -403,16 +403,18 @@ def test_dig_dnssec_against_a_running_signed_lab(tmp_path: Path) -> None:
         assert lab.faults() == {"127.0.3.20": ["down"], "example.com.": ["dnssec-bad-sig"]}
 
 
-def test_sign_command_writes_a_zone_that_validates(tmp_path: Path) -> None:
+@pytest.mark.parametrize("options", [[], ["--nsec3"], ["--algorithm", "ED25519"]], ids=["nsec", "nsec3", "ed25519"])
+def test_sign_command_writes_a_zone_that_validates(tmp_path: Path, options: list[str]) -> None:
     source = tmp_path / "example.test.zone"
     source.write_text(ZONE)
     out = tmp_path / "signed.zone"
     done = subprocess.run([sys.executable, "-m", "dnslab", "sign", str(source), "--keys", str(tmp_path / "k"),
-                           "-o", str(out)], capture_output=True, text=True, timeout=60)
+                           "-o", str(out), *options], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     ds_line = next(line for line in done.stdout.splitlines() if " DS " in line and not line.startswith(";"))
     zone = load_zone(out).zone
     assert zone is not None and zone.signed
+    assert (zone.nsec3param is not None) == ("--nsec3" in options)
     keys = zone.get(zone.origin, T.DNSKEY)
     ds = dns.rrset.from_text(*ds_line.split(maxsplit=4))
     assert ds[0] == dns.dnssec.make_ds(zone.origin, next(k for k in keys if k.flags == 257), "SHA256")
