@@ -502,3 +502,25 @@ def test_an_unwritable_keys_folder_is_one_clear_error(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(ConfigError, match="cannot use the DNSSEC keys folder"):
         load_or_create(blocker / "keys", N("example.test."))
+
+
+def test_lab_toml_turns_signing_on_and_names_what_it_gets_wrong(tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "zones"
+    shutil.copytree(SAMPLE_ZONES, folder, ignore=shutil.ignore_patterns(".keys"))
+    settings = folder / "lab.toml"
+    base = settings.read_text()
+    settings.write_text(base + 'dnssec = true\nnsec3 = true\nkeys_dir = "my-keys"\n')
+    lab, _ = Lab.from_folder(folder, port=0, clock=FakeClock())
+    assert lab.dnssec and lab.signer is not None and lab.signer.settings.nsec3
+    assert lab.signer.settings.keys_dir == folder / "my-keys" and any((folder / "my-keys").glob("K*.pem"))
+    unsigned, _ = Lab.from_folder(folder, port=0, clock=FakeClock(), dnssec=False)  # the flag wins
+    assert not unsigned.dnssec and unsigned.trust_anchor_file is None
+    settings.write_text(base.replace('dnssec_unsigned = ["example.net."]', 'dnssec_unsigned = ["nowhere.test."]')
+                        + "dnssec = true\n")
+    with pytest.raises(ConfigError, match="nowhere.test. is not a zone of this lab"):
+        Lab.from_folder(folder, port=0, clock=FakeClock())
+    settings.write_text(base + 'dnssec_algorithm = "RSAMD5"\n')
+    with pytest.raises(ConfigError, match="lab.toml: dnssec_algorithm: .*RSAMD5"):
+        Lab.from_folder(folder, port=0, clock=FakeClock())
