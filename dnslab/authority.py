@@ -1,4 +1,8 @@
-"""The authoritative lookup of RFC 1034 §4.3.2, with RFC 2308, 4592 and 6672.
+"""The authoritative lookup of RFC 1034 §4.3.2, with RFC 2308, 4592 and 6672, and RFC 4035 §3.1.
+
+With the query's DO bit set and a signed zone, every RRset goes out with its
+RRSIGs and every denial with its NSEC (or NSEC3, RFC 5155 §7.2) proofs; the
+proofs are laid out in NSD's order, which decides what a truncated reply keeps.
 
 This decides *what* an authoritative server answers; it knows nothing about
 wire format or sockets, so every case can be tested as a table of zone text,

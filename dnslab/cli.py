@@ -594,10 +594,11 @@ def print_lab(lab: Lab, zones_dir: Path, hints_path: Path, out: TextIO, web_url:
     name = walk[0].to_text(omit_final_dot=True) if walk is not None else "www.example.com"
     if lab.resolver_address is not None:
         print(f"dig @{lab.resolver_address} -p {port} {name}", file=out)
-        if lab.trust_anchor_file is not None:
-            print(f"  (signed: dig +dnssec shows the RRSIGs; trust anchor {lab.trust_anchor_file})", file=out)
         print(f"  (the recursive resolver on {lab.resolver_address}:{port}, UDP and TCP)"
-              + ("" if web_url else "\n"), file=out)
+              + ("" if web_url or lab.trust_anchor_file else "\n"), file=out)
+        if lab.trust_anchor_file is not None:
+            print(f"  (signed zones: dig +dnssec shows the RRSIGs; trust anchor {lab.trust_anchor_file})"
+                  + ("" if web_url else "\n"), file=out)
     if web_url:
         print(f"open {web_url}", file=out)
         print("  (the live web view: hierarchy, client queries and their traces, cache; the link holds "

@@ -98,7 +98,10 @@ class LabSettings:
         if keys_dir is not None and not isinstance(keys_dir, str):
             raise ConfigError(f"{path}: keys_dir must be a folder name")
         algorithm = data.get("dnssec_algorithm", DEFAULT_ALGORITHM.name)
-        algorithm_from_text(algorithm)  # a bad name is an error now, not at signing time
+        try:
+            algorithm_from_text(algorithm)  # a bad name is an error now, not at signing time
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: dnssec_algorithm: {exc}") from None
         return cls(port=port, start_down=tuple(down), resolver_address=address, resolver=resolver,
                    dnssec=data.get("dnssec", False), nsec3=data.get("nsec3", False),
                    keys_dir=path.parent / keys_dir if keys_dir is not None else None,

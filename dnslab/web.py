@@ -406,8 +406,12 @@ class WebServer:
                 "resolver": views.get(running.plan.address),
             })
         clock = await commands["clock"]({}, _ignore)
+        # A signed lab's zone faults (dnssec-*), keyed by zone name; the page does not draw them yet.
+        dnssec = None if lab.signer is None else {
+            "zone_faults": lab.signer.describe(),
+            "trust_anchor_file": str(lab.trust_anchor_file) if lab.trust_anchor_file else None}
         return {"clock": {**clock, "since_start": round(clock["now"] - self._clock_origin, 3)},
-                "servers": servers, "stats": stats, "cache": cache,
+                "servers": servers, "stats": stats, "cache": cache, "dnssec": dnssec,
                 "tap": {"rate": self.tap.rate, "skipped": self.tap.skipped, "recorded": self.tap.recorded}}
 
 

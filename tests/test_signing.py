@@ -7,12 +7,17 @@ clock; a few go through real packets on loopback.
 
 from __future__ import annotations
 
+import os
+import queue
+import signal
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import dns.dnssec
+import dns.flags
 import dns.message
 import dns.name
 import dns.query
@@ -29,6 +34,8 @@ from dnslab.lab import Lab
 from dnslab.signing import SigningPolicy, make_ds, sign_zone, zone_text
 from dnslab.testing import SAMPLE_ZONES, DnsLab
 from dnslab.zone import Zone, load_zone, load_zone_text, nsec3_label
+
+REPO = Path(__file__).resolve().parent.parent
 
 T = dns.rdatatype.RdataType
 NOW = 1_800_000_000.0  # signing time for the layer-1 tests (POSIX seconds)
@@ -396,16 +403,18 @@ def test_dig_dnssec_against_a_running_signed_lab(tmp_path: Path) -> None:
         assert lab.faults() == {"127.0.3.20": ["down"], "example.com.": ["dnssec-bad-sig"]}
 
 
-def test_sign_command_writes_a_zone_that_validates(tmp_path: Path) -> None:
+@pytest.mark.parametrize("options", [[], ["--nsec3"], ["--algorithm", "ED25519"]], ids=["nsec", "nsec3", "ed25519"])
+def test_sign_command_writes_a_zone_that_validates(tmp_path: Path, options: list[str]) -> None:
     source = tmp_path / "example.test.zone"
     source.write_text(ZONE)
     out = tmp_path / "signed.zone"
     done = subprocess.run([sys.executable, "-m", "dnslab", "sign", str(source), "--keys", str(tmp_path / "k"),
-                           "-o", str(out)], capture_output=True, text=True, timeout=60)
+                           "-o", str(out), *options], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     ds_line = next(line for line in done.stdout.splitlines() if " DS " in line and not line.startswith(";"))
     zone = load_zone(out).zone
     assert zone is not None and zone.signed
+    assert (zone.nsec3param is not None) == ("--nsec3" in options)
     keys = zone.get(zone.origin, T.DNSKEY)
     ds = dns.rrset.from_text(*ds_line.split(maxsplit=4))
     assert ds[0] == dns.dnssec.make_ds(zone.origin, next(k for k in keys if k.flags == 257), "SHA256")
@@ -424,11 +433,29 @@ def test_sign_command_reports_a_bad_zone_in_one_line(tmp_path: Path) -> None:
 
 
 def test_up_dnssec_prints_the_anchor_and_serves_signed_answers(tmp_path: Path) -> None:
-    from test_cli import lab_process, read_until, stop
+    env = {**os.environ, "PYTHONPATH": str(REPO), "DNSLAB_STATE": str(tmp_path / "lab.json")}
+    proc = subprocess.Popen([sys.executable, "-m", "dnslab", "up", "--port", "0", "--dnssec", "--keys",
+                             str(tmp_path / "keys"), "--no-web", "--fake-clock", "--hints", str(tmp_path / "hints")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
-    proc, run = lab_process(tmp_path, "--dnssec", "--keys", str(tmp_path / "keys"), "--no-web", "--fake-clock")
+    def run(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "dnslab", *args], capture_output=True, text=True, env=env,
+                              timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
     try:
-        banner = read_until(proc, "Ctrl-C stops the lab.")
+        assert proc.stdout is not None
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
+        banner = ""
+        for _ in range(200):  # bounded: the banner is some 30 lines, each waited for at most 30 s
+            try:
+                banner += lines.get(timeout=30)
+            except queue.Empty:
+                break
+            if "Ctrl-C stops the lab." in banner:
+                break
         assert "Ctrl-C stops the lab." in banner, banner
         port = int(banner.splitlines()[0].split()[3])
         anchor = tmp_path / "keys" / "root-anchor.ds"
@@ -441,5 +468,59 @@ def test_up_dnssec_prints_the_anchor_and_serves_signed_answers(tmp_path: Path) -
         assert "example.com.: dnssec-wrong-ds" in run("faults")
         assert "example.com.: no faults" in run("fault", "example.com", "clear")
     finally:
-        code, _, err = stop(proc)
-    assert code == 0, err
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+
+
+def test_any_with_do_signs_each_rrset_and_without_do_shows_signatures_as_data(signed: Zone) -> None:
+    with_do = ask(signed, "www.example.test.", "ANY")
+    types = [(r.rdtype, r.covers) for r in with_do.answer]
+    assert (T.A, 0) in types and (T.RRSIG, T.A) in types and (T.RRSIG, T.TXT) in types
+    validate_all(signed, with_do.answer)
+    without = ask(signed, "www.example.test.", "ANY", dnssec=False)
+    assert {r.covers for r in without.answer if r.rdtype == T.RRSIG} >= {T.A, T.TXT}  # as NSD sends them
+
+
+def test_a_signed_answer_too_big_for_udp_is_truncated_whole(tmp_path: Path) -> None:
+    from dnslab.server import AuthoritativeServer
+
+    lab = signed_lab(tmp_path)
+    zone = next(z for z in lab.zones if z.origin == N("example.com."))
+    server = AuthoritativeServer([zone])
+    query = dns.message.make_query("big.example.com.", "TXT", want_dnssec=True, payload=1232)
+    reply = dns.message.from_wire(server.handle(query.to_wire()))  # type: ignore[arg-type]
+    assert reply.flags & dns.flags.TC and not reply.answer
+    over_tcp = dns.message.from_wire(server.handle(query.to_wire(), via_tcp=True))  # type: ignore[arg-type]
+    assert [r.rdtype for r in over_tcp.answer] == [T.TXT, T.RRSIG]
+    small = dns.message.make_query("www.example.com.", "A", want_dnssec=True, payload=512)
+    assert [r.rdtype for r in dns.message.from_wire(server.handle(small.to_wire())).answer] == [T.A, T.RRSIG]  # type: ignore[arg-type]
+
+
+def test_an_unwritable_keys_folder_is_one_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match="cannot use the DNSSEC keys folder"):
+        load_or_create(blocker / "keys", N("example.test."))
+
+
+def test_lab_toml_turns_signing_on_and_names_what_it_gets_wrong(tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "zones"
+    shutil.copytree(SAMPLE_ZONES, folder, ignore=shutil.ignore_patterns(".keys"))
+    settings = folder / "lab.toml"
+    base = settings.read_text()
+    settings.write_text(base + 'dnssec = true\nnsec3 = true\nkeys_dir = "my-keys"\n')
+    lab, _ = Lab.from_folder(folder, port=0, clock=FakeClock())
+    assert lab.dnssec and lab.signer is not None and lab.signer.settings.nsec3
+    assert lab.signer.settings.keys_dir == folder / "my-keys" and any((folder / "my-keys").glob("K*.pem"))
+    unsigned, _ = Lab.from_folder(folder, port=0, clock=FakeClock(), dnssec=False)  # the flag wins
+    assert not unsigned.dnssec and unsigned.trust_anchor_file is None
+    settings.write_text(base.replace('dnssec_unsigned = ["example.net."]', 'dnssec_unsigned = ["nowhere.test."]')
+                        + "dnssec = true\n")
+    with pytest.raises(ConfigError, match="nowhere.test. is not a zone of this lab"):
+        Lab.from_folder(folder, port=0, clock=FakeClock())
+    settings.write_text(base + 'dnssec_algorithm = "RSAMD5"\n')
+    with pytest.raises(ConfigError, match="lab.toml: dnssec_algorithm: .*RSAMD5"):
+        Lab.from_folder(folder, port=0, clock=FakeClock())
