@@ -469,7 +469,8 @@ class Resolution:
         self.primed = True
         if classified.kind is ReplyKind.ANSWER and classified.answer is not None:
             source = self.last_source
-            self.cache.put(classified.answer, Rank.AUTH_ANSWER if classified.authoritative else Rank.ANSWER, source)
+            self.cache.put(classified.answer, Rank.AUTH_ANSWER if classified.authoritative else Rank.ANSWER, source,
+                           classified.signed(classified.answer), self.zone)
             for glue in classified.glue:
                 self.cache.put(glue, Rank.ADDITIONAL, source)
             self._enter_closest_zone()

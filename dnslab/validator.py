@@ -202,6 +202,10 @@ class _Run:
         rrset = evidence.rrset
         if evidence.security in (Security.SECURE.value, Security.INSECURE.value):
             return Verdict(Security(evidence.security), zone=evidence.zone)
+        if rrset.rdtype == RdataType.RRSIG:
+            # Signatures asked for as data are not signed themselves (RFC 4035 §2.2): like
+            # Unbound, answer them without AD rather than call them bogus.
+            return Verdict(Security.INDETERMINATE, "RRSIG records are not validated as data", zone=evidence.zone)
         signer = _signer(evidence.sigs, rrset) or evidence.zone
         if signer is None or not rrset.name.is_subdomain(signer):
             return Verdict(Security.BOGUS, f"no usable RRSIG for {rrset.name} {_type(rrset.rdtype)}",

@@ -150,3 +150,9 @@ def test_the_anchor_file_configures_a_resolver(signed_lab: DnsLab, tmp_path: Pat
     broken.write_text(". 86400 IN DS 1 2\n")
     with pytest.raises(ConfigError, match=r"anchor:1: not a DS or DNSKEY record"):
         resolver_settings({"trust_anchor_file": str(broken)}, "flags")
+
+
+def test_the_root_ns_set_is_secure_after_priming(lab: DnsLab) -> None:
+    # Priming caches the root's NS set; its RRSIGs must be kept with it (Unbound: ". NS" has AD).
+    reply = ask(lab, ".", "NS")
+    assert reply.rcode() == dns.rcode.NOERROR and reply.flags & dns.flags.AD

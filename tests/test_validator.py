@@ -208,3 +208,11 @@ def test_a_bogus_key_is_remembered_briefly_not_forever() -> None:
     assert validator.keys.get(N("example.com.")).security is Security.BOGUS
     clock.advance(61)
     assert validator.keys.get(N("example.com.")) is None
+
+
+def test_signatures_asked_for_as_data_are_not_judged(signed) -> None:
+    zone = signed.zones[N("example.com.")]
+    sigs = zone.get_rrset(N("www.example.com."), T.RRSIG, T.A)
+    result = Result(dns.rcode.NOERROR, [sigs], evidence=[Evidence(sigs, None, zone.origin)])
+    verdict, fetches = run(signed, result, "www.example.com.", T.RRSIG)
+    assert verdict.security is Security.INDETERMINATE and fetches == []  # no AD, as Unbound; never bogus
