@@ -156,3 +156,22 @@ def test_the_root_ns_set_is_secure_after_priming(lab: DnsLab) -> None:
     # Priming caches the root's NS set; its RRSIGs must be kept with it (Unbound: ". NS" has AD).
     reply = ask(lab, ".", "NS")
     assert reply.rcode() == dns.rcode.NOERROR and reply.flags & dns.flags.AD
+
+
+def test_the_picture_marks_each_link_of_the_chain(lab: DnsLab) -> None:
+    import xml.etree.ElementTree as ET
+
+    from dnslab.trace_html import render_html
+
+    page = render_html(lab.trace("www.example.com", "A", cold=True), "secure")
+    svg = ET.fromstring(page[page.index("<svg class=\"diagram\""):page.index("</svg></figure>") + 6])
+    classes = [g.get("class", "") for g in svg.iter("{http://www.w3.org/2000/svg}g")] + \
+              [g.get("class", "") for g in svg.iter("g")]
+    secure = [c for c in classes if "dnssec-secure" in c]
+    assert len(secure) >= 5  # DNSKEY ., DS com., DNSKEY com., DS example.com., DNSKEY, RRSIG, verdict
+    assert "DNSSEC: SECURE" in page and "key tag" in page
+    lab.zone_fault("example.com.", "dnssec-wrong-ds")
+    page = render_html(lab.trace("www.example.com", "A", cold=True), "bogus")
+    assert "dnssec-bogus" in page and "DNSSEC: BOGUS → SERVFAIL to the client" in page
+    page = render_html(lab.trace("www.example.net", "A", cold=True), "insecure")
+    assert "dnssec-insecure" in page
