@@ -406,7 +406,7 @@ class WebServer:
                 "resolver": views.get(running.plan.address),
             })
         clock = await commands["clock"]({}, _ignore)
-        # A signed lab's zone faults (dnssec-*), keyed by zone name; the page does not draw them yet.
+        # A signed lab's zone faults (dnssec-*), keyed by zone name: the page badges those zones.
         dnssec = None if lab.signer is None else {
             "zone_faults": lab.signer.describe(),
             "trust_anchor_file": str(lab.trust_anchor_file) if lab.trust_anchor_file else None}

@@ -726,3 +726,23 @@ def test_the_page_stays_usable_at_a_thousand_queries_a_second(
         worker.join(timeout=WAIT)
     assert sent[0] > 1000
     tab.close()
+
+
+def test_a_dnssec_fault_shows_on_its_zone_and_the_trace_marks_bogus(browser: Any, tmp_path: Path) -> None:
+    lab = RunningLab(tmp_path, "--dnssec", "--keys", str(tmp_path / "keys"))
+    try:
+        tab = Page(browser, lab.url)  # type: ignore[arg-type]
+        page = tab.page
+        assert lab.dnslab("fault", "example.com", "dnssec-bad-sig").returncode == 0
+        page.wait_for_selector(".zone-dnssec[data-zone='example.com.']:text-is('dnssec-bad-sig')")
+        assert page.locator(".zone-dnssec.badge").count() == 1
+        assert lab.resolve("www.example.com").rcode() == dns.rcode.SERVFAIL
+        row = tab.ask("www.example.com")
+        assert "SERVFAIL" in row.inner_text()
+        verdict = tab.frame().locator("g.dnssec-bogus").last
+        assert "SERVFAIL to the client" in verdict.text_content()
+        assert lab.dnslab("fault", "example.com", "clear").returncode == 0
+        page.wait_for_selector(".zone-dnssec[data-zone='example.com.']:text-is('')", state="attached")
+        tab.close()
+    finally:
+        lab.stop()

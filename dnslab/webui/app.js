@@ -168,9 +168,10 @@
         if (!chips.has(address)) chips.set(address, []);
         chips.get(address).push(chip);
       }
+      const dnssecBadge = h("span", { class: "zone-dnssec", "data-zone": zone.origin });
       const item = h("li", { class: "zone" },
         h("span", { class: "zone-name", text: zone.origin }), h("span", { class: "zone-role", text: roleOf(zone.origin) }),
-        row);
+        dnssecBadge, row);
       const parentList = zone.parent ? childList(lists, zone.parent) : tree;
       parentList.append(item);
       lists.set(zone.origin, { item, list: null });
@@ -283,7 +284,7 @@
   const COUNTERS = [
     ["queries", "queries"], ["qps", "per s"], ["cache_hits", "cache hits"], ["cache_misses", "misses"],
     ["cache_expired", "expired"], ["upstream_queries", "upstream queries"], ["timeouts", "timeouts"],
-    ["failovers", "failovers"], ["servfails", "SERVFAIL"], ["cache_entries", "cache entries"], ["uptime_s", "uptime"],
+    ["failovers", "failovers"], ["servfails", "SERVFAIL"], ["secure", "DNSSEC secure"], ["bogus", "bogus"], ["cache_entries", "cache entries"], ["uptime_s", "uptime"],
   ];
   const counterFields = {};
   for (const [key, label] of COUNTERS) {
@@ -691,10 +692,25 @@
   });
 
   // --- state -----------------------------------------------------------------------------------
+  // A signed lab's DNSSEC faults (dnslab fault ZONE dnssec-...) as a red badge on the zone.
+  function updateZoneFaults(dnssec) {
+    const faults = (dnssec && dnssec.zone_faults) || {};
+    for (const badge of document.querySelectorAll(".zone-dnssec")) {
+      const kinds = faults[badge.dataset.zone] || [];
+      const words = kinds.join(", ");
+      if (badge.textContent !== words) {
+        badge.textContent = words;
+        badge.className = kinds.length ? "zone-dnssec badge error" : "zone-dnssec";
+        badge.title = kinds.length ? "a DNSSEC fault: a validating resolver answers SERVFAIL below this zone" : "";
+      }
+    }
+  }
+
   function onState(state) {
     setLive(true);
     latest = state;
     if (lab) updateServers(state.servers);
+    if (lab) updateZoneFaults(state.dnssec);
     updateCounters(state.stats, performance.now());
     updateClock(state.clock);
     updateCache(state.cache);
