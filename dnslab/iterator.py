@@ -161,9 +161,11 @@ class Resolution:
                 return self.pending
             self._plan()
 
-    def on_reply(self, query: Query, reply: dns.message.Message, rtt: float) -> None:
+    def on_reply(self, query: Query, reply: dns.message.Message, rtt: float, shared: bool = False) -> None:
+        """*shared*: the reply to another lookup's identical query (the driver merged them);
+        it is read as ours, but the server's RTT and failures are not counted twice."""
         if self.child is not None:
-            self.child.on_reply(query, reply, rtt)
+            self.child.on_reply(query, reply, rtt, shared)
             return
         self.pending = None
         self.everything_from_cache = False
@@ -171,12 +173,14 @@ class Resolution:
         classified = classify(reply, query.qname, query.qtype, query.zone)
         if reply.flags & dns.flags.TC and not query.tcp:
             self._emit_reply(query, reply, rtt, classified, "truncated")
-            self.infra.success(query.address, rtt)
+            if not shared:
+                self.infra.success(query.address, rtt)
             self._resend(replace(query, tcp=True))
             return
         if classified.kind is ReplyKind.FORMERR and query.edns:
             self._emit_reply(query, reply, rtt, classified, "formerr")
-            self.infra.mark_no_edns(query.address)
+            if not shared:
+                self.infra.mark_no_edns(query.address)
             self._resend(replace(query, edns=False))
             return
         failure = _KIND_FAILURE.get(classified.kind)
@@ -192,14 +196,16 @@ class Resolution:
             self._emit_reply(query, reply, rtt, classified, classified.kind.value)
             self._emit_failed(query, failure, rtt)
             self.budget.failed_tries += 1
-            self.infra.failure(query.address, failure, query.zone.to_text())
+            if not shared:
+                self.infra.failure(query.address, failure, query.zone.to_text())
             self.tried.add(query.address)
             return
         meaning = classified.kind.value
         if query.purpose == "minimised" and classified.kind is not ReplyKind.REFERRAL:
             meaning = "nxdomain: asking the full name" if classified.kind is ReplyKind.NXDOMAIN else "no cut here"
         self._emit_reply(query, reply, rtt, classified, meaning)
-        self.infra.success(query.address, rtt)
+        if not shared:
+            self.infra.success(query.address, rtt)
         if query.purpose == "priming":
             self._primed(classified)
         elif query.purpose == "minimised":
@@ -207,18 +213,19 @@ class Resolution:
         else:
             self._full_reply(classified)
 
-    def on_timeout(self, query: Query) -> None:
-        self.on_failure(query, Failure.TIMEOUT)
+    def on_timeout(self, query: Query, shared: bool = False) -> None:
+        self.on_failure(query, Failure.TIMEOUT, shared)
 
-    def on_failure(self, query: Query, kind: Failure) -> None:
+    def on_failure(self, query: Query, kind: Failure, shared: bool = False) -> None:
         if self.child is not None:
-            self.child.on_failure(query, kind)
+            self.child.on_failure(query, kind, shared)
             return
         self.pending = None
         self.everything_from_cache = False
         self._emit_failed(query, kind, query.timeout if kind is Failure.TIMEOUT else None)
         self.budget.failed_tries += 1
-        self.infra.failure(query.address, kind)
+        if not shared:
+            self.infra.failure(query.address, kind)
         self.tried.add(query.address)
 
     # --- starting and restarting -----------------------------------------------------
