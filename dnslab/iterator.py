@@ -130,6 +130,7 @@ class Resolution:
         self.primed = False
         self.everything_from_cache = True
         self.last_source: str | None = None  # the server whose reply is being read
+        self.last_shared = False  # whether that reply was another lookup's (see on_reply)
         # Addresses of NS names found during this lookup (glue, sub-lookups), and
         # the minimisation steps taken, which bound the whole lookup.
         self.learned: dict[dns.name.Name, list[str]] = {}
@@ -142,7 +143,8 @@ class Resolution:
         self.glueless_tried: set[tuple[dns.name.Name, int]] = set()
         self.minimise_labels = 0
         self.minimise_off = not settings.qname_minimisation
-        self._emit(Start, name=qname.to_text(), type=_type(qtype), why=why)
+        if self.trace is not None:  # (each event's texts cost more than the lookup's own logic)
+            self._emit(Start, name=qname.to_text(), type=_type(qtype), why=why)
         self._start()
 
     # --- the driver's interface ------------------------------------------------------
@@ -170,6 +172,7 @@ class Resolution:
         self.pending = None
         self.everything_from_cache = False
         self.last_source = query.address
+        self.last_shared = shared
         classified = classify(reply, query.qname, query.qtype, query.zone)
         if reply.flags & dns.flags.TC and not query.tcp:
             self._emit_reply(query, reply, rtt, classified, "truncated")
@@ -289,7 +292,8 @@ class Resolution:
 
     def _restart_at(self, target: dns.name.Name, via: str) -> bool:
         """Follow a CNAME/DNAME to target; False (and SERVFAIL) on a loop or a chain too long."""
-        self._emit(Restart, name=self.sname.to_text(), target=target.to_text(), via=via)
+        if self.trace is not None:
+            self._emit(Restart, name=self.sname.to_text(), target=target.to_text(), via=via)
         self.restarts += 1
         if target in self.chain_names:
             self._fail(f"CNAME/DNAME loop at {target}")
@@ -324,7 +328,8 @@ class Resolution:
             self.hint_addresses.setdefault(ns_name, []).append(address)
 
     def _enter_zone(self, zone: dns.name.Name, ns_names: list[dns.name.Name], source: str) -> None:
-        self._emit(Delegation, zone=zone.to_text(), servers=[n.to_text() for n in ns_names], source=source)
+        if self.trace is not None:
+            self._emit(Delegation, zone=zone.to_text(), servers=[n.to_text() for n in ns_names], source=source)
         self.zone = zone
         self.ns_names = ns_names
         self.hint_addresses = {}
@@ -348,7 +353,8 @@ class Resolution:
             qname, qtype, purpose = self._question()
             if purpose == "resolve" and self.depth > 0:
                 purpose = "glueless NS"  # a sub-lookup for a name server's address, for the trace
-        candidates = [address for name in self.ns_names for address in self._addresses(name)]
+        by_name = [(name, self._addresses(name)) for name in self.ns_names]  # cache lookups: once per plan
+        candidates = [address for _, addresses in by_name for address in addresses]
         choice = self.infra.choose(candidates, exclude=self.tried)
         if choice is None:
             if self._resolve_a_glueless_name():
@@ -358,7 +364,7 @@ class Resolution:
             self._fail(f"every name server of {self.zone} {why}")
             return
         self.budget.used += 1
-        server = next((name for name in self.ns_names if choice.address in self._addresses(name)), None)
+        server = next((name for name, addresses in by_name if choice.address in addresses), None)
         if self.trace is not None:
             srtt = self.infra.view(choice.address).srtt
             self._emit(ServerChoice, zone=self.zone.to_text(), server=_text(server), address=choice.address,
@@ -435,9 +441,10 @@ class Resolution:
         self._send(query)
 
     def _send(self, query: Query) -> None:
-        self._emit(QuerySent, zone=query.zone.to_text(), server=_text(query.server), address=query.address,
-                   name=query.qname.to_text(), type=_type(query.qtype), purpose=query.purpose, tcp=query.tcp,
-                   edns=query.edns)
+        if self.trace is not None:
+            self._emit(QuerySent, zone=query.zone.to_text(), server=_text(query.server), address=query.address,
+                       name=query.qname.to_text(), type=_type(query.qtype), purpose=query.purpose, tcp=query.tcp,
+                       edns=query.edns)
         self.pending = query
 
     # --- reading replies ---------------------------------------------------------------
@@ -503,9 +510,13 @@ class Resolution:
         if self.referrals > self.settings.max_referrals:
             self._fail(f"more than {self.settings.max_referrals} referrals")
             return
-        self.cache.put(classified.ns, Rank.AUTHORITY, self.last_source)
-        for glue in classified.glue:
-            self.cache.put(glue, Rank.ADDITIONAL, self.last_source)
+        if not self.last_shared:
+            # A shared referral was cached by the lookup that asked: both read the same
+            # reply to the same question as a referral.  This lookup goes on from the
+            # reply itself (NS names here, glue in `learned`), never from those entries.
+            self.cache.put(classified.ns, Rank.AUTHORITY, self.last_source)
+            for glue in classified.glue:
+                self.cache.put(glue, Rank.ADDITIONAL, self.last_source)
         self._enter_zone(classified.child, [rdata.target for rdata in classified.ns], "referral")  # type: ignore[attr-defined]
         # The glue may not be cacheable (TTL 0): remember it for this lookup.
         for glue in classified.glue:
@@ -517,15 +528,17 @@ class Resolution:
     def _finish(self, rcode: int, authority: list[dns.rrset.RRset] | None = None, reason: str = "") -> None:
         self.result = Result(rcode, list(self.chain), authority or [], reason,
                              from_cache=self.everything_from_cache, upstream_queries=self.budget.used)
-        self._emit(Done, name=self.qname.to_text(), type=_type(self.qtype), rcode=dns.rcode.to_text(rcode),
-                   records=lines(self.result.answer), authority=lines(self.result.authority), reason=reason,
-                   upstream_queries=self.budget.used)
+        if self.trace is not None:
+            self._emit(Done, name=self.qname.to_text(), type=_type(self.qtype), rcode=dns.rcode.to_text(rcode),
+                       records=lines(self.result.answer), authority=lines(self.result.authority), reason=reason,
+                       upstream_queries=self.budget.used)
 
     def _fail(self, reason: str) -> None:
         self.result = Result(dns.rcode.SERVFAIL, reason=reason, from_cache=self.everything_from_cache,
                              upstream_queries=self.budget.used)
-        self._emit(Done, name=self.qname.to_text(), type=_type(self.qtype), rcode="SERVFAIL", records=[],
-                   authority=[], reason=reason, upstream_queries=self.budget.used)
+        if self.trace is not None:
+            self._emit(Done, name=self.qname.to_text(), type=_type(self.qtype), rcode="SERVFAIL", records=[],
+                       authority=[], reason=reason, upstream_queries=self.budget.used)
 
     # --- tracing ---------------------------------------------------------------------------
 
