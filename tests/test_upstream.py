@@ -242,3 +242,27 @@ def test_concurrent_cold_lookups_under_one_zone_ask_the_root_and_tld_once() -> N
         assert to_com == {("example.com.", "A"): 1}
         stats = lab.call(lambda: lab.lab.resolver.stats)  # type: ignore[union-attr]
         assert stats.merged_queries >= 3 * (len(names) - 1)
+
+
+def test_a_dead_server_met_by_many_merged_lookups_counts_one_timeout() -> None:
+    """The lookups that joined the timed-out exchange move on to the other server without
+    each charging the dead one a timeout of its own (which would hold it down at once)."""
+    names = [f"d{i}.example.com." for i in range(20)]
+    with DnsLab(keep_traces=False) as lab:
+        for server in lab.servers:
+            if any("root-servers" in n for n in server.names):
+                server.delay(200)
+        dead = lab.server("a.nic.com.").down()
+        host, port = lab.resolver_address
+
+        async def ask_all() -> list[dns.message.Message]:
+            return await asyncio.gather(*(dns.asyncquery.udp(dns.message.make_query(name, A), host, port=port,
+                                                             timeout=10.0) for name in names))
+
+        replies = asyncio.run(ask_all())
+        assert all(reply.rcode() == dns.rcode.NXDOMAIN for reply in replies)
+        resolver = lab.lab.resolver
+        assert resolver is not None
+        view = lab.call(lambda: resolver.infra.view(dead.address))
+        assert view.timeouts <= 1
+        assert sum(dead.queries.values()) <= 1
