@@ -52,6 +52,8 @@ _OPCODE_MASK = 0x7800
 _QUESTIONLESS_RCODES = frozenset({dns.rcode.FORMERR, dns.rcode.SERVFAIL, dns.rcode.NOTIMP, dns.rcode.REFUSED})
 
 FlightKey = tuple[dns.name.Name, dns.name.Name, int, bool]
+# Linux creates the socket non-blocking in the same call; elsewhere it takes a second one.
+_NONBLOCK = getattr(socket, "SOCK_NONBLOCK", 0)
 
 
 def build_query(qname: dns.name.Name, qtype: int, qid: int, edns: bool) -> tuple[bytes, bytes]:
@@ -173,8 +175,10 @@ async def udp_exchange(address: str, port: int, qname: dns.name.Name, qtype: int
     qid = secrets.randbits(16)
     wire, question = build_query(qname, qtype, qid, edns)
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)
+    sock = socket.socket(family, socket.SOCK_DGRAM | _NONBLOCK)
     try:
+        if not _NONBLOCK:
+            sock.setblocking(False)
         sock.connect((address, port))
         sock.send(wire)
         fd = sock.fileno()
