@@ -111,7 +111,6 @@ class Upstream:
     def __init__(self, port: int) -> None:
         self.port = port
         self._flights: dict[FlightKey, asyncio.Future[Exchange]] = {}
-        self.merged = 0  # exchanges joined rather than sent, for the statistics
 
     async def exchange(self, query: Query, timeout: float, wait_limit: float, merge: bool = True) -> Exchange:
         """Send *query*, or, with *merge*, join the same question already in flight.
@@ -124,7 +123,6 @@ class Upstream:
         key = (query.zone, query.qname, query.qtype, query.tcp)
         flight = self._flights.get(key) if merge else None
         if flight is not None:
-            self.merged += 1
             try:
                 done = await asyncio.wait_for(asyncio.shield(flight), wait_limit)
             except asyncio.TimeoutError:
@@ -135,7 +133,7 @@ class Upstream:
                                                tcp=sent.tcp), shared=True)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Exchange] | None = None
-        if merge and key not in self._flights:
+        if merge:
             future = loop.create_future()
             self._flights[key] = future
         outcome = Exchange(query, None, ConnectionError("the exchange was cancelled"), 0.0)
