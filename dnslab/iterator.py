@@ -158,6 +158,7 @@ class Resolution:
         self.primed = False
         self.everything_from_cache = True
         self.last_source: str | None = None  # the server whose reply is being read
+        self.last_shared = False  # whether that reply was another lookup's (see on_reply)
         # Addresses of NS names found during this lookup (glue, sub-lookups), and
         # the minimisation steps taken, which bound the whole lookup.
         self.learned: dict[dns.name.Name, list[str]] = {}
@@ -170,7 +171,8 @@ class Resolution:
         self.glueless_tried: set[tuple[dns.name.Name, int]] = set()
         self.minimise_labels = 0
         self.minimise_off = not settings.qname_minimisation
-        self._emit(Start, name=qname.to_text(), type=_type(qtype), why=why)
+        if self.trace is not None:  # (each event's texts cost more than the lookup's own logic)
+            self._emit(Start, name=qname.to_text(), type=_type(qtype), why=why)
         self._start()
 
     # --- the driver's interface ------------------------------------------------------
@@ -189,22 +191,27 @@ class Resolution:
                 return self.pending
             self._plan()
 
-    def on_reply(self, query: Query, reply: dns.message.Message, rtt: float) -> None:
+    def on_reply(self, query: Query, reply: dns.message.Message, rtt: float, shared: bool = False) -> None:
+        """*shared*: the reply to another lookup's identical query (the driver merged them);
+        it is read as ours, but the server's RTT and failures are not counted twice."""
         if self.child is not None:
-            self.child.on_reply(query, reply, rtt)
+            self.child.on_reply(query, reply, rtt, shared)
             return
         self.pending = None
         self.everything_from_cache = False
         self.last_source = query.address
+        self.last_shared = shared
         classified = classify(reply, query.qname, query.qtype, query.zone)
         if reply.flags & dns.flags.TC and not query.tcp:
             self._emit_reply(query, reply, rtt, classified, "truncated")
-            self.infra.success(query.address, rtt)
+            if not shared:
+                self.infra.success(query.address, rtt)
             self._resend(replace(query, tcp=True))
             return
         if classified.kind is ReplyKind.FORMERR and query.edns:
             self._emit_reply(query, reply, rtt, classified, "formerr")
-            self.infra.mark_no_edns(query.address)
+            if not shared:
+                self.infra.mark_no_edns(query.address)
             self._resend(replace(query, edns=False))
             return
         failure = _KIND_FAILURE.get(classified.kind)
@@ -220,14 +227,16 @@ class Resolution:
             self._emit_reply(query, reply, rtt, classified, classified.kind.value)
             self._emit_failed(query, failure, rtt)
             self.budget.failed_tries += 1
-            self.infra.failure(query.address, failure, query.zone.to_text())
+            if not shared:
+                self.infra.failure(query.address, failure, query.zone.to_text())
             self.tried.add(query.address)
             return
         meaning = classified.kind.value
         if query.purpose == "minimised" and classified.kind is not ReplyKind.REFERRAL:
             meaning = "nxdomain: asking the full name" if classified.kind is ReplyKind.NXDOMAIN else "no cut here"
         self._emit_reply(query, reply, rtt, classified, meaning)
-        self.infra.success(query.address, rtt)
+        if not shared:
+            self.infra.success(query.address, rtt)
         if query.purpose == "priming":
             self._primed(classified)
         elif query.purpose == "minimised":
@@ -235,18 +244,19 @@ class Resolution:
         else:
             self._full_reply(classified)
 
-    def on_timeout(self, query: Query) -> None:
-        self.on_failure(query, Failure.TIMEOUT)
+    def on_timeout(self, query: Query, shared: bool = False) -> None:
+        self.on_failure(query, Failure.TIMEOUT, shared)
 
-    def on_failure(self, query: Query, kind: Failure) -> None:
+    def on_failure(self, query: Query, kind: Failure, shared: bool = False) -> None:
         if self.child is not None:
-            self.child.on_failure(query, kind)
+            self.child.on_failure(query, kind, shared)
             return
         self.pending = None
         self.everything_from_cache = False
         self._emit_failed(query, kind, query.timeout if kind is Failure.TIMEOUT else None)
         self.budget.failed_tries += 1
-        self.infra.failure(query.address, kind)
+        if not shared:
+            self.infra.failure(query.address, kind)
         self.tried.add(query.address)
 
     # --- starting and restarting -----------------------------------------------------
@@ -312,7 +322,8 @@ class Resolution:
 
     def _restart_at(self, target: dns.name.Name, via: str) -> bool:
         """Follow a CNAME/DNAME to target; False (and SERVFAIL) on a loop or a chain too long."""
-        self._emit(Restart, name=self.sname.to_text(), target=target.to_text(), via=via)
+        if self.trace is not None:
+            self._emit(Restart, name=self.sname.to_text(), target=target.to_text(), via=via)
         self.restarts += 1
         if target in self.chain_names:
             self._fail(f"CNAME/DNAME loop at {target}")
@@ -347,7 +358,8 @@ class Resolution:
             self.hint_addresses.setdefault(ns_name, []).append(address)
 
     def _enter_zone(self, zone: dns.name.Name, ns_names: list[dns.name.Name], source: str) -> None:
-        self._emit(Delegation, zone=zone.to_text(), servers=[n.to_text() for n in ns_names], source=source)
+        if self.trace is not None:
+            self._emit(Delegation, zone=zone.to_text(), servers=[n.to_text() for n in ns_names], source=source)
         self.zone = zone
         self.ns_names = ns_names
         self.hint_addresses = {}
@@ -371,7 +383,8 @@ class Resolution:
             qname, qtype, purpose = self._question()
             if purpose == "resolve" and self.depth > 0:
                 purpose = self.purpose  # a sub-lookup: for a name server's address, or for DNSSEC
-        candidates = [address for name in self.ns_names for address in self._addresses(name)]
+        by_name = [(name, self._addresses(name)) for name in self.ns_names]  # cache lookups: once per plan
+        candidates = [address for _, addresses in by_name for address in addresses]
         choice = self.infra.choose(candidates, exclude=self.tried)
         if choice is None:
             if self._resolve_a_glueless_name():
@@ -381,7 +394,7 @@ class Resolution:
             self._fail(f"every name server of {self.zone} {why}")
             return
         self.budget.used += 1
-        server = next((name for name in self.ns_names if choice.address in self._addresses(name)), None)
+        server = next((name for name, addresses in by_name if choice.address in addresses), None)
         if self.trace is not None:
             srtt = self.infra.view(choice.address).srtt
             self._emit(ServerChoice, zone=self.zone.to_text(), server=_text(server), address=choice.address,
@@ -458,9 +471,10 @@ class Resolution:
         self._send(query)
 
     def _send(self, query: Query) -> None:
-        self._emit(QuerySent, zone=query.zone.to_text(), server=_text(query.server), address=query.address,
-                   name=query.qname.to_text(), type=_type(query.qtype), purpose=query.purpose, tcp=query.tcp,
-                   edns=query.edns)
+        if self.trace is not None:
+            self._emit(QuerySent, zone=query.zone.to_text(), server=_text(query.server), address=query.address,
+                       name=query.qname.to_text(), type=_type(query.qtype), purpose=query.purpose, tcp=query.tcp,
+                       edns=query.edns)
         self.pending = query
 
     # --- reading replies ---------------------------------------------------------------
@@ -535,14 +549,18 @@ class Resolution:
         if self.referrals > self.settings.max_referrals:
             self._fail(f"more than {self.settings.max_referrals} referrals")
             return
-        self.cache.put(classified.ns, Rank.AUTHORITY, self.last_source)
-        for glue in classified.glue:
-            self.cache.put(glue, Rank.ADDITIONAL, self.last_source)
-        if classified.ds is not None:
-            # The parent is authoritative for the DS at its cut (RFC 4035 §2.4): a validator's
-            # DS question is answered from here without asking again.
-            self.cache.put(classified.ds, Rank.AUTH_AUTHORITY, self.last_source, classified.signed(classified.ds),
-                           self.zone)
+        if not self.last_shared:
+            # A shared referral was cached by the lookup that asked: both read the same
+            # reply to the same question as a referral.  This lookup goes on from the
+            # reply itself (NS names here, glue in `learned`), never from those entries.
+            self.cache.put(classified.ns, Rank.AUTHORITY, self.last_source)
+            for glue in classified.glue:
+                self.cache.put(glue, Rank.ADDITIONAL, self.last_source)
+            if classified.ds is not None:
+                # The parent is authoritative for the DS at its cut (RFC 4035 §2.4): a validator's
+                # DS question is answered from here without asking again.
+                self.cache.put(classified.ds, Rank.AUTH_AUTHORITY, self.last_source,
+                               classified.signed(classified.ds), self.zone)
         self._enter_zone(classified.child, [rdata.target for rdata in classified.ns], "referral")  # type: ignore[attr-defined]
         # The glue may not be cacheable (TTL 0): remember it for this lookup.
         for glue in classified.glue:
@@ -559,15 +577,17 @@ class Resolution:
         self.result = Result(rcode, list(self.chain), authority or [], reason,
                              from_cache=self.everything_from_cache, upstream_queries=self.budget.used,
                              evidence=list(self.evidence), denial=self.denial)
-        self._emit(Done, name=self.qname.to_text(), type=_type(self.qtype), rcode=dns.rcode.to_text(rcode),
-                   records=lines(self.result.answer), authority=lines(self.result.authority), reason=reason,
-                   upstream_queries=self.budget.used)
+        if self.trace is not None:
+            self._emit(Done, name=self.qname.to_text(), type=_type(self.qtype), rcode=dns.rcode.to_text(rcode),
+                       records=lines(self.result.answer), authority=lines(self.result.authority), reason=reason,
+                       upstream_queries=self.budget.used)
 
     def _fail(self, reason: str) -> None:
         self.result = Result(dns.rcode.SERVFAIL, reason=reason, from_cache=self.everything_from_cache,
                              upstream_queries=self.budget.used)
-        self._emit(Done, name=self.qname.to_text(), type=_type(self.qtype), rcode="SERVFAIL", records=[],
-                   authority=[], reason=reason, upstream_queries=self.budget.used)
+        if self.trace is not None:
+            self._emit(Done, name=self.qname.to_text(), type=_type(self.qtype), rcode="SERVFAIL", records=[],
+                       authority=[], reason=reason, upstream_queries=self.budget.used)
 
     # --- tracing ---------------------------------------------------------------------------
 

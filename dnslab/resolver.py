@@ -2,9 +2,10 @@
 
 Everything that decides is elsewhere (iterator, classify, cache, infra); this
 module parses client queries, applies access control, merges identical
-questions in flight, sends the iterator's queries upstream with dnspython
-(fresh random ID and source port each, replies accepted only from the address
-and port asked and for the same question), and shapes the reply: minimal,
+questions in flight, hands the iterator's queries to dnslab.upstream (which
+merges identical upstream questions in flight and sends each with a fresh
+random ID and source port, accepting replies only from the address and port
+asked and for the same question), and shapes the reply: minimal,
 RA=1, AA=0, RD echoed, question case preserved, TTLs counted down and
 multi-record RRsets rotated from the cache.
 """
@@ -19,7 +20,6 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-import dns.asyncquery
 import dns.edns
 import dns.exception
 import dns.flags
@@ -37,7 +37,8 @@ from dnslab.clock import Clock, MonotonicClock
 from dnslab.events import Event, Sink
 from dnslab.hints import RootHints
 from dnslab.infra import Failure, Infra, InfraSettings
-from dnslab.iterator import IteratorSettings, Query, Resolution, Result
+from dnslab.iterator import IteratorSettings, Resolution, Result
+from dnslab.upstream import Upstream
 from dnslab.validator import Fetch, KeyCache, Security, Validator, Verdict
 from dnslab.wire import EDNS_UDP_SIZE, OPT, PLAIN_UDP_SIZE, header_only_reply, query_key, ttl_offsets
 
@@ -79,6 +80,7 @@ class Stats:
     cache_misses: int = 0
     cache_expired: int = 0           # misses for data that had been cached and ran out
     upstream_queries: int = 0
+    merged_queries: int = 0          # queries that joined the same question already in flight
     secure: int = 0                  # answers validated secure (DNSSEC)
     bogus: int = 0                   # answers that failed validation (SERVFAIL to the client)
     timeouts: int = 0
@@ -128,25 +130,6 @@ class QueryLog:
         transport = " tcp" if self.tcp else ""
         return (f"{stamp} {self.client}{transport} {self.name} {self.type} {self.rcode} {source} "
                 f"{self.ms:.1f} ms")
-
-
-class Upstream:
-    """Sends one iterator query and returns the reply; dnspython does the matching."""
-
-    def __init__(self, port: int, dnssec: bool = False) -> None:
-        self.port = port
-        self.dnssec = dnssec  # DO=1: a validating resolver needs the RRSIGs and NSEC records
-
-    async def send(self, query: Query, timeout: float) -> dns.message.Message:
-        message = dns.message.make_query(query.qname, query.qtype, use_edns=0 if query.edns else False,
-                                         payload=EDNS_UDP_SIZE, want_dnssec=self.dnssec and query.edns)
-        message.flags &= ~dns.flags.RD  # iterative: we do the recursion
-        if query.tcp:
-            return await dns.asyncquery.tcp(message, query.address, timeout=timeout, port=self.port)
-        # ignore_unexpected/ignore_errors: a forged or broken datagram is dropped and the wait
-        # goes on for the real reply; dnspython checks source address, port, ID and question.
-        return await dns.asyncquery.udp(message, query.address, timeout=timeout, port=self.port,
-                                        ignore_unexpected=True, ignore_errors=True)
 
 
 class RecursiveResolver:
@@ -296,13 +279,17 @@ class RecursiveResolver:
         if not task.cancelled() and task.exception() is None and task.result().rcode == dns.rcode.SERVFAIL:
             self.cache.put_servfail(qname, qtype)
 
-    async def _drive(self, resolution: Resolution, count: bool = True) -> Result:
+    async def _drive(self, resolution: Resolution, count: bool = True, merge: bool = True) -> Result:
         """Send the lookup's queries until it is done or its time is up.
 
         *count* False keeps a trace out of the statistics a client's query feeds.
+        *merge* lets a query join the same question already in flight (see
+        dnslab.upstream); a traced lookup never joins, so each step it shows is
+        its own exchange with the server it names.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.query_time_limit
+        merge = merge and resolution.trace is None
         while True:
             action = resolution.next_action()
             if isinstance(action, Result):
@@ -313,21 +300,24 @@ class RecursiveResolver:
             if remaining <= 0:
                 return Result(dns.rcode.SERVFAIL,
                               reason=f"no answer within {self.settings.query_time_limit:g} s")
-            started = loop.time()
+            done = await self.upstream.exchange(action, min(action.timeout, remaining), remaining, merge)
+            query, error, shared = done.query, done.error, done.shared
             if count:
-                self.stats.upstream_queries += 1
-            try:
-                reply = await self.upstream.send(action, min(action.timeout, remaining))
-            except dns.exception.Timeout:
-                self.stats.timeouts += count
-                resolution.on_timeout(action)
-            except (OSError, EOFError, ConnectionError):
-                self.stats.network_errors += count
-                resolution.on_failure(action, Failure.NETWORK)
-            except dns.exception.DNSException:
-                resolution.on_failure(action, Failure.BROKEN)
+                if shared:
+                    self.stats.merged_queries += 1
+                else:
+                    self.stats.upstream_queries += 1
+            if error is None:
+                assert done.reply is not None
+                resolution.on_reply(query, done.reply, done.rtt, shared=shared)
+            elif isinstance(error, dns.exception.Timeout):
+                self.stats.timeouts += count and not shared
+                resolution.on_timeout(query, shared=shared)
+            elif isinstance(error, (OSError, EOFError, ConnectionError)):
+                self.stats.network_errors += count and not shared
+                resolution.on_failure(query, Failure.NETWORK, shared=shared)
             else:
-                resolution.on_reply(action, reply, loop.time() - started)
+                resolution.on_failure(query, Failure.BROKEN, shared=shared)
 
     def _stale_answer(self, qname: dns.name.Name, qtype: int) -> Result | None:
         """RFC 8767: expired data (within the stale window) beats no data when servers fail."""

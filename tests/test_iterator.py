@@ -1034,3 +1034,26 @@ def test_result_is_final(sample: Harness) -> None:
     result = resolution.next_action()
     assert isinstance(result, Result) and result.from_cache
     assert resolution.next_action() is result
+
+
+# --- replies shared between lookups (the driver merged identical queries) ----------------------
+
+
+def test_a_shared_outcome_is_used_but_not_counted_against_the_server_again(sample: Harness) -> None:
+    """Another lookup sent the query and its driver counted the RTT or failure once already."""
+    resolution = Resolution(n("www.example.com."), A, cache=sample.cache, infra=sample.infra,
+                            hints=sample.net.hints)
+    first = resolution.next_action()
+    assert isinstance(first, Query) and first.purpose == "priming"
+    resolution.on_timeout(first, shared=True)
+    view = sample.infra.view(first.address)
+    assert view.consecutive_failures == 0 and view.timeouts == 0
+    second = resolution.next_action()
+    assert isinstance(second, Query) and second.purpose == "priming" and second.address != first.address
+    reply = sample.net.reply(second)
+    assert isinstance(reply, dns.message.Message)
+    resolution.on_reply(second, reply, 0.01, shared=True)
+    assert sample.infra.view(second.address).srtt is None
+    assert sample.cache.get(dns.name.root, NS) is not None  # the reply itself was read as ours
+    third = resolution.next_action()
+    assert isinstance(third, Query) and third.qname == n("com.")
