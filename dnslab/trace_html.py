@@ -894,6 +894,13 @@ class _Painter:
         lines = [(head, "foot-head")]
         if done.get("reason"):
             lines.append((f"reason: {_clean(done.get('reason'))}", "foot-line t-bad"))
+        verdict = next((e for e in reversed(self.l.events) if _kind(e) == "dnssec" and e.get("step") == "verdict"
+                        and _depth(e) == 0), None)
+        if verdict is not None and verdict.get("security") == "bogus":
+            lines.append((f"DNSSEC bogus: the client gets SERVFAIL instead ({_clean(verdict.get('detail'))})",
+                          "foot-line t-bad"))
+        elif verdict is not None:
+            lines.append((f"DNSSEC {_clean(verdict.get('security'))}", "foot-line"))
         records = _done_records(done)
         authority = [_clean(a) for a in done.get("authority") or []]
         shown = records[:12]
@@ -1048,6 +1055,12 @@ def render_html(events: list[dict[str, Any]], title: str) -> str:
                    f"in {_num(_total_ms(layout.events, done))} ms")
     else:
         outcome = "no answer in this trace"
+    verdict = next((e for e in reversed(layout.events) if _kind(e) == "dnssec" and e.get("step") == "verdict"
+                    and _depth(e) == 0), None)
+    if verdict is not None and verdict.get("security") == "bogus":
+        outcome = "SERVFAIL to the client: DNSSEC validation failed (bogus)"
+    elif verdict is not None:
+        outcome += f"; DNSSEC {_clean(verdict.get('security'))}"
     if queries:
         asked_whom = (f"{_plural(queries, 'upstream query', 'upstream queries')} to "
                       f"{_plural(servers, 'server')}")
