@@ -749,16 +749,20 @@ class _Painter:
         head, what = _cache_label(e)
         right = self.resolver - 10
         left = self.client + 34 + 16 * max(0, row.depth - 1)
-        w = right - left
+        self._badge(row, left, right - left, (right, self.resolver - 5), head, what)
+        return f"cache cache-{result}", _step_text(e)
+
+    def _badge(self, row: _Row, left: float, w: float, link: tuple[float, float], head: str, text: str) -> None:
+        """A two-line rounded badge joined to the resolver's lifeline by a dotted link (x from, x to)."""
         top = row.y + 6
+        middle = top + (row.height - 12) / 2
         svg = self.svg
         svg.add(f'<rect x="{left:.1f}" y="{top:.1f}" width="{w:.1f}" height="{row.height - 12:.1f}" rx="6" '
                 f'class="badge"/>')
-        svg.add(f'<line x1="{right:.1f}" y1="{top + (row.height - 12) / 2:.1f}" x2="{self.resolver - 5:.1f}" '
-                f'y2="{top + (row.height - 12) / 2:.1f}" class="badge-link"/>')
+        svg.add(f'<line x1="{link[0]:.1f}" y1="{middle:.1f}" x2="{link[1]:.1f}" y2="{middle:.1f}" '
+                f'class="badge-link"/>')
         svg.text(left + 9, top + 14, head, "badge-head", size=11.5, max_px=w - 16)
-        svg.text(left + 9, top + 29, what, "badge-name", size=11, max_px=w - 16)
-        return f"cache cache-{result}", _step_text(e)
+        svg.text(left + 9, top + 29, text, "badge-name", size=11, max_px=w - 16)
 
     def _draw_dnssec(self, row: _Row) -> tuple[str, str]:
         """A chain-of-trust link as a badge right of the resolver: green secure, amber insecure, red bogus."""
@@ -766,15 +770,7 @@ class _Painter:
         security = re.sub(r"[^a-z]", "", str(e.get("security") or "other").lower()) or "other"
         head, detail = _dnssec_label(e)
         left = self.resolver + 12
-        w = min(560.0, self.l.width - left - 20)
-        top = row.y + 6
-        svg = self.svg
-        svg.add(f'<rect x="{left:.1f}" y="{top:.1f}" width="{w:.1f}" height="{row.height - 12:.1f}" rx="6" '
-                f'class="badge"/>')
-        svg.add(f'<line x1="{self.resolver + 5:.1f}" y1="{top + (row.height - 12) / 2:.1f}" x2="{left:.1f}" '
-                f'y2="{top + (row.height - 12) / 2:.1f}" class="badge-link"/>')
-        svg.text(left + 9, top + 14, head, "badge-head", size=11.5, max_px=w - 16)
-        svg.text(left + 9, top + 29, detail, "badge-name", size=11, max_px=w - 16)
+        self._badge(row, left, min(560.0, self.l.width - left - 20), (self.resolver + 5, left), head, detail)
         return f"dnssec dnssec-{security}", _step_text(e)
 
     def _draw_note(self, row: _Row) -> tuple[str, str]:

@@ -210,23 +210,31 @@ class _Run:
         if signer is None or not rrset.name.is_subdomain(signer):
             return Verdict(Security.BOGUS, f"no usable RRSIG for {rrset.name} {_type(rrset.rdtype)}",
                            EDE_RRSIGS_MISSING)
-        if not self.validator.covered(signer):
-            return Verdict(Security.INDETERMINATE, "no trust anchor above it")
-        key = yield from self.key_entry(signer)
-        if key.security is not Security.SECURE:
-            return _from_key(key)
-        ok, sig, problem, ede = _verify(rrset, evidence.sigs, key.keys, signer, self.now)
-        if not ok:
-            self.emit("rrsig", signer, rrset.name, rrset.rdtype, Security.BOGUS, sig, problem)
-            return Verdict(Security.BOGUS, f"{problem} for {rrset.name} {_type(rrset.rdtype)} "
-                                           f"(signed by {signer})", ede, signer)
-        assert sig is not None
-        self.emit("rrsig", signer, rrset.name, rrset.rdtype, Security.SECURE, sig, "signature valid")
+        checked = yield from self.signed(rrset, evidence.sigs, signer)
+        if isinstance(checked, Verdict):
+            return checked
+        key, sig = checked
         wildcard = _wildcard_expansion(rrset.name, sig)
         if wildcard is not None:
             verdict = yield from self.wildcard_proof(evidence, signer, key, wildcard)
             return verdict
         return Verdict(Security.SECURE, zone=signer)
+
+    def signed(self, rrset: dns.rrset.RRset, sigs: dns.rrset.RRset | None,
+               signer: dns.name.Name) -> Generator[Fetch, Result, "tuple[KeyEntry, object] | Verdict"]:
+        """The signer's trusted keys and the RRSIG that verifies with them, or why there are none."""
+        if not self.validator.covered(signer):
+            return Verdict(Security.INDETERMINATE, "no trust anchor above it")
+        key = yield from self.key_entry(signer)
+        if key.security is not Security.SECURE:
+            return _from_key(key)
+        ok, sig, problem, ede = _verify(rrset, sigs, key.keys, signer, self.now)
+        if not ok:
+            self.emit("rrsig", signer, rrset.name, rrset.rdtype, Security.BOGUS, sig, problem)
+            return Verdict(Security.BOGUS, f"{problem} for {rrset.name} {_type(rrset.rdtype)} "
+                                           f"(signed by {signer})", ede, signer)
+        self.emit("rrsig", signer, rrset.name, rrset.rdtype, Security.SECURE, sig, "signature valid")
+        return key, sig
 
     def wildcard_proof(self, evidence: Evidence, signer: dns.name.Name, key: KeyEntry,
                        wildcard: dns.name.Name) -> Check:
@@ -251,15 +259,10 @@ class _Run:
             return Verdict(Security(evidence.security), zone=evidence.zone)
         soa = evidence.rrset
         signer = _signer(evidence.sigs, soa) or soa.name
-        if not self.validator.covered(signer):
-            return Verdict(Security.INDETERMINATE, "no trust anchor above it")
-        key = yield from self.key_entry(signer)
-        if key.security is not Security.SECURE:
-            return _from_key(key)
-        ok, sig, problem, ede = _verify(soa, evidence.sigs, key.keys, signer, self.now)
-        if not ok:
-            self.emit("rrsig", signer, soa.name, soa.rdtype, Security.BOGUS, sig, problem)
-            return Verdict(Security.BOGUS, f"{problem} for {soa.name} SOA", ede, signer)
+        checked = yield from self.signed(soa, evidence.sigs, signer)
+        if isinstance(checked, Verdict):
+            return checked
+        key, _ = checked
         proof = yield from self.proof_records(evidence.proof, signer, key)
         if isinstance(proof, Verdict):
             return proof
