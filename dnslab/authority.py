@@ -285,30 +285,25 @@ def _prove_nodata(zone: Zone, name: dns.name.Name, response: Response) -> None:
     proves it owns nothing (its next name lies below it).  For a wildcard
     NODATA, *name* is the wildcard and the no-closer-match proof is already in.
     """
-    if not _proving(zone, response):
-        return
-    if zone.nsec3param is not None:
-        nsec3, _ = zone.nsec3_for(name)
-        if nsec3 is not None:
-            response.add(response.authority, zone, nsec3)
-        return
-    nsec = zone.covering_nsec(name)
-    if nsec is not None:
-        response.add(response.authority, zone, nsec)
+    if _proving(zone, response):
+        _add_denial(zone, name, name, response)
 
 
 def _prove_no_closer(zone: Zone, qname: dns.name.Name, closest_encloser: dns.name.Name,
                      response: Response) -> None:
     """No name closer to *qname* than the closest encloser exists (the wildcard answer's proof)."""
-    if not _proving(zone, response):
-        return
+    if _proving(zone, response):
+        _add_denial(zone, qname.split(len(closest_encloser) + 1)[1], qname, response)
+
+
+def _add_denial(zone: Zone, nsec3_name: dns.name.Name, nsec_name: dns.name.Name, response: Response) -> None:
+    """The NSEC3 matching or covering *nsec3_name*, or the NSEC at or covering *nsec_name*."""
     if zone.nsec3param is not None:
-        next_closer = qname.split(len(closest_encloser) + 1)[1]
-        nsec3, _ = zone.nsec3_for(next_closer)
+        nsec3, _ = zone.nsec3_for(nsec3_name)
         if nsec3 is not None:
             response.add(response.authority, zone, nsec3)
         return
-    nsec = zone.covering_nsec(qname)
+    nsec = zone.covering_nsec(nsec_name)
     if nsec is not None:
         response.add(response.authority, zone, nsec)
 
