@@ -192,7 +192,7 @@ class Resolution:
             self._emit_reply(query, reply, rtt, classified, classified.kind.value)
             self._emit_failed(query, failure, rtt)
             self.budget.failed_tries += 1
-            self.infra.failure(query.address, failure, query.zone.to_text())
+            self.infra.failure(query.address, failure, query.zone.to_text(), waited=rtt)
             self.tried.add(query.address)
             return
         meaning = classified.kind.value
@@ -218,7 +218,7 @@ class Resolution:
         self.everything_from_cache = False
         self._emit_failed(query, kind, query.timeout if kind is Failure.TIMEOUT else None)
         self.budget.failed_tries += 1
-        self.infra.failure(query.address, kind)
+        self.infra.failure(query.address, kind, waited=query.timeout if kind is Failure.TIMEOUT else 0.0)
         self.tried.add(query.address)
 
     # --- starting and restarting -----------------------------------------------------

@@ -938,6 +938,29 @@ def test_held_down_servers_are_probed_after_the_hold_down(sample: Harness) -> No
     assert sample.net.sent[start].reason is not None and sample.net.sent[start].reason.value == "probe"
 
 
+def test_a_zone_down_for_an_hour_is_back_within_one_probe_interval(sample: Harness) -> None:
+    for address in (EXAMPLE_COM1, EXAMPLE_COM2):
+        sample.net.faults[address] = lambda q, m: TIMEOUT
+    start, end = len(sample.net.sent), sample.clock.now() + 3600
+    asked = 0
+    while sample.clock.now() < end:  # a question a second for an hour, every server of the zone dead
+        assert sample.resolve(f"q{asked}.example.com.").rcode == dns.rcode.SERVFAIL
+        asked += 1
+        sample.clock.advance(1.0)
+    tries = [q for q in sample.net.sent[start:] if q.address in (EXAMPLE_COM1, EXAMPLE_COM2)]
+    interval = sample.infra.settings.probe_interval
+    # Held down, not hammered: about one probe per server per probe interval, not one try per question.
+    assert len(tries) <= 2 * (3600 / interval + 2)
+    del sample.net.faults[EXAMPLE_COM1], sample.net.faults[EXAMPLE_COM2]
+    back = sample.clock.now()
+    while sample.resolve(f"q{asked}.example.com.").rcode == dns.rcode.SERVFAIL:
+        asked += 1
+        sample.clock.advance(1.0)
+        assert sample.clock.now() - back <= 10 * interval
+    # One probe interval, plus the second until the next question came.
+    assert sample.clock.now() - back <= interval + 1.0
+
+
 # --- IPv6 upstream -------------------------------------------------------------------------
 
 
