@@ -184,8 +184,8 @@ class Infra:
     (a down server stays in the one-probe-at-a-time regime instead of being
     blocked until infra-host-ttl), its back-off capped at RTT_MAX_TIMEOUT; BIND
     has no hold-down at all: a timeout only raises a server's SRTT, and the SRTT
-    of servers not chosen ages by 2 % a second, so a lone server is always
-    tried.  The interval keeps the benefit of the hold-down: in between, a dead
+    of a server passed over is aged by 2 % (at most once a second), so a lone
+    server is always tried.  The interval keeps the benefit of the hold-down: in between, a dead
     zone costs one quick SERVFAIL per query and not a single packet upstream.
     """
 
