@@ -70,7 +70,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("stale_window", "cache", "stale_window", int, "how long after expiry data may be served (default 86400)"),
     Option("rotation", "cache", "rotation", str, "round-robin policy: cyclic, random or fixed (default cyclic)",
            lambda v: Rotation(v)),
-    Option("hold_down", "infra", "hold_down", float, "seconds a failing server is held down at first (default 5)"),
+    Option("hold_down", "infra", "hold_down", float,
+           "seconds a failing server is held down at first; doubles per failed probe up to probe_interval (default 5)"),
+    Option("probe_interval", "infra", "probe_interval", float,
+           "longest wait between probes of a held-down server, so it is back in use within this long "
+           "of its return (default 10)"),
 )
 BY_NAME = {option.name: option for option in OPTIONS}
 

@@ -49,6 +49,12 @@ class FaultKind(enum.Enum):
 
 ZONE_FAULT_KINDS = (FaultKind.DNSSEC_BAD_SIG, FaultKind.DNSSEC_EXPIRED, FaultKind.DNSSEC_MISSING_DS,
                     FaultKind.DNSSEC_WRONG_DS)
+# Distinct questions counted one by one per server; older ones are summed up together.  Without
+# a bound the counter grew with every new name a server was asked (the soak: ~110 bytes each,
+# for ever); as many as a server's reply cache holds keeps every count a test or a learner reads.
+MAX_COUNTED_QUESTIONS = 4096
+OLDER_QUESTIONS = ("<older questions>", "")
+
 # The faults that replace the answer; at most one is in force at a time.
 _ANSWER_FAULTS = (FaultKind.SERVFAIL, FaultKind.REFUSED, FaultKind.TRUNCATE, FaultKind.LAME)
 
@@ -76,12 +82,17 @@ class FaultState:
 class FaultyServer:
     """A server's handler with faults in front of it and a query counter."""
 
-    def __init__(self, handler: Handler, seed: int | str = 0) -> None:
+    def __init__(self, handler: Handler, seed: int | str = 0,
+                 max_questions: int = MAX_COUNTED_QUESTIONS) -> None:
         self.inner = handler
         self.state = FaultState()
         # Raw question bytes (name lowercased) -> queries received: counting must cost
         # next to nothing on the hot path; names are decoded only when someone looks.
+        # Bounded: beyond max_questions distinct questions the least recently *new* one
+        # is folded into `_older`, so the total stays exact and memory stays flat.
+        self.max_questions = max_questions
         self._received: Counter[bytes] = Counter()
+        self._older = 0
         self._rng = random.Random(seed)
 
     @property
@@ -114,8 +125,14 @@ class FaultyServer:
 
     @property
     def queries(self) -> Counter[tuple[str, str]]:
-        """Queries received, by (lowercased name with its final dot, type)."""
+        """Queries received, by (lowercased name with its final dot, type).
+
+        The last `max_questions` distinct questions one by one; queries for
+        questions first seen before them are summed under OLDER_QUESTIONS.
+        """
         counts: Counter[tuple[str, str]] = Counter()
+        if self._older:
+            counts[OLDER_QUESTIONS] = self._older
         for question, count in self._received.items():
             try:
                 name, used = dns.name.from_wire(question, 0)
@@ -127,6 +144,12 @@ class FaultyServer:
 
     def reset_counts(self) -> None:
         self._received.clear()
+        self._older = 0
+
+    @property
+    def counted_questions(self) -> int:
+        """Distinct questions counted one by one now (at most max_questions)."""
+        return len(self._received)
 
     def handle(self, wire: bytes, via_tcp: bool, peer: Peer | None = None) -> bytes | None | Awaitable[bytes | None]:
         state = self.state
@@ -169,15 +192,25 @@ class FaultyServer:
         parsed = query_key(wire)
         if parsed is not None:
             question = parsed[0][QUESTION_IN_KEY:]
-            self._received[question[:-4].lower() + question[-4:]] += 1
+            self._add(question[:-4].lower() + question[-4:])
             return
         try:  # the rare query the quick reader leaves alone (compressed, odd sections)
             rrsets = dns.message.from_wire(wire, question_only=True).question
         except Exception:  # noqa: BLE001 - garbage is counted as such, never raised
-            self._received[b""] += 1
+            self._add(b"")
             return
         for rrset in rrsets:
-            self._received[rrset.name.to_wire().lower() + rrset.rdtype.to_bytes(2, "big") + b"\x00\x01"] += 1
+            self._add(rrset.name.to_wire().lower() + rrset.rdtype.to_bytes(2, "big") + b"\x00\x01")
+
+    def _add(self, question: bytes) -> None:
+        received = self._received
+        if question in received:
+            received[question] += 1
+            return
+        if len(received) >= self.max_questions:
+            oldest = next(iter(received))  # dicts keep insertion order: the first one counted
+            self._older += received.pop(oldest)
+        received[question] = 1
 
 
 def _number(value: float | None, message: str, low: float, high: float) -> float:

@@ -15,6 +15,9 @@ and Knot Resolver's three verbs (``lib/selection.c``): *choose* a server,
 - A server that keeps failing is held down by a circuit breaker (closed ->
   open -> half-open probe -> closed), so a dead zone costs one quick SERVFAIL
   instead of a full timeout per query.
+- The hold-down backs off (doubling per failed probe) but never beyond the
+  *probe interval*: a server that comes back after an outage of any length is
+  probed, and in use again, within one probe interval (see `Infra`).
 
 Layer 1: no sockets, no asyncio; time comes only from the injected clock and
 chance only from the injected ``random.Random``, so a test can say "this
@@ -92,8 +95,10 @@ class InfraSettings:
     similar_band: float = 0.4  # Unbound's RTT_BAND: within this of the best is "similar"
     explore_probability: float = 0.1  # chance to pick another similar server than the fastest
     failures_to_hold: int = 3  # consecutive failures that open the breaker
-    hold_down: float = 5.0  # first hold-down period; doubles per failed probe
-    max_hold_down: float = 120.0
+    hold_down: float = 5.0  # first hold-down period; doubles per failed probe, up to probe_interval
+    # The longest a held-down server waits for its next probe, counted from the start of the last
+    # one: the cap on the back-off, so recovery after an outage of any length takes at most this.
+    probe_interval: float = 10.0
     max_servers: int = 10_000  # bounded memory: LRU over server states
 
     def __post_init__(self) -> None:
@@ -105,8 +110,11 @@ class InfraSettings:
             raise ConfigError("infra: explore_probability must be within [0, 1]")
         if self.failures_to_hold < 1 or self.max_servers < 1:
             raise ConfigError("infra: failures_to_hold and max_servers must be >= 1")
-        if not 0 < self.hold_down <= self.max_hold_down:
-            raise ConfigError("infra: need 0 < hold_down <= max_hold_down")
+        if not 0 < self.hold_down <= self.probe_interval:
+            raise ConfigError("infra: need 0 < hold_down <= probe_interval")
+        if self.probe_interval < self.max_timeout:
+            # A probe waits up to max_timeout; probes cannot start more often than they end.
+            raise ConfigError(f"infra: probe_interval must be at least max_timeout ({self.max_timeout:g} s)")
 
 
 @dataclass(frozen=True)
@@ -161,7 +169,24 @@ class Infra:
     server past its probe delay gets STILL_USEFUL_TIMEOUT as its selection RTT,
     far outside the RTT band of any working server.  The price is that a dead
     server which comes back is rediscovered only when the others fail, or
-    after `forget` (Unbound's equivalent is infra-host-ttl expiry).
+    after `forget` (Unbound's equivalent is infra-host-ttl expiry); the zone
+    itself keeps resolving through the others all along.
+
+    Probe interval: when every server of a zone is held down, the zone is
+    unresolvable until one of them is probed, so the back-off must not outgrow
+    the outage.  The hold-down starts at ``hold_down`` and doubles per failed
+    probe, but never beyond ``probe_interval``, counted from the *start* of the
+    failed probe.  So while queries need the zone, each of its servers gets one
+    probe (one at a time, Unbound's probedelay) at least once per probe
+    interval, and a server that returns after an outage of any length is in use
+    again within one probe interval of its return (plus the wait for a query
+    that needs it).  Unbound reaches the same shape with ``infra-keep-probing``
+    (a down server stays in the one-probe-at-a-time regime instead of being
+    blocked until infra-host-ttl), its back-off capped at RTT_MAX_TIMEOUT; BIND
+    has no hold-down at all: a timeout only raises a server's SRTT, and the SRTT
+    of a server passed over is aged by 2 % (at most once a second), so a lone
+    server is always tried.  The interval keeps the benefit of the hold-down: in between, a dead
+    zone costs one quick SERVFAIL per query and not a single packet upstream.
     """
 
     def __init__(
@@ -294,8 +319,19 @@ class Infra:
         state.held_until = None
         state.probe_until = None
 
-    def failure(self, address: str, kind: Failure, zone: str | None = None) -> None:
+    def failure(self, address: str, kind: Failure, zone: str | None = None, waited: float | None = None) -> None:
         """A try gave no usable answer; count it toward the breaker.
+
+        ``waited`` is how long the try was out (its timeout, for a TIMEOUT;
+        None if not known).  A hold-down counts from the try's start, so that a
+        server is probed again at most probe_interval after the start of its
+        last try, however long that try waited.  And a TIMEOUT of a try that was
+        given less than the server's current timeout is counted only in the
+        statistics (Unbound's ``infra_rtt_update`` doubles the rto only when
+        the try's own timeout was at least the current one): several tries in
+        flight together, cut off by one outage or one stall of our own event
+        loop, are one piece of evidence, not three, and must not trip the
+        breaker on a server that answers a moment later.
 
         Only a TIMEOUT lengthens the next timeout.  Any other outcome ends the
         run of consecutive timeouts, because the server (or the network) did
@@ -304,13 +340,17 @@ class Infra:
         a try sent before the breaker opened; the running hold-down already
         covers it, so it does not extend it.
         """
+        if waited is not None and not (waited >= 0 and math.isfinite(waited)):
+            raise ValueError(f"waited must be a finite number of seconds >= 0, not {waited!r}")
         now = self.clock.now()
         state = self._state(address)
         breaker = _breaker(state, now)
-        state.last_failure = kind
-        state.consecutive_failures += 1
         timed_out = kind is Failure.TIMEOUT
         state.timeouts += timed_out
+        if timed_out and waited is not None and waited < self._timeout(state) * (1 - 1e-9):
+            return  # sent with an older, shorter timeout: already counted by the try that raised it
+        state.last_failure = kind
+        state.consecutive_failures += 1
         if kind is Failure.LAME and zone is not None and len(state.lame_zones) < _MAX_LAME_ZONES:
             state.lame_zones[zone] = None
         state.consecutive_timeouts = state.consecutive_timeouts + 1 if timed_out else 0
@@ -322,17 +362,19 @@ class Infra:
             # delegation that names it take a third party's zones down.
             state.consecutive_failures -= 1
             tripped = False
+        since = now - (waited or 0.0)
         if breaker is Breaker.HALF_OPEN:
             state.failed_probes += 1
-            self._open(state, now)
+            self._open(state, since, now)
         elif breaker is Breaker.CLOSED and tripped:
             state.failed_probes = 0
-            self._open(state, now)
+            self._open(state, since, now)
 
-    def _open(self, state: _State, now: float) -> None:
+    def _open(self, state: _State, since: float, now: float) -> None:
         s = self.settings
-        period = s.hold_down * 2.0 ** min(state.failed_probes, _MAX_DOUBLINGS)
-        state.held_until = now + min(s.max_hold_down, period)
+        period = min(s.probe_interval, s.hold_down * 2.0 ** min(state.failed_probes, _MAX_DOUBLINGS))
+        # Never in the past: a try that outlasted the period leaves the server due at once.
+        state.held_until = max(now, since + period)
         state.probe_until = None
 
     # -- EDNS -----------------------------------------------------------------

@@ -31,7 +31,7 @@ from dnslab.cache import Cache, NegativeKind, Rank
 from dnslab.classify import Classified, ReplyKind, classify
 from dnslab.events import (CacheLookup, Delegation, Done, Event, Failed, QuerySent, Reply, Restart,
                            ServerChoice, Sink, Start, lines)
-from dnslab.infra import Failure, Infra, Reason
+from dnslab.infra import Choice, Failure, Infra, Reason
 
 RdataType = dns.rdatatype.RdataType
 
@@ -168,6 +168,7 @@ class Resolution:
         self.ns_names: list[dns.name.Name] = []
         self.hint_addresses: dict[dns.name.Name, list[str]] = {}
         self.tried: set[str] = set()
+        self.timed_out_once: set[str] = set()  # each may be tried once more when nothing else is left
         self.glueless_tried: set[tuple[dns.name.Name, int]] = set()
         self.minimise_labels = 0
         self.minimise_off = not settings.qname_minimisation
@@ -228,7 +229,7 @@ class Resolution:
             self._emit_failed(query, failure, rtt)
             self.budget.failed_tries += 1
             if not shared:
-                self.infra.failure(query.address, failure, query.zone.to_text())
+                self.infra.failure(query.address, failure, query.zone.to_text(), waited=rtt)
             self.tried.add(query.address)
             return
         meaning = classified.kind.value
@@ -256,7 +257,9 @@ class Resolution:
         self._emit_failed(query, kind, query.timeout if kind is Failure.TIMEOUT else None)
         self.budget.failed_tries += 1
         if not shared:
-            self.infra.failure(query.address, kind)
+            self.infra.failure(query.address, kind, waited=query.timeout if kind is Failure.TIMEOUT else 0.0)
+        if kind is Failure.TIMEOUT and query.address not in self.tried:
+            self.timed_out_once.add(query.address)
         self.tried.add(query.address)
 
     # --- starting and restarting -----------------------------------------------------
@@ -364,6 +367,7 @@ class Resolution:
         self.ns_names = ns_names
         self.hint_addresses = {}
         self.tried = set()
+        self.timed_out_once = set()
         self.glueless_tried = set()
         self.minimise_labels = len(zone) + 1
         # A relaxed-mode fallback (NXDOMAIN for a minimised name) says something about
@@ -389,6 +393,8 @@ class Resolution:
         if choice is None:
             if self._resolve_a_glueless_name():
                 return
+            choice = self._try_again(candidates)
+        if choice is None:
             held = [a for a in candidates if a not in self.tried]
             why = "held down after failures" if held else "failed"
             self._fail(f"every name server of {self.zone} {why}")
@@ -403,6 +409,24 @@ class Resolution:
         self._send(Query(choice.address, qname, qtype, self.zone, choice.timeout, choice.reason,
                          edns=self.settings.edns and self.infra.edns_supported(choice.address),
                          purpose=purpose, server=server))
+
+    def _try_again(self, candidates: list[str]) -> Choice | None:
+        """One more try of a server that timed out, when no other server is left.
+
+        A single timeout may be one lost packet or one stall, and when the other
+        servers of the zone are down, giving up on the one live server at its
+        first timeout fails the question (seen in the storm check).  Unbound and
+        BIND both send again to the same server before they give up.  Once per
+        server, zone and question (which one of them is alive cannot be known),
+        and only to a server infra still lets be tried: the retries' timeouts
+        count toward the breaker, so a dead zone is soon held down and costs
+        nothing again until its probe interval.
+        """
+        again = [address for address in candidates if address in self.timed_out_once]
+        choice = self.infra.choose(again) if again else None
+        if choice is not None:
+            self.timed_out_once.discard(choice.address)
+        return choice
 
     def _question(self) -> tuple[dns.name.Name, int, str]:
         """RFC 9156: reveal one more label than the zone needs, as an A query, until the full name."""

@@ -44,10 +44,19 @@ def test_values_are_applied_and_checked() -> None:
     ({"rotation": "sideways"}, "rotation"),
     ({"allow": ["not-a-network"]}, "allow"),
     ({"max_queries": -1}, "must not be negative"),
+    ({"probe_interval": 2}, "hold_down <= probe_interval"),
+    ({"probe_interval": 1, "hold_down": 1}, "probe_interval must be at least max_timeout"),
 ])
 def test_mistakes_name_the_option(values: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         resolver_settings(values, "where.toml")
+
+
+def test_probe_interval_is_an_operator_option() -> None:
+    settings = resolver_settings({"hold_down": 2, "probe_interval": 30}, "test")
+    assert (settings.infra.hold_down, settings.infra.probe_interval) == (2.0, 30.0)
+    args = build_parser().parse_args(["resolver", "--root-hints", "hints.file", "--probe-interval", "20"])
+    assert resolver_options(args)[2].infra.probe_interval == 20.0
 
 
 def test_flags_win_over_the_config_file(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import dns.rrset
 import pytest
 
 from dnslab.errors import DnslabError, ZoneError
-from dnslab.faults import FaultKind, FaultyServer
+from dnslab.faults import OLDER_QUESTIONS, FaultKind, FaultyServer
 from dnslab.server import AuthoritativeServer
 from dnslab.zone import changed_zone, load_zone_text
 
@@ -48,6 +48,22 @@ def test_no_fault_answers_normally_and_counts() -> None:
     assert reply is not None and reply.rcode() == dns.rcode.NOERROR and reply.answer
     ask(server, "WWW.Example.Test.")
     assert server.queries["www.example.test.", "A"] == 2
+
+
+def test_the_counter_is_bounded_and_its_total_exact() -> None:
+    zone = load_zone_text(ZONE).zone
+    assert zone is not None
+    server = FaultyServer(AuthoritativeServer([zone]).handle, seed=1, max_questions=3)
+    for name in ("a", "b", "a", "c", "d", "e", "e"):
+        ask(server, f"{name}.example.test.")
+    queries = server.queries
+    assert server.counted_questions == 3
+    # a (2) and b (1) were the first new questions: folded into one sum when d and e came.
+    assert queries == {("c.example.test.", "A"): 1, ("d.example.test.", "A"): 1, ("e.example.test.", "A"): 2,
+                       OLDER_QUESTIONS: 3}
+    assert sum(queries.values()) == 7
+    server.reset_counts()
+    assert server.queries == {} and server.counted_questions == 0
 
 
 def test_down_answers_nothing_but_still_counts() -> None:

@@ -349,28 +349,137 @@ def test_probe_success_closes_the_breaker() -> None:
     assert (choice.address, choice.reason, choice.held_down) == (A, Reason.FASTEST, ())
 
 
-def test_probe_failure_doubles_the_hold_down_up_to_the_cap() -> None:
-    infra, clock = make()
+def test_probe_failure_doubles_the_hold_down_up_to_the_probe_interval() -> None:
+    infra, clock = make(InfraSettings(explore_probability=0.0, hold_down=5.0, probe_interval=60.0))
     hold(infra, A)
     periods = []
-    for _ in range(7):
+    for _ in range(6):
         held_until = infra.view(A).held_until
         assert held_until is not None
         clock.advance(held_until - clock.now())
-        assert infra.choose([A]).reason is Reason.PROBE  # type: ignore[union-attr]
-        clock.advance(1.0)  # the probe times out
-        infra.failure(A, Failure.TIMEOUT)
+        started = clock.now()
+        probe = infra.choose([A])
+        assert probe is not None and probe.reason is Reason.PROBE
+        clock.advance(probe.timeout)  # the probe times out
+        infra.failure(A, Failure.TIMEOUT, waited=probe.timeout)
         view = infra.view(A)
         assert view.breaker is Breaker.OPEN
         assert view.held_until is not None
-        periods.append(view.held_until - clock.now())
-    assert periods == pytest.approx([10.0, 20.0, 40.0, 80.0, 120.0, 120.0, 120.0])
+        periods.append(view.held_until - started)  # counted from the probe's start
+    assert periods == pytest.approx([10.0, 20.0, 40.0, 60.0, 60.0, 60.0])
     # ...and a later success still closes it and resets the backoff.
-    clock.advance(120.0)
+    clock.advance(60.0)
     infra.choose([A])
     infra.success(A, 0.02)
     hold(infra, A)
     assert infra.view(A).held_until == pytest.approx(clock.now() + 5.0)
+
+
+def test_the_default_probe_interval_caps_the_hold_down_at_ten_seconds() -> None:
+    infra, clock = make()
+    assert (infra.settings.hold_down, infra.settings.probe_interval) == (5.0, 10.0)
+    hold(infra, A)
+    for _ in range(20):  # twenty failed probes: still no more than 10 s between probe starts
+        clock.advance(infra.view(A).held_until - clock.now())  # type: ignore[operator]
+        started = clock.now()
+        probe = infra.choose([A])
+        assert probe is not None and probe.reason is Reason.PROBE
+        clock.advance(probe.timeout)
+        infra.failure(A, Failure.TIMEOUT, waited=probe.timeout)
+        assert infra.view(A).held_until == pytest.approx(started + 10.0)
+
+
+def _outage(settings: InfraSettings, down_for: float, step: float) -> float:
+    """One zone, one server, a query every *step* s; the server is down for *down_for* s.
+
+    Plays the resolver's side against the fake clock: every query asks `choose`;
+    a try sent while the server is down times out after its timeout, one sent
+    after it has returned succeeds.  Returns how long after its return the first
+    query was answered.
+    """
+    infra, clock = make(settings)
+    up_at = clock.now() + down_for
+    pending: list[tuple[float, float]] = []  # (sent, timeout) of tries to a dead server
+    while True:
+        now = clock.now()
+        for sent, timeout in [p for p in pending if p[0] + p[1] <= now]:
+            pending.remove((sent, timeout))
+            infra.failure(A, Failure.TIMEOUT, waited=now - sent)
+        choice = infra.choose([A])
+        if choice is not None:
+            if now >= up_at:
+                infra.success(A, 0.001)
+                return now - up_at
+            pending.append((now, choice.timeout))
+        assert now < up_at + 10 * settings.probe_interval, "no recovery"
+        clock.advance(step)
+
+
+@pytest.mark.parametrize("down_for", [30.0, 600.0, 3600.0, 86_400.0 + 0.37])
+def test_recovery_within_one_probe_interval_after_a_long_outage(down_for: float) -> None:
+    settings = InfraSettings(explore_probability=0.0)
+    # Before the cap, an hour's outage left a 120 s hold-down: recovery took up to two minutes.
+    assert _outage(settings, down_for, step=0.05) <= settings.probe_interval + 0.05
+
+
+@hyp_settings(max_examples=60, deadline=None)
+@given(
+    down_for=st.floats(1.0, 5_000.0),
+    step=st.floats(0.01, 2.0),
+    hold_down=st.floats(0.5, 20.0),
+    extra=st.floats(0.0, 60.0),
+)
+def test_recovery_never_takes_more_than_one_probe_interval(down_for: float, step: float, hold_down: float,
+                                                          extra: float) -> None:
+    settings = InfraSettings(explore_probability=0.0, hold_down=hold_down,
+                             probe_interval=max(hold_down + extra, InfraSettings.max_timeout))
+    # One probe interval after the return, plus the wait for the next query that needs the server.
+    assert _outage(settings, down_for, step) <= settings.probe_interval + step + 1e-9
+
+
+def test_held_down_servers_are_not_hammered_during_a_long_outage() -> None:
+    infra, clock = make()
+    hold(infra, A)
+    tries = 0
+    end = clock.now() + 3600.0
+    while clock.now() < end:  # an hour of queries, ten a second, all for a zone whose only server is dead
+        choice = infra.choose([A])
+        if choice is not None:
+            tries += 1
+            clock.advance(choice.timeout)
+            infra.failure(A, Failure.TIMEOUT, waited=choice.timeout)
+        clock.advance(0.1)
+    # One probe per probe interval (3600 s / 10 s), not one try per query.
+    assert 355 <= tries <= 361
+
+
+def test_a_hold_down_counts_from_the_start_of_the_failed_try() -> None:
+    infra, clock = make()
+    for _ in range(3):
+        timeout = infra.timeout(A)  # 0.376, 0.752, 1.504 s
+        clock.advance(timeout)
+        infra.failure(A, Failure.TIMEOUT, waited=timeout)
+    assert infra.view(A).held_until == pytest.approx(clock.now() - 1.504 + 5.0)
+    with pytest.raises(ValueError):
+        infra.failure(A, Failure.TIMEOUT, waited=-1.0)
+
+
+def test_tries_cut_off_together_count_as_one_timeout() -> None:
+    infra, clock = make()
+    infra.success(A, 0.010)
+    first = infra.timeout(A)
+    clock.advance(first)
+    for _ in range(5):  # five tries in flight when the server (or our own loop) stalled
+        infra.failure(A, Failure.TIMEOUT, waited=first)
+    view = infra.view(A)
+    assert (view.breaker, view.consecutive_failures, view.timeouts) == (Breaker.CLOSED, 1, 5)
+    assert infra.timeout(A) == pytest.approx(2 * first)
+    # A try that had the doubled timeout and still got nothing is new evidence.
+    infra.failure(A, Failure.TIMEOUT, waited=2 * first)
+    assert infra.view(A).consecutive_failures == 2
+    # So a dead server is still held down, after three timeouts one after the other.
+    infra.failure(A, Failure.TIMEOUT, waited=infra.timeout(A))
+    assert infra.view(A).breaker is Breaker.OPEN
 
 
 def test_a_late_failure_while_open_does_not_extend_the_hold_down() -> None:
@@ -503,7 +612,9 @@ def test_settings_that_make_no_sense_are_refused() -> None:
         {"explore_probability": 1.5},
         {"failures_to_hold": 0},
         {"max_servers": 0},
-        {"hold_down": 200.0, "max_hold_down": 120.0},
+        {"hold_down": 200.0, "probe_interval": 120.0},
+        {"hold_down": 0.0},
+        {"hold_down": 1.0, "probe_interval": 1.5},  # shorter than one probe's longest wait
     ):
         with pytest.raises(ConfigError):
             InfraSettings(**bad)  # type: ignore[arg-type]

@@ -142,7 +142,7 @@ def test_priming_with_every_root_server_dead_is_servfail(sample: Harness) -> Non
     result = sample.resolve("www.example.com.")
     assert result.rcode == dns.rcode.SERVFAIL
     assert result.reason == "every name server of . failed"
-    assert len(sample.net.sent) == 3
+    assert len(sample.net.sent) == 6  # each once, then each once more: a timeout may be one lost packet
 
 
 def test_root_ns_set_without_addresses_reprimes_from_the_hints(sample: Harness) -> None:
@@ -878,8 +878,28 @@ def test_every_server_failing_is_servfail_with_a_reason_and_few_queries(sample: 
     result = sample.resolve("www.example.com.")
     assert result.rcode == dns.rcode.SERVFAIL
     assert result.reason == "every name server of example.com. failed"
-    assert [q.address for q in sample.net.sent if q.zone == n("example.com.")] == [EXAMPLE_COM1, EXAMPLE_COM2]
-    assert len(sample.net.sent) == 5
+    # The one that timed out is tried once more (a timeout may be one lost packet); the one
+    # that answered SERVFAIL is not.
+    assert [q.address for q in sample.net.sent if q.zone == n("example.com.")] == [EXAMPLE_COM1, EXAMPLE_COM2,
+                                                                                    EXAMPLE_COM1]
+    assert len(sample.net.sent) == 6
+
+
+def test_the_last_live_server_is_tried_again_after_one_lost_reply(sample: Harness) -> None:
+    sample.net.faults[EXAMPLE_COM1] = lambda q, m: TIMEOUT  # down
+    lost = []
+
+    def once(q: object, m: dns.message.Message) -> object:  # one reply lost, then all well
+        if not lost:
+            lost.append(q)
+            return TIMEOUT
+        return sample.net.served_as(EXAMPLE_COM2)(q, m)
+
+    sample.net.faults[EXAMPLE_COM2] = once
+    result = sample.resolve("www.example.com.")
+    assert result.rcode == dns.rcode.NOERROR
+    asked = [q.address for q in sample.net.sent if q.zone == n("example.com.")]
+    assert asked.count(EXAMPLE_COM2) == 2 and asked[-1] == EXAMPLE_COM2
 
 
 def test_a_failing_server_is_held_down_and_not_tried_while_another_can_be(sample: Harness) -> None:
@@ -936,6 +956,29 @@ def test_held_down_servers_are_probed_after_the_hold_down(sample: Harness) -> No
     assert sample.resolve("mail.example.com.").rcode == dns.rcode.NOERROR
     assert servers_asked(sample, start) == [EXAMPLE_COM1]
     assert sample.net.sent[start].reason is not None and sample.net.sent[start].reason.value == "probe"
+
+
+def test_a_zone_down_for_an_hour_is_back_within_one_probe_interval(sample: Harness) -> None:
+    for address in (EXAMPLE_COM1, EXAMPLE_COM2):
+        sample.net.faults[address] = lambda q, m: TIMEOUT
+    start, end = len(sample.net.sent), sample.clock.now() + 3600
+    asked = 0
+    while sample.clock.now() < end:  # a question a second for an hour, every server of the zone dead
+        assert sample.resolve(f"q{asked}.example.com.").rcode == dns.rcode.SERVFAIL
+        asked += 1
+        sample.clock.advance(1.0)
+    tries = [q for q in sample.net.sent[start:] if q.address in (EXAMPLE_COM1, EXAMPLE_COM2)]
+    interval = sample.infra.settings.probe_interval
+    # Held down, not hammered: about one probe per server per probe interval, not one try per question.
+    assert len(tries) <= 2 * (3600 / interval + 2)
+    del sample.net.faults[EXAMPLE_COM1], sample.net.faults[EXAMPLE_COM2]
+    back = sample.clock.now()
+    while sample.resolve(f"q{asked}.example.com.").rcode == dns.rcode.SERVFAIL:
+        asked += 1
+        sample.clock.advance(1.0)
+        assert sample.clock.now() - back <= 10 * interval
+    # One probe interval, plus the second until the next question came.
+    assert sample.clock.now() - back <= interval + 1.0
 
 
 # --- IPv6 upstream -------------------------------------------------------------------------
