@@ -416,7 +416,7 @@ class RecursiveResolver:
             return  # a replayed random order would not be random
         if policy is Rotation.FIXED:
             rotation = None
-        steps = 1 if rotation is None else len(rotation.rrset)
+        steps = 1 if rotation is None else len(rotation.rdatas)
         if steps > MAX_VARIANTS:
             return
         variants = []

@@ -6,6 +6,7 @@ import itertools
 import random
 
 import dns.name
+import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
@@ -639,3 +640,61 @@ def test_a_label_containing_a_dot_is_not_two_labels() -> None:
     assert cache.get(n("a.b.example."), A) is None
     hit = cache.get(n(r"A\.B.example."), A)
     assert hit is not None and hit.rrset.name.to_text() == r"a\.b.example."
+
+
+# -- the compact stored form ---------------------------------------------------------
+# Entries keep a tuple of rdatas, not an RRset, and build the caller's RRset on
+# each get: these pin down that nothing of the RRset is lost on the way.
+
+
+def test_the_callers_rrset_and_the_answers_are_independent_of_the_store() -> None:
+    cache, _ = make()
+    mine = a("www.example.", 300, "192.0.2.1", "192.0.2.2")
+    cache.put(mine, Rank.ANSWER)
+    mine.add(dns.rdata.from_text("IN", "A", "192.0.2.99"))
+    mine.ttl = 5
+    first = cache.get(n("www.example."), A)
+    assert first is not None
+    first.rrset.add(dns.rdata.from_text("IN", "A", "192.0.2.77"))
+    again = cache.get(n("www.example."), A)
+    assert again is not None and first.rrset is not again.rrset
+    assert addresses(again.rrset) == ["192.0.2.1", "192.0.2.2"]
+    assert again.rrset.ttl == 300
+
+
+def test_an_answer_is_an_rrset_like_the_one_stored() -> None:
+    cache, _ = make()
+    stored = a("www.example.", 300, "192.0.2.1")
+    cache.put(stored, Rank.ANSWER)
+    hit = cache.get(n("www.example."), A)
+    assert hit is not None
+    out = hit.rrset
+    assert isinstance(out, dns.rrset.RRset)
+    assert (out.name, out.rdclass, out.rdtype, out.covers, out.deleting) == (
+        stored.name, stored.rdclass, stored.rdtype, stored.covers, None)
+    assert out == stored and out.to_text() == stored.to_text()
+
+
+def test_a_signature_rrset_keeps_the_type_it_covers() -> None:
+    cache, _ = make()
+    sig = rrset("www.example.", 300, "RRSIG",
+                "A 13 2 300 20300101000000 20200101000000 12345 example. AAAA")
+    assert sig.covers == A
+    cache.put(sig, Rank.ANSWER)
+    hit = cache.get(n("www.example."), dns.rdatatype.RRSIG)
+    assert hit is not None
+    assert hit.rrset.covers == A and hit.rrset == sig
+    (view,) = list(cache.entries())
+    assert view.rrset is not None and view.rrset.covers == A
+
+
+@pytest.mark.parametrize("owner", ["www.example.", "WWW.Example."])
+def test_lower_and_mixed_case_owners_are_found_either_way(owner: str) -> None:
+    # A lower-case owner's key shares its labels; a mixed-case one gets a folded copy.
+    cache, _ = make()
+    cache.put(a(owner), Rank.ANSWER)
+    for asked in ("www.example.", "WWW.EXAMPLE.", "wWw.eXample."):
+        hit = cache.get(n(asked), A)
+        assert hit is not None and hit.rrset.name.to_text() == owner
+    assert cache.flush_name(n("www.EXAMPLE.")) == 1
+    assert cache.get(n("www.example."), A) is None
