@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="port of the web view on 127.0.0.1 (default: a free one)")
     up.add_argument("--dnssec", action=argparse.BooleanOptionalAction, default=None,
                     help="sign every zone at start-up (KSK+ZSK per zone, ECDSA P-256, NSEC), publish each "
-                         "child's DS in its parent and write the root's DS as the trust anchor; zones named "
+                         "child's DS in its parent and write the root's DS as the trust anchor, which the "
+                         "lab's resolver then validates from (AD=1, or SERVFAIL with the reason); zones named "
                          "in lab.toml's dnssec_unsigned stay unsigned (default: lab.toml's dnssec)")
     up.add_argument("--nsec3", action=argparse.BooleanOptionalAction, default=None,
                     help="with --dnssec: deny with NSEC3 (RFC 9276: no salt, no extra iterations) instead of NSEC")
@@ -597,7 +598,8 @@ def print_lab(lab: Lab, zones_dir: Path, hints_path: Path, out: TextIO, web_url:
         print(f"  (the recursive resolver on {lab.resolver_address}:{port}, UDP and TCP)"
               + ("" if web_url or lab.trust_anchor_file else "\n"), file=out)
         if lab.trust_anchor_file is not None:
-            print(f"  (signed zones: dig +dnssec shows the RRSIGs; trust anchor {lab.trust_anchor_file})"
+            print(f"  (signed zones, validated: the ad flag means secure; dig +dnssec shows the RRSIGs, "
+                  f"+cd skips validation; trust anchor {lab.trust_anchor_file})"
                   + ("" if web_url else "\n"), file=out)
     if web_url:
         print(f"open {web_url}", file=out)
