@@ -211,10 +211,14 @@ class Resolution:
             return
         if classified.kind is ReplyKind.FORMERR and query.edns:
             self._emit_reply(query, reply, rtt, classified, "formerr")
-            if not shared:
-                self.infra.mark_no_edns(query.address)
             self._resend(replace(query, edns=False))
             return
+        if (not query.edns and self.settings.edns and classified.kind is not ReplyKind.FORMERR and not shared
+                and self.infra.edns_supported(query.address)):
+            # FORMERR with EDNS, an answer without: the server does not speak EDNS, remember it.
+            # Only now: a name the server cannot parse at all (FORMERR both ways) says nothing
+            # about EDNS, and one such question must not turn EDNS (and so DNSSEC) off for a server.
+            self.infra.mark_no_edns(query.address)
         failure = _KIND_FAILURE.get(classified.kind)
         if classified.kind is ReplyKind.ERROR:
             failure = _RCODE_FAILURE.get(classified.rcode, Failure.SERVFAIL)

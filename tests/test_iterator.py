@@ -534,6 +534,13 @@ def test_formerr_without_edns_moves_to_the_next_server(sample: Harness) -> None:
         (EXAMPLE_COM1, True), (EXAMPLE_COM1, False), (EXAMPLE_COM2, True)]
 
 
+def test_a_name_a_server_cannot_parse_does_not_turn_edns_off(sample: Harness) -> None:
+    # FORMERR with and without EDNS: the question is the problem, not EDNS.
+    sample.net.faults[EXAMPLE_COM1] = lambda q, m: make_reply(m, rcode=dns.rcode.FORMERR, aa=False)
+    sample.resolve("www.example.com.")
+    assert sample.infra.edns_supported(EXAMPLE_COM1)
+
+
 def test_edns_can_be_turned_off() -> None:
     h = sample_with(settings=IteratorSettings(edns=False))
     assert h.resolve("www.example.com.").rcode == dns.rcode.NOERROR
