@@ -323,14 +323,7 @@ def _prove_nxdomain(zone: Zone, qname: dns.name.Name, closest_encloser: dns.name
         if encloser is not None:
             response.add(response.authority, zone, encloser)
     _prove_no_closer(zone, qname, closest_encloser, response)
-    if zone.nsec3param is not None:
-        nsec3, _ = zone.nsec3_for(wildcard)
-        if nsec3 is not None:
-            response.add(response.authority, zone, nsec3)
-        return
-    nsec = zone.covering_nsec(wildcard)
-    if nsec is not None:
-        response.add(response.authority, zone, nsec)
+    _add_denial(zone, wildcard, wildcard, response)
 
 
 def _owned_by(owner: dns.name.Name, rrset: dns.rrset.RRset) -> dns.rrset.RRset:
