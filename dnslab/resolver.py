@@ -193,22 +193,26 @@ class RecursiveResolver:
         result = await self.resolve(qname, qtype, cache_only=cache_only, trace=trace)
         if self.validator is None or cache_only or checking_disabled:
             return result
+        if self.keep_last_trace:  # the validation's steps belong to the client's last trace too
+            trace = self.last_trace.append if trace is None else _both(self.last_trace.append, trace)
         return await self.validate(result, qname, qtype, trace)
 
     async def validate(self, result: Result, qname: dns.name.Name, qtype: int, trace: Sink | None = None,
-                       cache: Cache | None = None, keys: KeyCache | None = None) -> Result:
-        """Judge a result; bogus becomes SERVFAIL with the reason as an Extended DNS Error."""
+                       cache: Cache | None = None, keys: KeyCache | None = None, count: bool = True) -> Result:
+        """Judge a result; bogus becomes SERVFAIL with the reason as an Extended DNS Error.
+
+        *cache* and *keys* replace the shared ones (a cold trace); *count* False keeps a
+        trace out of the statistics, as in `_drive`.
+        """
         assert self.validator is not None
         if result.rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN) or result.stale:
             return result
-        if self.keep_last_trace:
-            trace = self.last_trace.append if trace is None else _both(self.last_trace.append, trace)
         check = self.validator.check(result, qname, qtype, trace, keys=keys)
         cache = cache or self.cache
         try:
             need = next(check)
             while True:
-                fetched = await self._fetch(need, cache, trace)
+                fetched = await self._fetch(need, cache, trace, count)
                 need = check.send(fetched)
         except StopIteration as done:
             verdict: Verdict = done.value
@@ -224,21 +228,21 @@ class RecursiveResolver:
                                        negative=evidence.negative,
                                        valid_for=min(expiring) - wall if expiring else None)
         if verdict.security is Security.BOGUS:
-            self.stats.bogus += 1
+            self.stats.bogus += count
             return Result(dns.rcode.SERVFAIL, reason=f"DNSSEC validation failed: {verdict.reason}",
                           from_cache=result.from_cache, upstream_queries=result.upstream_queries,
                           security=verdict.security.value, ede=verdict.ede)
         if verdict.security is Security.SECURE:
-            self.stats.secure += 1
+            self.stats.secure += count
         return replace(result, security=verdict.security.value)
 
-    async def _fetch(self, need: Fetch, cache: Cache, trace: Sink | None) -> Result:
+    async def _fetch(self, need: Fetch, cache: Cache, trace: Sink | None, count: bool) -> Result:
         """A DS or DNSKEY RRset for the validator, found by the iterator like any other data."""
         resolution = Resolution(need.name, need.rdtype, cache=cache, infra=self.infra, hints=self.hints,
                                 settings=self.settings.iterator, trace=trace, depth=1,
                                 why=f"DNSSEC: the {dns.rdatatype.to_text(need.rdtype)} of {need.name}",
                                 purpose="DNSSEC")
-        return await self._drive(resolution)
+        return await self._drive(resolution, count=count)
 
     async def _resolve(self, qname: dns.name.Name, qtype: int, cache_only: bool, trace: Sink | None) -> Result:
         if cache_only:
@@ -453,7 +457,8 @@ class RecursiveResolver:
         result = await self._drive(resolution, count=False)
         if self.validator is None:
             return result
-        return await self.validate(result, qname, qtype, sink, cache, KeyCache(self.clock) if cold else None)
+        return await self.validate(result, qname, qtype, sink, cache, KeyCache(self.clock) if cold else None,
+                                   count=False)
 
     def _allowed(self, address: str) -> bool:
         """Whether a client address may use us; decided once per address (bounded memory)."""

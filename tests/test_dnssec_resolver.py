@@ -175,3 +175,15 @@ def test_the_picture_marks_each_link_of_the_chain(lab: DnsLab) -> None:
     assert "dnssec-bogus" in page and "DNSSEC: BOGUS → SERVFAIL to the client" in page
     page = render_html(lab.trace("www.example.net", "A", cold=True), "insecure")
     assert "dnssec-insecure" in page
+
+
+def test_the_last_trace_holds_the_validation_and_only_clients_count(lab: DnsLab) -> None:
+    stats = lab.lab.resolver.stats  # type: ignore[union-attr]
+    secure = stats.secure
+    ask(lab, "www.example.com")
+    steps = [e for e in lab.last_trace if e["event"] == "dnssec"]
+    assert steps and steps[-1]["step"] == "verdict" and steps[-1]["security"] == "secure"
+    assert stats.secure == secure + 1
+    lab.trace("www.example.com", "A", cold=True)  # a learner's trace is not a client's query
+    assert stats.secure == secure + 1
+    assert [e for e in lab.last_trace if e["event"] == "dnssec"][-1] == steps[-1]
