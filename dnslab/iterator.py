@@ -535,11 +535,12 @@ class Resolution:
             return
         rank = Rank.AUTH_ANSWER if classified.authoritative else Rank.ANSWER
         source = self.last_source
-        # A positive answer's NSEC/NSEC3 records prove a wildcard expansion: they go with the data.
-        proof = classified.proof_with_sigs() if classified.answer is not None else ()
+        # A positive reply's NSEC/NSEC3 records prove a wildcard expansion (of the data or of a
+        # CNAME on the way): they go with each RRset of the chain, and the validator uses them
+        # for the one whose RRSIG shows it was expanded.
+        proof = classified.proof_with_sigs() if kind in (ReplyKind.ANSWER, ReplyKind.CNAME) else ()
         for rrset in classified.chain:
-            self.cache.put(rrset, rank, source, classified.signed(rrset), self.zone,
-                           proof if rrset is classified.answer else ())
+            self.cache.put(rrset, rank, source, classified.signed(rrset), self.zone, proof)
         for glue in classified.glue:
             self.cache.put(glue, Rank.ADDITIONAL, source)
         for rrset in classified.chain:
@@ -548,8 +549,7 @@ class Resolution:
                 self._fail(f"DNAME loop: {rrset.name} DNAME {rrset[0].target} points below itself")  # type: ignore[attr-defined]
                 return
             synthesised = rrset.rdtype == RdataType.CNAME and _via(classified.chain, rrset) == "DNAME"
-            self._add(Evidence(rrset, classified.signed(rrset), self.zone,
-                               proof if rrset is classified.answer else (), synthesised=synthesised))
+            self._add(Evidence(rrset, classified.signed(rrset), self.zone, proof, synthesised=synthesised))
             if (rrset is not classified.answer and rrset.rdtype == RdataType.CNAME
                     and not self._restart_at(rrset[0].target, _via(classified.chain, rrset))):  # type: ignore[attr-defined]
                 return

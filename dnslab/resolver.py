@@ -514,7 +514,10 @@ class RecursiveResolver:
                     sources = None
         if dnssec_ok and any(e.proof for e in result.evidence):
             # A wildcard expansion: the NSEC/NSEC3 proof that no closer name exists (RFC 4035 §3.1.3.3).
-            reply.authority = [r for e in result.evidence for r in e.proof]
+            reply.authority = []
+            for rrset in (r for e in result.evidence for r in e.proof):
+                if rrset not in reply.authority:  # RRsets are not hashable; a proof is a few of them
+                    reply.authority.append(rrset)
             return reply, None, rotating[0] if rotating else None
         if len(rotating) > 1:
             sources = None  # two round-robin counters: the replay could not follow both

@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from dnslab.errors import BindError
+from dnslab.wire import header_only_reply
 
 log = logging.getLogger(__name__)
+SERVFAIL = 2
 
 Peer = tuple[str, int]
 Handler = Callable[[bytes, bool, Peer], "bytes | None | Awaitable[bytes | None]"]
@@ -67,20 +69,20 @@ class _UdpProtocol(asyncio.DatagramProtocol):
             reply = self.handler(data, False, addr)
         except Exception:  # noqa: BLE001 - the handler should not raise, but never die for it
             log.exception("handler failed for a datagram from %s", addr)
-            return
+            reply = _servfail(data)  # a bug of ours: the client hears so, not silence
         if inspect.isawaitable(reply):
-            task = asyncio.ensure_future(self._reply_later(reply, addr))
+            task = asyncio.ensure_future(self._reply_later(reply, addr, data))
             self.pending.add(task)
             task.add_done_callback(self.pending.discard)
         elif reply is not None and self.transport is not None:
             self.transport.sendto(reply, addr)
 
-    async def _reply_later(self, reply: Awaitable[bytes | None], addr: Peer) -> None:
+    async def _reply_later(self, reply: Awaitable[bytes | None], addr: Peer, data: bytes) -> None:
         try:
             wire = await reply
         except Exception:  # noqa: BLE001 - one query must never stop the server
             log.exception("handler failed for a datagram from %s", addr)
-            return
+            wire = _servfail(data)
         if wire is not None and self.transport is not None:
             self.transport.sendto(wire, addr)
 
@@ -176,9 +178,13 @@ class DnsListener:
                 prefix = await asyncio.wait_for(reader.readexactly(2), timeout)
                 (length,) = _LENGTH.unpack(prefix)
                 message = await asyncio.wait_for(reader.readexactly(length), timeout)
-                reply = self.handler(message, True, writer.get_extra_info("peername"))
-                if inspect.isawaitable(reply):
-                    reply = await reply
+                try:
+                    reply = self.handler(message, True, writer.get_extra_info("peername"))
+                    if inspect.isawaitable(reply):
+                        reply = await reply
+                except Exception:  # noqa: BLE001 - a bug of ours: SERVFAIL, and the connection goes on
+                    log.exception("handler failed for a TCP query from %s", writer.get_extra_info("peername"))
+                    reply = _servfail(message)
                 if reply is None:
                     continue
                 writer.write(_LENGTH.pack(len(reply)) + reply)
@@ -190,6 +196,13 @@ class DnsListener:
         finally:
             self._tcp_clients.discard(writer)
             writer.close()
+
+
+def _servfail(wire: bytes) -> bytes | None:
+    """SERVFAIL for a query our handler failed on; never a reply to a reply (that could loop)."""
+    if len(wire) < 3 or wire[2] & 0x80:
+        return None
+    return header_only_reply(wire, SERVFAIL)
 
 
 def bind_error(host: str, port: int, protocol: str, exc: OSError) -> BindError:

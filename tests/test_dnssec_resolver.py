@@ -82,6 +82,14 @@ def test_a_wildcard_answer_is_secure(lab: DnsLab) -> None:
     assert reply.rcode() == dns.rcode.NOERROR and reply.answer and reply.flags & dns.flags.AD
 
 
+def test_a_wildcard_cname_into_another_zone_is_secure(lab: DnsLab) -> None:
+    # *.apps.pages.net CNAME www.example.com: the expansion's proof comes in a CNAME reply.
+    reply = ask(lab, "q.apps.pages.net", do=True)
+    assert reply.rcode() == dns.rcode.NOERROR and reply.flags & dns.flags.AD
+    assert any(r.rdtype == T.NSEC for r in reply.authority)
+    assert ask(lab, "q.apps.pages.net").flags & dns.flags.AD  # and again from the cache
+
+
 def test_a_cname_across_zones_is_secure_when_every_link_is(lab: DnsLab) -> None:
     reply = ask(lab, "www.example.org")
     assert reply.rcode() == dns.rcode.NOERROR and reply.flags & dns.flags.AD

@@ -12,6 +12,7 @@ import random
 import socket
 import struct
 from dataclasses import replace
+from pathlib import Path
 from typing import Iterator
 
 import dns.flags
@@ -19,6 +20,7 @@ import dns.message
 import pytest
 
 from dnslab.clock import FakeClock
+from dnslab.dnssec_lab import DnssecSettings
 from dnslab.lab import Lab, LabSettings, zone_files
 from dnslab.resolver import ResolverSettings
 from dnslab.server import AuthoritativeServer
@@ -30,11 +32,14 @@ from conftest import SAMPLE_ZONES, LabThread
 class Pair:
     """Two identical labs, fast path on and off, driven in lockstep."""
 
-    def __init__(self) -> None:
+    def __init__(self, keys: Path | None = None) -> None:
+        """*keys*: sign both labs with the keys in that folder (the resolvers then validate)."""
         zones, _ = load_zones(zone_files(SAMPLE_ZONES))
         down = LabSettings.load(SAMPLE_ZONES / "lab.toml").start_down
-        self.clocks = [FakeClock(), FakeClock()]
-        self.labs = [Lab(zones, port=0, start_down=down, clock=clock,
+        # One wall time for both: signatures (deterministic ECDSA) then come out byte for byte the same.
+        self.clocks = [FakeClock(wall_start=1_800_000_000.0), FakeClock(wall_start=1_800_000_000.0)]
+        signing = DnssecSettings(keys_dir=keys) if keys is not None else False
+        self.labs = [Lab(zones, port=0, start_down=down, clock=clock, dnssec=signing,
                          resolver_settings=replace(ResolverSettings(), fast_path=fast))
                      for clock, fast in zip(self.clocks, (True, False))]
         self.threads = [LabThread(lab) for lab in self.labs]
@@ -75,7 +80,15 @@ def _read_exactly(conn: socket.socket, count: int) -> bytes:
 
 @pytest.fixture
 def pair() -> Iterator[Pair]:
-    pair = Pair()
+    yield from _running(Pair())
+
+
+@pytest.fixture
+def signed_pair(tmp_path: Path) -> Iterator[Pair]:
+    yield from _running(Pair(keys=tmp_path / "keys"))
+
+
+def _running(pair: Pair) -> Iterator[Pair]:
     for thread in pair.threads:
         thread.__enter__()
     try:
@@ -105,6 +118,26 @@ def test_fast_and_full_paths_give_identical_replies_over_time(pair: Pair) -> Non
     fast = pair.labs[0].resolver
     assert fast is not None and fast.fast is not None and len(fast.fast) > 0
     assert fast.stats.cache_hits > 0
+
+
+SIGNED_QUESTIONS = [("www.example.com.", "A"), ("nope.example.com.", "A"), ("www.example.com.", "SSHFP"),
+                    ("q.apps.pages.net.", "A"), ("www.example.org.", "A"), ("rr.ttl-demo.org.", "A")]
+
+
+def test_validated_answers_are_identical_too(signed_pair: Pair) -> None:
+    # AD from dig's default AD=1, RRSIGs and proofs with DO=1, CD=1 unvalidated: each its own replay.
+    for step in range(6):
+        for name, rdtype in SIGNED_QUESTIONS:
+            for do, cd in ((False, False), (True, False), (True, True)):
+                query = dns.message.make_query(name, rdtype, use_edns=0, want_dnssec=do)
+                flags = dns.flags.RD | dns.flags.AD | (dns.flags.CD if cd else 0)
+                reply = dns.message.from_wire(same(signed_pair.ask(name, rdtype, use_edns=0, want_dnssec=do,
+                                                                   flags=flags)))
+                assert bool(reply.flags & dns.flags.AD) == (not cd), (name, rdtype, reply)
+                del query
+        signed_pair.advance(4)  # rr.ttl-demo.org (15 s) expires along the way
+    fast = signed_pair.labs[0].resolver
+    assert fast is not None and fast.fast is not None and len(fast.fast) > 0
 
 
 def test_round_robin_goes_on_in_the_fast_path(pair: Pair) -> None:
