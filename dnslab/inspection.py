@@ -145,9 +145,11 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         print(json.dumps(result, indent=2), file=out)
         return 0
-    for key in ("queries", "cache_hits", "cache_misses", "cache_expired", "upstream_queries", "timeouts",
-                "network_errors", "failovers", "servfails", "cache_entries", "uptime_s", "workers"):
-        print(f"{key:<18} {result[key]}", file=out)
+    for key in ("queries", "cache_hits", "cache_misses", "cache_expired", "upstream_queries", "merged_queries",
+                "timeouts", "network_errors", "failovers", "servfails", "secure", "bogus", "cache_entries",
+                "uptime_s", "workers"):
+        if key in result:
+            print(f"{key:<18} {result[key]}", file=out)
     for key in ("by_type", "by_rcode"):
         counts = ", ".join(f"{name} {count}" for name, count in sorted(result[key].items())) or "-"
         print(f"{key:<18} {counts}", file=out)

@@ -464,8 +464,17 @@ def test_up_dnssec_prints_the_anchor_and_serves_signed_answers(tmp_path: Path) -
         query = dns.message.make_query("www.example.com.", "A", want_dnssec=True)
         reply = dns.query.udp(query, "127.0.3.1", port=port, timeout=5)
         assert [r.rdtype for r in reply.answer] == [T.A, T.RRSIG]
+        # The lab's resolver validates: AD for dig's default AD=1, SERVFAIL once the zone is broken.
+        ad_query = dns.message.make_query("www.example.com.", "A")
+        ad_query.flags |= dns.flags.AD
+        assert dns.query.udp(ad_query, "127.0.0.1", port=port, timeout=5).flags & dns.flags.AD
         assert "example.com.: dnssec-wrong-ds" in run("fault", "example.com", "dnssec-wrong-ds")
         assert "example.com.: dnssec-wrong-ds" in run("faults")
+        run("cache", "flush")
+        ad_query.id += 1
+        assert dns.query.udp(ad_query, "127.0.0.1", port=port, timeout=5).rcode() == dns.rcode.SERVFAIL
+        stats = run("stats")
+        assert "secure             1" in stats and "bogus              1" in stats, stats
         assert "example.com.: no faults" in run("fault", "example.com", "clear")
     finally:
         proc.send_signal(signal.SIGTERM)
