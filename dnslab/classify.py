@@ -201,8 +201,13 @@ def _glue(reply: dns.message.Message, ns: dns.rrset.RRset, zone: dns.name.Name) 
             and rrset.name.is_subdomain(zone)]
 
 
+_DNSSEC_TYPES = frozenset({RdataType.RRSIG, RdataType.NSEC, RdataType.NSEC3})
+
+
 def _keep_signatures(signatures: list[dns.rrset.RRset], kept: list[dns.rrset.RRset], result: Classified) -> None:
     """RRSIGs are believed only for RRsets that were kept (a validator checks them anyway)."""
+    if not signatures:
+        return  # an unsigned zone, or DO=0: nothing to pair (and Name hashing is not free)
     wanted = {(rrset.name, rrset.rdtype) for rrset in kept}
     for sig in signatures:
         key = (sig.name, sig.covers)
@@ -214,6 +219,8 @@ def _keep_dnssec_authority(reply: dns.message.Message, zone: dns.name.Name, resu
     """NSEC/NSEC3 records, a referral's DS and the RRSIGs over them and the SOA, inside the zone."""
     kept: list[dns.rrset.RRset] = []
     signatures: list[dns.rrset.RRset] = []
+    if not any(rrset.rdtype in _DNSSEC_TYPES for rrset in reply.authority):
+        return
     for rrset in reply.authority:
         if not rrset.name.is_subdomain(zone):
             continue
