@@ -5,14 +5,28 @@ Tests talk to it with ordinary blocking dnspython clients, as users do.
 
 from __future__ import annotations
 
+import queue
 import shutil
 from pathlib import Path
-from typing import Iterator
+from typing import IO, Iterator
 
 import pytest
 
 from dnslab.lab import Lab
 from dnslab.testing import LabRunner
+
+def pump_lines(stream: IO[str], lines: "queue.Queue[str]") -> None:
+    """Copy a child's output into a queue, line by line, until the pipe ends or is closed.
+
+    Run in a daemon thread; `Popen.communicate` in the test may close the pipe under it,
+    which ends the copying rather than raising in the thread.
+    """
+    try:
+        for line in stream:
+            lines.put(line)
+    except (ValueError, OSError):
+        pass
+
 
 def find_chromium(what: str) -> str:
     """Debian's chromium, or skip *what* saying why (CI installs it: see .ci/run)."""

@@ -23,7 +23,7 @@ import pytest
 
 from dnslab.control import ControlClient, LabState
 
-from conftest import REPO, SAMPLE_ZONES
+from conftest import REPO, SAMPLE_ZONES, pump_lines
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
@@ -61,7 +61,7 @@ def read_until(proc: subprocess.Popen[str], marker: str, timeout: float = 30) ->
     if proc.pid not in _LINES:
         lines: queue.Queue[str] = queue.Queue()
         _LINES[proc.pid] = lines
-        threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+        threading.Thread(target=pump_lines, args=(proc.stdout, lines), daemon=True).start()
     lines = _LINES[proc.pid]
     seen = ""
     deadline = time.monotonic() + timeout

@@ -35,6 +35,8 @@ from dnslab.signing import SigningPolicy, make_ds, sign_zone, zone_text
 from dnslab.testing import SAMPLE_ZONES, DnsLab
 from dnslab.zone import Zone, load_zone, load_zone_text, nsec3_label
 
+from conftest import pump_lines
+
 REPO = Path(__file__).resolve().parent.parent
 
 T = dns.rdatatype.RdataType
@@ -447,7 +449,7 @@ def test_up_dnssec_prints_the_anchor_and_serves_signed_answers(tmp_path: Path) -
     try:
         assert proc.stdout is not None
         lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
+        threading.Thread(target=pump_lines, args=(proc.stdout, lines), daemon=True).start()
         banner = ""
         for _ in range(200):  # bounded: the banner is some 30 lines, each waited for at most 30 s
             try:

@@ -41,7 +41,7 @@ from dnslab.querytap import QueryTap
 from dnslab.testing import DnsLab
 from dnslab.web import WebServer
 
-from conftest import find_chromium
+from conftest import find_chromium, pump_lines
 
 REPO = Path(__file__).resolve().parent.parent
 WEBUI = REPO / "dnslab" / "webui"
@@ -358,19 +358,13 @@ _LINES: dict[int, "queue.Queue[str]"] = {}
 _READERS: dict[int, threading.Thread] = {}
 
 
-def _pump(stream: Any, lines: "queue.Queue[str]") -> None:
-    with stream:
-        for line in stream:
-            lines.put(line)
-
-
 def read_until(proc: subprocess.Popen[str], marker: str) -> str:
     """Stdout up to *marker* (a reader thread owns the pipe, so later calls go on where this stopped)."""
     assert proc.stdout is not None
     if proc.pid not in _LINES:
         lines: queue.Queue[str] = queue.Queue()
         _LINES[proc.pid] = lines
-        _READERS[proc.pid] = threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True)
+        _READERS[proc.pid] = threading.Thread(target=pump_lines, args=(proc.stdout, lines), daemon=True)
         _READERS[proc.pid].start()
     seen = ""
     deadline = time.monotonic() + WAIT
