@@ -5,10 +5,16 @@ Tests talk to it with ordinary blocking dnspython clients, as users do.
 
 from __future__ import annotations
 
+import os
 import queue
 import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator
 
 import pytest
 
@@ -28,6 +34,63 @@ def pump_lines(stream: IO[str], lines: "queue.Queue[str]") -> None:
         pass
 
 
+_LINES: dict[int, "queue.Queue[str]"] = {}
+_READERS: dict[int, threading.Thread] = {}
+
+
+def read_until(proc: subprocess.Popen[str], marker: str, timeout: float = 30) -> str:
+    """Collect stdout until *marker* appears, the process exits, or *timeout* passes.
+
+    One reader thread per process does the reading (a text pipe buffers ahead, so
+    polling the descriptor would miss lines already read into Python); later calls
+    continue where the earlier ones stopped.
+    """
+    assert proc.stdout is not None
+    if proc.pid not in _LINES:
+        lines: queue.Queue[str] = queue.Queue()
+        _LINES[proc.pid] = lines
+        _READERS[proc.pid] = threading.Thread(target=pump_lines, args=(proc.stdout, lines), daemon=True)
+        _READERS[proc.pid].start()
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while marker not in seen:
+        try:
+            seen += _LINES[proc.pid].get(timeout=max(0.01, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+    return seen
+
+
+def join_reader(proc: subprocess.Popen[str], timeout: float = 30) -> None:
+    """Wait for the process's reader thread (if `read_until` started one) to see the end of stdout."""
+    _LINES.pop(proc.pid, None)
+    reader = _READERS.pop(proc.pid, None)
+    if reader is not None:
+        reader.join(timeout=timeout)
+
+
+def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> tuple[int, str, str]:
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    return proc.returncode, out, err
+
+
+def lab_process(tmp_path: Path, *options: str) -> tuple[subprocess.Popen[str], Callable[..., str]]:
+    """`dnslab up --port 0 OPTIONS` with a private state file, and a runner for commands that talk to it."""
+    env = {**ENV, "DNSLAB_STATE": str(tmp_path / "lab.json")}
+    proc = subprocess.Popen([sys.executable, "-m", "dnslab", "up", "--port", "0", *options,
+                             "--hints", str(tmp_path / "root.hints")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+    def run(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "dnslab", *args], capture_output=True, text=True, env=env,
+                              timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    return proc, run
+
+
 def find_chromium(what: str) -> str:
     """Debian's chromium, or skip *what* saying why (CI installs it: see .ci/run)."""
     for name in ("chromium", "chromium-browser"):
@@ -39,6 +102,8 @@ def find_chromium(what: str) -> str:
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_ZONES = REPO / "zones"
+# For `python -m dnslab` children: this checkout's package, whatever is installed.
+ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
 
 class LabThread(LabRunner):

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
-from typing import Callable
 
 import dns.message
 import dns.query
@@ -23,9 +19,8 @@ import pytest
 
 from dnslab.control import ControlClient, LabState
 
-from conftest import REPO, SAMPLE_ZONES, pump_lines
+from conftest import ENV, SAMPLE_ZONES, lab_process, read_until, stop
 
-ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
 GOOD_ZONE = """\
 $ORIGIN example.test.
@@ -45,38 +40,6 @@ def dnslab(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
 def start(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "dnslab", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=ENV)
-
-
-_LINES: dict[int, "queue.Queue[str]"] = {}
-
-
-def read_until(proc: subprocess.Popen[str], marker: str, timeout: float = 30) -> str:
-    """Collect stdout until *marker* appears, the process exits, or *timeout* passes.
-
-    One reader thread per process does the reading (a text pipe buffers ahead, so
-    polling the descriptor would miss lines already read into Python); later calls
-    continue where the earlier ones stopped.
-    """
-    assert proc.stdout is not None
-    if proc.pid not in _LINES:
-        lines: queue.Queue[str] = queue.Queue()
-        _LINES[proc.pid] = lines
-        threading.Thread(target=pump_lines, args=(proc.stdout, lines), daemon=True).start()
-    lines = _LINES[proc.pid]
-    seen = ""
-    deadline = time.monotonic() + timeout
-    while marker not in seen:
-        try:
-            seen += lines.get(timeout=max(0.01, deadline - time.monotonic()))
-        except queue.Empty:
-            break
-    return seen
-
-
-def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> tuple[int, str, str]:
-    proc.send_signal(sig)
-    out, err = proc.communicate(timeout=30)
-    return proc.returncode, out, err
 
 
 def test_help_lists_the_commands() -> None:
@@ -283,22 +246,6 @@ def test_inspection_commands_talk_to_the_running_lab(tmp_path: Path) -> None:
     assert not (tmp_path / "state" / "lab.json").exists()  # removed at a clean stop
     gone = run("stats")
     assert gone.returncode == 1 and "no running lab" in gone.stderr
-
-
-def lab_process(tmp_path: Path, *options: str) -> tuple[subprocess.Popen[str], Callable[..., str]]:
-    """`dnslab up --port 0 OPTIONS` with a private state file, and a runner for commands that talk to it."""
-    env = {**ENV, "DNSLAB_STATE": str(tmp_path / "lab.json")}
-    proc = subprocess.Popen([sys.executable, "-m", "dnslab", "up", "--port", "0", *options,
-                             "--hints", str(tmp_path / "root.hints")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-
-    def run(*args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "dnslab", *args], capture_output=True, text=True, env=env,
-                              timeout=60)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
-    return proc, run
 
 
 def test_faults_records_and_the_fake_clock_from_the_command_line(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ answer must be secure again.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 import dns.flags

@@ -7,7 +7,6 @@ import ipaddress
 import socket
 import threading
 from dataclasses import replace
-from pathlib import Path
 
 import dns.flags
 import dns.asyncquery

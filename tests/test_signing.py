@@ -7,13 +7,9 @@ clock; a few go through real packets on loopback.
 
 from __future__ import annotations
 
-import os
-import queue
-import signal
 import stat
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import dns.dnssec
@@ -35,7 +31,7 @@ from dnslab.signing import SigningPolicy, make_ds, sign_zone, zone_text
 from dnslab.testing import SAMPLE_ZONES, DnsLab
 from dnslab.zone import Zone, load_zone, load_zone_text, nsec3_label
 
-from conftest import pump_lines
+from conftest import lab_process, read_until, stop
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -435,29 +431,9 @@ def test_sign_command_reports_a_bad_zone_in_one_line(tmp_path: Path) -> None:
 
 
 def test_up_dnssec_prints_the_anchor_and_serves_signed_answers(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "DNSLAB_STATE": str(tmp_path / "lab.json")}
-    proc = subprocess.Popen([sys.executable, "-m", "dnslab", "up", "--port", "0", "--dnssec", "--keys",
-                             str(tmp_path / "keys"), "--no-web", "--fake-clock", "--hints", str(tmp_path / "hints")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-
-    def run(*args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "dnslab", *args], capture_output=True, text=True, env=env,
-                              timeout=60)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
+    proc, run = lab_process(tmp_path, "--dnssec", "--keys", str(tmp_path / "keys"), "--no-web", "--fake-clock")
     try:
-        assert proc.stdout is not None
-        lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=pump_lines, args=(proc.stdout, lines), daemon=True).start()
-        banner = ""
-        for _ in range(200):  # bounded: the banner is some 30 lines, each waited for at most 30 s
-            try:
-                banner += lines.get(timeout=30)
-            except queue.Empty:
-                break
-            if "Ctrl-C stops the lab." in banner:
-                break
+        banner = read_until(proc, "Ctrl-C stops the lab.")
         assert "Ctrl-C stops the lab." in banner, banner
         port = int(banner.splitlines()[0].split()[3])
         anchor = tmp_path / "keys" / "root-anchor.ds"
@@ -479,9 +455,8 @@ def test_up_dnssec_prints_the_anchor_and_serves_signed_answers(tmp_path: Path) -
         assert "secure             1" in stats and "bogus              1" in stats, stats
         assert "example.com.: no faults" in run("fault", "example.com", "clear")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
+        code, _, err = stop(proc)
+    assert code == 0, err
 
 
 def test_any_with_do_signs_each_rrset_and_without_do_shows_signatures_as_data(signed: Zone) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import queue
 import re
 import signal
 import socket
@@ -41,11 +40,9 @@ from dnslab.querytap import QueryTap
 from dnslab.testing import DnsLab
 from dnslab.web import WebServer
 
-from conftest import find_chromium, pump_lines
+from conftest import ENV, REPO, find_chromium, join_reader, read_until
 
-REPO = Path(__file__).resolve().parent.parent
 WEBUI = REPO / "dnslab" / "webui"
-ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 WAIT = 15.0  # seconds: the bound on every wait in this file
 # Server choice explores a similar server one time in ten (Unbound does too), so the server
 # taken down is not always the one asked first: a failover is looked for in up to this many
@@ -354,28 +351,6 @@ def test_the_stream_is_a_sample_at_high_rates(web: Web) -> None:
 # --- the command line ------------------------------------------------------------------------
 
 
-_LINES: dict[int, "queue.Queue[str]"] = {}
-_READERS: dict[int, threading.Thread] = {}
-
-
-def read_until(proc: subprocess.Popen[str], marker: str) -> str:
-    """Stdout up to *marker* (a reader thread owns the pipe, so later calls go on where this stopped)."""
-    assert proc.stdout is not None
-    if proc.pid not in _LINES:
-        lines: queue.Queue[str] = queue.Queue()
-        _LINES[proc.pid] = lines
-        _READERS[proc.pid] = threading.Thread(target=pump_lines, args=(proc.stdout, lines), daemon=True)
-        _READERS[proc.pid].start()
-    seen = ""
-    deadline = time.monotonic() + WAIT
-    while marker not in seen:
-        try:
-            seen += _LINES[proc.pid].get(timeout=max(0.01, deadline - time.monotonic()))
-        except queue.Empty:
-            break
-    return seen
-
-
 class RunningLab:
     """`dnslab up --port 0 --fake-clock` with a private state file: what a learner starts."""
 
@@ -384,7 +359,7 @@ class RunningLab:
         self.proc = subprocess.Popen([sys.executable, "-m", "dnslab", "up", "--port", "0", "--fake-clock",
                                       "--hints", str(tmp_path / "root.hints"), *options],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env)
-        self.banner = read_until(self.proc, "Ctrl-C stops the lab.")
+        self.banner = read_until(self.proc, "Ctrl-C stops the lab.", WAIT)
         if "Ctrl-C stops the lab." not in self.banner:
             self.stop()
             raise AssertionError(f"dnslab up did not start: {self.banner}")
@@ -410,9 +385,7 @@ class RunningLab:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=30)
-        reader = _READERS.pop(self.proc.pid, None)
-        if reader is not None:
-            reader.join(timeout=WAIT)
+        join_reader(self.proc, WAIT)
         assert self.proc.stderr is not None
         with self.proc.stderr:
             return self.proc.stderr.read()
