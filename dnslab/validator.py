@@ -446,11 +446,9 @@ def _proves_nodata(proof: _Proof, qname: dns.name.Name, qtype: int,
     if proof.nsec:
         match = next((r for r in proof.nsec if r.name == qname), None)
         if match is not None:
-            types = _types(match)
-            if qtype in types or (RdataType.CNAME in types and qtype != RdataType.CNAME):
-                return None, f"the NSEC at {qname} lists {_type(qtype)} or CNAME"
-            if qtype == RdataType.DS and RdataType.SOA in types and qname != dns.name.root:
-                return None, f"the NSEC at {qname} is the child's, not the parent's"
+            problem = _lists_the_type(match, f"the NSEC at {qname}", qname, qtype)
+            if problem:
+                return None, problem
             if qtype != RdataType.DS and _is_delegation(match):
                 return None, f"the NSEC at {qname} is from above a zone cut"
             return Security.SECURE, f"NSEC at {qname} lists no {_type(qtype)}"
@@ -467,11 +465,9 @@ def _proves_nodata(proof: _Proof, qname: dns.name.Name, qtype: int,
     if proof.nsec3:
         match = _nsec3_matching(proof.nsec3, qname)
         if match is not None:
-            types = _types(match)
-            if qtype in types or (RdataType.CNAME in types and qtype != RdataType.CNAME):
-                return None, f"the NSEC3 for {qname} lists {_type(qtype)} or CNAME"
-            if qtype == RdataType.DS and RdataType.SOA in types and qname != dns.name.root:
-                return None, f"the NSEC3 for {qname} is the child's, not the parent's"
+            problem = _lists_the_type(match, f"the NSEC3 for {qname}", qname, qtype)
+            if problem:
+                return None, problem
             return Security.SECURE, f"NSEC3 for {qname} lists no {_type(qtype)}"
         encloser, next_closer, opt_out = _nsec3_closest_encloser(proof.nsec3, qname, zone)
         if encloser is not None and qtype == RdataType.DS and opt_out:
@@ -483,6 +479,20 @@ def _proves_nodata(proof: _Proof, qname: dns.name.Name, qtype: int,
                 return Security.SECURE, f"the wildcard {wildcard} has no {_type(qtype)}"
         return None, f"no NSEC3 matches {qname}"
     return None, "no NSEC or NSEC3 records"
+
+
+def _lists_the_type(record: dns.rrset.RRset, what: str, qname: dns.name.Name, qtype: int) -> str:
+    """Why an NSEC/NSEC3 matching *qname* does not prove NODATA for *qtype*, or "" when it does.
+
+    It must list neither the type nor a CNAME, and a DS denial must come from the
+    parent's side of the cut (the child's apex record lists SOA).
+    """
+    types = _types(record)
+    if qtype in types or (RdataType.CNAME in types and qtype != RdataType.CNAME):
+        return f"{what} lists {_type(qtype)} or CNAME"
+    if qtype == RdataType.DS and RdataType.SOA in types and qname != dns.name.root:
+        return f"{what} is the child's, not the parent's"
+    return ""
 
 
 def _nsec_covering(nsecs: list[dns.rrset.RRset], name: dns.name.Name) -> dns.rrset.RRset | None:
