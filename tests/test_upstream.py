@@ -218,6 +218,12 @@ def test_a_failure_is_shared_too() -> None:
     assert joined.query.address == "127.0.2.1"
 
 
+async def ask_all(host: str, port: int, names: list[str]) -> list[dns.message.Message]:
+    """Every name asked of the resolver at once, as many clients would."""
+    return await asyncio.gather(*(dns.asyncquery.udp(dns.message.make_query(name, A), host, port=port, timeout=10.0)
+                            for name in names))
+
+
 def test_concurrent_cold_lookups_under_one_zone_ask_the_root_and_tld_once() -> None:
     """20 names under example.com at once, cache empty: one priming query, one referral
     question to the root and one to com, counted by the lab servers themselves."""
@@ -230,11 +236,7 @@ def test_concurrent_cold_lookups_under_one_zone_ask_the_root_and_tld_once() -> N
             server.delay(200)  # every client question is in before the priming reply comes back
         host, port = lab.resolver_address
 
-        async def ask_all() -> list[dns.message.Message]:
-            return await asyncio.gather(*(dns.asyncquery.udp(dns.message.make_query(name, A), host, port=port,
-                                                             timeout=10.0) for name in names))
-
-        replies = asyncio.run(ask_all())
+        replies = asyncio.run(ask_all(host, port, names))
         assert all(reply.rcode() == dns.rcode.NXDOMAIN for reply in replies)
         to_root = sum((server.queries for server in roots), start=Counter())
         to_com = sum((server.queries for server in tlds), start=Counter())
@@ -255,11 +257,7 @@ def test_a_dead_server_met_by_many_merged_lookups_counts_one_timeout() -> None:
         dead = lab.server("a.nic.com.").down()
         host, port = lab.resolver_address
 
-        async def ask_all() -> list[dns.message.Message]:
-            return await asyncio.gather(*(dns.asyncquery.udp(dns.message.make_query(name, A), host, port=port,
-                                                             timeout=10.0) for name in names))
-
-        replies = asyncio.run(ask_all())
+        replies = asyncio.run(ask_all(host, port, names))
         assert all(reply.rcode() == dns.rcode.NXDOMAIN for reply in replies)
         resolver = lab.lab.resolver
         assert resolver is not None
