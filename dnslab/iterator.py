@@ -654,6 +654,15 @@ class Resolution:
                    failure=failure.value, after_ms=None if after is None else round(after * 1000, 1))
 
 
+def chain_end(qname: dns.name.Name, answer: list[dns.rrset.RRset]) -> dns.name.Name:
+    """The name a negative answer is about: the question, or the end of its CNAME chain."""
+    name = qname
+    for rrset in answer:
+        if rrset.rdtype == RdataType.CNAME and rrset.name == name:
+            name = rrset[0].target  # type: ignore[attr-defined]
+    return name
+
+
 def _text(name: dns.name.Name | None) -> str:
     return "" if name is None else name.to_text()
 

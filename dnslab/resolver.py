@@ -37,7 +37,7 @@ from dnslab.clock import Clock, MonotonicClock
 from dnslab.events import Event, Sink
 from dnslab.hints import RootHints
 from dnslab.infra import Failure, Infra, InfraSettings
-from dnslab.iterator import IteratorSettings, Resolution, Result
+from dnslab.iterator import IteratorSettings, Resolution, Result, chain_end
 from dnslab.upstream import Upstream
 from dnslab.validator import Fetch, KeyCache, Security, Validator, Verdict
 from dnslab.wire import EDNS_UDP_SIZE, OPT, PLAIN_UDP_SIZE, header_only_reply, query_key, ttl_offsets
@@ -224,7 +224,7 @@ class RecursiveResolver:
                     cache.set_security(evidence.rrset.name, evidence.rrset.rdtype, evidence.rrset, security.value,
                                        valid_for=min(expiring) - wall if expiring else None)
                 else:
-                    cache.set_security(_chain_end(qname, result.answer), qtype, None, security.value,
+                    cache.set_security(chain_end(qname, result.answer), qtype, None, security.value,
                                        negative=evidence.negative,
                                        valid_for=min(expiring) - wall if expiring else None)
         if verdict.security is Security.BOGUS:
@@ -535,7 +535,7 @@ class RecursiveResolver:
         if result.authority:
             negative = None
             if len(result.authority) == 1 and result.authority[0].rdtype == dns.rdatatype.SOA:
-                negative = self.cache.get_negative(_chain_end(query.question[0].name, result.answer),
+                negative = self.cache.get_negative(chain_end(query.question[0].name, result.answer),
                                                    query.question[0].rdtype)
             if negative is None:
                 sources = None  # a referral (RD=0) or an uncached SOA: not replayed
@@ -578,15 +578,6 @@ def _with_ttl(rrset: dns.rrset.RRset, ttl: int) -> dns.rrset.RRset:
     copy = rrset.copy()
     copy.ttl = ttl
     return copy
-
-
-def _chain_end(qname: dns.name.Name, answer: list[dns.rrset.RRset]) -> dns.name.Name:
-    """The name a negative answer is about: the question, or the end of its CNAME chain."""
-    name = qname
-    for rrset in answer:
-        if rrset.rdtype == dns.rdatatype.CNAME and rrset.name == name:
-            name = rrset[0].target  # type: ignore[attr-defined]
-    return name
 
 
 def _error(query: dns.message.Message, rcode: int) -> dns.message.Message:

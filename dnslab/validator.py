@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import time
 from dataclasses import dataclass, field, replace
 from typing import Generator, Iterable
 
@@ -35,7 +36,7 @@ import dns.rrset
 from dnslab.cache import NegativeKind
 from dnslab.clock import Clock
 from dnslab.events import Sink, Validation
-from dnslab.iterator import Evidence, Result
+from dnslab.iterator import Evidence, Result, chain_end
 
 RdataType = dns.rdatatype.RdataType
 
@@ -188,7 +189,7 @@ class _Run:
             if verdict.security is Security.BOGUS:
                 return verdict
         if result.denial is not None:
-            name = _chain_end(qname, result.answer)
+            name = chain_end(qname, result.answer)
             verdict = yield from self.denial(result.denial, name, qtype)
             verdicts.append(verdict)
             self.parts.append((result.denial, verdict.security))
@@ -673,14 +674,6 @@ def _weakest(verdicts: list[Verdict]) -> Verdict:
     return verdicts[-1]
 
 
-def _chain_end(qname: dns.name.Name, answer: list[dns.rrset.RRset]) -> dns.name.Name:
-    name = qname
-    for rrset in answer:
-        if rrset.rdtype == RdataType.CNAME and rrset.name == name:
-            name = rrset[0].target  # type: ignore[attr-defined]
-    return name
-
-
 def _ttl(rrset: dns.rrset.RRset) -> int:
     return max(1, min(rrset.ttl, MAX_KEY_TTL))
 
@@ -690,5 +683,4 @@ def _type(rdtype: int) -> str:
 
 
 def _when(timestamp: int) -> str:
-    import time
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
