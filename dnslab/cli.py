@@ -37,7 +37,7 @@ from dnslab.server import AuthoritativeServer
 from dnslab.transport import DnsListener, Handler
 from dnslab.keys import algorithm_from_text, load_or_create
 from dnslab.signing import SigningPolicy, make_ds, sign_zone, zone_text
-from dnslab.zone import Severity, load_zone, load_zones
+from dnslab.zone import load_zone, load_zones
 
 log = logging.getLogger("dnslab")
 

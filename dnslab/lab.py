@@ -8,7 +8,6 @@ their addresses are the root hints.  ``lab.toml`` holds settings only.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import ipaddress
 import logging
