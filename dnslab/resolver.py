@@ -216,17 +216,7 @@ class RecursiveResolver:
                 need = check.send(fetched)
         except StopIteration as done:
             verdict: Verdict = done.value
-        wall = self.clock.wall()
-        for evidence, security in verdict.parts:
-            if security in (Security.SECURE, Security.INSECURE) and evidence.security is None:
-                expiring = [sig.expiration for sig in evidence.sigs or ()] if security is Security.SECURE else []
-                if evidence.negative is None:
-                    cache.set_security(evidence.rrset.name, evidence.rrset.rdtype, evidence.rrset, security.value,
-                                       valid_for=min(expiring) - wall if expiring else None)
-                else:
-                    cache.set_security(chain_end(qname, result.answer), qtype, None, security.value,
-                                       negative=evidence.negative,
-                                       valid_for=min(expiring) - wall if expiring else None)
+        self._remember_verdicts(cache, verdict, result, qname, qtype)
         if verdict.security is Security.BOGUS:
             self.stats.bogus += count
             return Result(dns.rcode.SERVFAIL, reason=f"DNSSEC validation failed: {verdict.reason}",
@@ -235,6 +225,22 @@ class RecursiveResolver:
         if verdict.security is Security.SECURE:
             self.stats.secure += count
         return replace(result, security=verdict.security.value)
+
+    def _remember_verdicts(self, cache: Cache, verdict: Verdict, result: Result, qname: dns.name.Name,
+                           qtype: int) -> None:
+        """Keep each part's new verdict with its cache entry; secure ones only until their RRSIGs expire."""
+        wall = self.clock.wall()
+        for evidence, security in verdict.parts:
+            if security not in (Security.SECURE, Security.INSECURE) or evidence.security is not None:
+                continue
+            expiring = [sig.expiration for sig in evidence.sigs or ()] if security is Security.SECURE else []
+            valid_for = min(expiring) - wall if expiring else None
+            if evidence.negative is None:
+                cache.set_security(evidence.rrset.name, evidence.rrset.rdtype, evidence.rrset, security.value,
+                                   valid_for=valid_for)
+            else:
+                cache.set_security(chain_end(qname, result.answer), qtype, None, security.value,
+                                   negative=evidence.negative, valid_for=valid_for)
 
     async def _fetch(self, need: Fetch, cache: Cache, trace: Sink | None, count: bool) -> Result:
         """A DS or DNSKEY RRset for the validator, found by the iterator like any other data."""
@@ -491,7 +497,8 @@ class RecursiveResolver:
                            options=[dns.edns.EDEOption(result.ede, result.reason[:200] or None)])
         sources: list[tuple[float, int]] | None = [] if not result.stale else None
         rotating = []
-        signatures = {(e.rrset.name, e.rrset.rdtype): e.sigs for e in result.evidence if e.sigs is not None}
+        signatures = ({(e.rrset.name, e.rrset.rdtype): e.sigs for e in result.evidence if e.sigs is not None}
+                      if dnssec_ok else {})
         for rrset in result.answer:
             hit = self.cache.get(rrset.name, rrset.rdtype, rotate=True)
             if hit is not None and hit.rrset == rrset:
@@ -503,7 +510,7 @@ class RecursiveResolver:
             else:
                 reply.answer.append(rrset)
                 sources = None
-            sigs = signatures.get((rrset.name, rrset.rdtype)) if dnssec_ok else None
+            sigs = signatures.get((rrset.name, rrset.rdtype)) if signatures else None
             if sigs is not None:
                 # RRSIGs go right after their RRset, with its TTL (RFC 4035 §3.1.1).
                 answered = reply.answer[-1]
