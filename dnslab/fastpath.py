@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import math
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dnslab.clock import Clock
 
 _TTL = struct.Struct("!I")
+# A rendering is redone this long before its TTLs would tick, so float rounding in
+# "expires_at - now" can never make a kept rendering differ from a fresh one.
+_ROUNDING = 1e-6
 MAX_VARIANTS = 12  # round-robin orders kept per reply; answers needing more take the full path
 
 
@@ -64,6 +67,12 @@ class WireAnswer:
     type_text: str
     rotation: Any = None  # the cache entry whose `turn` counter picks the step (None: one step)
     base: int = 0         # that counter's value for the first template
+    # Per step, the last rendering after the ID and the span of time its TTLs hold for:
+    # (since, until, bytes).  TTLs change at most once a second, queries come far faster.
+    rendered: list[tuple[float, float, bytes] | None] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.rendered = [None] * len(self.variants)
 
 
 class AnswerCache:
@@ -96,13 +105,21 @@ class AnswerCache:
         if entry is not None:
             step = (entry.turn - answer.base) % len(answer.variants)
             entry.turn += 1
+        now = self.clock.now()
+        last = answer.rendered[step]
+        if last is not None and last[0] <= now < last[1]:
+            return wire[:2] + last[2]
         template, patches = answer.variants[step]
         out = bytearray(template)
-        out[0:2] = wire[0:2]
-        now = self.clock.now()
+        until = answer.expires_at
         for offset, expires_at, ttl in patches:
-            _TTL.pack_into(out, offset, min(ttl, math.ceil(expires_at - now)))
-        return bytes(out)
+            sent = min(ttl, math.ceil(expires_at - now))
+            _TTL.pack_into(out, offset, sent)
+            # This record's TTL stays `sent` until expires_at - now drops to sent - 1.
+            until = min(until, expires_at - sent + 1 - _ROUNDING)
+        body = bytes(out[2:])
+        answer.rendered[step] = (now, until, body)
+        return wire[:2] + body
 
     def put(self, key: bytes, answer: WireAnswer, version: int) -> None:
         if version != self.version:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import struct
 
 # RFC 1035 §4.2.1 without EDNS; 1232 is the DNS Flag Day 2020 size NSD and Unbound use.
@@ -32,6 +33,9 @@ OPT = 41
 _U16 = struct.Struct("!H")
 _OPT_FIXED = struct.Struct("!BHHIH")  # root name, TYPE, CLASS (UDP size), TTL (ext-rcode, version, flags), RDLENGTH
 DO_BIT = 0x8000
+# Distinct queries whose keys are remembered (each about 300 B): far more than a
+# lab or a load test repeats, and bounded against a flood of distinct ones.
+KEY_MEMORY = 8192
 
 
 def query_key(wire: bytes) -> tuple[bytes, int, int] | None:
@@ -43,41 +47,52 @@ def query_key(wire: bytes) -> tuple[bytes, int, int] | None:
     echo them), the header bits that change an answer (opcode, RD, AD, CD), and the
     EDNS facts (present or not, DO, the UDP size that decides truncation).
     Options such as cookies do not change an answer and are left out.
+
+    Everything after the ID decides the result, and busy clients repeat those
+    bytes exactly, so results are remembered by them: reading the labels in
+    Python costs about 1.4 µs, the remembered result about 0.15 µs.
     """
-    size = len(wire)
-    if size < HEADER.size + 5:
+    return _key_after_id(wire[2:])
+
+
+@functools.lru_cache(maxsize=KEY_MEMORY)
+def _key_after_id(tail: bytes) -> tuple[bytes, int, int] | None:
+    """query_key for a message without its first two bytes (offsets below are shifted by 2)."""
+    size = len(tail)
+    if size < HEADER.size - 2 + 5:
         return None
-    flags = (wire[2] << 8) | wire[3]
-    if flags & (QR | OPCODE_MASK | 0x000F) or wire[4:12] not in (b"\x00\x01\x00\x00\x00\x00\x00\x00",
+    flags = (tail[0] << 8) | tail[1]
+    if flags & (QR | OPCODE_MASK | 0x000F) or tail[2:10] not in (b"\x00\x01\x00\x00\x00\x00\x00\x00",
                                                        b"\x00\x01\x00\x00\x00\x00\x00\x01"):
         return None
-    offset = HEADER.size
+    start = HEADER.size - 2
+    offset = start
     while True:
         if offset >= size:
             return None
-        length = wire[offset]
+        length = tail[offset]
         if length == 0:
             break
         if length > 63:  # a compression pointer or a reserved label type
             return None
         offset += length + 1
     end = offset + 5
-    if end > size or end - HEADER.size > 260:
+    if end > size or end - start > 260:
         return None
-    qtype = _U16.unpack_from(wire, offset + 1)[0]
+    qtype = _U16.unpack_from(tail, offset + 1)[0]
     edns = b"-"
     limit = PLAIN_UDP_SIZE
-    if wire[11]:
+    if tail[9]:
         if end + _OPT_FIXED.size > size:
             return None
-        root, rtype, udp, ttl, rdlength = _OPT_FIXED.unpack_from(wire, end)
+        root, rtype, udp, ttl, rdlength = _OPT_FIXED.unpack_from(tail, end)
         if root != 0 or rtype != OPT or (ttl >> 16) & 0xFF or end + _OPT_FIXED.size + rdlength != size:
             return None  # not an EDNS0 OPT, a version we do not speak, or trailing bytes
         limit = min(max(udp, PLAIN_UDP_SIZE), EDNS_UDP_SIZE)
         edns = b"D" if ttl & DO_BIT else b"E"
     elif end != size:
         return None
-    key = bytes((wire[2] & 0x79, wire[3] & 0x30)) + edns + _U16.pack(limit) + wire[HEADER.size:end]
+    key = bytes((tail[0] & 0x79, tail[1] & 0x30)) + edns + _U16.pack(limit) + tail[start:end]
     return key, qtype, limit
 
 

@@ -8,6 +8,7 @@ round-robin rotation, expiry, flushes and record changes.
 
 from __future__ import annotations
 
+import math
 import random
 import socket
 import struct
@@ -21,6 +22,7 @@ import pytest
 
 from dnslab.clock import FakeClock
 from dnslab.dnssec_lab import DnssecSettings
+from dnslab.fastpath import AnswerCache, WireAnswer
 from dnslab.lab import Lab, LabSettings, zone_files
 from dnslab.resolver import ResolverSettings
 from dnslab.server import AuthoritativeServer
@@ -191,3 +193,31 @@ def test_authoritative_fast_path_matches_a_fresh_server() -> None:
                 assert first == cold.handle(query.to_wire())
                 cold.replies.clear()  # the cold server always takes the full path
     assert len(warm.replies) > 0
+
+
+def test_kept_renderings_tick_exactly_when_the_ttls_do(pair: Pair) -> None:
+    # The fast path re-renders a reply only when one of its TTLs changes; quarter-second
+    # steps and two queries per step check both the reuse and the moment it stops.
+    for name in ("t10.ttl-demo.org.", "rr.ttl-demo.org."):
+        same(pair.ask(name))
+    for _ in range(48):  # 12 s: every second boundary of both, and their expiry and refetch
+        pair.advance(0.25)
+        for name in ("t10.ttl-demo.org.", "rr.ttl-demo.org."):
+            same(pair.ask(name))
+            same(pair.ask(name))
+
+
+def test_a_kept_rendering_has_the_ttls_a_fresh_one_would() -> None:
+    clock = FakeClock(start=1000.0)
+    answers = AnswerCache(clock)
+    rng = random.Random(3)
+    # Two records with awkward fractional expiry times, TTL fields at offsets 12 and 16.
+    patches = [(12, 1000.0 + 7.3, 300), (16, 1000.0 + 5.0000001, 4)]
+    answer = WireAnswer([(bytes(20), patches)], expires_at=1005.0000001, rcode_text="NOERROR", type_text="A")
+    while clock.now() < answer.expires_at:
+        reply = answers.render(answer, b"\x12\x34" + bytes(18))
+        now = clock.now()
+        assert reply[:2] == b"\x12\x34"
+        for offset, expires_at, ttl in patches:
+            assert struct.unpack_from("!I", reply, offset)[0] == min(ttl, math.ceil(expires_at - now)), now
+        clock.advance(rng.choice((0.0, 1e-7, 0.01, 0.3, 0.7, 1.0)))
