@@ -86,8 +86,9 @@ class FaultyServer:
                  max_questions: int = MAX_COUNTED_QUESTIONS) -> None:
         self.inner = handler
         self.state = FaultState()
-        # Raw question bytes (name lowercased) -> queries received: counting must cost
-        # next to nothing on the hot path; names are decoded only when someone looks.
+        self._faultless = True  # no fault in force: every query goes straight to the server
+        # Raw question bytes -> queries received: counting must cost next to nothing on
+        # the hot path; names are decoded (and case folded) only when someone looks.
         # Bounded: beyond max_questions distinct questions the least recently *new* one
         # is folded into `_older`, so the total stays exact and memory stays flat.
         self.max_questions = max_questions
@@ -122,6 +123,7 @@ class FaultyServer:
             self.state = FaultState()
         else:
             state.answer = kind
+        self._faultless = self.state == FaultState()
 
     @property
     def queries(self) -> Counter[tuple[str, str]]:
@@ -152,8 +154,10 @@ class FaultyServer:
         return len(self._received)
 
     def handle(self, wire: bytes, via_tcp: bool, peer: Peer | None = None) -> bytes | None | Awaitable[bytes | None]:
-        state = self.state
         self._count(wire)
+        if self._faultless:
+            return self.inner(wire, via_tcp, peer)  # type: ignore[return-value]
+        state = self.state
         if state.down:
             return None
         if state.loss_pct and self._rng.random() * 100 < state.loss_pct:
@@ -192,7 +196,12 @@ class FaultyServer:
         parsed = query_key(wire)
         if parsed is not None:
             question = parsed[0][QUESTION_IN_KEY:]
-            self._add(question[:-4].lower() + question[-4:])
+            received = self._received
+            count = received.get(question)
+            if count is not None:
+                received[question] = count + 1  # the common case, inline: no further call
+            else:
+                self._add(question)
             return
         try:  # the rare query the quick reader leaves alone (compressed, odd sections)
             rrsets = dns.message.from_wire(wire, question_only=True).question
@@ -200,7 +209,7 @@ class FaultyServer:
             self._add(b"")
             return
         for rrset in rrsets:
-            self._add(rrset.name.to_wire().lower() + rrset.rdtype.to_bytes(2, "big") + b"\x00\x01")
+            self._add(rrset.name.to_wire() + rrset.rdtype.to_bytes(2, "big") + b"\x00\x01")
 
     def _add(self, question: bytes) -> None:
         received = self._received
