@@ -83,6 +83,10 @@ class AnswerCache:
         self.max_entries = max_entries
         self._answers: dict[bytes, WireAnswer] = {}
         self.version = -1
+        # Questions answered by the full path: a ready reply is kept from the second
+        # time on only, so one-off questions (most of a cold start) cost neither the
+        # templates' rendering nor their memory.
+        self._seen: dict[bytes, None] = {}
 
     def get(self, key: bytes, wire: bytes, version: int) -> WireAnswer | None:
         """The entry for key if it is still good; None sends the query down the full path."""
@@ -121,6 +125,16 @@ class AnswerCache:
         answer.rendered[step] = (now, until, body)
         return wire[:2] + body
 
+    def asked_before(self, key: bytes) -> bool:
+        """Whether this question came down the full path before (and so is worth a ready reply)."""
+        seen = self._seen
+        if key in seen:
+            return True  # kept: after its reply expires, the next full answer is kept at once
+        if len(seen) >= self.max_entries:
+            del seen[next(iter(seen))]  # the oldest: forgetting one costs one more full answer
+        seen[key] = None
+        return False
+
     def put(self, key: bytes, answer: WireAnswer, version: int) -> None:
         if version != self.version:
             self._answers.clear()
@@ -131,6 +145,7 @@ class AnswerCache:
 
     def clear(self) -> None:
         self._answers.clear()
+        self._seen.clear()
 
     def __len__(self) -> int:
         return len(self._answers)

@@ -413,7 +413,8 @@ class RecursiveResolver:
                 tap.finish(recording, entry, result, merged)
         reply, sources, rotation = self._reply(query, result)
         wire_reply = self._render(reply, query, via_tcp)
-        if key is not None and sources is not None and not wire_reply[2] & 0x02:  # not truncated
+        if (key is not None and sources is not None and not wire_reply[2] & 0x02  # not truncated
+                and self.fast is not None and self.fast.asked_before(key)):
             self._remember(key, query, reply, sources, rotation, wire_reply, via_tcp)
         return wire_reply
 

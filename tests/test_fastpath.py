@@ -221,3 +221,15 @@ def test_a_kept_rendering_has_the_ttls_a_fresh_one_would() -> None:
         for offset, expires_at, ttl in patches:
             assert struct.unpack_from("!I", reply, offset)[0] == min(ttl, math.ceil(expires_at - now)), now
         clock.advance(rng.choice((0.0, 1e-7, 0.01, 0.3, 0.7, 1.0)))
+
+
+def test_a_ready_reply_is_kept_from_the_second_asking_on(pair: Pair) -> None:
+    fast = pair.labs[0].resolver
+    assert fast is not None and fast.fast is not None
+    same(pair.ask("mail.example.com."))
+    assert len(fast.fast) == 0  # one-off questions (a cold start) cost no template
+    same(pair.ask("mail.example.com."))
+    assert len(fast.fast) == 1
+    hits = fast.stats.cache_hits
+    same(pair.ask("mail.example.com."))
+    assert fast.stats.cache_hits == hits + 1 and len(fast.fast) == 1

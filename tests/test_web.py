@@ -236,8 +236,9 @@ def test_a_query_from_the_api_is_recorded_with_its_trace(web: Web) -> None:
 
 def test_a_fast_path_answer_is_a_cache_hit_in_its_trace(web: Web) -> None:
     web.resolve("www.example.com")
+    web.resolve("www.example.com")     # asked again: now worth a ready reply
     web.server.tap.budget = 100
-    web.resolve("www.example.com")     # answered from a ready reply, without a lookup
+    web.resolve("www.example.com")     # answered from that ready reply, without a lookup
     latest = web.server.tap.ring[-1]
     assert latest.how == "fast" and latest.ms is None and latest.upstream_queries == 0
     assert [e["event"] for e in latest.trace()] == ["start", "cache", "done"]
