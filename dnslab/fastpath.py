@@ -69,7 +69,7 @@ class WireAnswer:
     base: int = 0         # that counter's value for the first template
     # Per step, the last rendering after the ID and the span of time its TTLs hold for:
     # (since, until, bytes).  TTLs change at most once a second, queries come far faster.
-    rendered: list[tuple[float, float, bytes] | None] = field(default_factory=list)
+    rendered: list[tuple[float, float, bytes] | None] = field(init=False)
 
     def __post_init__(self) -> None:
         self.rendered = [None] * len(self.variants)

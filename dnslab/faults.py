@@ -195,13 +195,7 @@ class FaultyServer:
     def _count(self, wire: bytes) -> None:
         parsed = query_key(wire)
         if parsed is not None:
-            question = parsed[0][QUESTION_IN_KEY:]
-            received = self._received
-            count = received.get(question)
-            if count is not None:
-                received[question] = count + 1  # the common case, inline: no further call
-            else:
-                self._add(question)
+            self._add(parsed[0][QUESTION_IN_KEY:])
             return
         try:  # the rare query the quick reader leaves alone (compressed, odd sections)
             rrsets = dns.message.from_wire(wire, question_only=True).question
@@ -213,8 +207,9 @@ class FaultyServer:
 
     def _add(self, question: bytes) -> None:
         received = self._received
-        if question in received:
-            received[question] += 1
+        count = received.get(question)  # one lookup: this runs for every query a lab server gets
+        if count is not None:
+            received[question] = count + 1
             return
         if len(received) >= self.max_questions:
             oldest = next(iter(received))  # dicts keep insertion order: the first one counted

@@ -70,10 +70,8 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         except Exception:  # noqa: BLE001 - the handler should not raise, but never die for it
             log.exception("handler failed for a datagram from %s", addr)
             reply = _servfail(data)  # a bug of ours: the client hears so, not silence
-        if type(reply) is bytes:  # the fast path's answer: checked first, as it is most of them
-            if self.transport is not None:
-                self.transport.sendto(reply, addr)
-        elif inspect.isawaitable(reply):
+        # A ready reply (most of them, from the fast paths) skips the slower awaitable check.
+        if type(reply) is not bytes and inspect.isawaitable(reply):
             task = asyncio.ensure_future(self._reply_later(reply, addr, data))
             self.pending.add(task)
             task.add_done_callback(self.pending.discard)
