@@ -35,6 +35,9 @@ from dnslab.zone import Problem, Zone, changed_zone, load_zones
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 5300
+# The sample hierarchy ships inside the package (package data), so an installed dnslab has it:
+# `dnslab up` and the pytest plugin serve it by default; `dnslab init DIR` copies it out for editing.
+SAMPLE_ZONES = Path(__file__).resolve().parent / "zones"
 DEFAULT_RESOLVER_ADDRESS = "127.0.0.1"
 SETTINGS_FILE = "lab.toml"
 # Root hints carry the TTL of the real named.root file (RFC 8109 priming).
@@ -535,11 +538,19 @@ def dnssec_settings(settings: LabSettings, zones_dir: Path, dnssec: bool | None 
     if not (settings.dnssec if dnssec is None else dnssec):
         return None
     return DnssecSettings(
-        keys_dir=keys_dir or settings.keys_dir or zones_dir / ".keys",
+        keys_dir=keys_dir or settings.keys_dir or default_keys_dir(zones_dir),
         nsec3=settings.nsec3 if nsec3 is None else nsec3,
         algorithm=algorithm_from_text(settings.dnssec_algorithm),
         unsigned=parse_unsigned(settings.dnssec_unsigned, str(zones_dir / SETTINGS_FILE)),
         anchor_file=anchor_file)
+
+
+def default_keys_dir(zones_dir: Path) -> Path:
+    """.keys in the zone folder, but never inside the installed package: the sample's keys go
+    to the per-user runtime folder (site-packages may be read-only, and is no place for secrets)."""
+    if zones_dir.resolve() == SAMPLE_ZONES:
+        return runtime_dir() / "keys"
+    return zones_dir / ".keys"
 
 
 def example_walk(lab: Lab) -> tuple[dns.name.Name, list[ServerPlan]] | None:

@@ -23,12 +23,11 @@ from dnslab.clock import FakeClock
 from dnslab.errors import DnslabError
 from dnslab.events import Event
 from dnslab.faults import FaultKind
-from dnslab.lab import Lab, LabSettings, RunningServer, dnssec_settings, zone_files
+from dnslab.lab import SAMPLE_ZONES, Lab, LabSettings, RunningServer, dnssec_settings, zone_files
 from dnslab.resolver import ResolverSettings
 from dnslab.zone import Zone, load_zones
 
 T = TypeVar("T")
-SAMPLE_ZONES = Path(__file__).resolve().parent.parent / "zones"
 START_TIMEOUT = 30.0
 
 _ZONE_CACHE: dict[Path, list[Zone]] = {}
@@ -173,7 +172,8 @@ class DnsLab(LabRunner):
                  keep_traces: bool = True, dnssec: bool | None = None, nsec3: bool | None = None,
                  keys_dir: str | Path | None = None) -> None:
         """*dnssec* signs the zones (None: as lab.toml says); keys are kept in *keys_dir*
-        (default: .keys in the zone folder, the same keys `dnslab up --dnssec` uses)."""
+        (default: as `dnslab up --dnssec` keeps them: .keys in the zone folder; for the sample zones,
+        which live inside the package, the per-user runtime folder)."""
         folder = Path(zones) if zones is not None else SAMPLE_ZONES
         settings = LabSettings.load(folder / "lab.toml")
         self.clock = FakeClock() if fake_clock else None

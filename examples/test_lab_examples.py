@@ -1,7 +1,7 @@
 """How a test suite uses dnslab's pytest plugin: real DNS, no sleeps, faults on demand.
 
 Install dnslab (pip install dnslab, or this repository) and the fixtures are there:
-`dns_lab` is a started lab of the sample zones (zones/README.md lists them) with its
+`dns_lab` is a started lab of the sample zones (dnslab/zones/README.md lists them) with its
 resolver; `make_dns_lab(zones=DIR)` starts one from your own zone files.
 """
 
