@@ -203,16 +203,31 @@ def build_parser() -> argparse.ArgumentParser:
     queries.add_argument("--reset", action="store_true", help="then start counting from zero")
 
     record = commands.add_parser("record", help="change a record while the lab runs (the SOA serial goes up)")
-    record_commands = record.add_subparsers(dest="record_command", metavar="set|delete", required=True)
-    record_set = record_commands.add_parser("set", help="replace (or add) the RRset NAME TYPE")
-    record_set.add_argument("name")
-    record_set.add_argument("type")
-    record_set.add_argument("values", nargs="+", metavar="VALUE")
-    record_set.add_argument("--ttl", type=int, default=300)
+    record_commands = record.add_subparsers(dest="record_command", metavar="set|add|delete", required=True)
+    zone_help = ("the zone to change (default: the closest lab zone of NAME); a parent's delegation (NS) and "
+                 "glue are changed with --zone PARENT. Without it, a NAME that would land in the root or a TLD "
+                 "zone below its apex is refused, as a typo most likely")
+    where = ("DATA is the rest of the line, as in a zone file or nsupdate: 'record set example.com MX 10 "
+             "mail.example.com.' (TXT: quote a string with spaces, '\"two words\"'). ")
+    servers = ("NS and address records start and stop lab servers at once, as the zones then say "
+               "(the change prints them).")
+    for verb, text in (("set", "replace the RRset NAME TYPE with one record"),
+                       ("add", "add one record to the RRset NAME TYPE (nsupdate's 'update add')")):
+        command = record_commands.add_parser(verb, help=text, description=text[0].upper() + text[1:] + ". "
+                                             + where + servers)
+        command.add_argument("name")
+        command.add_argument("type")
+        command.add_argument("data", nargs="+", metavar="DATA")
+        command.add_argument("--ttl", type=int, default=300, help="the RRset's TTL (default 300)")
+        command.add_argument("--zone", default=None, metavar="ZONE", help=zone_help)
     record_delete = record_commands.add_parser("delete", help="delete the RRset NAME TYPE")
     record_delete.add_argument("name")
     record_delete.add_argument("type")
-    commands.add_parser("reload", help="re-read the zone files from disk")
+    record_delete.add_argument("--zone", default=None, metavar="ZONE", help=zone_help)
+    commands.add_parser("reload", help="re-read the zone files from disk (servers start and stop as they say)",
+                        description="Re-read every zone file: zones new and gone, servers started and stopped "
+                                    "as the files' NS and address records say. Changes made with 'dnslab record' "
+                                    "are replaced by the files' data; the command says how many.")
     commands.add_parser("web", help="print the address of the running lab's web view (with its token)")
 
     clock = commands.add_parser("clock", help="show the lab clock, or move a fake one forward")

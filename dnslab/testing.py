@@ -23,7 +23,7 @@ from dnslab.clock import FakeClock
 from dnslab.errors import DnslabError
 from dnslab.events import Event
 from dnslab.faults import FaultKind
-from dnslab.lab import SAMPLE_ZONES, Lab, LabSettings, RunningServer, dnssec_settings, zone_files
+from dnslab.lab import SAMPLE_ZONES, Change, Lab, LabSettings, RunningServer, dnssec_settings, zone_files
 from dnslab.resolver import ResolverSettings
 from dnslab.zone import Zone, load_zones
 
@@ -229,14 +229,18 @@ class DnsLab(LabRunner):
     def servers(self) -> list[ServerHandle]:
         return [ServerHandle(self, running) for running in self.lab.servers]
 
-    def record_set(self, name: str, rtype: str, *values: str, ttl: int = 300) -> None:
-        self.call(lambda: self.lab.record_set(name, rtype, list(values), ttl))
+    def record_set(self, name: str, rtype: str, *values: str, ttl: int = 300, zone: str | None = None,
+                   add: bool = False) -> Change:
+        """Each value is one record's data ("10 mail.example.com."); *zone* picks the zone (a parent's
+        delegation and glue); the Change says which servers started or stopped."""
+        return self.run(self.lab.record_set(name, rtype, list(values), ttl, zone=zone, add=add))
 
-    def record_delete(self, name: str, rtype: str) -> None:
-        self.call(lambda: self.lab.record_delete(name, rtype))
+    def record_delete(self, name: str, rtype: str, zone: str | None = None) -> Change:
+        return self.run(self.lab.record_delete(name, rtype, zone=zone))
 
-    def reload(self) -> list[str]:
-        return self.call(self.lab.reload)
+    def reload(self) -> Change:
+        """Re-read the zone files; `.dropped` counts the record changes the files replaced."""
+        return self.run(self.lab.reload())
 
     @property
     def cache(self) -> CacheHandle:
