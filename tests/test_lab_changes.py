@@ -13,6 +13,7 @@ import dns.flags
 import dns.message
 import dns.query
 import dns.rcode
+import dns.rdatatype
 import pytest
 
 from dnslab.errors import DnslabError
@@ -201,3 +202,37 @@ def test_the_command_line_takes_the_rest_of_the_line_and_reports_server_changes(
     finally:
         code, _, err = stop(proc)
     assert code == 0, err
+
+
+NEW_ZONE = """\
+$ORIGIN newzone.org.
+$TTL 300
+@    SOA  ns1 hostmaster 1 7200 3600 1209600 300
+@    NS   ns1
+ns1  A    127.0.3.60
+www  A    192.0.2.160
+"""
+
+
+def test_a_signed_lab_serves_and_signs_a_zone_added_by_reload(tmp_path: Path) -> None:
+    folder = copy_of_the_sample(tmp_path)
+    with DnsLab(folder, dnssec=True, keys_dir=tmp_path / "keys") as lab:
+        (folder / "newzone.org.zone").write_text(NEW_ZONE)
+        with (folder / "org.zone").open("a") as org:
+            org.write("newzone 172800 IN NS ns1.newzone\nns1.newzone 172800 IN A 127.0.3.60\n")
+        change = lab.reload()
+        assert [origin.to_text() for origin in change.added] == ["newzone.org."]
+        assert [plan.address for plan in change.started] == ["127.0.3.60"] and change.warnings == []
+        query = dns.message.make_query("www.newzone.org.", "A", want_dnssec=True)
+        host, port = lab.resolver_address
+        reply = dns.query.udp(query, host, port=port, timeout=10)
+        assert reply.rcode() == dns.rcode.NOERROR and reply.flags & dns.flags.AD  # validated from the root down
+        assert [r.address for r in reply.answer[0]] == ["192.0.2.160"]
+        # A runtime delegation change in a signed parent: re-signed, still secure.
+        lab.record_set("ns2.newzone.org", "A", "127.0.3.61")
+        change = lab.record_set("newzone.org", "NS", "ns2.newzone.org.", add=True)
+        assert [plan.address for plan in change.started] == ["127.0.3.61"]
+        direct = dns.message.make_query("www.newzone.org.", "A", want_dnssec=True)
+        direct.flags &= ~dns.flags.RD
+        signed = dns.query.udp(direct, "127.0.3.61", port=lab.port, timeout=5)
+        assert any(rrset.rdtype == dns.rdatatype.RRSIG for rrset in signed.answer)
