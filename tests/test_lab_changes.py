@@ -4,6 +4,7 @@ as the zones then say (issue 15, items 6 and 7)."""
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -87,6 +88,20 @@ def test_a_change_that_clashes_with_the_resolver_leaves_the_lab_as_it_was(make_d
     assert addresses(lab) == before
     assert [r.target.to_text() for r in ask("127.0.3.1", lab.port, "example.com.", "NS").answer[0]] == \
         ["ns1.example.com.", "ns2.example.com."]
+
+
+def test_an_address_that_cannot_be_bound_leaves_the_lab_as_it_was(make_dns_lab: Any) -> None:
+    lab = make_dns_lab()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind((NEW, lab.port))  # someone else holds the new server's address and port
+        lab.record_set("ns3.example.com", "A", NEW)
+        with pytest.raises(DnslabError, match=NEW):
+            lab.record_set("example.com", "NS", "ns3.example.com.", add=True)
+    assert NEW not in addresses(lab)
+    ns = ask("127.0.3.1", lab.port, "example.com.", "NS").answer[0]
+    assert sorted(r.target.to_text() for r in ns) == ["ns1.example.com.", "ns2.example.com."]
+    # Once the address is free, the same change goes through.
+    assert [plan.address for plan in lab.record_set("example.com", "NS", "ns3.example.com.", add=True).started] == [NEW]
 
 
 def test_a_name_server_without_a_lab_address_is_reported(make_dns_lab: Any) -> None:
