@@ -251,3 +251,26 @@ def test_a_signed_lab_serves_and_signs_a_zone_added_by_reload(tmp_path: Path) ->
         direct.flags &= ~dns.flags.RD
         signed = dns.query.udp(direct, "127.0.3.61", port=lab.port, timeout=5)
         assert any(rrset.rdtype == dns.rdatatype.RRSIG for rrset in signed.answer)
+
+
+def test_the_web_view_hears_of_servers_started_and_stopped() -> None:
+    from test_web import EventStream, Web   # the web view's own test client
+
+    from dnslab.web import WebServer
+
+    with DnsLab(keep_traces=False) as lab:
+        server = lab.call(lambda: WebServer(lab.lab))
+        lab.run(server.start())
+        web = Web(lab, server)
+        stream = EventStream(web)
+        try:
+            assert NEW not in {s["address"] for s in stream.next("hello")["lab"]["servers"]}
+            assert web.command("record.set", name="ns3.example.com", type="A", values=[NEW])["ok"]
+            reply = web.command("record.set", name="example.com", type="NS", values=["ns3.example.com."], add=True)
+            assert [s["address"] for s in reply["result"]["started"]] == [NEW]
+            info = stream.next("lab", lambda d: any(s["address"] == NEW for s in d["servers"]))
+            zones = {z["origin"]: z for z in info["zones"]}
+            assert zones["example.com."]["servers"] == ["127.0.3.1", "127.0.3.2", NEW]
+        finally:
+            stream.close()
+            lab.run(server.stop())

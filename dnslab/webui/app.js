@@ -124,6 +124,8 @@
     source.addEventListener("hello", (e) => onHello(JSON.parse(e.data)));
     source.addEventListener("queries", (e) => onQueries(JSON.parse(e.data)));
     source.addEventListener("state", (e) => onState(JSON.parse(e.data)));
+    // Servers started or stopped by a record change or a reload: the hierarchy is drawn again.
+    source.addEventListener("lab", (e) => { lab = JSON.parse(e.data); buildTree(); if (latest) onState(latest); });
   }
 
   function onHello(data) {
