@@ -596,7 +596,7 @@ class Lab:
             what = "the root zone" if closest.origin == dns.name.root else f"the TLD zone {closest.origin}"
             hint = _near_miss(owner, closest.origin, [z.origin for z in sources])
             raise DnslabError(f"{owner} is in no lab zone below {what}{hint}; to change {what} itself "
-                              f"(a delegation, glue), name it: --zone {closest.origin}")
+                              f"(a delegation, glue), name the zone: --zone {closest.origin}")
         return owner, closest
 
     async def _apply(self, changed: list[Zone], complete: bool = False) -> Change:

@@ -688,13 +688,14 @@
     e.preventDefault();
     const values = $("rec-values").value.split("\n").map((v) => v.trim()).filter(Boolean);
     const reply = await act("record.set", { name: $("rec-name").value.trim(), type: $("rec-type").value.trim(),
-      values, ttl: Number($("rec-ttl").value || 300) });
+      values, ttl: Number($("rec-ttl").value || 300), zone: $("rec-zone").value.trim() });
     $("record-result").textContent = reply.ok
       ? `zone ${reply.result.zone} now at serial ${reply.result.serial}${changeText(reply.result)}` : reply.error;
     $("record-result").className = reply.ok ? "" : "error";
   });
   $("rec-delete").addEventListener("click", async () => {
-    const reply = await act("record.delete", { name: $("rec-name").value.trim(), type: $("rec-type").value.trim() });
+    const reply = await act("record.delete", { name: $("rec-name").value.trim(), type: $("rec-type").value.trim(),
+      zone: $("rec-zone").value.trim() });
     $("record-result").textContent = reply.ok
       ? `deleted; zone ${reply.result.zone} now at serial ${reply.result.serial}${changeText(reply.result)}` : reply.error;
     $("record-result").className = reply.ok ? "" : "error";
