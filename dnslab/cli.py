@@ -215,8 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
                        ("add", "add one record to the RRset NAME TYPE (nsupdate's 'update add')")):
         command = record_commands.add_parser(verb, help=text, description=text[0].upper() + text[1:] + ". "
                                              + where + servers)
-        command.add_argument("name")
-        command.add_argument("type")
+        command.add_argument("name", metavar="NAME")
+        command.add_argument("type", metavar="TYPE")
         command.add_argument("data", nargs="+", metavar="DATA")
         command.add_argument("--ttl", type=int, default=300, help="the RRset's TTL (default 300)")
         command.add_argument("--zone", default=None, metavar="ZONE", help=zone_help)
