@@ -39,7 +39,7 @@ def test_negative_caching(dns_lab):
 
 
 def test_failover_to_the_second_name_server(dns_lab):
-    # failover.com has two name servers; the first one starts down (zones/lab.toml).
+    # failover.com has two name servers; the first one starts down (the sample's lab.toml).
     first, second = dns_lab.server("ns1.failover.com"), dns_lab.server("ns2.failover.com")
     assert addresses(dns_lab.resolver.resolve("www.failover.com", "A")) == ["192.0.2.70"]
     assert second.queries["www.failover.com.", "A"] == 1
