@@ -610,51 +610,16 @@ class Lab:
         current = {zone.origin: zone for zone in self._sources()}
         fresh = {zone.origin: zone for zone in changed}
         candidate = fresh if complete else {**current, **fresh}
-        if dns.name.root not in candidate:
-            raise DnslabError("no root zone (origin '.') among the zone files: the lab needs one for its root hints")
-        hierarchy = derive_hierarchy(candidate.values())
-        if not hierarchy.servers:
-            raise DnslabError("after this change no zone would have a name server with a 127.x.y.z address")
-        if not hierarchy.root_hints and self.hierarchy.root_hints:
-            raise DnslabError("after this change the root's name servers would have no address: "
-                              "the resolver could not start from the root")
-        if self.resolver_address is not None and hierarchy.server_at(self.resolver_address) is not None:
-            raise DnslabError(f"a name server's address would be {self.resolver_address}, where the lab's "
-                              "resolver listens")
+        hierarchy = self._checked_hierarchy(candidate)
         running_at = {running.plan.address: running for running in self.servers}
         started = [plan for plan in hierarchy.servers if plan.address not in running_at]
-        new_servers: dict[str, RunningServer] = {}
-        try:
-            for plan in started:
-                running = new_servers[plan.address] = self._new_server(replace(plan, zones=[]))
-                if self.bound_port is not None:
-                    listener = DnsListener(plan.address, self.bound_port, running.faulty.handle,
-                                           reuse_port=self.reuse_port)
-                    await listener.start()
-                    running.listener = listener
-        except BaseException:
-            for running in new_servers.values():
-                if running.listener is not None:
-                    await running.listener.stop()
-            raise
+        new_servers = await self._bind_new(started)
         old_warnings = set(self.hierarchy.warnings) | set(lame_delegations(self.zones, self.hierarchy))
-        # Now the data: signed first in a signed lab, then on every server that serves it.
-        if self.signer is not None:
-            if complete:
-                self.signer.set_sources(candidate.values())
-                served = self.signer.sign_all()
-            else:
-                self.signer.sources.update(fresh)
-                served = {zone.origin: zone for zone in self.zones}
-                served.update({origin: self.signer.resign(origin) for origin in fresh})
-        else:
-            served = dict(candidate)
+        served = self._signed(candidate, fresh, complete)
         self.zones = [served[origin] for origin in candidate]
-        for plan in hierarchy.servers:
-            plan.zones = [served[zone.origin] for zone in plan.zones]
-        stopped = [running for address, running in running_at.items() if hierarchy.server_at(address) is None]
         servers = []
         for plan in hierarchy.servers:
+            plan.zones = [served[zone.origin] for zone in plan.zones]
             running = running_at.get(plan.address) or new_servers[plan.address]
             running.plan = plan
             wanted = {zone.origin for zone in plan.zones}
@@ -664,6 +629,7 @@ class Lab:
                 for origin in wanted & set(fresh):
                     running.server.replace_zone(served[origin])
             servers.append(running)
+        stopped = [running for address, running in running_at.items() if hierarchy.server_at(address) is None]
         self.servers = servers
         previous, self.hierarchy = self.hierarchy, hierarchy
         for running in stopped:
@@ -675,11 +641,56 @@ class Lab:
         warnings = [w for w in (*hierarchy.warnings, *lame_delegations(self.zones, hierarchy)) if w not in old_warnings]
         for warning in warnings:
             log.warning("%s", warning)
-        return Change(zones=[served[origin] for origin in fresh],
-                      started=[new_servers[plan.address].plan for plan in started],
+        return Change(zones=[served[origin] for origin in fresh], started=started,
                       stopped=[running.plan for running in stopped],
                       added=[origin for origin in candidate if origin not in current],
                       removed=[origin for origin in current if origin not in candidate], warnings=warnings)
+
+    def _checked_hierarchy(self, zones: dict[dns.name.Name, Zone]) -> Hierarchy:
+        """The hierarchy these zones give, if the lab can run it (else a DnslabError, nothing changed)."""
+        if dns.name.root not in zones:
+            raise DnslabError("no root zone (origin '.') among the zone files: the lab needs one for its root hints")
+        hierarchy = derive_hierarchy(zones.values())
+        if not hierarchy.servers:
+            raise DnslabError("after this change no zone would have a name server with a 127.x.y.z address")
+        if not hierarchy.root_hints and self.hierarchy.root_hints:
+            raise DnslabError("after this change the root's name servers would have no address: "
+                              "the resolver could not start from the root")
+        if self.resolver_address is not None and hierarchy.server_at(self.resolver_address) is not None:
+            raise DnslabError(f"a name server's address would be {self.resolver_address}, where the lab's "
+                              "resolver listens")
+        return hierarchy
+
+    async def _bind_new(self, plans: list[ServerPlan]) -> dict[str, RunningServer]:
+        """Servers for new addresses, listening at once if the lab runs; all or none of them."""
+        new_servers: dict[str, RunningServer] = {}
+        try:
+            for plan in plans:
+                running = new_servers[plan.address] = self._new_server(replace(plan, zones=[]))
+                if self.bound_port is not None:
+                    listener = DnsListener(plan.address, self.bound_port, running.faulty.handle,
+                                           reuse_port=self.reuse_port)
+                    await listener.start()
+                    running.listener = listener
+        except BaseException:
+            for running in new_servers.values():
+                if running.listener is not None:
+                    await running.listener.stop()
+            raise
+        return new_servers
+
+    def _signed(self, candidate: dict[dns.name.Name, Zone], fresh: dict[dns.name.Name, Zone],
+                complete: bool) -> dict[dns.name.Name, Zone]:
+        """The zones to serve: as they are, or in a signed lab the changed ones signed again."""
+        if self.signer is None:
+            return dict(candidate)
+        if complete:
+            self.signer.set_sources(candidate.values())
+            return self.signer.sign_all()
+        self.signer.sources.update(fresh)
+        served = {zone.origin: zone for zone in self.zones}
+        served.update({origin: self.signer.resign(origin) for origin in fresh})
+        return served
 
     def _serve(self, zone: Zone) -> Zone:
         self.zones = [zone if z.origin == zone.origin else z for z in self.zones]
