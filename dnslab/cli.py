@@ -31,7 +31,7 @@ from dnslab.control import LabState, default_state_path, runtime_dir
 from dnslab.inspection import INSPECT
 from dnslab.errors import ConfigError, DnslabError
 from dnslab.hints import load_root_hints
-from dnslab.lab import Lab, LabSettings, example_walk
+from dnslab.lab import SAMPLE_ZONES, Lab, LabSettings, example_walk
 from dnslab.resolver import RecursiveResolver, ResolverSettings
 from dnslab.server import AuthoritativeServer
 from dnslab.transport import DnsListener, Handler
@@ -43,11 +43,8 @@ log = logging.getLogger("dnslab")
 
 
 def default_zones_dir() -> Path:
-    """The sample hierarchy: ./zones if there is one, else the one beside the package."""
-    here = Path("zones")
-    if here.is_dir():
-        return here
-    return Path(__file__).resolve().parent.parent / "zones"
+    """The sample hierarchy, shipped inside the package (`dnslab init DIR` copies it out to edit)."""
+    return SAMPLE_ZONES
 
 
 def default_hints_path() -> Path:
@@ -71,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                                          "the recursive resolver on 127.0.0.1 (lab.toml: resolver_address, "
                                          "[resolver] options). Ctrl-C or SIGTERM stops it.")
     up.add_argument("--zones", type=Path, default=None, metavar="DIR",
-                    help="folder of *.zone files and an optional lab.toml (default: the sample zones)")
+                    help="folder of *.zone files and an optional lab.toml (default: the sample zones "
+                         "that come with dnslab; 'dnslab init DIR' copies them out to edit)")
     up.add_argument("--port", type=int, default=None, metavar="N",
                     help="port for every server (default: lab.toml's port, else 5300; 0 picks a free one)")
     up.add_argument("--no-resolver", action="store_true",
@@ -106,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--anchor", type=Path, default=None, metavar="FILE",
                     help="with --dnssec: where to write the root trust anchor (default: root-anchor.ds in the "
                          "keys folder)")
+
+    init = commands.add_parser("init", help="copy the sample zones into a new folder, to edit and serve",
+                               description="Copy the sample hierarchy (every *.zone file, lab.toml and the "
+                                           "README that describes them) into DIR, which must be new or empty; "
+                                           "then serve your copy with 'dnslab up --zones DIR'.")
+    init.add_argument("dir", type=Path, metavar="DIR")
 
     serve = commands.add_parser("serve", help="run one authoritative server for some zone files",
                                 description="Serve the given zones authoritatively on one address, "
@@ -199,16 +203,31 @@ def build_parser() -> argparse.ArgumentParser:
     queries.add_argument("--reset", action="store_true", help="then start counting from zero")
 
     record = commands.add_parser("record", help="change a record while the lab runs (the SOA serial goes up)")
-    record_commands = record.add_subparsers(dest="record_command", metavar="set|delete", required=True)
-    record_set = record_commands.add_parser("set", help="replace (or add) the RRset NAME TYPE")
-    record_set.add_argument("name")
-    record_set.add_argument("type")
-    record_set.add_argument("values", nargs="+", metavar="VALUE")
-    record_set.add_argument("--ttl", type=int, default=300)
+    record_commands = record.add_subparsers(dest="record_command", metavar="set|add|delete", required=True)
+    zone_help = ("the zone to change (default: the closest lab zone of NAME); a parent's delegation (NS) and "
+                 "glue are changed with --zone PARENT. Without it, a NAME that would land in the root or a TLD "
+                 "zone below its apex is refused, as a typo most likely")
+    where = ("DATA is the rest of the line, as in a zone file or nsupdate: 'record set example.com MX 10 "
+             "mail.example.com.' (TXT: quote a string with spaces, '\"two words\"'). ")
+    servers = ("NS and address records start and stop lab servers at once, as the zones then say "
+               "(the change prints them).")
+    for verb, text in (("set", "replace the RRset NAME TYPE with one record"),
+                       ("add", "add one record to the RRset NAME TYPE (nsupdate's 'update add')")):
+        command = record_commands.add_parser(verb, help=text, description=text[0].upper() + text[1:] + ". "
+                                             + where + servers)
+        command.add_argument("name", metavar="NAME")
+        command.add_argument("type", metavar="TYPE")
+        command.add_argument("data", nargs="+", metavar="DATA")
+        command.add_argument("--ttl", type=int, default=300, help="the RRset's TTL (default 300)")
+        command.add_argument("--zone", default=None, metavar="ZONE", help=zone_help)
     record_delete = record_commands.add_parser("delete", help="delete the RRset NAME TYPE")
     record_delete.add_argument("name")
     record_delete.add_argument("type")
-    commands.add_parser("reload", help="re-read the zone files from disk")
+    record_delete.add_argument("--zone", default=None, metavar="ZONE", help=zone_help)
+    commands.add_parser("reload", help="re-read the zone files from disk (servers start and stop as they say)",
+                        description="Re-read every zone file: zones new and gone, servers started and stopped "
+                                    "as the files' NS and address records say. Changes made with 'dnslab record' "
+                                    "are replaced by the files' data; the command says how many.")
     commands.add_parser("web", help="print the address of the running lab's web view (with its token)")
 
     clock = commands.add_parser("clock", help="show the lab clock, or move a fake one forward")
@@ -250,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "up":
             return cmd_up(args, sys.stdout)
+        if args.command == "init":
+            return cmd_init(args, sys.stdout)
         if args.command == "serve":
             return cmd_serve(args, sys.stdout)
         if args.command == "resolver":
@@ -267,6 +288,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     parser.error(f"unknown command {args.command}")
     return 2  # pragma: no cover
+
+
+# --- init --------------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace, out: TextIO) -> int:
+    """Copy the sample zones out of the package; never into a folder that holds anything."""
+    target: Path = args.dir
+    if target.exists() and not target.is_dir():
+        raise ConfigError(f"{target}: exists and is not a folder")
+    if target.is_dir() and any(target.iterdir()):
+        raise ConfigError(f"{target}: the folder is not empty; give a new or empty folder "
+                          "(dnslab init never overwrites files)")
+    files = sorted(p for p in SAMPLE_ZONES.iterdir() if p.is_file() and not p.name.startswith("."))
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        for source in files:
+            shutil.copyfile(source, target / source.name)
+    except OSError as exc:
+        raise ConfigError(f"cannot copy the sample zones to {target}: {exc.strerror or exc}") from None
+    zone_count = sum(1 for p in files if p.suffix == ".zone")
+    print(f"dnslab: copied {zone_count} zone files, lab.toml and README.md into {target}", file=out)
+    print(f"Edit them, check with 'dnslab check-zone {target}/*.zone', serve with 'dnslab up --zones {target}'.",
+          file=out)
+    return 0
 
 
 # --- check-zone --------------------------------------------------------------------------
@@ -613,7 +659,8 @@ def print_lab(lab: Lab, zones_dir: Path, hints_path: Path, out: TextIO, web_url:
         rows.append((plan.role.value, plan.name.to_text(), f"{plan.address}:{port}", zones + state))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     up_count = sum(1 for r in lab.servers if r.up)
-    print(f"dnslab: {up_count} of {len(lab.servers)} servers up, {len(lab.zones)} zones from {zones_dir}, "
+    source = "the sample zones" if zones_dir.resolve() == SAMPLE_ZONES else zones_dir
+    print(f"dnslab: {up_count} of {len(lab.servers)} servers up, {len(lab.zones)} zones from {source}, "
           f"port {port}", file=out)
     for row in rows:
         print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3], file=out)

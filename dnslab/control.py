@@ -40,7 +40,7 @@ from dnslab.events import Done, Event
 from dnslab.zone import Zone
 
 if TYPE_CHECKING:
-    from dnslab.lab import Lab
+    from dnslab.lab import Change, Lab
 
 log = logging.getLogger(__name__)
 
@@ -291,18 +291,25 @@ class ControlServer:
 
     async def _record_set(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
         values = args.get("values") or []
-        if isinstance(values, str) or not values:
-            raise DnslabError("record set needs one or more values")
-        zone = self.lab.record_set(str(args.get("name", "")), str(args.get("type", "")), [str(v) for v in values],
-                                   int(args.get("ttl", 300)))
-        return {"zone": zone.origin.to_text(), "serial": zone.soa[0].serial}  # type: ignore[attr-defined]
+        if isinstance(values, str) or not isinstance(values, list) or not values:
+            raise DnslabError("record set needs one or more values (a list: one record's data each)")
+        try:
+            ttl = int(args.get("ttl", 300))
+        except (TypeError, ValueError):
+            raise DnslabError(f"record set: the TTL must be a number of seconds, not {args.get('ttl')!r}") from None
+        change = await self.lab.record_set(str(args.get("name", "")), str(args.get("type", "")),
+                                           [str(v) for v in values], ttl, zone=_optional(args.get("zone")),
+                                           add=bool(args.get("add")))
+        return _record_change(change)
 
     async def _record_delete(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
-        zone = self.lab.record_delete(str(args.get("name", "")), str(args.get("type", "")))
-        return {"zone": zone.origin.to_text(), "serial": zone.soa[0].serial}  # type: ignore[attr-defined]
+        change = await self.lab.record_delete(str(args.get("name", "")), str(args.get("type", "")),
+                                              zone=_optional(args.get("zone")))
+        return _record_change(change)
 
     async def _reload(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
-        return {"reloaded": self.lab.reload()}
+        change = await self.lab.reload()
+        return {"reloaded": [zone.origin.to_text() for zone in change.zones], **change.to_json()}
 
     async def _clock(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
         return {"fake": isinstance(self.lab.clock, FakeClock), "now": self.lab.clock_now()}
@@ -346,6 +353,16 @@ class ControlServer:
             if tap is not None and watch is not None:
                 tap.unwatch(watch)
         return {"reply": to_json(result), "dig": format_dig(result), "query_id": watch.id if watch else None}
+
+
+def _optional(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def _record_change(change: "Change") -> dict[str, Any]:
+    """A record change: the zone and its new serial, and the servers it started or stopped."""
+    zone = change.zone
+    return {"zone": zone.origin.to_text(), "serial": zone.soa[0].serial, **change.to_json()}  # type: ignore[attr-defined]
 
 
 def _name(text: Any) -> dns.name.Name:

@@ -126,6 +126,17 @@ class SignedZones:
                                claim_ds=frozenset(claim), wrong_ds=frozenset(wrong))
         return sign_zone(source, keys, now, self.policy, child_ds, faults)
 
+    def set_sources(self, sources: Iterable[Zone]) -> None:
+        """A whole new set of zones (a reload): keys made for zones new to the lab, and the keys
+        and faults of zones gone from it forgotten. Sign them with sign_all()."""
+        self.sources = {zone.origin: zone for zone in sources}
+        for origin in self.sources:
+            if origin not in self.keys and origin not in self.settings.unsigned:
+                self.keys[origin] = load_or_create(self.settings.keys_dir, origin, self.settings.algorithm)
+        for origin in [origin for origin in self.keys if origin not in self.sources]:
+            del self.keys[origin]
+            self.faults.pop(origin, None)
+
     def resign(self, origin: dns.name.Name) -> Zone:
         """One zone again, with the current time (after a record changed, say)."""
         return self._sign(self.sources[origin], self.wall_time())

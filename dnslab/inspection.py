@@ -185,19 +185,41 @@ def cmd_queries(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_record(args: argparse.Namespace, out: TextIO) -> int:
-    if args.record_command == "set":
-        result = _client().call_all("record.set", {"name": args.name, "type": args.type, "values": args.values,
-                                                   "ttl": args.ttl})[0]
+    if args.record_command in ("set", "add"):
+        # The rest of the line is one record's data, as in a zone file: "10 mail.example.com.".
+        result = _client().call_all("record.set", {"name": args.name, "type": args.type,
+                                                   "values": [" ".join(args.data)], "ttl": args.ttl,
+                                                   "zone": args.zone, "add": args.record_command == "add"})[0]
     else:
-        result = _client().call_all("record.delete", {"name": args.name, "type": args.type})[0]
+        result = _client().call_all("record.delete", {"name": args.name, "type": args.type, "zone": args.zone})[0]
     print(f"zone {result['zone']} now at serial {result['serial']}", file=out)
+    _print_servers_changed(result, out)
     return 0
 
 
 def cmd_reload(args: argparse.Namespace, out: TextIO) -> int:
-    reloaded = _client().call_all("reload")[0]["reloaded"]
+    result = _client().call_all("reload")[0]
+    reloaded = result["reloaded"]
     print(f"reloaded {len(reloaded)} zone(s): {' '.join(reloaded)}", file=out)
+    for key, what in (("added", "new zone(s)"), ("removed", "zone(s) no longer served")):
+        if result.get(key):
+            print(f"{what}: {' '.join(result[key])}", file=out)
+    dropped = result.get("dropped", 0)
+    if dropped:
+        print(f"dropped {dropped} change(s) made with 'dnslab record' since the lab started or last reloaded: "
+              "the zone files do not have them", file=out)
+    _print_servers_changed(result, out)
     return 0
+
+
+def _print_servers_changed(result: dict[str, Any], out: TextIO) -> None:
+    """The servers a change started or stopped, and what it left unserved: never silently."""
+    for key in ("started", "stopped"):
+        for server in result.get(key, []):
+            zones = " ".join(server["zones"]) or "-"
+            print(f"{key} server {server['address']} ({', '.join(server['names'])}): {zones}", file=out)
+    for warning in result.get("warnings", []):
+        print(f"warning: {warning}", file=out)
 
 
 def cmd_clock(args: argparse.Namespace, out: TextIO) -> int:

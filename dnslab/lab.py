@@ -17,6 +17,8 @@ from typing import Iterable
 
 import dns.exception
 import dns.name
+import dns.rdata
+import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
@@ -35,6 +37,9 @@ from dnslab.zone import Problem, Zone, changed_zone, load_zones
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 5300
+# The sample hierarchy ships inside the package (package data), so an installed dnslab has it:
+# `dnslab up` and the pytest plugin serve it by default; `dnslab init DIR` copies it out for editing.
+SAMPLE_ZONES = Path(__file__).resolve().parent / "zones"
 DEFAULT_RESOLVER_ADDRESS = "127.0.0.1"
 SETTINGS_FILE = "lab.toml"
 # Root hints carry the TTL of the real named.root file (RFC 8109 priming).
@@ -151,15 +156,21 @@ class Hierarchy:
         return next((p for p in self.servers if name in p.names), None)
 
 
-def derive_hierarchy(zones: Iterable[Zone]) -> Hierarchy:
-    """Place every zone on the loopback addresses of its apex NS names."""
-    zones = list(zones)
+def _address_book(zones: Iterable[Zone]) -> dict[dns.name.Name, list[str]]:
+    """Every A and AAAA address any loaded zone gives a name (authoritative data or glue)."""
     address_book: dict[dns.name.Name, list[str]] = {}
     for zone in zones:
         for rrset in zone.rrsets():
             if rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
                 known = address_book.setdefault(rrset.name, [])
                 known.extend(rdata.address for rdata in rrset if rdata.address not in known)  # type: ignore[attr-defined]
+    return address_book
+
+
+def derive_hierarchy(zones: Iterable[Zone]) -> Hierarchy:
+    """Place every zone on the loopback addresses of its apex NS names."""
+    zones = list(zones)
+    address_book = _address_book(zones)
     plans: dict[str, ServerPlan] = {}
     warnings: list[str] = []
     for zone in sorted(zones, key=lambda z: (len(z.origin), z.origin)):
@@ -191,6 +202,32 @@ def derive_hierarchy(zones: Iterable[Zone]) -> Hierarchy:
     return Hierarchy(servers, root_hints, warnings)
 
 
+def lame_delegations(zones: Iterable[Zone], hierarchy: Hierarchy) -> list[str]:
+    """Delegations to a lab zone naming a lab address that does not serve it (a lame delegation).
+
+    The lab serves a zone where its own apex NS records say, not where the parent
+    points; after a change that makes them differ, a resolver following the
+    parent meets a server that does not answer for the zone: the change says so.
+    """
+    zones = list(zones)
+    lab_origins = {zone.origin for zone in zones}
+    address_book = _address_book(zones)
+    found = []
+    for zone in zones:
+        for cut in sorted(zone.cuts):
+            if cut not in lab_origins:
+                continue
+            for rdata in zone.get(cut, dns.rdatatype.NS) or []:
+                target: dns.name.Name = rdata.target  # type: ignore[attr-defined]
+                for address in address_book.get(target, []):
+                    plan = hierarchy.server_at(address)
+                    if _is_loopback_v4(address) and (plan is None or cut not in {z.origin for z in plan.zones}):
+                        found.append(f"{zone.origin} delegates {cut} to {target} ({address}), but "
+                                     f"{'no lab server runs there' if plan is None else 'the server there does not serve it'}"
+                                     f" ({cut} has no apex NS {target}): a lame delegation")
+    return found
+
+
 def _is_loopback_v4(address: str) -> bool:
     try:
         ip = ipaddress.ip_address(address)
@@ -209,6 +246,36 @@ def root_hints_text(hints: list[tuple[dns.name.Name, str]]) -> str:
         rdtype = "AAAA" if ":" in address else "A"
         lines.append(f"{name.to_text():<27} {HINTS_TTL:<10} IN  {rdtype:<5} {address}")
     return "\n".join(lines) + "\n"
+
+
+def _data_problem(values: list[str], rdtype: str, exc: Exception) -> str:
+    """dnspython's complaint, with what the data of this type looks like; or, when one value is
+    really several records ("192.0.2.1 192.0.2.2"), how to give them."""
+    try:
+        kind = dns.rdatatype.from_text(rdtype)
+    except dns.exception.DNSException:
+        return str(exc)
+    words = values[0].split() if len(values) == 1 else []
+    if len(words) > 1:
+        try:
+            for word in words:
+                dns.rdata.from_text(dns.rdataclass.IN, kind, word)
+            return (f"{len(words)} records, not one: the data is the rest of the line, one record; "
+                    "add the others with 'record add'")
+        except (dns.exception.DNSException, ValueError):
+            pass
+    fields = getattr(dns.rdata.get_rdata_class(dns.rdataclass.IN, kind), "__slots__", ())
+    return f"{exc} ({dns.rdatatype.to_text(kind)} data is: {' '.join(fields)})" if fields else str(exc)
+
+
+def _near_miss(owner: dns.name.Name, parent: dns.name.Name, origins: list[dns.name.Name]) -> str:
+    """", did you mean X?" when a lab zone's name is one typo away from the name's own zone."""
+    import difflib
+
+    wanted = dns.name.Name(owner.labels[-len(parent) - 1:])  # the zone the name would be in, one level down
+    children = {origin.to_text(): origin for origin in origins if len(origin) == len(wanted)}
+    close = difflib.get_close_matches(wanted.to_text(), list(children), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def zone_files(zones_dir: Path) -> list[Path]:
@@ -233,6 +300,37 @@ class RunningServer:
     @property
     def up(self) -> bool:
         return self.listener is not None and not self.faulty.down
+
+
+@dataclass
+class Change:
+    """What one change of the zone data did: the zones served anew, and the servers started or
+    stopped because the hierarchy derived from the zones changed with them."""
+
+    zones: list[Zone]
+    started: list[ServerPlan] = field(default_factory=list)
+    stopped: list[ServerPlan] = field(default_factory=list)
+    added: list[dns.name.Name] = field(default_factory=list)    # zones new to the lab (reload)
+    removed: list[dns.name.Name] = field(default_factory=list)  # zones gone from it (reload)
+    warnings: list[str] = field(default_factory=list)           # new: unserved NS names, lame delegations
+    dropped: int = 0  # reload: `record set/delete` changes replaced by the files' data
+
+    @property
+    def zone(self) -> Zone:
+        """The zone a record change went to."""
+        return self.zones[0]
+
+    def to_json(self) -> dict[str, object]:
+        def server(plan: ServerPlan) -> dict[str, object]:
+            return {"address": plan.address, "names": [name.to_text() for name in plan.names],
+                    "zones": [zone.origin.to_text() for zone in plan.zones]}
+        return {"zones": [{"zone": zone.origin.to_text(), "serial": zone.soa[0].serial}  # type: ignore[attr-defined]
+                          for zone in self.zones],
+                "started": [server(plan) for plan in self.started],
+                "stopped": [server(plan) for plan in self.stopped],
+                "added": [origin.to_text() for origin in self.added],
+                "removed": [origin.to_text() for origin in self.removed],
+                "warnings": list(self.warnings), "dropped": self.dropped}
 
 
 class Lab:
@@ -274,12 +372,12 @@ class Lab:
             down.add(plan.address)
         self.servers: list[RunningServer] = []
         for plan in self.hierarchy.servers:
-            server = AuthoritativeServer(plan.zones)
-            handler = server.handle if self.signer is None else self._fresh(server.handle)
-            faulty = FaultyServer(handler, seed=plan.address)  # loss is seeded, per server
+            running = self._new_server(plan)
             if plan.address in down:  # "down" from the start: a fault like any other, so it can be lifted
-                faulty.apply(FaultKind.DOWN)
-            self.servers.append(RunningServer(plan, server, faulty))
+                running.faulty.apply(FaultKind.DOWN)
+            self.servers.append(running)
+        # `record set/delete` changes since the start or the last reload, which a reload replaces.
+        self.runtime_changes = 0
         self.zones_dir: Path | None = None
         # With worker processes (dnslab up --workers N) every process binds every address.
         self.reuse_port = False
@@ -292,6 +390,11 @@ class Lab:
         self.resolver: RecursiveResolver | None = None
         self.control = ControlServer(self)
         self._resolver_listener: DnsListener | None = None
+
+    def _new_server(self, plan: ServerPlan) -> RunningServer:
+        server = AuthoritativeServer(plan.zones)
+        handler = server.handle if self.signer is None else self._fresh(server.handle)
+        return RunningServer(plan, server, FaultyServer(handler, seed=plan.address))  # loss is seeded, per server
 
     @classmethod
     def from_folder(cls, zones_dir: Path, port: int | None = None, with_resolver: bool = True,
@@ -409,60 +512,185 @@ class Lab:
             found.update(self.signer.describe())
         return found
 
-    def record_set(self, name: str, rdtype: str, values: Iterable[str], ttl: int = 300) -> Zone:
-        """Replace (or add) one RRset; every server of its zone answers with it at once."""
-        owner, zone = self._zone_of(name)
-        try:
-            kind = dns.rdatatype.from_text(rdtype)
-            # relativize=False: names in the data stay absolute, as the zone holds them.
-            rrset = dns.rrset.from_text_list(owner, ttl, "IN", kind, list(values), origin=zone.origin,
-                                             relativize=False)
-        except (dns.exception.DNSException, ValueError) as exc:
-            raise DnslabError(f"bad record {name} {rdtype} {' '.join(values)}: {exc}") from None
-        return self._install(changed_zone(zone, rrset=rrset))
+    async def record_set(self, name: str, rdtype: str, values: Iterable[str], ttl: int = 300,
+                         zone: str | None = None, add: bool = False) -> Change:
+        """Replace (or add) one RRset, each value one record's data; every server of its zone answers
+        with it at once. *add* adds the records to the RRset instead (nsupdate's `update add`).
 
-    def record_delete(self, name: str, rdtype: str) -> Zone:
-        owner, zone = self._zone_of(name)
+        The RRset goes to the closest lab zone of *name*, or to *zone* when given: that
+        is how a parent's delegation (NS and glue) is changed. Servers start and stop
+        as the changed NS and address records say (see `_apply`).
+        """
+        owner, source = self._zone_of(name, zone)
+        values = list(values)
         try:
             kind = dns.rdatatype.from_text(rdtype)
         except dns.exception.DNSException:
             raise DnslabError(f"unknown record type {rdtype!r}") from None
-        return self._install(changed_zone(zone, delete=(owner, kind)))
+        try:
+            # relativize=False: names in the data stay absolute, as the zone holds them.
+            rrset = dns.rrset.from_text_list(owner, ttl, "IN", kind, values, origin=source.origin,
+                                             relativize=False)
+        except (dns.exception.DNSException, ValueError) as exc:
+            shown = " | ".join(values)
+            raise DnslabError(f"bad record {name} {rdtype} {shown}: {_data_problem(values, rdtype, exc)}") from None
+        if add and (existing := source.get(owner, kind)) is not None:
+            merged = dns.rrset.RRset(owner, rrset.rdclass, kind)
+            for rdata in (*existing, *rrset):
+                merged.add(rdata, ttl)  # one TTL for the RRset (RFC 2181 §5.2): the new one, as BIND does
+            rrset = merged
+        change = await self._apply([changed_zone(source, rrset=rrset)])
+        self.runtime_changes += 1
+        return change
 
-    def reload(self) -> list[str]:
-        """Re-read the zone files from disk; returns the origins whose data changed."""
+    async def record_delete(self, name: str, rdtype: str, zone: str | None = None) -> Change:
+        owner, source = self._zone_of(name, zone)
+        try:
+            kind = dns.rdatatype.from_text(rdtype)
+        except dns.exception.DNSException:
+            raise DnslabError(f"unknown record type {rdtype!r}") from None
+        change = await self._apply([changed_zone(source, delete=(owner, kind))])
+        self.runtime_changes += 1
+        return change
+
+    async def reload(self) -> Change:
+        """Re-read the zone files from disk: zones new and gone, servers started and stopped.
+
+        Every `record set/delete` change is replaced by what the files say; the
+        result counts them (`dropped`), as nothing else would tell.
+        """
         if self.zones_dir is None:
             raise DnslabError("this lab was not started from a folder of zone files")
         fresh, _ = load_zones(zone_files(self.zones_dir))
-        known = {zone.origin for zone in self.zones}
-        changed = []
-        for zone in fresh:
-            if zone.origin not in known:
-                log.warning("reload: new zone %s is not served (restart the lab to serve it)", zone.origin)
-                continue
-            self._install(zone)
-            changed.append(zone.origin.to_text())
-        return changed
+        change = await self._apply(fresh, complete=True)
+        change.dropped, self.runtime_changes = self.runtime_changes, 0
+        return change
 
-    def _zone_of(self, name: str) -> tuple[dns.name.Name, Zone]:
-        """The owner name and the zone (unsigned, as written: records are changed there) it belongs to."""
+    def _sources(self) -> list[Zone]:
+        """The zones as written (unsigned): records are changed there, and a signed lab signs them."""
+        return list(self.signer.sources.values()) if self.signer is not None else list(self.zones)
+
+    def _zone_of(self, name: str, zone: str | None = None) -> tuple[dns.name.Name, Zone]:
+        """The owner name and the zone a change of it goes to: *zone*, else the closest lab zone.
+
+        A name whose closest zone is the root or a TLD, below its apex, is refused
+        without *zone*: the typo `www.exmaple.com` would otherwise add data to
+        `com.` without a word. Root and TLD zones hold delegations and glue, which
+        are changed on purpose, by naming the zone.
+        """
         try:
             owner = dns.name.from_text(name)
         except dns.exception.DNSException as exc:
             raise DnslabError(f"not a domain name: {name!r} ({exc})") from None
-        sources = self.signer.sources.values() if self.signer is not None else self.zones
-        zones = [zone for zone in sources if owner.is_subdomain(zone.origin)]
+        sources = self._sources()
+        if zone is not None:
+            origin = self._origin(zone)
+            if not owner.is_subdomain(origin):
+                raise DnslabError(f"{owner} is not in zone {origin}")
+            return owner, next(z for z in sources if z.origin == origin)
+        zones = [z for z in sources if owner.is_subdomain(z.origin)]
         if not zones:
             raise DnslabError(f"{owner} is in no zone of this lab")
-        return owner, max(zones, key=lambda zone: len(zone.origin))
+        closest = max(zones, key=lambda z: len(z.origin))
+        if len(closest.origin) <= 2 and owner != closest.origin:
+            what = "the root zone" if closest.origin == dns.name.root else f"the TLD zone {closest.origin}"
+            hint = _near_miss(owner, closest.origin, [z.origin for z in sources])
+            raise DnslabError(f"{owner} is in no lab zone below {what}{hint}; to change {what} itself "
+                              f"(a delegation, glue), name the zone: --zone {closest.origin}")
+        return owner, closest
 
-    def _install(self, zone: Zone) -> Zone:
-        """Serve a new version of a zone's data; a signed lab signs it first."""
-        if self.signer is not None:
-            self.signer.sources[zone.origin] = zone
-            self._serve(self.signer.resign(zone.origin))
-            return zone
-        return self._serve(zone)
+    async def _apply(self, changed: list[Zone], complete: bool = False) -> Change:
+        """Serve new versions of zones (with *complete*, the lab's whole new set) and make the
+        servers follow the hierarchy derived from them.
+
+        The hierarchy is derived from the unsigned zones (signing adds no NS or
+        address), checked, and the new servers bound before anything is served:
+        a change that cannot be made leaves the lab as it was.
+        """
+        current = {zone.origin: zone for zone in self._sources()}
+        fresh = {zone.origin: zone for zone in changed}
+        candidate = fresh if complete else {**current, **fresh}
+        hierarchy = self._checked_hierarchy(candidate)
+        running_at = {running.plan.address: running for running in self.servers}
+        started = [plan for plan in hierarchy.servers if plan.address not in running_at]
+        new_servers = await self._bind_new(started)
+        old_warnings = set(self.hierarchy.warnings) | set(lame_delegations(self.zones, self.hierarchy))
+        served = self._signed(candidate, fresh, complete)
+        self.zones = [served[origin] for origin in candidate]
+        servers = []
+        for plan in hierarchy.servers:
+            plan.zones = [served[zone.origin] for zone in plan.zones]
+            running = running_at.get(plan.address) or new_servers[plan.address]
+            running.plan = plan
+            wanted = {zone.origin for zone in plan.zones}
+            if complete or set(running.server.authority.zones) != wanted:
+                running.server.set_zones(plan.zones)
+            else:
+                for origin in wanted & set(fresh):
+                    running.server.replace_zone(served[origin])
+            servers.append(running)
+        stopped = [running for address, running in running_at.items() if hierarchy.server_at(address) is None]
+        self.servers = servers
+        previous, self.hierarchy = self.hierarchy, hierarchy
+        for running in stopped:
+            if running.listener is not None:
+                await running.listener.stop()
+                running.listener = None
+        if self.resolver is not None and hierarchy.root_hints and hierarchy.root_hints != previous.root_hints:
+            self.resolver.hints = list(hierarchy.root_hints)  # what a resolver primes from next
+        warnings = [w for w in (*hierarchy.warnings, *lame_delegations(self.zones, hierarchy)) if w not in old_warnings]
+        for warning in warnings:
+            log.warning("%s", warning)
+        return Change(zones=[served[origin] for origin in fresh], started=started,
+                      stopped=[running.plan for running in stopped],
+                      added=[origin for origin in candidate if origin not in current],
+                      removed=[origin for origin in current if origin not in candidate], warnings=warnings)
+
+    def _checked_hierarchy(self, zones: dict[dns.name.Name, Zone]) -> Hierarchy:
+        """The hierarchy these zones give, if the lab can run it (else a DnslabError, nothing changed)."""
+        if dns.name.root not in zones:
+            raise DnslabError("no root zone (origin '.') among the zone files: the lab needs one for its root hints")
+        hierarchy = derive_hierarchy(zones.values())
+        if not hierarchy.servers:
+            raise DnslabError("after this change no zone would have a name server with a 127.x.y.z address")
+        if not hierarchy.root_hints and self.hierarchy.root_hints:
+            raise DnslabError("after this change the root's name servers would have no address: "
+                              "the resolver could not start from the root")
+        if self.resolver_address is not None and hierarchy.server_at(self.resolver_address) is not None:
+            raise DnslabError(f"a name server's address would be {self.resolver_address}, where the lab's "
+                              "resolver listens")
+        return hierarchy
+
+    async def _bind_new(self, plans: list[ServerPlan]) -> dict[str, RunningServer]:
+        """Servers for new addresses, listening at once if the lab runs; all or none of them."""
+        new_servers: dict[str, RunningServer] = {}
+        try:
+            for plan in plans:
+                running = new_servers[plan.address] = self._new_server(replace(plan, zones=[]))
+                if self.bound_port is not None:
+                    listener = DnsListener(plan.address, self.bound_port, running.faulty.handle,
+                                           reuse_port=self.reuse_port)
+                    await listener.start()
+                    running.listener = listener
+        except BaseException:
+            for running in new_servers.values():
+                if running.listener is not None:
+                    await running.listener.stop()
+            raise
+        return new_servers
+
+    def _signed(self, candidate: dict[dns.name.Name, Zone], fresh: dict[dns.name.Name, Zone],
+                complete: bool) -> dict[dns.name.Name, Zone]:
+        """The zones to serve: as they are, or in a signed lab the changed ones signed again."""
+        if self.signer is None:
+            return dict(candidate)
+        if complete:
+            self.signer.set_sources(candidate.values())
+            return self.signer.sign_all()
+        self.signer.sources.update(fresh)
+        served = {zone.origin: zone for zone in self.zones}
+        served.update({origin: self.signer.resign(origin) for origin in fresh})
+        return served
 
     def _serve(self, zone: Zone) -> Zone:
         self.zones = [zone if z.origin == zone.origin else z for z in self.zones]
@@ -535,11 +763,19 @@ def dnssec_settings(settings: LabSettings, zones_dir: Path, dnssec: bool | None 
     if not (settings.dnssec if dnssec is None else dnssec):
         return None
     return DnssecSettings(
-        keys_dir=keys_dir or settings.keys_dir or zones_dir / ".keys",
+        keys_dir=keys_dir or settings.keys_dir or default_keys_dir(zones_dir),
         nsec3=settings.nsec3 if nsec3 is None else nsec3,
         algorithm=algorithm_from_text(settings.dnssec_algorithm),
         unsigned=parse_unsigned(settings.dnssec_unsigned, str(zones_dir / SETTINGS_FILE)),
         anchor_file=anchor_file)
+
+
+def default_keys_dir(zones_dir: Path) -> Path:
+    """.keys in the zone folder, but never inside the installed package: the sample's keys go
+    to the per-user runtime folder (site-packages may be read-only, and is no place for secrets)."""
+    if zones_dir.resolve() == SAMPLE_ZONES:
+        return runtime_dir() / "keys"
+    return zones_dir / ".keys"
 
 
 def example_walk(lab: Lab) -> tuple[dns.name.Name, list[ServerPlan]] | None:

@@ -92,6 +92,12 @@ class AuthoritativeServer:
         self._convert()
         self.replies.clear()
 
+    def set_zones(self, zones: Iterable[Zone]) -> None:
+        """Serve exactly these zones from the next query on (the lab's hierarchy changed)."""
+        self.authority.zones = {zone.origin: zone for zone in zones}
+        self._convert()
+        self.replies.clear()
+
     @property
     def zones(self) -> list[Zone]:
         return list(self.authority.zones.values())

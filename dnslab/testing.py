@@ -23,12 +23,11 @@ from dnslab.clock import FakeClock
 from dnslab.errors import DnslabError
 from dnslab.events import Event
 from dnslab.faults import FaultKind
-from dnslab.lab import Lab, LabSettings, RunningServer, dnssec_settings, zone_files
+from dnslab.lab import SAMPLE_ZONES, Change, Lab, LabSettings, RunningServer, dnssec_settings, zone_files
 from dnslab.resolver import ResolverSettings
 from dnslab.zone import Zone, load_zones
 
 T = TypeVar("T")
-SAMPLE_ZONES = Path(__file__).resolve().parent.parent / "zones"
 START_TIMEOUT = 30.0
 
 _ZONE_CACHE: dict[Path, list[Zone]] = {}
@@ -173,7 +172,8 @@ class DnsLab(LabRunner):
                  keep_traces: bool = True, dnssec: bool | None = None, nsec3: bool | None = None,
                  keys_dir: str | Path | None = None) -> None:
         """*dnssec* signs the zones (None: as lab.toml says); keys are kept in *keys_dir*
-        (default: .keys in the zone folder, the same keys `dnslab up --dnssec` uses)."""
+        (default: as `dnslab up --dnssec` keeps them: .keys in the zone folder; for the sample zones,
+        which live inside the package, the per-user runtime folder)."""
         folder = Path(zones) if zones is not None else SAMPLE_ZONES
         settings = LabSettings.load(folder / "lab.toml")
         self.clock = FakeClock() if fake_clock else None
@@ -229,14 +229,18 @@ class DnsLab(LabRunner):
     def servers(self) -> list[ServerHandle]:
         return [ServerHandle(self, running) for running in self.lab.servers]
 
-    def record_set(self, name: str, rtype: str, *values: str, ttl: int = 300) -> None:
-        self.call(lambda: self.lab.record_set(name, rtype, list(values), ttl))
+    def record_set(self, name: str, rtype: str, *values: str, ttl: int = 300, zone: str | None = None,
+                   add: bool = False) -> Change:
+        """Each value is one record's data ("10 mail.example.com."); *zone* picks the zone (a parent's
+        delegation and glue); the Change says which servers started or stopped."""
+        return self.run(self.lab.record_set(name, rtype, list(values), ttl, zone=zone, add=add))
 
-    def record_delete(self, name: str, rtype: str) -> None:
-        self.call(lambda: self.lab.record_delete(name, rtype))
+    def record_delete(self, name: str, rtype: str, zone: str | None = None) -> Change:
+        return self.run(self.lab.record_delete(name, rtype, zone=zone))
 
-    def reload(self) -> list[str]:
-        return self.call(self.lab.reload)
+    def reload(self) -> Change:
+        """Re-read the zone files; `.dropped` counts the record changes the files replaced."""
+        return self.run(self.lab.reload())
 
     @property
     def cache(self) -> CacheHandle:

@@ -126,6 +126,7 @@ class WebServer:
         self._urgent = asyncio.Event()
         self._stopping = False
         self._clock_origin = lab.clock_now()
+        self._hierarchy = lab.hierarchy  # a new one after a change started or stopped servers
         self._files = {path: (resources.files("dnslab").joinpath("webui", name).read_bytes(), kind)
                        for path, (name, kind) in STATIC.items()}
 
@@ -353,6 +354,11 @@ class WebServer:
                                     "skipped": self.tap.skipped, "recorded": self.tap.recorded})
 
     async def _push_state(self) -> None:
+        if self.lab.hierarchy is not self._hierarchy:  # servers started or stopped: the page redraws its tree
+            self._hierarchy = self.lab.hierarchy
+            info = self._lab_info()
+            for viewer in list(self._viewers):
+                viewer.send("lab", info)
         states: dict[str, dict[str, Any]] = {}
         for viewer in list(self._viewers):
             if viewer.cache_filter not in states:
@@ -362,7 +368,7 @@ class WebServer:
     # --- what the page shows ---------------------------------------------------------------
 
     def _lab_info(self) -> dict[str, Any]:
-        """What does not change while the lab runs: the hierarchy as derived from the zones."""
+        """The hierarchy as derived from the zones (sent again as a "lab" event when a change redraws it)."""
         lab = self.lab
         servers = [{"address": plan.address, "names": [n.to_text() for n in plan.names], "role": plan.role.value,
                     "zones": [zone.origin.to_text() for zone in plan.zones]} for plan in lab.hierarchy.servers]

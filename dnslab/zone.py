@@ -30,7 +30,7 @@ import dns.rrset
 import dns.tokenizer
 import dns.zonefile
 
-from dnslab.errors import ZoneError
+from dnslab.errors import DnslabError, ZoneError
 
 RdataType = dns.rdatatype.RdataType
 
@@ -526,23 +526,29 @@ def changed_zone(zone: Zone, rrset: dns.rrset.RRset | None = None,
 
     This is what `dnslab record set/delete` serves at once, as a dynamic update
     (RFC 2136) would: the same checks that loading makes for the one name touched.
+    A refusal is a DnslabError naming the zone, not a ZoneError: the change has no
+    file and line (the zone file is not touched).
     """
     name = rrset.name if rrset is not None else delete[0] if delete is not None else None
+    where = f"zone {zone.origin}"
     if name is None or not name.is_subdomain(zone.origin):
-        raise ZoneError(zone.filename, 0, f"{name} is not in zone {zone.origin}")
+        raise DnslabError(f"{name} is not in zone {zone.origin}")
     rdtype = rrset.rdtype if rrset is not None else delete[1]  # type: ignore[index]
     if rdtype == RdataType.SOA:
-        raise ZoneError(zone.filename, 0, "the SOA is changed only by editing the zone file")
+        raise DnslabError(f"{where}: the SOA is changed only by editing the zone file (then dnslab reload)")
     node = dict(zone.nodes.get(name, {}))
     if rrset is not None:
         others = [t for t in node if t != rdtype and t not in _CNAME_NEIGHBOURS]
         if rdtype == RdataType.CNAME and others:
-            raise ZoneError(zone.filename, 0, f"CNAME and other data at {name}")
+            names = " ".join(dns.rdatatype.to_text(t) for t in others)
+            raise DnslabError(f"{where}: {name} already has {names} records, and a CNAME cannot share its name "
+                              "with other data (RFC 1034 §3.6.2): delete them first")
         if rdtype not in _CNAME_NEIGHBOURS and RdataType.CNAME in node:
-            raise ZoneError(zone.filename, 0, f"{name} has a CNAME; delete it first")
+            raise DnslabError(f"{where}: {name} has a CNAME, which cannot share its name with other data "
+                              "(RFC 1034 §3.6.2): delete the CNAME first")
         node[rdtype] = rrset
     elif node.pop(rdtype, None) is None:
-        raise ZoneError(zone.filename, 0, f"no {dns.rdatatype.to_text(rdtype)} records at {name}")
+        raise DnslabError(f"{where}: no {dns.rdatatype.to_text(rdtype)} records at {name}")
     rrsets = [r for owner, types in zone.nodes.items() if owner != name for r in types.values()]
     rrsets.extend(node.values())
     soa = next(r for r in rrsets if r.name == zone.origin and r.rdtype == RdataType.SOA)

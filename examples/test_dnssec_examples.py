@@ -1,8 +1,8 @@
 """A DNSSEC failure test with the pytest plugin: sign the lab, break a zone, see it fail.
 
 `make_dns_lab(dnssec=True)` signs every sample zone (example.net. stays unsigned: the
-insecure case) and keeps the keys in `keys_dir` (here a temporary folder; by default
-zones/.keys, the same keys `dnslab up --dnssec` uses).  `lab.zone_fault(zone, kind)`
+insecure case) and keeps the keys in `keys_dir` (here a temporary folder; by default the
+same keys `dnslab up --dnssec` uses: for the sample zones, in the per-user runtime folder).  `lab.zone_fault(zone, kind)`
 makes one zone bogus in a chosen way.
 
 The first test goes through the lab's own resolver, which validates because the lab

@@ -1,7 +1,7 @@
 """How a test suite uses dnslab's pytest plugin: real DNS, no sleeps, faults on demand.
 
 Install dnslab (pip install dnslab, or this repository) and the fixtures are there:
-`dns_lab` is a started lab of the sample zones (zones/README.md lists them) with its
+`dns_lab` is a started lab of the sample zones (dnslab/zones/README.md lists them) with its
 resolver; `make_dns_lab(zones=DIR)` starts one from your own zone files.
 """
 
@@ -39,7 +39,7 @@ def test_negative_caching(dns_lab):
 
 
 def test_failover_to_the_second_name_server(dns_lab):
-    # failover.com has two name servers; the first one starts down (zones/lab.toml).
+    # failover.com has two name servers; the first one starts down (the sample's lab.toml).
     first, second = dns_lab.server("ns1.failover.com"), dns_lab.server("ns2.failover.com")
     assert addresses(dns_lab.resolver.resolve("www.failover.com", "A")) == ["192.0.2.70"]
     assert second.queries["www.failover.com.", "A"] == 1

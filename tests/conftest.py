@@ -101,7 +101,7 @@ def find_chromium(what: str) -> str:
 
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLE_ZONES = REPO / "zones"
+SAMPLE_ZONES = REPO / "dnslab" / "zones"
 # For `python -m dnslab` children: this checkout's package, whatever is installed.
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
@@ -119,7 +119,7 @@ class LabThread(LabRunner):
 
 @pytest.fixture(scope="session")
 def sample_lab() -> Iterator[Lab]:
-    """The sample hierarchy from zones/, on one free port shared by all its servers."""
+    """The sample hierarchy (dnslab/zones/), on one free port shared by all its servers."""
     lab, _ = Lab.from_folder(SAMPLE_ZONES, port=0)
     with LabThread(lab) as running:
         yield running

@@ -155,8 +155,8 @@ def test_expiry_flush_and_changes_take_effect_at_once(pair: Pair) -> None:
     same(pair.ask("t10.ttl-demo.org."))
     pair.advance(9.5)
     assert dns.message.from_wire(same(pair.ask("t10.ttl-demo.org."))).answer[0].ttl == 1
-    for lab in pair.labs:
-        lab.record_set("t10.ttl-demo.org.", "A", ["192.0.2.111"], ttl=10)
+    for thread, lab in zip(pair.threads, pair.labs):
+        thread.run(lab.record_set("t10.ttl-demo.org.", "A", ["192.0.2.111"], ttl=10))
     pair.advance(0.5)  # exactly the TTL: gone from the cache, so the new data is fetched
     fresh = dns.message.from_wire(same(pair.ask("t10.ttl-demo.org.")))
     assert [r.address for r in fresh.answer[0]] == ["192.0.2.111"] and fresh.answer[0].ttl == 10

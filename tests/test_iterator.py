@@ -28,7 +28,7 @@ from dnslab.zone import load_zones
 
 from iterfake import BROKEN, TIMEOUT, FakeNet, Harness, answer_text, chain_text, make_reply, zones
 
-SAMPLE = Path(__file__).resolve().parent.parent / "zones"
+SAMPLE = Path(__file__).resolve().parent.parent / "dnslab" / "zones"
 NO_EXPLORE = InfraSettings(explore_probability=0.0)
 A, AAAA, NS = dns.rdatatype.A, dns.rdatatype.AAAA, dns.rdatatype.NS
 

@@ -46,7 +46,7 @@ from dnslab.server import AuthoritativeServer
 from dnslab.zone import load_zone_text, load_zones
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLE_ZONES = REPO / "zones"
+SAMPLE_ZONES = REPO / "dnslab" / "zones"
 
 
 def _load_script() -> Any:

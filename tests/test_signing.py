@@ -7,6 +7,7 @@ clock; a few go through real packets on loopback.
 
 from __future__ import annotations
 
+import asyncio
 import stat
 import subprocess
 import sys
@@ -372,7 +373,7 @@ def test_zone_faults_need_a_signed_zone_and_say_so(tmp_path: Path) -> None:
 
 def test_record_changes_are_signed(tmp_path: Path) -> None:
     lab = signed_lab(tmp_path)
-    lab.record_set("new.example.com", "A", ["192.0.2.77"])
+    asyncio.run(lab.record_set("new.example.com", "A", ["192.0.2.77"]))
     reply = server_answer(lab, "127.0.3.1", "new.example.com.", "A")
     check(lab, reply, "example.com.", T.A)
 

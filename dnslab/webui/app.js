@@ -124,6 +124,8 @@
     source.addEventListener("hello", (e) => onHello(JSON.parse(e.data)));
     source.addEventListener("queries", (e) => onQueries(JSON.parse(e.data)));
     source.addEventListener("state", (e) => onState(JSON.parse(e.data)));
+    // Servers started or stopped by a record change or a reload: the hierarchy is drawn again.
+    source.addEventListener("lab", (e) => { lab = JSON.parse(e.data); buildTree(); if (latest) onState(latest); });
   }
 
   function onHello(data) {
@@ -672,22 +674,36 @@
   }
 
   // --- records ---------------------------------------------------------------------------------
+  // What a change did beyond the data: servers started or stopped, warnings, record changes a reload dropped.
+  function changeText(result) {
+    const server = (s) => `${s.address} (${s.names.join(", ")})`;
+    const parts = [];
+    if (result.dropped) parts.push(`dropped ${result.dropped} record change(s) the zone files do not have`);
+    if (result.started && result.started.length) parts.push(`started ${result.started.map(server).join(", ")}`);
+    if (result.stopped && result.stopped.length) parts.push(`stopped ${result.stopped.map(server).join(", ")}`);
+    for (const warning of result.warnings || []) parts.push(`warning: ${warning}`);
+    return parts.length ? `; ${parts.join("; ")}` : "";
+  }
   $("record-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     const values = $("rec-values").value.split("\n").map((v) => v.trim()).filter(Boolean);
     const reply = await act("record.set", { name: $("rec-name").value.trim(), type: $("rec-type").value.trim(),
-      values, ttl: Number($("rec-ttl").value || 300) });
-    $("record-result").textContent = reply.ok ? `zone ${reply.result.zone} now at serial ${reply.result.serial}` : reply.error;
+      values, ttl: Number($("rec-ttl").value || 300), zone: $("rec-zone").value.trim() });
+    $("record-result").textContent = reply.ok
+      ? `zone ${reply.result.zone} now at serial ${reply.result.serial}${changeText(reply.result)}` : reply.error;
     $("record-result").className = reply.ok ? "" : "error";
   });
   $("rec-delete").addEventListener("click", async () => {
-    const reply = await act("record.delete", { name: $("rec-name").value.trim(), type: $("rec-type").value.trim() });
-    $("record-result").textContent = reply.ok ? `deleted; zone ${reply.result.zone} now at serial ${reply.result.serial}` : reply.error;
+    const reply = await act("record.delete", { name: $("rec-name").value.trim(), type: $("rec-type").value.trim(),
+      zone: $("rec-zone").value.trim() });
+    $("record-result").textContent = reply.ok
+      ? `deleted; zone ${reply.result.zone} now at serial ${reply.result.serial}${changeText(reply.result)}` : reply.error;
     $("record-result").className = reply.ok ? "" : "error";
   });
   $("rec-reload").addEventListener("click", async () => {
     const reply = await act("reload", {});
-    $("record-result").textContent = reply.ok ? `re-read ${reply.result.reloaded.length} zone(s)` : reply.error;
+    $("record-result").textContent = reply.ok
+      ? `re-read ${reply.result.reloaded.length} zone(s)${changeText(reply.result)}` : reply.error;
     $("record-result").className = reply.ok ? "" : "error";
   });
 
