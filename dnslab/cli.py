@@ -1,7 +1,9 @@
 """The `dnslab` command line: thin wrappers that parse arguments and call the layers below.
 
 `main(argv) -> int` never lets a traceback reach the user for anything they
-can cause: every `DnslabError` becomes one line on stderr and exit code 1.
+can cause: a usage error (argparse, and every typed number through
+dnslab.validate) exits 2, every other `DnslabError` becomes one line on stderr
+and exit code 1, and a closed output pipe ends the command quietly (141).
 """
 
 from __future__ import annotations

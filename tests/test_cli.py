@@ -414,3 +414,42 @@ def test_up_refuses_to_clobber_a_running_labs_state(tmp_path: Path) -> None:
         f"dnslab: error: a lab already runs on port {port} (pid {os.getpid()}, state file {folder}/lab-{port}.json): "
         "stop it, or use another --port")
     assert LabState.read(folder / f"lab-{port}.json").token == "theirs"
+
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+
+
+def test_readme_states_the_exit_codes_the_command_line_gives() -> None:
+    """The README once promised exit code 1 for every mistake while argparse's usage errors exit 2."""
+    assert "- **2**: a usage error" in README and "- **1**: any other error" in README
+    assert "ends in one line on stderr and exit code 1" not in README
+    assert dnslab("up", "--port", "99999").returncode == 2
+    assert dnslab("stats", "--no-such-option").returncode == 2
+    assert dnslab("check-zone", "/nonexistent.zone").returncode == 1
+    # dig is optional, and the README says what does the same without it
+    assert "optional (Debian and Ubuntu: `apt install\nbind9-dnsutils`)" in README
+
+
+def test_the_readmes_drill_line_walks_the_lab_from_the_root(tmp_path: Path) -> None:
+    """`dig +trace` cannot walk the lab; the README gives a drill line instead, and it must work."""
+    import re
+    import shutil
+
+    drill = shutil.which("drill")
+    if drill is None:
+        pytest.skip("no drill on PATH (Debian: apt-get install ldnsutils)")
+    line = next(line for line in README.splitlines() if line.startswith("drill -T "))
+    proc, _ = lab_process(tmp_path, "--no-web")
+    try:
+        port = int(read_until(proc, "Ctrl-C stops the lab.").splitlines()[0].split()[3])
+        hints = str(tmp_path / "root.hints")
+        command = re.sub(r"-p \d+", f"-p {port}", line).replace('"$XDG_RUNTIME_DIR/dnslab/root.hints"', hints)
+        assert command != line and hints in command
+        done = subprocess.run(command.split(), capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+        # the walk: the root's NS set, the TLD's, the glueless delegation, then the answer
+        for record in (".\t", "net.\t", "example.net.\t", "www.example.net.\t3600\tIN\tA\t192.0.2.50"):
+            assert any(row.startswith(record) for row in done.stdout.splitlines()), (record, done.stdout)
+    finally:
+        code, _, err = stop(proc)
+    assert code == 0, err
