@@ -236,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "run), NSEC or NSEC3, signatures valid for 14 days from now; print the DS record for "
                     "the parent zone.")
     sign.add_argument("file", type=Path, metavar="ZONEFILE")
-    sign.add_argument("--origin", default=None, metavar="NAME", help="the zone's name, when the file has no $ORIGIN")
+    sign.add_argument("--origin", type=arg(validate.name), default=None, metavar="NAME", help="the zone's name, when the file has no $ORIGIN")
     sign.add_argument("--keys", type=Path, default=None, metavar="DIR",
                       help="keys folder (default: .keys beside the zone file)")
     sign.add_argument("--nsec3", action="store_true", help="NSEC3 (no salt, no extra iterations) instead of NSEC")
@@ -249,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Print every error and warning with file and line; "
                                             "exit 1 if any file has an error.")
     check.add_argument("files", type=Path, nargs="+", metavar="FILE")
-    check.add_argument("--origin", default=None, metavar="NAME",
+    check.add_argument("--origin", type=arg(validate.name), default=None, metavar="NAME",
                        help="the zone's name, when the file has no $ORIGIN (only with one FILE)")
     return parser
 
@@ -363,6 +363,8 @@ def parse_listen(text: str, default_port: int = 53) -> tuple[str, int]:
     """ADDR, ADDR:PORT, [V6] or [V6]:PORT."""
     host, port_text = text, ""
     if text.startswith("["):
+        if "]" not in text:
+            raise ConfigError(f"--listen {text!r}: expected [IPV6-ADDRESS]:PORT, but the ']' is missing")
         host, _, rest = text[1:].partition("]")
         port_text = rest[1:] if rest.startswith(":") else rest
     elif text.count(":") == 1:

@@ -426,10 +426,7 @@ class ControlServer:
 
 
 def _name(text: Any) -> dns.name.Name:
-    try:
-        return dns.name.from_text(str(text))
-    except dns.exception.DNSException as exc:
-        raise DnslabError(f"not a domain name: {text!r} ({exc})") from None
+    return validate.name(text, "name")
 
 
 def _question(args: dict[str, Any]) -> tuple[dns.name.Name, int]:

@@ -15,6 +15,9 @@ import argparse
 import math
 from typing import Any, Callable, TypeVar
 
+import dns.exception
+import dns.name
+
 from dnslab.errors import ConfigError
 
 T = TypeVar("T")
@@ -85,6 +88,15 @@ def ttl(value: Any, what: str | None = "TTL") -> int:
 def clock_step(value: Any, what: str | None = "seconds") -> float:
     """How far the fake clock moves in one step: forward only, finite, at most ten years."""
     return amount(value, what, 0, MAX_CLOCK_STEP, f"seconds ({MAX_CLOCK_STEP // (365 * 86400)} years)")
+
+
+def name(value: Any, what: str | None = "name") -> dns.name.Name:
+    """A domain name in presentation format (relative names are taken as absolute, as dig does)."""
+    try:
+        return dns.name.from_text(str(value))
+    except dns.exception.DNSException as exc:
+        reason = str(exc).rstrip(".")
+        raise _fail(what, f"a domain name such as example.com ({reason})", str(value)) from None
 
 
 def arg(check: Callable[..., T], *args: Any, **kwargs: Any) -> Callable[[str], T]:

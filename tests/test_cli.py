@@ -312,6 +312,8 @@ def test_workers_share_the_port_and_the_control_endpoint_reaches_all(tmp_path: P
     (["clock", "advance", "-5"], "argument seconds: expected a number from 0 to 315360000 seconds"),
     (["fault", "127.0.3.1", "delay", "nan"], "argument ARG: expected a number from 0 to 60000, got 'nan'"),
     (["fault", "127.0.3.1", "delay", "10", "inf"], "argument JITTER: expected a number from 0 to 60000 ms, got 'inf'"),
+    (["check-zone", "x.zone", "--origin", "a..b"],
+     "argument --origin: expected a domain name such as example.com (A DNS label is empty), got 'a..b'"),
     (["record", "set", "www.example.com", "A", "192.0.2.1", "--ttl", "-1"],
      "argument --ttl: expected a TTL in seconds from 0 to 2147483647 (RFC 2181 §8), got '-1'"),
 ])
@@ -324,6 +326,7 @@ def test_bad_numbers_are_usage_errors(args: list[str], expected: str) -> None:
 
 @pytest.mark.parametrize("args,expected", [
     (["serve", "--listen", "127.0.0.1:70000"], "--listen '127.0.0.1:70000': expected a port number from 0 to 65535"),
+    (["serve", "--listen", "[::1:5"], "--listen '[::1:5': expected [IPV6-ADDRESS]:PORT, but the ']' is missing"),
     (["resolver", "--root-hints", "h", "--upstream-port", "99999"],
      "upstream_port: expected a port number from 1 to 65535, got 99999"),
     (["resolver", "--root-hints", "h", "--hold-down", "nan"], "hold_down: expected a number from 0 to"),
