@@ -247,6 +247,7 @@ class Lab:
         *dnssec* signs the zones: True with the defaults (keys in the runtime folder),
         or DnssecSettings (keys folder, NSEC3, algorithm, zones left unsigned).
         """
+        port = validate.port(port)  # the Python API too: 99999 must not wrap round to 34463
         self.clock: Clock = clock or MonotonicClock()
         self.signer: SignedZones | None = None
         if dnssec:

@@ -135,3 +135,8 @@ def test_find_lab_picks_by_port_and_ignores_stale_files(tmp_path: Path) -> None:
     assert find_lab(5301, tmp_path).port == 5301
     with pytest.raises(DnslabError, match=r"^no running lab on port 5400 \(running: port 5300, 5301;"):
         find_lab(5400, tmp_path)
+
+
+def test_the_python_api_checks_the_port_too() -> None:
+    with pytest.raises(ConfigError, match=r"^port: expected a port number from 0 to 65535 \(0 picks a free one\), got 99999$"):
+        Lab([], port=99999)
