@@ -170,6 +170,9 @@ class LabState:
             raise DnslabError(f"no running lab found ({path} does not exist): start one with dnslab up") from None
         except PermissionError:
             raise DnslabError(f"{path}: not readable by you; the lab belongs to another user") from None
+        except IsADirectoryError:
+            raise DnslabError(f"{path} is a folder: DNSLAB_STATE names the folder of state files "
+                              "(lab-PORT.json), not a file") from None
         except (ValueError, TypeError) as exc:
             raise DnslabError(f"{path}: not a dnslab state file ({exc})") from None
 
