@@ -226,13 +226,16 @@ class _IncludeRelativeTokenizer(dns.tokenizer.Tokenizer):
     base_dir: str = "."
     _after_include: bool = False
     _last_line: int = 1
-    last_word: str | None = None  # the last word read, for errors that do not name it
-    last_word_line: int = 1
+    # For errors that do not name their token: the last one read, and whether reading failed.
+    last_token: dns.tokenizer.Token | None = None
+    last_token_line: int = 1
+    reading: bool = False
 
     def get(self, want_leading: bool = False, want_comment: bool = False) -> dns.tokenizer.Token:
+        self.reading = True
         token = super().get(want_leading, want_comment)
-        if token.is_identifier() or token.is_quoted_string():
-            self.last_word, self.last_word_line = token.value, self._last_line
+        self.reading = False
+        self.last_token, self.last_token_line = token, self._last_line
         if self._after_include and token.is_eol_or_eof():
             raise dns.exception.SyntaxError("$INCLUDE needs a file name")
         if self._after_include and token.is_identifier() and not os.path.isabs(token.value):
@@ -404,27 +407,38 @@ def _explain(exc: Exception, reader: "_LocatingReader", source: str, at_line: in
     detail = str(exc) or type(exc).__name__
     if isinstance(exc, dns.exception.SyntaxError):
         detail = detail.split(": ", 1)[-1]  # dnspython's own "file:line: " prefix
+    detail = detail.rstrip(".")
+    wordless = detail in (dns.exception.SyntaxError.__doc__.rstrip("."), "SyntaxError")  # type: ignore[union-attr]
     tok = reader.tok
-    word = getattr(tok, "last_word", None)
-    word_line = getattr(tok, "last_word_line", at_line)
     rdtype = _record_type(source) if reader.in_record else None
     what = f"the {rdtype} record" if rdtype else "the record"
-    extra = _GOT.match(detail)
-    if extra is not None:
-        where = f" on line {word_line}" if word_line != at_line else ""
-        if getattr(tok, "multiline", 0) > 0:
-            return (f'"(" never closed: after {what}\'s data came "{extra.group(1)}"{where}, '
-                    f'where ")" was expected')
-        return f'unexpected "{extra.group(1)}"{where} after {what}\'s data: expected the end of the line'
-    if word is None or not reader.in_record:
+    if not reader.in_record:
+        what = f"the {source.split()[0]} directive" if source.startswith("$") else "the line"
+    if getattr(tok, "reading", False):  # the tokenizer itself failed, before a token was complete
+        if detail == "newline in quoted string":
+            return 'a quoted string is not closed: expected a closing \'"\' on the same line'
+        if wordless and source.count(")") > source.count("("):
+            return '")" without a "(" before it'
+        if wordless:
+            return "bad escape: expected \\DDD (three digits, at most 255) or \\ and one character"
         return detail
+    extra = _GOT.match(str(exc).split(": ", 1)[-1])
+    token = getattr(tok, "last_token", None)
+    token_line = getattr(tok, "last_token_line", at_line)
+    where = f" on line {token_line}" if token_line != at_line else ""
+    if extra is not None:
+        if getattr(tok, "multiline", 0) > 0:
+            return f'"(" never closed: after {what}\'s data came "{extra.group(1)}"{where}, where ")" was expected'
+        return f'unexpected "{extra.group(1)}"{where} after {what}\'s data: expected the end of the line'
+    if token is None or not reader.in_record:
+        return detail
+    if token.is_eol_or_eof():  # the data was read to the end of the line, then found short or wrong
+        return f"{what} ends too soon: {detail}" if detail.startswith("expecting") else f"{what}'s data: {detail}"
     if detail.startswith("unknown rdatatype"):
-        return (f'unknown record type "{word}": expected a type such as A, AAAA, CNAME, MX, NS, TXT, '
+        return (f'unknown record type "{token.value}": expected a type such as A, AAAA, CNAME, MX, NS, TXT, '
                 f'or TYPE<number> (RFC 3597)')
-    if detail == dns.exception.SyntaxError.__doc__ or detail == "SyntaxError":  # dnspython's wordless default
-        expected = _EXPECTED.get(rdtype or "", f"valid {rdtype or 'record'} data")
-        return f'bad data "{word}" for {what}: expected {expected}'
-    return f'{detail}, got "{word}" in {what}'
+    expected = _EXPECTED.get(rdtype or "", f"valid {rdtype or 'record'} data") if wordless else detail
+    return f'bad data "{token.value}"{where} for {what}: {"expected " if wordless else ""}{expected}'
 
 
 def _record_type(line: str) -> str | None:

@@ -389,7 +389,10 @@ def test_syntax_error_names_the_file(tmp_path: Path) -> None:
     (["www A 192.0.2.1 extra"], 6, 'unexpected "extra" after the A record\'s data: expected the end of the line'),
     (["sub SOA ns1 hostmaster ( 1 7200 900 1209600 300", "www A 192.0.2.1"], 6,
      '"(" never closed: after the SOA record\'s data came "www" on line 7, where ")" was expected'),
-    (["mx MX ten mail"], 6, 'expecting an integer, got "ten" in the MX record'),
+    (["mx MX ten mail"], 6, 'bad data "ten" for the MX record: expecting an integer'),
+    (["mx MX 10"], 6, "the MX record ends too soon: expecting an identifier"),
+    (["www A 192.0.2.1 )"], 6, '")" without a "(" before it'),
+    (['txt TXT "unclosed'], 6, 'a quoted string is not closed: expected a closing \'"\' on the same line'),
     (["x FOO 1.2.3.4"], 6, 'unknown record type "FOO": expected a type such as A, AAAA, CNAME, MX, NS, TXT, '
                            'or TYPE<number> (RFC 3597)'),
 ])
