@@ -478,7 +478,12 @@ class ControlClient:
                 sock.sendall(json.dumps(request).encode() + b"\n")
                 with sock.makefile("r", encoding="utf-8") as lines:
                     for line in lines:
-                        yield json.loads(line)
+                        try:
+                            message = json.loads(line)
+                        except ValueError:
+                            raise DnslabError(f"{self.state.control_address}:{self.state.control_port} is not a "
+                                              "dnslab control endpoint (a stale state file?)") from None
+                        yield message
         except (ConnectionRefusedError, FileNotFoundError):
             raise DnslabError("the lab is not running any more (its state file is stale): "
                               "start it with dnslab up") from None

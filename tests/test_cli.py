@@ -356,7 +356,7 @@ def test_a_reader_that_stops_early_ends_commands_quietly(tmp_path: Path) -> None
     try:
         assert "Ctrl-C stops the lab." in read_until(proc, "Ctrl-C stops the lab.")
         for args in (["stats"], ["servers"], ["cache", "show"], ["faults"], ["trace", "www.example.org", "--cold"],
-                     ["--help"]):
+                     ["trace", "www.example.org", "--cold", "--json"], ["--help"]):
             result = run_into_closed_pipe(env, *args)
             assert result.returncode in (141, 0), (args, result.stderr)  # --help: argparse's own quiet exit 0
             assert result.stderr == "", (args, result.stderr)
