@@ -150,6 +150,13 @@ class LabState:
 
     def write(self, path: Path) -> None:
         """Write with mode 0600 in a 0700 folder: the token is the only lock."""
+        try:
+            self._write(path)
+        except OSError as exc:
+            raise DnslabError(f"cannot write the lab's state file {path}: {exc.strerror or exc} "
+                              "(DNSLAB_STATE names a folder)") from None
+
+    def _write(self, path: Path) -> None:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if path.parent.stat().st_uid != os.getuid():
             raise DnslabError(f"{path.parent} belongs to another user; set DNSLAB_STATE to a path of your own")
@@ -173,6 +180,8 @@ class LabState:
         except IsADirectoryError:
             raise DnslabError(f"{path} is a folder: DNSLAB_STATE names the folder of state files "
                               "(lab-PORT.json), not a file") from None
+        except OSError as exc:
+            raise DnslabError(f"cannot read {path}: {exc.strerror or exc}") from None
         except (ValueError, TypeError) as exc:
             raise DnslabError(f"{path}: not a dnslab state file ({exc})") from None
 

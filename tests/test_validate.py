@@ -140,3 +140,15 @@ def test_find_lab_picks_by_port_and_ignores_stale_files(tmp_path: Path) -> None:
 def test_the_python_api_checks_the_port_too() -> None:
     with pytest.raises(ConfigError, match=r"^port: expected a port number from 0 to 65535 \(0 picks a free one\), got 99999$"):
         Lab([], port=99999)
+
+
+def test_a_state_folder_that_is_a_file_is_one_clear_error(tmp_path: Path) -> None:
+    """DNSLAB_STATE used to name a file; now it names a folder, and the old use must not end in a traceback."""
+    (tmp_path / "lab.json").write_text("{}")
+    with pytest.raises(DnslabError, match=r"cannot write the lab's state file .*lab\.json/lab-5300\.json: "
+                                          r".*\(DNSLAB_STATE names a folder\)"):
+        _state(5300, os.getpid()).write(state_path(5300, tmp_path / "lab.json"))
+    with pytest.raises(DnslabError, match="no running lab found"):
+        find_lab(folder=tmp_path / "lab.json")
+    with pytest.raises(DnslabError, match="is a folder: DNSLAB_STATE names the folder of state files"):
+        LabState.read(tmp_path)
