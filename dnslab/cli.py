@@ -167,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     pick.add_argument("--port", type=arg(validate.port, zero=False), default=None, metavar="N",
                       help="the lab on port N, when several run (default: the one running)")
 
-    trace = commands.add_parser("trace", parents=[pick], help="watch the running resolver resolve a name, step by step",
+    trace = commands.add_parser("trace", parents=[pick],
+                                help="watch the running resolver resolve a name, step by step",
                                 description="Every cache lookup, server choice (and why), query, reply and "
                                             "what it meant, failure and failover, in order.")
     trace.add_argument("name")
@@ -236,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "run), NSEC or NSEC3, signatures valid for 14 days from now; print the DS record for "
                     "the parent zone.")
     sign.add_argument("file", type=Path, metavar="ZONEFILE")
-    sign.add_argument("--origin", type=arg(validate.name), default=None, metavar="NAME", help="the zone's name, when the file has no $ORIGIN")
+    sign.add_argument("--origin", type=arg(validate.name), default=None, metavar="NAME",
+                      help="the zone's name, when the file has no $ORIGIN")
     sign.add_argument("--keys", type=Path, default=None, metavar="DIR",
                       help="keys folder (default: .keys beside the zone file)")
     sign.add_argument("--nsec3", action="store_true", help="NSEC3 (no salt, no extra iterations) instead of NSEC")

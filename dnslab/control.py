@@ -72,9 +72,7 @@ def _alive(pid: int) -> bool:
     """Whether *pid* is a process of ours (a lab killed with SIGKILL leaves its file behind)."""
     try:
         os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):  # gone, or the number now belongs to another user
-        return False
-    except OverflowError:
+    except (ProcessLookupError, PermissionError, OverflowError):  # gone, or now another user's number
         return False
     return True
 

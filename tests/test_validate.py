@@ -152,3 +152,16 @@ def test_a_state_folder_that_is_a_file_is_one_clear_error(tmp_path: Path) -> Non
         find_lab(folder=tmp_path / "lab.json")
     with pytest.raises(DnslabError, match="is a folder: DNSLAB_STATE names the folder of state files"):
         LabState.read(tmp_path)
+
+
+def test_the_fake_clock_stops_short_of_dnssecs_32_bit_times() -> None:
+    """Ten years a step is allowed, but never past early 2105: RRSIG times are 32-bit seconds (RFC 4034)."""
+    lab, _ = Lab.from_folder(SAMPLE_ZONES, port=0, clock=FakeClock())
+    with LabThread(lab) as running:
+        years = 0
+        while running.clock.wall() + validate.MAX_CLOCK_STEP < 2**32 - 86400 * 400:
+            control(running).call("clock.advance", {"seconds": validate.MAX_CLOCK_STEP})
+            years += 10
+        assert years >= 70  # from 2026 on
+        with pytest.raises(DnslabError, match=r"^clock advance: the lab's clock cannot pass the year 2105"):
+            control(running).call("clock.advance", {"seconds": validate.MAX_CLOCK_STEP})
