@@ -488,16 +488,14 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
     hints_path = args.hints if args.hints is not None else default_hints_path()
 
     async def run() -> None:
+        if lab.port != 0:
+            _refuse_to_clobber(lab.port)  # before binding: clearer than "address in use"
         await lab.start()
         workers: list[subprocess.Popen[bytes]] = []
         web = None
         written: Path | None = None  # our state file, once written: removed at the end
         try:
-            path = state_path(lab.actual_port)
-            other = live_lab(lab.actual_port)
-            if other is not None:  # it holds other addresses on this port (say, --no-resolver)
-                raise ConfigError(f"a lab already runs on port {lab.actual_port} (pid {other.pid}, state file "
-                                  f"{path}): stop it, or use another --port")
+            path = _refuse_to_clobber(lab.actual_port)
             workers, endpoints = _start_workers(args, zones_dir, lab.actual_port, hints_path)
             _write_hints(hints_path, lab.root_hints)
             state = LabState(lab.control.address, lab.control.port, lab.control.token, lab.resolver_address,
@@ -607,6 +605,16 @@ def _run_worker(lab: Lab, report: Path) -> int:
 
     run_async(run())
     return 0
+
+
+def _refuse_to_clobber(port: int) -> Path:
+    """The state file for a lab on *port*, unless a running lab holds it (the path, to write ours)."""
+    path = state_path(port)
+    other = live_lab(port)
+    if other is not None:  # on this port already (with other addresses, say, or started with --no-resolver)
+        raise ConfigError(f"a lab already runs on port {port} (pid {other.pid}, state file {path}): "
+                          "stop it, or use another --port")
+    return path
 
 
 def _remove_state(path: Path, token: str) -> None:

@@ -387,6 +387,8 @@ def test_two_labs_at_once_each_keep_their_state(tmp_path: Path) -> None:
             assert picked.returncode == 0 and "queries" in picked.stdout, picked.stderr
             asked = run("query", "www.example.com", "-p", str(port))
             assert asked.returncode == 0 and "status: NOERROR" in asked.stdout, asked.stderr
+        again = run("up", "--port", str(ports[0]), "--no-web", "--hints", str(tmp_path / "again.hints"))
+        assert again.returncode == 1 and again.stderr.startswith(f"dnslab: error: a lab already runs on port {ports[0]} ")
         missing = run("servers", "--port", "1")
         assert missing.returncode == 1 and f"no running lab on port 1 (running: port {ports[0]}, {ports[1]};" in missing.stderr
         code, out, err = stop(second)
