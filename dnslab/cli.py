@@ -1,7 +1,9 @@
 """The `dnslab` command line: thin wrappers that parse arguments and call the layers below.
 
 `main(argv) -> int` never lets a traceback reach the user for anything they
-can cause: every `DnslabError` becomes one line on stderr and exit code 1.
+can cause: a usage error (argparse, and every typed number through
+dnslab.validate) exits 2, every other `DnslabError` becomes one line on stderr
+and exit code 1, and a closed output pipe ends the command quietly (141).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import dns.rrset
 from dnslab import __version__
 from dnslab.clock import FakeClock
 from dnslab.config import OPTIONS, load_toml, resolver_settings
-from dnslab.control import LabState, default_state_path, runtime_dir
+from dnslab.control import LabState, live_lab, runtime_dir, state_path
 from dnslab.inspection import INSPECT
 from dnslab.errors import ConfigError, DnslabError
 from dnslab.hints import load_root_hints
@@ -37,9 +39,13 @@ from dnslab.server import AuthoritativeServer
 from dnslab.transport import DnsListener, Handler
 from dnslab.keys import algorithm_from_text, load_or_create
 from dnslab.signing import SigningPolicy, make_ds, sign_zone, zone_text
+from dnslab import validate
+from dnslab.validate import arg
 from dnslab.zone import load_zone, load_zones
 
 log = logging.getLogger("dnslab")
+
+MAX_WORKERS = 64  # processes sharing one port; more only contend for the same cores
 
 
 def default_zones_dir() -> Path:
@@ -70,13 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--zones", type=Path, default=None, metavar="DIR",
                     help="folder of *.zone files and an optional lab.toml (default: the sample zones "
                          "that come with dnslab; 'dnslab init DIR' copies them out to edit)")
-    up.add_argument("--port", type=int, default=None, metavar="N",
+    up.add_argument("--port", type=arg(validate.port), default=None, metavar="N",
                     help="port for every server (default: lab.toml's port, else 5300; 0 picks a free one)")
     up.add_argument("--no-resolver", action="store_true",
                     help="run only the hierarchy, without the recursive resolver on 127.0.0.1")
-    up.add_argument("--workers", type=int, default=1, metavar="N",
+    up.add_argument("--workers", type=arg(validate.whole, 1, MAX_WORKERS), default=1, metavar="N",
                     help="run N processes that share every address and port (SO_REUSEPORT); each has its "
-                         "own cache and server state (default 1)")
+                         f"own cache and server state (default 1, at most {MAX_WORKERS})")
     up.add_argument("--worker-file", type=Path, default=None, help=argparse.SUPPRESS)
     up.add_argument("--fake-clock", action="store_true",
                     help="run the resolver on a clock that moves only with 'dnslab clock advance SECONDS' "
@@ -89,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--no-web", action="store_true",
                     help="do not serve the live web view (by default on 127.0.0.1, a free port, "
                          "behind the lab's control token)")
-    up.add_argument("--web-port", type=int, default=0, metavar="N",
+    up.add_argument("--web-port", type=arg(validate.port), default=0, metavar="N",
                     help="port of the web view on 127.0.0.1 (default: a free one)")
     up.add_argument("--dnssec", action=argparse.BooleanOptionalAction, default=None,
                     help="sign every zone at start-up (KSK+ZSK per zone, ECDSA P-256, NSEC), publish each "
@@ -130,9 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     resolver.add_argument("--listen", default=None, metavar="ADDR:PORT",
                           help="address and port for clients (default 127.0.0.1:53)")
     resolver.add_argument("--config", type=Path, default=None, metavar="FILE", help="a TOML file of options")
-    resolver.add_argument("--workers", type=int, default=1, metavar="N",
+    resolver.add_argument("--workers", type=arg(validate.whole, 1, MAX_WORKERS), default=1, metavar="N",
                           help="run N processes sharing the address and port (SO_REUSEPORT), each with "
-                               "its own cache (default 1)")
+                               f"its own cache (default 1, at most {MAX_WORKERS})")
     for option in OPTIONS:
         flag = "--" + option.name.replace("_", "-")
         if option.kind is bool:
@@ -148,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="NAME [TYPE] [@SERVER] in any order, like dig. Defaults to the "
                                             "running lab's resolver.")
     query.add_argument("words", nargs="+", metavar="NAME [TYPE] [@SERVER]")
-    query.add_argument("-p", "--port", type=int, default=None, help="server port (default: the lab's port)")
+    query.add_argument("-p", "--port", type=arg(validate.port, zero=False), default=None, metavar="N",
+                       help="server port (default: the lab's port; with several labs running, also picks the lab)")
     query.add_argument("--tcp", action="store_true", help="use TCP")
     query.add_argument("--norecurse", action="store_true", help="clear RD: ask the cache only, or a server as a resolver would")
     query.add_argument("--dnssec", action="store_true",
@@ -156,9 +163,16 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--cd", action="store_true",
                        help="set CD (checking disabled), as dig +cd: the resolver does not validate")
     query.add_argument("--json", action="store_true", help="print the reply as JSON")
-    query.add_argument("--timeout", type=float, default=5.0, metavar="S", help="seconds to wait (default 5)")
+    query.add_argument("--timeout", type=arg(validate.amount, 0.001, 3600, "seconds"), default=5.0, metavar="S",
+                       help="seconds to wait (default 5)")
 
-    trace = commands.add_parser("trace", help="watch the running resolver resolve a name, step by step",
+    # Every command that talks to a running lab can name it by port, for when several run.
+    pick = argparse.ArgumentParser(add_help=False)
+    pick.add_argument("--port", type=arg(validate.port, zero=False), default=None, metavar="N",
+                      help="the lab on port N, when several run (default: the one running)")
+
+    trace = commands.add_parser("trace", parents=[pick],
+                                help="watch the running resolver resolve a name, step by step",
                                 description="Every cache lookup, server choice (and why), query, reply and "
                                             "what it meant, failure and failover, in order.")
     trace.add_argument("name")
@@ -172,20 +186,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     cache = commands.add_parser("cache", help="show or flush the running resolver's cache")
     cache_commands = cache.add_subparsers(dest="cache_command", metavar="show|flush", required=True)
-    show = cache_commands.add_parser("show", help="entries with TTLs, rank and source server")
+    show = cache_commands.add_parser("show", parents=[pick], help="entries with TTLs, rank and source server")
     show.add_argument("name", nargs="?", help="only this name and the names below it")
     show.add_argument("--json", action="store_true")
-    flush = cache_commands.add_parser("flush", help="forget everything, or one name")
+    flush = cache_commands.add_parser("flush", parents=[pick], help="forget everything, or one name")
     flush.add_argument("name", nargs="?")
     flush.add_argument("--tree", action="store_true", help="also every name below NAME")
 
-    servers = commands.add_parser("servers", help="the resolver's view of each upstream server")
+    servers = commands.add_parser("servers", parents=[pick], help="the resolver's view of each upstream server")
     servers.add_argument("--json", action="store_true")
-    stats = commands.add_parser("stats", help="the resolver's counters")
+    stats = commands.add_parser("stats", parents=[pick], help="the resolver's counters")
     stats.add_argument("--json", action="store_true")
 
     fault = commands.add_parser(
-        "fault", help="break a lab server or a signed zone on purpose (or mend it)",
+        "fault", parents=[pick], help="break a lab server or a signed zone on purpose (or mend it)",
         description="For a SERVER, KIND is one of: down (no answer at all), up, delay MS [JITTER], loss PCT "
                     "(seeded), servfail, refused, truncate (TC=1 over UDP), lame (answers without authority), "
                     "clear. In a lab started with --dnssec, for a ZONE: dnssec-bad-sig (its signatures do "
@@ -195,10 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     fault.add_argument("server", metavar="SERVER|ZONE",
                        help="an address (127.0.3.20) or NS name (ns1.failover.com); a zone name for dnssec-*")
     fault.add_argument("kind", metavar="KIND")
-    fault.add_argument("value", nargs="?", type=float, default=None, metavar="ARG")
-    fault.add_argument("jitter", nargs="?", type=float, default=None, metavar="JITTER")
-    commands.add_parser("faults", help="list the faults in force")
-    queries = commands.add_parser("queries", help="what a lab server was asked, by name and type")
+    fault.add_argument("value", nargs="?", type=arg(validate.amount, 0, 60_000), default=None, metavar="ARG")
+    fault.add_argument("jitter", nargs="?", type=arg(validate.amount, 0, 60_000, "ms"), default=None, metavar="JITTER")
+    commands.add_parser("faults", parents=[pick], help="list the faults in force")
+    queries = commands.add_parser("queries", parents=[pick], help="what a lab server was asked, by name and type")
     queries.add_argument("server", metavar="SERVER")
     queries.add_argument("--reset", action="store_true", help="then start counting from zero")
 
@@ -213,26 +227,29 @@ def build_parser() -> argparse.ArgumentParser:
                "(the change prints them).")
     for verb, text in (("set", "replace the RRset NAME TYPE with one record"),
                        ("add", "add one record to the RRset NAME TYPE (nsupdate's 'update add')")):
-        command = record_commands.add_parser(verb, help=text, description=text[0].upper() + text[1:] + ". "
-                                             + where + servers)
+        command = record_commands.add_parser(verb, parents=[pick], help=text,
+                                             description=text[0].upper() + text[1:] + ". " + where + servers)
         command.add_argument("name", metavar="NAME")
         command.add_argument("type", metavar="TYPE")
         command.add_argument("data", nargs="+", metavar="DATA")
-        command.add_argument("--ttl", type=int, default=300, help="the RRset's TTL (default 300)")
+        command.add_argument("--ttl", type=arg(validate.ttl), default=300, metavar="SECONDS",
+                             help="the RRset's TTL (default 300)")
         command.add_argument("--zone", default=None, metavar="ZONE", help=zone_help)
-    record_delete = record_commands.add_parser("delete", help="delete the RRset NAME TYPE")
+    record_delete = record_commands.add_parser("delete", parents=[pick], help="delete the RRset NAME TYPE")
     record_delete.add_argument("name")
     record_delete.add_argument("type")
     record_delete.add_argument("--zone", default=None, metavar="ZONE", help=zone_help)
-    commands.add_parser("reload", help="re-read the zone files from disk (servers start and stop as they say)",
+    commands.add_parser("reload", parents=[pick],
+                        help="re-read the zone files from disk (servers start and stop as they say)",
                         description="Re-read every zone file: zones new and gone, servers started and stopped "
                                     "as the files' NS and address records say. Changes made with 'dnslab record' "
                                     "are replaced by the files' data; the command says how many.")
-    commands.add_parser("web", help="print the address of the running lab's web view (with its token)")
+    commands.add_parser("web", parents=[pick], help="print the address of the running lab's web view (with its token)")
 
-    clock = commands.add_parser("clock", help="show the lab clock, or move a fake one forward")
+    clock = commands.add_parser("clock", parents=[pick], help="show the lab clock, or move a fake one forward")
     clock.add_argument("action", nargs="?", choices=["show", "advance"], default="show")
-    clock.add_argument("seconds", nargs="?", type=float, default=None)
+    clock.add_argument("seconds", nargs="?", type=arg(validate.clock_step), default=None,
+                       help=f"how far to move a fake clock: 0 to {validate.MAX_CLOCK_STEP} (ten years) at a time")
 
     sign = commands.add_parser(
         "sign", help="sign one zone file for use elsewhere (NSD, BIND, Knot load the output)",
@@ -240,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "run), NSEC or NSEC3, signatures valid for 14 days from now; print the DS record for "
                     "the parent zone.")
     sign.add_argument("file", type=Path, metavar="ZONEFILE")
-    sign.add_argument("--origin", default=None, metavar="NAME", help="the zone's name, when the file has no $ORIGIN")
+    sign.add_argument("--origin", type=arg(validate.name), default=None, metavar="NAME",
+                      help="the zone's name, when the file has no $ORIGIN")
     sign.add_argument("--keys", type=Path, default=None, metavar="DIR",
                       help="keys folder (default: .keys beside the zone file)")
     sign.add_argument("--nsec3", action="store_true", help="NSEC3 (no salt, no extra iterations) instead of NSEC")
@@ -253,12 +271,30 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Print every error and warning with file and line; "
                                             "exit 1 if any file has an error.")
     check.add_argument("files", type=Path, nargs="+", metavar="FILE")
-    check.add_argument("--origin", default=None, metavar="NAME",
+    check.add_argument("--origin", type=arg(validate.name), default=None, metavar="NAME",
                        help="the zone's name, when the file has no $ORIGIN (only with one FILE)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; a reader that stops early (`dnslab stats | head -1`) ends it quietly.
+
+    That is how Unix tools behave on SIGPIPE. Python ignores SIGPIPE and raises
+    BrokenPipeError instead; as its documentation advises (signal module, "Note
+    on SIGPIPE"), stdout then points at /dev/null so the interpreter's final
+    flush cannot fail again, and the exit code is a SIGPIPE death's, 128 + 13.
+    """
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # now, while a closed pipe can still be handled here
+        return code
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -376,6 +412,8 @@ def parse_listen(text: str, default_port: int = 53) -> tuple[str, int]:
     """ADDR, ADDR:PORT, [V6] or [V6]:PORT."""
     host, port_text = text, ""
     if text.startswith("["):
+        if "]" not in text:
+            raise ConfigError(f"--listen {text!r}: expected [IPV6-ADDRESS]:PORT, but the ']' is missing")
         host, _, rest = text[1:].partition("]")
         port_text = rest[1:] if rest.startswith(":") else rest
     elif text.count(":") == 1:
@@ -384,9 +422,7 @@ def parse_listen(text: str, default_port: int = 53) -> tuple[str, int]:
         raise ConfigError(f"--listen {text!r}: no address")
     if not port_text:
         return host, default_port
-    if not port_text.isdigit() or int(port_text) > 65535:
-        raise ConfigError(f"--listen {text!r}: the port must be a number from 0 to 65535")
-    return host, int(port_text)
+    return host, validate.port(port_text, f"--listen {text!r}")
 
 
 def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
@@ -445,8 +481,6 @@ def resolver_options(args: argparse.Namespace) -> tuple[Path, tuple[str, int], R
 def cmd_resolver(args: argparse.Namespace, out: TextIO) -> int:
     hints_path, (host, port), settings = resolver_options(args)
     hints = load_root_hints(hints_path)
-    if args.workers < 1:
-        raise ConfigError("--workers must be 1 or more")
     children: list[int] = []
     if args.workers > 1:
         if port == 0:
@@ -488,8 +522,6 @@ def _serve_resolver(args: argparse.Namespace, host: str, port: int, hints: list[
 
 def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
     zones_dir = args.zones if args.zones is not None else default_zones_dir()
-    if args.workers < 1:
-        raise ConfigError("--workers must be 1 or more")
     lab, problems = Lab.from_folder(zones_dir, port=args.port, with_resolver=not args.no_resolver,
                                     clock=FakeClock() if args.fake_clock else None, dnssec=args.dnssec,
                                     nsec3=args.nsec3, keys_dir=args.keys, anchor_file=args.anchor)
@@ -501,13 +533,16 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
     for warning in lab.hierarchy.warnings:
         print(f"dnslab: warning: {warning}", file=sys.stderr)
     hints_path = args.hints if args.hints is not None else default_hints_path()
-    state_path = default_state_path()
 
     async def run() -> None:
+        if lab.port != 0:
+            _refuse_to_clobber(lab.port)  # before binding: clearer than "address in use"
         await lab.start()
         workers: list[subprocess.Popen[bytes]] = []
         web = None
+        written: Path | None = None  # our state file, once written: removed at the end
         try:
+            path = _refuse_to_clobber(lab.actual_port)
             workers, endpoints = _start_workers(args, zones_dir, lab.actual_port, hints_path)
             _write_hints(hints_path, lab.root_hints)
             state = LabState(lab.control.address, lab.control.port, lab.control.token, lab.resolver_address,
@@ -522,7 +557,8 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
                     raise ConfigError(f"cannot serve the web view on 127.0.0.1:{args.web_port}: "
                                       f"{exc.strerror or exc}") from None
                 state = replace(state, web_port=web.port)
-            state.write(state_path)
+            state.write(path)
+            written = path
             if args.log_queries and lab.resolver is not None:
                 lab.resolver.on_query = lambda entry: print(entry.line(), file=out, flush=True)
             print_lab(lab, zones_dir, hints_path, out, web.url if web is not None else None)
@@ -535,7 +571,8 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
                 await web.stop()
             _stop_workers(workers)
             await lab.stop()
-            _remove_state(state_path, lab.control.token)
+            if written is not None:
+                _remove_state(written, lab.control.token)
 
     run_async(run())
     print("dnslab: lab stopped.", file=out, flush=True)
@@ -615,6 +652,16 @@ def _run_worker(lab: Lab, report: Path) -> int:
 
     run_async(run())
     return 0
+
+
+def _refuse_to_clobber(port: int) -> Path:
+    """The state file for a lab on *port*, unless a running lab holds it (the path, to write ours)."""
+    path = state_path(port)
+    other = live_lab(port)
+    if other is not None:  # on this port already (with other addresses, say, or started with --no-resolver)
+        raise ConfigError(f"a lab already runs on port {port} (pid {other.pid}, state file {path}): "
+                          "stop it, or use another --port")
+    return path
 
 
 def _remove_state(path: Path, token: str) -> None:

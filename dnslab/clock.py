@@ -7,6 +7,7 @@ Network timeouts stay on the event loop's real clock.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Protocol
 
@@ -50,6 +51,8 @@ class FakeClock:
         return self._wall_start + (self._now - self._start)
 
     def advance(self, seconds: float) -> None:
+        if not math.isfinite(seconds):  # NaN would stop every TTL comparison for good
+            raise ValueError(f"a clock moves by a finite number of seconds, not {seconds}")
         if seconds < 0:
             raise ValueError("a clock cannot go backwards")
         self._now += seconds

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from dnslab import validate
 from dnslab.anchors import read_trust_anchors
 from dnslab.cache import Rotation
 from dnslab.errors import ConfigError
@@ -44,7 +45,8 @@ def _networks(values: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Networ
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("upstream_port", "resolver", "upstream_port", int, "port of the servers it queries (default 53)"),
+    Option("upstream_port", "resolver", "upstream_port", int, "port of the servers it queries (default 53)",
+           lambda v: validate.port(v, None, zero=False)),
     Option("allow", "resolver", "allow", list, "client networks answered (default loopback only); others get REFUSED",
            _networks),
     Option("query_time_limit", "resolver", "query_time_limit", float,
@@ -117,8 +119,10 @@ def _check(option: Option, value: Any, where: str) -> Any:
     if option.convert is not None:
         try:
             return option.convert(value)
-        except ValueError as exc:
+        except (ValueError, ConfigError) as exc:
             raise ConfigError(f"{where}: {option.name}: {exc}") from None
-    if expected in (int, float) and value < 0:
-        raise ConfigError(f"{where}: {option.name} must not be negative")
+    if expected is int:
+        return validate.whole(value, f"{where}: {option.name}", 0, 2**31 - 1)
+    if expected is float:  # NaN and infinity would pass a `< 0` test and break every comparison
+        return validate.amount(value, f"{where}: {option.name}", 0, 10**9, "seconds")
     return value

@@ -16,6 +16,7 @@ its steps as they happen) and then one ``{"ok": true, "result": ...}`` or
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hmac
 import json
@@ -27,13 +28,14 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator
 
 import dns.exception
 import dns.name
 import dns.rcode
 import dns.rdatatype
 
+from dnslab import validate
 from dnslab.clock import FakeClock
 from dnslab.errors import DnslabError
 from dnslab.events import Done, Event
@@ -44,7 +46,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STATE_NAME = "lab.json"
 MAX_REQUEST = 64 * 1024
 REQUEST_TIMEOUT = 10.0
 
@@ -57,8 +58,65 @@ def runtime_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"dnslab-{os.getuid()}"
 
 
-def default_state_path() -> Path:
-    return Path(os.environ.get("DNSLAB_STATE") or runtime_dir() / STATE_NAME)
+def state_dir() -> Path:
+    """The folder of the user's lab state files: $DNSLAB_STATE, else the runtime folder."""
+    return Path(os.environ.get("DNSLAB_STATE") or runtime_dir())
+
+
+def state_path(port: int, folder: Path | None = None) -> Path:
+    """One state file per lab, named by its port: two labs at once must not hide each other."""
+    return (folder or state_dir()) / f"lab-{port}.json"
+
+
+def _alive(pid: int) -> bool:
+    """Whether *pid* is a process of ours (a lab killed with SIGKILL leaves its file behind)."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError, OverflowError):  # gone, or now another user's number
+        return False
+    return True
+
+
+def running_labs(folder: Path | None = None) -> list["LabState"]:
+    """The labs whose state files are in *folder* and whose process still runs, by port."""
+    folder = folder or state_dir()
+    found = []
+    for path in sorted(folder.glob("lab-*.json")) if folder.is_dir() else []:
+        try:
+            state = LabState.read(path)
+        except DnslabError:
+            continue
+        if _alive(state.pid):
+            found.append(state)
+    return sorted(found, key=lambda state: state.port)
+
+
+def live_lab(port: int, folder: Path | None = None) -> "LabState | None":
+    """The running lab that holds the state file for *port*, if any."""
+    path = state_path(port, folder)
+    try:
+        state = LabState.read(path)
+    except DnslabError:
+        return None
+    return state if _alive(state.pid) else None
+
+
+def find_lab(port: int | None = None, folder: Path | None = None) -> "LabState":
+    """The lab a command talks to: the one on *port*, else the only one running."""
+    folder = folder or state_dir()
+    labs = running_labs(folder)
+    ports = ", ".join(str(state.port) for state in labs)
+    if port is not None:
+        for state in labs:
+            if state.port == port:
+                return state
+        running = f"running: port {ports}" if labs else "none is running"
+        raise DnslabError(f"no running lab on port {port} ({running}; state files in {folder})")
+    if not labs:
+        raise DnslabError(f"no running lab found (no state file in {folder}): start one with dnslab up")
+    if len(labs) > 1:
+        raise DnslabError(f"{len(labs)} labs are running (ports {ports}): pick one with --port N")
+    return labs[0]
 
 
 @dataclass(frozen=True)
@@ -90,6 +148,13 @@ class LabState:
 
     def write(self, path: Path) -> None:
         """Write with mode 0600 in a 0700 folder: the token is the only lock."""
+        try:
+            self._write(path)
+        except OSError as exc:
+            raise DnslabError(f"cannot write the lab's state file {path}: {exc.strerror or exc} "
+                              "(DNSLAB_STATE names a folder)") from None
+
+    def _write(self, path: Path) -> None:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if path.parent.stat().st_uid != os.getuid():
             raise DnslabError(f"{path.parent} belongs to another user; set DNSLAB_STATE to a path of your own")
@@ -102,17 +167,25 @@ class LabState:
         os.replace(temporary, path)
 
     @classmethod
-    def read(cls, path: Path | None = None) -> "LabState":
-        path = path or default_state_path()
+    def read(cls, path: Path) -> "LabState":
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             return cls(**data)
         except FileNotFoundError:
-            raise DnslabError(f"no running lab found ({path} does not exist): start one with ./scripts/up") from None
+            raise DnslabError(f"no running lab found ({path} does not exist): start one with dnslab up") from None
         except PermissionError:
             raise DnslabError(f"{path}: not readable by you; the lab belongs to another user") from None
+        except IsADirectoryError:
+            raise DnslabError(f"{path} is a folder: DNSLAB_STATE names the folder of state files "
+                              "(lab-PORT.json), not a file") from None
+        except OSError as exc:
+            raise DnslabError(f"cannot read {path}: {exc.strerror or exc}") from None
         except (ValueError, TypeError) as exc:
             raise DnslabError(f"{path}: not a dnslab state file ({exc})") from None
+
+
+class ClientGone(ConnectionError):
+    """The control client closed its end while the lab was still answering."""
 
 
 Handler = Callable[[dict[str, Any], Callable[[dict[str, Any]], None]], Awaitable[Any]]
@@ -157,7 +230,20 @@ class ControlServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         def send(obj: dict[str, Any]) -> None:
-            writer.write(json.dumps(obj, default=str).encode() + b"\n")
+            """One line to the client; ClientGone when it has left (a `trace | head -1`)."""
+            if writer.is_closing():
+                raise ClientGone()
+            try:
+                writer.write(json.dumps(obj, default=str).encode() + b"\n")
+            except (RuntimeError, ConnectionError):  # uvloop raises RuntimeError on a closed transport
+                raise ClientGone() from None
+
+        def answer(obj: dict[str, Any]) -> None:
+            """The last line: a client that has gone needs no answer, and that is no error of the lab's."""
+            try:
+                send(obj)
+            except ClientGone:
+                pass
 
         try:
             line = await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT)
@@ -165,29 +251,31 @@ class ControlServer:
             if not isinstance(request, dict):
                 raise ValueError("a request is a JSON object")
             if not hmac.compare_digest(str(request.get("token", "")), self.token):
-                send({"ok": False, "error": "wrong token: read it from the lab's state file"})
+                answer({"ok": False, "error": "wrong token: read it from the lab's state file"})
                 return
             handler = self.commands.get(str(request.get("command")))
             if handler is None:
-                send({"ok": False, "error": f"unknown command {request.get('command')!r}; "
-                                            f"known: {', '.join(sorted(self.commands))}"})
+                answer({"ok": False, "error": f"unknown command {request.get('command')!r}; "
+                                              f"known: {', '.join(sorted(self.commands))}"})
                 return
             args = request.get("args") or {}
+            if not isinstance(args, dict):
+                raise ValueError("args must be a JSON object")
             result = await handler(args, send)
-            send({"ok": True, "result": result})
+            answer({"ok": True, "result": result})
+        except (ClientGone, ConnectionError, asyncio.IncompleteReadError):
+            pass  # the client went away: nothing to answer, nothing wrong with the lab
         except (asyncio.TimeoutError, asyncio.LimitOverrunError, ValueError) as exc:
-            send({"ok": False, "error": f"bad request: {exc}"})
+            answer({"ok": False, "error": f"bad request: {exc}"})
         except DnslabError as exc:
-            send({"ok": False, "error": str(exc)})
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
+            answer({"ok": False, "error": str(exc)})
         except Exception as exc:  # noqa: BLE001 - a control request must never stop the lab
             log.exception("control request failed")
-            send({"ok": False, "error": f"internal error: {exc}"})
+            answer({"ok": False, "error": f"internal error: {exc}"})
         finally:
             try:
                 await asyncio.wait_for(writer.drain(), REQUEST_TIMEOUT)
-            except (ConnectionError, asyncio.TimeoutError):
+            except (ConnectionError, RuntimeError, asyncio.TimeoutError):
                 pass
             writer.close()
 
@@ -220,7 +308,7 @@ class ControlServer:
         resolver = self._resolver()
         under = _name(args["name"]) if args.get("name") else None
         # The web view asks for a page, not for every one of 100,000 entries each second.
-        limit = int(args["limit"]) if args.get("limit") else None
+        limit = validate.whole(args["limit"], "limit", 1, 10**9) if args.get("limit") is not None else None
         entries: list[dict[str, Any]] = []
         truncated = False
         for entry in resolver.cache.entries():
@@ -293,10 +381,7 @@ class ControlServer:
         values = args.get("values") or []
         if isinstance(values, str) or not isinstance(values, list) or not values:
             raise DnslabError("record set needs one or more values (a list: one record's data each)")
-        try:
-            ttl = int(args.get("ttl", 300))
-        except (TypeError, ValueError):
-            raise DnslabError(f"record set: the TTL must be a number of seconds, not {args.get('ttl')!r}") from None
+        ttl = validate.ttl(args.get("ttl", 300), "ttl")
         change = await self.lab.record_set(str(args.get("name", "")), str(args.get("type", "")),
                                            [str(v) for v in values], ttl, zone=_optional(args.get("zone")),
                                            add=bool(args.get("add")))
@@ -317,12 +402,11 @@ class ControlServer:
     async def _clock_advance(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
         if not isinstance(self.lab.clock, FakeClock):
             raise DnslabError("the lab runs on real time; start it with dnslab up --fake-clock to move its clock")
-        try:
-            seconds = float(args.get("seconds", ""))
-        except (TypeError, ValueError):
-            raise DnslabError(f"clock advance needs seconds, not {args.get('seconds')!r}") from None
-        if seconds < 0:
-            raise DnslabError("the clock only moves forward")
+        seconds = validate.clock_step(args.get("seconds"), "clock advance")
+        if self.lab.clock.wall() + seconds + 86400 * 400 >= 2**32:
+            # A year's margin for signatures made ahead: DNSSEC's times are 32-bit (RFC 4034 §3.1.5).
+            raise DnslabError("clock advance: the lab's clock cannot pass the year 2105 "
+                              "(DNSSEC signature times are 32-bit seconds)")
         self.lab.clock.advance(seconds)
         self.lab.refresh_signatures()  # a signed lab re-signs when the clock passes the refresh point
         return {"fake": True, "now": self.lab.clock_now()}
@@ -366,10 +450,7 @@ def _record_change(change: "Change") -> dict[str, Any]:
 
 
 def _name(text: Any) -> dns.name.Name:
-    try:
-        return dns.name.from_text(str(text))
-    except dns.exception.DNSException as exc:
-        raise DnslabError(f"not a domain name: {text!r} ({exc})") from None
+    return validate.name(text, "name")
 
 
 def _question(args: dict[str, Any]) -> tuple[dns.name.Name, int]:
@@ -397,28 +478,40 @@ class ControlClient:
     def call(self, command: str, args: dict[str, Any] | None = None,
              on_event: Callable[[dict[str, Any]], None] | None = None) -> Any:
         request = {"token": self.state.token, "command": command, "args": args or {}}
+        # on_event runs outside the socket's error handling: a BrokenPipeError from printing
+        # (`dnslab trace X | head -1`) is the caller's, not a failure to reach the lab.
+        with contextlib.closing(self._exchange(request)) as messages:
+            for message in messages:
+                if "event" in message:
+                    if on_event is not None:
+                        on_event(message)
+                    continue
+                if not message.get("ok"):
+                    raise DnslabError(message.get("error", "the lab refused the request"))
+                return message.get("result")
+        raise DnslabError("the lab closed the connection without an answer")
+
+    def _exchange(self, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Send the request; yield each line of the answer as it arrives."""
         try:
             with socket.create_connection((self.state.control_address, self.state.control_port),
                                           timeout=self.timeout) as sock:
                 sock.sendall(json.dumps(request).encode() + b"\n")
                 with sock.makefile("r", encoding="utf-8") as lines:
                     for line in lines:
-                        message = json.loads(line)
-                        if "event" in message:
-                            if on_event is not None:
-                                on_event(message)
-                            continue
-                        if not message.get("ok"):
-                            raise DnslabError(message.get("error", "the lab refused the request"))
-                        return message.get("result")
+                        try:
+                            message = json.loads(line)
+                        except ValueError:
+                            raise DnslabError(f"{self.state.control_address}:{self.state.control_port} is not a "
+                                              "dnslab control endpoint (a stale state file?)") from None
+                        yield message
         except (ConnectionRefusedError, FileNotFoundError):
             raise DnslabError("the lab is not running any more (its state file is stale): "
-                              "start it with ./scripts/up") from None
+                              "start it with dnslab up") from None
         except socket.timeout:
             raise DnslabError(f"the lab did not answer within {self.timeout:g} s") from None
         except OSError as exc:
             raise DnslabError(f"cannot reach the lab's control endpoint: {exc}") from None
-        raise DnslabError("the lab closed the connection without an answer")
 
     def call_all(self, command: str, args: dict[str, Any] | None = None) -> list[Any]:
         """The command in every worker process (faults, records, flushes, the clock must reach all)."""

@@ -12,13 +12,14 @@ import json
 import sys
 from typing import Any, Callable, TextIO
 
-from dnslab.control import ControlClient, LabState
+from dnslab.control import ControlClient, find_lab, running_labs
 from dnslab.errors import DnslabError
 from dnslab.trace import TextRenderer
 
 
-def _client() -> ControlClient:
-    return ControlClient(LabState.read())
+def _client(args: argparse.Namespace) -> ControlClient:
+    """A client for the lab the command names with --port, else the only one running."""
+    return ControlClient(find_lab(args.port))
 
 
 def cmd_query(args: argparse.Namespace, out: TextIO) -> int:
@@ -28,9 +29,9 @@ def cmd_query(args: argparse.Namespace, out: TextIO) -> int:
     port = args.port
     if server is None or port is None:
         try:
-            state = LabState.read()
+            state = find_lab(port)
         except DnslabError:
-            if server is None:
+            if server is None or running_labs():  # several labs: which port is meant?
                 raise
             state = None
         if server is None:
@@ -66,7 +67,7 @@ def cmd_trace(args: argparse.Namespace, out: TextIO) -> int:
     if not args.json:
         print(f";; tracing {args.name} {args.type.upper()} through the lab's resolver"
               f"{' with an empty private cache' if args.cold else ''}", file=out, flush=True)
-    _client().call("trace", {"name": args.name, "type": args.type, "cold": args.cold}, on_event=show)
+    _client(args).call("trace", {"name": args.name, "type": args.type, "cold": args.cold}, on_event=show)
     if args.html is not None:
         from dnslab.trace_html import render_html
 
@@ -80,7 +81,7 @@ def cmd_trace(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_cache(args: argparse.Namespace, out: TextIO) -> int:
-    client = _client()
+    client = _client(args)
     if args.cache_command == "flush":
         result = {"flushed": sum(r["flushed"] for r in client.call_all("cache.flush", {"name": args.name,
                                                                                         "tree": args.tree}))}
@@ -106,7 +107,7 @@ def cmd_cache(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_servers(args: argparse.Namespace, out: TextIO) -> int:
-    result = _client().call("servers")
+    result = _client(args).call("servers")
     if args.json:
         print(json.dumps(result, indent=2), file=out)
         return 0
@@ -139,7 +140,7 @@ def _summed(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
-    results = _client().call_all("stats")
+    results = _client(args).call_all("stats")
     result = _summed(results)
     result["workers"] = len(results)
     if args.json:
@@ -157,14 +158,14 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_fault(args: argparse.Namespace, out: TextIO) -> int:
-    result = _client().call_all("fault", {"server": args.server, "kind": args.kind, "value": args.value,
+    result = _client(args).call_all("fault", {"server": args.server, "kind": args.kind, "value": args.value,
                                           "jitter": args.jitter})[0]
     print(f"{result['server']}: {', '.join(result['faults']) or 'no faults'}", file=out)
     return 0
 
 
 def cmd_faults(args: argparse.Namespace, out: TextIO) -> int:
-    faults = _client().call("faults")["faults"]
+    faults = _client(args).call("faults")["faults"]
     for address, kinds in faults.items():
         print(f"{address}: {', '.join(kinds)}", file=out)
     if not faults:
@@ -173,7 +174,7 @@ def cmd_faults(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_queries(args: argparse.Namespace, out: TextIO) -> int:
-    results = _client().call_all("queries", {"server": args.server, "reset": args.reset})
+    results = _client(args).call_all("queries", {"server": args.server, "reset": args.reset})
     counts: dict[tuple[str, str], int] = {}
     for result in results:  # every worker process answers a share of the queries
         for row in result["queries"]:
@@ -187,18 +188,19 @@ def cmd_queries(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_record(args: argparse.Namespace, out: TextIO) -> int:
     if args.record_command in ("set", "add"):
         # The rest of the line is one record's data, as in a zone file: "10 mail.example.com.".
-        result = _client().call_all("record.set", {"name": args.name, "type": args.type,
-                                                   "values": [" ".join(args.data)], "ttl": args.ttl,
-                                                   "zone": args.zone, "add": args.record_command == "add"})[0]
+        result = _client(args).call_all("record.set", {"name": args.name, "type": args.type,
+                                                       "values": [" ".join(args.data)], "ttl": args.ttl,
+                                                       "zone": args.zone, "add": args.record_command == "add"})[0]
     else:
-        result = _client().call_all("record.delete", {"name": args.name, "type": args.type, "zone": args.zone})[0]
+        result = _client(args).call_all("record.delete", {"name": args.name, "type": args.type,
+                                                          "zone": args.zone})[0]
     print(f"zone {result['zone']} now at serial {result['serial']}", file=out)
     _print_servers_changed(result, out)
     return 0
 
 
 def cmd_reload(args: argparse.Namespace, out: TextIO) -> int:
-    result = _client().call_all("reload")[0]
+    result = _client(args).call_all("reload")[0]
     reloaded = result["reloaded"]
     print(f"reloaded {len(reloaded)} zone(s): {' '.join(reloaded)}", file=out)
     for key, what in (("added", "new zone(s)"), ("removed", "zone(s) no longer served")):
@@ -223,7 +225,7 @@ def _print_servers_changed(result: dict[str, Any], out: TextIO) -> None:
 
 
 def cmd_clock(args: argparse.Namespace, out: TextIO) -> int:
-    client = _client()
+    client = _client(args)
     if args.action == "advance":
         if args.seconds is None:
             raise DnslabError("dnslab clock advance SECONDS")
@@ -236,7 +238,7 @@ def cmd_clock(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_web(args: argparse.Namespace, out: TextIO) -> int:
-    url = LabState.read().web_url
+    url = find_lab(args.port).web_url
     if url is None:
         raise DnslabError("the running lab has no web view (it was started with --no-web)")
     print(url, file=out)

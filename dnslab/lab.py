@@ -22,6 +22,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from dnslab import validate
 from dnslab.clock import Clock, MonotonicClock
 from dnslab.config import load_toml, resolver_settings
 from dnslab.control import ControlServer, runtime_dir
@@ -79,9 +80,7 @@ class LabSettings:
         if unknown:
             raise ConfigError(f"{path}: unknown setting(s): {', '.join(sorted(unknown))} "
                               f"(known: {', '.join(sorted(known))})")
-        port = data.get("port", DEFAULT_PORT)
-        if not isinstance(port, int) or not 0 <= port <= 65535:
-            raise ConfigError(f"{path}: port must be a number from 0 to 65535, not {port!r}")
+        port = validate.port(data.get("port", DEFAULT_PORT), f"{path}: port")
         down = data.get("start_down", [])
         if not isinstance(down, list) or not all(isinstance(item, str) for item in down):
             raise ConfigError(f"{path}: start_down must be a list of addresses or server names")
@@ -346,6 +345,7 @@ class Lab:
         *dnssec* signs the zones: True with the defaults (keys in the runtime folder),
         or DnssecSettings (keys folder, NSEC3, algorithm, zones left unsigned).
         """
+        port = validate.port(port)  # the Python API too: 99999 must not wrap round to 34463
         self.clock: Clock = clock or MonotonicClock()
         self.signer: SignedZones | None = None
         if dnssec:

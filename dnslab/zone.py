@@ -28,6 +28,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 import dns.tokenizer
+import dns.ttl
 import dns.zonefile
 
 from dnslab.errors import DnslabError, ZoneError
@@ -225,9 +226,16 @@ class _IncludeRelativeTokenizer(dns.tokenizer.Tokenizer):
     base_dir: str = "."
     _after_include: bool = False
     _last_line: int = 1
+    # For errors that do not name their token: the last one read, and whether reading failed.
+    last_token: dns.tokenizer.Token | None = None
+    last_token_line: int = 1
+    reading: bool = False
 
     def get(self, want_leading: bool = False, want_comment: bool = False) -> dns.tokenizer.Token:
+        self.reading = True
         token = super().get(want_leading, want_comment)
+        self.reading = False
+        self.last_token, self.last_token_line = token, self._last_line
         if self._after_include and token.is_eol_or_eof():
             raise dns.exception.SyntaxError("$INCLUDE needs a file name")
         if self._after_include and token.is_identifier() and not os.path.isabs(token.value):
@@ -318,12 +326,15 @@ class _RecordingTransaction:
         self.manager = _ReadEverything()
         self.records: list[SourceRecord] = []
         self.reader: _LocatingReader | None = None
+        self.first_origin: dns.name.Name | None = None  # the file's first $ORIGIN
 
     def check_put_rdataset(self, check: object) -> None:
         """CNAME-and-other-data is checked later, where we can name both lines."""
 
     def _set_origin(self, origin: dns.name.Name) -> None:
-        """The origin matters to the reader only; records arrive absolute."""
+        """Records arrive absolute; the first $ORIGIN still names the zone when its SOA is missing."""
+        if self.first_origin is None:
+            self.first_origin = origin
 
     def add_unicode(self, value: str) -> None:
         """$UNICODE changes only how the reader decodes names."""
@@ -339,6 +350,12 @@ def read_records(text_or_file: str | Path, origin: dns.name.Name | None, filenam
 
     Raises ZoneError (file:line) for anything the file's syntax does not allow.
     """
+    return _read(text_or_file, origin, filename)[0]
+
+
+def _read(text_or_file: str | Path, origin: dns.name.Name | None,
+          filename: str | None) -> tuple[list[SourceRecord], dns.name.Name | None]:
+    """read_records, and the file's first $ORIGIN."""
     if filename is None:
         filename = str(text_or_file)
         try:
@@ -366,12 +383,82 @@ def read_records(text_or_file: str | Path, origin: dns.name.Name | None, filenam
         raise ZoneError(str(at_file), at_line, f"$INCLUDE {exc.filename}: {exc.strerror or exc}") from None
     except (dns.exception.DNSException, ValueError) as exc:
         at_file, at_line = reader.error_location()
-        detail = str(exc) or type(exc).__name__
-        if isinstance(exc, dns.exception.SyntaxError):
-            detail = detail.split(": ", 1)[-1]  # dnspython's own "file:line: " prefix
         source = _source_line(at_file, at_line, text if at_file == filename else None)
+        detail = _explain(exc, reader, source, at_line)
         raise ZoneError(at_file, at_line, f"{detail} (near: {source})" if source else detail) from None
-    return txn.records
+    return txn.records, txn.first_origin
+
+
+# What a record's data must look like, for errors that dnspython words only as "malformed".
+_EXPECTED = {
+    "A": "an IPv4 address such as 192.0.2.1",
+    "AAAA": "an IPv6 address such as 2001:db8::1",
+}
+_GOT = re.compile(r'^expected EOL or EOF, got \d+ "(.*)"$', re.S)
+
+
+def _explain(exc: Exception, reader: "_LocatingReader", source: str, at_line: int) -> str:
+    """dnspython's message, made to name the token at fault and what was expected instead.
+
+    dnspython says "Text input is malformed." for a bad address and
+    `expected EOL or EOF, got 3 "@"` when a "(" is never closed; a person needs
+    the word that was wrong, the record type it was read for, and what fits.
+    """
+    detail = str(exc) or type(exc).__name__
+    if isinstance(exc, dns.exception.SyntaxError):
+        detail = detail.split(": ", 1)[-1]  # dnspython's own "file:line: " prefix
+    detail = detail.rstrip(".")
+    wordless = detail in (dns.exception.SyntaxError.__doc__.rstrip("."), "SyntaxError")  # type: ignore[union-attr]
+    tok = reader.tok
+    rdtype = _record_type(source) if reader.in_record else None
+    what = f"the {rdtype} record" if rdtype else "the record"
+    if not reader.in_record:
+        what = f"the {source.split()[0]} directive" if source.startswith("$") else "the line"
+    if getattr(tok, "reading", False):  # the tokenizer itself failed, before a token was complete
+        if detail == "newline in quoted string":
+            return 'a quoted string is not closed: expected a closing \'"\' on the same line'
+        if wordless and source.count(")") > source.count("("):
+            return '")" without a "(" before it'
+        if wordless:
+            return "bad escape: expected \\DDD (three digits, at most 255) or \\ and one character"
+        return detail
+    extra = _GOT.match(str(exc).split(": ", 1)[-1])
+    token = getattr(tok, "last_token", None)
+    token_line = getattr(tok, "last_token_line", at_line)
+    where = f" on line {token_line}" if token_line != at_line else ""
+    if extra is not None:
+        if getattr(tok, "multiline", 0) > 0:
+            return f'"(" never closed: after {what}\'s data came "{extra.group(1)}"{where}, where ")" was expected'
+        return f'unexpected "{extra.group(1)}"{where} after {what}\'s data: expected the end of the line'
+    if token is None or not reader.in_record:
+        return detail
+    if token.is_eol_or_eof():  # the data was read to the end of the line, then found short or wrong
+        return f"{what} ends too soon: {detail}" if detail.startswith("expecting") else f"{what}'s data: {detail}"
+    if detail.startswith("unknown rdatatype"):
+        return (f'unknown record type "{token.value}": expected a type such as A, AAAA, CNAME, MX, NS, TXT, '
+                f'or TYPE<number> (RFC 3597)')
+    expected = _EXPECTED.get(rdtype or "", f"valid {rdtype or 'record'} data") if wordless else detail
+    return f'bad data "{token.value}"{where} for {what}: {"expected " if wordless else ""}{expected}'
+
+
+def _record_type(line: str) -> str | None:
+    """The type named on a record's first line: after the owner, TTL and class (RFC 1035 §5.1)."""
+    words = line.split()
+    if line[:1] not in (" ", "\t") and words:
+        words = words[1:]  # the owner (a leading blank means: the previous owner)
+    for word in words:
+        if word.upper() in ("IN", "CH", "HS", "CS") or word.upper().startswith("CLASS"):
+            continue
+        try:
+            dns.ttl.from_text(word)
+            continue
+        except dns.exception.DNSException:
+            pass
+        try:
+            return dns.rdatatype.to_text(dns.rdatatype.from_text(word))
+        except dns.exception.DNSException:
+            return None
+    return None
 
 
 def _source_line(filename: str, line: int, text: str | None) -> str:
@@ -406,13 +493,15 @@ def _as_name(origin: str | dns.name.Name | None) -> dns.name.Name | None:
 def _load(source: str | Path, origin: dns.name.Name | None, filename: str | None) -> ZoneLoad:
     name_for_errors = filename if filename is not None else str(source)
     try:
-        records = read_records(source, origin, filename)
+        records, stated = _read(source, origin, filename)
     except ZoneError as exc:
         return ZoneLoad(None, [Problem(Severity.ERROR, exc.filename, exc.line, exc.detail)])
-    return _validate(records, origin, name_for_errors)
+    return _validate(records, origin, name_for_errors, stated)
 
 
-def _validate(records: list[SourceRecord], origin: dns.name.Name | None, filename: str) -> ZoneLoad:
+def _validate(records: list[SourceRecord], origin: dns.name.Name | None, filename: str,
+              stated: dns.name.Name | None = None) -> ZoneLoad:
+    """*stated*: the file's $ORIGIN, which names the zone when no origin is given and the SOA is missing."""
     problems: list[Problem] = []
 
     def report(severity: Severity, record: SourceRecord | None, message: str) -> None:
@@ -421,10 +510,14 @@ def _validate(records: list[SourceRecord], origin: dns.name.Name | None, filenam
 
     soa_records = [r for r in records if r.rdata.rdtype == RdataType.SOA]
     if origin is None:
-        if not soa_records:
-            report(Severity.ERROR, records[0] if records else None, "no SOA record, so the zone's name is unknown")
+        if soa_records:
+            origin = soa_records[0].name
+        elif stated is not None:
+            origin = stated
+        else:
+            report(Severity.ERROR, records[0] if records else None,
+                   "no SOA record and no $ORIGIN, so the zone's name is unknown: expected an SOA record at the apex")
             return ZoneLoad(None, problems)
-        origin = soa_records[0].name
 
     kept: dict[tuple[dns.name.Name, int], list[SourceRecord]] = {}
     for record in records:
@@ -448,7 +541,8 @@ def _validate(records: list[SourceRecord], origin: dns.name.Name | None, filenam
 
     apex_soa = kept.get((origin, RdataType.SOA), [])
     if not apex_soa:
-        report(Severity.ERROR, None, f"zone {origin} has no SOA record at its apex")
+        report(Severity.ERROR, records[0] if records else None,
+               f"zone {origin} has no SOA record at its apex: expected one, as the zone's first record")
     elif len(apex_soa) > 1:
         report(Severity.ERROR, apex_soa[1], f"zone {origin} has more than one SOA record")
     for (name, rdtype), group in kept.items():

@@ -76,8 +76,8 @@ def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> tuple[int, s
 
 
 def lab_process(tmp_path: Path, *options: str) -> tuple[subprocess.Popen[str], Callable[..., str]]:
-    """`dnslab up --port 0 OPTIONS` with a private state file, and a runner for commands that talk to it."""
-    env = {**ENV, "DNSLAB_STATE": str(tmp_path / "lab.json")}
+    """`dnslab up --port 0 OPTIONS` with a private state folder, and a runner for commands that talk to it."""
+    env = {**ENV, "DNSLAB_STATE": str(tmp_path / "state")}
     proc = subprocess.Popen([sys.executable, "-m", "dnslab", "up", "--port", "0", *options,
                              "--hints", str(tmp_path / "root.hints")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

@@ -17,7 +17,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from dnslab.control import ControlClient, LabState
+from dnslab.control import ControlClient, LabState, find_lab
 
 from conftest import ENV, SAMPLE_ZONES, lab_process, read_until, stop
 
@@ -210,7 +210,7 @@ def test_resolver_command_explains_missing_hints(tmp_path: Path) -> None:
 
 
 def test_inspection_commands_talk_to_the_running_lab(tmp_path: Path) -> None:
-    env = {**ENV, "DNSLAB_STATE": str(tmp_path / "state" / "lab.json")}
+    env = {**ENV, "DNSLAB_STATE": str(tmp_path / "state")}
     proc = subprocess.Popen([sys.executable, "-m", "dnslab", "up", "--port", "0", "--log-queries",
                              "--hints", str(tmp_path / "root.hints")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -238,12 +238,12 @@ def test_inspection_commands_talk_to_the_running_lab(tmp_path: Path) -> None:
         assert "flushed" in run("cache", "flush").stdout
         log = read_until(proc, "www.example.org. A NOERROR")
         assert "127.0.0.1 www.example.org. A NOERROR" in log
-        mode = (tmp_path / "state" / "lab.json").stat().st_mode & 0o777
+        mode = (tmp_path / "state" / f"lab-{port}.json").stat().st_mode & 0o777
         assert mode == 0o600
     finally:
         code, _, err = stop(proc)
     assert code == 0, err
-    assert not (tmp_path / "state" / "lab.json").exists()  # removed at a clean stop
+    assert not (tmp_path / "state" / f"lab-{port}.json").exists()  # removed at a clean stop
     gone = run("stats")
     assert gone.returncode == 1 and "no running lab" in gone.stderr
 
@@ -278,7 +278,7 @@ def test_workers_share_the_port_and_the_control_endpoint_reaches_all(tmp_path: P
         banner = read_until(proc, "each has its own cache.")
         assert "2 worker processes" in banner, banner
         port = int(banner.splitlines()[0].split()[3])
-        state = json.loads((tmp_path / "lab.json").read_text())
+        state = json.loads((tmp_path / "state" / f"lab-{port}.json").read_text())
         assert len(state["workers"]) == 1
         for _ in range(8):  # fresh source ports: the kernel spreads them over the workers
             reply = dns.query.udp(dns.message.make_query("www.example.com.", "A"), "127.0.0.1", port=port,
@@ -286,9 +286,175 @@ def test_workers_share_the_port_and_the_control_endpoint_reaches_all(tmp_path: P
             assert reply.answer
         assert "workers            2" in run("stats") and "queries            8" in run("stats")
         run("fault", "ns1.example.com", "refused")
-        worker = ControlClient(LabState.read(tmp_path / "lab.json").endpoints()[1])
+        worker = ControlClient(find_lab(folder=tmp_path / "state").endpoints()[1])
         assert worker.call("faults")["faults"]["127.0.3.1"] == ["refused"]  # the fault reached the worker too
     finally:
         code, _, err = stop(proc)
     assert code == 0, err
     assert subprocess.run(["pgrep", "-f", f"dnslab up --zones .* --port {port}"], capture_output=True).stdout == b""
+
+
+# --- bad input: one line, a non-zero exit, never a traceback (issue 15) -----------------------
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["up", "--port", "99999"], "argument --port: expected a port number from 0 to 65535 (0 picks a free one), got '99999'"),
+    (["up", "--port", "-1"], "argument --port: expected a port number from 0 to 65535 (0 picks a free one), got '-1'"),
+    (["up", "--web-port", "70000"], "argument --web-port: expected a port number from 0 to 65535"),
+    (["up", "--workers", "0"], "argument --workers: expected a whole number from 1 to 64, got '0'"),
+    (["resolver", "--workers", "100000"], "argument --workers: expected a whole number from 1 to 64"),
+    (["query", "www.example.com", "-p", "0"], "argument -p/--port: expected a port number from 1 to 65535, got '0'"),
+    (["query", "www.example.com", "--timeout", "nan"], "argument --timeout: expected a number from 0.001 to 3600"),
+    (["stats", "--port", "99999"], "argument --port: expected a port number from 1 to 65535, got '99999'"),
+    (["clock", "advance", "nan"], "argument seconds: expected a number from 0 to 315360000 seconds (10 years), got 'nan'"),
+    (["clock", "advance", "inf"], "argument seconds: expected a number from 0 to 315360000 seconds (10 years), got 'inf'"),
+    (["clock", "advance", "1e12"], "argument seconds: expected a number from 0 to 315360000 seconds"),
+    (["clock", "advance", "-5"], "argument seconds: expected a number from 0 to 315360000 seconds"),
+    (["fault", "127.0.3.1", "delay", "nan"], "argument ARG: expected a number from 0 to 60000, got 'nan'"),
+    (["fault", "127.0.3.1", "delay", "10", "inf"], "argument JITTER: expected a number from 0 to 60000 ms, got 'inf'"),
+    (["check-zone", "x.zone", "--origin", "a..b"],
+     "argument --origin: expected a domain name such as example.com (A DNS label is empty), got 'a..b'"),
+    (["record", "set", "www.example.com", "A", "192.0.2.1", "--ttl", "-1"],
+     "argument --ttl: expected a TTL in seconds from 0 to 2147483647 (RFC 2181 §8), got '-1'"),
+])
+def test_bad_numbers_are_usage_errors(args: list[str], expected: str) -> None:
+    result = dnslab(*args, timeout=30)
+    assert result.returncode == 2, result.stderr
+    assert expected in result.stderr.splitlines()[-1]
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["serve", "--listen", "127.0.0.1:70000"], "--listen '127.0.0.1:70000': expected a port number from 0 to 65535"),
+    (["serve", "--listen", "[::1:5"], "--listen '[::1:5': expected [IPV6-ADDRESS]:PORT, but the ']' is missing"),
+    (["resolver", "--root-hints", "h", "--upstream-port", "99999"],
+     "upstream_port: expected a port number from 1 to 65535, got 99999"),
+    (["resolver", "--root-hints", "h", "--hold-down", "nan"], "hold_down: expected a number from 0 to"),
+])
+def test_bad_values_after_parsing_are_one_line_errors(args: list[str], expected: str) -> None:
+    result = dnslab(*args, timeout=30)
+    assert result.returncode == 1
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("dnslab: error: ")
+    assert expected in result.stderr
+
+
+def run_into_closed_pipe(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `dnslab ARGS | true`, with the reader gone before the first line is written."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run([sys.executable, "-m", "dnslab", *args], stdout=write_end, stderr=subprocess.PIPE,
+                              text=True, env=env, timeout=60)
+    finally:
+        os.close(write_end)
+
+
+def test_a_reader_that_stops_early_ends_commands_quietly(tmp_path: Path) -> None:
+    """`dnslab stats | true`, `dnslab trace X | head -1`: quiet, exit 141 as for SIGPIPE, nothing in the lab's log."""
+    proc, run = lab_process(tmp_path, "--no-web")
+    env = {**ENV, "DNSLAB_STATE": str(tmp_path / "state")}
+    try:
+        assert "Ctrl-C stops the lab." in read_until(proc, "Ctrl-C stops the lab.")
+        for args in (["stats"], ["servers"], ["cache", "show"], ["faults"], ["trace", "www.example.org", "--cold"],
+                     ["trace", "www.example.org", "--cold", "--json"], ["--help"]):
+            result = run_into_closed_pipe(env, *args)
+            assert result.returncode in (141, 0), (args, result.stderr)  # --help: argparse's own quiet exit 0
+            assert result.stderr == "", (args, result.stderr)
+        assert "queries" in run("stats")  # the lab is unharmed
+    finally:
+        code, _, err = stop(proc)
+    assert code == 0 and "Traceback" not in err and "ERROR" not in err, err
+
+
+def test_two_labs_at_once_each_keep_their_state(tmp_path: Path) -> None:
+    env = {**ENV, "DNSLAB_STATE": str(tmp_path / "state")}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "dnslab", *args], capture_output=True, text=True, env=env,
+                              timeout=60)
+
+    first, _ = lab_process(tmp_path, "--no-web")
+    second, _ = lab_process(tmp_path, "--no-web")
+    try:
+        ports = sorted(int(read_until(proc, "Ctrl-C stops the lab.").splitlines()[0].split()[3])
+                       for proc in (first, second))
+        assert sorted(p.name for p in (tmp_path / "state").iterdir()) == [f"lab-{port}.json" for port in ports]
+        both = run("stats")
+        assert both.returncode == 1
+        assert both.stderr == f"dnslab: error: 2 labs are running (ports {ports[0]}, {ports[1]}): pick one with --port N\n"
+        for port in ports:
+            picked = run("stats", "--port", str(port))
+            assert picked.returncode == 0 and "queries" in picked.stdout, picked.stderr
+            asked = run("query", "www.example.com", "-p", str(port))
+            assert asked.returncode == 0 and "status: NOERROR" in asked.stdout, asked.stderr
+        again = run("up", "--port", str(ports[0]), "--no-web", "--hints", str(tmp_path / "again.hints"))
+        assert again.returncode == 1 and again.stderr.startswith(f"dnslab: error: a lab already runs on port {ports[0]} ")
+        missing = run("servers", "--port", "1")
+        assert missing.returncode == 1 and f"no running lab on port 1 (running: port {ports[0]}, {ports[1]};" in missing.stderr
+        code, out, err = stop(second)
+        assert code == 0, err
+        remaining = [p.name for p in (tmp_path / "state").iterdir()]
+        assert len(remaining) == 1  # the stopped lab removed its own file, not the other's
+        alone = run("stats")
+        assert alone.returncode == 0 and "queries" in alone.stdout, alone.stderr
+    finally:
+        for proc in (first, second):
+            if proc.poll() is None:
+                stop(proc)
+
+
+def test_up_refuses_to_clobber_a_running_labs_state(tmp_path: Path) -> None:
+    holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    holder.bind(("127.0.0.1", 0))
+    port = holder.getsockname()[1]
+    holder.close()
+    folder = tmp_path / "state"
+    # A lab on this port with other addresses (say, --no-resolver) holds the state file; its pid is ours.
+    LabState("127.0.0.1", 1, "theirs", None, port, "hints", os.getpid()).write(folder / f"lab-{port}.json")
+    result = subprocess.run([sys.executable, "-m", "dnslab", "up", "--port", str(port), "--no-web",
+                             "--hints", str(tmp_path / "root.hints")],
+                            capture_output=True, text=True, env={**ENV, "DNSLAB_STATE": str(folder)}, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        f"dnslab: error: a lab already runs on port {port} (pid {os.getpid()}, state file {folder}/lab-{port}.json): "
+        "stop it, or use another --port")
+    assert LabState.read(folder / f"lab-{port}.json").token == "theirs"
+
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+
+
+def test_readme_states_the_exit_codes_the_command_line_gives() -> None:
+    """The README once promised exit code 1 for every mistake while argparse's usage errors exit 2."""
+    assert "- **2**: a usage error" in README and "- **1**: any other error" in README
+    assert "ends in one line on stderr and exit code 1" not in README
+    assert dnslab("up", "--port", "99999").returncode == 2
+    assert dnslab("stats", "--no-such-option").returncode == 2
+    assert dnslab("check-zone", "/nonexistent.zone").returncode == 1
+    # dig is optional, and the README says what does the same without it
+    assert "optional (Debian and Ubuntu: `apt install\nbind9-dnsutils`)" in README
+
+
+def test_the_readmes_drill_line_walks_the_lab_from_the_root(tmp_path: Path) -> None:
+    """`dig +trace` cannot walk the lab; the README gives a drill line instead, and it must work."""
+    import re
+    import shutil
+
+    drill = shutil.which("drill")
+    if drill is None:
+        pytest.skip("no drill on PATH (Debian: apt-get install ldnsutils)")
+    line = next(line for line in README.splitlines() if line.startswith("drill -T "))
+    proc, _ = lab_process(tmp_path, "--no-web")
+    try:
+        port = int(read_until(proc, "Ctrl-C stops the lab.").splitlines()[0].split()[3])
+        hints = str(tmp_path / "root.hints")
+        command = re.sub(r"-p \d+", f"-p {port}", line).replace('"$XDG_RUNTIME_DIR/dnslab/root.hints"', hints)
+        assert command != line and hints in command
+        done = subprocess.run(command.split(), capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+        # the walk: the root's NS set, the TLD's, the glueless delegation, then the answer
+        for record in (".\t", "net.\t", "example.net.\t", "www.example.net.\t3600\tIN\tA\t192.0.2.50"):
+            assert any(row.startswith(record) for row in done.stdout.splitlines()), (record, done.stdout)
+    finally:
+        code, _, err = stop(proc)
+    assert code == 0, err

@@ -43,7 +43,10 @@ def test_values_are_applied_and_checked() -> None:
     ({"qname_minimisation": 1}, "qname_minimisation must be bool"),
     ({"rotation": "sideways"}, "rotation"),
     ({"allow": ["not-a-network"]}, "allow"),
-    ({"max_queries": -1}, "must not be negative"),
+    ({"max_queries": -1}, "max_queries: expected a whole number from 0 to 2147483647, got -1"),
+    ({"hold_down": float("nan")}, "hold_down: expected a number from 0 to 1000000000 seconds, got nan"),
+    ({"query_time_limit": float("inf")}, "query_time_limit: expected a number"),
+    ({"upstream_port": 99999}, "upstream_port: expected a port number from 1 to 65535, got 99999"),
     ({"probe_interval": 2}, "hold_down <= probe_interval"),
     ({"probe_interval": 1, "hold_down": 1}, "probe_interval must be at least max_timeout"),
 ])

@@ -134,7 +134,7 @@ def test_settings_reject_unknown_keys_and_bad_values(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown setting.*prot"):
         LabSettings.load(settings)
     settings.write_text("port = 'x'\n")
-    with pytest.raises(ConfigError, match="port must be"):
+    with pytest.raises(ConfigError, match="port: expected a port number from 0 to 65535"):
         LabSettings.load(settings)
     settings.write_text("port = \n")
     with pytest.raises(ConfigError, match="lab.toml"):

@@ -295,4 +295,6 @@ def test_bare_include_is_reported_on_one_line() -> None:
 def test_near_quotes_the_reported_line_after_a_form_feed() -> None:
     text = "$ORIGIN x.test.\n$TTL 300\n@ SOA ns h 1 1 1 1 1 ; a\x0cform feed\n@ NS ns\nns A 127.0.0.1\nbad A 999.1.1.1\n"
     problems = load_zone_text(text, filename="f.zone").problems
-    assert [str(p) for p in problems] == ["f.zone:6: error: Text input is malformed. (near: bad A 999.1.1.1)"]
+    assert [str(p) for p in problems] == [
+        'f.zone:6: error: bad data "999.1.1.1" for the A record: expected an IPv4 address such as 192.0.2.1 '
+        '(near: bad A 999.1.1.1)']

@@ -267,10 +267,13 @@ class Finding:
 VALIDATION_CASES = [
     # --- errors: the zone is not served -------------------------------------------------
     pytest.param(text("$ORIGIN example.com.", "$TTL 3600", "@ NS ns1", "ns1 A 192.0.2.53"), None, False,
-                 [Finding(ERROR, 3, "no SOA record")], id="missing-soa-origin-unknown"),
+                 # $ORIGIN names the zone: the error says which zone lacks its SOA (issue 15)
+                 [Finding(ERROR, 3, "zone example.com. has no SOA record at its apex: expected one")],
+                 id="missing-soa-origin-from-file"),
     pytest.param(text("$TTL 3600", "@ NS ns1", "ns1 A 192.0.2.53"), "example.com", False,
-                 [Finding(ERROR, 1, "zone example.com. has no SOA record at its apex")], id="missing-soa-origin-given"),
-    pytest.param("", None, False, [Finding(ERROR, 1, "no SOA record")], id="empty-file"),
+                 [Finding(ERROR, 2, "zone example.com. has no SOA record at its apex")], id="missing-soa-origin-given"),
+    pytest.param("", None, False, [Finding(ERROR, 1, "no SOA record and no $ORIGIN, so the zone's name is unknown")],
+                 id="empty-file"),
     pytest.param(text("$TTL 3600", "@ NS ns1"), None, False,
                  [Finding(ERROR, 2, "no origin")], id="relative-name-without-origin"),
     pytest.param(text(*HEAD, "www SOA ns1 hostmaster 1 7200 900 1209600 300"), None, False,
@@ -375,6 +378,27 @@ def test_syntax_error_names_the_file(tmp_path: Path) -> None:
     [error] = load_zone(path).problems
     assert (error.severity, error.filename, error.line) == (ERROR, str(path), 8)
     assert str(error).startswith(f"{path}:8: error: ")
+
+
+@pytest.mark.parametrize("lines,line,message", [
+    # dnspython says "Text input is malformed." for both
+    (["mail A 999.1.2.3"], 6, 'bad data "999.1.2.3" for the A record: expected an IPv4 address such as 192.0.2.1'),
+    (["v6 3600 IN AAAA 2001:db8::zz"], 6,
+     'bad data "2001:db8::zz" for the AAAA record: expected an IPv6 address such as 2001:db8::1'),
+    # dnspython says: expected EOL or EOF, got 3 "@"
+    (["www A 192.0.2.1 extra"], 6, 'unexpected "extra" after the A record\'s data: expected the end of the line'),
+    (["sub SOA ns1 hostmaster ( 1 7200 900 1209600 300", "www A 192.0.2.1"], 6,
+     '"(" never closed: after the SOA record\'s data came "www" on line 7, where ")" was expected'),
+    (["mx MX ten mail"], 6, 'bad data "ten" for the MX record: expecting an integer'),
+    (["mx MX 10"], 6, "the MX record ends too soon: expecting an identifier"),
+    (["www A 192.0.2.1 )"], 6, '")" without a "(" before it'),
+    (['txt TXT "unclosed'], 6, 'a quoted string is not closed: expected a closing \'"\' on the same line'),
+    (["x FOO 1.2.3.4"], 6, 'unknown record type "FOO": expected a type such as A, AAAA, CNAME, MX, NS, TXT, '
+                           'or TYPE<number> (RFC 3597)'),
+])
+def test_syntax_errors_name_the_token_and_what_was_expected(lines: list[str], line: int, message: str) -> None:
+    [error] = load_zone_text(text(*HEAD, *lines), filename="db.example").problems
+    assert str(error).startswith(f"db.example:{line}: error: {message} (near: {lines[0]})"), str(error)
 
 
 def test_out_of_zone_record_refuses_the_zone_as_nsd_does() -> None:
