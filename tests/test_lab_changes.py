@@ -212,7 +212,7 @@ def test_the_command_line_takes_the_rest_of_the_line_and_reports_server_changes(
         # A typo into a TLD is one clear line, and exit code 1.
         typo = subprocess.run([sys.executable, "-m", "dnslab", "record", "set", "www.exmaple.com", "A", "192.0.2.1"],
                               capture_output=True, text=True, timeout=60,
-                              env={**ENV, "DNSLAB_STATE": str(tmp_path / "lab.json")})
+                              env={**ENV, "DNSLAB_STATE": str(tmp_path / "state")})
         assert typo.returncode == 1 and typo.stderr.count("\n") == 1 and "did you mean example.com." in typo.stderr
     finally:
         code, _, err = stop(proc)
