@@ -393,7 +393,7 @@ class Resolution:
                 purpose = self.purpose  # a sub-lookup: for a name server's address, or for DNSSEC
         by_name = [(name, self._addresses(name)) for name in self.ns_names]  # cache lookups: once per plan
         candidates = [address for _, addresses in by_name for address in addresses]
-        choice = self.infra.choose(candidates, exclude=self.tried)
+        choice = self.infra.choose(candidates, exclude=self.tried, zone=self.zone.to_text())
         if choice is None:
             if self._resolve_a_glueless_name():
                 return
@@ -409,7 +409,8 @@ class Resolution:
             srtt = self.infra.view(choice.address).srtt
             self._emit(ServerChoice, zone=self.zone.to_text(), server=_text(server), address=choice.address,
                        reason=choice.reason.value, srtt_ms=None if srtt is None else round(srtt * 1000, 1),
-                       timeout_ms=round(choice.timeout * 1000, 1), held_down=list(choice.held_down))
+                       timeout_ms=round(choice.timeout * 1000, 1), held_down=list(choice.held_down),
+                       lame=list(choice.lame))
         self._send(Query(choice.address, qname, qtype, self.zone, choice.timeout, choice.reason,
                          edns=self.settings.edns and self.infra.edns_supported(choice.address),
                          purpose=purpose, server=server))
@@ -427,7 +428,7 @@ class Resolution:
         nothing again until its probe interval.
         """
         again = [address for address in candidates if address in self.timed_out_once]
-        choice = self.infra.choose(again) if again else None
+        choice = self.infra.choose(again, zone=self.zone.to_text()) if again else None
         if choice is not None:
             self.timed_out_once.discard(choice.address)
         return choice

@@ -147,6 +147,7 @@ class RecursiveResolver:
                      if settings.fast_path else None)
         self._acl: dict[str, bool] = {}
         self.infra = Infra(self.clock, settings.infra, rng)
+        self.cache.on_flush.append(self.infra.forget_lame)  # a flush starts the resolver's memory afresh
         # DNSSEC validation is on when a trust anchor is configured, as in Unbound.
         self.validator = Validator(settings.trust_anchors, self.clock) if settings.trust_anchors else None
         if self.validator is not None:
