@@ -27,8 +27,8 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
-from dnslab.cache import Cache, NegativeKind, Rank
-from dnslab.classify import Classified, ReplyKind, classify
+from dnslab.cache import Cache, CacheHit, NegativeKind, Rank
+from dnslab.classify import Classified, ReplyKind, classify, synthesise_cname
 from dnslab.events import (CacheLookup, Delegation, Done, Event, Failed, QuerySent, Reply, Restart,
                            ServerChoice, Sink, Start, lines)
 from dnslab.infra import Choice, Failure, Infra, Reason
@@ -299,6 +299,27 @@ class Resolution:
                                        negative=negative.kind)
                 self._finish(rcode, authority=[negative.soa])
                 return True
+            dname = self._cached_dname()
+            if dname is not None:
+                # RFC 6672 §3.4: the answer carries the DNAME and the CNAME it synthesises,
+                # from the cache as when it came from the server (Unbound's synth_dname_msg).
+                if dname.rrset[0].target.is_subdomain(dname.rrset.name):  # type: ignore[attr-defined]
+                    self._fail(f"DNAME loop: {dname.rrset.name} DNAME {dname.rrset[0].target} "  # type: ignore[attr-defined]
+                               "points below itself")
+                    return True
+                try:
+                    target = self.sname.relativize(dname.rrset.name).derelativize(dname.rrset[0].target)  # type: ignore[attr-defined]
+                except dns.name.NameTooLong:
+                    self._emit_cache(self.qtype, "miss")
+                    return False  # the server says YXDOMAIN; ask it
+                self._emit_cache(RdataType.DNAME, "hit", dname.remaining, dname.original_ttl,
+                                 records=lines([dname.rrset]))
+                self._add(Evidence(dname.rrset, dname.sigs, dname.zone, dname.proof, dname.security))
+                self._add(Evidence(synthesise_cname(self.sname, target, dname.rrset.ttl), None, dname.zone,
+                                   dname.proof, synthesised=True))
+                if not self._restart_at(target, "DNAME"):
+                    return True
+                continue
             cname = self.cache.get(self.sname, RdataType.CNAME) if self.qtype != RdataType.CNAME else None
             if cname is None:
                 self._emit_cache(self.qtype, "miss")
@@ -308,6 +329,21 @@ class Resolution:
             self._add(Evidence(cname.rrset, cname.sigs, cname.zone, cname.proof, cname.security))
             if not self._restart_at(cname.rrset[0].target, "CNAME"):  # type: ignore[attr-defined]
                 return True
+
+    def _cached_dname(self) -> CacheHit | None:
+        """A cached DNAME owned by an ancestor of sname: it redirects sname before any CNAME at it.
+
+        Its synthesised CNAMEs are never cached (see `_full_reply`), as in Unbound,
+        which stores them with TTL 0: so an answer from the cache is rebuilt from
+        the DNAME and carries it, exactly as the first answer did.
+        """
+        name = self.sname
+        while len(name) > 1:
+            name = name.parent()
+            hit = self.cache.get(name, RdataType.DNAME)
+            if hit is not None and hit.rank >= Rank.ANSWER:
+                return hit
+        return None
 
     def _refer_from_cache(self) -> None:
         """RD=0 and not cached: a referral to the closest cached delegation, as BIND answers.
@@ -541,6 +577,8 @@ class Resolution:
         # for the one whose RRSIG shows it was expanded.
         proof = classified.proof_with_sigs() if kind in (ReplyKind.ANSWER, ReplyKind.CNAME) else ()
         for rrset in classified.chain:
+            if rrset.rdtype == RdataType.CNAME and _via(classified.chain, rrset) == "DNAME":
+                continue  # synthesised: rebuilt from the cached DNAME, so a cached answer keeps the DNAME
             self.cache.put(rrset, rank, source, classified.signed(rrset), self.zone, proof)
         for glue in classified.glue:
             self.cache.put(glue, Rank.ADDITIONAL, source)
