@@ -317,6 +317,9 @@ class Resolution:
                 self._add(Evidence(dname.rrset, dname.sigs, dname.zone, dname.proof, dname.security))
                 self._add(Evidence(synthesise_cname(self.sname, target, dname.rrset.ttl), None, dname.zone,
                                    dname.proof, synthesised=True))
+                if self.qtype == RdataType.CNAME:  # the synthesised CNAME is the answer
+                    self._finish(dns.rcode.NOERROR)
+                    return True
                 if not self._restart_at(target, "DNAME"):
                     return True
                 continue

@@ -83,3 +83,17 @@ def test_a_signed_dname_stays_secure_from_the_cache(tmp_path: Path) -> None:
         for reply in replies:
             assert reply.rcode() == dns.rcode.NOERROR and reply.flags & dns.flags.AD, reply
             assert _records(reply) == _records(replies[0])
+
+
+def test_a_cname_question_below_a_dname_is_answered_by_the_synthesis(lab: DnsLab) -> None:
+    # As Unbound answers: DNAME + synthesised CNAME, NOERROR, the target not followed; cold and cached alike.
+    expected = [("dn.example.com.", "DNAME"), ("nope.dn.example.com.", "CNAME")]
+    cold = _ask(lab, "nope.dn.example.com.", "CNAME")
+    _ask(lab, "www.dn.example.com.")
+    warm = _ask(lab, "nope.dn.example.com.", "CNAME")
+    other = _ask(lab, "other.dn.example.com.", "CNAME")  # never asked before: built from the cached DNAME
+    for reply in (cold, warm):
+        assert reply.rcode() == dns.rcode.NOERROR, reply
+        assert [(r.name.to_text(), dns.rdatatype.to_text(r.rdtype)) for r in reply.answer] == expected
+    assert _records(warm) == _records(cold)
+    assert other.rcode() == dns.rcode.NOERROR and len(other.answer) == 2, other
