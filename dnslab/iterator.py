@@ -312,8 +312,9 @@ class Resolution:
                 except dns.name.NameTooLong:
                     self._emit_cache(self.qtype, "miss")
                     return False  # the server says YXDOMAIN; ask it
-                self._emit_cache(RdataType.DNAME, "hit", dname.remaining, dname.original_ttl,
-                                 records=lines([dname.rrset]))
+                if self.trace is not None:  # the hit is at the DNAME's owner, not at sname
+                    self._emit(CacheLookup, name=dname.rrset.name.to_text(), type="DNAME", result="hit",
+                               ttl=dname.remaining, original_ttl=dname.original_ttl, records=lines([dname.rrset]))
                 self._add(Evidence(dname.rrset, dname.sigs, dname.zone, dname.proof, dname.security))
                 self._add(Evidence(synthesise_cname(self.sname, target, dname.rrset.ttl), None, dname.zone,
                                    dname.proof, synthesised=True))
