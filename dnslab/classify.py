@@ -140,7 +140,12 @@ def _follow_chain(rrsets: list[dns.rrset.RRset], qname: dns.name.Name, qtype: in
     used_dnames: set[int] = set()
     while name not in seen:
         seen.add(name)
-        data = next((r for r in rrsets if r.name == name and r.rdtype == qtype), None)
+        dname = next((r for r in rrsets if r.rdtype == RdataType.DNAME and name.is_subdomain(r.name)
+                      and name != r.name), None)
+        # A CNAME question below a DNAME is answered by the synthesis (RFC 6672 §3.2): the
+        # server's CNAME there is no data of its own, and the DNAME belongs in the chain.
+        data = None if qtype == RdataType.CNAME and dname is not None else next(
+            (r for r in rrsets if r.name == name and r.rdtype == qtype), None)
         if data is not None or qtype == RdataType.ANY:
             matching = [r for r in rrsets if r.name == name] if qtype == RdataType.ANY else [data]
             if matching and matching[0] is not None:
@@ -150,8 +155,6 @@ def _follow_chain(rrsets: list[dns.rrset.RRset], qname: dns.name.Name, qtype: in
         # A DNAME above the name is looked for before a CNAME at it: when both are
         # there, the CNAME claims to be the DNAME's synthesis and must not be the
         # one believed, or a forged CNAME beside a genuine DNAME would steer us.
-        dname = next((r for r in rrsets if r.rdtype == RdataType.DNAME and name.is_subdomain(r.name)
-                      and name != r.name), None)
         if dname is None:
             cname = next((r for r in rrsets if r.name == name and r.rdtype == RdataType.CNAME), None)
             if cname is None:
@@ -172,6 +175,9 @@ def _follow_chain(rrsets: list[dns.rrset.RRset], qname: dns.name.Name, qtype: in
             return name
         result.chain.append(dname)
         result.chain.append(synthesise_cname(name, target, dname.ttl))
+        if qtype == RdataType.CNAME:
+            result.answer = result.chain[-1]
+            return name
         name = target
         if not name.is_subdomain(zone):
             return name

@@ -77,6 +77,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("probe_interval", "infra", "probe_interval", float,
            "longest wait between probes of a held-down server, so it is back in use within this long "
            "of its return (default 10)"),
+    Option("lame_ttl", "infra", "lame_ttl", float,
+           "seconds a server that answered lamely for a zone is passed over for it while another can be asked "
+           "(default 900, Unbound's infra-lame-ttl)"),
 )
 BY_NAME = {option.name: option for option in OPTIONS}
 

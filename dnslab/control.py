@@ -350,6 +350,7 @@ class ControlServer:
                 "held_for_s": round(view.held_until - now, 1) if held and view.held_until is not None else None,
                 "edns": view.edns, "last_failure": view.last_failure.value if view.last_failure else None,
                 "lame_zones": list(view.lame_zones),
+                "lame": [{"zone": zone, "left_s": round(left, 1)} for zone, left in view.lame],
             })
         return {"servers": rows}
 

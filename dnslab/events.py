@@ -67,10 +67,11 @@ class ServerChoice(Event):
     zone: str
     server: str             # NS name ("" if unknown)
     address: str
-    reason: str             # "fastest", "untried", "explore", "only one left", "probe"
+    reason: str             # "fastest", "untried", "explore", "only one left", "probe", "only lame left"
     srtt_ms: float | None   # the smoothed RTT it was chosen on, None if untried
     timeout_ms: float
     held_down: list[str]    # addresses skipped because they are held down
+    lame: list[str] = field(default_factory=list)  # addresses skipped because they are lame for the zone
 
 
 @dataclass(frozen=True)

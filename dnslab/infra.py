@@ -18,6 +18,10 @@ and Knot Resolver's three verbs (``lib/selection.c``): *choose* a server,
 - The hold-down backs off (doubling per failed probe) but never beyond the
   *probe interval*: a server that comes back after an outage of any length is
   probed, and in use again, within one probe interval (see `Infra`).
+- A server that answered lamely for a zone is remembered as lame *for that
+  zone* for ``lame_ttl`` (Unbound's ``infra-lame-ttl``, 900 s) and is not chosen
+  for it while another server of the zone can be; it stays in use for its other
+  zones, since lameness says nothing about them.
 
 Layer 1: no sockets, no asyncio; time comes only from the injected clock and
 chance only from the injected ``random.Random``, so a test can say "this
@@ -73,6 +77,7 @@ class Reason(enum.Enum):
     EXPLORE = "explore"  # random pick among servers within the similar-speed band
     ONLY_ONE_LEFT = "only one left"  # every other candidate excluded or held down
     PROBE = "probe"  # held down, hold-down expired: one half-open probe
+    ONLY_LAME_LEFT = "only lame left"  # every other candidate tried or held down: a lame one, as a last resort
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,7 @@ class Choice:
     reason: Reason
     timeout: float  # seconds to wait for this try
     held_down: tuple[str, ...]  # candidates skipped because they are held down
+    lame: tuple[str, ...] = ()  # candidates skipped because they are lame for the zone
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,8 @@ class InfraSettings:
     # The longest a held-down server waits for its next probe, counted from the start of the last
     # one: the cap on the back-off, so recovery after an outage of any length takes at most this.
     probe_interval: float = 10.0
+    # Unbound's infra-lame-ttl: how long a server that answered lamely for a zone is passed over for it.
+    lame_ttl: float = 900.0
     max_servers: int = 10_000  # bounded memory: LRU over server states
 
     def __post_init__(self) -> None:
@@ -115,6 +123,8 @@ class InfraSettings:
         if self.probe_interval < self.max_timeout:
             # A probe waits up to max_timeout; probes cannot start more often than they end.
             raise ConfigError(f"infra: probe_interval must be at least max_timeout ({self.max_timeout:g} s)")
+        if not (self.lame_ttl >= 0 and math.isfinite(self.lame_ttl)):
+            raise ConfigError("infra: lame_ttl must be a finite number of seconds >= 0")
 
 
 @dataclass(frozen=True)
@@ -131,7 +141,12 @@ class ServerView:
     edns: bool
     last_failure: Failure | None
     timeouts: int = 0                      # all timeouts so far, for `dnslab servers`
-    lame_zones: tuple[str, ...] = ()       # zones it answered lamely for
+    lame: tuple[tuple[str, float], ...] = ()  # (zone, seconds left) it is passed over for, oldest first
+
+    @property
+    def lame_zones(self) -> tuple[str, ...]:
+        """The zones it is lame for now."""
+        return tuple(zone for zone, _ in self.lame)
 
 
 @dataclass
@@ -148,10 +163,15 @@ class _State:
     edns: bool = True
     last_failure: Failure | None = None
     timeouts: int = 0
-    lame_zones: dict[str, None] = field(default_factory=dict)  # ordered set, bounded below
+    lame_until: dict[str, float] = field(default_factory=dict)  # zone key -> end of its lameness, oldest first
 
 
-_MAX_LAME_ZONES = 16  # per server: enough to show a learner, bounded against a hostile referral flood
+_MAX_LAME_ZONES = 16  # per server: bounded against a hostile referral flood; the oldest mark goes first
+
+
+def _zone_key(zone: str) -> str:
+    """Zone names compare case-insensitively (RFC 4343), with or without the final dot."""
+    return zone.lower().rstrip(".") + "."
 
 
 class Infra:
@@ -206,19 +226,27 @@ class Infra:
 
     # -- choose ---------------------------------------------------------------
 
-    def choose(self, candidates: Sequence[str], exclude: Collection[str] = ()) -> Choice | None:
-        """The server to try next among ``candidates``, or None if none may be tried.
+    def choose(self, candidates: Sequence[str], exclude: Collection[str] = (),
+               zone: str | None = None) -> Choice | None:
+        """The server to try next among ``candidates`` (the servers of ``zone``), or None if none may be tried.
 
         None means every candidate is excluded or held down (and no probe is
         due), so the resolver can answer SERVFAIL at once instead of waiting.
         Ties go to the earlier candidate, so given the rng seed the choice is
         reproducible.
+
+        A server lame for ``zone`` is chosen only when no other candidate can
+        be tried or probed.  Unbound drops it altogether (``iter_filter_unsuitable``);
+        keeping it as the last resort costs one lame reply at worst and keeps a
+        zone whose servers are all marked resolving once one of them is fixed.
         """
         _reject_str(candidates, "candidates")
         _reject_str(exclude, "exclude")
         now = self.clock.now()
         skip = set(exclude)
+        key = None if zone is None else _zone_key(zone)
         usable: list[tuple[str, float, _State | None]] = []
+        lame: list[tuple[str, float, _State | None]] = []
         held: list[str] = []
         due: list[tuple[float, str, _State]] = []
         for address in dict.fromkeys(candidates):  # de-duplicated, order kept
@@ -227,7 +255,10 @@ class Infra:
             state = self._states.get(address)  # touches the LRU: in active use
             breaker = _breaker(state, now)
             if breaker is Breaker.CLOSED:
-                usable.append((address, self._estimate(state), state))
+                if key is not None and state is not None and state.lame_until.get(key, now) > now:
+                    lame.append((address, self._estimate(state), state))
+                else:
+                    usable.append((address, self._estimate(state), state))
                 continue
             held.append(address)
             if (
@@ -238,9 +269,10 @@ class Infra:
             ):
                 due.append((state.held_until, address, state))
 
+        passed_over = tuple(address for address, _, _ in lame)
         if usable:
             address, reason = self._pick(usable)
-            return Choice(address, reason, self.timeout(address), tuple(held))
+            return Choice(address, reason, self.timeout(address), tuple(held), passed_over)
         if due:
             # The server that has waited longest gets the probe; min() is stable.
             _, address, state = min(due, key=lambda item: item[0])
@@ -249,7 +281,11 @@ class Infra:
             # timed out, even if its outcome is never reported.
             state.probe_until = now + timeout
             rest = tuple(a for a in held if a != address)
-            return Choice(address, Reason.PROBE, timeout, rest)
+            return Choice(address, Reason.PROBE, timeout, rest, passed_over)
+        if lame:
+            address = min(lame, key=lambda item: item[1])[0]
+            rest = tuple(a for a in passed_over if a != address)
+            return Choice(address, Reason.ONLY_LAME_LEFT, self.timeout(address), tuple(held), rest)
         return None
 
     def _pick(self, usable: list[tuple[str, float, _State | None]]) -> tuple[str, Reason]:
@@ -351,8 +387,8 @@ class Infra:
             return  # sent with an older, shorter timeout: already counted by the try that raised it
         state.last_failure = kind
         state.consecutive_failures += 1
-        if kind is Failure.LAME and zone is not None and len(state.lame_zones) < _MAX_LAME_ZONES:
-            state.lame_zones[zone] = None
+        if kind is Failure.LAME and zone is not None:
+            self._mark_lame(state, _zone_key(zone), now)
         state.consecutive_timeouts = state.consecutive_timeouts + 1 if timed_out else 0
         tripped = state.consecutive_failures >= self.settings.failures_to_hold
         if kind in (Failure.LAME, Failure.REFUSED):
@@ -369,6 +405,27 @@ class Infra:
         elif breaker is Breaker.CLOSED and tripped:
             state.failed_probes = 0
             self._open(state, since, now)
+
+    def _mark_lame(self, state: _State, key: str, now: float) -> None:
+        marks = state.lame_until
+        for old in [k for k, until in marks.items() if until <= now]:
+            del marks[old]  # expired: room for new marks, and `dnslab servers` shows only live ones
+        marks.pop(key, None)  # re-marked: moves to the newest end
+        if len(marks) >= _MAX_LAME_ZONES:
+            del marks[next(iter(marks))]
+        marks[key] = now + self.settings.lame_ttl
+
+    def forget_lame(self, address: str | None = None) -> None:
+        """Lift the lame marks of one server (or of all), as a fixed server or a cache flush calls for.
+
+        Unlike `forget`, the RTT, breaker and EDNS memory stay: a lame mark
+        lasts lame_ttl with no probe to end it, so only it needs lifting when
+        the operator says the server is fixed.
+        """
+        addresses = list(self._states.keys()) if address is None else [address]
+        for state in map(self._peek, addresses):
+            if state is not None:
+                state.lame_until.clear()
 
     def _open(self, state: _State, since: float, now: float) -> None:
         s = self.settings
@@ -423,7 +480,7 @@ class Infra:
             edns=fresh.edns,
             last_failure=fresh.last_failure,
             timeouts=fresh.timeouts,
-            lame_zones=tuple(fresh.lame_zones),
+            lame=tuple((zone, until - now) for zone, until in fresh.lame_until.items() if until > now),
         )
 
     def _peek(self, address: str) -> _State | None:

@@ -118,7 +118,8 @@ def cmd_servers(args: argparse.Namespace, out: TextIO) -> int:
             state = f"held down {server['held_for_s']:g} s more"
         srtt = "untried" if server["srtt_ms"] is None else f"{server['srtt_ms']:g} ms"
         rows.append((server["address"], ", ".join(server["names"]) or "-", srtt, f"{server['timeout_ms']:g} ms",
-                     str(server["timeouts"]), state, ", ".join(server["lame_zones"]) or "-"))
+                     str(server["timeouts"]), state,
+                     ", ".join(f"{m['zone']} ({m['left_s']:g} s more)" for m in server["lame"]) or "-"))
     _table(rows, out)
     return 0
 

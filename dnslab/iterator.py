@@ -27,8 +27,8 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
-from dnslab.cache import Cache, NegativeKind, Rank
-from dnslab.classify import Classified, ReplyKind, classify
+from dnslab.cache import Cache, CacheHit, NegativeKind, Rank
+from dnslab.classify import Classified, ReplyKind, classify, synthesise_cname
 from dnslab.events import (CacheLookup, Delegation, Done, Event, Failed, QuerySent, Reply, Restart,
                            ServerChoice, Sink, Start, lines)
 from dnslab.infra import Choice, Failure, Infra, Reason
@@ -299,6 +299,31 @@ class Resolution:
                                        negative=negative.kind)
                 self._finish(rcode, authority=[negative.soa])
                 return True
+            dname = self._cached_dname()
+            if dname is not None:
+                # RFC 6672 §3.4: the answer carries the DNAME and the CNAME it synthesises,
+                # from the cache as when it came from the server (Unbound's synth_dname_msg).
+                if dname.rrset[0].target.is_subdomain(dname.rrset.name):  # type: ignore[attr-defined]
+                    self._fail(f"DNAME loop: {dname.rrset.name} DNAME {dname.rrset[0].target} "  # type: ignore[attr-defined]
+                               "points below itself")
+                    return True
+                try:
+                    target = self.sname.relativize(dname.rrset.name).derelativize(dname.rrset[0].target)  # type: ignore[attr-defined]
+                except dns.name.NameTooLong:
+                    self._emit_cache(self.qtype, "miss")
+                    return False  # the server says YXDOMAIN; ask it
+                if self.trace is not None:  # the hit is at the DNAME's owner, not at sname
+                    self._emit(CacheLookup, name=dname.rrset.name.to_text(), type="DNAME", result="hit",
+                               ttl=dname.remaining, original_ttl=dname.original_ttl, records=lines([dname.rrset]))
+                self._add(Evidence(dname.rrset, dname.sigs, dname.zone, dname.proof, dname.security))
+                self._add(Evidence(synthesise_cname(self.sname, target, dname.rrset.ttl), None, dname.zone,
+                                   dname.proof, synthesised=True))
+                if self.qtype == RdataType.CNAME:  # the synthesised CNAME is the answer
+                    self._finish(dns.rcode.NOERROR)
+                    return True
+                if not self._restart_at(target, "DNAME"):
+                    return True
+                continue
             cname = self.cache.get(self.sname, RdataType.CNAME) if self.qtype != RdataType.CNAME else None
             if cname is None:
                 self._emit_cache(self.qtype, "miss")
@@ -308,6 +333,21 @@ class Resolution:
             self._add(Evidence(cname.rrset, cname.sigs, cname.zone, cname.proof, cname.security))
             if not self._restart_at(cname.rrset[0].target, "CNAME"):  # type: ignore[attr-defined]
                 return True
+
+    def _cached_dname(self) -> CacheHit | None:
+        """A cached DNAME owned by an ancestor of sname: it redirects sname before any CNAME at it.
+
+        Its synthesised CNAMEs are never cached (see `_full_reply`), as in Unbound,
+        which stores them with TTL 0: so an answer from the cache is rebuilt from
+        the DNAME and carries it, exactly as the first answer did.
+        """
+        name = self.sname
+        while len(name) > 1:
+            name = name.parent()
+            hit = self.cache.get(name, RdataType.DNAME)
+            if hit is not None and hit.rank >= Rank.ANSWER:
+                return hit
+        return None
 
     def _refer_from_cache(self) -> None:
         """RD=0 and not cached: a referral to the closest cached delegation, as BIND answers.
@@ -393,7 +433,7 @@ class Resolution:
                 purpose = self.purpose  # a sub-lookup: for a name server's address, or for DNSSEC
         by_name = [(name, self._addresses(name)) for name in self.ns_names]  # cache lookups: once per plan
         candidates = [address for _, addresses in by_name for address in addresses]
-        choice = self.infra.choose(candidates, exclude=self.tried)
+        choice = self.infra.choose(candidates, exclude=self.tried, zone=self.zone.to_text())
         if choice is None:
             if self._resolve_a_glueless_name():
                 return
@@ -409,7 +449,8 @@ class Resolution:
             srtt = self.infra.view(choice.address).srtt
             self._emit(ServerChoice, zone=self.zone.to_text(), server=_text(server), address=choice.address,
                        reason=choice.reason.value, srtt_ms=None if srtt is None else round(srtt * 1000, 1),
-                       timeout_ms=round(choice.timeout * 1000, 1), held_down=list(choice.held_down))
+                       timeout_ms=round(choice.timeout * 1000, 1), held_down=list(choice.held_down),
+                       lame=list(choice.lame))
         self._send(Query(choice.address, qname, qtype, self.zone, choice.timeout, choice.reason,
                          edns=self.settings.edns and self.infra.edns_supported(choice.address),
                          purpose=purpose, server=server))
@@ -427,7 +468,7 @@ class Resolution:
         nothing again until its probe interval.
         """
         again = [address for address in candidates if address in self.timed_out_once]
-        choice = self.infra.choose(again) if again else None
+        choice = self.infra.choose(again, zone=self.zone.to_text()) if again else None
         if choice is not None:
             self.timed_out_once.discard(choice.address)
         return choice
@@ -540,6 +581,8 @@ class Resolution:
         # for the one whose RRSIG shows it was expanded.
         proof = classified.proof_with_sigs() if kind in (ReplyKind.ANSWER, ReplyKind.CNAME) else ()
         for rrset in classified.chain:
+            if rrset.rdtype == RdataType.CNAME and _via(classified.chain, rrset) == "DNAME":
+                continue  # synthesised: rebuilt from the cached DNAME, so a cached answer keeps the DNAME
             self.cache.put(rrset, rank, source, classified.signed(rrset), self.zone, proof)
         for glue in classified.glue:
             self.cache.put(glue, Rank.ADDITIONAL, source)

@@ -471,6 +471,9 @@ class Lab:
             return self.zone_fault(name_or_address, text)
         running = self.server(name_or_address)
         running.faulty.apply(kind, value, jitter)
+        if text == FaultKind.CLEAR.value and self.resolver is not None:
+            # The server is mended: its lame marks would otherwise keep it passed over for lame_ttl.
+            self.resolver.infra.forget_lame(running.plan.address)
         return running
 
     def zone_fault(self, zone_name: str, kind: str) -> Zone:

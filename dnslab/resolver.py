@@ -147,6 +147,7 @@ class RecursiveResolver:
                      if settings.fast_path else None)
         self._acl: dict[str, bool] = {}
         self.infra = Infra(self.clock, settings.infra, rng)
+        self.cache.on_flush.append(self.infra.forget_lame)  # a flush starts the resolver's memory afresh
         # DNSSEC validation is on when a trust anchor is configured, as in Unbound.
         self.validator = Validator(settings.trust_anchors, self.clock) if settings.trust_anchors else None
         if self.validator is not None:
@@ -500,14 +501,23 @@ class RecursiveResolver:
         rotating = []
         signatures = ({(e.rrset.name, e.rrset.rdtype): e.sigs for e in result.evidence if e.sigs is not None}
                       if dnssec_ok else {})
+        synthesised = {id(e.rrset) for e in result.evidence if e.synthesised}
+        dname: Any = None  # the DNAME hit a synthesised CNAME that follows derives from
         for rrset in result.answer:
-            hit = self.cache.get(rrset.name, rrset.rdtype, rotate=True)
+            hit = None if id(rrset) in synthesised else self.cache.get(rrset.name, rrset.rdtype, rotate=True)
             if hit is not None and hit.rrset == rrset:
                 reply.answer.append(hit.rrset)
                 if sources is not None:
                     sources.extend([(hit.expires_at, hit.original_ttl)] * len(hit.rrset))
                 if len(hit.rrset) > 1:
                     rotating.append(hit.entry)
+                dname = hit if rrset.rdtype == dns.rdatatype.DNAME else None
+            elif dname is not None and id(rrset) in synthesised:
+                # RFC 6672 §3.4: the synthesised CNAME has the DNAME's TTL, and counts down with it.
+                reply.answer.append(_with_ttl(rrset, dname.rrset.ttl))
+                if sources is not None:
+                    sources.append((dname.expires_at, dname.original_ttl))
+                dname = None
             else:
                 reply.answer.append(rrset)
                 sources = None

@@ -51,7 +51,7 @@ class ServerHandle:
         self.names = [name.to_text() for name in running.plan.names]
 
     def _apply(self, kind: FaultKind, value: float | None = None, jitter: float | None = None) -> "ServerHandle":
-        self._lab.call(lambda: self._running.faulty.apply(kind, value, jitter))
+        self._lab.call(lambda: self._lab.lab.fault(self.address, kind, value, jitter))
         return self
 
     def down(self) -> "ServerHandle":

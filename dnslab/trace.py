@@ -75,6 +75,8 @@ class TextRenderer:
             why += f", SRTT {e['srtt_ms']:g} ms"
         if e.get("held_down"):
             why += f"; held down: {', '.join(e['held_down'])}"
+        if e.get("lame"):
+            why += f"; lame for the zone: {', '.join(e['lame'])}"
         return f"choose {e['server'] or '?'} ({e['address']}): {why}; timeout {e['timeout_ms']:g} ms"
 
     def _query(self, e: dict[str, Any]) -> str:

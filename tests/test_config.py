@@ -35,6 +35,7 @@ def test_values_are_applied_and_checked() -> None:
     assert settings.cache.max_entries == 10 and settings.cache.rotation is Rotation.RANDOM
     assert settings.allow == (ipaddress.ip_network("10.0.0.0/8"),)
     assert settings.query_time_limit == 2.0
+    assert resolver_settings({"lame_ttl": 60}, "test").infra.lame_ttl == 60.0
 
 
 @pytest.mark.parametrize("values,message", [
@@ -49,6 +50,8 @@ def test_values_are_applied_and_checked() -> None:
     ({"upstream_port": 99999}, "upstream_port: expected a port number from 1 to 65535, got 99999"),
     ({"probe_interval": 2}, "hold_down <= probe_interval"),
     ({"probe_interval": 1, "hold_down": 1}, "probe_interval must be at least max_timeout"),
+    ({"lame_ttl": -5}, "must not be negative"),
+    ({"lame_ttl": "long"}, "lame_ttl must be float"),
 ])
 def test_mistakes_name_the_option(values: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):

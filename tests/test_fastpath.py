@@ -18,6 +18,7 @@ from typing import Iterator
 
 import dns.flags
 import dns.message
+import dns.rdatatype
 import pytest
 
 from dnslab.clock import FakeClock
@@ -163,6 +164,20 @@ def test_expiry_flush_and_changes_take_effect_at_once(pair: Pair) -> None:
     for thread, lab in zip(pair.threads, pair.labs):
         thread.run(_flush(lab))
     same(pair.ask("t10.ttl-demo.org."))  # re-fetched after the flush in both
+
+
+def test_dname_answers_replay_with_the_dname(pair: Pair) -> None:
+    # RFC 6672: the DNAME, its synthesised CNAME (with the DNAME's TTL) and the target, every time.
+    for lab in pair.labs:
+        lab.record_set("dn.example.com.", "DNAME", ["example.org."], ttl=600)
+    for step in range(4):
+        reply = dns.message.from_wire(same(pair.ask("mail.dn.example.com.")))
+        dname, cname = reply.answer[0], reply.answer[1]
+        assert (dname.rdtype, cname.rdtype) == (dns.rdatatype.DNAME, dns.rdatatype.CNAME), reply
+        assert dname.ttl == cname.ttl == 600 - 100 * step
+        pair.advance(100)
+    fast = pair.labs[0].resolver
+    assert fast is not None and fast.fast is not None and len(fast.fast) > 0  # replayed, not rebuilt
 
 
 async def _flush(lab: Lab) -> None:

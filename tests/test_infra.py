@@ -603,6 +603,81 @@ def test_forget_one_or_all() -> None:
     assert infra.views() == []
 
 
+# -- lameness (Unbound's infra-lame-ttl) -----------------------------------------
+
+
+def test_a_lame_server_is_passed_over_for_that_zone_while_another_is_usable() -> None:
+    infra, clock = make()
+    infra.success(B, 0.001)  # the fastest by far, as ns2 is in the lab
+    infra.success(A, 0.050)
+    infra.failure(B, Failure.LAME, "Example.COM")  # zone names compare without case or final dot
+    for _ in range(5):
+        choice = infra.choose([B, A], zone="example.com.")
+        assert choice == Choice(A, Reason.ONLY_ONE_LEFT, infra.timeout(A), (), (B,))
+    # Lameness is per zone: B is still the fastest server for anything else it serves.
+    assert infra.choose([B, A], zone="example.net.").address == B  # type: ignore[union-attr]
+    assert infra.choose([B, A]).address == B  # type: ignore[union-attr]
+    # And the mark is not a breaker: B is not held down, it answered.
+    assert infra.view(B).breaker is Breaker.CLOSED
+
+
+def test_a_lame_server_is_the_last_resort_not_dropped() -> None:
+    infra, clock = make()
+    infra.failure(B, Failure.LAME, "example.com.")
+    # Every other server already tried for this question: the lame one is still better than SERVFAIL.
+    choice = infra.choose([A, B], exclude={A}, zone="example.com.")
+    assert choice == Choice(B, Reason.ONLY_LAME_LEFT, infra.timeout(B), (), ())
+    # A held-down server that is due for its probe comes before a lame one.
+    hold(infra, A)
+    assert infra.choose([A, B], zone="example.com.").address == B  # type: ignore[union-attr]  # A held down
+    clock.advance(infra.settings.hold_down)
+    assert infra.choose([A, B], zone="example.com.").reason is Reason.PROBE  # type: ignore[union-attr]
+
+
+def test_lameness_lasts_lame_ttl_and_the_view_counts_down() -> None:
+    infra, clock = make(InfraSettings(explore_probability=0.0, lame_ttl=60.0))
+    infra.success(B, 0.001)
+    infra.success(A, 0.050)
+    infra.failure(B, Failure.LAME, "example.com.")
+    clock.advance(20)
+    assert infra.view(B).lame == (("example.com.", pytest.approx(40.0)),)
+    assert infra.view(B).lame_zones == ("example.com.",)
+    assert infra.choose([B, A], zone="example.com.").address == A  # type: ignore[union-attr]
+    clock.advance(40)
+    assert infra.view(B).lame == ()
+    assert infra.choose([B, A], zone="example.com.").address == B  # type: ignore[union-attr]
+
+
+def test_lame_ttl_zero_remembers_nothing() -> None:
+    infra, _ = make(InfraSettings(explore_probability=0.0, lame_ttl=0.0))
+    infra.success(B, 0.001)
+    infra.success(A, 0.050)
+    infra.failure(B, Failure.LAME, "example.com.")
+    assert infra.choose([B, A], zone="example.com.").address == B  # type: ignore[union-attr]
+
+
+def test_forget_lame_lifts_the_marks_and_keeps_the_rest() -> None:
+    infra, _ = make()
+    infra.success(B, 0.001)
+    infra.failure(B, Failure.LAME, "example.com.")
+    infra.failure(C, Failure.LAME, "example.net.")
+    infra.forget_lame(B)
+    assert infra.view(B).lame == () and infra.view(B).srtt == pytest.approx(0.001)
+    assert infra.view(C).lame_zones == ("example.net.",)
+    infra.forget_lame(D)  # unknown: nothing to do, nothing stored
+    assert D not in [v.address for v in infra.views()]
+    infra.forget_lame()
+    assert all(v.lame == () for v in infra.views())
+
+
+def test_lame_marks_per_server_are_bounded_oldest_first() -> None:
+    infra, _ = make()
+    zones = [f"z{i}.example." for i in range(40)]
+    for zone in zones:
+        infra.failure(A, Failure.LAME, zone)
+    assert infra.view(A).lame_zones == tuple(zones[-16:])
+
+
 def test_settings_that_make_no_sense_are_refused() -> None:
     for bad in (
         {"min_timeout": 0.0},
@@ -615,6 +690,8 @@ def test_settings_that_make_no_sense_are_refused() -> None:
         {"hold_down": 200.0, "probe_interval": 120.0},
         {"hold_down": 0.0},
         {"hold_down": 1.0, "probe_interval": 1.5},  # shorter than one probe's longest wait
+        {"lame_ttl": -1.0},
+        {"lame_ttl": float("inf")},
     ):
         with pytest.raises(ConfigError):
             InfraSettings(**bad)  # type: ignore[arg-type]
