@@ -49,6 +49,11 @@ class FakeClock:
             self._wall_start = time.time() - (self._now - self._start)
         return self._wall_start + (self._now - self._start)
 
+    @property
+    def advanced(self) -> float:
+        """Seconds this clock has been moved forward in all (its offset from where it started)."""
+        return self._now - self._start
+
     def advance(self, seconds: float) -> None:
         if seconds < 0:
             raise ValueError("a clock cannot go backwards")

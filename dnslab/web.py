@@ -125,7 +125,6 @@ class WebServer:
         self._ticker: asyncio.Task[None] | None = None
         self._urgent = asyncio.Event()
         self._stopping = False
-        self._clock_origin = lab.clock_now()
         self._files = {path: (resources.files("dnslab").joinpath("webui", name).read_bytes(), kind)
                        for path, (name, kind) in STATIC.items()}
 
@@ -410,7 +409,7 @@ class WebServer:
         dnssec = None if lab.signer is None else {
             "zone_faults": lab.signer.describe(),
             "trust_anchor_file": str(lab.trust_anchor_file) if lab.trust_anchor_file else None}
-        return {"clock": {**clock, "since_start": round(clock["now"] - self._clock_origin, 3)},
+        return {"clock": {**clock, "since_start": clock["since_start_s"]},
                 "servers": servers, "stats": stats, "cache": cache, "dnssec": dnssec,
                 "tap": {"rate": self.tap.rate, "skipped": self.tap.skipped, "recorded": self.tap.recorded}}
 

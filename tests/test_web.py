@@ -191,7 +191,7 @@ def test_faults_from_the_api_are_the_labs_faults(web: Web) -> None:
     assert web.command("fault", server="127.0.3.1", kind="clear")["result"]["faults"] == []
     # Mistakes come back as the CLI's one-line errors, with HTTP 200: the request itself was fine.
     assert web.command("fault", server="127.0.3.1", kind="explode") == {
-        "ok": False, "error": "unknown fault 'explode'; one of: down, up, delay, loss, servfail, refused, "
+        "ok": False, "error": "unknown fault 'explode'; one of: down, unreachable, up, delay, loss, servfail, refused, "
                               "truncate, lame, clear, dnssec-bad-sig, dnssec-expired, dnssec-missing-ds, "
                               "dnssec-wrong-ds"}
     assert "no lab server" in web.command("fault", server="ns9.nowhere", kind="down")["error"]
@@ -202,8 +202,9 @@ def test_records_clock_and_cache_from_the_api(web: Web) -> None:
     assert web.resolve("www.example.com").answer[0].ttl == 300
     assert web.command("record.set", name="www.example.com", type="A", values=["192.0.2.99"], ttl=60)["ok"]
     assert web.resolve("www.example.com").answer[0].ttl == 300   # still cached, as a real resolver would
-    assert web.command("clock.advance", seconds=100) == {"ok": True, "result": {"fake": True,
-                                                                                  "now": 1_000_100.0}}
+    advanced = web.command("clock.advance", seconds=100)
+    assert advanced["ok"] and advanced["result"]["fake"] and advanced["result"]["now"] == 1_000_100.0
+    assert advanced["result"]["since_start_s"] == 100
     assert web.resolve("www.example.com").answer[0].ttl == 200
     flushed = web.command("cache.flush", name="www.example.com")
     assert flushed["ok"] and flushed["result"]["flushed"] >= 1
@@ -581,7 +582,8 @@ def test_a_server_taken_down_from_the_page_shows_a_failover_in_the_next_trace(
         if page.inner_text("#step-text").startswith("Failed try"):
             break
         page.click("#step-next")
-    assert "timeout" in page.inner_text("#step-text") and "the next server" in page.inner_text("#step-text")
+    step = page.inner_text("#step-text")
+    assert "timeout" in step and "the next server, " in step and f"{other}, gets the question" in step
     assert frame.locator("g.ev.current[data-event='failed']").count() == 1
     page.locator("#toast:not(.show)").wait_for()
     page.wait_for_timeout(400)       # its fade, for the picture

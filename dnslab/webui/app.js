@@ -24,7 +24,9 @@
   }
   const bare = (name) => (name && name.length > 1 && name.endsWith(".") ? name.slice(0, -1) : name || "");
   const num = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString("en-US"));
-  const ms = (n) => (n === null || n === undefined ? "–" : n < 10 ? n.toFixed(1) : String(Math.round(n)));
+  // Milliseconds as dnslab.events.ms_text writes them: below 1 ms two significant digits ("0.42"), never "0.0".
+  const ms = (n) => (n === null || n === undefined ? "–" : n > 0 && n < 1 ? String(Number(n.toPrecision(2)))
+    : n < 10 ? n.toFixed(1) : String(Math.round(n)));
   function clockText(seconds) {
     const s = Math.max(0, Math.floor(seconds));
     const hh = Math.floor(s / 3600), mm = Math.floor((s % 3600) / 60), ss = s % 60;
@@ -209,7 +211,8 @@
   }
   function resolverView(view) {
     if (!view) return "not asked yet";
-    const srtt = view.srtt_ms === null ? "untried" : `SRTT ${view.srtt_ms} ms`;
+    const srtt = view.srtt_ms !== null ? `SRTT ${ms(view.srtt_ms)} ms`
+      : view.timeouts || view.last_failure ? "no reply yet" : "untried";
     let state = { closed: "ok", open: "held down", "half-open": "probing" }[view.state] || view.state;
     if (view.held_for_s !== null && view.held_for_s !== undefined) state = `held down ${view.held_for_s} s more`;
     return `${srtt} · timeout ${view.timeout_ms} ms · ${view.timeouts} timeouts · ${state}`;
