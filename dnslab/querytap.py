@@ -169,6 +169,17 @@ class QueryTap:
         client = str(peer[0]) if peer else ""
         self._keep(watch, time.time(), client, name, kind, rcode, "fast", 0, None, via_tcp, events)
 
+    def traced(self, recording: Recording, name: dns.name.Name, rdtype: int, result: "Result",
+               cold: bool) -> Tapped:
+        """A trace started from the web page (`dnslab trace [--cold]`): kept with the page's own queries.
+
+        It is no client's query (no client asked over the network, and a cold one used a private,
+        empty cache), so its `how` says what it was: "trace", or "cold" for a walk from the root."""
+        return self._keep(Watch(name.to_text().lower(), int(rdtype)), time.time(), "this page", name.to_text(),
+                          dns.rdatatype.to_text(rdtype), dns.rcode.to_text(result.rcode),
+                          "cold" if cold else "trace", result.upstream_queries, recording.elapsed_ms(),
+                          False, recording.events)
+
     def _keep(self, watch: Watch | None, when: float, client: str, name: str, kind: str, rcode: str, how: str,
               upstream: int, ms: float | None, tcp: bool, events: list[tuple[float, Event]]) -> Tapped:
         tapped = Tapped(self._next_id, when, client, name, kind, rcode, how, upstream, ms, tcp, watch is not None,
