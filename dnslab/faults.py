@@ -5,7 +5,9 @@ API (the pytest plugin): each lab server's handler is wrapped by a
 `FaultyServer`, which counts every query it receives and then answers as the
 fault in force says: not at all, late, sometimes, with SERVFAIL or REFUSED,
 always truncated over UDP, or lamely (no authority).  Like CoreDNS's `erratic`
-plugin, but switchable while the lab runs.
+plugin, but switchable while the lab runs.  One fault is not the handler's to
+play: `unreachable` (nothing listens at the address) is the kernel's ICMP port
+unreachable, so the lab closes the server's sockets when told (`on_reachable`).
 """
 
 from __future__ import annotations
