@@ -34,7 +34,7 @@ import dns.rrset
 from dnslab.cache import Cache, CacheSettings, Rank, Rotation
 from dnslab.fastpath import MAX_VARIANTS, AnswerCache, WireAnswer
 from dnslab.clock import Clock, MonotonicClock
-from dnslab.events import Done, Event, Recording, Sink
+from dnslab.events import Done, Event, QuerySent, Recording, Sink
 from dnslab.hints import RootHints
 from dnslab.infra import Failure, Infra, InfraSettings
 from dnslab.iterator import IteratorSettings, Resolution, Result, chain_end
@@ -583,17 +583,20 @@ class _AnswerLast:
     def __init__(self, sink: Sink) -> None:
         self.sink = sink
         self.done: Done | None = None
+        self.queries = 0  # sent for this answer, the validator's DS and DNSKEY fetches included
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, Done) and event.depth == 0 and self.done is None:
             self.done = event
             return
+        self.queries += isinstance(event, QuerySent)
         self.sink(event)
 
     def release(self, resolved: Result, verdict: Result) -> None:
         done = self.done
         if done is None:
             return
+        done = replace(done, upstream_queries=max(done.upstream_queries, self.queries))
         if verdict.rcode != resolved.rcode:  # bogus: the client gets SERVFAIL, and none of the data
             done = replace(done, rcode=dns.rcode.to_text(verdict.rcode), records=[], authority=[],
                            reason=verdict.reason)

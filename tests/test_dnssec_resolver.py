@@ -208,6 +208,8 @@ def test_a_bogus_answer_is_told_last_as_the_servfail_the_client_gets(lab: DnsLab
     assert events[-2]["event"] == "dnssec" and events[-2]["step"] == "verdict"
     assert events[-1]["rcode"] == "SERVFAIL" and events[-1]["records"] == []
     assert "DNSSEC validation failed" in events[-1]["reason"]
+    # Its count of upstream queries includes the validator's DS and DNSKEY fetches shown above it.
+    assert events[-1]["upstream_queries"] == len([e for e in events if e["event"] == "query"])
     text = [line for line in map(TextRenderer().line, events) if line]
     assert not any("answer: NOERROR" in line for line in text)
     assert "answer: SERVFAIL (DNSSEC validation failed" in text[-1]
