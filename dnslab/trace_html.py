@@ -463,10 +463,12 @@ def _next_tries(events: list[dict[str, Any]]) -> dict[int, dict[str, Any] | None
     return following
 
 
-def _after_failure(event: dict[str, Any], following: dict[str, Any] | None) -> str:
+def _after_failure(event: dict[str, Any], following: dict[str, Any] | None, short: bool = False) -> str:
     """What the lookup did after a failed try: as the next step says, never a guess."""
     if following is None:
-        return "no server is left to ask"
+        return "no server left" if short else "no server is left to ask"
+    if short:
+        return f"next: {_clean(following.get('server') or following.get('address') or '?')}"
     who = f"{_clean(following.get('server') or '?')} {_clean(following.get('address'))}"
     if following.get("address") == event.get("address"):
         return f"the lookup asks {who} once more"
@@ -849,7 +851,7 @@ class _Painter:
         self._arrow(x1 - 5, self.resolver + 5 + 4 * row.depth, row.y + 30, "bad", dashed=True, cross=True)
         who = f"{_clean(e.get('server') or '?')} {_clean(e.get('address') or '')}".strip()
         following = self.l.next_tries.get(row.index, False)
-        then = "" if following is False else f": {_after_failure(e, following)}"  # type: ignore[arg-type]
+        then = "" if following is False else f"; {_after_failure(e, following, short=True)}"  # type: ignore[arg-type]
         self._labels(row, self.resolver, x1, "× " + _failed_label(e, after_reply),
                      f"nothing usable from {who}{then}", "bad")
         return "failed", _step_text(e, after_reply, following)
