@@ -161,7 +161,7 @@ def _walk(net: Any, name: str = "www.example.com.") -> list[dict[str, Any]]:
     from dnslab.cache import Cache, CacheSettings
     from dnslab.clock import FakeClock
     from dnslab.events import Recording
-    from dnslab.infra import Failure, Infra
+    from dnslab.infra import Infra
     from dnslab.iterator import Resolution, Result
 
     clock = FakeClock()
