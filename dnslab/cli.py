@@ -200,7 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     fault = commands.add_parser(
         "fault", parents=[pick], help="break a lab server or a signed zone on purpose (or mend it)",
-        description="For a SERVER, KIND is one of: down (no answer at all), up, delay MS [JITTER], loss PCT "
+        description="For a SERVER, KIND is one of: down (no answer at all: resolvers wait out a timeout), "
+                    "unreachable (nothing listens: ICMP port unreachable at once, the fast outage for tests), "
+                    "up (undoes both), delay MS [JITTER], loss PCT "
                     "(seeded), servfail, refused, truncate (TC=1 over UDP), lame (answers without authority), "
                     "clear. In a lab started with --dnssec, for a ZONE: dnssec-bad-sig (its signatures do "
                     "not verify), dnssec-expired (they expired a week ago), dnssec-missing-ds (the parent "
@@ -712,6 +714,9 @@ def print_lab(lab: Lab, zones_dir: Path, hints_path: Path, out: TextIO, web_url:
     for row in rows:
         print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3], file=out)
     print(f"\nRoot hints (named.root format): {hints_path}", file=out)
+    if isinstance(lab.clock, FakeClock):
+        print("Lab clock: fake (--fake-clock): TTLs, negative caching, hold-downs and signature times move only "
+              "with 'dnslab clock advance SECONDS'; network timeouts stay real", file=out)
     if lab.signer is not None:
         unsigned = " ".join(name.to_text() for name in lab.signer.settings.unsigned)
         print(f"DNSSEC: {len(lab.signer.keys)} zones signed in {lab.signer.signing_seconds:.2f} s "

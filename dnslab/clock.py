@@ -50,6 +50,11 @@ class FakeClock:
             self._wall_start = time.time() - (self._now - self._start)
         return self._wall_start + (self._now - self._start)
 
+    @property
+    def advanced(self) -> float:
+        """Seconds this clock has been moved forward in all (its offset from where it started)."""
+        return self._now - self._start
+
     def advance(self, seconds: float) -> None:
         if not math.isfinite(seconds):  # NaN would stop every TTL comparison for good
             raise ValueError(f"a clock moves by a finite number of seconds, not {seconds}")

@@ -25,7 +25,6 @@ import os
 import secrets
 import socket
 import tempfile
-import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator
@@ -38,7 +37,7 @@ import dns.rdatatype
 from dnslab import validate
 from dnslab.clock import FakeClock
 from dnslab.errors import DnslabError
-from dnslab.events import Done, Event
+from dnslab.events import Event, Recording, stamped, to_ms
 from dnslab.zone import Zone
 
 if TYPE_CHECKING:
@@ -292,17 +291,14 @@ class ControlServer:
     async def _trace(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
         resolver = self._resolver()
         qname, qtype = _question(args)
-        started = time.monotonic()
+        clock = Recording()
 
         def sink(event: Event) -> None:
-            record = event.to_json()
-            if isinstance(event, Done) and event.depth == 0:
-                record["total_ms"] = round((time.monotonic() - started) * 1000, 1)
-            send({"t_ms": round((time.monotonic() - started) * 1000, 1), **record})
+            send(stamped(clock.elapsed_ms(), event))
 
         result = await resolver.trace(qname, qtype, sink, cold=bool(args.get("cold")))
         return {"rcode": dns.rcode.to_text(result.rcode), "upstream_queries": result.upstream_queries,
-                "total_ms": round((time.monotonic() - started) * 1000, 1)}
+                "total_ms": clock.elapsed_ms()}
 
     async def _cache_show(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
         resolver = self._resolver()
@@ -344,8 +340,8 @@ class ControlServer:
             held = view.held_until is not None and view.held_until > now
             rows.append({
                 "address": view.address, "names": names.get(view.address, []),
-                "srtt_ms": None if view.srtt is None else round(view.srtt * 1000, 1),
-                "timeout_ms": round(view.timeout * 1000, 1), "timeouts": view.timeouts,
+                "srtt_ms": None if view.srtt is None else to_ms(view.srtt),
+                "timeout_ms": to_ms(view.timeout), "timeouts": view.timeouts,
                 "consecutive_failures": view.consecutive_failures, "state": view.breaker.value,
                 "held_for_s": round(view.held_until - now, 1) if held and view.held_until is not None else None,
                 "edns": view.edns, "last_failure": view.last_failure.value if view.last_failure else None,
@@ -362,6 +358,7 @@ class ControlServer:
     async def _fault(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
         target = self.lab.fault(str(args.get("server", "")), str(args.get("kind", "")), args.get("value"),
                                 args.get("jitter"))
+        await self.lab.settled()  # `unreachable` (or `up` after it): the sockets are closed (open) on return
         if isinstance(target, Zone):  # a DNSSEC fault, on a zone's data
             return {"server": target.origin.to_text(), "zone": target.origin.to_text(),
                     "faults": self.lab.faults().get(target.origin.to_text(), [])}
@@ -398,7 +395,7 @@ class ControlServer:
         return {"reloaded": [zone.origin.to_text() for zone in change.zones], **change.to_json()}
 
     async def _clock(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
-        return {"fake": isinstance(self.lab.clock, FakeClock), "now": self.lab.clock_now()}
+        return self.lab.clock_status()
 
     async def _clock_advance(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
         if not isinstance(self.lab.clock, FakeClock):
@@ -410,7 +407,7 @@ class ControlServer:
                               "(DNSSEC signature times are 32-bit seconds)")
         self.lab.clock.advance(seconds)
         self.lab.refresh_signatures()  # a signed lab re-signs when the clock passes the refresh point
-        return {"fake": True, "now": self.lab.clock_now()}
+        return self.lab.clock_status()
 
     async def _query(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
         """Ask the lab's resolver one question with `dnslab query`'s own client code, from this process.

@@ -5,7 +5,9 @@ API (the pytest plugin): each lab server's handler is wrapped by a
 `FaultyServer`, which counts every query it receives and then answers as the
 fault in force says: not at all, late, sometimes, with SERVFAIL or REFUSED,
 always truncated over UDP, or lamely (no authority).  Like CoreDNS's `erratic`
-plugin, but switchable while the lab runs.
+plugin, but switchable while the lab runs.  One fault is not the handler's to
+play: `unreachable` (nothing listens at the address) is the kernel's ICMP port
+unreachable, so the lab closes the server's sockets when told (`on_reachable`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import inspect
 import random
 from collections import Counter
 from dataclasses import dataclass
-from typing import Awaitable
+from typing import Awaitable, Callable
 
 import dns.exception
 import dns.flags
@@ -31,8 +33,9 @@ from dnslab.wire import QUESTION_IN_KEY, query_key
 
 
 class FaultKind(enum.Enum):
-    DOWN = "down"            # no answer at all
-    UP = "up"                # undo down
+    DOWN = "down"            # no answer at all: the resolver waits out its timeout
+    UNREACHABLE = "unreachable"  # nothing listens: ICMP port unreachable (UDP), RST (TCP), at once
+    UP = "up"                # undo down and unreachable
     DELAY = "delay"          # answer MS milliseconds late (optional jitter)
     LOSS = "loss"            # drop PCT percent of queries (seeded)
     SERVFAIL = "servfail"
@@ -62,6 +65,7 @@ _ANSWER_FAULTS = (FaultKind.SERVFAIL, FaultKind.REFUSED, FaultKind.TRUNCATE, Fau
 @dataclass
 class FaultState:
     down: bool = False
+    unreachable: bool = False  # the server's sockets are closed (see FaultyServer.on_reachable)
     delay_ms: float = 0.0
     jitter_ms: float = 0.0
     loss_pct: float = 0.0
@@ -70,6 +74,8 @@ class FaultState:
     def describe(self) -> list[str]:
         """The faults in force, as `dnslab faults` lists them."""
         found = ["down"] if self.down else []
+        if self.unreachable:
+            found.append("unreachable")
         if self.delay_ms or self.jitter_ms:
             found.append(f"delay {self.delay_ms:g} ms" + (f" ± {self.jitter_ms:g} ms" if self.jitter_ms else ""))
         if self.loss_pct:
@@ -95,6 +101,9 @@ class FaultyServer:
         self._received: Counter[bytes] = Counter()
         self._older = 0
         self._rng = random.Random(seed)
+        # Told when `unreachable` comes or goes: the lab closes or reopens the server's
+        # sockets, so the kernel itself refuses (a fault in the handler could only stay silent).
+        self.on_reachable: Callable[[bool], None] | None = None
 
     @property
     def down(self) -> bool:
@@ -110,10 +119,13 @@ class FaultyServer:
         if kind in ZONE_FAULT_KINDS:
             raise DnslabError(f"{kind.value} breaks a zone, not a server: dnslab fault ZONE {kind.value}")
         state = self.state
-        if kind is FaultKind.DOWN:
-            state.down = True
+        was_unreachable = state.unreachable
+        if kind is FaultKind.DOWN:  # silent and refusing are two ways of being out: one at a time
+            state.down, state.unreachable = True, False
+        elif kind is FaultKind.UNREACHABLE:
+            state.down, state.unreachable = False, True
         elif kind is FaultKind.UP:
-            state.down = False
+            state.down = state.unreachable = False
         elif kind is FaultKind.DELAY:
             state.delay_ms = _number(value, "delay needs milliseconds", 0, 60_000)
             state.jitter_ms = _number(jitter or 0.0, "jitter needs milliseconds", 0, 60_000)
@@ -124,6 +136,8 @@ class FaultyServer:
         else:
             state.answer = kind
         self._faultless = self.state == FaultState()
+        if self.state.unreachable != was_unreachable and self.on_reachable is not None:
+            self.on_reachable(not self.state.unreachable)
 
     @property
     def queries(self) -> Counter[tuple[str, str]]:
@@ -158,7 +172,7 @@ class FaultyServer:
         if self._faultless:
             return self.inner(wire, via_tcp, peer)  # type: ignore[return-value]
         state = self.state
-        if state.down:
+        if state.down or state.unreachable:  # (unreachable: a query already on an open TCP connection)
             return None
         if state.loss_pct and self._rng.random() * 100 < state.loss_pct:
             return None

@@ -288,6 +288,22 @@ class Infra:
             return Choice(address, Reason.ONLY_LAME_LEFT, self.timeout(address), tuple(held), rest)
         return None
 
+    def preferred(self, candidates: Sequence[str]) -> str | None:
+        """The server `choose` would pick now without exploring (and without probing), or None.
+
+        For showing a learner which server is in use; it changes nothing, not even the LRU
+        order.  None when no candidate has answered yet, or every one is held down.
+        """
+        _reject_str(candidates, "candidates")
+        now = self.clock.now()
+        usable = [(address, self._estimate(state)) for address in dict.fromkeys(candidates)
+                  for state in [self._peek(address)] if _breaker(state, now) is Breaker.CLOSED]
+        if not usable:
+            return None
+        address, _ = min(usable, key=lambda item: item[1])
+        state = self._peek(address)
+        return address if state is not None and state.srtt is not None else None
+
     def _pick(self, usable: list[tuple[str, float, _State | None]]) -> tuple[str, Reason]:
         if len(usable) == 1:
             return usable[0][0], Reason.ONLY_ONE_LEFT

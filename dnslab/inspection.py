@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from typing import Any, Callable, TextIO
 
 from dnslab.control import ControlClient, find_lab, running_labs
 from dnslab.errors import DnslabError
+from dnslab.events import ms_text
 from dnslab.trace import TextRenderer
 
 
@@ -116,12 +118,19 @@ def cmd_servers(args: argparse.Namespace, out: TextIO) -> int:
         state = {"closed": "ok", "half-open": "probing"}.get(server["state"], server["state"])
         if server["held_for_s"] is not None:
             state = f"held down {server['held_for_s']:g} s more"
-        srtt = "untried" if server["srtt_ms"] is None else f"{server['srtt_ms']:g} ms"
-        rows.append((server["address"], ", ".join(server["names"]) or "-", srtt, f"{server['timeout_ms']:g} ms",
+        srtt = _srtt_text(server)
+        rows.append((server["address"], ", ".join(server["names"]) or "-", srtt, f"{ms_text(server['timeout_ms'])} ms",
                      str(server["timeouts"]), state,
                      ", ".join(f"{m['zone']} ({m['left_s']:g} s more)" for m in server["lame"]) or "-"))
     _table(rows, out)
     return 0
+
+
+def _srtt_text(server: dict[str, Any]) -> str:
+    """The SRTT cell: a server asked but never heard from (timeouts, unreachable) is not "untried"."""
+    if server["srtt_ms"] is not None:
+        return f"{ms_text(server['srtt_ms'])} ms"
+    return "no reply yet" if server["timeouts"] or server.get("last_failure") else "untried"
 
 
 def _summed(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -233,9 +242,20 @@ def cmd_clock(args: argparse.Namespace, out: TextIO) -> int:
         result = client.call_all("clock.advance", {"seconds": args.seconds})[0]
     else:
         result = client.call("clock")
-    kind = "fake" if result["fake"] else "real (monotonic)"
-    print(f"lab clock: {kind}, now {result['now']:.1f}", file=out)
+    print(clock_text(result), file=out)
     return 0
+
+
+def clock_text(status: dict[str, Any]) -> str:
+    """`dnslab clock`: lab time since the start, whether the clock is fake and how far it was moved, the lab date."""
+    since = f"{status['since_start_s']:g} s since the lab started"
+    date = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(status["wall"]))
+    if not status["fake"]:
+        head = f"lab clock: real time, {since} (dnslab up --fake-clock gives a clock you can move)"
+        return head + "\n" + f"lab date:  {date}"
+    head = (f"lab clock: fake (dnslab up --fake-clock), {since}; it moves only by 'dnslab clock advance' "
+            f"(advanced {status['advanced_s']:g} s in all); network timeouts stay real")
+    return head + "\n" + f"lab date:  {date} (real start time + the advance: DNSSEC signatures are checked against it)"
 
 
 def cmd_web(args: argparse.Namespace, out: TextIO) -> int:

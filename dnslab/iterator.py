@@ -30,7 +30,7 @@ import dns.rrset
 from dnslab.cache import Cache, CacheHit, NegativeKind, Rank
 from dnslab.classify import Classified, ReplyKind, classify, synthesise_cname
 from dnslab.events import (CacheLookup, Delegation, Done, Event, Failed, QuerySent, Reply, Restart,
-                           ServerChoice, Sink, Start, lines)
+                           ServerChoice, Sink, Start, lines, to_ms)
 from dnslab.infra import Choice, Failure, Infra, Reason
 
 RdataType = dns.rdatatype.RdataType
@@ -448,8 +448,8 @@ class Resolution:
         if self.trace is not None:
             srtt = self.infra.view(choice.address).srtt
             self._emit(ServerChoice, zone=self.zone.to_text(), server=_text(server), address=choice.address,
-                       reason=choice.reason.value, srtt_ms=None if srtt is None else round(srtt * 1000, 1),
-                       timeout_ms=round(choice.timeout * 1000, 1), held_down=list(choice.held_down),
+                       reason=choice.reason.value, srtt_ms=None if srtt is None else to_ms(srtt),
+                       timeout_ms=to_ms(choice.timeout), held_down=list(choice.held_down),
                        lame=list(choice.lame))
         self._send(Query(choice.address, qname, qtype, self.zone, choice.timeout, choice.reason,
                          edns=self.settings.edns and self.infra.edns_supported(choice.address),
@@ -682,7 +682,7 @@ class Resolution:
             return
         records = lines(classified.chain) or lines([classified.soa] if classified.soa is not None else [])
         self._emit(Reply, zone=query.zone.to_text(), server=_text(query.server), address=query.address,
-                   rtt_ms=round(rtt * 1000, 1), rcode=dns.rcode.to_text(reply.rcode()),
+                   rtt_ms=to_ms(rtt), rcode=dns.rcode.to_text(reply.rcode()),
                    aa=bool(reply.flags & dns.flags.AA), tc=bool(reply.flags & dns.flags.TC), meaning=meaning,
                    child_zone=_text(classified.child) or None,
                    ns=[rdata.target.to_text() for rdata in classified.ns] if classified.ns else [],  # type: ignore[attr-defined]
@@ -694,7 +694,7 @@ class Resolution:
         if self.trace is None:
             return
         self._emit(Failed, zone=query.zone.to_text(), server=_text(query.server), address=query.address,
-                   failure=failure.value, after_ms=None if after is None else round(after * 1000, 1))
+                   failure=failure.value, after_ms=None if after is None else to_ms(after))
 
 
 def chain_end(qname: dns.name.Name, answer: list[dns.rrset.RRset]) -> dns.name.Name:

@@ -13,7 +13,7 @@ import ipaddress
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import dns.exception
 import dns.name
@@ -23,7 +23,7 @@ import dns.rdatatype
 import dns.rrset
 
 from dnslab import validate
-from dnslab.clock import Clock, MonotonicClock
+from dnslab.clock import Clock, FakeClock, MonotonicClock
 from dnslab.config import load_toml, resolver_settings
 from dnslab.control import ControlServer, runtime_dir
 from dnslab.dnssec_lab import ZONE_FAULTS, DnssecSettings, SignedZones, ZoneFault, parse_unsigned
@@ -298,7 +298,7 @@ class RunningServer:
 
     @property
     def up(self) -> bool:
-        return self.listener is not None and not self.faulty.down
+        return self.listener is not None and not self.faulty.down and not self.faulty.state.unreachable
 
 
 @dataclass
@@ -347,6 +347,7 @@ class Lab:
         """
         port = validate.port(port)  # the Python API too: 99999 must not wrap round to 34463
         self.clock: Clock = clock or MonotonicClock()
+        self._clock_origin = self.clock.now()
         self.signer: SignedZones | None = None
         if dnssec:
             settings = dnssec if isinstance(dnssec, DnssecSettings) else DnssecSettings(runtime_dir() / "keys")
@@ -507,6 +508,15 @@ class Lab:
     def clock_now(self) -> float:
         """The lab clock's reading (the resolver's time source)."""
         return self.clock.now()
+
+    def clock_status(self) -> dict[str, Any]:
+        """What `dnslab clock` shows: real or fake, lab seconds since the lab was made, how far a fake clock
+        was advanced, and the lab's date (what signatures are checked against).  `now` is the raw reading."""
+        fake = isinstance(self.clock, FakeClock)
+        now = self.clock.now()
+        return {"fake": fake, "now": now, "since_start_s": round(now - self._clock_origin, 3),
+                "advanced_s": round(self.clock.advanced, 3) if fake else 0.0,  # type: ignore[attr-defined]
+                "wall": self.clock.wall()}
 
     def faults(self) -> dict[str, list[str]]:
         """The faults in force, by server address, then DNSSEC faults by zone name (none: left out)."""
@@ -671,10 +681,7 @@ class Lab:
             for plan in plans:
                 running = new_servers[plan.address] = self._new_server(replace(plan, zones=[]))
                 if self.bound_port is not None:
-                    listener = DnsListener(plan.address, self.bound_port, running.faulty.handle,
-                                           reuse_port=self.reuse_port)
-                    await listener.start()
-                    running.listener = listener
+                    await self._listen(running, self.bound_port)
         except BaseException:
             for running in new_servers.values():
                 if running.listener is not None:
@@ -723,10 +730,8 @@ class Lab:
         if self.signer is not None:
             self.signer.write_anchor()
         for running in self.servers:
-            listener = DnsListener(running.plan.address, port, running.faulty.handle, reuse_port=self.reuse_port)
-            await listener.start()
-            running.listener = listener
-            port = listener.port
+            await self._listen(running, port)
+            port = running.listener.port  # type: ignore[union-attr]
         if self.resolver_address is not None:
             # The lab's servers answer on the lab port, so that is the resolver's upstream port.
             settings = replace(self.resolver_settings, upstream_port=port)
@@ -737,12 +742,29 @@ class Lab:
         await self.control.start()
         self.bound_port = port
 
+    async def _listen(self, running: RunningServer, port: int) -> None:
+        """Bind a server's address; its `unreachable` fault closes and reopens these sockets."""
+        listener = DnsListener(running.plan.address, port, running.faulty.handle, reuse_port=self.reuse_port)
+        await listener.start()
+        running.listener = listener
+        running.faulty.on_reachable = listener.set_listening
+        if running.faulty.state.unreachable:
+            listener.set_listening(False)
+            await listener.settled()
+
+    async def settled(self) -> None:
+        """Wait until every server's sockets match its faults (an `unreachable` fault switched just now)."""
+        for running in self.servers:
+            if running.listener is not None:
+                await running.listener.settled()
+
     async def stop(self) -> None:
         await self.control.stop()
         if self._resolver_listener is not None:
             await self._resolver_listener.stop()
             self._resolver_listener = None
         for running in self.servers:
+            running.faulty.on_reachable = None
             if running.listener is not None:
                 await running.listener.stop()
                 running.listener = None

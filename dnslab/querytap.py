@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import dns.message
@@ -26,7 +26,7 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 
-from dnslab.events import CacheLookup, Done, Event, Failed, Start, lines
+from dnslab.events import CacheLookup, Done, Event, Failed, Recording as _Recording, Start, lines, stamped
 
 if TYPE_CHECKING:
     from dnslab.iterator import Result
@@ -46,15 +46,10 @@ class Watch:
 
 
 @dataclass
-class Recording:
+class Recording(_Recording):
     """A client query being recorded: its events, stamped with ms since it arrived."""
 
-    started: float = field(default_factory=time.monotonic)
-    events: list[tuple[float, Event]] = field(default_factory=list)
     watch: Watch | None = None
-
-    def sink(self, event: Event) -> None:
-        self.events.append((round((time.monotonic() - self.started) * 1000, 1), event))
 
 
 @dataclass
@@ -82,13 +77,7 @@ class Tapped:
 
     def trace(self) -> list[dict[str, Any]]:
         """The events as `dnslab trace --json` prints them (t_ms first, total_ms on the answer)."""
-        out = []
-        for t_ms, event in list(self.events):
-            record = {"t_ms": t_ms, **event.to_json()}
-            if isinstance(event, Done) and event.depth == 0 and not record.get("total_ms"):
-                record["total_ms"] = t_ms
-            out.append(record)
-        return out
+        return [stamped(t_ms, event) for t_ms, event in list(self.events)]
 
 
 class QueryTap:
@@ -179,6 +168,17 @@ class QueryTap:
         ]
         client = str(peer[0]) if peer else ""
         self._keep(watch, time.time(), client, name, kind, rcode, "fast", 0, None, via_tcp, events)
+
+    def traced(self, recording: Recording, name: dns.name.Name, rdtype: int, result: "Result",
+               cold: bool) -> Tapped:
+        """A trace started from the web page (`dnslab trace [--cold]`): kept with the page's own queries.
+
+        It is no client's query (no client asked over the network, and a cold one used a private,
+        empty cache), so its `how` says what it was: "trace", or "cold" for a walk from the root."""
+        return self._keep(Watch(name.to_text().lower(), int(rdtype)), time.time(), "this page", name.to_text(),
+                          dns.rdatatype.to_text(rdtype), dns.rcode.to_text(result.rcode),
+                          "cold" if cold else "trace", result.upstream_queries, recording.elapsed_ms(),
+                          False, recording.events)
 
     def _keep(self, watch: Watch | None, when: float, client: str, name: str, kind: str, rcode: str, how: str,
               upstream: int, ms: float | None, tcp: bool, events: list[tuple[float, Event]]) -> Tapped:

@@ -34,7 +34,7 @@ import dns.rrset
 from dnslab.cache import Cache, CacheSettings, Rank, Rotation
 from dnslab.fastpath import MAX_VARIANTS, AnswerCache, WireAnswer
 from dnslab.clock import Clock, MonotonicClock
-from dnslab.events import Event, Sink
+from dnslab.events import Done, Event, QuerySent, Recording, Sink
 from dnslab.hints import RootHints
 from dnslab.infra import Failure, Infra, InfraSettings
 from dnslab.iterator import IteratorSettings, Resolution, Result, chain_end
@@ -161,7 +161,7 @@ class RecursiveResolver:
         self.tap: QueryTap | None = None
         # For test suites (dnslab.testing): keep the events of the last client lookup.
         self.keep_last_trace = False
-        self.last_trace: list[Event] = []
+        self.last_trace = Recording()
 
     # --- resolving -----------------------------------------------------------------------
 
@@ -191,12 +191,17 @@ class RecursiveResolver:
     async def answer(self, qname: dns.name.Name, qtype: int, cache_only: bool = False, checking_disabled: bool = False,
                      trace: Sink | None = None) -> Result:
         """A client's answer: resolved, then validated unless the client set CD=1 (RFC 4035 §3.2.2)."""
-        result = await self.resolve(qname, qtype, cache_only=cache_only, trace=trace)
+        if self.keep_last_trace:  # for test suites: this lookup's steps, stamped as `dnslab trace --json` does
+            self.last_trace = Recording()
+            trace = self.last_trace.sink if trace is None else _both(self.last_trace.sink, trace)
         if self.validator is None or cache_only or checking_disabled:
-            return result
-        if self.keep_last_trace:  # the validation's steps belong to the client's last trace too
-            trace = self.last_trace.append if trace is None else _both(self.last_trace.append, trace)
-        return await self.validate(result, qname, qtype, trace)
+            return await self.resolve(qname, qtype, cache_only=cache_only, trace=trace)
+        held = _AnswerLast(trace) if trace is not None else None
+        result = await self.resolve(qname, qtype, trace=held)
+        verdict = await self.validate(result, qname, qtype, held)
+        if held is not None:
+            held.release(result, verdict)
+        return verdict
 
     async def validate(self, result: Result, qname: dns.name.Name, qtype: int, trace: Sink | None = None,
                        cache: Cache | None = None, keys: KeyCache | None = None, count: bool = True) -> Result:
@@ -278,12 +283,8 @@ class RecursiveResolver:
 
     def _resolution(self, qname: dns.name.Name, qtype: int, cache_only: bool = False,
                     trace: Sink | None = None) -> Resolution:
-        sink = trace
-        if self.keep_last_trace:
-            self.last_trace = []
-            sink = self.last_trace.append if trace is None else _both(self.last_trace.append, trace)
         return Resolution(qname, qtype, cache=self.cache, infra=self.infra, hints=self.hints,
-                          settings=self.settings.iterator, cache_only=cache_only, trace=sink)
+                          settings=self.settings.iterator, cache_only=cache_only, trace=trace)
 
     def _finished_in_background(self, task: asyncio.Future[Result], qname: dns.name.Name, qtype: int) -> None:
         self._tasks.discard(task)  # type: ignore[arg-type]
@@ -460,13 +461,16 @@ class RecursiveResolver:
         server state (RTTs, hold-downs) is shared, as it describes the real servers.
         """
         cache = Cache(self.clock, self.settings.cache, random.Random()) if cold else self.cache
+        held = _AnswerLast(sink) if self.validator is not None else None
         resolution = Resolution(qname, qtype, cache=cache, infra=self.infra, hints=self.hints,
-                                settings=self.settings.iterator, trace=sink)
+                                settings=self.settings.iterator, trace=held or sink)
         result = await self._drive(resolution, count=False)
-        if self.validator is None:
+        if held is None:
             return result
-        return await self.validate(result, qname, qtype, sink, cache, KeyCache(self.clock) if cold else None,
-                                   count=False)
+        verdict = await self.validate(result, qname, qtype, held, cache, KeyCache(self.clock) if cold else None,
+                                      count=False)
+        held.release(result, verdict)
+        return verdict
 
     def _allowed(self, address: str) -> bool:
         """Whether a client address may use us; decided once per address (bounded memory)."""
@@ -576,6 +580,37 @@ class RecursiveResolver:
             reply.answer, reply.authority, reply.additional = [], [], []
             reply.flags |= dns.flags.TC
             return reply.to_wire(max_size=limit, want_shuffle=False)
+
+
+class _AnswerLast:
+    """A trace sink that holds back the client's answer (the depth-0 `done`) until validation has judged it.
+
+    The iterator finishes before the validator starts; passed on at once, its
+    answer line said "NOERROR" above the verdict that turns it into SERVFAIL.
+    Held, the answer comes last and says what the client gets.
+    """
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.done: Done | None = None
+        self.queries = 0  # sent for this answer, the validator's DS and DNSKEY fetches included
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Done) and event.depth == 0 and self.done is None:
+            self.done = event
+            return
+        self.queries += isinstance(event, QuerySent)
+        self.sink(event)
+
+    def release(self, resolved: Result, verdict: Result) -> None:
+        done = self.done
+        if done is None:
+            return
+        done = replace(done, upstream_queries=max(done.upstream_queries, self.queries))
+        if verdict.rcode != resolved.rcode:  # bogus: the client gets SERVFAIL, and none of the data
+            done = replace(done, rcode=dns.rcode.to_text(verdict.rcode), records=[], authority=[],
+                           reason=verdict.reason)
+        self.sink(done)
 
 
 def _both(first: Sink, second: Sink) -> Sink:

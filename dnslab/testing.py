@@ -21,7 +21,7 @@ import dns.resolver
 
 from dnslab.clock import FakeClock
 from dnslab.errors import DnslabError
-from dnslab.events import Event
+from dnslab.events import Recording
 from dnslab.faults import FaultKind
 from dnslab.lab import SAMPLE_ZONES, Change, Lab, LabSettings, RunningServer, dnssec_settings, zone_files
 from dnslab.resolver import ResolverSettings
@@ -51,11 +51,21 @@ class ServerHandle:
         self.names = [name.to_text() for name in running.plan.names]
 
     def _apply(self, kind: FaultKind, value: float | None = None, jitter: float | None = None) -> "ServerHandle":
-        self._lab.call(lambda: self._lab.lab.fault(self.address, kind, value, jitter))
+        async def apply() -> None:
+            self._lab.lab.fault(self.address, kind, value, jitter)
+            await self._lab.lab.settled()  # an unreachable server's sockets are closed before we return
+        self._lab.run(apply())
         return self
 
     def down(self) -> "ServerHandle":
+        """Silent: queries are counted and never answered, so the resolver waits out its (real) timeout."""
         return self._apply(FaultKind.DOWN)
+
+    def unreachable(self) -> "ServerHandle":
+        """Nothing listens at the address: the kernel answers ICMP port unreachable (UDP) or RST (TCP),
+        and the resolver fails over at once, without waiting.  The fast way to test an outage; queries
+        sent meanwhile are not counted, as nothing receives them.  `up()` or `clear()` undoes it."""
+        return self._apply(FaultKind.UNREACHABLE)
 
     def up(self) -> "ServerHandle":
         return self._apply(FaultKind.UP)
@@ -256,19 +266,31 @@ class DnsLab(LabRunner):
         self.call(move)
 
     def trace(self, name: str, rdtype: str = "A", cold: bool = False) -> list[dict[str, Any]]:
-        """Resolve with tracing on; the events as `dnslab trace --json` prints them."""
-        events: list[Event] = []
+        """Resolve with tracing on; the events as `dnslab trace --json` prints them (with `t_ms`)."""
         resolver = self.lab.resolver
         if resolver is None:
             raise DnslabError("this lab has no resolver")
-        self.run(resolver.trace(dns.name.from_text(name), dns.rdatatype.from_text(rdtype), events.append, cold))
-        return [event.to_json() for event in events]
+
+        async def traced() -> list[dict[str, Any]]:
+            recording = Recording()
+            await resolver.trace(dns.name.from_text(name), dns.rdatatype.from_text(rdtype), recording.sink, cold)
+            return recording.to_json()
+        return self.run(traced())
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """The resolver's counters, as `dnslab stats --json` shows them (queries, timeouts, network_errors...)."""
+        resolver = self.lab.resolver
+        if resolver is None:
+            raise DnslabError("this lab has no resolver")
+        return self.call(resolver.stats.to_json)
 
     @property
     def last_trace(self) -> list[dict[str, Any]]:
-        """The events of the last client lookup (a cache hit shows as a `cache` event and `done`)."""
+        """The events of the last client lookup, as `dnslab trace --json` prints them (a cache hit
+        shows as a `cache` event and `done`)."""
         resolver = self.lab.resolver
-        return [] if resolver is None else self.call(lambda: [e.to_json() for e in resolver.last_trace])
+        return [] if resolver is None else self.call(resolver.last_trace.to_json)
 
     def faults(self) -> dict[str, list[str]]:
         return self.call(self.lab.faults)

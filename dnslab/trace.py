@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from dnslab.events import ms_text
+
 _COLOURS = {"red": "31", "green": "32", "yellow": "33", "blue": "34", "magenta": "35", "cyan": "36",
             "dim": "2", "bold": "1"}
 _MEANING_COLOUR = {"answer": "green", "referral": "blue", "cname": "magenta", "nxdomain": "yellow",
@@ -72,12 +74,12 @@ class TextRenderer:
     def _choose(self, e: dict[str, Any]) -> str:
         why = e["reason"]
         if e.get("srtt_ms") is not None:
-            why += f", SRTT {e['srtt_ms']:g} ms"
+            why += f", SRTT {ms_text(e['srtt_ms'])} ms"
         if e.get("held_down"):
             why += f"; held down: {', '.join(e['held_down'])}"
         if e.get("lame"):
             why += f"; lame for the zone: {', '.join(e['lame'])}"
-        return f"choose {e['server'] or '?'} ({e['address']}): {why}; timeout {e['timeout_ms']:g} ms"
+        return f"choose {e['server'] or '?'} ({e['address']}): {why}; timeout {ms_text(e['timeout_ms'])} ms"
 
     def _query(self, e: dict[str, Any]) -> str:
         extra = [e["purpose"]] if e["purpose"] != "resolve" else []
@@ -91,7 +93,7 @@ class TextRenderer:
     def _reply(self, e: dict[str, Any]) -> str:
         meaning = e["meaning"]
         flags = " aa" if e.get("aa") else ""
-        text = f"<- {e['rcode']}{flags} in {e['rtt_ms']:g} ms: {meaning}"
+        text = f"<- {e['rcode']}{flags} in {ms_text(e['rtt_ms'])} ms: {meaning}"
         if meaning == "referral":
             text += f" to {e['child_zone']}: NS {', '.join(e['ns'])}"
             text += f"; glue {', '.join(e['glue'])}" if e["glue"] else "; no glue"
@@ -106,9 +108,11 @@ class TextRenderer:
         return "\n".join([lines[0]] + [" " * 13 + "  " * _level(e) + rest for rest in lines[1:]])
 
     def _failed(self, e: dict[str, Any]) -> str:
-        after = f" after {e['after_ms']:g} ms" if e.get("after_ms") else ""
-        return self._paint(f"x  {e['server'] or e['address']} ({e['address']}): {e['failure']}{after}"
-                           " -> next server", "red")
+        # Whether another server gets the question is the next step's to say (a `choose`,
+        # or the answer's "every name server ... failed"): here it is not known yet.
+        after = f" after {ms_text(e['after_ms'])} ms" if e.get("after_ms") else ""
+        failure = "network error (unreachable or refused)" if e["failure"] == "network" else e["failure"]
+        return self._paint(f"x  {e['server'] or e['address']} ({e['address']}): {failure}{after}", "red")
 
     def _restart(self, e: dict[str, Any]) -> str:
         return self._paint(f"{e['via']}: {e['name']} -> {e['target']}, restart there", "magenta")
@@ -135,7 +139,7 @@ class TextRenderer:
         head = f"answer: {e['rcode']}"
         if e.get("reason"):
             head += f" ({e['reason']})"
-        head += f" in {e.get('total_ms', 0):g} ms with {e['upstream_queries']} upstream quer"
+        head += f" in {ms_text(e.get('total_ms'))} ms with {e['upstream_queries']} upstream quer"
         head += "y" if e["upstream_queries"] == 1 else "ies"
         body = [f"{' ' * 13}{record}" for record in e["records"] + e["authority"]]
         return "\n".join([self._paint(head, "bold")] + body)

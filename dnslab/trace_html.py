@@ -22,6 +22,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from dnslab.events import ms_text
+
 __all__ = ["render_html"]
 
 # --- geometry (px) ----------------------------------------------------------------------
@@ -256,7 +258,7 @@ def _reply_label(event: dict[str, Any]) -> str:
         head = f"{meaning} ({rcode})"
     else:
         head = meaning
-    return f"{head} · {_num(event.get('rtt_ms'))} ms"
+    return f"{head} · {ms_text(event.get('rtt_ms'))} ms"
 
 
 def _reply_detail(event: dict[str, Any]) -> str:
@@ -282,7 +284,7 @@ def _reply_full(event: dict[str, Any]) -> str:
     lines = [f"reply from {_clean(event.get('server') or '?')} {_clean(event.get('address') or '')} "
              f"for zone {_clean(event.get('zone') or '?')}: {_clean(event.get('meaning'))}, "
              f"rcode {_clean(event.get('rcode'))}, AA={int(bool(event.get('aa')))}, "
-             f"TC={int(bool(event.get('tc')))}, rtt {_num(event.get('rtt_ms'))} ms"]
+             f"TC={int(bool(event.get('tc')))}, rtt {ms_text(event.get('rtt_ms'))} ms"]
     if event.get("child_zone"):
         lines.append(f"delegates {_clean(event.get('child_zone'))} to " +
                      ", ".join(_clean(n) for n in event.get("ns") or []))
@@ -310,9 +312,9 @@ def _choice_text(choice: dict[str, Any] | None) -> str:
         return ""
     text = _clean(choice.get("reason") or "")
     if choice.get("srtt_ms") is not None:
-        text += f" (srtt {_num(choice.get('srtt_ms'))} ms)"
+        text += f" (srtt {ms_text(choice.get('srtt_ms'))} ms)"
     if choice.get("timeout_ms") is not None:
-        text += f" · timeout {_num(choice.get('timeout_ms'))} ms"
+        text += f" · timeout {ms_text(choice.get('timeout_ms'))} ms"
     held = [_clean(a) for a in choice.get("held_down") or []]
     if held:
         text += " · held down: " + ", ".join(held)
@@ -332,7 +334,7 @@ def _failed_label(event: dict[str, Any], after_reply: bool) -> str:
     if after_reply:
         return f"{label}: reply not usable"
     if failure == "timeout" or (after not in (None, 0, 0.0)):
-        return f"{label} after {_num(after)} ms"
+        return f"{label} after {ms_text(after)} ms"
     return label
 
 
@@ -403,7 +405,9 @@ def _dnssec_text(event: dict[str, Any]) -> str:
     return f"{head} (zone {zone}): {detail}" if detail else f"{head} (zone {zone})"
 
 
-def _step_text(event: dict[str, Any], after_reply: bool = False) -> str:
+def _step_text(event: dict[str, Any], after_reply: bool = False,
+               following: dict[str, Any] | None | bool = False) -> str:
+    """*following*: for a failed try, the next choice of server (None: none; False: not known)."""
     """One sentence per event, for the text list and the SVG's description."""
     kind = _kind(event)
     name = _clean(event.get("name") or "")
@@ -429,7 +433,8 @@ def _step_text(event: dict[str, Any], after_reply: bool = False) -> str:
         return _reply_full(event).replace("\n", "; ") + "."
     if kind == "failed":
         return (f"Failed try at {_clean(event.get('server') or '?')} {_clean(event.get('address'))}: "
-                f"{_failed_label(event, after_reply)}; the next server gets the question.")
+                f"{_failed_label(event, after_reply)}"
+                + ("." if following is False else f"; {_after_failure(event, following)}."))
     if kind == "restart":
         return (f"{_clean(event.get('via') or 'CNAME')}: {name} leads to {_clean(event.get('target'))}; "
                 f"the walk starts again there.")
@@ -441,6 +446,33 @@ def _step_text(event: dict[str, Any], after_reply: bool = False) -> str:
         reason = f" ({_clean(event.get('reason'))})" if event.get("reason") else ""
         return f"{who}: {_clean(event.get('rcode'))}{reason}" + (f": {records}." if records else ".")
     return f"Event {_clean(kind) or '?'}."
+
+
+def _next_tries(events: list[dict[str, Any]]) -> dict[int, dict[str, Any] | None]:
+    """For each failed try: the same lookup's next server choice, or None when it chose none before it ended."""
+    following: dict[int, dict[str, Any] | None] = {}
+    open_failure: dict[int, int] = {}   # depth -> its latest failed try not yet followed by a choice
+    for index, event in enumerate(events):
+        kind, depth = _kind(event), _depth(event)
+        if kind == "failed":
+            open_failure[depth] = index
+        elif kind == "choose" and depth in open_failure:
+            following[open_failure.pop(depth)] = event
+        elif kind == "done" and depth in open_failure:
+            following[open_failure.pop(depth)] = None
+    return following
+
+
+def _after_failure(event: dict[str, Any], following: dict[str, Any] | None, short: bool = False) -> str:
+    """What the lookup did after a failed try: as the next step says, never a guess."""
+    if following is None:
+        return "no server left" if short else "no server is left to ask"
+    if short:
+        return f"next: {_clean(following.get('server') or following.get('address') or '?')}"
+    who = f"{_clean(following.get('server') or '?')} {_clean(following.get('address'))}"
+    if following.get("address") == event.get("address"):
+        return f"the lookup asks {who} once more"
+    return f"the next server, {who}, gets the question"
 
 
 # --- layout ---------------------------------------------------------------------------------
@@ -465,6 +497,7 @@ class _Layout:
         self.width = max(MIN_WIDTH, (servers[-1].x if servers else RESOLVER_X) + RIGHT_PAD)
         self.after_reply: set[int] = set()   # failed events that judge a reply already drawn
         self.failed_queries: set[int] = set()
+        self.next_tries = _next_tries(self.events)
         self.rows = self._rows()
         self._place()
 
@@ -817,9 +850,11 @@ class _Painter:
         after_reply = row.index in self.l.after_reply
         self._arrow(x1 - 5, self.resolver + 5 + 4 * row.depth, row.y + 30, "bad", dashed=True, cross=True)
         who = f"{_clean(e.get('server') or '?')} {_clean(e.get('address') or '')}".strip()
+        following = self.l.next_tries.get(row.index, False)
+        then = "" if following is False else f"; {_after_failure(e, following, short=True)}"  # type: ignore[arg-type]
         self._labels(row, self.resolver, x1, "× " + _failed_label(e, after_reply),
-                     f"nothing usable from {who}: next server", "bad")
-        return "failed", _step_text(e, after_reply)
+                     f"nothing usable from {who}{then}", "bad")
+        return "failed", _step_text(e, after_reply, following)
 
     def _draw_restart(self, row: _Row) -> tuple[str, str]:
         e = row.event
@@ -864,7 +899,7 @@ class _Painter:
             text += " · " + _records_brief(records)
         text += f" · {_plural(own, 'query', 'queries')}"
         if start is not None and _t(start.event) is not None and _t(e) is not None:
-            text += f" · {_num(_t(e) - _t(start.event))} ms"   # type: ignore[operator]
+            text += f" · {ms_text(_t(e) - _t(start.event))} ms"   # type: ignore[operator]
         self.svg.text(x, row.y + 21, text, "sub-head " + ("t-ok" if ok else "t-bad"), size=12,
                       max_px=self.l.width - x - 30 - inset)
         return "sub-done", _step_text(e)
@@ -879,7 +914,7 @@ class _Painter:
         total = _total_ms(self.l.events, done)
         failed = sum(1 for e in self.l.events if _kind(e) == "failed")
         subs = sum(1 for e in self.l.events if _kind(e) == "start" and _depth(e) > 0)
-        head = (f"answer {_clean(done.get('rcode'))} in {_num(total)} ms · "
+        head = (f"answer {_clean(done.get('rcode'))} in {ms_text(total)} ms · "
                 f"{_plural(int(upstream) if isinstance(upstream, (int, float)) else queries, 'upstream query', 'upstream queries')}")
         if subs:
             head += f" · {_plural(subs, 'sub-lookup')}"
@@ -1048,7 +1083,7 @@ def render_html(events: list[dict[str, Any]], title: str) -> str:
     servers = len(layout.lanes) - 2
     if done is not None:
         outcome = (f"{_clean(done.get('rcode'))}, {_plural(len(done.get('records') or []), 'record')}, "
-                   f"in {_num(_total_ms(layout.events, done))} ms")
+                   f"in {ms_text(_total_ms(layout.events, done))} ms")
     else:
         outcome = "no answer in this trace"
     verdict = next((e for e in reversed(layout.events) if _kind(e) == "dnssec" and e.get("step") == "verdict"
@@ -1068,7 +1103,7 @@ def render_html(events: list[dict[str, Any]], title: str) -> str:
         t = _t(event)
         prefix = f"[{_num(t)} ms] " if t is not None else ""
         indent = "  " * _depth(event)
-        steps.append(f"{indent}{prefix}{_step_text(event, index in after)}")
+        steps.append(f"{indent}{prefix}{_step_text(event, index in after, layout.next_tries.get(index, False))}")
     desc = summary_text + " Steps:\n" + "\n".join(steps)
     svg = (f'<svg class="diagram" role="img" aria-label="{_esc("Sequence diagram. " + summary_text)}" '
            f'aria-labelledby="trace-title" aria-describedby="trace-desc" width="{width:.0f}" height="{height:.0f}" '

@@ -110,6 +110,30 @@ class DnsListener:
         self._udp_protocol: _UdpProtocol | None = None
         self._tcp: asyncio.base_events.Server | None = None
         self._tcp_clients: set[asyncio.StreamWriter] = set()
+        self._switching: asyncio.Future[None] | None = None  # the last close or reopen asked for
+
+    def set_listening(self, listening: bool) -> None:
+        """Close the sockets (the kernel then refuses: ICMP port unreachable, TCP RST) or open them again.
+
+        Called from plain code (a fault switched on the loop's thread); the work
+        runs as a task, one switch after the other, and `settled` waits for it.
+        """
+        previous = self._switching
+
+        async def switch() -> None:
+            if previous is not None:
+                await asyncio.gather(previous, return_exceptions=True)
+            if listening and self._udp is None:
+                await self.start()
+            elif not listening:
+                await self.stop(settle=False)
+
+        self._switching = asyncio.ensure_future(switch())
+
+    async def settled(self) -> None:
+        """Wait until the last `set_listening` is done; raises BindError if the address could not be had back."""
+        if self._switching is not None:
+            await self._switching
 
     async def start(self) -> None:
         """Bind UDP first (port 0 picks a free one), then TCP on the same port.
@@ -141,7 +165,9 @@ class DnsListener:
                 if exc.errno != errno.EADDRINUSE or attempt == attempts - 1:
                     raise bind_error(self.host, self.port, "TCP", exc) from None
 
-    async def stop(self) -> None:
+    async def stop(self, settle: bool = True) -> None:
+        if settle and self._switching is not None:
+            await asyncio.gather(self._switching, return_exceptions=True)
         await self._close_udp()
         if self._tcp is not None:
             self._tcp.close()

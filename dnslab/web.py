@@ -44,6 +44,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import dns.exception
 import dns.name
+import dns.rdatatype
 
 from dnslab import __version__
 from dnslab.clock import FakeClock
@@ -125,7 +126,6 @@ class WebServer:
         self._ticker: asyncio.Task[None] | None = None
         self._urgent = asyncio.Event()
         self._stopping = False
-        self._clock_origin = lab.clock_now()
         self._hierarchy = lab.hierarchy  # a new one after a change started or stopped servers
         self._files = {path: (resources.files("dnslab").joinpath("webui", name).read_bytes(), kind)
                        for path, (name, kind) in STATIC.items()}
@@ -258,6 +258,8 @@ class WebServer:
         if not isinstance(request, dict) or not isinstance(request.get("args", {}), dict):
             raise HttpError(400, "the body must be JSON: {\"command\": ..., \"args\": {...}}")
         command, args = str(request.get("command")), request.get("args") or {}
+        if command == "trace":
+            return await self._trace(args)
         handler = self.control.commands.get(command)
         if handler is None:
             return {"ok": False, "error": f"unknown command {command!r}; known: {', '.join(sorted(self.control.commands))}"}
@@ -276,6 +278,26 @@ class WebServer:
         if events:
             result = {**(result or {}), "events": events}
         return {"ok": True, "result": result}
+
+    async def _trace(self, args: dict[str, Any]) -> dict[str, Any]:
+        """`dnslab trace` from the page (with `cold`: a walk from the root, as `--cold`): the events, as the
+        control command returns them, and the trace kept in the list of queries so the page can draw it."""
+        from dnslab.control import _question
+        from dnslab.events import Recording
+
+        try:
+            if self.lab.resolver is None:
+                raise DnslabError("this lab runs without a resolver (dnslab up --no-resolver)")
+            qname, qtype = _question(args)
+            recording = Recording()
+            result = await self.lab.resolver.trace(qname, qtype, recording.sink, cold=bool(args.get("cold")))
+        except DnslabError as exc:
+            return {"ok": False, "error": str(exc)}
+        finally:
+            self._urgent.set()
+        tapped = self.tap.traced(recording, qname, qtype, result, bool(args.get("cold")))
+        return {"ok": True, "result": {"rcode": tapped.rcode, "upstream_queries": result.upstream_queries,
+                                       "total_ms": tapped.ms, "query_id": tapped.id, "events": tapped.trace()}}
 
     def _view(self, body: bytes) -> dict[str, Any]:
         """A viewer's choice of what part of the cache to watch."""
@@ -384,6 +406,10 @@ class WebServer:
                 "fake_clock": isinstance(lab.clock, FakeClock), "workers": 1 + len(self.workers),
                 "servers": servers, "zones": zones, "tap_rate": self.tap.rate}
 
+    def _zone_servers(self) -> dict[str, list[str]]:
+        """Each zone's server addresses, in the order the hierarchy lists them."""
+        return {zone["origin"]: zone["servers"] for zone in self._lab_info()["zones"]}
+
     async def _state(self, cache_filter: str) -> dict[str, Any]:
         commands, lab = self.control.commands, self.lab
         views: dict[str, dict[str, Any]] = {}
@@ -401,28 +427,74 @@ class WebServer:
             except DnslabError as exc:
                 cache = {"entries": [], "size": len(lab.resolver.cache), "truncated": False, "error": str(exc)}
             cache["filter"] = cache_filter
+            _against_the_zones(cache["entries"], lab.zones)
         servers = []
         for running in lab.servers:
             state = running.faulty.state
             servers.append({
                 "address": running.plan.address, "up": running.up, "faults": state.describe(),
-                "fault": {"down": state.down, "delay_ms": state.delay_ms, "jitter_ms": state.jitter_ms,
+                "fault": {"down": state.down, "unreachable": state.unreachable, "delay_ms": state.delay_ms,
+                          "jitter_ms": state.jitter_ms,
                           "loss_pct": state.loss_pct, "answer": state.answer.value if state.answer else None},
                 "received": sum(running.faulty.queries.values()),
                 "resolver": views.get(running.plan.address),
             })
+        # Per zone, the server the resolver prefers now (lowest estimated RTT, as Infra.choose ranks
+        # them): the one a learner takes down to see a failover.
+        in_use = {} if lab.resolver is None else {
+            origin: address for origin, addresses in self._zone_servers().items()
+            if (address := lab.resolver.infra.preferred(addresses)) is not None}
         clock = await commands["clock"]({}, _ignore)
         # A signed lab's zone faults (dnssec-*), keyed by zone name: the page badges those zones.
         dnssec = None if lab.signer is None else {
             "zone_faults": lab.signer.describe(),
             "trust_anchor_file": str(lab.trust_anchor_file) if lab.trust_anchor_file else None}
-        return {"clock": {**clock, "since_start": round(clock["now"] - self._clock_origin, 3)},
-                "servers": servers, "stats": stats, "cache": cache, "dnssec": dnssec,
+        return {"clock": {**clock, "since_start": clock["since_start_s"]},
+                "servers": servers, "stats": stats, "cache": cache, "dnssec": dnssec, "in_use": in_use,
                 "tap": {"rate": self.tap.rate, "skipped": self.tap.skipped, "recorded": self.tap.recorded}}
 
 
 def _ignore(_: dict[str, Any]) -> None:
     return None
+
+
+def _against_the_zones(entries: list[dict[str, Any]], zones: list[Any]) -> None:
+    """Mark each cached answer the lab's zones now contradict (`zone_now`: what the zone has instead).
+
+    After `dnslab record set` the servers answer the new data at once while the resolver keeps the
+    old until its TTL runs out, as a real one does: the page says so beside the entry.  Only what
+    can be told for sure is marked: a name the zone no longer has at all (deleted, or answered by
+    a wildcard) is left alone.
+    """
+    by_origin = {zone.origin: zone for zone in zones}
+    for entry in entries:
+        if entry["kind"] not in ("positive", "nodata", "nxdomain") or entry.get("stale"):
+            continue
+        try:
+            name, rdtype = dns.name.from_text(entry["name"]), dns.rdatatype.from_text(entry["type"])
+        except (dns.exception.DNSException, ValueError):
+            continue
+        zone, owner = None, name
+        while zone is None:
+            zone = by_origin.get(owner)
+            if owner == dns.name.root:
+                break
+            owner = owner.parent()
+        if zone is None or not zone.exists(name):
+            continue
+        if entry["kind"] == "nxdomain":  # a remembered "no such name" (for every type) while the name now exists
+            entry["zone_now"] = [line for rrset in (zone.node(name) or {}).values()
+                                 for line in rrset.to_text().splitlines()]
+            continue
+        now = zone.get(name, rdtype)
+        now_data = sorted(rdata.to_text().lower() for rdata in now) if now is not None else []
+        if entry["kind"] == "positive":
+            cached = sorted(line.split(None, 4)[-1].lower() for line in entry["records"])
+            differs = cached != now_data
+        else:  # a remembered NODATA while the zone now has the type
+            differs = now is not None
+        if differs:
+            entry["zone_now"] = [f"{name} {now.ttl} IN {entry['type']} {data}" for data in now_data] if now else []
 
 
 async def _call(state: LabState, command: str, args: dict[str, Any]) -> Any:

@@ -58,13 +58,19 @@ def test_round_robin_order_over_several_queries(dns_lab):
 
 
 def test_servfail_when_every_server_is_down(dns_lab):
-    dns_lab.server("ns2.failover.com").down()  # ns1 is already down
+    # `unreachable`: nothing listens at the address, the kernel answers "port unreachable" and the
+    # resolver moves on at once. (`down` stays silent: the resolver then waits out its timeouts, which
+    # are real time even on the fake clock, about 1.6 s here.)
+    dns_lab.server("ns1.failover.com").unreachable()  # it starts down (silent); now refusing instead
+    dns_lab.server("ns2.failover.com").unreachable()
     with pytest.raises(dns.resolver.NoNameservers) as failure:
         dns_lab.resolver.resolve("www.failover.com", "A")
     assert "SERVFAIL" in str(failure.value)
-    # The trace says why, step by step.
+    # The trace says why, step by step; the counters say nothing was waited for.
     failed = [event for event in dns_lab.last_trace if event["event"] == "failed"]
-    assert {event["address"] for event in failed} == {"127.0.3.20", "127.0.3.21"}
+    assert {(event["address"], event["failure"]) for event in failed} == {("127.0.3.20", "network"),
+                                                                          ("127.0.3.21", "network")}
+    assert dns_lab.stats["timeouts"] == 0 and dns_lab.stats["network_errors"] == len(failed)
 
 
 def test_serve_stale(make_dns_lab):

@@ -251,7 +251,9 @@ def test_inspection_commands_talk_to_the_running_lab(tmp_path: Path) -> None:
 def test_faults_records_and_the_fake_clock_from_the_command_line(tmp_path: Path) -> None:
     proc, run = lab_process(tmp_path, "--fake-clock")
     try:
-        port = int(read_until(proc, "Ctrl-C stops the lab.").splitlines()[0].split()[3])
+        banner = read_until(proc, "Ctrl-C stops the lab.")
+        port = int(banner.splitlines()[0].split()[3])
+        assert "Lab clock: fake (--fake-clock)" in banner  # the banner says the clock will not move by itself
 
         def resolve(name: str) -> dns.message.Message:
             return dns.query.udp(dns.message.make_query(name, "A"), "127.0.0.1", port=port, timeout=10)
@@ -262,10 +264,13 @@ def test_faults_records_and_the_fake_clock_from_the_command_line(tmp_path: Path)
         assert "1  www.example.com. A" in run("queries", "127.0.3.1")
         assert "serial 2026112802" in run("record", "set", "www.example.com", "A", "192.0.2.99", "--ttl", "60")
         assert resolve("www.example.com.").answer[0].ttl == 300  # still cached
-        assert "fake, now 1000300.0" in run("clock", "advance", "300")
+        assert run("clock").startswith("lab clock: fake (dnslab up --fake-clock), 0 s since the lab started")
+        assert "fake (dnslab up --fake-clock), 300 s since the lab started" in run("clock", "advance", "300")
         fresh = resolve("www.example.com.")
         assert [r.address for r in fresh.answer[0]] == ["192.0.2.99"] and fresh.answer[0].ttl == 60
         assert "no faults" in run("fault", "127.0.3.2", "clear")
+        assert "127.0.3.2: unreachable" in run("fault", "ns2.example.com", "unreachable")
+        assert "no faults" in run("fault", "127.0.3.2", "up")
         assert "reloaded 14 zone(s)" in run("reload")
     finally:
         code, _, err = stop(proc)

@@ -195,3 +195,24 @@ def test_the_last_trace_holds_the_validation_and_only_clients_count(lab: DnsLab)
     lab.trace("www.example.com", "A", cold=True)  # a learner's trace is not a client's query
     assert stats.secure == secure + 1
     assert [e for e in lab.last_trace if e["event"] == "dnssec"][-1] == steps[-1]
+
+
+def test_a_bogus_answer_is_told_last_as_the_servfail_the_client_gets(lab: DnsLab) -> None:
+    """The iterator's NOERROR is not the answer: the verdict comes first, then what the client gets."""
+    from dnslab.trace import TextRenderer
+
+    lab.zone_fault("example.com.", "dnssec-bad-sig")
+    events = lab.trace("www.example.com", "A", cold=True)
+    answers = [e for e in events if e["event"] == "done" and e["depth"] == 0]
+    assert answers == [events[-1]]  # one answer, and it comes after every DNSSEC step
+    assert events[-2]["event"] == "dnssec" and events[-2]["step"] == "verdict"
+    assert events[-1]["rcode"] == "SERVFAIL" and events[-1]["records"] == []
+    assert "DNSSEC validation failed" in events[-1]["reason"]
+    # Its count of upstream queries includes the validator's DS and DNSKEY fetches shown above it.
+    assert events[-1]["upstream_queries"] == len([e for e in events if e["event"] == "query"])
+    text = [line for line in map(TextRenderer().line, events) if line]
+    assert not any("answer: NOERROR" in line for line in text)
+    assert "answer: SERVFAIL (DNSSEC validation failed" in text[-1]
+    assert ask(lab, "www.example.com").rcode() == dns.rcode.SERVFAIL  # a client's lookup is told the same way
+    client = [e for e in lab.last_trace if e["event"] == "done" and e["depth"] == 0]
+    assert client == [lab.last_trace[-1]] and client[0]["rcode"] == "SERVFAIL"

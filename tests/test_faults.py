@@ -74,6 +74,22 @@ def test_down_answers_nothing_but_still_counts() -> None:
     assert ask(server) is not None
 
 
+def test_unreachable_asks_the_lab_to_close_the_sockets_and_up_to_reopen_them() -> None:
+    server, _ = faulty()
+    switched: list[bool] = []
+    server.on_reachable = switched.append
+    server.apply("unreachable")
+    assert switched == [False] and server.state.describe() == ["unreachable"]
+    assert ask(server) is None  # a query on a TCP connection still open gets no answer either
+    server.apply("down")  # silent instead of refusing: the sockets open again, and stay quiet
+    assert switched == [False, True] and server.state.describe() == ["down"]
+    server.apply("unreachable")
+    server.apply("up")
+    assert switched == [False, True, False, True] and server.state.describe() == []
+    server.apply("clear")  # nothing changes: no call
+    assert switched == [False, True, False, True] and ask(server) is not None
+
+
 @pytest.mark.parametrize("kind,rcode", [("servfail", dns.rcode.SERVFAIL), ("refused", dns.rcode.REFUSED)])
 def test_error_rcodes(kind: str, rcode: int) -> None:
     server, _ = faulty()

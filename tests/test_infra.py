@@ -757,3 +757,18 @@ def test_choices_respect_exclusion_and_hold_down(ops: list[tuple], seed: int) ->
     for view in infra.views():
         assert s.min_timeout <= view.timeout <= s.max_timeout
         assert (view.held_until is None) == (view.breaker is Breaker.CLOSED)
+
+
+def test_preferred_names_the_server_choose_would_pick_without_exploring_and_changes_nothing() -> None:
+    infra, clock = make(InfraSettings(explore_probability=1.0))   # choose() would always explore
+    assert infra.preferred(["10.0.0.1", "10.0.0.2"]) is None       # nobody has answered yet
+    infra.success("10.0.0.1", 0.004)
+    infra.success("10.0.0.2", 0.001)
+    assert infra.preferred(["10.0.0.1", "10.0.0.2"]) == "10.0.0.2"
+    assert infra.choose(["10.0.0.1", "10.0.0.2"]).address == "10.0.0.1"  # type: ignore[union-attr]  # explored
+    hold(infra, "10.0.0.2")
+    assert infra.preferred(["10.0.0.1", "10.0.0.2"]) == "10.0.0.1"  # held down: not in use
+    clock.advance(100)
+    infra.preferred(["10.0.0.2"])
+    assert infra.view("10.0.0.2").breaker is Breaker.HALF_OPEN  # no probe claimed by looking
+    assert infra.choose(["10.0.0.2"]).reason is Reason.PROBE  # type: ignore[union-attr]

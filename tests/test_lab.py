@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import dns.flags
@@ -9,6 +10,7 @@ import dns.message
 import dns.query
 import dns.rcode
 import dns.rdatatype
+import dns.resolver
 import pytest
 
 from dnslab.errors import ConfigError
@@ -146,3 +148,37 @@ def test_lab_needs_a_root_zone_and_known_down_servers() -> None:
         Lab(zones(TEST, SHOP), port=0)
     with pytest.raises(ConfigError, match="not a lab server"):
         Lab(zones(ROOT, TEST, SHOP), port=0, start_down=["127.9.9.9"])
+
+
+def test_an_unreachable_server_refuses_at_once_and_an_all_down_zone_fails_without_waiting() -> None:
+    """The fast outage for test suites: closed sockets, so the kernel says ICMP port unreachable."""
+    from dnslab.testing import DnsLab
+
+    with DnsLab() as lab:
+        ns1, ns2 = lab.server("ns1.example.com"), lab.server("ns2.example.com")
+        ns1.unreachable()
+        ns2.unreachable()
+        assert lab.faults()["127.0.3.1"] == ["unreachable"]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:  # connected, as the resolver's are
+            udp.settimeout(5)
+            udp.connect(("127.0.3.1", lab.port))
+            udp.send(dns.message.make_query("www.example.com.", "A").to_wire())
+            with pytest.raises(ConnectionRefusedError):  # the kernel's ICMP port unreachable, not silence
+                udp.recv(512)
+        with pytest.raises(ConnectionRefusedError):
+            dns.query.tcp(dns.message.make_query("www.example.com.", "A"), "127.0.3.2", port=lab.port, timeout=5)
+        before = lab.stats
+        with pytest.raises(dns.resolver.NoNameservers, match="SERVFAIL"):
+            lab.resolver.resolve("www.example.com", "A")
+        after = lab.stats
+        # Both servers failed over at once: network errors, not one timeout waited for.
+        assert after["network_errors"] - before["network_errors"] >= 2
+        assert after["timeouts"] == before["timeouts"]
+        failed = [e for e in lab.last_trace if e["event"] == "failed"]
+        assert {e["address"] for e in failed} == {"127.0.3.1", "127.0.3.2"}
+        assert all(e["failure"] == "network" and e["after_ms"] is None for e in failed)
+        ns1.up()  # the address is served again at once
+        lab.cache.flush()
+        assert [r.address for r in lab.resolver.resolve("www.example.com", "A")] == [
+            "192.0.2.1", "192.0.2.2", "192.0.2.3"]
+        assert ns1.queries["www.example.com.", "A"] == 1 and ns2.queries == {}

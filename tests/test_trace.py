@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from dataclasses import replace
 from pathlib import Path
@@ -145,3 +146,120 @@ def test_state_file_is_private(tmp_path: Path) -> None:
     assert LabState.read(path).token == "secret"
     with pytest.raises(DnslabError, match="no running lab"):
         LabState.read(tmp_path / "missing.json")
+
+
+# --- the trace and the views agree with what happened (issue 15, item 8) ----------------------
+
+
+def _walk(net: Any, name: str = "www.example.com.") -> list[dict[str, Any]]:
+    """A sans-I/O lookup over a FakeNet, its events stamped as `dnslab trace --json` stamps them."""
+    import random
+
+    import dns.name
+    import dns.rdatatype
+
+    from dnslab.cache import Cache, CacheSettings
+    from dnslab.clock import FakeClock
+    from dnslab.events import Recording
+    from dnslab.infra import Infra
+    from dnslab.iterator import Resolution, Result
+
+    clock = FakeClock()
+    recording = Recording()
+    resolution = Resolution(dns.name.from_text(name), dns.rdatatype.A, cache=Cache(clock, CacheSettings()),
+                            infra=Infra(clock, InfraSettings(explore_probability=0.0), random.Random(1)),
+                            hints=net.hints, trace=recording.sink)
+    for _ in range(100):
+        action = resolution.next_action()
+        if isinstance(action, Result):
+            return recording.to_json()
+        reply = net.reply(action)
+        if reply is None:
+            clock.advance(action.timeout)
+            resolution.on_timeout(action)
+        else:
+            resolution.on_reply(action, reply, net.rtt)
+    raise AssertionError("the lookup did not end")
+
+
+def _sample_net(**overrides: Any) -> Any:
+    from iterfake import FakeNet
+
+    zones, _ = load_zones(zone_files(SAMPLE_ZONES))
+    return FakeNet(zones, **overrides)
+
+
+def test_sub_millisecond_times_are_shown_not_rounded_to_zero() -> None:
+    from dnslab.events import ms_text
+    from dnslab.trace import TextRenderer
+
+    assert [ms_text(v) for v in (0.04, 0.412, 0.999, 0, 1.0, 2.35, 15.74, None)] == [
+        "0.04", "0.41", "1", "0", "1", "2.4", "15.7", "?"]
+    events = _walk(_sample_net(rtt=0.00004))  # 40 µs round trips, as on a quick loopback
+    replies = of(events, "reply")
+    assert replies and all(e["rtt_ms"] == 0.04 for e in replies)
+    text = "\n".join(filter(None, (TextRenderer().line(e) for e in events)))
+    assert "in 0.04 ms: referral" in text and " in 0 ms" not in text
+
+
+def test_the_last_failed_try_does_not_promise_a_next_server() -> None:
+    from dnslab.trace import TextRenderer
+    from dnslab.trace_html import render_html
+
+    net = _sample_net(faults={"127.0.3.1": lambda q, m: None, "127.0.3.2": lambda q, m: None})
+    events = _walk(net)
+    assert events[-1]["rcode"] == "SERVFAIL" and len(of(events, "failed")) >= 2
+    text = "\n".join(filter(None, (TextRenderer().line(e) for e in events)))
+    assert "next server" not in text
+    assert "every name server of example.com. failed" in text.splitlines()[-1]
+    page = render_html(events, "all down")
+    steps = re.findall(r"<li>[^<]*Failed try[^<]*</li>", page)  # the list of steps below the picture
+    assert len(steps) == len(of(events, "failed"))
+    assert "no server is left to ask" in steps[-1]  # the last try only; the others try again
+    assert all("gets the question" in step or "once more" in step for step in steps[:-1])
+
+
+def test_servers_says_no_reply_for_a_server_that_only_failed(lab: Lab) -> None:
+    from dnslab.inspection import _srtt_text
+
+    control = client(lab)
+    control.call("fault", {"server": "ns1.example.com", "kind": "unreachable"})
+    control.call("fault", {"server": "ns2.example.com", "kind": "unreachable"})
+    assert trace(lab, "www.example.com.")[-1]["rcode"] == "SERVFAIL"
+    servers = {s["address"]: s for s in control.call("servers")["servers"]}
+    ns1 = servers["127.0.3.1"]
+    assert ns1["srtt_ms"] is None and ns1["last_failure"] == "network"
+    assert _srtt_text(ns1) == "no reply yet"
+    assert _srtt_text(servers["127.0.1.1"]).endswith(" ms")  # the root answered
+
+
+def test_clock_shows_lab_time_since_the_start_and_the_fake_clock() -> None:
+    from dnslab.clock import FakeClock
+    from dnslab.inspection import clock_text
+
+    zones, _ = load_zones(zone_files(SAMPLE_ZONES))
+    with LabThread(Lab(zones, port=0, clock=FakeClock())) as lab:
+        control = client(lab)
+        assert control.call("clock")["since_start_s"] == 0
+        status = control.call("clock.advance", {"seconds": 300})
+        assert (status["fake"], status["since_start_s"], status["advanced_s"]) == (True, 300, 300)
+        text = clock_text(control.call("clock"))
+        assert text.startswith("lab clock: fake (dnslab up --fake-clock), 300 s since the lab started")
+        assert "1000300" not in text  # the raw monotonic reading means nothing to anyone
+    with LabThread(Lab(zones, port=0)) as lab:
+        status = client(lab).call("clock")
+        assert status["fake"] is False and 0 <= status["since_start_s"] < 600
+        assert clock_text(status).startswith("lab clock: real time, ")
+
+
+def test_the_pytest_api_traces_carry_t_ms_as_dnslab_trace_json_does() -> None:
+    from dnslab.testing import DnsLab
+
+    with DnsLab() as lab:
+        lab.resolver.resolve("www.example.com", "A")
+        for events in (lab.last_trace, lab.trace("www.example.org", "A", cold=True)):
+            assert events and all(isinstance(e["t_ms"], float) for e in events)
+            times = [e["t_ms"] for e in events]
+            assert times == sorted(times) and times[-1] > 0
+            done = events[-1]
+            assert done["event"] == "done" and done["depth"] == 0 and done["total_ms"] == done["t_ms"]

@@ -264,3 +264,20 @@ def test_a_dead_server_met_by_many_merged_lookups_counts_one_timeout() -> None:
         view = lab.call(lambda: resolver.infra.view(dead.address))
         assert view.timeouts <= 1
         assert sum(dead.queries.values()) <= 1
+
+
+def test_round_trips_are_timed_to_the_microsecond_also_on_uvloop() -> None:
+    """uvloop's loop.time() ticks in whole milliseconds; `dnslab up` runs on it, and timing an exchange
+    with it gave "0 ms" for every quick loopback reply (issue 15, item 8)."""
+    uvloop = pytest.importorskip("uvloop")
+    with DnsLab() as lab:
+        upstream = Upstream(lab.port)
+        query = Query("127.0.3.1", dns.name.from_text("www.example.com."), A, dns.name.from_text("example.com."), 2.0)
+
+        async def times() -> list[float]:
+            return [(await upstream.exchange(query, 2.0, 2.0, merge=False)).rtt for _ in range(5)]
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            rtts = runner.run(times())
+    assert all(rtt > 0 for rtt in rtts)
+    assert any(round(rtt * 1000, 6) % 1 for rtt in rtts)  # not whole milliseconds, as uv_now() would give

@@ -191,7 +191,7 @@ def test_faults_from_the_api_are_the_labs_faults(web: Web) -> None:
     assert web.command("fault", server="127.0.3.1", kind="clear")["result"]["faults"] == []
     # Mistakes come back as the CLI's one-line errors, with HTTP 200: the request itself was fine.
     assert web.command("fault", server="127.0.3.1", kind="explode") == {
-        "ok": False, "error": "unknown fault 'explode'; one of: down, up, delay, loss, servfail, refused, "
+        "ok": False, "error": "unknown fault 'explode'; one of: down, unreachable, up, delay, loss, servfail, refused, "
                               "truncate, lame, clear, dnssec-bad-sig, dnssec-expired, dnssec-missing-ds, "
                               "dnssec-wrong-ds"}
     assert "no lab server" in web.command("fault", server="ns9.nowhere", kind="down")["error"]
@@ -202,8 +202,9 @@ def test_records_clock_and_cache_from_the_api(web: Web) -> None:
     assert web.resolve("www.example.com").answer[0].ttl == 300
     assert web.command("record.set", name="www.example.com", type="A", values=["192.0.2.99"], ttl=60)["ok"]
     assert web.resolve("www.example.com").answer[0].ttl == 300   # still cached, as a real resolver would
-    assert web.command("clock.advance", seconds=100) == {"ok": True, "result": {"fake": True,
-                                                                                  "now": 1_000_100.0}}
+    advanced = web.command("clock.advance", seconds=100)
+    assert advanced["ok"] and advanced["result"]["fake"] and advanced["result"]["now"] == 1_000_100.0
+    assert advanced["result"]["since_start_s"] == 100
     assert web.resolve("www.example.com").answer[0].ttl == 200
     flushed = web.command("cache.flush", name="www.example.com")
     assert flushed["ok"] and flushed["result"]["flushed"] >= 1
@@ -422,6 +423,61 @@ def test_no_web_turns_it_off(tmp_path: Path) -> None:
         lab.stop()
 
 
+def test_a_cold_walk_from_the_page_is_kept_with_the_queries_and_leaves_the_cache_alone(web: Web) -> None:
+    web.resolve("www.example.com")
+    size = web.lab.call(lambda: len(web.lab.lab.resolver.cache))  # type: ignore[union-attr]
+    reply = web.command("trace", name="www.example.com", type="A", cold=True)
+    assert reply["ok"], reply
+    result = reply["result"]
+    queries = [e for e in result["events"] if e["event"] == "query"]
+    assert queries[0]["purpose"] == "priming" and len(queries) >= 3   # from the root, cache or not
+    assert web.lab.call(lambda: len(web.lab.lab.resolver.cache)) == size  # a private cache: nothing added
+    status, _, body = web.request("GET", f"/api/trace/{result['query_id']}")
+    kept = json.loads(body)
+    assert status == 200 and kept["query"]["how"] == "cold" and kept["query"]["client"] == "this page"
+    assert kept["events"] == result["events"]
+    assert web.command("trace", name="www.example.com", type="A")["result"]["upstream_queries"] == 0  # warm
+
+
+def test_the_cache_view_says_when_the_zone_now_differs(web: Web) -> None:
+    web.resolve("www.example.com")
+    web.resolve("nope.example.com")
+
+    def entries() -> dict[tuple[str, str], dict[str, Any]]:
+        _, _, body = web.request("GET", "/api/state?cache=example.com")
+        return {(e["name"], e["type"]): e for e in json.loads(body)["cache"]["entries"]}
+
+    assert not any("zone_now" in e for e in entries().values())  # nothing changed yet
+    assert web.command("record.set", name="www.example.com", type="A", values=["192.0.2.99"], ttl=60)["ok"]
+    assert web.command("record.set", name="nope.example.com", type="TXT", values=['"here now"'])["ok"]
+    now = entries()
+    assert now["www.example.com.", "A"]["zone_now"] == ["www.example.com. 60 IN A 192.0.2.99"]
+    assert now["nope.example.com.", "ANY"]["zone_now"] == ['nope.example.com. 300 IN TXT "here now"']  # NXDOMAIN
+    assert "zone_now" not in now["example.com.", "NS"]
+
+
+def test_the_state_says_which_server_of_a_zone_is_in_use(web: Web) -> None:
+    _, _, body = web.request("GET", "/api/state")
+    assert "example.com." not in json.loads(body)["in_use"]   # nothing asked yet: no choice to show
+    web.resolve("www.example.com")
+    _, _, body = web.request("GET", "/api/state")
+    state = json.loads(body)
+    used = state["in_use"]["example.com."]
+    views = {s["address"]: s["resolver"] for s in state["servers"]}
+    assert used in ("127.0.3.1", "127.0.3.2") and views[used]["srtt_ms"] is not None  # the one that answered
+    # One failure need not change the resolver's preference (only RTTs rank servers, as in Unbound):
+    # once the other answers faster, or the first is held down after three failures, the view says so.
+    web.lab.server(used).unreachable()
+    other = ({"127.0.3.1", "127.0.3.2"} - {used}).pop()
+    for _ in range(12):   # bounded: one time in ten the resolver asks the other server first
+        web.lab.cache.flush()
+        web.resolve("www.example.com")   # fails over at once: the server is unreachable
+        _, _, body = web.request("GET", "/api/state")
+        if json.loads(body)["in_use"]["example.com."] == other:
+            break
+    assert json.loads(body)["in_use"]["example.com."] == other
+
+
 # --- in a real browser ------------------------------------------------------------------------
 
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -582,12 +638,51 @@ def test_a_server_taken_down_from_the_page_shows_a_failover_in_the_next_trace(
         if page.inner_text("#step-text").startswith("Failed try"):
             break
         page.click("#step-next")
-    assert "timeout" in page.inner_text("#step-text") and "the next server" in page.inner_text("#step-text")
+    step = page.inner_text("#step-text")
+    assert "timeout" in step and "the next server, " in step and f"{other}, gets the question" in step
     assert frame.locator("g.ev.current[data-event='failed']").count() == 1
     page.locator("#toast:not(.show)").wait_for()
     page.wait_for_timeout(400)       # its fade, for the picture
     page.mouse.move(0, 0)
     page.screenshot(path=str(screenshot_dir(tmp_path) / "web-failover.png"))
+    tab.close()
+
+
+def test_at_1366_by_768_the_list_shows_ten_queries_and_the_picture_is_whole(
+        browser: Any, running: RunningLab, tmp_path: Path) -> None:
+    tab = Page(browser, running.url)  # type: ignore[arg-type]
+    page = tab.page
+    for name in ("www.example.com", "www.example.org", "www.failover.com", "mail.example.com"):
+        running.resolve(name)
+    page.check("#ask-cold")   # a walk from the root, drawn from the page (dnslab trace --cold)
+    row = tab.ask("www.example.net")
+    assert "from the root" in row.inner_text() and "walk from the root" in page.inner_text("#trace-note")
+    frame = tab.frame()
+    assert frame.locator("g.ev[data-event='query']").count() >= 4
+    sizes = page.evaluate("""() => {
+        const wrap = document.querySelector('#stream-wrap'), frame = document.querySelector('#trace-frame');
+        const doc = frame.contentDocument.documentElement;
+        return {list: wrap.clientHeight, row: document.querySelector('#stream tbody tr').getBoundingClientRect().height,
+                head: document.querySelector('#stream thead').getBoundingClientRect().height,
+                frame: frame.clientHeight, picture: doc.scrollHeight, inner: doc.clientHeight};
+    }""")
+    assert (sizes["list"] - sizes["head"]) / sizes["row"] >= 10, sizes    # not four rows
+    assert sizes["picture"] <= sizes["frame"] + 1 and sizes["frame"] > 600, sizes  # drawn whole: no inner scroll
+    # The exercise's hint: the server the resolver prefers is marked, per zone.
+    page.locator(".chip.in-use[data-zone='com.']").first.wait_for()
+    # A record changed from the page: the page says the cached answer now differs from the zone.
+    running.resolve("www.example.com")
+    page.click("#tab-records")
+    page.fill("#rec-name", "www.example.com")
+    page.fill("#rec-type", "A")
+    page.fill("#rec-values", "192.0.2.99")
+    page.click("#record-form button[type='submit']")
+    page.wait_for_selector("#record-result:has-text('differs from the zone')")
+    page.click("#tab-cache")
+    page.fill("#cache-filter", "www.example.com")
+    page.press("#cache-filter", "Enter")
+    page.wait_for_selector("#cache tbody tr:has-text('www.example.com.') .badge.differs")
+    page.screenshot(path=str(screenshot_dir(tmp_path) / "web-1366x768.png"))
     tab.close()
 
 

@@ -24,7 +24,9 @@
   }
   const bare = (name) => (name && name.length > 1 && name.endsWith(".") ? name.slice(0, -1) : name || "");
   const num = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString("en-US"));
-  const ms = (n) => (n === null || n === undefined ? "–" : n < 10 ? n.toFixed(1) : String(Math.round(n)));
+  // Milliseconds as dnslab.events.ms_text writes them: below 1 ms two significant digits ("0.42"), never "0.0".
+  const ms = (n) => (n === null || n === undefined ? "–" : n > 0 && n < 1 ? String(Number(n.toPrecision(2)))
+    : n < 10 ? n.toFixed(1) : String(Math.round(n)));
   function clockText(seconds) {
     const s = Math.max(0, Math.floor(seconds));
     const hh = Math.floor(s / 3600), mm = Math.floor((s % 3600) / 60), ss = s % 60;
@@ -161,7 +163,7 @@
       for (const address of zone.servers) {
         const server = byAddress.get(address);
         const chip = h("button", {
-          type: "button", class: "chip", "data-address": address, "aria-pressed": "false",
+          type: "button", class: "chip", "data-address": address, "data-zone": zone.origin, "aria-pressed": "false",
           title: `${server.names.map(bare).join(", ")} (${address})`,
           onclick: () => selectServer(address),
         }, h("span", { class: "dot s-up" }), h("span", { class: "name", text: bare(server.names[0]) }),
@@ -194,7 +196,8 @@
     const f = server.fault;
     const badges = [];
     let dot = "up";
-    if (f.down || !server.up) { dot = "down"; badges.push(["down", "down"]); }
+    if (f.unreachable) { dot = "down"; badges.push(["down", "unreachable"]); }
+    else if (f.down || !server.up) { dot = "down"; badges.push(["down", "down"]); }
     if (f.answer === "servfail" || f.answer === "refused") { badges.push(["error", f.answer.toUpperCase()]); if (dot === "up") dot = "error"; }
     if (f.answer === "lame") { badges.push(["lame", "lame"]); if (dot === "up") dot = "lame"; }
     if (f.answer === "truncate") { badges.push(["trunc", "TC"]); if (dot === "up") dot = "trunc"; }
@@ -211,7 +214,8 @@
   }
   function resolverView(view) {
     if (!view) return "not asked yet";
-    const srtt = view.srtt_ms === null ? "untried" : `SRTT ${view.srtt_ms} ms`;
+    const srtt = view.srtt_ms !== null ? `SRTT ${ms(view.srtt_ms)} ms`
+      : view.timeouts || view.last_failure ? "no reply yet" : "untried";
     let state = { closed: "ok", open: "held down", "half-open": "probing" }[view.state] || view.state;
     if (view.held_for_s !== null && view.held_for_s !== undefined) state = `held down ${view.held_for_s} s more`;
     return `${srtt} · timeout ${view.timeout_ms} ms · ${view.timeouts} timeouts · ${state}`;
@@ -234,6 +238,23 @@
           `${describeState(server)}; resolver: ${resolverView(view)}`);
       }
       if (server.address === selectedServer) updateServerDetail(server);
+    }
+  }
+  // Per zone, the server the resolver prefers now: the one to take down to see a failover.
+  function updateInUse(inUse) {
+    for (const list of chips.values()) {
+      for (const chip of list) {
+        const on = inUse[chip.dataset.zone] === chip.dataset.address;
+        if (chip.classList.contains("in-use") === on) continue;
+        chip.classList.toggle("in-use", on);
+        const old = chip.querySelector(".badge.use");
+        if (old) old.remove();
+        if (on) {
+          chip.append(h("span", { class: "badge use", text: "in use",
+            title: "The resolver's choice for this zone now: the lowest smoothed RTT (one time in ten it " +
+              "tries another server of similar speed, as Unbound does). Take this one down to see a failover." }));
+        }
+      }
     }
   }
   function selectServer(address) {
@@ -328,6 +349,8 @@
     cache: ["cache", "answered from the cache"],
     merged: ["joined", "joined an identical lookup already in flight"],
     stale: ["stale", "stale data served (RFC 8767)"],
+    trace: ["trace", "a trace run from this page (dnslab trace), not a client's query"],
+    cold: ["from the root", "a walk from the root (dnslab trace --cold): an empty private cache, the shared one untouched"],
   };
   function sourceCell(q) {
     const cell = h("td");
@@ -422,6 +445,21 @@
     out.className = "ask-result";
     out.textContent = `asking ${name} ${type}…`;
     try {
+      if ($("ask-cold").checked) {
+        // dnslab trace --cold: not a client's query; the lab keeps it with the page's queries to draw.
+        const traced = await command("trace", { name, type, cold: true });
+        if (!traced.ok) { out.className = "ask-result error"; out.textContent = traced.error; return; }
+        const t = traced.result;
+        out.textContent = `${t.rcode} · walked from the root: ${t.upstream_queries} upstream quer` +
+          `${t.upstream_queries === 1 ? "y" : "ies"} · ${ms(t.total_ms)} ms (a private empty cache; the shared cache is untouched)`;
+        out.title = "";
+        if (!rows.has(t.query_id)) {
+          const found = await getJson(`/api/trace/${t.query_id}`);
+          if (found) addQueries([found.query], true);
+        }
+        selectQuery(t.query_id);
+        return;
+      }
       if ($("ask-flush").checked) {
         const flushed = await command("cache.flush", { name });
         if (!flushed.ok) { out.className = "ask-result error"; out.textContent = flushed.error; return; }
@@ -478,12 +516,18 @@
     } else if (q.how === "merged") {
       note.textContent = "This query arrived while the same question was already being resolved and waited for " +
         "that lookup's answer, so it has no steps of its own: choose the earlier query for the same name.";
+    } else if (q.how === "cold" && !q.failed) {
+      note.textContent = "A walk from the root (dnslab trace --cold): the resolver used an empty private cache, " +
+        "so every step from the root down shows; its shared cache was left alone.";
+    } else if (q.how === "trace" && !q.failed) {
+      note.textContent = "A trace run from this page (dnslab trace): the resolver's own lookup with its shared cache.";
     } else if (q.how === "stale") {
       note.textContent = "Stale data served (RFC 8767): fresh data did not come in time; the lookup went on in the background.";
     } else if (q.failed) {
       note.className = "note warn";
       note.textContent = `${q.failed} failed tr${q.failed === 1 ? "y" : "ies"} (red crosses): a server gave nothing usable ` +
-        "and the resolver moved on to the next one — a failover.";
+        (q.rcode === "SERVFAIL" ? "and no server of the zone was left to ask: SERVFAIL."
+          : "and the resolver moved on to the next one — a failover.");
     } else {
       note.hidden = true;
     }
@@ -509,10 +553,25 @@
       " html.actual-size figure svg { max-width: none !important; }";
     doc.head.append(style);
     doc.documentElement.classList.toggle("actual-size", $("trace-zoom").getAttribute("aria-pressed") === "true");
+    fitFrame();
     groups = Array.from(doc.querySelectorAll("g.ev[data-step]"));
     steps = Array.from(new Set(groups.map((g) => Number(g.getAttribute("data-step"))))).sort((a, b) => a - b);
     setStepButtons(steps.length > 0);
     showStep(steps.length);
+  });
+  // The frame takes the picture's whole height, so the page scrolls through it (no second scroll bar).
+  function fitFrame() {
+    let doc = null;
+    try { doc = frame.contentDocument; } catch (err) { doc = null; }
+    if (frame.hidden || !doc || !doc.documentElement) return;
+    frame.style.height = "0px";            // measured at no height: the content's own, not the frame's
+    const sideways = doc.documentElement.scrollWidth > doc.documentElement.clientWidth ? 18 : 0;
+    frame.style.height = `${doc.documentElement.scrollHeight + sideways + 2}px`;
+  }
+  let fitting = null;
+  window.addEventListener("resize", () => {   // fit to width: a narrower window draws a shorter picture
+    if (fitting !== null) clearTimeout(fitting);
+    fitting = setTimeout(() => { fitting = null; fitFrame(); }, 100);
   });
   function setStepButtons(on) {
     for (const id of ["step-first", "step-prev", "step-next", "step-play", "step-all"]) $(id).disabled = !on;
@@ -568,6 +627,7 @@
     $("trace-zoom").setAttribute("aria-pressed", String(on));
     const doc = frame.contentDocument;
     if (doc && doc.documentElement) doc.documentElement.classList.toggle("actual-size", on);
+    fitFrame();
   });
 
   // --- tabs ------------------------------------------------------------------------------------
@@ -659,6 +719,13 @@
       cells[4].textContent = entry.rank || "–";
       cells[5].textContent = entry.source || "–";
       cells[6].textContent = recordData(entry);
+      const differs = entry.zone_now !== undefined;
+      tr.classList.toggle("differs-row", differs);
+      if (differs) {
+        const now = entry.zone_now.map((line) => line.split(/\s+/).slice(4).join(" ")).join(" · ") || "no such record";
+        cells[6].append(h("span", { class: "badge differs", text: "zone now differs",
+          title: `The zone now has: ${now}. The resolver keeps its cached copy until the TTL runs out (forget it to ask again).` }));
+      }
       wanted.push([key, tr]);
     }
     const keys = new Set(wanted.map(([key]) => key));
@@ -692,6 +759,7 @@
     $("record-result").textContent = reply.ok
       ? `zone ${reply.result.zone} now at serial ${reply.result.serial}${changeText(reply.result)}` : reply.error;
     $("record-result").className = reply.ok ? "" : "error";
+    if (reply.ok) sayIfCached($("rec-name").value.trim(), $("rec-type").value.trim());
   });
   $("rec-delete").addEventListener("click", async () => {
     const reply = await act("record.delete", { name: $("rec-name").value.trim(), type: $("rec-type").value.trim(),
@@ -699,7 +767,19 @@
     $("record-result").textContent = reply.ok
       ? `deleted; zone ${reply.result.zone} now at serial ${reply.result.serial}${changeText(reply.result)}` : reply.error;
     $("record-result").className = reply.ok ? "" : "error";
+    if (reply.ok) sayIfCached($("rec-name").value.trim(), $("rec-type").value.trim());
   });
+  // The servers answer the change at once; the resolver does not until its copy expires. Say so.
+  async function sayIfCached(name, type) {
+    const shown = await command("cache.show", { name });
+    if (!shown.ok) return;
+    const wanted = name.toLowerCase().replace(/\.?$/, ".");
+    const entry = shown.result.entries.find((e) => e.name.toLowerCase() === wanted && e.type === type.toUpperCase());
+    if (!entry || entry.kind === "servfail") return;
+    $("record-result").textContent += ` · the resolver's cache still holds the old ${entry.name} ${entry.type} ` +
+      `(${entry.kind}, ${entry.remaining} s left): the cached answer now differs from the zone, and clients get ` +
+      "the old one until it expires (forget it in the Cache tab to see the new one at once)";
+  }
   $("rec-reload").addEventListener("click", async () => {
     const reply = await act("reload", {});
     $("record-result").textContent = reply.ok
@@ -727,6 +807,7 @@
     latest = state;
     if (lab) updateServers(state.servers);
     if (lab) updateZoneFaults(state.dnssec);
+    if (lab) updateInUse(state.in_use || {});
     updateCounters(state.stats, performance.now());
     updateClock(state.clock);
     updateCache(state.cache);
