@@ -50,7 +50,7 @@ def test_values_are_applied_and_checked() -> None:
     ({"upstream_port": 99999}, "upstream_port: expected a port number from 1 to 65535, got 99999"),
     ({"probe_interval": 2}, "hold_down <= probe_interval"),
     ({"probe_interval": 1, "hold_down": 1}, "probe_interval must be at least max_timeout"),
-    ({"lame_ttl": -5}, "must not be negative"),
+    ({"lame_ttl": -5}, "lame_ttl: expected a number from 0"),
     ({"lame_ttl": "long"}, "lame_ttl must be float"),
 ])
 def test_mistakes_name_the_option(values: dict[str, object], message: str) -> None:
