@@ -6,4 +6,8 @@
 - `net`: free ports, a socket's drop counter, hand-made queries for tools that need no DNS library.
 - `asking`: one question with dnspython (imports dnspython: only for tools run with dnslab's venv).
 - `report`: progress lines, tables and the tail of a log.
+- `logcount`: a logging handler counting what a lab logs, errors grouped by kind.
+
+A lab in the tool's own process is `dnslab.testing.LabRunner` (a Lab on a loop in a thread), not
+written again here.
 """

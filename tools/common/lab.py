@@ -2,7 +2,8 @@
 its ready line, and the other commands (`resolver`, `serve`) run the same way.
 
 Children run this working tree (PYTHONPATH), whatever the venv has installed, and keep their state
-file in the tool's work folder, so that a lab the user is running keeps its own.
+file in the tool's work folder, so that a lab the user is running keeps its own.  (A lab in the
+tool's own process is `dnslab.testing.LabRunner`.)
 """
 
 from __future__ import annotations
