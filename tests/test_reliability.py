@@ -11,7 +11,7 @@
 - zone input: mutated zone files give file:line problems, never exceptions.
 
 The scenario builders (zone sets, the evil server, the packet and zone
-mutators) live in scripts/reliability-check, so that what this suite checks is
+mutators) live in tools/reliability.py (scripts/reliability-check), so that what this suite checks is
 what the script measures at scale; docs/RELIABILITY.md has the figures.
 Bugs found this way were fixed; their tests stay as regression tests.
 """
@@ -19,13 +19,10 @@ Bugs found this way were fixed; their tests stay as regression tests.
 from __future__ import annotations
 
 import asyncio
-import importlib.machinery
-import importlib.util
 import inspect
 import ipaddress
 import json
 import struct
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -44,23 +41,12 @@ from dnslab.lab import zone_files
 from dnslab.resolver import RecursiveResolver, ResolverSettings
 from dnslab.server import AuthoritativeServer
 from dnslab.zone import load_zone_text, load_zones
+from tools import reliability as rc
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_ZONES = REPO / "dnslab" / "zones"
 
 
-def _load_script() -> Any:
-    path = REPO / "scripts" / "reliability-check"
-    loader = importlib.machinery.SourceFileLoader("reliability_check", str(path))
-    spec = importlib.util.spec_from_loader("reliability_check", loader)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["reliability_check"] = module  # dataclasses look their module up here
-    loader.exec_module(module)
-    return module
-
-
-rc = _load_script()
 HEADER = struct.Struct("!HHHHHH")
 WWW = {"192.0.2.1", "192.0.2.2", "192.0.2.3"}
 

@@ -1,0 +1,183 @@
+"""The reference servers dnslab is measured and compared against (Unbound, NSD), and the tools they need.
+
+Each runs in the foreground (`-d`) as a `Managed` child with a config generated into the tool's work
+folder: no user, no chroot, no syslog, no remote control, files of its own, loopback only.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Callable
+
+from tools.common.net import free_port, query_wire, wait_answering
+from tools.common.procs import Managed
+from tools.common.report import tail
+
+SBIN = ("/usr/sbin", "/usr/local/sbin", "/usr/bin", "/usr/local/bin", "/opt/homebrew/sbin")
+
+
+def find_binary(name: str, given: str | None = None) -> str | None:
+    """*given* when it is executable; else *name* on PATH or in the sbin folders (Debian puts servers
+    in /usr/sbin, not always on a user's PATH)."""
+    if given:
+        return given if os.access(given, os.X_OK) else None
+    return shutil.which(name) or next((f"{d}/{name}" for d in SBIN if os.access(f"{d}/{name}", os.X_OK)), None)
+
+
+def not_installed(tool: str, package: str | None = None) -> str:
+    """The one line a tool prints when a program it needs is missing."""
+    return f"{tool} is not installed (Debian: apt-get install {package or tool})"
+
+
+def ensure_packages(packages: dict[str, str], install: bool,
+                    say: Callable[[str], None]) -> tuple[dict[str, str | None], list[str]]:
+    """The binaries of *packages* (Debian package -> binary), installing the missing ones with apt-get
+    when we may (root, Debian); notes say what was installed or why not."""
+    notes: list[str] = []
+    missing = [package for package, binary in packages.items() if find_binary(binary) is None]
+    if missing and install:
+        if os.geteuid() != 0 or shutil.which("apt-get") is None:
+            notes.append(f"not installed: {' '.join(missing)} (apt-get needs root on Debian)")
+        else:
+            say(f"installing with apt-get: {' '.join(missing)}")
+            notes.append(f"installed with apt-get: {' '.join(missing)}")
+            env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+            # Keep the packages' services from starting (a Debian NSD would take port 53 on
+            # every address); the usual policy-rc.d guard, removed again afterwards.
+            policy = Path("/usr/sbin/policy-rc.d")
+            placed = False
+            if not policy.exists():
+                policy.write_text("#!/bin/sh\nexit 101\n")
+                policy.chmod(0o755)
+                placed = True
+            try:
+                for step in (["apt-get", "update", "-qq"],
+                             ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing]):
+                    result = subprocess.run(step, env=env, capture_output=True, text=True, timeout=600)
+                    if result.returncode != 0:
+                        notes[-1] = f"apt-get failed ({' '.join(step[:2])}): {tail(result.stdout + result.stderr, 3).strip()}"
+                        break
+            except (subprocess.TimeoutExpired, OSError) as exc:
+                notes[-1] = f"apt-get failed: {exc}"
+            finally:
+                if placed:
+                    policy.unlink(missing_ok=True)
+    elif missing:
+        notes.append(f"not installed: {' '.join(missing)} (--no-install)")
+    return {package: find_binary(binary) for package, binary in packages.items()}, notes
+
+
+def version(binary: str | None, flag: str, pattern: str) -> str | None:
+    """The version a program reports (`unbound -V`, `nsd -v`, `dnsperf -h`): None without the program,
+    "?" when its output does not match."""
+    if binary is None:
+        return None
+    try:
+        result = subprocess.run([binary, flag], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(pattern, result.stdout + result.stderr)
+    return match.group(1) if match else "?"
+
+
+# --- Unbound -------------------------------------------------------------------------------------
+
+
+def unbound_config(address: tuple[str, int], workdir: Path, hints: Path, options: list[str]) -> str:
+    """An unbound.conf for one foreground Unbound on address, asking the lab's servers (on loopback)
+    from *hints*; *options* are further `server:` lines ("  name: value")."""
+    return "\n".join([
+        "server:",
+        f"  interface: {address[0]}@{address[1]}",
+        "  interface-automatic: no",
+        "  do-ip4: yes", "  do-ip6: no", "  do-udp: yes", "  do-tcp: yes",
+        '  username: ""', '  chroot: ""',
+        f'  directory: "{workdir}"', f'  pidfile: "{workdir / "unbound.pid"}"',
+        "  use-syslog: no", f'  logfile: "{workdir / "unbound.log"}"',
+        "  do-daemonize: no",
+        f'  root-hints: "{hints}"',
+        "  do-not-query-localhost: no",
+        *options,
+        "remote-control:",
+        "  control-enable: no",
+        "",
+    ])
+
+
+def write_checked(binary: str, conf: Path, render: Callable[[list[str]], str], optional: list[str]) -> list[str]:
+    """Write conf = render(optional) and check it with unbound-checkconf (when there); lines of
+    *optional* (options only some versions know) that it rejects are dropped. Returns those kept."""
+    checkconf = shutil.which("unbound-checkconf", path=str(Path(binary).parent)) or shutil.which("unbound-checkconf")
+    while True:
+        conf.write_text(render(optional), encoding="utf-8")
+        if checkconf is None:
+            return optional
+        check = subprocess.run([checkconf, str(conf)], capture_output=True, text=True, timeout=30)
+        if check.returncode == 0:
+            return optional
+        output = check.stdout + check.stderr
+        unknown = [line for line in optional if line.split(":")[0].strip() in output]
+        if not unknown:
+            raise RuntimeError(f"unbound-checkconf rejects {conf}:\n{tail(output)}")
+        optional = [line for line in optional if line not in unknown]
+
+
+def start_unbound(binary: str, workdir: Path, host: str, hints: Path, options: list[str],
+                  optional: tuple[str, ...] = (), port: int | None = None, timeout: float = 30) -> tuple[Managed, tuple[str, int]]:
+    """Unbound on host (a free port unless given), once it answers; RuntimeError with its log if not."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    address = (host, port if port is not None else free_port(host))
+    conf = workdir / "unbound.conf"
+    write_checked(binary, conf, lambda extra: unbound_config(address, workdir, hints, [*options, *extra]),
+                  list(optional))
+    process = Managed("Unbound", [binary, "-d", "-c", str(conf)], workdir / "unbound.out")
+    try:
+        wait_answering(address, process, timeout, "Unbound")
+    except RuntimeError:
+        process.stop()
+        raise
+    return process, address
+
+
+# --- NSD -----------------------------------------------------------------------------------------
+
+
+def nsd_config(address: tuple[str, int], workdir: Path, zones: list[tuple[str, Path]], options: list[str]) -> str:
+    """An nsd.conf for one foreground NSD on address serving zones [(origin, file)]; *options* are
+    further `server:` lines."""
+    return "\n".join([
+        "server:",
+        f"  ip-address: {address[0]}@{address[1]}",
+        "  do-ip6: no",
+        '  username: ""', '  chroot: ""',
+        '  database: ""',
+        f'  pidfile: "{workdir / "nsd.pid"}"', f'  logfile: "{workdir / "nsd.log"}"',
+        f'  xfrdfile: "{workdir / "xfrd.state"}"', f'  zonelistfile: "{workdir / "zone.list"}"',
+        "  zonefiles-write: 0",
+        *options,
+        "remote-control:",
+        "  control-enable: no",
+        *(line for origin, path in zones for line in ("zone:", f'  name: "{origin}"', f'  zonefile: "{path}"')),
+        "",
+    ])
+
+
+def start_nsd(binary: str, workdir: Path, host: str, zones: list[tuple[str, Path]], options: list[str],
+              timeout: float = 30) -> tuple[Managed, tuple[str, int]]:
+    """NSD on host (a free port), once it answers for its first zone's SOA; RuntimeError if not."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    address = (host, free_port(host))
+    conf = workdir / "nsd.conf"
+    conf.write_text(nsd_config(address, workdir, zones, options), encoding="utf-8")
+    process = Managed("NSD", [binary, "-d", "-c", str(conf)], workdir / "nsd.out")
+    try:
+        wait_answering(address, process, timeout, "NSD", probe=query_wire(zones[0][0], "SOA", 4343, rd=False, edns=False))
+    except RuntimeError as exc:
+        process.stop()
+        log = workdir / "nsd.log"
+        raise RuntimeError(f"{exc}\n{tail(log.read_text(errors='replace'))}" if log.exists() else str(exc)) from None
+    return process, address
