@@ -2145,8 +2145,8 @@ def cmd_open_resolver(args: argparse.Namespace) -> int:
                 say("      " + line[:300])
             ok &= verdict(unchanged, "and none of them changed anything (faults, cache, clock, records as before)")
             ok &= verdict(control.call("ping") is not None, "with the right token the same endpoint answers (control)")
-            mode = state_path.stat().st_mode & 0o777
-            folder_mode = state_path.parent.stat().st_mode & 0o777
+            mode = up.state_path.stat().st_mode & 0o777
+            folder_mode = up.state_path.parent.stat().st_mode & 0o777
             ok &= verdict(mode == 0o600 and folder_mode == 0o700,
                           f"the token's state file is mode {mode:o} in a folder of mode {folder_mode:o}")
         finally:
