@@ -2,7 +2,7 @@
 
 import sys
 
-from dnslab.cli import main
+from dnslab.faces.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -19,13 +19,14 @@ import dns.name
 import dns.rdatatype
 import dns.resolver
 
-from dnslab.clock import FakeClock
-from dnslab.errors import DnslabError
-from dnslab.events import Recording
-from dnslab.faults import FaultKind
-from dnslab.lab import SAMPLE_ZONES, Change, Lab, LabSettings, RunningServer, dnssec_settings, zone_files
-from dnslab.resolver import ResolverSettings
-from dnslab.zone import Zone, load_zones
+from dnslab.core.clock import FakeClock
+from dnslab.core.errors import DnslabError
+from dnslab.core.events import Recording
+from dnslab.lab.faults import FaultKind
+from dnslab.lab.runtime import SAMPLE_ZONES, Change, Lab, LabSettings, RunningServer, dnssec_settings
+from dnslab.lab.hierarchy import zone_files
+from dnslab.resolution.settings import ResolverSettings
+from dnslab.core.zone import Zone, load_zones
 
 T = TypeVar("T")
 START_TIMEOUT = 30.0

@@ -76,7 +76,7 @@ def test_servfail_when_every_server_is_down(dns_lab):
 def test_serve_stale(make_dns_lab):
     from dataclasses import replace
 
-    from dnslab.resolver import ResolverSettings
+    from dnslab.resolution.settings import ResolverSettings
 
     settings = ResolverSettings()
     lab = make_dns_lab(resolver_settings=replace(settings, cache=replace(settings.cache, serve_stale=True)))

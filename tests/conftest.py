@@ -18,7 +18,7 @@ from typing import IO, Callable, Iterator
 
 import pytest
 
-from dnslab.lab import Lab
+from dnslab.lab.runtime import Lab
 from dnslab.testing import LabRunner
 
 def pump_lines(stream: IO[str], lines: "queue.Queue[str]") -> None:

@@ -21,9 +21,9 @@ import dns.rrset
 import dns.zone
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from dnslab.cache import NegativeKind
-from dnslab.iterator import Evidence, Result
-from dnslab.validator import Fetch
+from dnslab.resolution.cache import NegativeKind
+from dnslab.resolution.iterator import Evidence, Result
+from dnslab.resolution.validator import Fetch
 
 NOW = 1_800_000_000  # a fixed "now" for the signatures' validity window
 Name = dns.name.Name

@@ -19,13 +19,13 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
-from dnslab.cache import Cache, CacheSettings
-from dnslab.clock import FakeClock
-from dnslab.infra import Failure, Infra, InfraSettings
-from dnslab.iterator import IteratorSettings, Query, Resolution, Result
-from dnslab.lab import derive_hierarchy
-from dnslab.server import AuthoritativeServer
-from dnslab.zone import Zone, load_zone_text
+from dnslab.resolution.cache import Cache, CacheSettings
+from dnslab.core.clock import FakeClock
+from dnslab.resolution.infra import Failure, Infra, InfraSettings
+from dnslab.resolution.iterator import IteratorSettings, Query, Resolution, Result
+from dnslab.lab.hierarchy import derive_hierarchy
+from dnslab.authority.server import AuthoritativeServer
+from dnslab.core.zone import Zone, load_zone_text
 
 
 class Broken:

@@ -19,8 +19,8 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from dnslab.authority import Authority, Outcome, Response
-from dnslab.zone import load_zone_text
+from dnslab.authority.lookup import Authority, Outcome, Response
+from dnslab.core.zone import load_zone_text
 
 # --- zones -----------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dnslab.cache import (
+from dnslab.resolution.cache import (
     EXPIRED_MEMORY,
     Cache,
     CacheSettings,
@@ -23,8 +23,8 @@ from dnslab.cache import (
     Rank,
     Rotation,
 )
-from dnslab.clock import FakeClock
-from dnslab.errors import ConfigError
+from dnslab.core.clock import FakeClock
+from dnslab.core.errors import ConfigError
 
 A = dns.rdatatype.A
 AAAA = dns.rdatatype.AAAA

@@ -18,7 +18,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from dnslab.classify import Classified, ReplyKind, classify, synthesise_cname
+from dnslab.resolution.classify import Classified, ReplyKind, classify, synthesise_cname
 
 HEADER = "id 1\nopcode QUERY\nrcode {rcode}\nflags {flags}\n;QUESTION\n{qname} IN {qtype}\n"
 

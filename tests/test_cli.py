@@ -17,7 +17,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from dnslab.control import ControlClient, LabState, find_lab
+from dnslab.lab.control import ControlClient, LabState, find_lab
 
 from conftest import ENV, SAMPLE_ZONES, lab_process, read_until, stop
 
@@ -180,7 +180,7 @@ def test_up_prints_the_resolver_dig_line_first_and_it_works(tmp_path: Path) -> N
 
 
 def test_resolver_command_resolves_through_a_running_hierarchy(tmp_path: Path) -> None:
-    from dnslab.lab import Lab
+    from dnslab.lab.runtime import Lab
     from conftest import LabThread
 
     lab, _ = Lab.from_folder(SAMPLE_ZONES, port=0, with_resolver=False)

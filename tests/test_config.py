@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from dnslab.cache import CacheSettings, Rotation
-from dnslab.cli import build_parser, resolver_options
-from dnslab.config import OPTIONS, resolver_settings
-from dnslab.errors import ConfigError
-from dnslab.infra import InfraSettings
-from dnslab.iterator import IteratorSettings
-from dnslab.lab import LabSettings
-from dnslab.resolver import ResolverSettings
+from dnslab.resolution.cache import CacheSettings, Rotation
+from dnslab.faces.cli import build_parser, resolver_options
+from dnslab.resolution.options import OPTIONS, resolver_settings
+from dnslab.core.errors import ConfigError
+from dnslab.resolution.infra import InfraSettings
+from dnslab.resolution.iterator import IteratorSettings
+from dnslab.lab.runtime import LabSettings
+from dnslab.resolution.settings import ResolverSettings
 
 SECTIONS = {"resolver": ResolverSettings, "iterator": IteratorSettings, "cache": CacheSettings,
             "infra": InfraSettings}

@@ -144,8 +144,8 @@ def test_signatures_are_refreshed_as_the_lab_clock_moves(lab: DnsLab) -> None:
 
 
 def test_the_anchor_file_configures_a_resolver(signed_lab: DnsLab, tmp_path: Path) -> None:
-    from dnslab.config import resolver_settings
-    from dnslab.errors import ConfigError
+    from dnslab.resolution.options import resolver_settings
+    from dnslab.core.errors import ConfigError
 
     assert signed_lab.trust_anchor_file is not None
     settings = resolver_settings({"trust_anchor_file": str(signed_lab.trust_anchor_file)}, "flags")
@@ -169,7 +169,7 @@ def test_the_root_ns_set_is_secure_after_priming(lab: DnsLab) -> None:
 def test_the_picture_marks_each_link_of_the_chain(lab: DnsLab) -> None:
     import xml.etree.ElementTree as ET
 
-    from dnslab.trace_html import render_html
+    from dnslab.faces.trace_html import render_html
 
     page = render_html(lab.trace("www.example.com", "A", cold=True), "secure")
     svg = ET.fromstring(page[page.index("<svg class=\"diagram\""):page.index("</svg></figure>") + 6])
@@ -199,7 +199,7 @@ def test_the_last_trace_holds_the_validation_and_only_clients_count(lab: DnsLab)
 
 def test_a_bogus_answer_is_told_last_as_the_servfail_the_client_gets(lab: DnsLab) -> None:
     """The iterator's NOERROR is not the answer: the verdict comes first, then what the client gets."""
-    from dnslab.trace import TextRenderer
+    from dnslab.faces.trace import TextRenderer
 
     lab.zone_fault("example.com.", "dnssec-bad-sig")
     events = lab.trace("www.example.com", "A", cold=True)

@@ -21,13 +21,14 @@ import dns.message
 import dns.rdatatype
 import pytest
 
-from dnslab.clock import FakeClock
-from dnslab.dnssec_lab import DnssecSettings
-from dnslab.fastpath import AnswerCache, WireAnswer
-from dnslab.lab import Lab, LabSettings, zone_files
-from dnslab.resolver import ResolverSettings
-from dnslab.server import AuthoritativeServer
-from dnslab.zone import load_zones
+from dnslab.core.clock import FakeClock
+from dnslab.lab.signed_zones import DnssecSettings
+from dnslab.core.fastpath import AnswerCache, WireAnswer
+from dnslab.lab.runtime import Lab, LabSettings
+from dnslab.lab.hierarchy import zone_files
+from dnslab.resolution.settings import ResolverSettings
+from dnslab.authority.server import AuthoritativeServer
+from dnslab.core.zone import load_zones
 
 from conftest import SAMPLE_ZONES, LabThread
 

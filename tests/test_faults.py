@@ -12,10 +12,10 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from dnslab.errors import DnslabError, ZoneError
-from dnslab.faults import OLDER_QUESTIONS, FaultKind, FaultyServer
-from dnslab.server import AuthoritativeServer
-from dnslab.zone import changed_zone, load_zone_text
+from dnslab.core.errors import DnslabError, ZoneError
+from dnslab.lab.faults import OLDER_QUESTIONS, FaultKind, FaultyServer
+from dnslab.authority.server import AuthoritativeServer
+from dnslab.core.zone import changed_zone, load_zone_text
 
 ZONE = """
 $ORIGIN example.test.

@@ -8,9 +8,9 @@ import time
 import pytest
 from hypothesis import given, settings as hyp_settings, strategies as st
 
-from dnslab.clock import FakeClock
-from dnslab.errors import ConfigError
-from dnslab.infra import (
+from dnslab.core.clock import FakeClock
+from dnslab.core.errors import ConfigError
+from dnslab.resolution.infra import (
     Breaker,
     Choice,
     Failure,

@@ -20,11 +20,11 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from dnslab.cache import NegativeKind, Rank
-from dnslab.infra import Breaker, Failure, InfraSettings
-from dnslab.iterator import IteratorSettings, Query, Resolution, Result
-from dnslab.lab import zone_files
-from dnslab.zone import load_zones
+from dnslab.resolution.cache import NegativeKind, Rank
+from dnslab.resolution.infra import Breaker, Failure, InfraSettings
+from dnslab.resolution.iterator import IteratorSettings, Query, Resolution, Result
+from dnslab.lab.hierarchy import zone_files
+from dnslab.core.zone import load_zones
 
 from iterfake import BROKEN, TIMEOUT, FakeNet, Harness, answer_text, chain_text, make_reply, zones
 

@@ -13,9 +13,11 @@ import dns.rdatatype
 import dns.resolver
 import pytest
 
-from dnslab.errors import ConfigError
-from dnslab.lab import Lab, LabSettings, Role, derive_hierarchy, example_walk, root_hints_text
-from dnslab.zone import load_zone_text
+from dnslab.core.errors import ConfigError
+from dnslab.lab.runtime import Lab, LabSettings, example_walk
+from dnslab.lab.hierarchy import Role, derive_hierarchy
+from dnslab.resolution.hints import root_hints_text
+from dnslab.core.zone import load_zone_text
 
 from conftest import LabThread
 

@@ -17,8 +17,8 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from dnslab.errors import DnslabError
-from dnslab.lab import SAMPLE_ZONES
+from dnslab.core.errors import DnslabError
+from dnslab.lab.runtime import SAMPLE_ZONES
 from dnslab.testing import DnsLab
 
 from conftest import ENV, lab_process, read_until, stop
@@ -256,7 +256,7 @@ def test_a_signed_lab_serves_and_signs_a_zone_added_by_reload(tmp_path: Path) ->
 def test_the_web_view_hears_of_servers_started_and_stopped() -> None:
     from test_web import EventStream, Web   # the web view's own test client
 
-    from dnslab.web import WebServer
+    from dnslab.faces.web import WebServer
 
     with DnsLab(keep_traces=False) as lab:
         server = lab.call(lambda: WebServer(lab.lab))

@@ -65,7 +65,7 @@ def test_the_wheel_works_outside_the_repository(tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
 
-    where = _run([str(python), "-c", "import dnslab.lab; print(dnslab.lab.SAMPLE_ZONES)"], work, env).stdout.strip()
+    where = _run([str(python), "-c", "import dnslab.lab.runtime; print(dnslab.lab.runtime.SAMPLE_ZONES)"], work, env).stdout.strip()
     assert Path(where).is_relative_to(venv), where  # the installed copy, not this checkout
 
     # dnslab up with no --zones serves the packaged sample; one query through its resolver.

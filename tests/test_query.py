@@ -23,12 +23,12 @@ import dns.message
 import dns.rcode
 import pytest
 
-from dnslab.errors import DnslabError
-from dnslab.lab import Lab
-from dnslab.query import QueryResult, format_dig, parse_query_args, send_query, to_json
-from dnslab.server import AuthoritativeServer
-from dnslab.transport import DnsListener
-from dnslab.zone import load_zone_text
+from dnslab.core.errors import DnslabError
+from dnslab.lab.runtime import Lab
+from dnslab.services.query import QueryResult, format_dig, parse_query_args, send_query, to_json
+from dnslab.authority.server import AuthoritativeServer
+from dnslab.services.transport import DnsListener
+from dnslab.core.zone import load_zone_text
 
 # 6 x 250-byte strings: over 1232 bytes however packed, so UDP gets TC=1.
 BIG = [chr(ord("a") + i) * 250 for i in range(6)]

@@ -37,10 +37,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dnslab.lab import zone_files
-from dnslab.resolver import RecursiveResolver, ResolverSettings
-from dnslab.server import AuthoritativeServer
-from dnslab.zone import load_zone_text, load_zones
+from dnslab.lab.hierarchy import zone_files
+from dnslab.services.resolver import RecursiveResolver
+from dnslab.resolution.settings import ResolverSettings
+from dnslab.authority.server import AuthoritativeServer
+from dnslab.core.zone import load_zone_text, load_zones
 from tools import reliability as rc
 
 REPO = Path(__file__).resolve().parent.parent

@@ -18,10 +18,12 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from dnslab.clock import FakeClock
-from dnslab.lab import Lab, LabSettings, zone_files
-from dnslab.resolver import ResolverSettings, Upstream
-from dnslab.zone import load_zones
+from dnslab.core.clock import FakeClock
+from dnslab.lab.runtime import Lab, LabSettings
+from dnslab.lab.hierarchy import zone_files
+from dnslab.resolution.settings import ResolverSettings
+from dnslab.services.resolver import Upstream
+from dnslab.core.zone import load_zones
 
 from conftest import SAMPLE_ZONES, LabThread
 
@@ -253,7 +255,7 @@ def test_serve_stale_answers_expired_data_when_every_server_fails() -> None:
 
 
 def test_slow_refresh_answers_stale_then_refreshes_in_the_background(monkeypatch: pytest.MonkeyPatch) -> None:
-    import dnslab.resolver as resolver_module
+    import dnslab.services.resolver as resolver_module
 
     monkeypatch.setattr(resolver_module, "STALE_CLIENT_TIMER", 0.2)
     slow = {"on": False}

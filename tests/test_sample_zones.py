@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 import dnslab
-from dnslab.cli import default_zones_dir, main
-from dnslab.control import runtime_dir
-from dnslab.lab import SAMPLE_ZONES, LabSettings, default_keys_dir, dnssec_settings
+from dnslab.faces.cli import default_zones_dir, main
+from dnslab.lab.control import runtime_dir
+from dnslab.lab.runtime import SAMPLE_ZONES, LabSettings, default_keys_dir, dnssec_settings
 from dnslab.testing import DnsLab
 
 

@@ -23,8 +23,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dnslab.server import AuthoritativeServer
-from dnslab.zone import load_zone_text
+from dnslab.authority.server import AuthoritativeServer
+from dnslab.core.zone import load_zone_text
 
 HEADER = struct.Struct("!HHHHHH")
 QID = 0x1234

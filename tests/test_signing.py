@@ -23,14 +23,14 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from dnslab.authority import Authority, Outcome, Response
-from dnslab.clock import FakeClock
-from dnslab.errors import ConfigError, DnslabError
-from dnslab.keys import load_or_create
-from dnslab.lab import Lab
-from dnslab.signing import SigningPolicy, make_ds, sign_zone, zone_text
+from dnslab.authority.lookup import Authority, Outcome, Response
+from dnslab.core.clock import FakeClock
+from dnslab.core.errors import ConfigError, DnslabError
+from dnslab.dnssec.keys import load_or_create
+from dnslab.lab.runtime import Lab
+from dnslab.dnssec.signing import SigningPolicy, make_ds, sign_zone, zone_text
 from dnslab.testing import SAMPLE_ZONES, DnsLab
-from dnslab.zone import Zone, load_zone, load_zone_text, nsec3_label
+from dnslab.core.zone import Zone, load_zone, load_zone_text, nsec3_label
 
 from conftest import lab_process, read_until, stop
 
@@ -470,7 +470,7 @@ def test_any_with_do_signs_each_rrset_and_without_do_shows_signatures_as_data(si
 
 
 def test_a_signed_answer_too_big_for_udp_is_truncated_whole(tmp_path: Path) -> None:
-    from dnslab.server import AuthoritativeServer
+    from dnslab.authority.server import AuthoritativeServer
 
     lab = signed_lab(tmp_path)
     zone = next(z for z in lab.zones if z.origin == N("example.com."))

@@ -12,12 +12,13 @@ from typing import Any, Iterator
 
 import pytest
 
-from dnslab.control import ControlClient, LabState
-from dnslab.errors import DnslabError
-from dnslab.infra import InfraSettings
-from dnslab.lab import Lab, LabSettings, zone_files
-from dnslab.resolver import ResolverSettings
-from dnslab.zone import load_zones
+from dnslab.lab.control import ControlClient, LabState
+from dnslab.core.errors import DnslabError
+from dnslab.resolution.infra import InfraSettings
+from dnslab.lab.runtime import Lab, LabSettings
+from dnslab.lab.hierarchy import zone_files
+from dnslab.resolution.settings import ResolverSettings
+from dnslab.core.zone import load_zones
 
 from conftest import SAMPLE_ZONES, LabThread
 
@@ -158,11 +159,11 @@ def _walk(net: Any, name: str = "www.example.com.") -> list[dict[str, Any]]:
     import dns.name
     import dns.rdatatype
 
-    from dnslab.cache import Cache, CacheSettings
-    from dnslab.clock import FakeClock
-    from dnslab.events import Recording
-    from dnslab.infra import Infra
-    from dnslab.iterator import Resolution, Result
+    from dnslab.resolution.cache import Cache, CacheSettings
+    from dnslab.core.clock import FakeClock
+    from dnslab.core.events import Recording
+    from dnslab.resolution.infra import Infra
+    from dnslab.resolution.iterator import Resolution, Result
 
     clock = FakeClock()
     recording = Recording()
@@ -190,8 +191,8 @@ def _sample_net(**overrides: Any) -> Any:
 
 
 def test_sub_millisecond_times_are_shown_not_rounded_to_zero() -> None:
-    from dnslab.events import ms_text
-    from dnslab.trace import TextRenderer
+    from dnslab.core.events import ms_text
+    from dnslab.faces.trace import TextRenderer
 
     assert [ms_text(v) for v in (0.04, 0.412, 0.999, 0, 1.0, 2.35, 15.74, None)] == [
         "0.04", "0.41", "1", "0", "1", "2.4", "15.7", "?"]
@@ -203,8 +204,8 @@ def test_sub_millisecond_times_are_shown_not_rounded_to_zero() -> None:
 
 
 def test_the_last_failed_try_does_not_promise_a_next_server() -> None:
-    from dnslab.trace import TextRenderer
-    from dnslab.trace_html import render_html
+    from dnslab.faces.trace import TextRenderer
+    from dnslab.faces.trace_html import render_html
 
     net = _sample_net(faults={"127.0.3.1": lambda q, m: None, "127.0.3.2": lambda q, m: None})
     events = _walk(net)
@@ -220,7 +221,7 @@ def test_the_last_failed_try_does_not_promise_a_next_server() -> None:
 
 
 def test_servers_says_no_reply_for_a_server_that_only_failed(lab: Lab) -> None:
-    from dnslab.inspection import _srtt_text
+    from dnslab.faces.inspection import _srtt_text
 
     control = client(lab)
     control.call("fault", {"server": "ns1.example.com", "kind": "unreachable"})
@@ -234,8 +235,8 @@ def test_servers_says_no_reply_for_a_server_that_only_failed(lab: Lab) -> None:
 
 
 def test_clock_shows_lab_time_since_the_start_and_the_fake_clock() -> None:
-    from dnslab.clock import FakeClock
-    from dnslab.inspection import clock_text
+    from dnslab.core.clock import FakeClock
+    from dnslab.faces.inspection import clock_text
 
     zones, _ = load_zones(zone_files(SAMPLE_ZONES))
     with LabThread(Lab(zones, port=0, clock=FakeClock())) as lab:

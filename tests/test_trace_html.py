@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from dnslab.trace_html import render_html
+from dnslab.faces.trace_html import render_html
 
 from conftest import find_chromium
 

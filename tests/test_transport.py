@@ -22,10 +22,10 @@ import dns.message
 import dns.rcode
 import pytest
 
-from dnslab.errors import BindError
-from dnslab.server import AuthoritativeServer
-from dnslab.transport import DnsListener, Handler, TcpLimits
-from dnslab.zone import load_zone_text
+from dnslab.core.errors import BindError
+from dnslab.authority.server import AuthoritativeServer
+from dnslab.services.transport import DnsListener, Handler, TcpLimits
+from dnslab.core.zone import load_zone_text
 
 HOST = "127.0.0.1"
 TIMEOUT = 3.0  # the bound on any single network wait

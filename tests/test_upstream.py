@@ -1,4 +1,4 @@
-"""dnslab.upstream: the query bytes, strict reply matching, the UDP exchange, and merging in flight."""
+"""dnslab.services.upstream: the query bytes, strict reply matching, the UDP exchange, and merging in flight."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from dnslab.iterator import Query
+from dnslab.resolution.iterator import Query
 from dnslab.testing import DnsLab
-from dnslab.upstream import Exchange, Upstream, build_query, reply_matches, udp_exchange
+from dnslab.services.upstream import Exchange, Upstream, build_query, reply_matches, udp_exchange
 
 WWW = dns.name.from_text("www.Example.com.")
 A = dns.rdatatype.A

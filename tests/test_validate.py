@@ -13,11 +13,11 @@ from typing import Iterator
 
 import pytest
 
-from dnslab import validate
-from dnslab.clock import FakeClock
-from dnslab.control import ControlClient, LabState, find_lab, running_labs, state_path
-from dnslab.errors import ConfigError, DnslabError
-from dnslab.lab import Lab, LabSettings
+from dnslab.core import validate
+from dnslab.core.clock import FakeClock
+from dnslab.lab.control import ControlClient, LabState, find_lab, running_labs, state_path
+from dnslab.core.errors import ConfigError, DnslabError
+from dnslab.lab.runtime import Lab, LabSettings
 
 from conftest import SAMPLE_ZONES, LabThread
 

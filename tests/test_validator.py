@@ -8,11 +8,11 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from dnslab.cache import NegativeKind
-from dnslab.clock import FakeClock
-from dnslab.events import Validation
-from dnslab.iterator import Evidence, Result
-from dnslab.validator import (EDE_DNSKEY_MISSING, EDE_DNSSEC_BOGUS, EDE_NSEC_MISSING, EDE_RRSIGS_MISSING,
+from dnslab.resolution.cache import NegativeKind
+from dnslab.core.clock import FakeClock
+from dnslab.core.events import Validation
+from dnslab.resolution.iterator import Evidence, Result
+from dnslab.resolution.validator import (EDE_DNSKEY_MISSING, EDE_DNSSEC_BOGUS, EDE_NSEC_MISSING, EDE_RRSIGS_MISSING,
                               EDE_SIGNATURE_EXPIRED, Fetch, KeyCache, Security, Validator, Verdict)
 from tests.dnssec_fixtures import NOW, build
 

@@ -35,14 +35,14 @@ import dns.query
 import dns.rdatatype
 import pytest
 
-from dnslab.events import Failed, Start
-from dnslab.querytap import QueryTap
+from dnslab.core.events import Failed, Start
+from dnslab.faces.querytap import QueryTap
 from dnslab.testing import DnsLab
-from dnslab.web import WebServer
+from dnslab.faces.web import WebServer
 
 from conftest import ENV, REPO, find_chromium, join_reader, read_until
 
-WEBUI = REPO / "dnslab" / "webui"
+WEBUI = REPO / "dnslab" / "faces" / "webui"
 WAIT = 15.0  # seconds: the bound on every wait in this file
 # Server choice explores a similar server one time in ten (Unbound does too), so the server
 # taken down is not always the one asked first: a failover is looked for in up to this many

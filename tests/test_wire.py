@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dns.message
 
-from dnslab.wire import KEY_MEMORY, QUESTION_IN_KEY, _key_after_id, query_key
+from dnslab.core.wire import KEY_MEMORY, QUESTION_IN_KEY, _key_after_id, query_key
 
 
 def _wire(name: str, ident: int, **make: object) -> bytes:

@@ -14,8 +14,8 @@ import dns.name
 import dns.rdatatype
 import pytest
 
-from dnslab.errors import ZoneError
-from dnslab.zone import Problem, Severity, Zone, ZoneLoad, load_zone, load_zone_text, load_zones
+from dnslab.core.errors import ZoneError
+from dnslab.core.zone import Problem, Severity, Zone, ZoneLoad, load_zone, load_zone_text, load_zones
 
 ERROR, WARNING = Severity.ERROR, Severity.WARNING
 

@@ -26,7 +26,7 @@ Scenarios (each run bounded in time; every address is in 127.0.0.0/8):
           started dnslab resolver, then a freshly started Unbound, resolve
           every name once (dnsperf -n 1, --cold-outstanding in flight).  Also
           the RSS each resolver grew by per name resolved.
-  memory  RSS growth per cached RRset: a Python process fills a dnslab.cache
+  memory  RSS growth per cached RRset: a Python process fills a dnslab.resolution.cache
           Cache with 100,000 distinct A RRsets and reads VmRSS before and after.
 
 Prints one table (or --json): per scenario dnslab's and the reference's
@@ -705,12 +705,12 @@ class Bench:
         self.rows.append(memory)
 
     def scenario_memory(self) -> None:
-        say(f"memory: {MEMORY_ENTRIES} RRsets into a dnslab.cache.Cache")
+        say(f"memory: {MEMORY_ENTRIES} RRsets into a dnslab.resolution.cache.Cache")
         code = textwrap.dedent(f"""
             import gc, json
             import dns.rrset
-            from dnslab.cache import Cache, CacheSettings, Rank
-            from dnslab.clock import MonotonicClock
+            from dnslab.resolution.cache import Cache, CacheSettings, Rank
+            from dnslab.core.clock import MonotonicClock
 
             def rss():
                 for line in open("/proc/self/status"):

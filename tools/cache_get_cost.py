@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""What a cache hit costs: `dnslab.cache.Cache.get` in a timeit loop, per RRset shape.
+"""What a cache hit costs: `dnslab.resolution.cache.Cache.get` in a timeit loop, per RRset shape.
 
     scripts/cache-get-cost [--number N] [--repeat R]
 
@@ -21,8 +21,8 @@ import timeit
 import dns.name
 import dns.rrset
 
-from dnslab.cache import Cache, CacheSettings, Rank
-from dnslab.clock import MonotonicClock
+from dnslab.resolution.cache import Cache, CacheSettings, Rank
+from dnslab.core.clock import MonotonicClock
 
 
 def main(argv: list[str] | None = None) -> int:

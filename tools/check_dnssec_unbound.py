@@ -41,8 +41,8 @@ import dns.flags
 import dns.rcode
 import dns.rdatatype
 
-from dnslab.errors import DnslabError
-from dnslab.lab import Lab
+from dnslab.core.errors import DnslabError
+from dnslab.lab.runtime import Lab
 from dnslab.testing import LabRunner
 from tools.common.asking import ask as ask_once
 from tools.common.lab import SAMPLE_ZONES

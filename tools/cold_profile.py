@@ -28,9 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from dnslab.hints import load_root_hints
-from dnslab.resolver import RecursiveResolver, ResolverSettings
-from dnslab.transport import DnsListener
+from dnslab.resolution.hints import load_root_hints
+from dnslab.services.resolver import RecursiveResolver
+from dnslab.resolution.settings import ResolverSettings
+from dnslab.services.transport import DnsListener
 from tools.common.lab import REPO, Dnslab, LabUnavailable
 from tools.common.reference import find_binary, not_installed
 

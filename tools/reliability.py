@@ -60,12 +60,13 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from dnslab.cli import run_async
-from dnslab.config import resolver_settings
-from dnslab.control import ControlClient, LabState
-from dnslab.fastpath import AnswerCache, ReplyCache
-from dnslab.lab import Lab, LabSettings, derive_hierarchy, dnssec_settings, zone_files
-from dnslab.zone import load_zone_text, load_zones
+from dnslab.faces.cli import run_async
+from dnslab.resolution.options import resolver_settings
+from dnslab.lab.control import ControlClient, LabState
+from dnslab.core.fastpath import AnswerCache, ReplyCache
+from dnslab.lab.runtime import Lab, LabSettings, dnssec_settings
+from dnslab.lab.hierarchy import derive_hierarchy, zone_files
+from dnslab.core.zone import load_zone_text, load_zones
 from tools.common.asking import addresses, ask, ask_retrying, rcode_text
 from tools.common.lab import REPO, SAMPLE_ZONES, Dnslab
 from tools.common.logcount import CountingHandler
@@ -107,7 +108,7 @@ def cmd_host(args: argparse.Namespace) -> int:
     root.addHandler(stream)
 
     if args.cap_fast_path is not None:
-        # Diagnosis only: bound the wire-level reply caches (dnslab.fastpath) as an operator's
+        # Diagnosis only: bound the wire-level reply caches (dnslab.core.fastpath) as an operator's
         # cache_size bounds the RRset cache, to see whether they account for memory growth.
         for cls in (ReplyCache, AnswerCache):
             original = cls.__init__
@@ -184,7 +185,7 @@ def cmd_host(args: argparse.Namespace) -> int:
                 data["resolver_fast_bound"] = fast.max_entries
         counters = {r.plan.address: [r.faulty.counted_questions, r.faulty.max_questions] for r in lab.servers
                     if hasattr(getattr(r, "faulty", None), "counted_questions")}
-        if counters:  # each server's query counter (dnslab.faults): questions counted one by one, and bound
+        if counters:  # each server's query counter (dnslab.lab.faults): questions counted one by one, and bound
             data["server_counted"] = counters
             data["upstream_queries"] = lab.resolver.stats.upstream_queries
             data["client_queries"] = lab.resolver.stats.queries
@@ -788,7 +789,7 @@ def forged_reply(qname: str, address: str = "6.6.6.6") -> bytes:
 def resolver_upstream_ports(pid: int) -> set[int]:
     """Ports of the resolver's upstream UDP sockets right now, from /proc.
 
-    Those are the process's UDP sockets connected to a server (dnslab.upstream's,
+    Those are the process's UDP sockets connected to a server (dnslab.services.upstream's,
     bound by the kernel to 127.0.0.1 and a random port) or bound to 0.0.0.0; the
     lab's listeners are bound to their own addresses and connected to nothing.
 
@@ -1746,7 +1747,7 @@ def cmd_storm(args: argparse.Namespace) -> int:
     longest_hold = max([h or 0.0 for h in held.values()] + [0.0])
     say("  hold-down left on the storm's servers when they came back (s): "
         + ", ".join(f"{a} {h if h is not None else '-'}" for a, h in held.items()))
-    # The promise (dnslab.infra): a server is probed at least once per probe interval while queries need
+    # The promise (dnslab.resolution.infra): a server is probed at least once per probe interval while queries need
     # it, so one that is back is in use within one probe interval.  The SERVFAIL cache does not enter:
     # it is per question, and every query here asks a fresh name.  The slack covers the wait for the
     # next query that needs the server and the event loop's lag on a busy machine.
@@ -1872,7 +1873,7 @@ def cmd_soak(args: argparse.Namespace) -> int:
                     time.sleep(0.2)
 
         # Warm-up, part 1: every bounded cache to its bound.  The authoritative servers' reply caches
-        # (dnslab.fastpath.ReplyCache, a fixed number of replies each) fill only as fast as new
+        # (dnslab.core.fastpath.ReplyCache, a fixed number of replies each) fill only as fast as new
         # questions reach each server: under this load the busier server of a zone fills its cache
         # in about two minutes, the other one (asked only when explored) in far more than ten.
         # Until then RSS grows with them, which is warm-up, not a leak.  So each server is asked

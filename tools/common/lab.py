@@ -20,7 +20,7 @@ from tools.common.procs import Managed
 
 REPO = Path(__file__).resolve().parent.parent.parent
 SAMPLE_ZONES = REPO / "dnslab" / "zones"
-# The last line of `dnslab up`'s banner (dnslab.cli.print_lab), printed after the state file and the
+# The last line of `dnslab up`'s banner (dnslab.faces.cli.print_lab), printed after the state file and the
 # root hints are written: from it on the lab answers and its control endpoint is there.
 READY_LINE = "Ctrl-C stops the lab."
 

@@ -1,0 +1,425 @@
+"""An authoritative server's request handling: wire in, wire out, no sockets.
+
+dnslib parses the request and packs the reply; `authority` decides the
+content.  Everything a hostile or broken client can send ends here as FORMERR,
+NOTIMP, BADVERS, REFUSED or silence, never as an exception, because one bad
+packet must not stop a server that a whole lab depends on.  The header checks
+and reply shapes follow NSD 4 (see the README for the few deliberate
+differences).
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+import dns.exception
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+import dnslib
+
+from dnslab.authority.lookup import Authority, Outcome, Response
+from dnslab.core.fastpath import ReplyCache
+from dnslab.core.wire import (EDNS_UDP_SIZE, HEADER, MAX_MESSAGE, OPCODE_MASK, PLAIN_UDP_SIZE, QR,
+                         header_only_reply, query_key)
+from dnslab.core.zone import Zone
+
+log = logging.getLogger(__name__)
+
+OPCODE_QUERY = 0
+BADVERS = 16
+# RFC 8914 Extended DNS Errors, sent where NSD sends them (always without text).
+EDE = 15
+EDE_PROHIBITED = 18
+EDE_NOT_AUTHORITATIVE = 20
+EDE_NOT_SUPPORTED = 21
+# NSD fills the additional section with every A RRset, then every AAAA, then the rest.
+_ADDITIONAL_ORDER = {dnslib.QTYPE.A: 0, dnslib.QTYPE.AAAA: 1}
+
+# The RFC 1035 types whose RDATA names may be compressed (RFC 3597 §4), built
+# from their fields; every other type is sent exactly as stored, as NSD does.
+_COMPRESSIBLE: dict[int, Callable[[Any], dnslib.RD]] = {
+    dns.rdatatype.NS: lambda rd: dnslib.NS(_label(rd.target)),
+    dns.rdatatype.CNAME: lambda rd: dnslib.CNAME(_label(rd.target)),
+    dns.rdatatype.PTR: lambda rd: dnslib.PTR(_label(rd.target)),
+    dns.rdatatype.MX: lambda rd: dnslib.MX(_label(rd.exchange), rd.preference),
+    dns.rdatatype.SOA: lambda rd: dnslib.SOA(
+        _label(rd.mname), _label(rd.rname), (rd.serial, rd.refresh, rd.retry, rd.expire, rd.minimum)
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the server needs from a parsed query."""
+
+    record: dnslib.DNSRecord
+    qname: dns.name.Name
+    qtype: int
+    edns_size: int | None  # None: the client sent no OPT record
+    dnssec_ok: bool
+
+
+class AuthoritativeServer:
+    """Turns request bytes into reply bytes for the zones of one server."""
+
+    def __init__(self, zones: Iterable[Zone]) -> None:
+        self.authority = Authority(zones)
+        # The fast path: a reply depends only on the query's key and the zone data.
+        self.replies = ReplyCache()
+        self._converted: dict[int, list[dnslib.RR]] = {}
+        self._convert()
+
+    def _convert(self) -> None:
+        """Zone data is converted to dnslib records once; only synthesised RRsets
+        (wildcards, DNAME) are converted per reply."""
+        converted: dict[int, list[dnslib.RR]] = {}
+        for zone in self.authority.zones.values():
+            for rrset in (*zone.rrsets(), zone.negative_soa, zone.negative_soa_sig):
+                if rrset is None:
+                    continue
+                converted[id(rrset)] = to_dnslib(rrset)
+        self._converted = converted
+
+    def replace_zone(self, zone: Zone) -> None:
+        """Serve a new version of one of our zones from the next query on."""
+        self.authority.zones[zone.origin] = zone
+        self._convert()
+        self.replies.clear()
+
+    def set_zones(self, zones: Iterable[Zone]) -> None:
+        """Serve exactly these zones from the next query on (the lab's hierarchy changed)."""
+        self.authority.zones = {zone.origin: zone for zone in zones}
+        self._convert()
+        self.replies.clear()
+
+    @property
+    def zones(self) -> list[Zone]:
+        return list(self.authority.zones.values())
+
+    def handle(self, wire: bytes, via_tcp: bool = False, peer: tuple[str, int] | None = None) -> bytes | None:
+        """The reply to send, or None to stay silent (unreadable header, or not a query).
+
+        *peer* is unused: an authoritative server answers everyone, as NSD does.
+        """
+        parsed = query_key(wire)
+        key = None
+        if parsed is not None:
+            key = (b"T" if via_tcp else b"U") + parsed[0]
+            ready = self.replies.get(key, wire)
+            if ready is not None:
+                return ready  # asked before: the same reply, with this query's ID
+        if len(wire) < HEADER.size:
+            return None
+        _, flags, *_ = HEADER.unpack_from(wire)
+        if flags & QR:
+            return None  # a response sent to us: answering could start a loop
+        if flags & OPCODE_MASK != OPCODE_QUERY << 11:
+            return header_only_reply(wire, dns.rcode.NOTIMP)
+        try:
+            request = _parse(wire)
+        except _FormatError as exc:
+            log.debug("FORMERR: %s", exc)
+            return header_only_reply(wire, dns.rcode.FORMERR)
+        try:
+            reply = self._respond(request, via_tcp)
+        except Exception:  # noqa: BLE001 - one packet must never stop the server
+            log.exception("internal error answering %s %s", request.qname, request.qtype)
+            return header_only_reply(wire, dns.rcode.SERVFAIL)
+        if key is not None:
+            self.replies.put(key, reply)
+        return reply
+
+    def _respond(self, request: Request, via_tcp: bool) -> bytes:
+        header = request.record.header
+        # CD is not copied: RFC 4035 §3.1.6 has authoritative responses clear it, as NSD does.
+        reply = dnslib.DNSRecord(
+            dnslib.DNSHeader(id=header.id, qr=1, opcode=OPCODE_QUERY, rd=header.rd),
+            q=request.record.q,
+        )
+        version = _edns_version(request.record)
+        if version:
+            # The flags of an EDNS version we do not implement mean nothing to us: no DO (NSD).
+            reply.header.rcode = BADVERS & 0xF
+            reply.add_ar(dnslib.EDNS0(udp_len=EDNS_UDP_SIZE, ext_rcode=BADVERS >> 4))
+            return _pack(reply)
+        cut = None
+        ede = None
+        qclass = request.record.q.qclass
+        if qclass not in (dns.rdataclass.IN, dns.rdataclass.ANY):
+            reply.header.rcode = dns.rcode.REFUSED
+            ede = EDE_NOT_SUPPORTED
+        elif request.qtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR):
+            reply.header.rcode, ede = self._transfer(request, via_tcp)
+        else:
+            response = self.authority.lookup(request.qname, request.qtype, dnssec=request.dnssec_ok)
+            self._fill(reply, response, any_class=qclass == dns.rdataclass.ANY)
+            if response.outcome is Outcome.REFERRAL:
+                cut = response.authority[0].name  # the NS RRset; DS or NSEC(3) proofs follow it
+            if response.outcome is Outcome.REFUSED:
+                ede = EDE_NOT_AUTHORITATIVE
+        opt = _opt(request, ede) if request.edns_size is not None else None
+        limit = MAX_MESSAGE if via_tcp else _udp_limit(request.edns_size)
+        return _pack_within(reply, opt, limit, cut)
+
+    def _transfer(self, request: Request, via_tcp: bool) -> tuple[int, int | None]:
+        """The rcode (and EDE) for AXFR and IXFR: dnslab transfers no zones, and says so as NSD does."""
+        if request.qtype == dns.rdatatype.AXFR and not via_tcp:
+            return dns.rcode.NOTIMP, None  # AXFR is defined over TCP only (RFC 5936 §4.2)
+        if request.qname in self.authority.zones:
+            return dns.rcode.REFUSED, EDE_PROHIBITED  # our zone, but not for transfer
+        return dns.rcode.NOTAUTH, None  # not a zone we serve (RFC 5936 §2.2.1)
+
+    def _fill(self, reply: dnslib.DNSRecord, response: Response, any_class: bool = False) -> None:
+        reply.header.rcode = int(response.rcode)
+        # QCLASS * (RFC 1035 §3.2.5) is answered from our class IN data, but never
+        # authoritatively (RFC 6895 §3.2: other classes may exist), so negative
+        # answers carry no SOA, as NSD does.
+        reply.header.aa = int(response.authoritative and not any_class)
+        reply.rr = self._rrs(response.answer)
+        negative = response.outcome in (Outcome.NXDOMAIN, Outcome.NODATA)
+        # (NSD still sends the NSEC proofs then: only the SOA, and its RRSIG, go.)
+        authority = response.authority
+        if any_class and negative:
+            authority = [r for r in authority if r.rdtype != dns.rdatatype.SOA and r.covers != dns.rdatatype.SOA]
+        reply.auth = self._rrs(authority)
+        reply.ar = self._rrs(response.additional)
+
+    def _rrs(self, rrsets: list[dns.rrset.RRset]) -> list[dnslib.RR]:
+        out: list[dnslib.RR] = []
+        for rrset in rrsets:
+            converted = self._converted.get(id(rrset))
+            out.extend(converted if converted is not None else to_dnslib(rrset))
+        return out
+
+
+class _FormatError(Exception):
+    """A request we can read the header of but not understand."""
+
+
+def _parse(wire: bytes) -> Request:
+    try:
+        record = dnslib.DNSRecord.parse(wire)
+    except Exception as exc:  # noqa: BLE001 - dnslib raises several kinds on garbage
+        raise _FormatError(str(exc)) from None
+    if len(record.questions) != 1:
+        raise _FormatError(f"{len(record.questions)} questions")
+    # As NSD: a query carries no RCODE and no records but an OPT (and, for
+    # IXFR, the client's SOA in authority, RFC 1995 §3).
+    if record.header.rcode:
+        raise _FormatError(f"RCODE {record.header.rcode} in a query")
+    if record.rr or (record.auth and record.q.qtype != dnslib.QTYPE.IXFR):
+        raise _FormatError("records in the answer or authority section")
+    if any(rr.rtype != dnslib.QTYPE.OPT for rr in record.ar):
+        raise _FormatError("additional records other than OPT")
+    opts = [rr for rr in record.ar if rr.rtype == dnslib.QTYPE.OPT]
+    if len(opts) > 1:
+        raise _FormatError("more than one OPT record")
+    if opts and opts[0].rname.label != ():
+        raise _FormatError("OPT owner is not the root")
+    question = record.q
+    try:
+        qname = dns.name.Name(question.qname.label + (b"",))
+    except dns.exception.DNSException as exc:  # a name or a label too long (dnslib reads both)
+        raise _FormatError(f"bad question name: {exc}") from None
+    edns_size = max(opts[0].rclass, PLAIN_UDP_SIZE) if opts else None
+    dnssec_ok = bool(opts and opts[0].ttl & 0x8000)
+    return Request(record, qname, question.qtype, edns_size, dnssec_ok)
+
+
+def _edns_version(record: dnslib.DNSRecord) -> int:
+    for rr in record.ar:
+        if rr.rtype == dnslib.QTYPE.OPT:
+            return (rr.ttl >> 16) & 0xFF
+    return 0
+
+
+def _opt(request: Request, ede: int | None = None) -> dnslib.RR:
+    """Our OPT: our own UDP size, DO echoed as RFC 3225 asks, and an Extended DNS Error if any."""
+    options = [dnslib.EDNSOption(EDE, struct.pack("!H", ede))] if ede is not None else []
+    return dnslib.EDNS0(udp_len=EDNS_UDP_SIZE, flags="do" if request.dnssec_ok else "", opts=options)
+
+
+def _udp_limit(edns_size: int | None) -> int:
+    if edns_size is None:
+        return PLAIN_UDP_SIZE
+    return min(edns_size, EDNS_UDP_SIZE)
+
+
+def _pack_within(reply: dnslib.DNSRecord, opt: dnslib.RR | None, limit: int, cut: dns.name.Name | None) -> bytes:
+    """Pack, leaving out what does not fit as NSD 4 does.
+
+    Only whole RRsets go in, in order.  One that does not fit in the answer or
+    authority section ends the reply there, with TC=1.  Additional data is
+    optional: the A RRsets that fit go in, then, if all of them did, the AAAA
+    RRsets that fit.  A referral (to *cut*) that loses glue for a name server
+    inside the child also says TC=1, as RFC 9471 requires; NSD 4.6 sets it
+    only when no A record fits (and so does dnslab).
+    """
+    if opt is not None:
+        reply.ar.append(opt)
+    wire = _pack(reply)
+    if len(wire) <= limit:
+        return wire
+    additional = reply.ar[:-1] if opt is not None else reply.ar
+    fitter = _Fitter(reply, limit - (_size(opt) if opt is not None else 0))
+    kept: list[list[dnslib.RR]] = [[], [], []]
+    truncated = False
+    for index, section in enumerate((reply.rr, reply.auth)):
+        for rrset in _rrsets(section):
+            if truncated or not fitter.add(rrset):
+                truncated = True
+            else:
+                kept[index] += rrset
+    if not truncated:
+        # NSD skips what does not fit, and tries the next group (AAAA after A)
+        # only if nothing was skipped.
+        groups: dict[int, list[list[dnslib.RR]]] = {}
+        for rrset in _rrsets(additional):
+            groups.setdefault(_ADDITIONAL_ORDER.get(rrset[0].rtype, 2), []).append(rrset)
+        stop = False
+        for _, group in sorted(groups.items()):
+            missed = False
+            for rrset in group:
+                if not stop and fitter.add(rrset):
+                    kept[2] += rrset
+                else:
+                    missed = True
+                    truncated = truncated or _in_domain(rrset, cut)
+            stop = stop or missed
+        if cut is not None and 0 in groups and not any(rr.rtype == dnslib.QTYPE.A for rr in kept[2]):
+            truncated = True  # NSD's own rule: a referral without a single A record
+    reply.rr, reply.auth = kept[0], kept[1]
+    reply.ar = kept[2] + ([opt] if opt is not None else [])
+    reply.header.tc = int(truncated)
+    return _pack(reply)
+
+
+class _Fitter:
+    """Packs a reply RRset by RRset, as NSD does, taking back one that does not fit."""
+
+    def __init__(self, reply: dnslib.DNSRecord, room: int) -> None:
+        self.buffer = _Buffer()
+        reply.header.pack(self.buffer)
+        for question in reply.questions:
+            question.pack(self.buffer)
+        self.room = room
+
+    def add(self, rrset: list[dnslib.RR]) -> bool:
+        buffer = self.buffer
+        mark, names = len(buffer.data), dict(buffer.names)  # names: dnslib's compression table
+        for rr in rrset:
+            rr.pack(buffer)
+        if len(buffer.data) <= self.room:
+            return True
+        del buffer.data[mark:]
+        buffer.offset, buffer.names = mark, names
+        return False
+
+
+def _rrsets(records: list[dnslib.RR]) -> list[list[dnslib.RR]]:
+    """Consecutive records of one owner and type: the RRsets as `_rrs` laid them out.
+
+    The RRSIGs that follow an RRset and cover it belong to it: NSD packs an
+    RRset and its signatures together or not at all, since a validator can use
+    neither without the other.
+    """
+    rrsets: list[list[dnslib.RR]] = []
+    for rr in records:
+        if rrsets and rrsets[-1][0].rname == rr.rname and (
+                rrsets[-1][-1].rtype == rr.rtype
+                or (rr.rtype == _RRSIG and rrsets[-1][0].rtype == _covered(rr))):
+            rrsets[-1].append(rr)
+        else:
+            rrsets.append([rr])
+    return rrsets
+
+
+_RRSIG = int(dns.rdatatype.RRSIG)
+
+
+def _covered(rrsig: dnslib.RR) -> int:
+    """The type an RRSIG record covers: the first two bytes of its RDATA."""
+    data = rrsig.rdata.data if hasattr(rrsig.rdata, "data") else b""
+    return int.from_bytes(data[:2], "big") if len(data) >= 2 else -1
+
+
+def _in_domain(rrset: list[dnslib.RR], cut: dns.name.Name | None) -> bool:
+    """Glue for a name server inside the delegated zone (RFC 9471 §2.1)."""
+    return cut is not None and dns.name.Name(rrset[0].rname.label + (b"",)).is_subdomain(cut)
+
+
+def _size(rr: dnslib.RR) -> int:
+    buffer = _Buffer()
+    rr.pack(buffer)
+    return len(buffer.data)
+
+
+def _pack(reply: dnslib.DNSRecord) -> bytes:
+    """DNSRecord.pack with our _Buffer.  dnslib packs into a bytearray; callers
+    are promised bytes (dnspython's from_wire, for one, cannot read names out
+    of a bytearray)."""
+    reply.set_header_qa()
+    buffer = _Buffer()
+    reply.header.pack(buffer)
+    for section in (reply.questions, reply.rr, reply.auth, reply.ar):
+        for item in section:
+            item.pack(buffer)
+    return bytes(buffer.data)
+
+
+class _Buffer(dnslib.DNSBuffer):
+    """dnslib's packing buffer, with compression pointers kept to their 14 bits.
+
+    dnslib remembers the offset of every name it writes, also past 0x3FFF,
+    where no pointer can reach (RFC 1035 §4.1.4): a reply over 16 KiB then
+    pointed at the wrong place.  Names written that far are not pointed to,
+    as in NSD.
+    """
+
+    def encode_name(self, name: Any) -> None:
+        if not isinstance(name, dnslib.DNSLabel):
+            name = dnslib.DNSLabel(name)
+        if len(name) > 253:
+            raise dnslib.DNSLabelError(f"Domain label too long: {name!r}")
+        labels = list(name.label)
+        while labels:
+            pointer = self.names.get(tuple(labels))
+            if pointer is not None:
+                self.pack("!H", 0xC000 | pointer)
+                return
+            if self.offset <= 0x3FFF:
+                self.names[tuple(labels)] = self.offset
+            label = labels.pop(0)
+            if len(label) > 63:
+                raise dnslib.DNSLabelError(f"Label component too long: {label!r}")
+            self.pack("!B", len(label))
+            self.append(label)
+        self.append(b"\x00")
+
+
+def to_dnslib(rrset: dns.rrset.RRset) -> list[dnslib.RR]:
+    """dnspython RRset -> dnslib records, keeping names' case and RFC 3597 semantics."""
+    rname = _label(rrset.name)
+    build = _COMPRESSIBLE.get(rrset.rdtype)
+    records: list[dnslib.RR] = []
+    for rdata in rrset:
+        rd: dnslib.RD = dnslib.RD(rdata.to_wire()) if build is None else build(rdata)
+        records.append(dnslib.RR(rname, int(rrset.rdtype), int(rrset.rdclass), rrset.ttl, rd))
+    return records
+
+
+def _label(name: dns.name.Name) -> dnslib.DNSLabel:
+    """An absolute name as dnslib labels, byte for byte.
+
+    Built from the labels rather than through dnslib's wire parser, which
+    rejects any label that is not UTF-8 although RFC 2181 §11 allows every byte
+    value; such a name in a zone's NS, CNAME, PTR, MX or SOA data used to make
+    the server fail to start.
+    """
+    return dnslib.DNSLabel(list(name.labels[:-1]))

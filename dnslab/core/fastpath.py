@@ -1,0 +1,151 @@
+"""Ready wire replies for repeated questions: the hot path that never parses a packet.
+
+Measured here (shared/DESIGN.md): parsing and building a message with dnslib or
+dnspython costs 70-145 µs, a dict lookup 0.03 µs.  So a question seen before is
+answered from a stored reply with only its ID (and, for the resolver, its TTLs
+and round-robin order) changed.  The key is `wire.query_key`: the exact question
+bytes plus every header and EDNS bit that changes the answer.  Nothing here
+decides an answer; it replays what the full path decided, under rules that make
+the replay indistinguishable from asking again (tests compare both paths).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+from dnslab.core.clock import Clock
+
+_TTL = struct.Struct("!I")
+# A rendering is redone this long before its TTLs would tick, so float rounding in
+# "expires_at - now" can never make a kept rendering differ from a fresh one.
+_ROUNDING = 1e-6
+MAX_VARIANTS = 12  # round-robin orders kept per reply; answers needing more take the full path
+
+
+class ReplyCache:
+    """For authoritative servers: a question's reply never changes until the zone does."""
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        # Per server, and a lab runs a dozen or more: a few thousand distinct questions
+        # each covers any lab use and keeps the whole lab's memory small.
+        self.max_entries = max_entries
+        self._replies: dict[bytes, bytes] = {}
+
+    def get(self, key: bytes, wire: bytes) -> bytes | None:
+        reply = self._replies.get(key)
+        if reply is None:
+            return None
+        return wire[:2] + reply[2:]
+
+    def put(self, key: bytes, reply: bytes) -> None:
+        if len(self._replies) >= self.max_entries:
+            del self._replies[next(iter(self._replies))]  # the oldest: answers are cheap to rebuild
+        self._replies[key] = reply
+
+    def clear(self) -> None:
+        self._replies.clear()
+
+    def __len__(self) -> int:
+        return len(self._replies)
+
+
+@dataclass
+class WireAnswer:
+    """A resolver reply ready to replay: one template per round-robin step, and its TTL fields.
+
+    Each step's patches are (offset, expires_at, original TTL) for every record:
+    the TTL sent is min(original, ceil(expires_at - now)), as the RRset cache
+    computes it.  The whole answer is void once its first RRset expires.
+    """
+
+    variants: list[tuple[bytes, list[tuple[int, float, int]]]]  # (template, TTL patches) per step
+    expires_at: float
+    rcode_text: str
+    type_text: str
+    rotation: Any = None  # the cache entry whose `turn` counter picks the step (None: one step)
+    base: int = 0         # that counter's value for the first template
+    # Per step, the last rendering after the ID and the span of time its TTLs hold for:
+    # (since, until, bytes).  TTLs change at most once a second, queries come far faster.
+    rendered: list[tuple[float, float, bytes] | None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rendered = [None] * len(self.variants)
+
+
+class AnswerCache:
+    """For the resolver: replies whose TTLs count down on the cache's clock."""
+
+    def __init__(self, clock: Clock, max_entries: int = 20_000) -> None:
+        self.clock = clock
+        self.max_entries = max_entries
+        self._answers: dict[bytes, WireAnswer] = {}
+        self.version = -1
+        # Questions answered by the full path: a ready reply is kept from the second
+        # time on only, so one-off questions (most of a cold start) cost neither the
+        # templates' rendering nor their memory.
+        self._seen: dict[bytes, None] = {}
+
+    def get(self, key: bytes, wire: bytes, version: int) -> WireAnswer | None:
+        """The entry for key if it is still good; None sends the query down the full path."""
+        if version != self.version:
+            self._answers.clear()
+            self.version = version
+            return None
+        answer = self._answers.get(key)
+        if answer is None:
+            return None
+        if self.clock.now() >= answer.expires_at:
+            del self._answers[key]
+            return None
+        return answer
+
+    def render(self, answer: WireAnswer, wire: bytes) -> bytes:
+        """The reply for this query: its ID, the next round-robin order, TTLs counted down."""
+        step = 0
+        entry = answer.rotation
+        if entry is not None:
+            step = (entry.turn - answer.base) % len(answer.variants)
+            entry.turn += 1
+        now = self.clock.now()
+        last = answer.rendered[step]
+        if last is not None and last[0] <= now < last[1]:
+            return wire[:2] + last[2]
+        template, patches = answer.variants[step]
+        out = bytearray(template)
+        until = answer.expires_at
+        for offset, expires_at, ttl in patches:
+            sent = min(ttl, math.ceil(expires_at - now))
+            _TTL.pack_into(out, offset, sent)
+            # This record's TTL stays `sent` until expires_at - now drops to sent - 1.
+            until = min(until, expires_at - sent + 1 - _ROUNDING)
+        body = bytes(out[2:])
+        answer.rendered[step] = (now, until, body)
+        return wire[:2] + body
+
+    def asked_before(self, key: bytes) -> bool:
+        """Whether this question came down the full path before (and so is worth a ready reply)."""
+        seen = self._seen
+        if key in seen:
+            return True  # kept: after its reply expires, the next full answer is kept at once
+        if len(seen) >= self.max_entries:
+            del seen[next(iter(seen))]  # the oldest: forgetting one costs one more full answer
+        seen[key] = None
+        return False
+
+    def put(self, key: bytes, answer: WireAnswer, version: int) -> None:
+        if version != self.version:
+            self._answers.clear()
+            self.version = version
+        if len(self._answers) >= self.max_entries:
+            del self._answers[next(iter(self._answers))]
+        self._answers[key] = answer
+
+    def clear(self) -> None:
+        self._answers.clear()
+        self._seen.clear()
+
+    def __len__(self) -> int:
+        return len(self._answers)

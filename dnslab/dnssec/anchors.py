@@ -1,0 +1,66 @@
+"""Trust anchor files: the DS or DNSKEY records validation starts from.
+
+The format is Unbound's `trust-anchor-file` (and `auto-trust-anchor-file`'s
+records): zone-file lines such as `. 86400 IN DS 20326 8 2 E06D...`, comments
+with `;`.  `dnslab up --dnssec` writes one for the lab's root; the same file
+works for `dnslab resolver --trust-anchor FILE` and for Unbound.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dns.exception
+import dns.name
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+import dns.tokenizer
+import dns.zonefile
+
+from dnslab.core.errors import ConfigError
+
+RdataType = dns.rdatatype.RdataType
+
+
+def read_trust_anchors(path: Path | str) -> tuple[dns.rrset.RRset, ...]:
+    """Every DS and DNSKEY RRset in the file; anything else is an error naming file and line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the trust anchor file: {getattr(exc, 'strerror', None) or exc}") \
+            from None
+    return parse_trust_anchors(text, str(path))
+
+
+def parse_trust_anchors(text: str, where: str = "<anchors>") -> tuple[dns.rrset.RRset, ...]:
+    found: dict[tuple[dns.name.Name, int], dns.rrset.RRset] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        content = line.split(";", 1)[0].strip()
+        if not content:
+            continue
+        try:
+            rrsets = dns.zonefile.read_rrsets(content, name=None, ttl=None, rdclass=None,
+                                              default_rdclass=dns.rdataclass.IN, default_ttl=3600,
+                                              origin=dns.name.root, relativize=False)
+        except (dns.exception.DNSException, ValueError) as exc:
+            raise ConfigError(f"{where}:{number}: not a DS or DNSKEY record: {exc}") from None
+        for rrset in rrsets:
+            if rrset.rdtype not in (RdataType.DS, RdataType.DNSKEY):
+                raise ConfigError(f"{where}:{number}: a trust anchor is a DS or DNSKEY record, "
+                                  f"not {dns.rdatatype.to_text(rrset.rdtype)}")
+            key = (rrset.name, rrset.rdtype)
+            if key in found:
+                found[key].union_update(rrset)
+            else:
+                found[key] = rrset
+    if not found:
+        raise ConfigError(f"{where}: no DS or DNSKEY records: nothing to trust")
+    return tuple(found.values())
+
+
+def write_trust_anchor(path: Path, anchor: dns.rrset.RRset, comment: str = "") -> None:
+    """Write an anchor in the format `read_trust_anchors` (and Unbound) read."""
+    lines = [f"; {line}" for line in comment.splitlines()] + anchor.to_text().splitlines()
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")

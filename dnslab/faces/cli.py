@@ -1,0 +1,757 @@
+"""The `dnslab` command line: thin wrappers that parse arguments and call the layers below.
+
+`main(argv) -> int` never lets a traceback reach the user for anything they
+can cause: a usage error (argparse, and every typed number through
+dnslab.core.validate) exits 2, every other `DnslabError` becomes one line on stderr
+and exit code 1, and a closed output pipe ends the command quietly (141).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Coroutine, Sequence, TextIO
+
+import dns.rrset
+
+from dnslab import __version__
+from dnslab.core.clock import FakeClock
+from dnslab.resolution.options import OPTIONS, load_toml, resolver_settings
+from dnslab.lab.control import LabState, live_lab, runtime_dir, state_path
+from dnslab.faces.inspection import INSPECT
+from dnslab.core.errors import ConfigError, DnslabError
+from dnslab.resolution.hints import load_root_hints
+from dnslab.lab.runtime import SAMPLE_ZONES, Lab, LabSettings, example_walk
+from dnslab.services.resolver import RecursiveResolver
+from dnslab.resolution.settings import ResolverSettings
+from dnslab.authority.server import AuthoritativeServer
+from dnslab.services.transport import DnsListener, Handler
+from dnslab.dnssec.keys import algorithm_from_text, load_or_create
+from dnslab.dnssec.signing import SigningPolicy, make_ds, sign_zone, zone_text
+from dnslab.core import validate
+from dnslab.core.validate import arg
+from dnslab.core.zone import load_zone, load_zones
+
+log = logging.getLogger("dnslab")
+
+MAX_WORKERS = 64  # processes sharing one port; more only contend for the same cores
+
+
+def default_zones_dir() -> Path:
+    """The sample hierarchy, shipped inside the package (`dnslab init DIR` copies it out to edit)."""
+    return SAMPLE_ZONES
+
+
+def default_hints_path() -> Path:
+    """In the per-user runtime folder, so two users of one machine do not overwrite each other."""
+    return runtime_dir() / "root.hints"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dnslab",
+        description="A private DNS hierarchy on loopback: root, TLD and authoritative servers "
+                    "from ordinary zone files.",
+    )
+    parser.add_argument("--version", action="version", version=f"dnslab {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail to stderr")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    up = commands.add_parser("up", help="start the hierarchy and the resolver from a folder of zone files",
+                             description="Start every server of the hierarchy, each on its own 127.x.y.z "
+                                         "address, as derived from the zones' NS records and glue, and "
+                                         "the recursive resolver on 127.0.0.1 (lab.toml: resolver_address, "
+                                         "[resolver] options). Ctrl-C or SIGTERM stops it.")
+    up.add_argument("--zones", type=Path, default=None, metavar="DIR",
+                    help="folder of *.zone files and an optional lab.toml (default: the sample zones "
+                         "that come with dnslab; 'dnslab init DIR' copies them out to edit)")
+    up.add_argument("--port", type=arg(validate.port), default=None, metavar="N",
+                    help="port for every server (default: lab.toml's port, else 5300; 0 picks a free one)")
+    up.add_argument("--no-resolver", action="store_true",
+                    help="run only the hierarchy, without the recursive resolver on 127.0.0.1")
+    up.add_argument("--workers", type=arg(validate.whole, 1, MAX_WORKERS), default=1, metavar="N",
+                    help="run N processes that share every address and port (SO_REUSEPORT); each has its "
+                         f"own cache and server state (default 1, at most {MAX_WORKERS})")
+    up.add_argument("--worker-file", type=Path, default=None, help=argparse.SUPPRESS)
+    up.add_argument("--fake-clock", action="store_true",
+                    help="run the resolver on a clock that moves only with 'dnslab clock advance SECONDS' "
+                         "(TTLs, negative caching, hold-downs, serve-stale); network timeouts stay real")
+    up.add_argument("--log-queries", action="store_true",
+                    help="print one line per client query (time, client, name, type, rcode, cache or "
+                         "upstream queries, ms)")
+    up.add_argument("--hints", type=Path, default=None, metavar="FILE",
+                    help=f"where to write the lab's root hints (default: {default_hints_path()})")
+    up.add_argument("--no-web", action="store_true",
+                    help="do not serve the live web view (by default on 127.0.0.1, a free port, "
+                         "behind the lab's control token)")
+    up.add_argument("--web-port", type=arg(validate.port), default=0, metavar="N",
+                    help="port of the web view on 127.0.0.1 (default: a free one)")
+    up.add_argument("--dnssec", action=argparse.BooleanOptionalAction, default=None,
+                    help="sign every zone at start-up (KSK+ZSK per zone, ECDSA P-256, NSEC), publish each "
+                         "child's DS in its parent and write the root's DS as the trust anchor, which the "
+                         "lab's resolver then validates from (AD=1, or SERVFAIL with the reason); zones named "
+                         "in lab.toml's dnssec_unsigned stay unsigned (default: lab.toml's dnssec)")
+    up.add_argument("--nsec3", action=argparse.BooleanOptionalAction, default=None,
+                    help="with --dnssec: deny with NSEC3 (RFC 9276: no salt, no extra iterations) instead of NSEC")
+    up.add_argument("--keys", type=Path, default=None, metavar="DIR",
+                    help="with --dnssec: the folder keys are made in once and kept in "
+                         "(default: lab.toml's keys_dir, else .keys in the zone folder)")
+    up.add_argument("--anchor", type=Path, default=None, metavar="FILE",
+                    help="with --dnssec: where to write the root trust anchor (default: root-anchor.ds in the "
+                         "keys folder)")
+
+    init = commands.add_parser("init", help="copy the sample zones into a new folder, to edit and serve",
+                               description="Copy the sample hierarchy (every *.zone file, lab.toml and the "
+                                           "README that describes them) into DIR, which must be new or empty; "
+                                           "then serve your copy with 'dnslab up --zones DIR'.")
+    init.add_argument("dir", type=Path, metavar="DIR")
+
+    serve = commands.add_parser("serve", help="run one authoritative server for some zone files",
+                                description="Serve the given zones authoritatively on one address, "
+                                            "over UDP and TCP. With no zones every query is REFUSED.")
+    serve.add_argument("--zone", type=Path, action="append", default=[], metavar="FILE",
+                       help="a zone file to serve (repeatable)")
+    serve.add_argument("--listen", required=True, metavar="ADDR[:PORT]",
+                       help="address and port to listen on (port defaults to 53; IPv6 as [ADDR]:PORT)")
+
+    resolver = commands.add_parser(
+        "resolver", help="run the recursive resolver",
+        description="An iterative resolver: from the root hints it walks the hierarchy, caches every "
+                    "RRset for its TTL, and answers clients over UDP and TCP. Every option can also be "
+                    "set in a TOML file given with --config (same names, dashes as underscores); "
+                    "flags win.")
+    resolver.add_argument("--root-hints", type=Path, default=None, metavar="FILE",
+                          help="root hints in named.root format (dnslab up writes the lab's)")
+    resolver.add_argument("--listen", default=None, metavar="ADDR:PORT",
+                          help="address and port for clients (default 127.0.0.1:53)")
+    resolver.add_argument("--config", type=Path, default=None, metavar="FILE", help="a TOML file of options")
+    resolver.add_argument("--workers", type=arg(validate.whole, 1, MAX_WORKERS), default=1, metavar="N",
+                          help="run N processes sharing the address and port (SO_REUSEPORT), each with "
+                               f"its own cache (default 1, at most {MAX_WORKERS})")
+    for option in OPTIONS:
+        flag = "--" + option.name.replace("_", "-")
+        if option.kind is bool:
+            resolver.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=option.help)
+        elif option.kind is list:
+            resolver.add_argument(flag, action="append", default=None, metavar="CIDR",
+                                  help=option.help + " (repeatable)")
+        else:
+            metavar = "FILE" if option.name.endswith("_file") else option.kind.__name__.upper()
+            resolver.add_argument(flag, type=option.kind, default=None, metavar=metavar, help=option.help)
+
+    query = commands.add_parser("query", help="ask a DNS server, with dig-like output",
+                                description="NAME [TYPE] [@SERVER] in any order, like dig. Defaults to the "
+                                            "running lab's resolver.")
+    query.add_argument("words", nargs="+", metavar="NAME [TYPE] [@SERVER]")
+    query.add_argument("-p", "--port", type=arg(validate.port, zero=False), default=None, metavar="N",
+                       help="server port (default: the lab's port; with several labs running, also picks the lab)")
+    query.add_argument("--tcp", action="store_true", help="use TCP")
+    query.add_argument("--norecurse", action="store_true", help="clear RD: ask the cache only, or a server as a resolver would")
+    query.add_argument("--dnssec", action="store_true",
+                       help="set DO, as dig +dnssec: RRSIGs and NSEC/NSEC3 proofs come back with the data")
+    query.add_argument("--cd", action="store_true",
+                       help="set CD (checking disabled), as dig +cd: the resolver does not validate")
+    query.add_argument("--json", action="store_true", help="print the reply as JSON")
+    query.add_argument("--timeout", type=arg(validate.amount, 0.001, 3600, "seconds"), default=5.0, metavar="S",
+                       help="seconds to wait (default 5)")
+
+    # Every command that talks to a running lab can name it by port, for when several run.
+    pick = argparse.ArgumentParser(add_help=False)
+    pick.add_argument("--port", type=arg(validate.port, zero=False), default=None, metavar="N",
+                      help="the lab on port N, when several run (default: the one running)")
+
+    trace = commands.add_parser("trace", parents=[pick],
+                                help="watch the running resolver resolve a name, step by step",
+                                description="Every cache lookup, server choice (and why), query, reply and "
+                                            "what it meant, failure and failover, in order.")
+    trace.add_argument("name")
+    trace.add_argument("type", nargs="?", default="A")
+    trace.add_argument("--cold", action="store_true",
+                       help="resolve with an empty private cache, to see the walk from the root "
+                            "(the shared cache is not touched)")
+    trace.add_argument("--json", action="store_true", help="the events as JSON lines (fields in the README)")
+    trace.add_argument("--html", type=Path, default=None, metavar="FILE",
+                       help="also write a self-contained HTML picture of the walk to FILE")
+
+    cache = commands.add_parser("cache", help="show or flush the running resolver's cache")
+    cache_commands = cache.add_subparsers(dest="cache_command", metavar="show|flush", required=True)
+    show = cache_commands.add_parser("show", parents=[pick], help="entries with TTLs, rank and source server")
+    show.add_argument("name", nargs="?", help="only this name and the names below it")
+    show.add_argument("--json", action="store_true")
+    flush = cache_commands.add_parser("flush", parents=[pick], help="forget everything, or one name")
+    flush.add_argument("name", nargs="?")
+    flush.add_argument("--tree", action="store_true", help="also every name below NAME")
+
+    servers = commands.add_parser("servers", parents=[pick], help="the resolver's view of each upstream server")
+    servers.add_argument("--json", action="store_true")
+    stats = commands.add_parser("stats", parents=[pick], help="the resolver's counters")
+    stats.add_argument("--json", action="store_true")
+
+    fault = commands.add_parser(
+        "fault", parents=[pick], help="break a lab server or a signed zone on purpose (or mend it)",
+        description="For a SERVER, KIND is one of: down (no answer at all: resolvers wait out a timeout), "
+                    "unreachable (nothing listens: ICMP port unreachable at once, the fast outage for tests), "
+                    "up (undoes both), delay MS [JITTER], loss PCT "
+                    "(seeded), servfail, refused, truncate (TC=1 over UDP), lame (answers without authority), "
+                    "clear. In a lab started with --dnssec, for a ZONE: dnssec-bad-sig (its signatures do "
+                    "not verify), dnssec-expired (they expired a week ago), dnssec-missing-ds (the parent "
+                    "drops its DS but still claims one), dnssec-wrong-ds (the parent's DS matches no key), "
+                    "or clear.")
+    fault.add_argument("server", metavar="SERVER|ZONE",
+                       help="an address (127.0.3.20) or NS name (ns1.failover.com); a zone name for dnssec-*")
+    fault.add_argument("kind", metavar="KIND")
+    fault.add_argument("value", nargs="?", type=arg(validate.amount, 0, 60_000), default=None, metavar="ARG")
+    fault.add_argument("jitter", nargs="?", type=arg(validate.amount, 0, 60_000, "ms"), default=None, metavar="JITTER")
+    commands.add_parser("faults", parents=[pick], help="list the faults in force")
+    queries = commands.add_parser("queries", parents=[pick], help="what a lab server was asked, by name and type")
+    queries.add_argument("server", metavar="SERVER")
+    queries.add_argument("--reset", action="store_true", help="then start counting from zero")
+
+    record = commands.add_parser("record", help="change a record while the lab runs (the SOA serial goes up)")
+    record_commands = record.add_subparsers(dest="record_command", metavar="set|add|delete", required=True)
+    zone_help = ("the zone to change (default: the closest lab zone of NAME); a parent's delegation (NS) and "
+                 "glue are changed with --zone PARENT. Without it, a NAME that would land in the root or a TLD "
+                 "zone below its apex is refused, as a typo most likely")
+    where = ("DATA is the rest of the line, as in a zone file or nsupdate: 'record set example.com MX 10 "
+             "mail.example.com.' (TXT: quote a string with spaces, '\"two words\"'). ")
+    servers = ("NS and address records start and stop lab servers at once, as the zones then say "
+               "(the change prints them).")
+    for verb, text in (("set", "replace the RRset NAME TYPE with one record"),
+                       ("add", "add one record to the RRset NAME TYPE (nsupdate's 'update add')")):
+        command = record_commands.add_parser(verb, parents=[pick], help=text,
+                                             description=text[0].upper() + text[1:] + ". " + where + servers)
+        command.add_argument("name", metavar="NAME")
+        command.add_argument("type", metavar="TYPE")
+        command.add_argument("data", nargs="+", metavar="DATA")
+        command.add_argument("--ttl", type=arg(validate.ttl), default=300, metavar="SECONDS",
+                             help="the RRset's TTL (default 300)")
+        command.add_argument("--zone", default=None, metavar="ZONE", help=zone_help)
+    record_delete = record_commands.add_parser("delete", parents=[pick], help="delete the RRset NAME TYPE")
+    record_delete.add_argument("name")
+    record_delete.add_argument("type")
+    record_delete.add_argument("--zone", default=None, metavar="ZONE", help=zone_help)
+    commands.add_parser("reload", parents=[pick],
+                        help="re-read the zone files from disk (servers start and stop as they say)",
+                        description="Re-read every zone file: zones new and gone, servers started and stopped "
+                                    "as the files' NS and address records say. Changes made with 'dnslab record' "
+                                    "are replaced by the files' data; the command says how many.")
+    commands.add_parser("web", parents=[pick], help="print the address of the running lab's web view (with its token)")
+
+    clock = commands.add_parser("clock", parents=[pick], help="show the lab clock, or move a fake one forward")
+    clock.add_argument("action", nargs="?", choices=["show", "advance"], default="show")
+    clock.add_argument("seconds", nargs="?", type=arg(validate.clock_step), default=None,
+                       help=f"how far to move a fake clock: 0 to {validate.MAX_CLOCK_STEP} (ten years) at a time")
+
+    sign = commands.add_parser(
+        "sign", help="sign one zone file for use elsewhere (NSD, BIND, Knot load the output)",
+        description="Sign ZONEFILE with a KSK and a ZSK (made once in the keys folder, kept for the next "
+                    "run), NSEC or NSEC3, signatures valid for 14 days from now; print the DS record for "
+                    "the parent zone.")
+    sign.add_argument("file", type=Path, metavar="ZONEFILE")
+    sign.add_argument("--origin", type=arg(validate.name), default=None, metavar="NAME",
+                      help="the zone's name, when the file has no $ORIGIN")
+    sign.add_argument("--keys", type=Path, default=None, metavar="DIR",
+                      help="keys folder (default: .keys beside the zone file)")
+    sign.add_argument("--nsec3", action="store_true", help="NSEC3 (no salt, no extra iterations) instead of NSEC")
+    sign.add_argument("--algorithm", default="ECDSAP256SHA256", metavar="ALG",
+                      help="ECDSAP256SHA256 (default), ECDSAP384SHA384, ED25519, ED448, RSASHA256 or RSASHA512")
+    sign.add_argument("-o", "--output", type=Path, default=None, metavar="OUT",
+                      help="where to write the signed zone (default: ZONEFILE.signed; - for standard output)")
+
+    check = commands.add_parser("check-zone", help="validate zone files as the lab loads them",
+                                description="Print every error and warning with file and line; "
+                                            "exit 1 if any file has an error.")
+    check.add_argument("files", type=Path, nargs="+", metavar="FILE")
+    check.add_argument("--origin", type=arg(validate.name), default=None, metavar="NAME",
+                       help="the zone's name, when the file has no $ORIGIN (only with one FILE)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; a reader that stops early (`dnslab stats | head -1`) ends it quietly.
+
+    That is how Unix tools behave on SIGPIPE. Python ignores SIGPIPE and raises
+    BrokenPipeError instead; as its documentation advises (signal module, "Note
+    on SIGPIPE"), stdout then points at /dev/null so the interpreter's final
+    flush cannot fail again, and the exit code is a SIGPIPE death's, 128 + 13.
+    """
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # now, while a closed pipe can still be handled here
+        return code
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        if args.command == "up":
+            return cmd_up(args, sys.stdout)
+        if args.command == "init":
+            return cmd_init(args, sys.stdout)
+        if args.command == "serve":
+            return cmd_serve(args, sys.stdout)
+        if args.command == "resolver":
+            return cmd_resolver(args, sys.stdout)
+        if args.command in INSPECT:
+            return INSPECT[args.command](args, sys.stdout)
+        if args.command == "check-zone":
+            return cmd_check_zone(args, sys.stdout)
+        if args.command == "sign":
+            return cmd_sign(args, sys.stdout)
+    except DnslabError as exc:
+        print(f"dnslab: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    parser.error(f"unknown command {args.command}")
+    return 2  # pragma: no cover
+
+
+# --- init --------------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace, out: TextIO) -> int:
+    """Copy the sample zones out of the package; never into a folder that holds anything."""
+    target: Path = args.dir
+    if target.exists() and not target.is_dir():
+        raise ConfigError(f"{target}: exists and is not a folder")
+    if target.is_dir() and any(target.iterdir()):
+        raise ConfigError(f"{target}: the folder is not empty; give a new or empty folder "
+                          "(dnslab init never overwrites files)")
+    files = sorted(p for p in SAMPLE_ZONES.iterdir() if p.is_file() and not p.name.startswith("."))
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        for source in files:
+            shutil.copyfile(source, target / source.name)
+    except OSError as exc:
+        raise ConfigError(f"cannot copy the sample zones to {target}: {exc.strerror or exc}") from None
+    zone_count = sum(1 for p in files if p.suffix == ".zone")
+    print(f"dnslab: copied {zone_count} zone files, lab.toml and README.md into {target}", file=out)
+    print(f"Edit them, check with 'dnslab check-zone {target}/*.zone', serve with 'dnslab up --zones {target}'.",
+          file=out)
+    return 0
+
+
+# --- check-zone --------------------------------------------------------------------------
+
+
+def cmd_check_zone(args: argparse.Namespace, out: TextIO) -> int:
+    if args.origin is not None and len(args.files) > 1:
+        raise ConfigError("--origin applies to one file; give the files one at a time")
+    failed = False
+    for path in args.files:
+        loaded = load_zone(path, args.origin)
+        for problem in loaded.problems:
+            print(problem, file=out)
+        if loaded.zone is None:
+            failed = True
+            print(f"{path}: not loaded ({len(loaded.errors)} error(s), {len(loaded.warnings)} warning(s))", file=out)
+        else:
+            count = sum(len(rrset) for rrset in loaded.zone.rrsets())
+            serial = loaded.zone.soa[0].serial  # type: ignore[attr-defined]
+            print(f"{path}: zone {loaded.zone.origin} loaded: serial {serial}, {count} records, "
+                  f"{len(loaded.warnings)} warning(s)", file=out)
+    return 1 if failed else 0
+
+
+# --- sign --------------------------------------------------------------------------------
+
+
+def cmd_sign(args: argparse.Namespace, out: TextIO) -> int:
+    loaded = load_zone(args.file, args.origin)
+    for problem in loaded.problems:
+        print(problem, file=sys.stderr)
+    if loaded.zone is None:
+        raise ConfigError(f"{args.file}: not signed: the zone has errors")
+    zone = loaded.zone
+    keys_dir = args.keys if args.keys is not None else args.file.resolve().parent / ".keys"
+    keys = load_or_create(keys_dir, zone.origin, algorithm_from_text(args.algorithm))
+    signed = sign_zone(zone, keys, time.time(), SigningPolicy(algorithm=keys.ksk.dnskey.algorithm, nsec3=args.nsec3))
+    text = zone_text(signed)
+    output = args.output if args.output is not None else args.file.with_name(args.file.name + ".signed")
+    if str(output) == "-":
+        out.write(text)
+    else:
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot write {output}: {exc.strerror or exc}") from None
+    ds = dns.rrset.from_rdata(zone.origin, 86400, make_ds(keys))
+    info = sys.stderr if str(output) == "-" else out
+    if str(output) != "-":
+        print(f"dnslab: signed {zone.origin} into {output} (KSK {keys.ksk.tag}, ZSK {keys.zsk.tag}, "
+              f"{'NSEC3' if args.nsec3 else 'NSEC'}; keys in {keys_dir})", file=info)
+    print("; the DS record for the parent zone:", file=info)
+    print(ds.to_text(), file=info)
+    return 0
+
+
+# --- serve -------------------------------------------------------------------------------
+
+
+def parse_listen(text: str, default_port: int = 53) -> tuple[str, int]:
+    """ADDR, ADDR:PORT, [V6] or [V6]:PORT."""
+    host, port_text = text, ""
+    if text.startswith("["):
+        if "]" not in text:
+            raise ConfigError(f"--listen {text!r}: expected [IPV6-ADDRESS]:PORT, but the ']' is missing")
+        host, _, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else rest
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    if not host:
+        raise ConfigError(f"--listen {text!r}: no address")
+    if not port_text:
+        return host, default_port
+    return host, validate.port(port_text, f"--listen {text!r}")
+
+
+def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
+    zones, problems = load_zones(args.zone)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    host, port = parse_listen(args.listen)
+    names = " ".join(zone.origin.to_text() for zone in zones) or "(none: every query is REFUSED)"
+    return _listen_until_stopped(
+        host, port, AuthoritativeServer(zones).handle, out,
+        lambda bound: f"dnslab: serving {names} on {host}:{bound} (UDP and TCP). Ctrl-C stops.")
+
+
+def _listen_until_stopped(host: str, port: int, handler: Handler, out: TextIO,
+                          banner: Callable[[int], str], reuse_port: bool = False) -> int:
+    """Serve one handler on one address until Ctrl-C or SIGTERM; the banner gets the bound port."""
+
+    async def run() -> None:
+        listener = DnsListener(host, port, handler, reuse_port=reuse_port)
+        await listener.start()
+        print(banner(listener.port), file=out, flush=True)
+        try:
+            await _until_stopped()
+        finally:
+            await listener.stop()
+
+    run_async(run())
+    return 0
+
+
+# --- resolver ---------------------------------------------------------------------------
+
+
+def resolver_options(args: argparse.Namespace) -> tuple[Path, tuple[str, int], ResolverSettings]:
+    """Merge the TOML file and the flags (flags win) into hints, listen address and settings."""
+    values: dict[str, object] = {}
+    where = "command line"
+    if args.config is not None:
+        values = load_toml(args.config)
+        where = str(args.config)
+    hints_value = args.root_hints if args.root_hints is not None else values.pop("root_hints", None)
+    listen_value = args.listen if args.listen is not None else values.pop("listen", "127.0.0.1:53")
+    values.pop("root_hints", None)
+    values.pop("listen", None)
+    settings = resolver_settings(values, where)
+    flags = {option.name: getattr(args, option.name) for option in OPTIONS
+             if getattr(args, option.name, None) is not None}
+    settings = resolver_settings(flags, "command line", base=settings)
+    if hints_value is None:
+        raise ConfigError("no root hints: give --root-hints FILE (or root_hints in the config file)")
+    if not isinstance(listen_value, str):
+        raise ConfigError(f"{where}: listen must be a string like '127.0.0.1:5300'")
+    return Path(str(hints_value)), parse_listen(listen_value), settings
+
+
+def cmd_resolver(args: argparse.Namespace, out: TextIO) -> int:
+    hints_path, (host, port), settings = resolver_options(args)
+    hints = load_root_hints(hints_path)
+    children: list[int] = []
+    if args.workers > 1:
+        if port == 0:
+            raise ConfigError("--workers needs a fixed port: every worker must listen on the same one")
+        for _ in range(args.workers - 1):
+            pid = os.fork()  # before any event loop exists: each child is a whole resolver
+            if pid == 0:
+                code = 1
+                try:
+                    code = _listen_until_stopped(host, port, RecursiveResolver(hints, settings).handle,
+                                                 io.StringIO(), lambda bound: "", reuse_port=True)
+                finally:
+                    os._exit(code)
+            children.append(pid)
+    try:
+        return _serve_resolver(args, host, port, hints, hints_path, settings, out)
+    finally:
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGTERM)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+
+
+def _serve_resolver(args: argparse.Namespace, host: str, port: int, hints: list[Any], hints_path: Path,
+                    settings: ResolverSettings, out: TextIO) -> int:
+    return _listen_until_stopped(
+        host, port, RecursiveResolver(hints, settings).handle, out, reuse_port=args.workers > 1,
+        banner=lambda bound: f"dnslab: resolver on {host}:{bound} (UDP and TCP), {len(hints)} root server "
+                      f"address(es) from {hints_path}, upstream port {settings.upstream_port}. Ctrl-C stops.\n"
+                      f"Try: dig @{host} -p {bound} www.example.com" +
+                      (f"\n{args.workers} worker processes share the port (SO_REUSEPORT), each with its own cache."
+                       if args.workers > 1 else ""))
+
+
+# --- up ----------------------------------------------------------------------------------
+
+
+def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
+    zones_dir = args.zones if args.zones is not None else default_zones_dir()
+    lab, problems = Lab.from_folder(zones_dir, port=args.port, with_resolver=not args.no_resolver,
+                                    clock=FakeClock() if args.fake_clock else None, dnssec=args.dnssec,
+                                    nsec3=args.nsec3, keys_dir=args.keys, anchor_file=args.anchor)
+    lab.reuse_port = args.workers > 1 or args.worker_file is not None
+    if args.worker_file is not None:
+        return _run_worker(lab, args.worker_file)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    for warning in lab.hierarchy.warnings:
+        print(f"dnslab: warning: {warning}", file=sys.stderr)
+    hints_path = args.hints if args.hints is not None else default_hints_path()
+
+    async def run() -> None:
+        if lab.port != 0:
+            _refuse_to_clobber(lab.port)  # before binding: clearer than "address in use"
+        await lab.start()
+        workers: list[subprocess.Popen[bytes]] = []
+        web = None
+        written: Path | None = None  # our state file, once written: removed at the end
+        try:
+            path = _refuse_to_clobber(lab.actual_port)
+            workers, endpoints = _start_workers(args, zones_dir, lab.actual_port, hints_path)
+            _write_hints(hints_path, lab.root_hints)
+            state = LabState(lab.control.address, lab.control.port, lab.control.token, lab.resolver_address,
+                             lab.actual_port, str(hints_path), os.getpid(), endpoints)
+            if not args.no_web:
+                from dnslab.faces.web import WebServer
+
+                web = WebServer(lab, state.endpoints()[1:], port=args.web_port)
+                try:
+                    await web.start()
+                except OSError as exc:
+                    raise ConfigError(f"cannot serve the web view on 127.0.0.1:{args.web_port}: "
+                                      f"{exc.strerror or exc}") from None
+                state = replace(state, web_port=web.port)
+            state.write(path)
+            written = path
+            if args.log_queries and lab.resolver is not None:
+                lab.resolver.on_query = lambda entry: print(entry.line(), file=out, flush=True)
+            print_lab(lab, zones_dir, hints_path, out, web.url if web is not None else None)
+            if workers:
+                print(f"{len(workers) + 1} worker processes share every address (SO_REUSEPORT); "
+                      "each has its own cache.", file=out, flush=True)
+            await _until_stopped()
+        finally:
+            if web is not None:
+                await web.stop()
+            _stop_workers(workers)
+            await lab.stop()
+            if written is not None:
+                _remove_state(written, lab.control.token)
+
+    run_async(run())
+    print("dnslab: lab stopped.", file=out, flush=True)
+    return 0
+
+
+WORKER_START_TIMEOUT = 60.0
+
+
+def _start_workers(args: argparse.Namespace, zones_dir: Path, port: int,
+                   hints_path: Path) -> tuple[list[subprocess.Popen[bytes]], list[dict[str, Any]]]:
+    """Start the other N-1 processes on the port this one holds; each reports its control endpoint."""
+    count = args.workers - 1
+    if count <= 0:
+        return [], []
+    folder = Path(tempfile.mkdtemp(prefix="dnslab-workers-"))
+    workers = []
+    try:
+        for index in range(count):
+            command = [sys.executable, "-m", "dnslab", "up", "--zones", str(zones_dir), "--port", str(port),
+                       "--hints", str(hints_path), "--worker-file", str(folder / f"{index}.json")]
+            command += ["--no-resolver"] if args.no_resolver else []
+            command += ["--fake-clock"] if args.fake_clock else []
+            if lab_signed(args, zones_dir):
+                command += ["--dnssec"] + (["--nsec3"] if args.nsec3 else [])
+                command += ["--keys", str(args.keys)] if args.keys is not None else []
+                command += ["--anchor", str(args.anchor)] if args.anchor is not None else []
+            workers.append(subprocess.Popen(command, stdin=subprocess.DEVNULL))
+        endpoints = []
+        deadline = time.monotonic() + WORKER_START_TIMEOUT
+        for index, worker in enumerate(workers):
+            path = folder / f"{index}.json"
+            while not path.exists():
+                if worker.poll() is not None or time.monotonic() > deadline:
+                    raise DnslabError(f"worker process {index + 2} did not start (exit code {worker.returncode})")
+                time.sleep(0.05)
+            endpoints.append(json.loads(path.read_text(encoding="utf-8")))
+        return workers, endpoints
+    except BaseException:
+        _stop_workers(workers)
+        raise
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def lab_signed(args: argparse.Namespace, zones_dir: Path) -> bool:
+    """Whether `dnslab up` signs: the flag, else lab.toml."""
+    if args.dnssec is not None:
+        return bool(args.dnssec)
+    return LabSettings.load(zones_dir / "lab.toml").dnssec
+
+
+def _stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    for worker in workers:
+        if worker.poll() is None:
+            worker.terminate()
+    for worker in workers:
+        try:
+            worker.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
+def _run_worker(lab: Lab, report: Path) -> int:
+    """A further worker of `dnslab up --workers N`: the same lab on the same port, told apart by its control port."""
+
+    async def run() -> None:
+        await lab.start()
+        try:
+            temporary = report.with_suffix(".tmp")
+            temporary.write_text(json.dumps({"port": lab.control.port, "token": lab.control.token,
+                                             "pid": os.getpid()}), encoding="utf-8")
+            temporary.replace(report)
+            await _until_stopped()
+        finally:
+            await lab.stop()
+
+    run_async(run())
+    return 0
+
+
+def _refuse_to_clobber(port: int) -> Path:
+    """The state file for a lab on *port*, unless a running lab holds it (the path, to write ours)."""
+    path = state_path(port)
+    other = live_lab(port)
+    if other is not None:  # on this port already (with other addresses, say, or started with --no-resolver)
+        raise ConfigError(f"a lab already runs on port {port} (pid {other.pid}, state file {path}): "
+                          "stop it, or use another --port")
+    return path
+
+
+def _remove_state(path: Path, token: str) -> None:
+    """Remove the state file if it is still ours (another lab may have started since)."""
+    try:
+        if LabState.read(path).token == token:
+            path.unlink()
+    except (DnslabError, OSError):
+        pass
+
+
+def _write_hints(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the root hints to {path}: {exc.strerror or exc}") from None
+
+
+def print_lab(lab: Lab, zones_dir: Path, hints_path: Path, out: TextIO, web_url: str | None = None) -> None:
+    """The resolver's dig line first, and the web view; then the table of servers and a walk to paste by hand."""
+    port = lab.actual_port
+    walk = example_walk(lab)
+    name = walk[0].to_text(omit_final_dot=True) if walk is not None else "www.example.com"
+    if lab.resolver_address is not None:
+        print(f"dig @{lab.resolver_address} -p {port} {name}", file=out)
+        print(f"  (the recursive resolver on {lab.resolver_address}:{port}, UDP and TCP)"
+              + ("" if web_url or lab.trust_anchor_file else "\n"), file=out)
+        if lab.trust_anchor_file is not None:
+            print(f"  (signed zones, validated: the ad flag means secure; dig +dnssec shows the RRSIGs, "
+                  f"+cd skips validation; trust anchor {lab.trust_anchor_file})"
+                  + ("" if web_url else "\n"), file=out)
+    if web_url:
+        print(f"open {web_url}", file=out)
+        print("  (the live web view: hierarchy, client queries and their traces, cache; the link holds "
+              "the lab's token)\n", file=out)
+    rows = [("ROLE", "SERVER", "ADDRESS", "ZONES")]
+    for running in lab.servers:
+        plan = running.plan
+        zones = " ".join(zone.origin.to_text() for zone in plan.zones)
+        state = "" if running.up else "   (down)"
+        rows.append((plan.role.value, plan.name.to_text(), f"{plan.address}:{port}", zones + state))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    up_count = sum(1 for r in lab.servers if r.up)
+    source = "the sample zones" if zones_dir.resolve() == SAMPLE_ZONES else zones_dir
+    print(f"dnslab: {up_count} of {len(lab.servers)} servers up, {len(lab.zones)} zones from {source}, "
+          f"port {port}", file=out)
+    for row in rows:
+        print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3], file=out)
+    print(f"\nRoot hints (named.root format): {hints_path}", file=out)
+    if isinstance(lab.clock, FakeClock):
+        print("Lab clock: fake (--fake-clock): TTLs, negative caching, hold-downs and signature times move only "
+              "with 'dnslab clock advance SECONDS'; network timeouts stay real", file=out)
+    if lab.signer is not None:
+        unsigned = " ".join(name.to_text() for name in lab.signer.settings.unsigned)
+        print(f"DNSSEC: {len(lab.signer.keys)} zones signed in {lab.signer.signing_seconds:.2f} s "
+              f"({'NSEC3' if lab.signer.settings.nsec3 else 'NSEC'}), keys in {lab.signer.settings.keys_dir}"
+              + (f"; left unsigned: {unsigned}" if unsigned else ""), file=out)
+        if lab.trust_anchor_file is not None:
+            print(f"Trust anchor (root DS; Unbound's trust-anchor-file): {lab.trust_anchor_file}", file=out)
+    if walk is not None:
+        print("\nOr walk the hierarchy yourself, from the root down:", file=out)
+        for plan in walk[1]:
+            what = "authoritative answer" if plan is walk[1][-1] else "a referral"
+            print(f"  dig @{plan.address} -p {port} +norecurse {name}    # {plan.role.value}: {what}", file=out)
+    print("\nCtrl-C stops the lab.", file=out, flush=True)
+
+
+def run_async(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run on uvloop when it is installed (pip install 'dnslab[fast]'), else on plain asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coroutine)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(coroutine)
+
+
+async def _until_stopped() -> None:
+    """Wait for Ctrl-C or SIGTERM; both are a normal, clean stop."""
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopped.set)
+    try:
+        await stopped.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

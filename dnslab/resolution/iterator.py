@@ -1,0 +1,724 @@
+"""One recursive lookup as an explicit state machine: it asks for queries, it is told replies.
+
+Like Unbound's iterator module and Knot Resolver's kr_resolve, this never owns
+a socket or reads the time: `next_action()` returns either a `Query` to send or
+the final `Result`; the driver reports back with `on_reply`, `on_timeout` or
+`on_failure`.  So every path (referrals, glueless NS names, CNAME chains, lame
+servers, loops, budgets) is testable with scripted replies and no network.
+
+Steps for one question, as RFC 1034 §5.3.3 describes and Unbound does them:
+1. answer from the cache if it can (data, CNAME, negative, recent SERVFAIL);
+2. otherwise start at the closest cached delegation, priming the root from
+   the hints when nothing is cached;
+3. ask one of the zone's servers (chosen by `infra`), minimising the query
+   name (RFC 9156, relaxed); follow referrals, CNAMEs and DNAMEs; resolve
+   glueless NS names as sub-lookups within limits;
+4. on a timeout, an error or a lame reply, try the next server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+
+from dnslab.resolution.cache import Cache, CacheHit, NegativeKind, Rank
+from dnslab.resolution.classify import Classified, ReplyKind, classify, synthesise_cname
+from dnslab.core.events import (CacheLookup, Delegation, Done, Event, Failed, QuerySent, Reply, Restart,
+                           ServerChoice, Sink, Start, lines, to_ms)
+from dnslab.resolution.infra import Choice, Failure, Infra, Reason
+
+RdataType = dns.rdatatype.RdataType
+
+_KIND_FAILURE = {
+    ReplyKind.LAME: Failure.LAME,
+    ReplyKind.FORMERR: Failure.FORMERR,
+}
+_RCODE_FAILURE = {
+    dns.rcode.SERVFAIL: Failure.SERVFAIL,
+    dns.rcode.REFUSED: Failure.REFUSED,
+}
+
+
+@dataclass(frozen=True)
+class IteratorSettings:
+    """Limits with the defaults of mature resolvers (Unbound, BIND, the NXNS paper)."""
+
+    max_cname_chain: int = 11            # CNAME/DNAME steps per client query (Unbound MAX_RESTART_COUNT)
+    max_queries: int = 50                # upstream queries per client query
+    max_glueless_per_delegation: int = 5  # NS names resolved per delegation (NXNSAttack mitigation)
+    max_referrals: int = 30              # referral depth per lookup
+    max_dependency_depth: int = 4        # nested lookups of NS names needing NS names
+    qname_minimisation: bool = True      # RFC 9156, relaxed mode
+    max_minimise_steps: int = 10         # labels revealed one at a time before asking in full
+    ipv6_upstream: bool = False          # use AAAA addresses of name servers too
+    edns: bool = True
+
+
+@dataclass(frozen=True)
+class Query:
+    """Send (qname, qtype) to address, for zone; what the driver needs and the trace shows."""
+
+    address: str
+    qname: dns.name.Name
+    qtype: int
+    zone: dns.name.Name
+    timeout: float
+    reason: Reason | None = None
+    tcp: bool = False
+    edns: bool = True
+    purpose: str = "resolve"             # "resolve", "minimised", "priming", "glueless NS", "DNSSEC"
+    server: dns.name.Name | None = None  # the NS name the address belongs to
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One RRset of a result with what DNSSEC validation needs to judge it.
+
+    The iterator only gathers this (it never validates); `validator` reads it.
+    For a denial, `rrset` is the SOA and `negative` says which kind.
+    """
+
+    rrset: dns.rrset.RRset
+    sigs: dns.rrset.RRset | None = None          # the RRSIGs that came with it
+    zone: dns.name.Name | None = None            # the zone whose server sent it
+    proof: tuple[dns.rrset.RRset, ...] = ()      # NSEC/NSEC3 RRsets and their RRSIGs
+    security: str | None = None                  # a verdict remembered in the cache
+    synthesised: bool = False                    # a CNAME we derived from a DNAME ourselves
+    negative: NegativeKind | None = None
+
+
+@dataclass
+class Result:
+    """The outcome of one lookup, ready to become a client's reply."""
+
+    rcode: int
+    answer: list[dns.rrset.RRset] = field(default_factory=list)
+    authority: list[dns.rrset.RRset] = field(default_factory=list)
+    reason: str = ""                     # why it failed, for SERVFAIL explanations
+    from_cache: bool = False
+    upstream_queries: int = 0            # queries sent for it, sub-lookups included
+    stale: bool = False                  # expired data served under RFC 8767
+    evidence: list[Evidence] = field(default_factory=list)  # one per answer RRset, for the validator
+    denial: Evidence | None = None       # NXDOMAIN/NODATA: the SOA and its proof
+    security: str | None = None          # the validator's verdict (validator.Security), when it ran
+    ede: int | None = None               # an RFC 8914 Extended DNS Error code for the client
+
+
+@dataclass
+class Budget:
+    """Shared by a lookup and every sub-lookup it starts, so the bound is per client query."""
+
+    limit: int
+    used: int = 0
+    failed_tries: int = 0  # tries that moved on to another server (timeouts, errors, lame replies)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.used >= self.limit
+
+
+class Resolution:
+    """The state of one lookup for (qname, qtype)."""
+
+    def __init__(self, qname: dns.name.Name, qtype: int, *, cache: Cache, infra: Infra,
+                 hints: list[tuple[dns.name.Name, str]], settings: IteratorSettings = IteratorSettings(),
+                 budget: Budget | None = None, depth: int = 0,
+                 goals: tuple[tuple[dns.name.Name, int], ...] = (), cache_only: bool = False,
+                 trace: Sink | None = None, why: str = "", purpose: str = "glueless NS") -> None:
+        """*trace*, when given, receives an Event for every step; it never changes a decision.
+
+        *purpose* names this lookup's queries in the trace when it is a sub-lookup
+        (depth > 0): an NS name's address, or a DNSSEC key the validator needs.
+        """
+        self.qname, self.qtype = qname, qtype
+        self.trace = trace
+        self.cache, self.infra, self.hints, self.settings = cache, infra, hints, settings
+        self.budget = budget if budget is not None else Budget(settings.max_queries)
+        self.depth = depth
+        self.goals = goals + ((qname, qtype),)
+        self.cache_only = cache_only
+        self.purpose = purpose
+        self.sname = qname
+        self.chain: list[dns.rrset.RRset] = []
+        self.evidence: list[Evidence] = []
+        self.denial: Evidence | None = None
+        self.chain_names: set[dns.name.Name] = {qname}
+        self.restarts = 0
+        self.referrals = 0
+        self.result: Result | None = None
+        self.pending: Query | None = None
+        self.child: Resolution | None = None
+        self.child_for: dns.name.Name | None = None
+        self.primed = False
+        self.everything_from_cache = True
+        self.last_source: str | None = None  # the server whose reply is being read
+        self.last_shared = False  # whether that reply was another lookup's (see on_reply)
+        # Addresses of NS names found during this lookup (glue, sub-lookups), and
+        # the minimisation steps taken, which bound the whole lookup.
+        self.learned: dict[dns.name.Name, list[str]] = {}
+        self.minimise_steps = 0
+        # Per-zone state, reset by _enter_zone.
+        self.zone = dns.name.root
+        self.ns_names: list[dns.name.Name] = []
+        self.hint_addresses: dict[dns.name.Name, list[str]] = {}
+        self.tried: set[str] = set()
+        self.timed_out_once: set[str] = set()  # each may be tried once more when nothing else is left
+        self.glueless_tried: set[tuple[dns.name.Name, int]] = set()
+        self.minimise_labels = 0
+        self.minimise_off = not settings.qname_minimisation
+        if self.trace is not None:  # (each event's texts cost more than the lookup's own logic)
+            self._emit(Start, name=qname.to_text(), type=_type(qtype), why=why)
+        self._start()
+
+    # --- the driver's interface ------------------------------------------------------
+
+    def next_action(self) -> Query | Result:
+        while True:
+            if self.result is not None:
+                return self.result
+            if self.child is not None:
+                action = self.child.next_action()
+                if isinstance(action, Query):
+                    return action
+                self._child_finished(action)
+                continue
+            if self.pending is not None:
+                return self.pending
+            self._plan()
+
+    def on_reply(self, query: Query, reply: dns.message.Message, rtt: float, shared: bool = False) -> None:
+        """*shared*: the reply to another lookup's identical query (the driver merged them);
+        it is read as ours, but the server's RTT and failures are not counted twice."""
+        if self.child is not None:
+            self.child.on_reply(query, reply, rtt, shared)
+            return
+        self.pending = None
+        self.everything_from_cache = False
+        self.last_source = query.address
+        self.last_shared = shared
+        classified = classify(reply, query.qname, query.qtype, query.zone)
+        if reply.flags & dns.flags.TC and not query.tcp:
+            self._emit_reply(query, reply, rtt, classified, "truncated")
+            if not shared:
+                self.infra.success(query.address, rtt)
+            self._resend(replace(query, tcp=True))
+            return
+        if classified.kind is ReplyKind.FORMERR and query.edns:
+            self._emit_reply(query, reply, rtt, classified, "formerr")
+            self._resend(replace(query, edns=False))
+            return
+        if (not query.edns and self.settings.edns and classified.kind is not ReplyKind.FORMERR and not shared
+                and self.infra.edns_supported(query.address)):
+            # FORMERR with EDNS, an answer without: the server does not speak EDNS, remember it.
+            # Only now: a name the server cannot parse at all (FORMERR both ways) says nothing
+            # about EDNS, and one such question must not turn EDNS (and so DNSSEC) off for a server.
+            self.infra.mark_no_edns(query.address)
+        failure = _KIND_FAILURE.get(classified.kind)
+        if classified.kind is ReplyKind.ERROR:
+            failure = _RCODE_FAILURE.get(classified.rcode, Failure.SERVFAIL)
+        if failure is not None and query.purpose == "minimised" and failure is not Failure.LAME:
+            # Relaxed mode (RFC 9156 §2.3, Unbound's default): a server that cannot
+            # cope with a minimised query is asked the full name before it is blamed.
+            self._emit_reply(query, reply, rtt, classified, "error: asking the full name")
+            self.minimise_off = True
+            return
+        if failure is not None:
+            self._emit_reply(query, reply, rtt, classified, classified.kind.value)
+            self._emit_failed(query, failure, rtt)
+            self.budget.failed_tries += 1
+            if not shared:
+                self.infra.failure(query.address, failure, query.zone.to_text(), waited=rtt)
+            self.tried.add(query.address)
+            return
+        meaning = classified.kind.value
+        if query.purpose == "minimised" and classified.kind is not ReplyKind.REFERRAL:
+            meaning = "nxdomain: asking the full name" if classified.kind is ReplyKind.NXDOMAIN else "no cut here"
+        self._emit_reply(query, reply, rtt, classified, meaning)
+        if not shared:
+            self.infra.success(query.address, rtt)
+        if query.purpose == "priming":
+            self._primed(classified)
+        elif query.purpose == "minimised":
+            self._minimised_reply(classified)
+        else:
+            self._full_reply(classified)
+
+    def on_timeout(self, query: Query, shared: bool = False) -> None:
+        self.on_failure(query, Failure.TIMEOUT, shared)
+
+    def on_failure(self, query: Query, kind: Failure, shared: bool = False) -> None:
+        if self.child is not None:
+            self.child.on_failure(query, kind, shared)
+            return
+        self.pending = None
+        self.everything_from_cache = False
+        self._emit_failed(query, kind, query.timeout if kind is Failure.TIMEOUT else None)
+        self.budget.failed_tries += 1
+        if not shared:
+            self.infra.failure(query.address, kind, waited=query.timeout if kind is Failure.TIMEOUT else 0.0)
+        if kind is Failure.TIMEOUT and query.address not in self.tried:
+            self.timed_out_once.add(query.address)
+        self.tried.add(query.address)
+
+    # --- starting and restarting -----------------------------------------------------
+
+    def _start(self) -> None:
+        """Look in the cache for sname; if it cannot answer, find where to start asking."""
+        if self.restarts > self.settings.max_cname_chain:
+            self._fail(f"CNAME chain longer than {self.settings.max_cname_chain}")
+            return
+        if self._answer_from_cache():
+            return
+        if self.cache_only:
+            self._refer_from_cache()
+            return
+        self._enter_closest_zone()
+
+    def _answer_from_cache(self) -> bool:
+        while True:
+            hit = self.cache.get(self.sname, self.qtype)
+            if hit is not None and hit.rank >= Rank.ANSWER:
+                # Glue and a referral's NS set are cached to find servers, but RFC 2181
+                # §5.4.1 forbids returning them as answers: ask the zone itself instead.
+                self._emit_cache(self.qtype, "hit", hit.remaining, hit.original_ttl, records=lines([hit.rrset]))
+                self._add(Evidence(hit.rrset, hit.sigs, hit.zone, hit.proof, hit.security))
+                self._finish(dns.rcode.NOERROR)
+                return True
+            negative = self.cache.get_negative(self.sname, self.qtype)
+            if negative is not None:
+                rcode = dns.rcode.NXDOMAIN if negative.kind is NegativeKind.NXDOMAIN else dns.rcode.NOERROR
+                self._emit_cache(self.qtype, "negative", negative.remaining, rcode=dns.rcode.to_text(rcode),
+                                 records=lines([negative.soa]))
+                self.denial = Evidence(negative.soa, negative.sigs, negative.zone, negative.proof, negative.security,
+                                       negative=negative.kind)
+                self._finish(rcode, authority=[negative.soa])
+                return True
+            dname = self._cached_dname()
+            if dname is not None:
+                # RFC 6672 §3.4: the answer carries the DNAME and the CNAME it synthesises,
+                # from the cache as when it came from the server (Unbound's synth_dname_msg).
+                if dname.rrset[0].target.is_subdomain(dname.rrset.name):  # type: ignore[attr-defined]
+                    self._fail(f"DNAME loop: {dname.rrset.name} DNAME {dname.rrset[0].target} "  # type: ignore[attr-defined]
+                               "points below itself")
+                    return True
+                try:
+                    target = self.sname.relativize(dname.rrset.name).derelativize(dname.rrset[0].target)  # type: ignore[attr-defined]
+                except dns.name.NameTooLong:
+                    self._emit_cache(self.qtype, "miss")
+                    return False  # the server says YXDOMAIN; ask it
+                if self.trace is not None:  # the hit is at the DNAME's owner, not at sname
+                    self._emit(CacheLookup, name=dname.rrset.name.to_text(), type="DNAME", result="hit",
+                               ttl=dname.remaining, original_ttl=dname.original_ttl, records=lines([dname.rrset]))
+                self._add(Evidence(dname.rrset, dname.sigs, dname.zone, dname.proof, dname.security))
+                self._add(Evidence(synthesise_cname(self.sname, target, dname.rrset.ttl), None, dname.zone,
+                                   dname.proof, synthesised=True))
+                if self.qtype == RdataType.CNAME:  # the synthesised CNAME is the answer
+                    self._finish(dns.rcode.NOERROR)
+                    return True
+                if not self._restart_at(target, "DNAME"):
+                    return True
+                continue
+            cname = self.cache.get(self.sname, RdataType.CNAME) if self.qtype != RdataType.CNAME else None
+            if cname is None:
+                self._emit_cache(self.qtype, "miss")
+                return False
+            self._emit_cache(RdataType.CNAME, "hit", cname.remaining, cname.original_ttl,
+                             records=lines([cname.rrset]))
+            self._add(Evidence(cname.rrset, cname.sigs, cname.zone, cname.proof, cname.security))
+            if not self._restart_at(cname.rrset[0].target, "CNAME"):  # type: ignore[attr-defined]
+                return True
+
+    def _cached_dname(self) -> CacheHit | None:
+        """A cached DNAME owned by an ancestor of sname: it redirects sname before any CNAME at it.
+
+        Its synthesised CNAMEs are never cached (see `_full_reply`), as in Unbound,
+        which stores them with TTL 0: so an answer from the cache is rebuilt from
+        the DNAME and carries it, exactly as the first answer did.
+        """
+        name = self.sname
+        while len(name) > 1:
+            name = name.parent()
+            hit = self.cache.get(name, RdataType.DNAME)
+            if hit is not None and hit.rank >= Rank.ANSWER:
+                return hit
+        return None
+
+    def _refer_from_cache(self) -> None:
+        """RD=0 and not cached: a referral to the closest cached delegation, as BIND answers.
+
+        It tells a learner peeking at the cache how far down the resolver already knows
+        the way; with nothing cached at all there is nothing to say but SERVFAIL.
+        """
+        name = self.sname
+        while True:
+            hit = self.cache.get(name, RdataType.NS)
+            if hit is not None:
+                self._finish(dns.rcode.NOERROR, authority=[hit.rrset],
+                             reason="not in the cache (RD=0 asks the cache only)")
+                return
+            if name == dns.name.root:
+                self._fail("not in the cache, and no delegation cached (RD=0 asks the cache only)")
+                return
+            name = name.parent()
+
+    def _restart_at(self, target: dns.name.Name, via: str) -> bool:
+        """Follow a CNAME/DNAME to target; False (and SERVFAIL) on a loop or a chain too long."""
+        if self.trace is not None:
+            self._emit(Restart, name=self.sname.to_text(), target=target.to_text(), via=via)
+        self.restarts += 1
+        if target in self.chain_names:
+            self._fail(f"CNAME/DNAME loop at {target}")
+            return False
+        if self.restarts > self.settings.max_cname_chain:
+            self._fail(f"CNAME chain longer than {self.settings.max_cname_chain}")
+            return False
+        self.chain_names.add(target)
+        self.sname = target
+        self.referrals = 0  # the referral bound is per name walked, not per chain
+        return True
+
+    def _enter_closest_zone(self) -> None:
+        name = self.sname.parent() if self.qtype == RdataType.DS and self.sname != dns.name.root else self.sname
+        while True:
+            ns = self.cache.get(name, RdataType.NS)
+            if ns is not None:
+                ns_names = [rdata.target for rdata in ns.rrset]  # type: ignore[attr-defined]
+                # The root's servers can only be found from the hints: if their addresses
+                # are gone (evicted, flushed, shorter TTLs), a cached root NS set alone
+                # would fail every lookup until it expires.
+                if name != dns.name.root or any(self._addresses(ns_name) for ns_name in ns_names):
+                    self._enter_zone(name, ns_names, "cache")
+                    return
+            if name == dns.name.root:
+                break
+            name = name.parent()
+        # Nothing usable cached, not even the root: prime (RFC 8109) from the hints.
+        self._enter_zone(dns.name.root, list(dict.fromkeys(n for n, _ in self.hints)), "hints")
+        self.hint_addresses = {}
+        for ns_name, address in self.hints:
+            self.hint_addresses.setdefault(ns_name, []).append(address)
+
+    def _enter_zone(self, zone: dns.name.Name, ns_names: list[dns.name.Name], source: str) -> None:
+        if self.trace is not None:
+            self._emit(Delegation, zone=zone.to_text(), servers=[n.to_text() for n in ns_names], source=source)
+        self.zone = zone
+        self.ns_names = ns_names
+        self.hint_addresses = {}
+        self.tried = set()
+        self.timed_out_once = set()
+        self.glueless_tried = set()
+        self.minimise_labels = len(zone) + 1
+        # A relaxed-mode fallback (NXDOMAIN for a minimised name) says something about
+        # the servers of the zone that sent it, not about the next zone: minimise there
+        # again, as Unbound resets its minimisation state on every referral and restart.
+        self.minimise_off = not self.settings.qname_minimisation
+
+    # --- choosing what to send -------------------------------------------------------
+
+    def _plan(self) -> None:
+        if self.budget.exhausted:
+            self._fail(f"more than {self.settings.max_queries} upstream queries for one question")
+            return
+        if self.hint_addresses and not self.primed and self.depth == 0 and self.zone == dns.name.root:
+            qname, qtype, purpose = dns.name.root, RdataType.NS, "priming"
+        else:
+            qname, qtype, purpose = self._question()
+            if purpose == "resolve" and self.depth > 0:
+                purpose = self.purpose  # a sub-lookup: for a name server's address, or for DNSSEC
+        by_name = [(name, self._addresses(name)) for name in self.ns_names]  # cache lookups: once per plan
+        candidates = [address for _, addresses in by_name for address in addresses]
+        choice = self.infra.choose(candidates, exclude=self.tried, zone=self.zone.to_text())
+        if choice is None:
+            if self._resolve_a_glueless_name():
+                return
+            choice = self._try_again(candidates)
+        if choice is None:
+            held = [a for a in candidates if a not in self.tried]
+            why = "held down after failures" if held else "failed"
+            self._fail(f"every name server of {self.zone} {why}")
+            return
+        self.budget.used += 1
+        server = next((name for name, addresses in by_name if choice.address in addresses), None)
+        if self.trace is not None:
+            srtt = self.infra.view(choice.address).srtt
+            self._emit(ServerChoice, zone=self.zone.to_text(), server=_text(server), address=choice.address,
+                       reason=choice.reason.value, srtt_ms=None if srtt is None else to_ms(srtt),
+                       timeout_ms=to_ms(choice.timeout), held_down=list(choice.held_down),
+                       lame=list(choice.lame))
+        self._send(Query(choice.address, qname, qtype, self.zone, choice.timeout, choice.reason,
+                         edns=self.settings.edns and self.infra.edns_supported(choice.address),
+                         purpose=purpose, server=server))
+
+    def _try_again(self, candidates: list[str]) -> Choice | None:
+        """One more try of a server that timed out, when no other server is left.
+
+        A single timeout may be one lost packet or one stall, and when the other
+        servers of the zone are down, giving up on the one live server at its
+        first timeout fails the question (seen in the storm check).  Unbound and
+        BIND both send again to the same server before they give up.  Once per
+        server, zone and question (which one of them is alive cannot be known),
+        and only to a server infra still lets be tried: the retries' timeouts
+        count toward the breaker, so a dead zone is soon held down and costs
+        nothing again until its probe interval.
+        """
+        again = [address for address in candidates if address in self.timed_out_once]
+        choice = self.infra.choose(again, zone=self.zone.to_text()) if again else None
+        if choice is not None:
+            self.timed_out_once.discard(choice.address)
+        return choice
+
+    def _question(self) -> tuple[dns.name.Name, int, str]:
+        """RFC 9156: reveal one more label than the zone needs, as an A query, until the full name."""
+        if (self.minimise_off or self.qtype == RdataType.DS or self.minimise_labels >= len(self.sname)
+                or self.minimise_steps >= self.settings.max_minimise_steps):
+            return self.sname, self.qtype, "resolve"
+        _, name = self.sname.split(self.minimise_labels)
+        return name, RdataType.A, "minimised"
+
+    def _addresses(self, ns_name: dns.name.Name) -> list[str]:
+        found = list(self.hint_addresses.get(ns_name, ())) + list(self.learned.get(ns_name, ()))
+        types = (RdataType.A, RdataType.AAAA) if self.settings.ipv6_upstream else (RdataType.A,)
+        for rdtype in types:
+            hit = self.cache.get(ns_name, rdtype)
+            if hit is not None:
+                found.extend(rdata.address for rdata in hit.rrset)  # type: ignore[attr-defined]
+        return list(dict.fromkeys(found))
+
+    def _resolve_a_glueless_name(self) -> bool:
+        """Start a sub-lookup for one NS name's address, within the limits.
+
+        Called only when every known address is tried or held down, so each
+        lookup here is needed: first the A records of NS names without an IPv4
+        address, then (with ipv6_upstream) the AAAA records of those without an
+        IPv6 one.  The limit counts names, so a referral to many glueless names
+        cannot fan out into as many lookups (NXNSAttack).
+        """
+        if self.depth >= self.settings.max_dependency_depth:
+            return False
+        types = (RdataType.A, RdataType.AAAA) if self.settings.ipv6_upstream else (RdataType.A,)
+        ancestors = {name for name, _ in self.goals}
+        for rdtype in types:
+            for name in self.ns_names:
+                if (name, rdtype) in self.glueless_tried or any(
+                        _address_type(address) == rdtype for address in self._addresses(name)):
+                    continue
+                names_tried = {tried for tried, _ in self.glueless_tried}
+                if name not in names_tried and len(names_tried) >= self.settings.max_glueless_per_delegation:
+                    return False
+                self.glueless_tried.add((name, rdtype))
+                if name in ancestors:
+                    continue  # resolving it needs this very zone: a delegation loop
+                self.child_for = name
+                self.child = Resolution(name, rdtype, cache=self.cache, infra=self.infra, hints=self.hints,
+                                        settings=self.settings, budget=self.budget, depth=self.depth + 1,
+                                        goals=self.goals, trace=self.trace,
+                                        why=f"address of {name} for zone {self.zone}")
+                return True
+        return False
+
+    def _child_finished(self, result: Result) -> None:
+        """Keep the addresses a sub-lookup found; a failed one just leaves the name unusable."""
+        assert self.child_for is not None
+        final = result.answer[-1] if result.answer else None
+        if (result.rcode == dns.rcode.NOERROR and final is not None
+                and final.rdtype in (RdataType.A, RdataType.AAAA)):
+            self.learned.setdefault(self.child_for, []).extend(rdata.address for rdata in final)  # type: ignore[attr-defined]
+        self.child = None
+        self.child_for = None
+
+    def _resend(self, query: Query) -> None:
+        if self.budget.exhausted:
+            self._fail(f"more than {self.settings.max_queries} upstream queries for one question")
+            return
+        self.budget.used += 1
+        self._send(query)
+
+    def _send(self, query: Query) -> None:
+        if self.trace is not None:
+            self._emit(QuerySent, zone=query.zone.to_text(), server=_text(query.server), address=query.address,
+                       name=query.qname.to_text(), type=_type(query.qtype), purpose=query.purpose, tcp=query.tcp,
+                       edns=query.edns)
+        self.pending = query
+
+    # --- reading replies ---------------------------------------------------------------
+
+    def _primed(self, classified: Classified) -> None:
+        self.primed = True
+        if classified.kind is ReplyKind.ANSWER and classified.answer is not None:
+            source = self.last_source
+            self.cache.put(classified.answer, Rank.AUTH_ANSWER if classified.authoritative else Rank.ANSWER, source,
+                           classified.signed(classified.answer), self.zone)
+            for glue in classified.glue:
+                self.cache.put(glue, Rank.ADDITIONAL, source)
+            self._enter_closest_zone()
+
+    def _minimised_reply(self, classified: Classified) -> None:
+        if classified.kind is ReplyKind.REFERRAL:
+            self._follow_referral(classified)
+        elif classified.kind is ReplyKind.NXDOMAIN:
+            # Relaxed mode: some servers answer NXDOMAIN for empty non-terminals; ask in full.
+            self.minimise_off = True
+        else:
+            # The name exists in this zone without a cut: reveal one more label.
+            self.minimise_labels += 1
+            self.minimise_steps += 1
+
+    def _full_reply(self, classified: Classified) -> None:
+        kind = classified.kind
+        if kind is ReplyKind.REFERRAL:
+            self._follow_referral(classified)
+            return
+        rank = Rank.AUTH_ANSWER if classified.authoritative else Rank.ANSWER
+        source = self.last_source
+        # A positive reply's NSEC/NSEC3 records prove a wildcard expansion (of the data or of a
+        # CNAME on the way): they go with each RRset of the chain, and the validator uses them
+        # for the one whose RRSIG shows it was expanded.
+        proof = classified.proof_with_sigs() if kind in (ReplyKind.ANSWER, ReplyKind.CNAME) else ()
+        for rrset in classified.chain:
+            if rrset.rdtype == RdataType.CNAME and _via(classified.chain, rrset) == "DNAME":
+                continue  # synthesised: rebuilt from the cached DNAME, so a cached answer keeps the DNAME
+            self.cache.put(rrset, rank, source, classified.signed(rrset), self.zone, proof)
+        for glue in classified.glue:
+            self.cache.put(glue, Rank.ADDITIONAL, source)
+        for rrset in classified.chain:
+            if rrset.rdtype == RdataType.DNAME and rrset[0].target.is_subdomain(rrset.name):  # type: ignore[attr-defined]
+                # It rewrites every name below it to a longer one below it: a loop by construction.
+                self._fail(f"DNAME loop: {rrset.name} DNAME {rrset[0].target} points below itself")  # type: ignore[attr-defined]
+                return
+            synthesised = rrset.rdtype == RdataType.CNAME and _via(classified.chain, rrset) == "DNAME"
+            self._add(Evidence(rrset, classified.signed(rrset), self.zone, proof, synthesised=synthesised))
+            if (rrset is not classified.answer and rrset.rdtype == RdataType.CNAME
+                    and not self._restart_at(rrset[0].target, _via(classified.chain, rrset))):  # type: ignore[attr-defined]
+                return
+        if kind is ReplyKind.ANSWER:
+            self._finish(dns.rcode.NOERROR)
+        elif kind is ReplyKind.CNAME:
+            self._start()
+        else:
+            negative = NegativeKind.NXDOMAIN if kind is ReplyKind.NXDOMAIN else NegativeKind.NODATA
+            authority: list[dns.rrset.RRset] = []
+            if classified.soa is not None:
+                sigs, proof = classified.signed(classified.soa), classified.proof_with_sigs()
+                self.cache.put_negative(self.sname, self.qtype, negative, classified.soa, source, sigs, self.zone,
+                                        proof)
+                cached = self.cache.get_negative(self.sname, self.qtype)
+                # The cached copy carries the RFC 2308 TTL: min(SOA TTL, MINIMUM, cap).
+                authority = [cached.soa if cached is not None else classified.soa]
+                self.denial = Evidence(authority[0], sigs, self.zone, proof, negative=negative)
+            rcode = dns.rcode.NXDOMAIN if kind is ReplyKind.NXDOMAIN else dns.rcode.NOERROR
+            self._finish(rcode, authority=authority)
+
+    def _follow_referral(self, classified: Classified) -> None:
+        assert classified.ns is not None and classified.child is not None
+        self.referrals += 1
+        if self.referrals > self.settings.max_referrals:
+            self._fail(f"more than {self.settings.max_referrals} referrals")
+            return
+        if not self.last_shared:
+            # A shared referral was cached by the lookup that asked: both read the same
+            # reply to the same question as a referral.  This lookup goes on from the
+            # reply itself (NS names here, glue in `learned`), never from those entries.
+            self.cache.put(classified.ns, Rank.AUTHORITY, self.last_source)
+            for glue in classified.glue:
+                self.cache.put(glue, Rank.ADDITIONAL, self.last_source)
+            if classified.ds is not None:
+                # The parent is authoritative for the DS at its cut (RFC 4035 §2.4): a validator's
+                # DS question is answered from here without asking again.
+                self.cache.put(classified.ds, Rank.AUTH_AUTHORITY, self.last_source,
+                               classified.signed(classified.ds), self.zone)
+        self._enter_zone(classified.child, [rdata.target for rdata in classified.ns], "referral")  # type: ignore[attr-defined]
+        # The glue may not be cacheable (TTL 0): remember it for this lookup.
+        for glue in classified.glue:
+            if glue.rdtype == RdataType.A or self.settings.ipv6_upstream:
+                self.learned.setdefault(glue.name, []).extend(r.address for r in glue)  # type: ignore[attr-defined]
+
+    # --- finishing -------------------------------------------------------------------------
+
+    def _add(self, evidence: Evidence) -> None:
+        self.chain.append(evidence.rrset)
+        self.evidence.append(evidence)
+
+    def _finish(self, rcode: int, authority: list[dns.rrset.RRset] | None = None, reason: str = "") -> None:
+        self.result = Result(rcode, list(self.chain), authority or [], reason,
+                             from_cache=self.everything_from_cache, upstream_queries=self.budget.used,
+                             evidence=list(self.evidence), denial=self.denial)
+        if self.trace is not None:
+            self._emit(Done, name=self.qname.to_text(), type=_type(self.qtype), rcode=dns.rcode.to_text(rcode),
+                       records=lines(self.result.answer), authority=lines(self.result.authority), reason=reason,
+                       upstream_queries=self.budget.used)
+
+    def _fail(self, reason: str) -> None:
+        self.result = Result(dns.rcode.SERVFAIL, reason=reason, from_cache=self.everything_from_cache,
+                             upstream_queries=self.budget.used)
+        if self.trace is not None:
+            self._emit(Done, name=self.qname.to_text(), type=_type(self.qtype), rcode="SERVFAIL", records=[],
+                       authority=[], reason=reason, upstream_queries=self.budget.used)
+
+    # --- tracing ---------------------------------------------------------------------------
+
+    def _emit(self, event: type[Event], **fields: object) -> None:
+        if self.trace is not None:
+            self.trace(event(depth=self.depth, **fields))  # type: ignore[arg-type]
+
+    def _emit_cache(self, rdtype: int, result: str, ttl: int | None = None, original_ttl: int | None = None,
+                    rcode: str | None = None, records: list[str] | None = None) -> None:
+        if self.trace is None:
+            return
+        expired = self.cache.expired_since(self.sname, rdtype) if result == "miss" else None
+        self._emit(CacheLookup, name=self.sname.to_text(), type=_type(rdtype),
+                   result="expired" if expired is not None else result, ttl=ttl, original_ttl=original_ttl,
+                   expired_ago=None if expired is None else round(expired, 1), rcode=rcode,
+                   records=records or [])
+
+    def _emit_reply(self, query: Query, reply: dns.message.Message, rtt: float, classified: Classified,
+                    meaning: str) -> None:
+        if self.trace is None:
+            return
+        records = lines(classified.chain) or lines([classified.soa] if classified.soa is not None else [])
+        self._emit(Reply, zone=query.zone.to_text(), server=_text(query.server), address=query.address,
+                   rtt_ms=to_ms(rtt), rcode=dns.rcode.to_text(reply.rcode()),
+                   aa=bool(reply.flags & dns.flags.AA), tc=bool(reply.flags & dns.flags.TC), meaning=meaning,
+                   child_zone=_text(classified.child) or None,
+                   ns=[rdata.target.to_text() for rdata in classified.ns] if classified.ns else [],  # type: ignore[attr-defined]
+                   glue=[f"{rrset.name} {rdata.address}" for rrset in classified.glue for rdata in rrset],  # type: ignore[attr-defined]
+                   records=records, target=_text(classified.target) if meaning == "cname" else None,
+                   dropped=classified.dropped)
+
+    def _emit_failed(self, query: Query, failure: Failure, after: float | None) -> None:
+        if self.trace is None:
+            return
+        self._emit(Failed, zone=query.zone.to_text(), server=_text(query.server), address=query.address,
+                   failure=failure.value, after_ms=None if after is None else to_ms(after))
+
+
+def chain_end(qname: dns.name.Name, answer: list[dns.rrset.RRset]) -> dns.name.Name:
+    """The name a negative answer is about: the question, or the end of its CNAME chain."""
+    name = qname
+    for rrset in answer:
+        if rrset.rdtype == RdataType.CNAME and rrset.name == name:
+            name = rrset[0].target  # type: ignore[attr-defined]
+    return name
+
+
+def _text(name: dns.name.Name | None) -> str:
+    return "" if name is None else name.to_text()
+
+
+def _type(rdtype: int) -> str:
+    return dns.rdatatype.to_text(rdtype)
+
+
+def _via(chain: list[dns.rrset.RRset], cname: dns.rrset.RRset) -> str:
+    """Whether a CNAME in a reply's chain was synthesised from the DNAME before it."""
+    index = next(i for i, rrset in enumerate(chain) if rrset is cname)
+    return "DNAME" if index > 0 and chain[index - 1].rdtype == RdataType.DNAME else "CNAME"
+
+
+def _address_type(address: str) -> int:
+    return RdataType.AAAA if ":" in address else RdataType.A

@@ -1,0 +1,131 @@
+"""Resolver options: one table of names, read from TOML and from command-line flags alike.
+
+Every option a flag sets can also come from a TOML file under the same name
+(dashes become underscores); flags win.  Unknown names and wrong types are
+errors that name the option, because a misspelt setting silently ignored is
+the classic resolver-operator trap.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from dnslab.core import validate
+from dnslab.dnssec.anchors import read_trust_anchors
+from dnslab.resolution.cache import Rotation
+from dnslab.core.errors import ConfigError
+from dnslab.resolution.settings import ResolverSettings
+
+
+@dataclass(frozen=True)
+class Option:
+    """One resolver option: where it lands and how its value is checked."""
+
+    name: str
+    section: str            # "resolver", "iterator", "cache" or "infra"
+    field: str
+    kind: type
+    help: str
+    convert: Callable[[Any], Any] | None = None
+
+
+def _networks(values: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    if isinstance(values, str):
+        values = [values]
+    if not isinstance(values, list):
+        raise ValueError("a list of addresses or networks")
+    try:
+        return tuple(ipaddress.ip_network(str(v), strict=False) for v in values)
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("upstream_port", "resolver", "upstream_port", int, "port of the servers it queries (default 53)",
+           lambda v: validate.port(v, None, zero=False)),
+    Option("allow", "resolver", "allow", list, "client networks answered (default loopback only); others get REFUSED",
+           _networks),
+    Option("query_time_limit", "resolver", "query_time_limit", float,
+           "seconds before a client gets SERVFAIL at the latest (default 5)"),
+    Option("fast_path", "resolver", "fast_path", bool,
+           "answer repeated questions from ready wire replies (default on)"),
+    Option("trust_anchor_file", "resolver", "trust_anchors", str,
+           "validate DNSSEC from the DS/DNSKEY records in this file (Unbound's trust-anchor-file format)",
+           lambda v: read_trust_anchors(str(v))),
+    Option("qname_minimisation", "iterator", "qname_minimisation", bool, "RFC 9156 QNAME minimisation (default on)"),
+    Option("ipv6_upstream", "iterator", "ipv6_upstream", bool, "also query name servers' IPv6 addresses"),
+    Option("max_cname_chain", "iterator", "max_cname_chain", int, "CNAME/DNAME steps per query (default 11)"),
+    Option("max_queries", "iterator", "max_queries", int, "upstream queries per client query (default 50)"),
+    Option("max_glueless", "iterator", "max_glueless_per_delegation", int,
+           "glueless NS names resolved per delegation (default 5)"),
+    Option("max_referrals", "iterator", "max_referrals", int, "referrals followed per lookup (default 30)"),
+    Option("cache_size", "cache", "max_entries", int, "cache entries, LRU beyond (default 100000)"),
+    Option("min_ttl", "cache", "min_ttl", int, "lowest TTL kept (default 0)"),
+    Option("max_ttl", "cache", "max_ttl", int, "highest TTL kept (default 86400)"),
+    Option("negative_max_ttl", "cache", "negative_max_ttl", int, "cap on negative caching (default 3600)"),
+    Option("servfail_ttl", "cache", "servfail_ttl", int, "seconds a SERVFAIL is remembered (default 5)"),
+    Option("serve_stale", "cache", "serve_stale", bool, "RFC 8767: answer expired data when servers fail"),
+    Option("stale_window", "cache", "stale_window", int, "how long after expiry data may be served (default 86400)"),
+    Option("rotation", "cache", "rotation", str, "round-robin policy: cyclic, random or fixed (default cyclic)",
+           lambda v: Rotation(v)),
+    Option("hold_down", "infra", "hold_down", float,
+           "seconds a failing server is held down at first; doubles per failed probe up to probe_interval (default 5)"),
+    Option("probe_interval", "infra", "probe_interval", float,
+           "longest wait between probes of a held-down server, so it is back in use within this long "
+           "of its return (default 10)"),
+    Option("lame_ttl", "infra", "lame_ttl", float,
+           "seconds a server that answered lamely for a zone is passed over for it while another can be asked "
+           "(default 900, Unbound's infra-lame-ttl)"),
+)
+BY_NAME = {option.name: option for option in OPTIONS}
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def resolver_settings(values: Mapping[str, Any], where: str, base: ResolverSettings | None = None) -> ResolverSettings:
+    """Apply option values (from TOML or flags) to the defaults; *where* names the source in errors."""
+    sections: dict[str, dict[str, Any]] = {"resolver": {}, "iterator": {}, "cache": {}, "infra": {}}
+    for name, value in values.items():
+        option = BY_NAME.get(name)
+        if option is None:
+            known = ", ".join(sorted(BY_NAME))
+            raise ConfigError(f"{where}: unknown resolver option {name!r} (known: {known})")
+        sections[option.section][option.field] = _check(option, value, where)
+    settings = base or ResolverSettings()
+    try:
+        iterator = replace(settings.iterator, **sections["iterator"])
+        cache = replace(settings.cache, **sections["cache"])
+        infra = replace(settings.infra, **sections["infra"])
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return replace(settings, iterator=iterator, cache=cache, infra=infra, **sections["resolver"])
+
+
+def _check(option: Option, value: Any, where: str) -> Any:
+    expected = option.kind
+    ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        ok, value = True, float(value)
+    if not ok and option.convert is None:
+        raise ConfigError(f"{where}: {option.name} must be {expected.__name__}, not {value!r}")
+    if option.convert is not None:
+        try:
+            return option.convert(value)
+        except (ValueError, ConfigError) as exc:
+            raise ConfigError(f"{where}: {option.name}: {exc}") from None
+    if expected is int:
+        return validate.whole(value, f"{where}: {option.name}", 0, 2**31 - 1)
+    if expected is float:  # NaN and infinity would pass a `< 0` test and break every comparison
+        return validate.amount(value, f"{where}: {option.name}", 0, 10**9, "seconds")
+    return value

@@ -1,0 +1,35 @@
+"""What an operator can set on the recursive resolver: one frozen value.
+
+Apart from the service (dnslab.services.resolver), so the options table
+(dnslab.resolution.options), the lab and the command line build settings
+without importing asyncio.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+import dns.rrset
+
+from dnslab.resolution.cache import CacheSettings
+from dnslab.resolution.infra import InfraSettings
+from dnslab.resolution.iterator import IteratorSettings
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+LOOPBACK: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+
+@dataclass(frozen=True)
+class ResolverSettings:
+    """Everything an operator can set; `dnslab resolver` maps flags and TOML keys onto it."""
+
+    upstream_port: int = 53
+    allow: tuple[Network, ...] = LOOPBACK
+    query_time_limit: float = 5.0        # a client gets SERVFAIL at the latest after this
+    fast_path: bool = True               # replay ready wire replies for repeated questions
+    # DNSSEC trust anchors (DS or DNSKEY RRsets, usually the root's); validation is on when any is set.
+    trust_anchors: tuple[dns.rrset.RRset, ...] = ()
+    iterator: IteratorSettings = field(default_factory=IteratorSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
+    infra: InfraSettings = field(default_factory=InfraSettings)

@@ -1,0 +1,3 @@
+"""The I/O: UDP and TCP listeners, the upstream exchange, the recursive service, the dig-like
+client. The only packages below the lab that use sockets and asyncio.
+"""
