@@ -426,11 +426,13 @@ def test_up_refuses_to_clobber_a_running_labs_state(tmp_path: Path) -> None:
     assert LabState.read(folder / f"lab-{port}.json").token == "theirs"
 
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+# The README and the pages it leads to (docs/), read as one text: a promise may live in either.
+README = "\n".join(path.read_text(encoding="utf-8") for path in [Path(__file__).resolve().parent.parent / "README.md",
+                    *sorted((Path(__file__).resolve().parent.parent / "docs").glob("*.md"))])
 
 
 def test_readme_states_the_exit_codes_the_command_line_gives() -> None:
-    """The README once promised exit code 1 for every mistake while argparse's usage errors exit 2."""
+    """The README (now docs/REFERENCE.md) once promised exit code 1 for every mistake while argparse's usage errors exit 2."""
     assert "- **2**: a usage error" in README and "- **1**: any other error" in README
     assert "ends in one line on stderr and exit code 1" not in README
     assert dnslab("up", "--port", "99999").returncode == 2
@@ -441,7 +443,7 @@ def test_readme_states_the_exit_codes_the_command_line_gives() -> None:
 
 
 def test_the_readmes_drill_line_walks_the_lab_from_the_root(tmp_path: Path) -> None:
-    """`dig +trace` cannot walk the lab; the README gives a drill line instead, and it must work."""
+    """`dig +trace` cannot walk the lab; the learner's guide (docs/GUIDE.md) gives a drill line instead, and it must work."""
     import re
     import shutil
 

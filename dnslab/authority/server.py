@@ -4,7 +4,7 @@ dnslib parses the request and packs the reply; `authority` decides the
 content.  Everything a hostile or broken client can send ends here as FORMERR,
 NOTIMP, BADVERS, REFUSED or silence, never as an exception, because one bad
 packet must not stop a server that a whole lab depends on.  The header checks
-and reply shapes follow NSD 4 (see the README for the few deliberate
+and reply shapes follow NSD 4 (docs/SERVERS.md lists the few deliberate
 differences).
 """
 

@@ -1,7 +1,7 @@
 """Time as an input: the resolver's cache and server state read it only through a Clock.
 
 That lets a test say "300 seconds pass" in one line, with no sleep, and lets
-`dnslab up --fake-clock` (a later feature) move TTLs forward on demand.
+`dnslab up --fake-clock` and `dnslab clock advance SECONDS` move TTLs forward on demand.
 Network timeouts stay on the event loop's real clock.
 """
 

@@ -2,8 +2,8 @@
 
 The iterator emits them through an optional callback, so tracing costs nothing
 when nobody listens and never changes a decision.  Each event turns into one
-JSON object whose field names are part of dnslab's interface (see the README's
-"Trace events" table): `dnslab trace --json`, the HTML picture and the web view
+JSON object whose field names are part of dnslab's interface (the "Trace events"
+table of docs/REFERENCE.md): `dnslab trace --json`, the HTML picture and the web view
 all read the same fields.  Time is added by whoever records the events.
 """
 

@@ -6,7 +6,7 @@ state file readable only by the user who started it (in a 0700 folder).  Any
 local process may connect; only the lab's own user can read the token, so only
 they can drive it.
 
-The protocol is JSON lines, simple enough for scripts (see the README):
+The protocol is JSON lines, simple enough for scripts (docs/REFERENCE.md):
 the client sends one object ``{"token": ..., "command": ..., "args": {...}}``;
 the lab answers with zero or more ``{"event": ...}`` objects (a trace streams
 its steps as they happen) and then one ``{"ok": true, "result": ...}`` or

@@ -54,7 +54,7 @@ class LabSettings:
     start_down: tuple[str, ...] = ()
     resolver_address: str = DEFAULT_RESOLVER_ADDRESS
     resolver: ResolverSettings = field(default_factory=ResolverSettings)
-    # DNSSEC (README "DNSSEC"): sign every zone at start-up, but those in dnssec_unsigned.
+    # DNSSEC (docs/DNSSEC.md): sign every zone at start-up, but those in dnssec_unsigned.
     dnssec: bool = False
     nsec3: bool = False
     keys_dir: Path | None = None  # default: .keys in the zone folder
