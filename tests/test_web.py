@@ -196,6 +196,10 @@ def test_faults_from_the_api_are_the_labs_faults(web: Web) -> None:
                               "dnssec-missing-ds, dnssec-wrong-ds (or clear)"}
     assert web.command("fault", server="127.0.3.1", kind="loss", value=150) == {
         "ok": False, "error": "loss PCT: expected a number from 0 to 100 %, got 150"}
+    assert web.command("fault", server="ns1.example.com", kind="dnssec-bad-sig") == {
+        "ok": False, "error": "dnssec-bad-sig breaks a zone, not a server: dnslab fault ZONE dnssec-bad-sig"}
+    assert web.command("fault", server="127.0.3.1", kind="down", value=5) == {
+        "ok": False, "error": "down takes no argument, not 1: down"}
     assert web.command("fault", server="example.com", kind="up") == {
         "ok": False, "error": "up is for a server, and example.com is a zone (its faults: dnssec-bad-sig, "
                               "dnssec-expired, dnssec-missing-ds, dnssec-wrong-ds, clear)"}

@@ -318,9 +318,12 @@ class Lab:
         """
         entry, args = fault_kinds.order(kind, (value, jitter))
         target = fault_kinds.Target
-        if target.SERVER not in entry.targets or (target.ZONE in entry.targets and self._is_zone(name_or_address)):
+        is_zone, is_server = self._is_zone(name_or_address), self._is_server(name_or_address)
+        if target.SERVER not in entry.targets and is_server and not is_zone:
+            raise DnslabError(f"{entry.name} breaks a zone, not a server: dnslab fault ZONE {entry.usage}")
+        if target.SERVER not in entry.targets or (target.ZONE in entry.targets and is_zone):
             return self.zone_fault(name_or_address, entry)
-        if self._is_zone(name_or_address) and not self._is_server(name_or_address):
+        if is_zone and not is_server:
             raise DnslabError(f"{entry.name} is for a server, and {name_or_address} is a zone "
                               f"(its faults: {', '.join(k.name for k in fault_kinds.kinds(target.ZONE))}, clear)")
         running = self.server(name_or_address)
