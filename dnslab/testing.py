@@ -22,7 +22,8 @@ import dns.resolver
 from dnslab.core.clock import FakeClock
 from dnslab.core.errors import DnslabError
 from dnslab.core.events import Recording
-from dnslab.lab.faults import FaultKind
+from dnslab.lab import fault_kinds
+from dnslab.lab.fault_kinds import Entry
 from dnslab.lab.runtime import SAMPLE_ZONES, Change, Lab, LabSettings, RunningServer, dnssec_settings
 from dnslab.lab.hierarchy import zone_files
 from dnslab.resolution.settings import ResolverSettings
@@ -51,46 +52,48 @@ class ServerHandle:
         self.address = running.plan.address
         self.names = [name.to_text() for name in running.plan.names]
 
-    def _apply(self, kind: FaultKind, value: float | None = None, jitter: float | None = None) -> "ServerHandle":
+    def fault(self, kind: Entry | str, *args: float) -> "ServerHandle":
+        """Any server fault or verb of the registry (dnslab.lab.fault_kinds) by name, with its
+        numbers: `fault("delay", 200, 50)`.  The methods below are the same, by name."""
         async def apply() -> None:
-            self._lab.lab.fault(self.address, kind, value, jitter)
+            self._lab.lab.fault(self.address, kind, *args)
             await self._lab.lab.settled()  # an unreachable server's sockets are closed before we return
         self._lab.run(apply())
         return self
 
     def down(self) -> "ServerHandle":
         """Silent: queries are counted and never answered, so the resolver waits out its (real) timeout."""
-        return self._apply(FaultKind.DOWN)
+        return self.fault(fault_kinds.DOWN)
 
     def unreachable(self) -> "ServerHandle":
         """Nothing listens at the address: the kernel answers ICMP port unreachable (UDP) or RST (TCP),
         and the resolver fails over at once, without waiting.  The fast way to test an outage; queries
         sent meanwhile are not counted, as nothing receives them.  `up()` or `clear()` undoes it."""
-        return self._apply(FaultKind.UNREACHABLE)
+        return self.fault(fault_kinds.UNREACHABLE)
 
     def up(self) -> "ServerHandle":
-        return self._apply(FaultKind.UP)
+        return self.fault(fault_kinds.UP)
 
     def delay(self, ms: float, jitter: float = 0.0) -> "ServerHandle":
-        return self._apply(FaultKind.DELAY, ms, jitter)
+        return self.fault(fault_kinds.DELAY, ms, jitter)
 
     def loss(self, pct: float) -> "ServerHandle":
-        return self._apply(FaultKind.LOSS, pct)
+        return self.fault(fault_kinds.LOSS, pct)
 
     def servfail(self) -> "ServerHandle":
-        return self._apply(FaultKind.SERVFAIL)
+        return self.fault(fault_kinds.SERVFAIL)
 
     def refused(self) -> "ServerHandle":
-        return self._apply(FaultKind.REFUSED)
+        return self.fault(fault_kinds.REFUSED)
 
     def truncate(self) -> "ServerHandle":
-        return self._apply(FaultKind.TRUNCATE)
+        return self.fault(fault_kinds.TRUNCATE)
 
     def lame(self) -> "ServerHandle":
-        return self._apply(FaultKind.LAME)
+        return self.fault(fault_kinds.LAME)
 
     def clear(self) -> "ServerHandle":
-        return self._apply(FaultKind.CLEAR)
+        return self.fault(fault_kinds.CLEAR)
 
     @property
     def faults(self) -> list[str]:
@@ -298,8 +301,9 @@ class DnsLab(LabRunner):
 
     # --- DNSSEC (a lab made with dnssec=True) ------------------------------------------------
 
-    def zone_fault(self, zone: str, kind: str) -> None:
-        """Make a zone bogus: dnssec-bad-sig, dnssec-expired, dnssec-missing-ds, dnssec-wrong-ds; or clear."""
+    def zone_fault(self, zone: str, kind: Entry | str) -> None:
+        """Make a zone bogus with a zone fault of the registry (dnslab.lab.fault_kinds: the dnssec-*
+        kinds), or `clear` it."""
         self.call(lambda: self.lab.zone_fault(zone, kind))
 
     @property

@@ -13,7 +13,8 @@ import dns.rrset
 import pytest
 
 from dnslab.core.errors import DnslabError, ZoneError
-from dnslab.lab.faults import OLDER_QUESTIONS, FaultKind, FaultyServer
+from dnslab.lab import fault_kinds
+from dnslab.lab.faults import OLDER_QUESTIONS, FaultyServer
 from dnslab.authority.server import AuthoritativeServer
 from dnslab.core.zone import changed_zone, load_zone_text
 
@@ -70,7 +71,7 @@ def test_down_answers_nothing_but_still_counts() -> None:
     server, _ = faulty()
     server.apply("down")
     assert ask(server) is None and server.queries["www.example.test.", "A"] == 1
-    server.apply(FaultKind.UP)
+    server.apply(fault_kinds.UP)
     assert ask(server) is not None
 
 
@@ -138,8 +139,12 @@ def test_delay_answers_later_and_clear_removes_everything() -> None:
 
 
 @pytest.mark.parametrize("kind,value,message", [
-    ("explode", None, "unknown fault"), ("delay", None, "delay needs milliseconds"),
-    ("loss", 150, "from 0 to 100"), ("delay", "soon", "not 'soon'"),
+    ("explode", None, "^unknown fault 'explode'; for a server: down, unreachable, delay, loss, servfail, "),
+    ("delay", None, r"^delay needs MS \(milliseconds late\): delay MS \[JITTER\]$"),
+    ("loss", 150, "^loss PCT: expected a number from 0 to 100 %, got 150$"),
+    ("delay", "soon", "^delay MS: expected a number from 0 to 60000 ms, got 'soon'$"),
+    ("down", 5, "^down takes no argument, not 1: down$"),
+    ("dnssec-bad-sig", None, "^dnssec-bad-sig breaks a zone, not a server: dnslab fault ZONE dnssec-bad-sig$"),
 ])
 def test_bad_faults_are_explained(kind: str, value: object, message: str) -> None:
     server, _ = faulty()
@@ -177,3 +182,25 @@ def test_changed_zone_keeps_the_rules() -> None:
     with pytest.raises(DnslabError, match="no MX records") as caught:
         changed_zone(zone, delete=(dns.name.from_text("www.example.test."), dns.rdatatype.MX))
     assert not isinstance(caught.value, ZoneError)
+
+
+@pytest.mark.parametrize("kind", fault_kinds.kinds(fault_kinds.Target.SERVER), ids=lambda kind: kind.name)
+def test_every_server_fault_of_the_registry_is_played_by_a_lab_server(kind: fault_kinds.FaultKind) -> None:
+    """Declared in fault_kinds means playable: in force (listed by `dnslab faults`) until `clear`."""
+    server, _ = faulty()
+    server.apply(kind, *[arg.example or arg.high for arg in kind.args])
+    assert server.state.describe() and server.state.describe()[0].split()[0] == kind.name
+    server.apply(fault_kinds.CLEAR)
+    assert server.state.describe() == [] and ask(server) is not None
+
+
+def test_verbs_are_not_faults_and_zone_faults_are_not_a_servers() -> None:
+    assert not set(fault_kinds.KINDS) & set(fault_kinds.VERBS)
+    assert fault_kinds.lookup("UP") is fault_kinds.UP and fault_kinds.order(" Delay ", ["200"]) == (
+        fault_kinds.DELAY, (200.0,))
+    assert fault_kinds.order("delay", [200, None]) == (fault_kinds.DELAY, (200.0,))  # a JITTER left out
+    server, _ = faulty()
+    for kind in fault_kinds.kinds(fault_kinds.Target.ZONE):
+        with pytest.raises(DnslabError, match="breaks a zone, not a server"):
+            server.apply(kind)
+    assert server.state.describe() == []

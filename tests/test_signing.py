@@ -27,6 +27,7 @@ from dnslab.authority.lookup import Authority, Outcome, Response
 from dnslab.core.clock import FakeClock
 from dnslab.core.errors import ConfigError, DnslabError
 from dnslab.dnssec.keys import load_or_create
+from dnslab.lab import fault_kinds
 from dnslab.lab.runtime import Lab
 from dnslab.dnssec.signing import SigningPolicy, make_ds, sign_zone, zone_text
 from dnslab.testing import SAMPLE_ZONES, DnsLab
@@ -369,6 +370,19 @@ def test_zone_faults_need_a_signed_zone_and_say_so(tmp_path: Path) -> None:
     plain, _ = Lab.from_folder(SAMPLE_ZONES, port=0, clock=FakeClock())
     with pytest.raises(DnslabError, match="not signed"):
         plain.fault("example.com.", "dnssec-bad-sig")
+
+
+def test_every_zone_fault_of_the_registry_is_played_by_a_signed_lab(tmp_path: Path) -> None:
+    """Declared in fault_kinds means accepted by a signed lab, listed, and lifted by `clear` (what each
+    does to a validating resolver: tests/test_dnssec_resolver.py, which checks it covers them all)."""
+    lab = signed_lab(tmp_path)
+    for kind in fault_kinds.kinds(fault_kinds.Target.ZONE):
+        lab.fault("example.com.", kind)
+        assert lab.faults()["example.com."] == [kind.name]
+        lab.fault("example.com.", "clear")
+        assert "example.com." not in lab.faults()
+    with pytest.raises(DnslabError, match="^servfail is a server fault: dnslab fault SERVER servfail$"):
+        lab.zone_fault("example.com.", "servfail")
 
 
 def test_record_changes_are_signed(tmp_path: Path) -> None:

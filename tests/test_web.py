@@ -191,9 +191,18 @@ def test_faults_from_the_api_are_the_labs_faults(web: Web) -> None:
     assert web.command("fault", server="127.0.3.1", kind="clear")["result"]["faults"] == []
     # Mistakes come back as the CLI's one-line errors, with HTTP 200: the request itself was fine.
     assert web.command("fault", server="127.0.3.1", kind="explode") == {
-        "ok": False, "error": "unknown fault 'explode'; one of: down, unreachable, up, delay, loss, servfail, refused, "
-                              "truncate, lame, clear, dnssec-bad-sig, dnssec-expired, dnssec-missing-ds, "
-                              "dnssec-wrong-ds"}
+        "ok": False, "error": "unknown fault 'explode'; for a server: down, unreachable, delay, loss, servfail, "
+                              "refused, truncate, lame (or up, clear); for a zone: dnssec-bad-sig, dnssec-expired, "
+                              "dnssec-missing-ds, dnssec-wrong-ds (or clear)"}
+    assert web.command("fault", server="127.0.3.1", kind="loss", value=150) == {
+        "ok": False, "error": "loss PCT: expected a number from 0 to 100 %, got 150"}
+    assert web.command("fault", server="ns1.example.com", kind="dnssec-bad-sig") == {
+        "ok": False, "error": "dnssec-bad-sig breaks a zone, not a server: dnslab fault ZONE dnssec-bad-sig"}
+    assert web.command("fault", server="127.0.3.1", kind="down", value=5) == {
+        "ok": False, "error": "down takes no argument, not 1: down"}
+    assert web.command("fault", server="example.com", kind="up") == {
+        "ok": False, "error": "up is for a server, and example.com is a zone (its faults: dnssec-bad-sig, "
+                              "dnssec-expired, dnssec-missing-ds, dnssec-wrong-ds, clear)"}
     assert "no lab server" in web.command("fault", server="ns9.nowhere", kind="down")["error"]
     assert "unknown command" in web.command("format-disk")["error"]
 
@@ -810,3 +819,71 @@ def test_a_dnssec_fault_shows_on_its_zone_and_the_trace_marks_bogus(browser: Any
         tab.close()
     finally:
         lab.stop()
+
+
+# --- one fault registry (issue 16): the CLI, the control API and the page all read it --------------------
+
+
+def test_a_fault_kind_added_to_the_registry_shows_in_the_cli_the_api_and_the_page(
+        browser: Any, web: Web, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from dnslab.faces.cli import main
+    from dnslab.lab import fault_kinds
+    from dnslab.lab.fault_kinds import FaultArg, FaultKind, Target
+
+    plain = FaultKind("blackhole", Target.SERVER, "swallow every query (named in this test only)", "Black hole")
+    with_arg = FaultKind("drip", Target.SERVER, "answer BPS bytes a second (named in this test only)", "Drip",
+                         (FaultArg("BPS", "bytes a second", 1, 1000, "B/s", example=64),))
+    monkeypatch.setitem(fault_kinds.KINDS, plain.name, plain)
+    monkeypatch.setitem(fault_kinds.KINDS, with_arg.name, with_arg)
+
+    # The command line: its help lists them, and its checks know their arguments (exit 2, before any lab).
+    with pytest.raises(SystemExit) as done:
+        main(["fault", "--help"])
+    assert done.value.code == 0
+    shown = capsys.readouterr().out
+    assert re.search(r"^  blackhole +swallow every query \(named in this test only\)$", shown, re.M), shown
+    assert re.search(r"^  drip BPS +answer BPS bytes a second", shown, re.M), shown
+    with pytest.raises(SystemExit) as done:
+        main(["fault", "127.0.3.1", "drip", "5000"])
+    assert done.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "dnslab fault: error: drip BPS: expected a number from 1 to 1000 B/s, got '5000'")
+
+    # The control API: listed by faults.kinds, and `fault` checks them (a name it knew nothing of would be
+    # "unknown fault"; this one is known, and the lab server says it cannot play it yet).
+    listing = web.command("faults.kinds")["result"]
+    assert [k["name"] for k in listing["kinds"]] == list(fault_kinds.KINDS)
+    assert [v["name"] for v in listing["verbs"]] == ["up", "clear"]
+    assert listing["kinds"][-1] == {
+        "name": "drip", "targets": ["server"], "help": "answer BPS bytes a second (named in this test only)",
+        "label": "Drip", "usage": "drip BPS",
+        "args": [{"name": "BPS", "field": "value", "help": "bytes a second", "low": 1, "high": 1000, "unit": "B/s",
+                  "optional": False, "example": 64}]}
+    assert web.command("fault", server="127.0.3.1", kind="drip", value=5000)["error"] == (
+        "drip BPS: expected a number from 1 to 1000 B/s, got 5000")
+    assert "cannot play it yet" in web.command("fault", server="127.0.3.1", kind="blackhole")["error"]
+
+    # The page: one button per server kind without arguments, then the mending verbs; one form per kind
+    # with arguments, its inputs bounded as the registry says.
+    tab = Page(browser, web.server.url)
+    page = tab.page
+    page.wait_for_selector("#fault-buttons button[data-fault='blackhole']", state="attached")
+    expected = ([[k.name, k.label] for k in fault_kinds.kinds(Target.SERVER) if not k.args]
+                + [[v.name, v.label] for v in fault_kinds.verbs(Target.SERVER)])
+    assert page.eval_on_selector_all("#fault-buttons button", "bs => bs.map(b => [b.dataset.fault, b.textContent])") \
+        == expected
+    assert ["blackhole", "Black hole"] in expected and ["clear", "Clear all"] == expected[-1]
+    assert page.eval_on_selector_all("#fault-forms form", "fs => fs.map(f => f.dataset.faultForm)") == [
+        "delay", "loss", "drip"]
+    assert page.eval_on_selector("#fault-drip-bps", "i => [i.min, i.max, i.value]") == ["1", "1000", "64"]
+    page.locator(".chip[data-address='127.0.3.1']").first.click()
+    page.click("#fault-forms form[data-fault-form='drip'] button[type='submit']")
+    page.wait_for_selector("#toast.error:has-text('drip is declared')")
+    page.locator("#toast:not(.show)").wait_for()
+    page.fill("#fault-loss-pct", "40")
+    page.click("#fault-forms form[data-fault-form='loss'] button[type='submit']")
+    page.wait_for_selector(".chip[data-address='127.0.3.1'] .badge.lossy")
+    assert web.lab.server("127.0.3.1").faults == ["loss 40%"]
+    page.click("button[data-fault='clear']")
+    page.wait_for_selector(".chip[data-address='127.0.3.1'] .badge.lossy", state="detached")
+    tab.close()

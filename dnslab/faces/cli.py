@@ -29,6 +29,7 @@ import dns.rrset
 from dnslab import __version__
 from dnslab.core.clock import FakeClock
 from dnslab.resolution.options import OPTIONS, load_toml, resolver_settings
+from dnslab.lab import fault_kinds
 from dnslab.lab.control import LabState, live_lab, runtime_dir, state_path
 from dnslab.faces.inspection import INSPECT
 from dnslab.core.errors import ConfigError, DnslabError
@@ -57,6 +58,19 @@ def default_zones_dir() -> Path:
 def default_hints_path() -> Path:
     """In the per-user runtime folder, so two users of one machine do not overwrite each other."""
     return runtime_dir() / "root.hints"
+
+
+class _FaultArgs(argparse.Action):
+    """Checks `dnslab fault`'s KIND and ARGs against the fault registry as they are parsed: a bad
+    name or number is a usage error (exit 2), said before the lab is even asked."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        try:
+            _, checked = fault_kinds.order(namespace.kind, list(values or []))
+        except ConfigError as exc:
+            raise argparse.ArgumentError(None, str(exc)) from None
+        setattr(namespace, self.dest, list(checked))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -201,19 +215,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     fault = commands.add_parser(
         "fault", parents=[pick], help="break a lab server or a signed zone on purpose (or mend it)",
-        description="For a SERVER, KIND is one of: down (no answer at all: resolvers wait out a timeout), "
-                    "unreachable (nothing listens: ICMP port unreachable at once, the fast outage for tests), "
-                    "up (undoes both), delay MS [JITTER], loss PCT "
-                    "(seeded), servfail, refused, truncate (TC=1 over UDP), lame (answers without authority), "
-                    "clear. In a lab started with --dnssec, for a ZONE: dnssec-bad-sig (its signatures do "
-                    "not verify), dnssec-expired (they expired a week ago), dnssec-missing-ds (the parent "
-                    "drops its DS but still claims one), dnssec-wrong-ds (the parent's DS matches no key), "
-                    "or clear.")
+        description="Break a lab SERVER, or a ZONE of a signed lab, in the way KIND says; `up` and `clear` mend. "
+                    "Each worker process gets the fault too.",
+        epilog=fault_kinds.help_text(), formatter_class=argparse.RawDescriptionHelpFormatter)
     fault.add_argument("server", metavar="SERVER|ZONE",
                        help="an address (127.0.3.20) or NS name (ns1.failover.com); a zone name for dnssec-*")
-    fault.add_argument("kind", metavar="KIND")
-    fault.add_argument("value", nargs="?", type=arg(validate.amount, 0, 60_000), default=None, metavar="ARG")
-    fault.add_argument("jitter", nargs="?", type=arg(validate.amount, 0, 60_000, "ms"), default=None, metavar="JITTER")
+    fault.add_argument("kind", metavar="KIND", help="one of those below")
+    fault.add_argument("args", nargs="*", action=_FaultArgs, metavar="ARG",
+                       help="the kind's numbers, as below (delay MS [JITTER], loss PCT)")
     commands.add_parser("faults", parents=[pick], help="list the faults in force")
     queries = commands.add_parser("queries", parents=[pick], help="what a lab server was asked, by name and type")
     queries.add_argument("server", metavar="SERVER")

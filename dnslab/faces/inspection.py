@@ -13,6 +13,7 @@ import sys
 import time
 from typing import Any, Callable, TextIO
 
+from dnslab.lab import fault_kinds
 from dnslab.lab.control import ControlClient, find_lab, running_labs
 from dnslab.core.errors import DnslabError
 from dnslab.core.events import ms_text
@@ -168,8 +169,8 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_fault(args: argparse.Namespace, out: TextIO) -> int:
-    result = _client(args).call_all("fault", {"server": args.server, "kind": args.kind, "value": args.value,
-                                          "jitter": args.jitter})[0]
+    result = _client(args).call_all("fault", {"server": args.server, "kind": args.kind,
+                                              **fault_kinds.to_fields(args.args)})[0]
     print(f"{result['server']}: {', '.join(result['faults']) or 'no faults'}", file=out)
     return 0
 

@@ -435,7 +435,7 @@ class WebServer:
                 "address": running.plan.address, "up": running.up, "faults": state.describe(),
                 "fault": {"down": state.down, "unreachable": state.unreachable, "delay_ms": state.delay_ms,
                           "jitter_ms": state.jitter_ms,
-                          "loss_pct": state.loss_pct, "answer": state.answer.value if state.answer else None},
+                          "loss_pct": state.loss_pct, "answer": state.answer.name if state.answer else None},
                 "received": sum(running.faulty.queries.values()),
                 "resolver": views.get(running.plan.address),
             })

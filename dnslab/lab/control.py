@@ -39,6 +39,7 @@ from dnslab.core.clock import FakeClock
 from dnslab.core.errors import DnslabError
 from dnslab.core.events import Event, Recording, stamped, to_ms
 from dnslab.core.zone import Zone
+from dnslab.lab import fault_kinds
 
 if TYPE_CHECKING:
     from dnslab.lab.runtime import Change, Lab
@@ -208,6 +209,7 @@ class ControlServer:
             "stats": self._stats,
             "fault": self._fault,
             "faults": self._faults,
+            "faults.kinds": self._fault_kinds,
             "queries": self._queries,
             "record.set": self._record_set,
             "record.delete": self._record_delete,
@@ -356,8 +358,9 @@ class ControlServer:
 
 
     async def _fault(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
-        target = self.lab.fault(str(args.get("server", "")), str(args.get("kind", "")), args.get("value"),
-                                args.get("jitter"))
+        """Checked against the registry (fault_kinds) first: a bad name or number changes nothing."""
+        target = self.lab.fault(str(args.get("server", "")), str(args.get("kind", "")),
+                                *fault_kinds.from_fields(args))
         await self.lab.settled()  # `unreachable` (or `up` after it): the sockets are closed (open) on return
         if isinstance(target, Zone):  # a DNSSEC fault, on a zone's data
             return {"server": target.origin.to_text(), "zone": target.origin.to_text(),
@@ -366,6 +369,10 @@ class ControlServer:
 
     async def _faults(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
         return {"faults": self.lab.faults()}
+
+    async def _fault_kinds(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
+        """Every fault kind and mending verb with its arguments and help: the web page's buttons."""
+        return fault_kinds.listing()
 
     async def _queries(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
         running = self.lab.server(str(args.get("server", "")))

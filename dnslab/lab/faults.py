@@ -8,12 +8,12 @@ always truncated over UDP, or lamely (no authority).  Like CoreDNS's `erratic`
 plugin, but switchable while the lab runs.  One fault is not the handler's to
 play: `unreachable` (nothing listens at the address) is the kernel's ICMP port
 unreachable, so the lab closes the server's sockets when told (`on_reachable`).
+The faults' names, arguments and help are declared once, in fault_kinds.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import inspect
 import random
 from collections import Counter
@@ -28,30 +28,12 @@ import dns.rcode
 import dns.rdatatype
 
 from dnslab.core.errors import DnslabError
-from dnslab.services.transport import Handler, Peer
 from dnslab.core.wire import QUESTION_IN_KEY, query_key
+from dnslab.lab import fault_kinds as kinds
+from dnslab.lab.fault_kinds import Entry, FaultKind
+from dnslab.services.transport import Handler, Peer
 
 
-class FaultKind(enum.Enum):
-    DOWN = "down"            # no answer at all: the resolver waits out its timeout
-    UNREACHABLE = "unreachable"  # nothing listens: ICMP port unreachable (UDP), RST (TCP), at once
-    UP = "up"                # undo down and unreachable
-    DELAY = "delay"          # answer MS milliseconds late (optional jitter)
-    LOSS = "loss"            # drop PCT percent of queries (seeded)
-    SERVFAIL = "servfail"
-    REFUSED = "refused"
-    TRUNCATE = "truncate"    # TC=1 with no records over UDP, every time
-    LAME = "lame"            # answers, but without authority for its zones
-    CLEAR = "clear"          # no fault at all
-    # DNSSEC faults act on a zone's data, not on a server (dnslab/lab/signed_zones.py, README "DNSSEC"):
-    DNSSEC_BAD_SIG = "dnssec-bad-sig"
-    DNSSEC_EXPIRED = "dnssec-expired"
-    DNSSEC_MISSING_DS = "dnssec-missing-ds"
-    DNSSEC_WRONG_DS = "dnssec-wrong-ds"
-
-
-ZONE_FAULT_KINDS = (FaultKind.DNSSEC_BAD_SIG, FaultKind.DNSSEC_EXPIRED, FaultKind.DNSSEC_MISSING_DS,
-                    FaultKind.DNSSEC_WRONG_DS)
 # Distinct questions counted one by one per server; older ones are summed up together.  Without
 # a bound the counter grew with every new name a server was asked (the soak: ~110 bytes each,
 # for ever); as many as a server's reply cache holds keeps every count a test or a learner reads.
@@ -59,7 +41,7 @@ MAX_COUNTED_QUESTIONS = 4096
 OLDER_QUESTIONS = ("<older questions>", "")
 
 # The faults that replace the answer; at most one is in force at a time.
-_ANSWER_FAULTS = (FaultKind.SERVFAIL, FaultKind.REFUSED, FaultKind.TRUNCATE, FaultKind.LAME)
+ANSWER_FAULTS = (kinds.SERVFAIL, kinds.REFUSED, kinds.TRUNCATE, kinds.LAME)
 
 
 @dataclass
@@ -73,15 +55,15 @@ class FaultState:
 
     def describe(self) -> list[str]:
         """The faults in force, as `dnslab faults` lists them."""
-        found = ["down"] if self.down else []
+        found = [kinds.DOWN.name] if self.down else []
         if self.unreachable:
-            found.append("unreachable")
+            found.append(kinds.UNREACHABLE.name)
         if self.delay_ms or self.jitter_ms:
             found.append(f"delay {self.delay_ms:g} ms" + (f" ± {self.jitter_ms:g} ms" if self.jitter_ms else ""))
         if self.loss_pct:
             found.append(f"loss {self.loss_pct:g}%")
         if self.answer is not None:
-            found.append(self.answer.value)
+            found.append(self.answer.name)
         return found
 
 
@@ -109,32 +91,33 @@ class FaultyServer:
     def down(self) -> bool:
         return self.state.down
 
-    def apply(self, kind: FaultKind | str, value: float | None = None, jitter: float | None = None) -> None:
-        """Put a fault in force (or lift it); the one entry point for every interface."""
-        try:
-            kind = FaultKind(kind)
-        except ValueError:
-            known = ", ".join(k.value for k in FaultKind)
-            raise DnslabError(f"unknown fault {kind!r}; one of: {known}") from None
-        if kind in ZONE_FAULT_KINDS:
-            raise DnslabError(f"{kind.value} breaks a zone, not a server: dnslab fault ZONE {kind.value}")
+    def apply(self, kind: Entry | str, value: float | None = None, jitter: float | None = None) -> None:
+        """Put a fault in force (or lift it); the one entry point for every interface.
+
+        The name and its arguments are checked against the registry (fault_kinds); what each
+        server fault does is decided here and in `handle`.
+        """
+        entry, args = kinds.order(kind, (value, jitter))
+        if kinds.Target.SERVER not in entry.targets:
+            raise DnslabError(f"{entry.name} breaks a zone, not a server: dnslab fault ZONE {entry.name}")
         state = self.state
         was_unreachable = state.unreachable
-        if kind is FaultKind.DOWN:  # silent and refusing are two ways of being out: one at a time
+        if entry is kinds.DOWN:  # silent and refusing are two ways of being out: one at a time
             state.down, state.unreachable = True, False
-        elif kind is FaultKind.UNREACHABLE:
+        elif entry is kinds.UNREACHABLE:
             state.down, state.unreachable = False, True
-        elif kind is FaultKind.UP:
+        elif entry is kinds.UP:
             state.down = state.unreachable = False
-        elif kind is FaultKind.DELAY:
-            state.delay_ms = _number(value, "delay needs milliseconds", 0, 60_000)
-            state.jitter_ms = _number(jitter or 0.0, "jitter needs milliseconds", 0, 60_000)
-        elif kind is FaultKind.LOSS:
-            state.loss_pct = _number(value, "loss needs a percentage", 0, 100)
-        elif kind is FaultKind.CLEAR:
+        elif entry is kinds.DELAY:
+            state.delay_ms, state.jitter_ms = args[0], args[1] if len(args) > 1 else 0.0
+        elif entry is kinds.LOSS:
+            state.loss_pct = args[0]
+        elif entry is kinds.CLEAR:
             self.state = FaultState()
+        elif entry in ANSWER_FAULTS:
+            state.answer = entry  # type: ignore[assignment]
         else:
-            state.answer = kind
+            raise DnslabError(f"fault {entry.name} is declared (fault_kinds) but a lab server cannot play it yet")
         self._faultless = self.state == FaultState()
         if self.state.unreachable != was_unreachable and self.on_reachable is not None:
             self.on_reachable(not self.state.unreachable)
@@ -189,7 +172,7 @@ class FaultyServer:
 
     def _answer(self, wire: bytes, via_tcp: bool, peer: Peer | None) -> bytes | None | Awaitable[bytes | None]:
         fault = self.state.answer
-        if fault is None or (fault is FaultKind.TRUNCATE and via_tcp):
+        if fault is None or (fault is kinds.TRUNCATE and via_tcp):
             return self.inner(wire, via_tcp, peer)  # type: ignore[arg-type]
         try:
             query = dns.message.from_wire(wire)
@@ -197,11 +180,11 @@ class FaultyServer:
             return self.inner(wire, via_tcp, peer)  # type: ignore[arg-type]
         reply = dns.message.make_response(query)
         reply.flags &= ~dns.flags.RA
-        if fault is FaultKind.SERVFAIL:
+        if fault is kinds.SERVFAIL:
             reply.set_rcode(dns.rcode.SERVFAIL)
-        elif fault is FaultKind.REFUSED:
+        elif fault is kinds.REFUSED:
             reply.set_rcode(dns.rcode.REFUSED)
-        elif fault is FaultKind.TRUNCATE:
+        elif fault is kinds.TRUNCATE:
             reply.flags |= dns.flags.TC
         # LAME: NOERROR, no AA, nothing in any section: a server not configured for the zone.
         return reply.to_wire()
@@ -229,15 +212,3 @@ class FaultyServer:
             oldest = next(iter(received))  # dicts keep insertion order: the first one counted
             self._older += received.pop(oldest)
         received[question] = 1
-
-
-def _number(value: float | None, message: str, low: float, high: float) -> float:
-    if value is None:
-        raise DnslabError(message)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise DnslabError(f"{message}, not {value!r}") from None
-    if not low <= number <= high:
-        raise DnslabError(f"{message} from {low:g} to {high:g}, not {number:g}")
-    return number

@@ -24,14 +24,16 @@ from dnslab.core import validate
 from dnslab.core.clock import Clock, FakeClock, MonotonicClock
 from dnslab.resolution.options import load_toml, resolver_settings
 from dnslab.lab.control import ControlServer, runtime_dir
-from dnslab.lab.signed_zones import ZONE_FAULTS, DnssecSettings, SignedZones, ZoneFault, parse_unsigned
+from dnslab.lab.signed_zones import DnssecSettings, SignedZones, parse_unsigned
 from dnslab.dnssec.keys import DEFAULT_ALGORITHM, algorithm_from_text
 from dnslab.core.errors import BindError, ConfigError, DnslabError
 from dnslab.services.resolver import RecursiveResolver
 from dnslab.resolution.settings import ResolverSettings
 from dnslab.authority.server import AuthoritativeServer
 from dnslab.services.transport import DnsListener, Handler, Peer
-from dnslab.lab.faults import FaultKind, FaultyServer
+from dnslab.lab import fault_kinds
+from dnslab.lab.fault_kinds import Entry
+from dnslab.lab.faults import FaultyServer
 from dnslab.core.zone import Problem, Zone, changed_zone, load_zones
 from dnslab.lab.hierarchy import Hierarchy, ServerPlan, derive_hierarchy, lame_delegations, zone_files
 from dnslab.resolution.hints import root_hints_text
@@ -221,7 +223,7 @@ class Lab:
         for plan in self.hierarchy.servers:
             running = self._new_server(plan)
             if plan.address in down:  # "down" from the start: a fault like any other, so it can be lifted
-                running.faulty.apply(FaultKind.DOWN)
+                running.faulty.apply(fault_kinds.DOWN)
             self.servers.append(running)
         # `record set/delete` changes since the start or the last reload, which a reload replaces.
         self.runtime_changes = 0
@@ -307,34 +309,48 @@ class Lab:
             raise DnslabError(f"no lab server {name_or_address!r} (addresses: {known}; NS names work too)")
         return next(running for running in self.servers if running.plan is plan)
 
-    def fault(self, name_or_address: str, kind: FaultKind | str, value: float | None = None,
+    def fault(self, name_or_address: str, kind: Entry | str, value: float | None = None,
               jitter: float | None = None) -> RunningServer | Zone:
         """A server fault (returns the server) or, for the dnssec-* kinds, a zone fault (returns the zone).
 
-        `clear` given a zone name lifts that zone's DNSSEC faults.
+        `clear` given a zone name lifts that zone's DNSSEC faults.  Names and arguments are
+        checked against the registry (fault_kinds) before anything changes.
         """
-        text = kind.value if isinstance(kind, FaultKind) else str(kind)
-        if text in ZONE_FAULTS or (text == FaultKind.CLEAR.value and self._is_zone(name_or_address)):
-            return self.zone_fault(name_or_address, text)
+        entry, args = fault_kinds.order(kind, (value, jitter))
+        target = fault_kinds.Target
+        is_zone, is_server = self._is_zone(name_or_address), self._is_server(name_or_address)
+        if target.SERVER not in entry.targets and is_server and not is_zone:
+            raise DnslabError(f"{entry.name} breaks a zone, not a server: dnslab fault ZONE {entry.usage}")
+        if target.SERVER not in entry.targets or (target.ZONE in entry.targets and is_zone):
+            return self.zone_fault(name_or_address, entry)
+        if is_zone and not is_server:
+            raise DnslabError(f"{entry.name} is for a server, and {name_or_address} is a zone "
+                              f"(its faults: {', '.join(k.name for k in fault_kinds.kinds(target.ZONE))}, clear)")
         running = self.server(name_or_address)
-        running.faulty.apply(kind, value, jitter)
-        if text == FaultKind.CLEAR.value and self.resolver is not None:
+        running.faulty.apply(entry, *args)
+        if entry is fault_kinds.CLEAR and self.resolver is not None:
             # The server is mended: its lame marks would otherwise keep it passed over for lame_ttl.
             self.resolver.infra.forget_lame(running.plan.address)
         return running
 
-    def zone_fault(self, zone_name: str, kind: str) -> Zone:
+    def zone_fault(self, zone_name: str, kind: Entry | str) -> Zone:
         """Make a signed zone bogus (dnssec-bad-sig, -expired, -missing-ds, -wrong-ds), or `clear` it."""
+        entry, _ = fault_kinds.order(kind)
+        if fault_kinds.Target.ZONE not in entry.targets:
+            raise DnslabError(f"{entry.name} is a server fault: dnslab fault SERVER {entry.usage}")
         if self.signer is None:
             raise DnslabError("the lab is not signed: start it with dnslab up --dnssec for DNSSEC faults")
         origin = self._origin(zone_name)
-        if kind == FaultKind.CLEAR.value:
+        if entry is fault_kinds.CLEAR:
             changed = self.signer.clear(origin)
         else:
-            changed = self.signer.apply(origin, ZoneFault(kind))
+            changed = self.signer.apply(origin, entry)  # type: ignore[arg-type]
         for name in changed:
             self._serve(self.signer.resign(name))
         return next(zone for zone in self.zones if zone.origin == origin)
+
+    def _is_server(self, text: str) -> bool:
+        return self.hierarchy.find(text) is not None
 
     def _is_zone(self, text: str) -> bool:
         try:

@@ -4,7 +4,8 @@ The lab's zone files stay unsigned; this signs them in memory at start-up (and
 again whenever signatures near their expiry, a record changes, or a DNSSEC
 fault is put in force or lifted), publishes each signed child's DS in its
 parent, and gives the root's DS as the trust anchor.  The DNSSEC faults act on
-zone data, not on a server, which is why they live here and not in faults.py.
+zone data, not on a server, which is why they are played here and not in
+faults.py (they are declared, with every other fault, in fault_kinds).
 
 Signature times are POSIX seconds, but the lab's clock is monotonic (or fake),
 so signing time is the clock's `wall()`: real time, plus however far a fake
@@ -14,7 +15,6 @@ clock has been advanced.  The validating resolver reads the same `wall()`, so
 
 from __future__ import annotations
 
-import enum
 import logging
 import os
 import time
@@ -31,23 +31,15 @@ from dnslab.core.errors import ConfigError, DnslabError
 from dnslab.dnssec.keys import DEFAULT_ALGORITHM, Algorithm, ZoneKeys, load_or_create
 from dnslab.dnssec.signing import SigningFaults, SigningPolicy, make_ds, sign_zone
 from dnslab.core.zone import Zone
+from dnslab.lab import fault_kinds as kinds
+from dnslab.lab.fault_kinds import FaultKind
 
 log = logging.getLogger(__name__)
 
 ANCHOR_NAME = "root-anchor.ds"
 ANCHOR_TTL = 86400
-
-
-class ZoneFault(enum.Enum):
-    """DNSSEC faults: each makes one zone bogus in its own way (see the README's DNSSEC section)."""
-
-    BAD_SIG = "dnssec-bad-sig"          # signatures that do not verify (the DNSKEY RRset's do)
-    EXPIRED = "dnssec-expired"          # signatures whose validity ended a week ago
-    MISSING_DS = "dnssec-missing-ds"    # no DS in the parent, whose NSEC still says there is one
-    WRONG_DS = "dnssec-wrong-ds"        # a DS in the parent that matches none of the zone's keys
-
-
-ZONE_FAULTS = tuple(kind.value for kind in ZoneFault)
+# The zone faults signing knows how to play (see _sign and dnssec.signing.SigningFaults).
+ZONE_FAULTS = (kinds.DNSSEC_BAD_SIG, kinds.DNSSEC_EXPIRED, kinds.DNSSEC_MISSING_DS, kinds.DNSSEC_WRONG_DS)
 
 
 @dataclass
@@ -70,7 +62,7 @@ class SignedZones:
     sources: dict[dns.name.Name, Zone]
     policy: SigningPolicy = field(init=False)
     keys: dict[dns.name.Name, ZoneKeys] = field(init=False)
-    faults: dict[dns.name.Name, set[ZoneFault]] = field(default_factory=dict)
+    faults: dict[dns.name.Name, set[FaultKind]] = field(default_factory=dict)
     signed_at: float = 0.0
     resign_at: float = 0.0  # on the lab clock
     signing_seconds: float = 0.0
@@ -117,12 +109,12 @@ class SignedZones:
                 continue  # not a lab zone: whatever DS the file holds stays
             child_keys = self.keys.get(cut)
             child_ds[cut] = [make_ds(child_keys)] if child_keys is not None else []
-            if ZoneFault.MISSING_DS in self.faults.get(cut, ()):
+            if kinds.DNSSEC_MISSING_DS in self.faults.get(cut, ()):
                 claim.add(cut)
-            if ZoneFault.WRONG_DS in self.faults.get(cut, ()):
+            if kinds.DNSSEC_WRONG_DS in self.faults.get(cut, ()):
                 wrong.add(cut)
         own = self.faults.get(source.origin, set())
-        faults = SigningFaults(bad_sig=ZoneFault.BAD_SIG in own, expired=ZoneFault.EXPIRED in own,
+        faults = SigningFaults(bad_sig=kinds.DNSSEC_BAD_SIG in own, expired=kinds.DNSSEC_EXPIRED in own,
                                claim_ds=frozenset(claim), wrong_ds=frozenset(wrong))
         return sign_zone(source, keys, now, self.policy, child_ds, faults)
 
@@ -176,12 +168,14 @@ class SignedZones:
     def parent_of(self, origin: dns.name.Name) -> Zone | None:
         return next((zone for zone in self.sources.values() if origin in zone.cuts), None)
 
-    def apply(self, origin: dns.name.Name, kind: ZoneFault) -> list[dns.name.Name]:
+    def apply(self, origin: dns.name.Name, kind: FaultKind) -> list[dns.name.Name]:
         """Put a fault in force; returns the zones whose signed data must change."""
+        if kind not in ZONE_FAULTS:
+            raise DnslabError(f"fault {kind.name} is declared (fault_kinds) but a signed zone cannot play it yet")
         if origin not in self.keys:
             raise DnslabError(f"zone {origin} is not signed (dnssec_unsigned), so it cannot be made bogus")
         affected = [origin]
-        if kind in (ZoneFault.MISSING_DS, ZoneFault.WRONG_DS):
+        if kind in (kinds.DNSSEC_MISSING_DS, kinds.DNSSEC_WRONG_DS):
             parent = self.parent_of(origin)
             if parent is None or parent.origin not in self.keys:
                 raise DnslabError(f"zone {origin} has no signed parent in this lab to hold its DS")
@@ -191,15 +185,15 @@ class SignedZones:
 
     def clear(self, origin: dns.name.Name) -> list[dns.name.Name]:
         """Lift every DNSSEC fault of a zone; returns the zones to sign again."""
-        kinds = self.faults.pop(origin, set())
-        if not kinds:
+        found = self.faults.pop(origin, set())
+        if not found:
             return []
         parent = self.parent_of(origin)
         return [origin] + ([parent.origin] if parent is not None else [])
 
     def describe(self) -> dict[str, list[str]]:
-        return {origin.to_text(): sorted(kind.value for kind in kinds)
-                for origin, kinds in self.faults.items() if kinds}
+        return {origin.to_text(): sorted(kind.name for kind in found)
+                for origin, found in self.faults.items() if found}
 
 
 def parse_unsigned(values: Iterable[str], where: str) -> tuple[dns.name.Name, ...]:

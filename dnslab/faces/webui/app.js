@@ -137,6 +137,7 @@
     const first = lab === null;
     lab = data.lab;
     if (first) buildTree();
+    if (faultKinds === null) loadFaultKinds();
     $("resolver").textContent = lab.resolver
       ? `resolver ${lab.resolver}:${lab.port}` + (lab.workers > 1 ? ` · ${lab.workers} workers (this view: the first)` : "")
       : "no resolver (dnslab up --no-resolver)";
@@ -201,6 +202,9 @@
     if (f.answer === "servfail" || f.answer === "refused") { badges.push(["error", f.answer.toUpperCase()]); if (dot === "up") dot = "error"; }
     if (f.answer === "lame") { badges.push(["lame", "lame"]); if (dot === "up") dot = "lame"; }
     if (f.answer === "truncate") { badges.push(["trunc", "TC"]); if (dot === "up") dot = "trunc"; }
+    if (f.answer && !["servfail", "refused", "lame", "truncate"].includes(f.answer)) {
+      badges.push(["error", f.answer]); if (dot === "up") dot = "error";  // a kind this page has no colour for
+    }
     if (f.loss_pct) { badges.push(["lossy", `loss ${f.loss_pct}%`]); if (dot === "up") dot = "lossy"; }
     if (f.delay_ms || f.jitter_ms) { badges.push(["slow", `+${f.delay_ms} ms`]); if (dot === "up") dot = "slow"; }
     const view = server.resolver;
@@ -285,23 +289,48 @@
     serverFields.resolver.textContent = resolverView(view) +
       (view && view.lame_zones.length ? ` · lame for ${view.lame_zones.join(" ")}` : "");
   }
-  for (const button of document.querySelectorAll("[data-fault]")) {
-    button.addEventListener("click", () => {
-      if (!selectedServer) return;
-      const kind = button.dataset.fault;
-      act("fault", { server: selectedServer, kind }, (r) => `${r.server}: ${r.faults.join(", ") || "no faults"}`);
-    });
+  // The fault buttons and forms, built from the lab's fault registry (dnslab/lab/fault_kinds.py, sent
+  // by the faults.kinds command): a kind added there shows here with no change to this page.
+  const faultSaid = (r) => `${r.server}: ${r.faults.join(", ") || "no faults"}`;
+  let faultKinds = null;
+  async function loadFaultKinds() {
+    const reply = await command("faults.kinds");
+    if (!reply.ok) { toast(reply.error, true); return; }
+    faultKinds = reply.result;
+    buildFaultControls(faultKinds);
   }
-  $("delay-form").addEventListener("submit", (e) => {
-    e.preventDefault();
-    act("fault", { server: selectedServer, kind: "delay", value: Number($("delay-ms").value), jitter: Number($("delay-jitter").value) },
-      (r) => `${r.server}: ${r.faults.join(", ") || "no faults"}`);
-  });
-  $("loss-form").addEventListener("submit", (e) => {
-    e.preventDefault();
-    act("fault", { server: selectedServer, kind: "loss", value: Number($("loss-pct").value) },
-      (r) => `${r.server}: ${r.faults.join(", ") || "no faults"}`);
-  });
+  function buildFaultControls(listing) {
+    const forServer = (entry) => entry.targets.includes("server");
+    const capital = (text) => text.charAt(0).toUpperCase() + text.slice(1);
+    const plain = [...listing.kinds.filter((k) => forServer(k) && !k.args.length), ...listing.verbs.filter(forServer)];
+    $("fault-buttons").replaceChildren(...plain.map((entry) => h("button", {
+      type: "button", "data-fault": entry.name, title: capital(entry.help), text: entry.label,
+      onclick: () => { if (selectedServer) act("fault", { server: selectedServer, kind: entry.name }, faultSaid); },
+    })));
+    const forms = listing.kinds.filter((k) => forServer(k) && k.args.length).map((kind) => {
+      const inputs = kind.args.map((arg) => h("input", {
+        id: `fault-${kind.name}-${arg.name.toLowerCase()}`, type: "number", min: arg.low, max: arg.high, step: 1,
+        value: arg.example, title: capital(arg.help),
+      }));
+      const parts = [];
+      kind.args.forEach((arg, i) => {
+        parts.push(h("label", { for: inputs[i].id, text: i === 0 ? capital(kind.name) : arg.name.toLowerCase(),
+          title: capital(kind.help) }), inputs[i]);
+        if (arg.unit) parts.push(h("span", { class: "unit", text: arg.unit }));
+      });
+      return h("form", {
+        class: "inline-form", "data-fault-form": kind.name, title: capital(kind.help),
+        onsubmit: (e) => {
+          e.preventDefault();
+          if (!selectedServer) return;
+          const args = { server: selectedServer, kind: kind.name };
+          kind.args.forEach((arg, i) => { args[arg.field] = Number(inputs[i].value); });
+          act("fault", args, faultSaid);
+        },
+      }, parts, h("button", { type: "submit", text: kind.label }));
+    });
+    $("fault-forms").replaceChildren(...forms);
+  }
 
   // --- counters and clock -------------------------------------------------------------------
   const COUNTERS = [
