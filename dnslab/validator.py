@@ -634,8 +634,11 @@ def _matches(zone: dns.name.Name, key: object, ds: object) -> bool:
     if dns.dnssec.key_id(key) != ds.key_tag or key.algorithm != ds.algorithm:  # type: ignore[attr-defined]
         return False
     try:
-        return dns.dnssec.make_ds(zone, key, ds.digest_type) == ds  # type: ignore[attr-defined,arg-type]
-    except (dns.dnssec.UnsupportedAlgorithm, ValueError):
+        # validating=True: the policy's "may a DS with this digest be checked" (SHA-1 may,
+        # RFC 8624 §3.3), not "may one be made" (SHA-1 may not), which would refuse the
+        # SHA-1 DS records many parents and trust anchors still publish.
+        return dns.dnssec.make_ds(zone, key, ds.digest_type, validating=True) == ds  # type: ignore[attr-defined,arg-type]
+    except (dns.dnssec.UnsupportedAlgorithm, dns.exception.DeniedByPolicy, ValueError):
         return False
 
 

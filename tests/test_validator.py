@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dns.dnssec
 import dns.name
 import dns.rcode
 import dns.rdatatype
@@ -216,3 +217,12 @@ def test_signatures_asked_for_as_data_are_not_judged(signed) -> None:
     result = Result(dns.rcode.NOERROR, [sigs], evidence=[Evidence(sigs, None, zone.origin)])
     verdict, fetches = run(signed, result, "www.example.com.", T.RRSIG)
     assert verdict.security is Security.INDETERMINATE and fetches == []  # no AD, as Unbound; never bogus
+
+
+def test_a_sha1_ds_still_validates(signed) -> None:
+    """RFC 8624 §3.3: SHA-1 DS records MUST be validated, though no longer made (dnspython's policy)."""
+    ds = dns.dnssec.make_ds(dns.name.root, signed.ksk[dns.name.root], "SHA1", validating=True)
+    validator = Validator([dns.rrset.from_rdata(dns.name.root, 86400, ds)], FakeClock(wall_start=NOW))
+    verdict, _ = run(signed, signed.answer(N("www.example.com."), T.A), "www.example.com.", T.A,
+                     validator=validator)
+    assert verdict.security is Security.SECURE, verdict.reason
