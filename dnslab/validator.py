@@ -49,12 +49,23 @@ EDE_DNSKEY_MISSING = 9
 EDE_RRSIGS_MISSING = 10
 EDE_NSEC_MISSING = 12
 
-# What a validator can check (RFC 8624 "MUST implement" plus the common rest).
-_ALGORITHMS = {5, 7, 8, 10, 13, 14, 15, 16}
+# What a validator can check (RFC 8624 "MUST implement" plus the common rest).  DSA (3, 6)
+# too, as Unbound's default build does: RFC 8624 retires it, but treating a DSA-signed zone
+# as unsigned would pass on data stripped of its signatures as insecure, where Unbound
+# (and the scenarios written against it) see bogus.
+_ALGORITHMS = {3, 5, 6, 7, 8, 10, 13, 14, 15, 16}
+# dnspython's default (RFC 8624) policy refuses DSA; ours validates what _ALGORITHMS lists
+# and, as the default policy does, only refuses to *make* SHA-1 DS records (never done here).
+_POLICY = dns.dnssec.SimpleDeny(deny_sign=set(), deny_validate={dns.dnssec.Algorithm.RSAMD5},
+                                deny_create_ds={dns.dnssec.DSDigest.NULL},
+                                deny_validate_ds={dns.dnssec.DSDigest.NULL})
 _DIGESTS = {1: "SHA1", 2: "SHA256", 4: "SHA384"}
 # How long a failed key lookup is remembered (Unbound's val-bogus-ttl is 60 s).
 BOGUS_TTL = 60
 MAX_KEY_TTL = 86400
+# RFC 9276 §3.2: NSEC3 proofs with more iterations make the answer insecure rather than
+# cost a hash chain that long per name; 150 is Unbound's val-nsec3-keysize-iterations.
+MAX_NSEC3_ITERATIONS = 150
 
 
 class Security(enum.StrEnum):
@@ -292,6 +303,13 @@ class _Run:
                 return Verdict(Security.BOGUS, f"{problem} for {rrset.name} {_type(rrset.rdtype)}", ede, signer)
             self.emit("rrsig", signer, rrset.name, rrset.rdtype, Security.SECURE, sig, "signature valid")
             (proof.nsec if rrset.rdtype == RdataType.NSEC else proof.nsec3).append(rrset)
+        costly = next((r for r in proof.nsec3 if r[0].iterations > MAX_NSEC3_ITERATIONS), None)  # type: ignore[attr-defined]
+        if costly is not None:
+            # RFC 9276 §3.2: too many iterations to hash for every proof; the answer is insecure.
+            iterations = costly[0].iterations  # type: ignore[attr-defined]
+            self.emit("insecure", signer, costly.name, RdataType.NSEC3, Security.INSECURE,
+                      detail=f"NSEC3 with {iterations} iterations (more than {MAX_NSEC3_ITERATIONS})")
+            return Verdict(Security.INSECURE, f"NSEC3 with {iterations} iterations", zone=signer)
         return proof
         yield  # pragma: no cover - makes this a generator like its callers
 
@@ -619,7 +637,7 @@ def _verify(rrset: dns.rrset.RRset, sigs: dns.rrset.RRset | None, keys: dns.rrse
             problem, ede = f"no DNSKEY with key tag {sig.key_tag}", EDE_DNSKEY_MISSING  # type: ignore[attr-defined]
             continue
         try:
-            dns.dnssec.validate_rrsig(rrset, sig, {signer: keys}, now=now)
+            dns.dnssec.validate_rrsig(rrset, sig, {signer: keys}, now=now, policy=_POLICY)
         except dns.dnssec.UnsupportedAlgorithm:
             problem, ede = f"unsupported algorithm {sig.algorithm}", EDE_UNSUPPORTED_DNSKEY_ALGORITHM  # type: ignore[attr-defined]
             continue
@@ -637,7 +655,7 @@ def _matches(zone: dns.name.Name, key: object, ds: object) -> bool:
         # validating=True: the policy's "may a DS with this digest be checked" (SHA-1 may,
         # RFC 8624 §3.3), not "may one be made" (SHA-1 may not), which would refuse the
         # SHA-1 DS records many parents and trust anchors still publish.
-        return dns.dnssec.make_ds(zone, key, ds.digest_type, validating=True) == ds  # type: ignore[attr-defined,arg-type]
+        return dns.dnssec.make_ds(zone, key, ds.digest_type, policy=_POLICY, validating=True) == ds  # type: ignore[attr-defined,arg-type]
     except (dns.dnssec.UnsupportedAlgorithm, dns.exception.DeniedByPolicy, ValueError):
         return False
 

@@ -14,7 +14,8 @@ from dnslab.clock import FakeClock
 from dnslab.events import Validation
 from dnslab.iterator import Evidence, Result
 from dnslab.validator import (EDE_DNSKEY_MISSING, EDE_DNSSEC_BOGUS, EDE_NSEC_MISSING, EDE_RRSIGS_MISSING,
-                              EDE_SIGNATURE_EXPIRED, Fetch, KeyCache, Security, Validator, Verdict)
+                              EDE_SIGNATURE_EXPIRED, MAX_NSEC3_ITERATIONS, Fetch, KeyCache, Security, Validator,
+                              Verdict)
 from tests.dnssec_fixtures import NOW, build
 
 T = dns.rdatatype.RdataType
@@ -225,4 +226,46 @@ def test_a_sha1_ds_still_validates(signed) -> None:
     validator = Validator([dns.rrset.from_rdata(dns.name.root, 86400, ds)], FakeClock(wall_start=NOW))
     verdict, _ = run(signed, signed.answer(N("www.example.com."), T.A), "www.example.com.", T.A,
                      validator=validator)
+    assert verdict.security is Security.SECURE, verdict.reason
+
+
+def test_dsa_signed_data_is_validated_as_unbound_does() -> None:
+    """DSA (3) is checked, not taken as unsigned: stripped signatures are then bogus, not insecure."""
+    from cryptography.hazmat.primitives.asymmetric import dsa
+
+    zone = N("dsa.example.")
+    private = dsa.generate_private_key(key_size=1024)
+    key = dns.dnssec.make_dnskey(private.public_key(), dns.dnssec.Algorithm.DSA, flags=257)
+    keys = dns.rrset.from_rdata(zone, 3600, key)
+    data = dns.rrset.from_text("www.dsa.example.", 3600, "IN", "A", "192.0.2.1")
+    allow = dns.dnssec.SimpleDeny(set(), set(), set(), set())
+
+    def signed(rrset):
+        sig = dns.dnssec.sign(rrset, private, zone, key, inception=NOW - 60, expiration=NOW + 3600, policy=allow)
+        return dns.rrset.from_rdata(rrset.name, rrset.ttl, sig)
+
+    class Zone:
+        def fetch(self, need):
+            assert need == Fetch(zone, T.DNSKEY)
+            return Result(dns.rcode.NOERROR, [keys], evidence=[Evidence(keys, signed(keys), zone)])
+
+    anchor = dns.rrset.from_rdata(zone, 3600, dns.dnssec.make_ds(zone, key, "SHA256"))
+    validator = Validator([anchor], FakeClock(wall_start=NOW))
+    good = Result(dns.rcode.NOERROR, [data], evidence=[Evidence(data, signed(data), zone)])
+    verdict, _ = run(Zone(), good, "www.dsa.example.", T.A, validator=validator)
+    assert verdict.security is Security.SECURE, verdict.reason
+    stripped = Result(dns.rcode.NOERROR, [data], evidence=[Evidence(data, None, zone)])
+    verdict, _ = run(Zone(), stripped, "www.dsa.example.", T.A, validator=validator)
+    assert verdict.security is Security.BOGUS and verdict.ede == EDE_RRSIGS_MISSING
+
+
+def test_nsec3_with_too_many_iterations_makes_the_answer_insecure() -> None:
+    """RFC 9276 §3.2: a proof over the iteration limit is neither hashed nor trusted: insecure, no AD."""
+    costly = build(nsec3=True, iterations=MAX_NSEC3_ITERATIONS + 1)
+    result = costly.negative(N("nope.example.com."), T.A, kind=NegativeKind.NXDOMAIN)
+    verdict, _ = run(costly, result, "nope.example.com.", T.A)
+    assert verdict.security is Security.INSECURE and "iterations" in verdict.reason
+    within = build(nsec3=True, iterations=MAX_NSEC3_ITERATIONS)
+    result = within.negative(N("nope.example.com."), T.A, kind=NegativeKind.NXDOMAIN)
+    verdict, _ = run(within, result, "nope.example.com.", T.A)
     assert verdict.security is Security.SECURE, verdict.reason
