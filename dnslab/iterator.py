@@ -568,6 +568,13 @@ class Resolution:
                 # The cached copy carries the RFC 2308 TTL: min(SOA TTL, MINIMUM, cap).
                 authority = [cached.soa if cached is not None else classified.soa]
                 self.denial = Evidence(authority[0], sigs, self.zone, proof, negative=negative)
+            elif classified.proof:
+                # No SOA, only NSEC/NSEC3 (as some servers answer a DS question): nothing to
+                # cache negatively, but the validator can judge the proof, with its first
+                # record standing where the SOA would (Unbound needs no SOA for this either).
+                first = classified.proof[0]
+                self.denial = Evidence(first, classified.signed(first), self.zone, classified.proof_with_sigs(),
+                                       negative=negative)
             rcode = dns.rcode.NXDOMAIN if kind is ReplyKind.NXDOMAIN else dns.rcode.NOERROR
             self._finish(rcode, authority=authority)
 

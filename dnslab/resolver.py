@@ -537,7 +537,8 @@ class RecursiveResolver:
         if dnssec_ok and denial is not None and (denial.sigs is not None or denial.proof):
             # The signed denial as it came (SOA RRSIG, NSEC/NSEC3 and their RRSIGs); it is
             # rebuilt each time, so the wire fast path leaves it alone.
-            extra = [_with_ttl(denial.sigs, denial.rrset.ttl)] if denial.sigs is not None else []
+            soa_signed = denial.sigs is not None and denial.rrset.rdtype == dns.rdatatype.SOA
+            extra = [_with_ttl(denial.sigs, denial.rrset.ttl)] if soa_signed else []  # type: ignore[arg-type]
             reply.authority += extra + list(denial.proof)
             return reply, None, rotation
         if result.authority:

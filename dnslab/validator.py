@@ -255,10 +255,14 @@ class _Run:
             return proof
         closest = wildcard.parent()
         name = evidence.rrset.name
-        if _nsec_covering(proof.nsec, name) is not None or _nsec3_next_closer_covered(proof.nsec3, name, closest):
-            self.emit("denial", signer, name, evidence.rrset.rdtype, Security.SECURE,
+        covering = _nsec3_next_closer(proof.nsec3, name, closest)
+        if _nsec_covering(proof.nsec, name) is not None or covering is not None:
+            # RFC 5155 §8.8 (as Unbound reads it): under an opt-out span the answer is insecure.
+            security = (Security.INSECURE if covering is not None and covering[0].flags & 1  # type: ignore[attr-defined]
+                        else Security.SECURE)
+            self.emit("denial", signer, name, evidence.rrset.rdtype, security,
                       detail=f"expanded from {wildcard}: no closer name exists")
-            return Verdict(Security.SECURE, zone=signer)
+            return Verdict(security, zone=signer)
         self.emit("denial", signer, name, evidence.rrset.rdtype, Security.BOGUS,
                   detail=f"expanded from {wildcard} without proof that {name} does not exist")
         return Verdict(Security.BOGUS, f"wildcard answer for {name} without NSEC proof", EDE_NSEC_MISSING, signer)
@@ -268,8 +272,10 @@ class _Run:
     def denial(self, evidence: Evidence, qname: dns.name.Name, qtype: int) -> Check:
         if evidence.security in (Security.SECURE.value, Security.INSECURE.value):
             return Verdict(Security(evidence.security), zone=evidence.zone)
-        soa = evidence.rrset
-        signer = _signer(evidence.sigs, soa) or soa.name
+        soa = evidence.rrset  # the SOA, or the first NSEC/NSEC3 when the server sent no SOA
+        signer = _signer(evidence.sigs, soa) or (soa.name if soa.rdtype == RdataType.SOA else evidence.zone)
+        if signer is None:
+            return Verdict(Security.BOGUS, f"no usable RRSIG for the denial of {qname}", EDE_RRSIGS_MISSING)
         checked = yield from self.signed(soa, evidence.sigs, signer)
         if isinstance(checked, Verdict):
             return checked
@@ -355,7 +361,8 @@ class _Run:
             return entry
         if result.denial is not None and result.rcode == dns.rcode.NOERROR:
             denial = result.denial
-            parent = _signer(denial.sigs, denial.rrset) or denial.rrset.name
+            parent = _signer(denial.sigs, denial.rrset) or (denial.rrset.name if denial.rrset.rdtype == RdataType.SOA
+                                                            else denial.zone or denial.rrset.name)
             if parent == zone or not zone.is_subdomain(parent):
                 # The zone answered for its own DS: not a zone cut after all (the name is
                 # inside its parent's zone), so its data is signed with the parent's keys.
@@ -489,13 +496,17 @@ def _proves_nodata(proof: _Proof, qname: dns.name.Name, qtype: int,
                 return None, problem
             return Security.SECURE, f"NSEC3 for {qname} lists no {_type(qtype)}"
         encloser, next_closer, opt_out = _nsec3_closest_encloser(proof.nsec3, qname, zone)
-        if encloser is not None and qtype == RdataType.DS and opt_out:
-            return Security.INSECURE, f"{qname} is in an opt-out span"
         if encloser is not None:
             wildcard = dns.name.Name((b"*",) + encloser.labels)
             at_wildcard = _nsec3_matching(proof.nsec3, wildcard)
             if at_wildcard is not None and qtype not in _types(at_wildcard):
-                return Security.SECURE, f"the wildcard {wildcard} has no {_type(qtype)}"
+                # RFC 5155 §8.7; an opt-out span over the next closer name leaves it insecure.
+                return (Security.INSECURE if opt_out else Security.SECURE,
+                        f"the wildcard {wildcard} has no {_type(qtype)}")
+            if opt_out:
+                # RFC 5155 §8.6 (and Unbound for every type): no match, but the next closer
+                # name is in an opt-out span, where unsigned delegations need no NSEC3.
+                return Security.INSECURE, f"{qname} is in an opt-out span"
         return None, f"no NSEC3 matches {qname}"
     return None, "no NSEC or NSEC3 records"
 
@@ -602,12 +613,13 @@ def _nsec3_closest_encloser(nsec3s: list[dns.rrset.RRset], qname: dns.name.Name,
     return None, None, False
 
 
-def _nsec3_next_closer_covered(nsec3s: list[dns.rrset.RRset], name: dns.name.Name,
-                               closest: dns.name.Name) -> bool:
+def _nsec3_next_closer(nsec3s: list[dns.rrset.RRset], name: dns.name.Name,
+                       closest: dns.name.Name) -> dns.rrset.RRset | None:
+    """The NSEC3 covering the next closer name of *name* below *closest*, if any."""
     if not nsec3s or not name.is_subdomain(closest) or name == closest:
-        return False
+        return None
     next_closer = dns.name.Name(name.labels[len(name) - len(closest) - 1:])
-    return _nsec3_covering(nsec3s, next_closer) is not None
+    return _nsec3_covering(nsec3s, next_closer)
 
 
 # --- signatures and keys --------------------------------------------------------------------------

@@ -162,11 +162,11 @@ def _next_closer(name: Name, encloser: Name) -> Name:
 
 
 def build(nsec3: bool = False, tamper: str | None = None, inception: int = NOW - 3600,
-          expiration: int = NOW + 14 * 86400, iterations: int = 0) -> Hierarchy:
+          expiration: int = NOW + 14 * 86400, iterations: int = 0, optout: bool = False) -> Hierarchy:
     """Sign the hierarchy bottom-up (each parent publishes its child's DS).
 
     *tamper*: "wrong-ds" publishes a DS for example.com that matches no key.
-    *iterations*: the NSEC3 hash iterations (RFC 9276 says 0).
+    *iterations*: the NSEC3 hash iterations (RFC 9276 says 0); *optout*: set the NSEC3 Opt-Out flag.
     """
     hierarchy = Hierarchy(nsec3=nsec3)
     texts = dict(ZONES)
@@ -187,7 +187,7 @@ def build(nsec3: bool = False, tamper: str | None = None, inception: int = NOW -
     for origin, text in texts.items():
         zone = dns.zone.from_text(text, origin, relativize=False)
         if origin in SIGNED and nsec3:
-            _sign_nsec3(zone, keys[origin], inception, expiration, iterations)
+            _sign_nsec3(zone, keys[origin], inception, expiration, iterations, optout)
         elif origin in SIGNED:
             dns.dnssec.sign_zone(zone, keys=keys[origin], inception=inception, expiration=expiration)
         if origin in SIGNED:
@@ -196,7 +196,8 @@ def build(nsec3: bool = False, tamper: str | None = None, inception: int = NOW -
     return hierarchy
 
 
-def _sign_nsec3(zone: dns.zone.Zone, keys: list, inception: int, expiration: int, iterations: int = 0) -> None:
+def _sign_nsec3(zone: dns.zone.Zone, keys: list, inception: int, expiration: int, iterations: int = 0,
+                optout: bool = False) -> None:
     """NSEC3 (RFC 5155, RFC 9276 parameters: SHA-1, no salt, 0 iterations unless asked) by hand:
     dnspython's sign_zone does not build NSEC3 chains."""
     origin = zone.origin
@@ -224,7 +225,7 @@ def _sign_nsec3(zone: dns.zone.Zone, keys: list, inception: int, expiration: int
         for index, (digest, name) in enumerate(hashed):
             following = hashed[(index + 1) % len(hashed)][0]
             next_hash = base64.b32decode(following.upper().translate(to_b32))
-            text = f"1 0 {iterations} - {following.upper()} " + " ".join(dns.rdatatype.to_text(t) for t in sorted(names[name]))
+            text = f"1 {int(optout)} {iterations} - {following.upper()} " + " ".join(dns.rdatatype.to_text(t) for t in sorted(names[name]))
             rdata = dns.rdata.from_text("IN", "NSEC3", text)
             assert rdata.next == next_hash
             txn.add(dns.name.Name((digest.encode(),) + origin.labels), 300, rdata)

@@ -1107,3 +1107,17 @@ def test_a_shared_outcome_is_used_but_not_counted_against_the_server_again(sampl
     assert sample.cache.get(dns.name.root, NS) is not None  # the reply itself was read as ours
     third = resolution.next_action()
     assert isinstance(third, Query) and third.qname == n("com.")
+
+
+def test_a_denial_without_soa_keeps_its_nsec3_proof_for_the_validator(sample: Harness) -> None:
+    """Some servers answer NODATA (a DS question, typically) with NSEC3 records and no SOA:
+    the proof must reach the validator, or a proven unsigned delegation looks unproven."""
+    nsec3 = ("v8i9g2n8g2e3kq0ah3vkuvvbmrgs3dqk.example.com. 300 IN NSEC3 1 0 0 - "
+             "0P9MHAVEQVM6T7VBL5LOP2U3T2RP3TOM NS")
+    sample.net.faults[EXAMPLE_COM1] = lambda q, m: (make_reply(m, authority=(nsec3,)) if q.qtype == dns.rdatatype.MX
+                                                      else sample.net.served_as(EXAMPLE_COM1)(q, m))
+    sample.net.faults[EXAMPLE_COM2] = sample.net.faults[EXAMPLE_COM1]
+    result = sample.resolve("www.example.com.", "MX")
+    assert result.rcode == dns.rcode.NOERROR and not result.answer
+    assert result.denial is not None and result.denial.rrset.rdtype == dns.rdatatype.NSEC3
+    assert result.denial.negative is NegativeKind.NODATA and result.denial.zone == n("example.com.")

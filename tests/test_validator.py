@@ -269,3 +269,49 @@ def test_nsec3_with_too_many_iterations_makes_the_answer_insecure() -> None:
     result = within.negative(N("nope.example.com."), T.A, kind=NegativeKind.NXDOMAIN)
     verdict, _ = run(within, result, "nope.example.com.", T.A)
     assert verdict.security is Security.SECURE, verdict.reason
+
+
+def test_an_nsec3_denial_without_soa_still_proves_no_ds(signed_nsec3) -> None:
+    """Some servers answer a DS question with the NSEC3 records alone: the proof is judged without a SOA."""
+    class SoaLess:
+        def __getattr__(self, name):
+            return getattr(signed_nsec3, name)
+
+        def fetch(self, need):
+            result = signed_nsec3.fetch(need)
+            if result.denial is None:
+                return result
+            nsec3 = next(r for r in result.denial.proof if r.rdtype == T.NSEC3)
+            sigs = next(r for r in result.denial.proof if r.rdtype == T.RRSIG and r.name == nsec3.name)
+            return Result(result.rcode, [], [], denial=Evidence(nsec3, sigs, result.denial.zone, result.denial.proof,
+                                                                negative=NegativeKind.NODATA))
+    verdict, _ = run(SoaLess(), signed_nsec3.answer(N("www.insecure.com."), T.A), "www.insecure.com.", T.A)
+    assert verdict.security is Security.INSECURE, verdict.reason
+
+
+@pytest.fixture(scope="module")
+def signed_optout():
+    return build(nsec3=True, optout=True)
+
+
+def test_nsec3_opt_out_leaves_nodata_and_wildcards_insecure_not_bogus_or_secure(signed_optout) -> None:
+    """RFC 5155 §8.6-8.8 as Unbound reads them: an opt-out span over the next closer name gives no AD."""
+    hierarchy = signed_optout
+    zone = hierarchy.zones[N("example.com.")]
+    # NODATA for a name with no NSEC3 of its own: only the span's opt-out flag speaks for it.
+    nsec3 = [r for r in hierarchy.proof(zone, N("nope.example.com."), NegativeKind.NXDOMAIN)]
+    result = hierarchy.negative(N("nope.example.com."), T.A, proof=tuple(nsec3))
+    verdict, _ = run(hierarchy, result, "nope.example.com.", T.A)
+    assert verdict.security is Security.INSECURE, verdict.reason
+    # A wildcard expansion whose next closer name is covered by an opt-out NSEC3.
+    data = zone.find_rrset(N("*.wild.example.com."), T.A)
+    sigs = zone.get_rrset(N("*.wild.example.com."), T.RRSIG, T.A)
+    owner = N("x.wild.example.com.")
+    expanded = dns.rrset.RRset(owner, data.rdclass, data.rdtype)
+    expanded.update(data)
+    expanded_sigs = dns.rrset.RRset(owner, sigs.rdclass, sigs.rdtype, sigs.covers)
+    expanded_sigs.update(sigs)
+    proof = hierarchy.proof(zone, owner, NegativeKind.NXDOMAIN)
+    result = Result(dns.rcode.NOERROR, [expanded], evidence=[Evidence(expanded, expanded_sigs, zone.origin, proof)])
+    verdict, _ = run(hierarchy, result, "x.wild.example.com.", T.A)
+    assert verdict.security is Security.INSECURE, verdict.reason
