@@ -108,6 +108,7 @@ class Result:
     denial: Evidence | None = None       # NXDOMAIN/NODATA: the SOA and its proof
     security: str | None = None          # the validator's verdict (validator.Security), when it ran
     ede: int | None = None               # an RFC 8914 Extended DNS Error code for the client
+    zone: dns.name.Name | None = None    # the zone whose server gave the final reply (for the validator)
 
 
 @dataclass
@@ -611,7 +612,8 @@ class Resolution:
     def _finish(self, rcode: int, authority: list[dns.rrset.RRset] | None = None, reason: str = "") -> None:
         self.result = Result(rcode, list(self.chain), authority or [], reason,
                              from_cache=self.everything_from_cache, upstream_queries=self.budget.used,
-                             evidence=list(self.evidence), denial=self.denial)
+                             evidence=list(self.evidence), denial=self.denial,
+                             zone=None if self.everything_from_cache else self.zone)
         if self.trace is not None:
             self._emit(Done, name=self.qname.to_text(), type=_type(self.qtype), rcode=dns.rcode.to_text(rcode),
                        records=lines(self.result.answer), authority=lines(self.result.authority), reason=reason,

@@ -204,6 +204,16 @@ class _Run:
             verdict = yield from self.denial(result.denial, name, qtype)
             verdicts.append(verdict)
             self.parts.append((result.denial, verdict.security))
+        if not verdicts and not result.answer and result.zone is not None and self.validator.covered(result.zone):
+            # An empty answer with neither SOA nor NSEC/NSEC3: from a signed zone that is a
+            # denial without proof (RFC 4035 §5.4), from an unsigned one just insecure.
+            key = yield from self.key_entry(result.zone)
+            if key.security is Security.SECURE:
+                kind = "NXDOMAIN" if result.rcode == dns.rcode.NXDOMAIN else "NODATA"
+                return Verdict(Security.BOGUS, f"{kind} for {qname} {_type(qtype)} from the signed zone "
+                                               f"{result.zone} without SOA or NSEC records", EDE_NSEC_MISSING,
+                               result.zone)
+            return _from_key(key)
         if not verdicts:
             return Verdict(Security.INDETERMINATE, "nothing to validate")
         return _weakest(verdicts)

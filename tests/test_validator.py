@@ -315,3 +315,11 @@ def test_nsec3_opt_out_leaves_nodata_and_wildcards_insecure_not_bogus_or_secure(
     result = Result(dns.rcode.NOERROR, [expanded], evidence=[Evidence(expanded, expanded_sigs, zone.origin, proof)])
     verdict, _ = run(hierarchy, result, "x.wild.example.com.", T.A)
     assert verdict.security is Security.INSECURE, verdict.reason
+
+
+def test_an_empty_answer_without_soa_or_nsec_from_a_signed_zone_is_bogus(signed) -> None:
+    """RFC 4035 §5.4: a signed zone's NODATA needs its proof; an unsigned zone's is just insecure."""
+    verdict, _ = run(signed, Result(dns.rcode.NOERROR, [], zone=N("example.com.")), "nope.example.com.", T.A)
+    assert verdict.security is Security.BOGUS and verdict.ede == EDE_NSEC_MISSING
+    verdict, _ = run(signed, Result(dns.rcode.NOERROR, [], zone=N("insecure.com.")), "nope.insecure.com.", T.A)
+    assert verdict.security is Security.INSECURE
