@@ -195,7 +195,13 @@ class RecursiveResolver:
             return result
         if self.keep_last_trace:  # the validation's steps belong to the client's last trace too
             trace = self.last_trace.append if trace is None else _both(self.last_trace.append, trace)
-        return await self.validate(result, qname, qtype, trace)
+        validated = await self.validate(result, qname, qtype, trace)
+        if validated.security == Security.SECURE:
+            miss = self.validator.sentinel_miss(qname, qtype)
+            if miss:
+                return Result(dns.rcode.SERVFAIL, reason=miss, from_cache=validated.from_cache,
+                              upstream_queries=validated.upstream_queries, security=Security.BOGUS.value)
+        return validated
 
     async def validate(self, result: Result, qname: dns.name.Name, qtype: int, trace: Sink | None = None,
                        cache: Cache | None = None, keys: KeyCache | None = None, count: bool = True) -> Result:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import re
 import time
 from dataclasses import dataclass, field, replace
 from typing import Generator, Iterable
@@ -66,6 +67,8 @@ MAX_KEY_TTL = 86400
 # RFC 9276 §3.2: NSEC3 proofs with more iterations make the answer insecure rather than
 # cost a hash chain that long per name; 150 is Unbound's val-nsec3-keysize-iterations.
 MAX_NSEC3_ITERATIONS = 150
+# RFC 8509 §2: the leftmost label of a root-key-sentinel question (five decimal digits).
+_SENTINEL = re.compile(r"root-key-sentinel-(is|not)-ta-(\d{5})")
 
 
 class Security(enum.StrEnum):
@@ -162,6 +165,34 @@ class Validator:
     def covered(self, name: dns.name.Name) -> bool:
         """Whether any trust anchor is at or above *name*."""
         return any(name.is_subdomain(anchor) for anchor in self.anchors)
+
+    def sentinel_miss(self, qname: dns.name.Name, qtype: int) -> str:
+        """RFC 8509 root-key-sentinel: why a *secure* A/AAAA answer must become SERVFAIL, or "".
+
+        "root-key-sentinel-is-ta-<tag>" fails unless the root's trust anchor has a key with that
+        tag; "root-key-sentinel-not-ta-<tag>" fails if it has.  So a client can learn which root
+        keys its resolver trusts (the check is the caller's to skip for CD=1 and unvalidated data).
+        """
+        if qtype not in (RdataType.A, RdataType.AAAA) or not qname.labels:
+            return ""
+        match = _SENTINEL.fullmatch(qname.labels[0].decode("ascii", "replace").lower())
+        if match is None:
+            return ""
+        tag = int(match.group(2))
+        trusted = tag in self.root_key_tags()
+        if match.group(1) == "is" and not trusted:
+            return f"root-key-sentinel: key tag {tag} is not a root trust anchor (RFC 8509)"
+        if match.group(1) == "not" and trusted:
+            return f"root-key-sentinel: key tag {tag} is a root trust anchor (RFC 8509)"
+        return ""
+
+    def root_key_tags(self) -> set[int]:
+        """Key tags of the root's trust anchors: the DS records' tags, the DNSKEYs' computed ones."""
+        tags: set[int] = set()
+        for anchor in self.anchors.get(dns.name.root, []):
+            for rdata in anchor:
+                tags.add(rdata.key_tag if anchor.rdtype == RdataType.DS else dns.dnssec.key_id(rdata))  # type: ignore[attr-defined,arg-type]
+        return tags
 
 
 class _Run:

@@ -323,3 +323,19 @@ def test_an_empty_answer_without_soa_or_nsec_from_a_signed_zone_is_bogus(signed)
     assert verdict.security is Security.BOGUS and verdict.ede == EDE_NSEC_MISSING
     verdict, _ = run(signed, Result(dns.rcode.NOERROR, [], zone=N("insecure.com.")), "nope.insecure.com.", T.A)
     assert verdict.security is Security.INSECURE
+
+
+def test_root_key_sentinel_names_fail_by_the_root_anchors_key_tags(signed) -> None:
+    """RFC 8509: is-ta-<tag> fails unless the root anchor has that key; not-ta-<tag> fails if it has."""
+    tag = signed.anchor()[0].key_tag
+    other = dns.rrset.from_text("example.net.", 300, "IN", "DS", "4759 13 2 " + "00" * 32)
+    validator = Validator([signed.anchor(), other], FakeClock(wall_start=NOW))
+    assert validator.root_key_tags() == {tag}
+    assert validator.sentinel_miss(N(f"root-key-sentinel-is-ta-{tag:05d}.example.com."), T.A) == ""
+    assert "not a root trust anchor" in validator.sentinel_miss(N("root-key-sentinel-is-ta-04759.example.com."),
+                                                                T.AAAA)
+    assert "is a root trust anchor" in validator.sentinel_miss(N(f"root-key-sentinel-not-ta-{tag:05d}.x."), T.A)
+    assert validator.sentinel_miss(N("root-key-sentinel-not-ta-04759.x."), T.A) == ""
+    # Only A and AAAA, and only the leftmost label.
+    assert validator.sentinel_miss(N("root-key-sentinel-is-ta-04759.x."), T.TXT) == ""
+    assert validator.sentinel_miss(N("www.root-key-sentinel-is-ta-04759.x."), T.A) == ""
