@@ -109,6 +109,8 @@ class Result:
     security: str | None = None          # the validator's verdict (validator.Security), when it ran
     ede: int | None = None               # an RFC 8914 Extended DNS Error code for the client
     zone: dns.name.Name | None = None    # the zone whose server gave the final reply (for the validator)
+    # Referrals without DS that carried NSEC/NSEC3 records: the child's "no DS" proof, by child zone.
+    ds_denials: dict[dns.name.Name, Evidence] = field(default_factory=dict)
 
 
 @dataclass
@@ -149,6 +151,7 @@ class Resolution:
         self.chain: list[dns.rrset.RRset] = []
         self.evidence: list[Evidence] = []
         self.denial: Evidence | None = None
+        self.ds_denials: dict[dns.name.Name, Evidence] = {}
         self.chain_names: set[dns.name.Name] = {qname}
         self.restarts = 0
         self.referrals = 0
@@ -597,6 +600,12 @@ class Resolution:
                 # DS question is answered from here without asking again.
                 self.cache.put(classified.ds, Rank.AUTH_AUTHORITY, self.last_source,
                                classified.signed(classified.ds), self.zone)
+        if classified.ds is None and classified.proof:
+            # RFC 4035 §3.1.4: a referral to an unsigned child carries the parent's signed proof
+            # that there is no DS; the validator judges it instead of asking for the DS again.
+            first = classified.proof[0]
+            self.ds_denials[classified.child] = Evidence(first, classified.signed(first), self.zone,
+                                                         classified.proof_with_sigs(), negative=NegativeKind.NODATA)
         self._enter_zone(classified.child, [rdata.target for rdata in classified.ns], "referral")  # type: ignore[attr-defined]
         # The glue may not be cacheable (TTL 0): remember it for this lookup.
         for glue in classified.glue:
@@ -613,7 +622,7 @@ class Resolution:
         self.result = Result(rcode, list(self.chain), authority or [], reason,
                              from_cache=self.everything_from_cache, upstream_queries=self.budget.used,
                              evidence=list(self.evidence), denial=self.denial,
-                             zone=None if self.everything_from_cache else self.zone)
+                             zone=None if self.everything_from_cache else self.zone, ds_denials=self.ds_denials)
         if self.trace is not None:
             self._emit(Done, name=self.qname.to_text(), type=_type(self.qtype), rcode=dns.rcode.to_text(rcode),
                        records=lines(self.result.answer), authority=lines(self.result.authority), reason=reason,

@@ -205,6 +205,7 @@ class _Run:
         self.depth = depth
         self.now = validator.clock.wall()
         self.parts: list[tuple[Evidence, Security]] = []
+        self.ds_denials: dict[dns.name.Name, Evidence] = {}  # proofs of "no DS" that came with referrals
 
     def emit(self, step: str, zone: dns.name.Name | None, name: dns.name.Name, rdtype: int, security: Security,
              sig: object = None, detail: str = "", key_tags: list[int] | None = None) -> None:
@@ -221,6 +222,7 @@ class _Run:
     def result(self, result: Result, qname: dns.name.Name, qtype: int) -> Check:
         if result.rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
             return Verdict(Security.INDETERMINATE, "not an answer")
+        self.ds_denials = result.ds_denials
         verdicts: list[Verdict] = []
         for evidence in result.evidence:
             if evidence.synthesised:
@@ -382,7 +384,8 @@ class _Run:
         now = self.validator.clock.now()
         if zone == dns.name.root or not self.validator.covered(zone):
             return KeyEntry(zone, Security.INDETERMINATE, expires_at=now + BOGUS_TTL, reason="no trust anchor")
-        result = yield Fetch(zone, RdataType.DS)
+        known = self.ds_denials.get(zone)
+        result = Result(dns.rcode.NOERROR, denial=known) if known is not None else (yield Fetch(zone, RdataType.DS))
         ds = next((e for e in result.evidence if e.rrset.rdtype == RdataType.DS and e.rrset.name == zone), None)
         if ds is not None:
             parent = _signer(ds.sigs, ds.rrset) or ds.zone

@@ -1121,3 +1121,17 @@ def test_a_denial_without_soa_keeps_its_nsec3_proof_for_the_validator(sample: Ha
     assert result.rcode == dns.rcode.NOERROR and not result.answer
     assert result.denial is not None and result.denial.rrset.rdtype == dns.rdatatype.NSEC3
     assert result.denial.negative is NegativeKind.NODATA and result.denial.zone == n("example.com.")
+
+
+def test_a_referral_without_ds_keeps_its_nsec_proof_for_the_validator(sample: Harness) -> None:
+    nsec = "example.com. 300 IN NSEC www.example.com. NS RRSIG NSEC"
+
+    def with_proof(query: Query, reply: dns.message.Message) -> None:
+        if any(r.rdtype == NS and r.name == n("example.com.") for r in reply.authority):
+            reply.authority.extend(make_reply(dns.message.make_query(query.qname, A), authority=(nsec,)).authority)
+
+    sample.net.faults[COM1] = sample.net.tampered(COM1, with_proof)
+    sample.net.faults[COM2] = sample.net.tampered(COM2, with_proof)
+    result = sample.resolve("www.example.com.")
+    denial = result.ds_denials[n("example.com.")]
+    assert denial.rrset.rdtype == dns.rdatatype.NSEC and denial.zone == n("com.")

@@ -339,3 +339,14 @@ def test_root_key_sentinel_names_fail_by_the_root_anchors_key_tags(signed) -> No
     # Only A and AAAA, and only the leftmost label.
     assert validator.sentinel_miss(N("root-key-sentinel-is-ta-04759.x."), T.TXT) == ""
     assert validator.sentinel_miss(N("www.root-key-sentinel-is-ta-04759.x."), T.A) == ""
+
+
+def test_a_referrals_no_ds_proof_is_used_without_asking_for_the_ds(signed) -> None:
+    """RFC 4035 §3.1.4: the NSEC in a referral to an unsigned child proves there is no DS."""
+    denial = signed.negative(N("insecure.com."), T.DS, signed.zones[N("com.")]).denial
+    assert denial is not None
+    result = signed.answer(N("www.insecure.com."), T.A)
+    result.ds_denials = {N("insecure.com."): denial}
+    verdict, fetches = run(signed, result, "www.insecure.com.", T.A)
+    assert verdict.security is Security.INSECURE, verdict.reason
+    assert Fetch(N("insecure.com."), T.DS) not in fetches
