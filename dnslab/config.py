@@ -56,6 +56,9 @@ OPTIONS: tuple[Option, ...] = (
            lambda v: read_trust_anchors(str(v))),
     Option("qname_minimisation", "iterator", "qname_minimisation", bool, "RFC 9156 QNAME minimisation (default on)"),
     Option("ipv6_upstream", "iterator", "ipv6_upstream", bool, "also query name servers' IPv6 addresses"),
+    Option("root_priming", "iterator", "root_priming", bool,
+           "RFC 8109: ask a root server for the root NS set before the first lookup (default on); off uses "
+           "the hints as they are (Unbound's stub-prime: no)"),
     Option("max_cname_chain", "iterator", "max_cname_chain", int, "CNAME/DNAME steps per query (default 11)"),
     Option("max_queries", "iterator", "max_queries", int, "upstream queries per client query (default 50)"),
     Option("max_glueless", "iterator", "max_glueless_per_delegation", int,

@@ -57,6 +57,7 @@ class IteratorSettings:
     qname_minimisation: bool = True      # RFC 9156, relaxed mode
     max_minimise_steps: int = 10         # labels revealed one at a time before asking in full
     ipv6_upstream: bool = False          # use AAAA addresses of name servers too
+    root_priming: bool = True            # RFC 8109; off: the hints are the root's servers (Unbound stub-prime: no)
     edns: bool = True
 
 
@@ -389,7 +390,8 @@ class Resolution:
         if self.budget.exhausted:
             self._fail(f"more than {self.settings.max_queries} upstream queries for one question")
             return
-        if self.hint_addresses and not self.primed and self.depth == 0 and self.zone == dns.name.root:
+        if (self.hint_addresses and not self.primed and self.depth == 0 and self.zone == dns.name.root
+                and self.settings.root_priming):
             qname, qtype, purpose = dns.name.root, RdataType.NS, "priming"
         else:
             qname, qtype, purpose = self._question()

@@ -129,6 +129,15 @@ def test_priming_caches_the_root_ns_set_and_happens_once(sample: Harness) -> Non
     assert sample.net.sent[start].qname == n("org.")
 
 
+def test_without_root_priming_the_hints_are_asked_the_question_itself() -> None:
+    """Unbound's stub-prime: no (and Knot with its priming module unloaded), as harnesses expect."""
+    h = sample_with(settings=IteratorSettings(root_priming=False))
+    result = h.resolve("www.example.com.")
+    assert result.rcode == dns.rcode.NOERROR and result.answer
+    assert "priming" not in [q.purpose for q in h.net.sent]
+    assert (h.net.sent[0].qname, h.net.sent[0].zone) == (n("com."), dns.name.root)
+
+
 def test_priming_survives_a_dead_root_server(sample: Harness) -> None:
     sample.net.faults[ROOT_HINT] = lambda q, m: TIMEOUT
     result = sample.resolve("www.example.com.")
