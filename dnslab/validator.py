@@ -224,12 +224,20 @@ class _Run:
             return Verdict(Security.INDETERMINATE, "not an answer")
         self.ds_denials = result.ds_denials
         verdicts: list[Verdict] = []
+        dname: Verdict | None = None
         for evidence in result.evidence:
             if evidence.synthesised:
-                continue  # derived from the DNAME before it, which is checked (RFC 6672 §5.3.3)
+                # Derived from the DNAME before it, which is checked (RFC 6672 §5.3.3); its cache
+                # entry takes the DNAME's verdict, as Unbound's does, so an answer from the cache
+                # does not look for an RRSIG a synthesised CNAME never has.
+                if dname is not None:
+                    self.parts.append((evidence, dname.security))
+                continue
             verdict = yield from self.rrset(evidence, qname)
             verdicts.append(verdict)
             self.parts.append((evidence, verdict.security))
+            if evidence.rrset.rdtype == RdataType.DNAME:
+                dname = verdict
             if verdict.security is Security.BOGUS:
                 return verdict
         if result.denial is not None:

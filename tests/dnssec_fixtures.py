@@ -58,6 +58,7 @@ www A 192.0.2.2
 alias CNAME www
 *.wild A 192.0.2.9
 a.b.deep A 192.0.2.5
+old DNAME www.example.com.
 """,
     "insecure.com.": """
 $TTL 3600

@@ -350,3 +350,24 @@ def test_a_referrals_no_ds_proof_is_used_without_asking_for_the_ds(signed) -> No
     verdict, fetches = run(signed, result, "www.insecure.com.", T.A)
     assert verdict.security is Security.INSECURE, verdict.reason
     assert Fetch(N("insecure.com."), T.DS) not in fetches
+
+
+def test_a_synthesised_cname_takes_its_dnames_verdict_for_the_cache(signed) -> None:
+    """RFC 6672 §5.3.3: the CNAME a resolver derives from a signed DNAME has no RRSIG of its own; it
+    is as secure as the DNAME, and its cache entry must say so or the next answer from the cache is bogus."""
+    from dnslab.classify import synthesise_cname
+
+    zone = signed.zones[N("example.com.")]
+    dname = zone.find_rrset(N("old.example.com."), T.DNAME)
+    sigs = zone.get_rrset(N("old.example.com."), T.RRSIG, T.DNAME)
+    cname = synthesise_cname(N("x.old.example.com."), N("x.www.example.com."), dname.ttl)
+    synthesised = Evidence(cname, None, zone.origin, synthesised=True)
+    result = Result(dns.rcode.NOERROR, [dname, cname],
+                    evidence=[Evidence(dname, sigs, zone.origin), synthesised])
+    verdict, _ = run(signed, result, "x.old.example.com.", T.CNAME)
+    assert verdict.security is Security.SECURE, verdict.reason
+    assert (synthesised, Security.SECURE) in verdict.parts
+    # What the cache then hands back: the CNAME alone, with the verdict it was given.
+    again = Result(dns.rcode.NOERROR, [cname], evidence=[Evidence(cname, None, zone.origin, security="secure")])
+    verdict, _ = run(signed, again, "x.old.example.com.", T.CNAME)
+    assert verdict.security is Security.SECURE, verdict.reason
