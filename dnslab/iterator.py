@@ -92,6 +92,7 @@ class Evidence:
     security: str | None = None                  # a verdict remembered in the cache
     synthesised: bool = False                    # a CNAME we derived from a DNAME ourselves
     negative: NegativeKind | None = None
+    source: str | None = None                    # the server address it came from, when known
 
 
 @dataclass
@@ -134,11 +135,13 @@ class Resolution:
                  hints: list[tuple[dns.name.Name, str]], settings: IteratorSettings = IteratorSettings(),
                  budget: Budget | None = None, depth: int = 0,
                  goals: tuple[tuple[dns.name.Name, int], ...] = (), cache_only: bool = False,
-                 trace: Sink | None = None, why: str = "", purpose: str = "glueless NS") -> None:
+                 trace: Sink | None = None, why: str = "", purpose: str = "glueless NS",
+                 avoid: frozenset[str] = frozenset()) -> None:
         """*trace*, when given, receives an Event for every step; it never changes a decision.
 
         *purpose* names this lookup's queries in the trace when it is a sub-lookup
         (depth > 0): an NS name's address, or a DNSSEC key the validator needs.
+        *avoid*: server addresses not to ask (they sent data that failed validation).
         """
         self.qname, self.qtype = qname, qtype
         self.trace = trace
@@ -148,6 +151,7 @@ class Resolution:
         self.goals = goals + ((qname, qtype),)
         self.cache_only = cache_only
         self.purpose = purpose
+        self.avoid = avoid
         self.sname = qname
         self.chain: list[dns.rrset.RRset] = []
         self.evidence: list[Evidence] = []
@@ -292,7 +296,8 @@ class Resolution:
                 # Glue and a referral's NS set are cached to find servers, but RFC 2181
                 # §5.4.1 forbids returning them as answers: ask the zone itself instead.
                 self._emit_cache(self.qtype, "hit", hit.remaining, hit.original_ttl, records=lines([hit.rrset]))
-                self._add(Evidence(hit.rrset, hit.sigs, hit.zone, hit.proof, hit.security))
+                self._add(Evidence(hit.rrset, hit.sigs, hit.zone, hit.proof, hit.security,
+                                   source=getattr(hit.entry, "source", None)))
                 self._finish(dns.rcode.NOERROR)
                 return True
             negative = self.cache.get_negative(self.sname, self.qtype)
@@ -310,7 +315,8 @@ class Resolution:
                 return False
             self._emit_cache(RdataType.CNAME, "hit", cname.remaining, cname.original_ttl,
                              records=lines([cname.rrset]))
-            self._add(Evidence(cname.rrset, cname.sigs, cname.zone, cname.proof, cname.security))
+            self._add(Evidence(cname.rrset, cname.sigs, cname.zone, cname.proof, cname.security,
+                               source=getattr(cname.entry, "source", None)))
             if not self._restart_at(cname.rrset[0].target, "CNAME"):  # type: ignore[attr-defined]
                 return True
 
@@ -399,7 +405,7 @@ class Resolution:
                 purpose = self.purpose  # a sub-lookup: for a name server's address, or for DNSSEC
         by_name = [(name, self._addresses(name)) for name in self.ns_names]  # cache lookups: once per plan
         candidates = [address for _, addresses in by_name for address in addresses]
-        choice = self.infra.choose(candidates, exclude=self.tried)
+        choice = self.infra.choose(candidates, exclude=self.tried | self.avoid if self.avoid else self.tried)
         if choice is None:
             if self._resolve_a_glueless_name():
                 return
@@ -482,7 +488,7 @@ class Resolution:
                 self.child_for = name
                 self.child = Resolution(name, rdtype, cache=self.cache, infra=self.infra, hints=self.hints,
                                         settings=self.settings, budget=self.budget, depth=self.depth + 1,
-                                        goals=self.goals, trace=self.trace,
+                                        goals=self.goals, trace=self.trace, avoid=self.avoid,
                                         why=f"address of {name} for zone {self.zone}")
                 return True
         return False
@@ -555,7 +561,8 @@ class Resolution:
                 self._fail(f"DNAME loop: {rrset.name} DNAME {rrset[0].target} points below itself")  # type: ignore[attr-defined]
                 return
             synthesised = rrset.rdtype == RdataType.CNAME and _via(classified.chain, rrset) == "DNAME"
-            self._add(Evidence(rrset, classified.signed(rrset), self.zone, proof, synthesised=synthesised))
+            self._add(Evidence(rrset, classified.signed(rrset), self.zone, proof, synthesised=synthesised,
+                               source=source))
             if (rrset is not classified.answer and rrset.rdtype == RdataType.CNAME
                     and not self._restart_at(rrset[0].target, _via(classified.chain, rrset))):  # type: ignore[attr-defined]
                 return
@@ -573,14 +580,14 @@ class Resolution:
                 cached = self.cache.get_negative(self.sname, self.qtype)
                 # The cached copy carries the RFC 2308 TTL: min(SOA TTL, MINIMUM, cap).
                 authority = [cached.soa if cached is not None else classified.soa]
-                self.denial = Evidence(authority[0], sigs, self.zone, proof, negative=negative)
+                self.denial = Evidence(authority[0], sigs, self.zone, proof, negative=negative, source=source)
             elif classified.proof:
                 # No SOA, only NSEC/NSEC3 (as some servers answer a DS question): nothing to
                 # cache negatively, but the validator can judge the proof, with its first
                 # record standing where the SOA would (Unbound needs no SOA for this either).
                 first = classified.proof[0]
                 self.denial = Evidence(first, classified.signed(first), self.zone, classified.proof_with_sigs(),
-                                       negative=negative)
+                                       negative=negative, source=source)
             rcode = dns.rcode.NXDOMAIN if kind is ReplyKind.NXDOMAIN else dns.rcode.NOERROR
             self._finish(rcode, authority=authority)
 
@@ -607,7 +614,8 @@ class Resolution:
             # that there is no DS; the validator judges it instead of asking for the DS again.
             first = classified.proof[0]
             self.ds_denials[classified.child] = Evidence(first, classified.signed(first), self.zone,
-                                                         classified.proof_with_sigs(), negative=NegativeKind.NODATA)
+                                                         classified.proof_with_sigs(), negative=NegativeKind.NODATA,
+                                                         source=self.last_source)
         self._enter_zone(classified.child, [rdata.target for rdata in classified.ns], "referral")  # type: ignore[attr-defined]
         # The glue may not be cacheable (TTL 0): remember it for this lookup.
         for glue in classified.glue:

@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # RFC 8767 §5 suggests 1.8 s: how long a client waits before stale data is answered.
 STALE_CLIENT_TIMER = 1.8
+# Bogus answers asked again, each time avoiding the servers that sent the failing data
+# (Unbound restarts a bogus lookup with those servers blacklisted, up to 5 times).
+MAX_BOGUS_RETRIES = 3
 LOOPBACK: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
@@ -195,7 +198,21 @@ class RecursiveResolver:
             return result
         if self.keep_last_trace:  # the validation's steps belong to the client's last trace too
             trace = self.last_trace.append if trace is None else _both(self.last_trace.append, trace)
-        validated = await self.validate(result, qname, qtype, trace)
+        validated, verdict = await self._judge(result, qname, qtype, trace)
+        avoid: frozenset[str] = frozenset()
+        for _ in range(MAX_BOGUS_RETRIES):
+            # Like Unbound's validator: data that fails may be one bad server's (a stale or
+            # tampered copy), so forget it and ask again, avoiding the servers that sent it.
+            fresh = frozenset(verdict.sources if verdict is not None else ()) - avoid
+            if verdict is None or verdict.security is not Security.BOGUS or not fresh:
+                break
+            avoid |= fresh
+            self._forget(result, verdict, qname)
+            retry = await self._drive(self._resolution(qname, qtype, trace=trace, avoid=avoid))
+            if retry.rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+                break  # nobody else answers: the first verdict stands
+            result = retry
+            validated, verdict = await self._judge(retry, qname, qtype, trace, avoid=avoid)
         if validated.security == Security.SECURE:
             miss = self.validator.sentinel_miss(qname, qtype)
             if miss:
@@ -210,15 +227,22 @@ class RecursiveResolver:
         *cache* and *keys* replace the shared ones (a cold trace); *count* False keeps a
         trace out of the statistics, as in `_drive`.
         """
+        judged, _ = await self._judge(result, qname, qtype, trace, cache, keys, count)
+        return judged
+
+    async def _judge(self, result: Result, qname: dns.name.Name, qtype: int, trace: Sink | None = None,
+                     cache: Cache | None = None, keys: KeyCache | None = None, count: bool = True,
+                     avoid: frozenset[str] = frozenset()) -> tuple[Result, Verdict | None]:
+        """`validate`, with the verdict itself (None when there was nothing to judge)."""
         assert self.validator is not None
         if result.rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN) or result.stale:
-            return result
+            return result, None
         check = self.validator.check(result, qname, qtype, trace, keys=keys)
         cache = cache or self.cache
         try:
             need = next(check)
             while True:
-                fetched = await self._fetch(need, cache, trace, count)
+                fetched = await self._fetch(need, cache, trace, count, avoid)
                 need = check.send(fetched)
         except StopIteration as done:
             verdict: Verdict = done.value
@@ -227,10 +251,21 @@ class RecursiveResolver:
             self.stats.bogus += count
             return Result(dns.rcode.SERVFAIL, reason=f"DNSSEC validation failed: {verdict.reason}",
                           from_cache=result.from_cache, upstream_queries=result.upstream_queries,
-                          security=verdict.security.value, ede=verdict.ede)
+                          security=verdict.security.value, ede=verdict.ede), verdict
         if verdict.security is Security.SECURE:
             self.stats.secure += count
-        return replace(result, security=verdict.security.value)
+        return replace(result, security=verdict.security.value), verdict
+
+    def _forget(self, result: Result, verdict: Verdict, qname: dns.name.Name) -> None:
+        """Drop what a bogus verdict rests on (the answer's names, the zone whose keys failed), so a
+        retry fetches it again; the key cache goes with it (flush_name clears it)."""
+        names = {evidence.rrset.name for evidence in result.evidence}
+        if result.denial is not None:
+            names.add(chain_end(qname, result.answer))
+        if verdict.zone is not None:
+            names.add(verdict.zone)
+        for name in names:
+            self.cache.flush_name(name)
 
     def _remember_verdicts(self, cache: Cache, verdict: Verdict, result: Result, qname: dns.name.Name,
                            qtype: int) -> None:
@@ -248,12 +283,13 @@ class RecursiveResolver:
                 cache.set_security(chain_end(qname, result.answer), qtype, None, security.value,
                                    negative=evidence.negative, valid_for=valid_for)
 
-    async def _fetch(self, need: Fetch, cache: Cache, trace: Sink | None, count: bool) -> Result:
+    async def _fetch(self, need: Fetch, cache: Cache, trace: Sink | None, count: bool,
+                     avoid: frozenset[str] = frozenset()) -> Result:
         """A DS or DNSKEY RRset for the validator, found by the iterator like any other data."""
         resolution = Resolution(need.name, need.rdtype, cache=cache, infra=self.infra, hints=self.hints,
                                 settings=self.settings.iterator, trace=trace, depth=1,
                                 why=f"DNSSEC: the {dns.rdatatype.to_text(need.rdtype)} of {need.name}",
-                                purpose="DNSSEC")
+                                purpose="DNSSEC", avoid=avoid)
         return await self._drive(resolution, count=count)
 
     async def _resolve(self, qname: dns.name.Name, qtype: int, cache_only: bool, trace: Sink | None) -> Result:
@@ -282,13 +318,13 @@ class RecursiveResolver:
         return result
 
     def _resolution(self, qname: dns.name.Name, qtype: int, cache_only: bool = False,
-                    trace: Sink | None = None) -> Resolution:
+                    trace: Sink | None = None, avoid: frozenset[str] = frozenset()) -> Resolution:
         sink = trace
         if self.keep_last_trace:
             self.last_trace = []
             sink = self.last_trace.append if trace is None else _both(self.last_trace.append, trace)
         return Resolution(qname, qtype, cache=self.cache, infra=self.infra, hints=self.hints,
-                          settings=self.settings.iterator, cache_only=cache_only, trace=sink)
+                          settings=self.settings.iterator, cache_only=cache_only, trace=sink, avoid=avoid)
 
     def _finished_in_background(self, task: asyncio.Future[Result], qname: dns.name.Name, qtype: int) -> None:
         self._tasks.discard(task)  # type: ignore[arg-type]

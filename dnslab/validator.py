@@ -88,6 +88,8 @@ class Verdict:
     zone: dns.name.Name | None = None  # where the chain ended (insecure) or broke (bogus)
     # The verdict on each part (answer RRsets, the denial), for the cache to remember.
     parts: tuple[tuple[Evidence, Security], ...] = ()
+    # For BOGUS: the servers whose data failed, so a retry can ask others (Unbound's blacklist).
+    sources: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,7 @@ class KeyEntry:
     expires_at: float = 0.0
     reason: str = ""
     ede: int | None = None
+    sources: tuple[str, ...] = ()  # BOGUS: the servers whose DS/DNSKEY failed
 
 
 class KeyCache:
@@ -239,10 +242,12 @@ class _Run:
             if evidence.rrset.rdtype == RdataType.DNAME:
                 dname = verdict
             if verdict.security is Security.BOGUS:
-                return verdict
+                return verdict if verdict.sources else replace(verdict, sources=_sources([evidence]))
         if result.denial is not None:
             name = chain_end(qname, result.answer)
             verdict = yield from self.denial(result.denial, name, qtype)
+            if verdict.security is Security.BOGUS and not verdict.sources:
+                verdict = replace(verdict, sources=_sources([result.denial]))
             verdicts.append(verdict)
             self.parts.append((result.denial, verdict.security))
         if not verdicts and not result.answer and result.zone is not None and self.validator.covered(result.zone):
@@ -398,14 +403,15 @@ class _Run:
         if ds is not None:
             parent = _signer(ds.sigs, ds.rrset) or ds.zone
             if parent is None or parent == zone or not zone.is_subdomain(parent):
-                return self.bogus(zone, f"the DS of {zone} has no RRSIG from its parent", EDE_RRSIGS_MISSING)
+                return self.bogus(zone, f"the DS of {zone} has no RRSIG from its parent", EDE_RRSIGS_MISSING,
+                                  _sources([ds]))
             parent_key = yield from self.key_entry(parent)
             if parent_key.security is not Security.SECURE:
                 return _inherit(zone, parent_key, now)
             ok, sig, problem, ede = _verify(ds.rrset, ds.sigs, parent_key.keys, parent, self.now)
             if not ok:
                 self.emit("ds", parent, zone, RdataType.DS, Security.BOGUS, sig, problem)
-                return self.bogus(zone, f"{problem} for the DS of {zone}", ede)
+                return self.bogus(zone, f"{problem} for the DS of {zone}", ede, _sources([ds]))
             self.emit("ds", parent, zone, RdataType.DS, Security.SECURE, sig,
                       f"DS for {zone} signed by {parent}",
                       key_tags=[rd.key_tag for rd in ds.rrset])  # type: ignore[attr-defined]
@@ -434,7 +440,8 @@ class _Run:
                 self.emit("insecure", parent, zone, RdataType.DS, Security.INSECURE,
                           detail=f"{zone} is in an NSEC3 opt-out span of {parent}")
                 return KeyEntry(zone, Security.INSECURE, expires_at=now + _ttl(denial.rrset))
-            return self.bogus(zone, verdict.reason or f"no DS for {zone} and no proof of that", verdict.ede)
+            return self.bogus(zone, verdict.reason or f"no DS for {zone} and no proof of that", verdict.ede,
+                              verdict.sources or _sources([denial]))
         why = result.reason or dns.rcode.to_text(result.rcode)
         return self.bogus(zone, f"no DS for {zone}: {why}", EDE_DNSKEY_MISSING)
 
@@ -455,7 +462,8 @@ class _Run:
         if found is None:
             why = result.reason or ("no DNSKEY records" if result.rcode == dns.rcode.NOERROR
                                     else dns.rcode.to_text(result.rcode))
-            return self.bogus(zone, f"no DNSKEY for {zone} ({why})", EDE_DNSKEY_MISSING)
+            return self.bogus(zone, f"no DNSKEY for {zone} ({why})", EDE_DNSKEY_MISSING,
+                              _sources(list(result.evidence) + ([result.denial] if result.denial else [])))
         keys = found.rrset
         trusted = [key for key in keys if any(_matches(zone, key, ds) for ds in usable_ds)]
         trusted += [key for key in keys if key in anchor_keys]
@@ -463,22 +471,23 @@ class _Run:
             tags = [ds.key_tag for ds in usable_ds] or [dns.dnssec.key_id(k) for k in anchor_keys]
             self.emit("dnskey", zone, zone, RdataType.DNSKEY, Security.BOGUS,
                       detail=f"no DNSKEY matches the {via}", key_tags=tags)
-            return self.bogus(zone, f"no DNSKEY of {zone} matches the {via}", EDE_DNSKEY_MISSING)
+            return self.bogus(zone, f"no DNSKEY of {zone} matches the {via}", EDE_DNSKEY_MISSING, _sources([found]))
         trusted_set = dns.rrset.RRset(zone, keys.rdclass, RdataType.DNSKEY)
         for key in trusted:
             trusted_set.add(key, keys.ttl)
         ok, sig, problem, ede = _verify(keys, found.sigs, trusted_set, zone, self.now)
         if not ok:
             self.emit("dnskey", zone, zone, RdataType.DNSKEY, Security.BOGUS, sig, problem)
-            return self.bogus(zone, f"{problem} for the DNSKEY set of {zone}", ede)
+            return self.bogus(zone, f"{problem} for the DNSKEY set of {zone}", ede, _sources([found]))
         self.emit("dnskey", zone, zone, RdataType.DNSKEY, Security.SECURE, sig,
                   f"DNSKEY set signed by a key that matches the {via}",
                   key_tags=[dns.dnssec.key_id(k) for k in keys])
         ttl = min(keys.ttl, ttl_cap, MAX_KEY_TTL, max(1, int(sig.expiration - self.now)))  # type: ignore[union-attr]
         return KeyEntry(zone, Security.SECURE, keys, now + max(ttl, 1))
 
-    def bogus(self, zone: dns.name.Name, reason: str, ede: int | None) -> KeyEntry:
+    def bogus(self, zone: dns.name.Name, reason: str, ede: int | None, sources: tuple[str, ...] = ()) -> KeyEntry:
         return KeyEntry(zone, Security.BOGUS, expires_at=self.validator.clock.now() + BOGUS_TTL, reason=reason,
+                        sources=sources,
                         ede=ede if ede is not None else EDE_DNSSEC_BOGUS)
 
 
@@ -742,13 +751,18 @@ def _wildcard_expansion(owner: dns.name.Name, sig: object) -> dns.name.Name | No
 
 
 def _from_key(key: KeyEntry) -> Verdict:
-    return Verdict(key.security, key.reason, key.ede, key.zone)
+    return Verdict(key.security, key.reason, key.ede, key.zone, sources=key.sources)
+
+
+def _sources(evidence: list[Evidence]) -> tuple[str, ...]:
+    """The servers some evidence came from (for a retry that avoids them)."""
+    return tuple(dict.fromkeys(e.source for e in evidence if e.source is not None))
 
 
 def _inherit(zone: dns.name.Name, parent: KeyEntry, now: float) -> KeyEntry:
     """Below an insecure zone everything is insecure; below a bogus one, bogus."""
     return KeyEntry(zone, parent.security, expires_at=min(parent.expires_at, now + MAX_KEY_TTL),
-                    reason=parent.reason, ede=parent.ede)
+                    reason=parent.reason, ede=parent.ede, sources=parent.sources)
 
 
 def _weakest(verdicts: list[Verdict]) -> Verdict:

@@ -371,3 +371,27 @@ def test_a_synthesised_cname_takes_its_dnames_verdict_for_the_cache(signed) -> N
     again = Result(dns.rcode.NOERROR, [cname], evidence=[Evidence(cname, None, zone.origin, security="secure")])
     verdict, _ = run(signed, again, "x.old.example.com.", T.CNAME)
     assert verdict.security is Security.SECURE, verdict.reason
+
+
+def test_a_bogus_verdict_names_the_servers_whose_data_failed(signed) -> None:
+    """What a retry needs to ask someone else (Unbound's blacklist): the answer's server, or the key's."""
+    result = signed.answer(N("www.example.com."), T.A)
+    forged = dns.rrset.from_text("www.example.com.", 3600, "IN", "A", "203.0.113.66")
+    bad = Result(dns.rcode.NOERROR, [forged], evidence=[Evidence(forged, result.evidence[0].sigs,
+                                                                 N("example.com."), source="192.0.2.53")])
+    verdict, _ = run(signed, bad, "www.example.com.", T.A)
+    assert verdict.security is Security.BOGUS and verdict.sources == ("192.0.2.53",)
+
+    class BadKeys:
+        def anchor(self):
+            return signed.anchor()
+
+        def fetch(self, need):
+            fetched = signed.fetch(need)
+            if need.rdtype == T.DNSKEY and need.name == N("example.com."):
+                keys = fetched.evidence[0]
+                return Result(fetched.rcode, fetched.answer,
+                              evidence=[Evidence(keys.rrset, None, keys.zone, source="192.0.2.54")])
+            return fetched
+    verdict, _ = run(BadKeys(), signed.answer(N("www.example.com."), T.A), "www.example.com.", T.A)
+    assert verdict.security is Security.BOGUS and verdict.sources == ("192.0.2.54",)
