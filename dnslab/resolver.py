@@ -64,6 +64,7 @@ class ResolverSettings:
     allow: tuple[Network, ...] = LOOPBACK
     query_time_limit: float = 5.0        # a client gets SERVFAIL at the latest after this
     fast_path: bool = True               # replay ready wire replies for repeated questions
+    max_udp_size: int = EDNS_UDP_SIZE    # largest UDP reply (Unbound's max-udp-size), within the client's buffer
     # DNSSEC trust anchors (DS or DNSKEY RRsets, usually the root's); validation is on when any is set.
     trust_anchors: tuple[dns.rrset.RRset, ...] = ()
     iterator: IteratorSettings = field(default_factory=IteratorSettings)
@@ -600,7 +601,7 @@ class RecursiveResolver:
 
     def _render(self, reply: dns.message.Message, query: dns.message.Message, via_tcp: bool) -> bytes:
         limit = 65535 if via_tcp else (PLAIN_UDP_SIZE if query.edns < 0 else
-                                       min(max(query.payload, PLAIN_UDP_SIZE), EDNS_UDP_SIZE))
+                                       min(max(query.payload, PLAIN_UDP_SIZE), self.settings.max_udp_size))
         # want_shuffle=False: dnspython shuffles records when rendering by default,
         # which would undo the cache's round-robin order.
         try:
