@@ -199,7 +199,7 @@ class RecursiveResolver:
             return result
         if self.keep_last_trace:  # the validation's steps belong to the client's last trace too
             trace = self.last_trace.append if trace is None else _both(self.last_trace.append, trace)
-        validated, verdict = await self._judge(result, qname, qtype, trace)
+        validated, verdict = await self._judge(result, qname, qtype, trace, tally=False)
         avoid: frozenset[str] = frozenset()
         for _ in range(MAX_BOGUS_RETRIES):
             # Like Unbound's validator: data that fails may be one bad server's (a stale or
@@ -213,7 +213,10 @@ class RecursiveResolver:
             if retry.rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
                 break  # nobody else answers: the first verdict stands
             result = retry
-            validated, verdict = await self._judge(retry, qname, qtype, trace, avoid=avoid)
+            validated, verdict = await self._judge(retry, qname, qtype, trace, avoid=avoid, tally=False)
+        # One verdict per client answer in the statistics, however many tries it took.
+        self.stats.bogus += validated.security == Security.BOGUS
+        self.stats.secure += validated.security == Security.SECURE
         if validated.security == Security.SECURE:
             miss = self.validator.sentinel_miss(qname, qtype)
             if miss:
@@ -233,8 +236,12 @@ class RecursiveResolver:
 
     async def _judge(self, result: Result, qname: dns.name.Name, qtype: int, trace: Sink | None = None,
                      cache: Cache | None = None, keys: KeyCache | None = None, count: bool = True,
-                     avoid: frozenset[str] = frozenset()) -> tuple[Result, Verdict | None]:
-        """`validate`, with the verdict itself (None when there was nothing to judge)."""
+                     avoid: frozenset[str] = frozenset(), tally: bool = True) -> tuple[Result, Verdict | None]:
+        """`validate`, with the verdict itself (None when there was nothing to judge).
+
+        *tally* False leaves the secure/bogus counters to the caller (a client answer that
+        may be tried again counts once).
+        """
         assert self.validator is not None
         if result.rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN) or result.stale:
             return result, None
@@ -249,12 +256,12 @@ class RecursiveResolver:
             verdict: Verdict = done.value
         self._remember_verdicts(cache, verdict, result, qname, qtype)
         if verdict.security is Security.BOGUS:
-            self.stats.bogus += count
+            self.stats.bogus += count and tally
             return Result(dns.rcode.SERVFAIL, reason=f"DNSSEC validation failed: {verdict.reason}",
                           from_cache=result.from_cache, upstream_queries=result.upstream_queries,
                           security=verdict.security.value, ede=verdict.ede), verdict
         if verdict.security is Security.SECURE:
-            self.stats.secure += count
+            self.stats.secure += count and tally
         return replace(result, security=verdict.security.value), verdict
 
     def _forget(self, result: Result, verdict: Verdict, qname: dns.name.Name) -> None:
