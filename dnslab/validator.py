@@ -67,8 +67,6 @@ MAX_KEY_TTL = 86400
 # RFC 9276 §3.2: NSEC3 proofs with more iterations make the answer insecure rather than
 # cost a hash chain that long per name; 150 is Unbound's val-nsec3-keysize-iterations.
 MAX_NSEC3_ITERATIONS = 150
-# Names below a zone asked for their DS when unsigned data may be from an unsigned child.
-MAX_CUT_PROBES = 3
 # RFC 8509 §2: the leftmost label of a root-key-sentinel question (five decimal digits).
 _SENTINEL = re.compile(r"root-key-sentinel-(is|not)-ta-(\d{5})")
 
@@ -281,14 +279,6 @@ class _Run:
                            EDE_RRSIGS_MISSING)
         checked = yield from self.signed(rrset, evidence.sigs, signer)
         if isinstance(checked, Verdict):
-            if (checked.security is Security.BOGUS and _signer(evidence.sigs, rrset) is None
-                    and rrset.name != signer):
-                # No RRSIG at all from a signed zone: perhaps its server also serves an unsigned
-                # child and answered for it without a referral.  Look for that cut (as Knot
-                # Resolver does) before calling the data bogus.
-                cut = yield from self.unsigned_cut(signer, rrset.name)
-                if cut is not None:
-                    return Verdict(Security.INSECURE, f"below the unsigned delegation {cut}", zone=cut)
             return checked
         key, sig = checked
         wildcard = _wildcard_expansion(rrset.name, sig)
@@ -312,31 +302,6 @@ class _Run:
                                            f"(signed by {signer})", ede, signer)
         self.emit("rrsig", signer, rrset.name, rrset.rdtype, Security.SECURE, sig, "signature valid")
         return key, sig
-
-    def unsigned_cut(self, zone: dns.name.Name, name: dns.name.Name) -> Generator[Fetch, Result, dns.name.Name | None]:
-        """A proven unsigned delegation between *zone* and *name*, or None.
-
-        Each name below the zone (at most MAX_CUT_PROBES) is asked for its DS: a signed denial
-        counts only if it shows a delegation (the NS bit at that name) or an NSEC3 opt-out span,
-        so stripping the RRSIGs off a signed zone's own data never makes it insecure.
-        """
-        labels = len(name) - len(zone)
-        for depth in range(1, min(labels, MAX_CUT_PROBES) + 1):
-            candidate = dns.name.Name(name.labels[labels - depth:])
-            result = yield Fetch(candidate, RdataType.DS)
-            if any(e.rrset.rdtype == RdataType.DS for e in result.evidence):
-                return None  # a signed delegation: its data must be signed
-            denial = result.denial
-            if denial is None or result.rcode != dns.rcode.NOERROR:
-                return None
-            verdict = yield from self.denial(denial, candidate, RdataType.DS)
-            if verdict.security is Security.INSECURE:
-                return candidate  # an NSEC3 opt-out span: unsigned delegations need no record
-            if verdict.security is Security.SECURE and _delegation_at(denial.proof, candidate):
-                return candidate
-            if verdict.security is not Security.SECURE:
-                return None
-        return None
 
     def wildcard_proof(self, evidence: Evidence, signer: dns.name.Name, key: KeyEntry,
                        wildcard: dns.name.Name) -> Check:
@@ -605,14 +570,6 @@ def _proves_nodata(proof: _Proof, qname: dns.name.Name, qtype: int,
                 return Security.INSECURE, f"{qname} is in an opt-out span"
         return None, f"no NSEC3 matches {qname}"
     return None, "no NSEC or NSEC3 records"
-
-
-def _delegation_at(records: tuple[dns.rrset.RRset, ...], name: dns.name.Name) -> bool:
-    """Whether the NSEC/NSEC3 record matching *name* shows a delegation (NS, no SOA)."""
-    nsec = [r for r in records if r.rdtype == RdataType.NSEC and r.name == name]
-    nsec3 = [r for r in records if r.rdtype == RdataType.NSEC3]
-    match = nsec[0] if nsec else (_nsec3_matching(nsec3, name) if nsec3 else None)
-    return match is not None and _is_delegation(match)
 
 
 def _lists_the_type(record: dns.rrset.RRset, what: str, qname: dns.name.Name, qtype: int) -> str:

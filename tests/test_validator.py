@@ -246,8 +246,6 @@ def test_dsa_signed_data_is_validated_as_unbound_does() -> None:
 
     class Zone:
         def fetch(self, need):
-            if need.rdtype == T.DS:  # looking for an unsigned cut below the zone: there is none
-                return Result(dns.rcode.NOERROR)
             assert need == Fetch(zone, T.DNSKEY)
             return Result(dns.rcode.NOERROR, [keys], evidence=[Evidence(keys, signed(keys), zone)])
 
@@ -397,22 +395,3 @@ def test_a_bogus_verdict_names_the_servers_whose_data_failed(signed) -> None:
             return fetched
     verdict, _ = run(BadKeys(), signed.answer(N("www.example.com."), T.A), "www.example.com.", T.A)
     assert verdict.security is Security.BOGUS and verdict.sources == ("192.0.2.54",)
-
-
-@pytest.mark.parametrize("variant", ["nsec", "nsec3"])
-def test_unsigned_data_from_a_parent_server_is_insecure_only_below_a_proven_unsigned_cut(
-        variant, signed, signed_nsec3) -> None:
-    """A server for com. that also serves the unsigned insecure.com answers without a referral:
-    the proven unsigned delegation makes it insecure.  The same lack of RRSIGs on the signed
-    zone's own data (no NS bit at the name) stays bogus: stripping signatures is no downgrade."""
-    hierarchy = signed if variant == "nsec" else signed_nsec3
-    data = hierarchy.zones[N("insecure.com.")].find_rrset(N("www.insecure.com."), T.A)
-    from_parent = Result(dns.rcode.NOERROR, [data], evidence=[Evidence(data, None, N("com."))])
-    verdict, fetches = run(hierarchy, from_parent, "www.insecure.com.", T.A)
-    assert verdict.security is Security.INSECURE, verdict.reason
-    assert Fetch(N("insecure.com."), T.DS) in fetches
-    stripped = hierarchy.answer(N("www.example.com."), T.A).answer[0]
-    verdict, _ = run(hierarchy, Result(dns.rcode.NOERROR, [stripped],
-                                       evidence=[Evidence(stripped, None, N("example.com."))]),
-                     "www.example.com.", T.A)
-    assert verdict.security is Security.BOGUS and verdict.ede == EDE_RRSIGS_MISSING
