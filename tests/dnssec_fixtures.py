@@ -58,6 +58,7 @@ www A 192.0.2.2
 alias CNAME www
 *.wild A 192.0.2.9
 a.b.deep A 192.0.2.5
+old DNAME www.example.com.
 """,
     "insecure.com.": """
 $TTL 3600
@@ -162,10 +163,11 @@ def _next_closer(name: Name, encloser: Name) -> Name:
 
 
 def build(nsec3: bool = False, tamper: str | None = None, inception: int = NOW - 3600,
-          expiration: int = NOW + 14 * 86400) -> Hierarchy:
+          expiration: int = NOW + 14 * 86400, iterations: int = 0, optout: bool = False) -> Hierarchy:
     """Sign the hierarchy bottom-up (each parent publishes its child's DS).
 
     *tamper*: "wrong-ds" publishes a DS for example.com that matches no key.
+    *iterations*: the NSEC3 hash iterations (RFC 9276 says 0); *optout*: set the NSEC3 Opt-Out flag.
     """
     hierarchy = Hierarchy(nsec3=nsec3)
     texts = dict(ZONES)
@@ -186,7 +188,7 @@ def build(nsec3: bool = False, tamper: str | None = None, inception: int = NOW -
     for origin, text in texts.items():
         zone = dns.zone.from_text(text, origin, relativize=False)
         if origin in SIGNED and nsec3:
-            _sign_nsec3(zone, keys[origin], inception, expiration)
+            _sign_nsec3(zone, keys[origin], inception, expiration, iterations, optout)
         elif origin in SIGNED:
             dns.dnssec.sign_zone(zone, keys=keys[origin], inception=inception, expiration=expiration)
         if origin in SIGNED:
@@ -195,15 +197,16 @@ def build(nsec3: bool = False, tamper: str | None = None, inception: int = NOW -
     return hierarchy
 
 
-def _sign_nsec3(zone: dns.zone.Zone, keys: list, inception: int, expiration: int) -> None:
-    """NSEC3 (RFC 5155, RFC 9276 parameters: SHA-1, no salt, 0 iterations) by hand:
+def _sign_nsec3(zone: dns.zone.Zone, keys: list, inception: int, expiration: int, iterations: int = 0,
+                optout: bool = False) -> None:
+    """NSEC3 (RFC 5155, RFC 9276 parameters: SHA-1, no salt, 0 iterations unless asked) by hand:
     dnspython's sign_zone does not build NSEC3 chains."""
     origin = zone.origin
     (ksk_private, ksk), (zsk_private, zsk) = keys
     with zone.writer() as txn:
         for key in (ksk, zsk):
             txn.add(origin, 3600, key)
-        txn.add(origin, 3600, dns.rdtypes.ANY.NSEC3PARAM.NSEC3PARAM(dns.rdataclass.IN, T.NSEC3PARAM, 1, 0, 0, b""))
+        txn.add(origin, 3600, dns.rdtypes.ANY.NSEC3PARAM.NSEC3PARAM(dns.rdataclass.IN, T.NSEC3PARAM, 1, 0, iterations, b""))
     cuts = {n for n, node in zone.nodes.items() if n != origin and node.get_rdataset(dns.rdataclass.IN, T.NS)}
     names: dict[Name, set[int]] = {}
     for name, node in zone.nodes.items():
@@ -217,13 +220,13 @@ def _sign_nsec3(zone: dns.zone.Zone, keys: list, inception: int, expiration: int
         while parent != origin:  # empty non-terminals get an NSEC3 with no types
             parent = parent.parent()
             names.setdefault(parent, set())
-    hashed = sorted((dns.dnssec.nsec3_hash(n, b"", 0, 1).lower(), n) for n in names)
+    hashed = sorted((dns.dnssec.nsec3_hash(n, b"", iterations, 1).lower(), n) for n in names)
     to_b32 = bytes.maketrans(b"0123456789ABCDEFGHIJKLMNOPQRSTUV", b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
     with zone.writer() as txn:
         for index, (digest, name) in enumerate(hashed):
             following = hashed[(index + 1) % len(hashed)][0]
             next_hash = base64.b32decode(following.upper().translate(to_b32))
-            text = f"1 0 0 - {following.upper()} " + " ".join(dns.rdatatype.to_text(t) for t in sorted(names[name]))
+            text = f"1 {int(optout)} {iterations} - {following.upper()} " + " ".join(dns.rdatatype.to_text(t) for t in sorted(names[name]))
             rdata = dns.rdata.from_text("IN", "NSEC3", text)
             assert rdata.next == next_hash
             txn.add(dns.name.Name((digest.encode(),) + origin.labels), 300, rdata)

@@ -86,3 +86,12 @@ def test_lab_toml_takes_a_resolver_table(tmp_path: Path) -> None:
     lab_toml.write_text('[resolver]\nserve_stail = true\n')
     with pytest.raises(ConfigError, match=r"lab.toml \[resolver\]: unknown resolver option 'serve_stail'"):
         LabSettings.load(lab_toml)
+
+
+def test_max_udp_size_is_checked_and_set() -> None:
+    from dnslab.resolution.options import resolver_settings
+    from dnslab.core.errors import ConfigError
+
+    assert resolver_settings({"max_udp_size": 4096}, "test").max_udp_size == 4096
+    with pytest.raises(ConfigError, match="512 to 65535"):
+        resolver_settings({"max_udp_size": 100}, "test")

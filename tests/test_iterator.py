@@ -129,6 +129,15 @@ def test_priming_caches_the_root_ns_set_and_happens_once(sample: Harness) -> Non
     assert sample.net.sent[start].qname == n("org.")
 
 
+def test_without_root_priming_the_hints_are_asked_the_question_itself() -> None:
+    """Unbound's stub-prime: no (and Knot with its priming module unloaded), as harnesses expect."""
+    h = sample_with(settings=IteratorSettings(root_priming=False))
+    result = h.resolve("www.example.com.")
+    assert result.rcode == dns.rcode.NOERROR and result.answer
+    assert "priming" not in [q.purpose for q in h.net.sent]
+    assert (h.net.sent[0].qname, h.net.sent[0].zone) == (n("com."), dns.name.root)
+
+
 def test_priming_survives_a_dead_root_server(sample: Harness) -> None:
     sample.net.faults[ROOT_HINT] = lambda q, m: TIMEOUT
     result = sample.resolve("www.example.com.")
@@ -1107,3 +1116,31 @@ def test_a_shared_outcome_is_used_but_not_counted_against_the_server_again(sampl
     assert sample.cache.get(dns.name.root, NS) is not None  # the reply itself was read as ours
     third = resolution.next_action()
     assert isinstance(third, Query) and third.qname == n("com.")
+
+
+def test_a_denial_without_soa_keeps_its_nsec3_proof_for_the_validator(sample: Harness) -> None:
+    """Some servers answer NODATA (a DS question, typically) with NSEC3 records and no SOA:
+    the proof must reach the validator, or a proven unsigned delegation looks unproven."""
+    nsec3 = ("v8i9g2n8g2e3kq0ah3vkuvvbmrgs3dqk.example.com. 300 IN NSEC3 1 0 0 - "
+             "0P9MHAVEQVM6T7VBL5LOP2U3T2RP3TOM NS")
+    sample.net.faults[EXAMPLE_COM1] = lambda q, m: (make_reply(m, authority=(nsec3,)) if q.qtype == dns.rdatatype.MX
+                                                      else sample.net.served_as(EXAMPLE_COM1)(q, m))
+    sample.net.faults[EXAMPLE_COM2] = sample.net.faults[EXAMPLE_COM1]
+    result = sample.resolve("www.example.com.", "MX")
+    assert result.rcode == dns.rcode.NOERROR and not result.answer
+    assert result.denial is not None and result.denial.rrset.rdtype == dns.rdatatype.NSEC3
+    assert result.denial.negative is NegativeKind.NODATA and result.denial.zone == n("example.com.")
+
+
+def test_a_referral_without_ds_keeps_its_nsec_proof_for_the_validator(sample: Harness) -> None:
+    nsec = "example.com. 300 IN NSEC www.example.com. NS RRSIG NSEC"
+
+    def with_proof(query: Query, reply: dns.message.Message) -> None:
+        if any(r.rdtype == NS and r.name == n("example.com.") for r in reply.authority):
+            reply.authority.extend(make_reply(dns.message.make_query(query.qname, A), authority=(nsec,)).authority)
+
+    sample.net.faults[COM1] = sample.net.tampered(COM1, with_proof)
+    sample.net.faults[COM2] = sample.net.tampered(COM2, with_proof)
+    result = sample.resolve("www.example.com.")
+    denial = result.ds_denials[n("example.com.")]
+    assert denial.rrset.rdtype == dns.rdatatype.NSEC and denial.zone == n("com.")

@@ -285,3 +285,14 @@ def test_slow_refresh_answers_stale_then_refreshes_in_the_background(monkeypatch
                 break
             threading.Event().wait(0.05)
         assert refreshed is not None and refreshed.remaining == 5
+
+
+def test_max_udp_size_lets_a_big_answer_through_when_the_client_buffer_allows() -> None:
+    """1232 bytes by default (DNS flag day 2020) even if the client offers 4096; max_udp_size raises it."""
+    zones, _ = load_zones(zone_files(SAMPLE_ZONES))
+    for size, truncated in ((1232, True), (4096, False)):
+        lab = Lab(zones, port=0, resolver_settings=replace(ResolverSettings(), max_udp_size=size))
+        with LabThread(lab):
+            reply = ask(lab, "big.example.com.", "TXT", use_edns=0, payload=4096)
+            assert bool(reply.flags & dns.flags.TC) is truncated, size
+            assert truncated or sum(len(rrset) for rrset in reply.answer) == 10

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dns.dnssec
 import dns.name
 import dns.rcode
 import dns.rdatatype
@@ -13,7 +14,8 @@ from dnslab.core.clock import FakeClock
 from dnslab.core.events import Validation
 from dnslab.resolution.iterator import Evidence, Result
 from dnslab.resolution.validator import (EDE_DNSKEY_MISSING, EDE_DNSSEC_BOGUS, EDE_NSEC_MISSING, EDE_RRSIGS_MISSING,
-                              EDE_SIGNATURE_EXPIRED, Fetch, KeyCache, Security, Validator, Verdict)
+                              EDE_SIGNATURE_EXPIRED, MAX_NSEC3_ITERATIONS, Fetch, KeyCache, Security, Validator,
+                              Verdict)
 from tests.dnssec_fixtures import NOW, build
 
 T = dns.rdatatype.RdataType
@@ -216,3 +218,180 @@ def test_signatures_asked_for_as_data_are_not_judged(signed) -> None:
     result = Result(dns.rcode.NOERROR, [sigs], evidence=[Evidence(sigs, None, zone.origin)])
     verdict, fetches = run(signed, result, "www.example.com.", T.RRSIG)
     assert verdict.security is Security.INDETERMINATE and fetches == []  # no AD, as Unbound; never bogus
+
+
+def test_a_sha1_ds_still_validates(signed) -> None:
+    """RFC 8624 §3.3: SHA-1 DS records MUST be validated, though no longer made (dnspython's policy)."""
+    ds = dns.dnssec.make_ds(dns.name.root, signed.ksk[dns.name.root], "SHA1", validating=True)
+    validator = Validator([dns.rrset.from_rdata(dns.name.root, 86400, ds)], FakeClock(wall_start=NOW))
+    verdict, _ = run(signed, signed.answer(N("www.example.com."), T.A), "www.example.com.", T.A,
+                     validator=validator)
+    assert verdict.security is Security.SECURE, verdict.reason
+
+
+def test_dsa_signed_data_is_validated_as_unbound_does() -> None:
+    """DSA (3) is checked, not taken as unsigned: stripped signatures are then bogus, not insecure."""
+    from cryptography.hazmat.primitives.asymmetric import dsa
+
+    zone = N("dsa.example.")
+    private = dsa.generate_private_key(key_size=1024)
+    key = dns.dnssec.make_dnskey(private.public_key(), dns.dnssec.Algorithm.DSA, flags=257)
+    keys = dns.rrset.from_rdata(zone, 3600, key)
+    data = dns.rrset.from_text("www.dsa.example.", 3600, "IN", "A", "192.0.2.1")
+    allow = dns.dnssec.SimpleDeny(set(), set(), set(), set())
+
+    def signed(rrset):
+        sig = dns.dnssec.sign(rrset, private, zone, key, inception=NOW - 60, expiration=NOW + 3600, policy=allow)
+        return dns.rrset.from_rdata(rrset.name, rrset.ttl, sig)
+
+    class Zone:
+        def fetch(self, need):
+            assert need == Fetch(zone, T.DNSKEY)
+            return Result(dns.rcode.NOERROR, [keys], evidence=[Evidence(keys, signed(keys), zone)])
+
+    anchor = dns.rrset.from_rdata(zone, 3600, dns.dnssec.make_ds(zone, key, "SHA256"))
+    validator = Validator([anchor], FakeClock(wall_start=NOW))
+    good = Result(dns.rcode.NOERROR, [data], evidence=[Evidence(data, signed(data), zone)])
+    verdict, _ = run(Zone(), good, "www.dsa.example.", T.A, validator=validator)
+    assert verdict.security is Security.SECURE, verdict.reason
+    stripped = Result(dns.rcode.NOERROR, [data], evidence=[Evidence(data, None, zone)])
+    verdict, _ = run(Zone(), stripped, "www.dsa.example.", T.A, validator=validator)
+    assert verdict.security is Security.BOGUS and verdict.ede == EDE_RRSIGS_MISSING
+
+
+def test_nsec3_with_too_many_iterations_makes_the_answer_insecure() -> None:
+    """RFC 9276 §3.2: a proof over the iteration limit is neither hashed nor trusted: insecure, no AD."""
+    costly = build(nsec3=True, iterations=MAX_NSEC3_ITERATIONS + 1)
+    result = costly.negative(N("nope.example.com."), T.A, kind=NegativeKind.NXDOMAIN)
+    verdict, _ = run(costly, result, "nope.example.com.", T.A)
+    assert verdict.security is Security.INSECURE and "iterations" in verdict.reason
+    within = build(nsec3=True, iterations=MAX_NSEC3_ITERATIONS)
+    result = within.negative(N("nope.example.com."), T.A, kind=NegativeKind.NXDOMAIN)
+    verdict, _ = run(within, result, "nope.example.com.", T.A)
+    assert verdict.security is Security.SECURE, verdict.reason
+
+
+def test_an_nsec3_denial_without_soa_still_proves_no_ds(signed_nsec3) -> None:
+    """Some servers answer a DS question with the NSEC3 records alone: the proof is judged without a SOA."""
+    class SoaLess:
+        def __getattr__(self, name):
+            return getattr(signed_nsec3, name)
+
+        def fetch(self, need):
+            result = signed_nsec3.fetch(need)
+            if result.denial is None:
+                return result
+            nsec3 = next(r for r in result.denial.proof if r.rdtype == T.NSEC3)
+            sigs = next(r for r in result.denial.proof if r.rdtype == T.RRSIG and r.name == nsec3.name)
+            return Result(result.rcode, [], [], denial=Evidence(nsec3, sigs, result.denial.zone, result.denial.proof,
+                                                                negative=NegativeKind.NODATA))
+    verdict, _ = run(SoaLess(), signed_nsec3.answer(N("www.insecure.com."), T.A), "www.insecure.com.", T.A)
+    assert verdict.security is Security.INSECURE, verdict.reason
+
+
+@pytest.fixture(scope="module")
+def signed_optout():
+    return build(nsec3=True, optout=True)
+
+
+def test_nsec3_opt_out_leaves_nodata_and_wildcards_insecure_not_bogus_or_secure(signed_optout) -> None:
+    """RFC 5155 §8.6-8.8 as Unbound reads them: an opt-out span over the next closer name gives no AD."""
+    hierarchy = signed_optout
+    zone = hierarchy.zones[N("example.com.")]
+    # NODATA for a name with no NSEC3 of its own: only the span's opt-out flag speaks for it.
+    nsec3 = [r for r in hierarchy.proof(zone, N("nope.example.com."), NegativeKind.NXDOMAIN)]
+    result = hierarchy.negative(N("nope.example.com."), T.A, proof=tuple(nsec3))
+    verdict, _ = run(hierarchy, result, "nope.example.com.", T.A)
+    assert verdict.security is Security.INSECURE, verdict.reason
+    # A wildcard expansion whose next closer name is covered by an opt-out NSEC3.
+    data = zone.find_rrset(N("*.wild.example.com."), T.A)
+    sigs = zone.get_rrset(N("*.wild.example.com."), T.RRSIG, T.A)
+    owner = N("x.wild.example.com.")
+    expanded = dns.rrset.RRset(owner, data.rdclass, data.rdtype)
+    expanded.update(data)
+    expanded_sigs = dns.rrset.RRset(owner, sigs.rdclass, sigs.rdtype, sigs.covers)
+    expanded_sigs.update(sigs)
+    proof = hierarchy.proof(zone, owner, NegativeKind.NXDOMAIN)
+    result = Result(dns.rcode.NOERROR, [expanded], evidence=[Evidence(expanded, expanded_sigs, zone.origin, proof)])
+    verdict, _ = run(hierarchy, result, "x.wild.example.com.", T.A)
+    assert verdict.security is Security.INSECURE, verdict.reason
+
+
+def test_an_empty_answer_without_soa_or_nsec_from_a_signed_zone_is_bogus(signed) -> None:
+    """RFC 4035 §5.4: a signed zone's NODATA needs its proof; an unsigned zone's is just insecure."""
+    verdict, _ = run(signed, Result(dns.rcode.NOERROR, [], zone=N("example.com.")), "nope.example.com.", T.A)
+    assert verdict.security is Security.BOGUS and verdict.ede == EDE_NSEC_MISSING
+    verdict, _ = run(signed, Result(dns.rcode.NOERROR, [], zone=N("insecure.com.")), "nope.insecure.com.", T.A)
+    assert verdict.security is Security.INSECURE
+
+
+def test_root_key_sentinel_names_fail_by_the_root_anchors_key_tags(signed) -> None:
+    """RFC 8509: is-ta-<tag> fails unless the root anchor has that key; not-ta-<tag> fails if it has."""
+    tag = signed.anchor()[0].key_tag
+    other = dns.rrset.from_text("example.net.", 300, "IN", "DS", "4759 13 2 " + "00" * 32)
+    validator = Validator([signed.anchor(), other], FakeClock(wall_start=NOW))
+    assert validator.root_key_tags() == {tag}
+    assert validator.sentinel_miss(N(f"root-key-sentinel-is-ta-{tag:05d}.example.com."), T.A) == ""
+    assert "not a root trust anchor" in validator.sentinel_miss(N("root-key-sentinel-is-ta-04759.example.com."),
+                                                                T.AAAA)
+    assert "is a root trust anchor" in validator.sentinel_miss(N(f"root-key-sentinel-not-ta-{tag:05d}.x."), T.A)
+    assert validator.sentinel_miss(N("root-key-sentinel-not-ta-04759.x."), T.A) == ""
+    # Only A and AAAA, and only the leftmost label.
+    assert validator.sentinel_miss(N("root-key-sentinel-is-ta-04759.x."), T.TXT) == ""
+    assert validator.sentinel_miss(N("www.root-key-sentinel-is-ta-04759.x."), T.A) == ""
+
+
+def test_a_referrals_no_ds_proof_is_used_without_asking_for_the_ds(signed) -> None:
+    """RFC 4035 §3.1.4: the NSEC in a referral to an unsigned child proves there is no DS."""
+    denial = signed.negative(N("insecure.com."), T.DS, signed.zones[N("com.")]).denial
+    assert denial is not None
+    result = signed.answer(N("www.insecure.com."), T.A)
+    result.ds_denials = {N("insecure.com."): denial}
+    verdict, fetches = run(signed, result, "www.insecure.com.", T.A)
+    assert verdict.security is Security.INSECURE, verdict.reason
+    assert Fetch(N("insecure.com."), T.DS) not in fetches
+
+
+def test_a_synthesised_cname_takes_its_dnames_verdict_for_the_cache(signed) -> None:
+    """RFC 6672 §5.3.3: the CNAME a resolver derives from a signed DNAME has no RRSIG of its own; it
+    is as secure as the DNAME, and its cache entry must say so or the next answer from the cache is bogus."""
+    from dnslab.resolution.classify import synthesise_cname
+
+    zone = signed.zones[N("example.com.")]
+    dname = zone.find_rrset(N("old.example.com."), T.DNAME)
+    sigs = zone.get_rrset(N("old.example.com."), T.RRSIG, T.DNAME)
+    cname = synthesise_cname(N("x.old.example.com."), N("x.www.example.com."), dname.ttl)
+    synthesised = Evidence(cname, None, zone.origin, synthesised=True)
+    result = Result(dns.rcode.NOERROR, [dname, cname],
+                    evidence=[Evidence(dname, sigs, zone.origin), synthesised])
+    verdict, _ = run(signed, result, "x.old.example.com.", T.CNAME)
+    assert verdict.security is Security.SECURE, verdict.reason
+    assert (synthesised, Security.SECURE) in verdict.parts
+    # What the cache then hands back: the CNAME alone, with the verdict it was given.
+    again = Result(dns.rcode.NOERROR, [cname], evidence=[Evidence(cname, None, zone.origin, security="secure")])
+    verdict, _ = run(signed, again, "x.old.example.com.", T.CNAME)
+    assert verdict.security is Security.SECURE, verdict.reason
+
+
+def test_a_bogus_verdict_names_the_servers_whose_data_failed(signed) -> None:
+    """What a retry needs to ask someone else (Unbound's blacklist): the answer's server, or the key's."""
+    result = signed.answer(N("www.example.com."), T.A)
+    forged = dns.rrset.from_text("www.example.com.", 3600, "IN", "A", "203.0.113.66")
+    bad = Result(dns.rcode.NOERROR, [forged], evidence=[Evidence(forged, result.evidence[0].sigs,
+                                                                 N("example.com."), source="192.0.2.53")])
+    verdict, _ = run(signed, bad, "www.example.com.", T.A)
+    assert verdict.security is Security.BOGUS and verdict.sources == ("192.0.2.53",)
+
+    class BadKeys:
+        def anchor(self):
+            return signed.anchor()
+
+        def fetch(self, need):
+            fetched = signed.fetch(need)
+            if need.rdtype == T.DNSKEY and need.name == N("example.com."):
+                keys = fetched.evidence[0]
+                return Result(fetched.rcode, fetched.answer,
+                              evidence=[Evidence(keys.rrset, None, keys.zone, source="192.0.2.54")])
+            return fetched
+    verdict, _ = run(BadKeys(), signed.answer(N("www.example.com."), T.A), "www.example.com.", T.A)
+    assert verdict.security is Security.BOGUS and verdict.sources == ("192.0.2.54",)

@@ -57,6 +57,7 @@ class IteratorSettings:
     qname_minimisation: bool = True      # RFC 9156, relaxed mode
     max_minimise_steps: int = 10         # labels revealed one at a time before asking in full
     ipv6_upstream: bool = False          # use AAAA addresses of name servers too
+    root_priming: bool = True            # RFC 8109; off: the hints are the root's servers (Unbound stub-prime: no)
     edns: bool = True
 
 
@@ -91,6 +92,7 @@ class Evidence:
     security: str | None = None                  # a verdict remembered in the cache
     synthesised: bool = False                    # a CNAME we derived from a DNAME ourselves
     negative: NegativeKind | None = None
+    source: str | None = None                    # the server address it came from, when known
 
 
 @dataclass
@@ -108,6 +110,9 @@ class Result:
     denial: Evidence | None = None       # NXDOMAIN/NODATA: the SOA and its proof
     security: str | None = None          # the validator's verdict (validator.Security), when it ran
     ede: int | None = None               # an RFC 8914 Extended DNS Error code for the client
+    zone: dns.name.Name | None = None    # the zone whose server gave the final reply (for the validator)
+    # Referrals without DS that carried NSEC/NSEC3 records: the child's "no DS" proof, by child zone.
+    ds_denials: dict[dns.name.Name, Evidence] = field(default_factory=dict)
 
 
 @dataclass
@@ -130,11 +135,13 @@ class Resolution:
                  hints: list[tuple[dns.name.Name, str]], settings: IteratorSettings = IteratorSettings(),
                  budget: Budget | None = None, depth: int = 0,
                  goals: tuple[tuple[dns.name.Name, int], ...] = (), cache_only: bool = False,
-                 trace: Sink | None = None, why: str = "", purpose: str = "glueless NS") -> None:
+                 trace: Sink | None = None, why: str = "", purpose: str = "glueless NS",
+                 avoid: frozenset[str] = frozenset()) -> None:
         """*trace*, when given, receives an Event for every step; it never changes a decision.
 
         *purpose* names this lookup's queries in the trace when it is a sub-lookup
         (depth > 0): an NS name's address, or a DNSSEC key the validator needs.
+        *avoid*: server addresses not to ask (they sent data that failed validation).
         """
         self.qname, self.qtype = qname, qtype
         self.trace = trace
@@ -144,10 +151,12 @@ class Resolution:
         self.goals = goals + ((qname, qtype),)
         self.cache_only = cache_only
         self.purpose = purpose
+        self.avoid = avoid
         self.sname = qname
         self.chain: list[dns.rrset.RRset] = []
         self.evidence: list[Evidence] = []
         self.denial: Evidence | None = None
+        self.ds_denials: dict[dns.name.Name, Evidence] = {}
         self.chain_names: set[dns.name.Name] = {qname}
         self.restarts = 0
         self.referrals = 0
@@ -287,7 +296,8 @@ class Resolution:
                 # Glue and a referral's NS set are cached to find servers, but RFC 2181
                 # §5.4.1 forbids returning them as answers: ask the zone itself instead.
                 self._emit_cache(self.qtype, "hit", hit.remaining, hit.original_ttl, records=lines([hit.rrset]))
-                self._add(Evidence(hit.rrset, hit.sigs, hit.zone, hit.proof, hit.security))
+                self._add(Evidence(hit.rrset, hit.sigs, hit.zone, hit.proof, hit.security,
+                                   source=getattr(hit.entry, "source", None)))
                 self._finish(dns.rcode.NOERROR)
                 return True
             negative = self.cache.get_negative(self.sname, self.qtype)
@@ -330,7 +340,8 @@ class Resolution:
                 return False
             self._emit_cache(RdataType.CNAME, "hit", cname.remaining, cname.original_ttl,
                              records=lines([cname.rrset]))
-            self._add(Evidence(cname.rrset, cname.sigs, cname.zone, cname.proof, cname.security))
+            self._add(Evidence(cname.rrset, cname.sigs, cname.zone, cname.proof, cname.security,
+                               source=getattr(cname.entry, "source", None)))
             if not self._restart_at(cname.rrset[0].target, "CNAME"):  # type: ignore[attr-defined]
                 return True
 
@@ -425,7 +436,8 @@ class Resolution:
         if self.budget.exhausted:
             self._fail(f"more than {self.settings.max_queries} upstream queries for one question")
             return
-        if self.hint_addresses and not self.primed and self.depth == 0 and self.zone == dns.name.root:
+        if (self.hint_addresses and not self.primed and self.depth == 0 and self.zone == dns.name.root
+                and self.settings.root_priming):
             qname, qtype, purpose = dns.name.root, RdataType.NS, "priming"
         else:
             qname, qtype, purpose = self._question()
@@ -433,7 +445,8 @@ class Resolution:
                 purpose = self.purpose  # a sub-lookup: for a name server's address, or for DNSSEC
         by_name = [(name, self._addresses(name)) for name in self.ns_names]  # cache lookups: once per plan
         candidates = [address for _, addresses in by_name for address in addresses]
-        choice = self.infra.choose(candidates, exclude=self.tried, zone=self.zone.to_text())
+        choice = self.infra.choose(candidates, exclude=self.tried | self.avoid if self.avoid else self.tried,
+                                   zone=self.zone.to_text())
         if choice is None:
             if self._resolve_a_glueless_name():
                 return
@@ -517,7 +530,7 @@ class Resolution:
                 self.child_for = name
                 self.child = Resolution(name, rdtype, cache=self.cache, infra=self.infra, hints=self.hints,
                                         settings=self.settings, budget=self.budget, depth=self.depth + 1,
-                                        goals=self.goals, trace=self.trace,
+                                        goals=self.goals, trace=self.trace, avoid=self.avoid,
                                         why=f"address of {name} for zone {self.zone}")
                 return True
         return False
@@ -592,7 +605,8 @@ class Resolution:
                 self._fail(f"DNAME loop: {rrset.name} DNAME {rrset[0].target} points below itself")  # type: ignore[attr-defined]
                 return
             synthesised = rrset.rdtype == RdataType.CNAME and _via(classified.chain, rrset) == "DNAME"
-            self._add(Evidence(rrset, classified.signed(rrset), self.zone, proof, synthesised=synthesised))
+            self._add(Evidence(rrset, classified.signed(rrset), self.zone, proof, synthesised=synthesised,
+                               source=source))
             if (rrset is not classified.answer and rrset.rdtype == RdataType.CNAME
                     and not self._restart_at(rrset[0].target, _via(classified.chain, rrset))):  # type: ignore[attr-defined]
                 return
@@ -610,7 +624,14 @@ class Resolution:
                 cached = self.cache.get_negative(self.sname, self.qtype)
                 # The cached copy carries the RFC 2308 TTL: min(SOA TTL, MINIMUM, cap).
                 authority = [cached.soa if cached is not None else classified.soa]
-                self.denial = Evidence(authority[0], sigs, self.zone, proof, negative=negative)
+                self.denial = Evidence(authority[0], sigs, self.zone, proof, negative=negative, source=source)
+            elif classified.proof:
+                # No SOA, only NSEC/NSEC3 (as some servers answer a DS question): nothing to
+                # cache negatively, but the validator can judge the proof, with its first
+                # record standing where the SOA would (Unbound needs no SOA for this either).
+                first = classified.proof[0]
+                self.denial = Evidence(first, classified.signed(first), self.zone, classified.proof_with_sigs(),
+                                       negative=negative, source=source)
             rcode = dns.rcode.NXDOMAIN if kind is ReplyKind.NXDOMAIN else dns.rcode.NOERROR
             self._finish(rcode, authority=authority)
 
@@ -632,6 +653,13 @@ class Resolution:
                 # DS question is answered from here without asking again.
                 self.cache.put(classified.ds, Rank.AUTH_AUTHORITY, self.last_source,
                                classified.signed(classified.ds), self.zone)
+        if classified.ds is None and classified.proof:
+            # RFC 4035 §3.1.4: a referral to an unsigned child carries the parent's signed proof
+            # that there is no DS; the validator judges it instead of asking for the DS again.
+            first = classified.proof[0]
+            self.ds_denials[classified.child] = Evidence(first, classified.signed(first), self.zone,
+                                                         classified.proof_with_sigs(), negative=NegativeKind.NODATA,
+                                                         source=self.last_source)
         self._enter_zone(classified.child, [rdata.target for rdata in classified.ns], "referral")  # type: ignore[attr-defined]
         # The glue may not be cacheable (TTL 0): remember it for this lookup.
         for glue in classified.glue:
@@ -647,7 +675,8 @@ class Resolution:
     def _finish(self, rcode: int, authority: list[dns.rrset.RRset] | None = None, reason: str = "") -> None:
         self.result = Result(rcode, list(self.chain), authority or [], reason,
                              from_cache=self.everything_from_cache, upstream_queries=self.budget.used,
-                             evidence=list(self.evidence), denial=self.denial)
+                             evidence=list(self.evidence), denial=self.denial,
+                             zone=None if self.everything_from_cache else self.zone, ds_denials=self.ds_denials)
         if self.trace is not None:
             self._emit(Done, name=self.qname.to_text(), type=_type(self.qtype), rcode=dns.rcode.to_text(rcode),
                        records=lines(self.result.answer), authority=lines(self.result.authority), reason=reason,

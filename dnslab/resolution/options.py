@@ -33,6 +33,12 @@ class Option:
     convert: Callable[[Any], Any] | None = None
 
 
+def _udp_size(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 512 <= value <= 65535:
+        raise ValueError(f"a size in bytes from 512 to 65535, not {value!r}")
+    return value
+
+
 def _networks(values: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     if isinstance(values, str):
         values = [values]
@@ -53,11 +59,17 @@ OPTIONS: tuple[Option, ...] = (
            "seconds before a client gets SERVFAIL at the latest (default 5)"),
     Option("fast_path", "resolver", "fast_path", bool,
            "answer repeated questions from ready wire replies (default on)"),
+    Option("max_udp_size", "resolver", "max_udp_size", int,
+           "largest UDP reply in bytes, if the client's EDNS buffer allows (default 1232, the DNS flag day "
+           "2020 size; Unbound's max-udp-size)", convert=lambda value: _udp_size(value)),
     Option("trust_anchor_file", "resolver", "trust_anchors", str,
            "validate DNSSEC from the DS/DNSKEY records in this file (Unbound's trust-anchor-file format)",
            lambda v: read_trust_anchors(str(v))),
     Option("qname_minimisation", "iterator", "qname_minimisation", bool, "RFC 9156 QNAME minimisation (default on)"),
     Option("ipv6_upstream", "iterator", "ipv6_upstream", bool, "also query name servers' IPv6 addresses"),
+    Option("root_priming", "iterator", "root_priming", bool,
+           "RFC 8109: ask a root server for the root NS set before the first lookup (default on); off uses "
+           "the hints as they are (Unbound's stub-prime: no)"),
     Option("max_cname_chain", "iterator", "max_cname_chain", int, "CNAME/DNAME steps per query (default 11)"),
     Option("max_queries", "iterator", "max_queries", int, "upstream queries per client query (default 50)"),
     Option("max_glueless", "iterator", "max_glueless_per_delegation", int,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import dns.rrset
 
+from dnslab.core.wire import EDNS_UDP_SIZE
 from dnslab.resolution.cache import CacheSettings
 from dnslab.resolution.infra import InfraSettings
 from dnslab.resolution.iterator import IteratorSettings
@@ -28,6 +29,7 @@ class ResolverSettings:
     allow: tuple[Network, ...] = LOOPBACK
     query_time_limit: float = 5.0        # a client gets SERVFAIL at the latest after this
     fast_path: bool = True               # replay ready wire replies for repeated questions
+    max_udp_size: int = EDNS_UDP_SIZE    # largest UDP reply (Unbound's max-udp-size), within the client's buffer
     # DNSSEC trust anchors (DS or DNSKEY RRsets, usually the root's); validation is on when any is set.
     trust_anchors: tuple[dns.rrset.RRset, ...] = ()
     iterator: IteratorSettings = field(default_factory=IteratorSettings)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import re
 import time
 from dataclasses import dataclass, field, replace
 from typing import Generator, Iterable
@@ -49,12 +50,25 @@ EDE_DNSKEY_MISSING = 9
 EDE_RRSIGS_MISSING = 10
 EDE_NSEC_MISSING = 12
 
-# What a validator can check (RFC 8624 "MUST implement" plus the common rest).
-_ALGORITHMS = {5, 7, 8, 10, 13, 14, 15, 16}
+# What a validator can check (RFC 8624 "MUST implement" plus the common rest).  DSA (3, 6)
+# too, as Unbound's default build does: RFC 8624 retires it, but treating a DSA-signed zone
+# as unsigned would pass on data stripped of its signatures as insecure, where Unbound
+# (and the scenarios written against it) see bogus.
+_ALGORITHMS = {3, 5, 6, 7, 8, 10, 13, 14, 15, 16}
+# dnspython's default (RFC 8624) policy refuses DSA; ours validates what _ALGORITHMS lists
+# and, as the default policy does, only refuses to *make* SHA-1 DS records (never done here).
+_POLICY = dns.dnssec.SimpleDeny(deny_sign=set(), deny_validate={dns.dnssec.Algorithm.RSAMD5},
+                                deny_create_ds={dns.dnssec.DSDigest.NULL},
+                                deny_validate_ds={dns.dnssec.DSDigest.NULL})
 _DIGESTS = {1: "SHA1", 2: "SHA256", 4: "SHA384"}
 # How long a failed key lookup is remembered (Unbound's val-bogus-ttl is 60 s).
 BOGUS_TTL = 60
 MAX_KEY_TTL = 86400
+# RFC 9276 §3.2: NSEC3 proofs with more iterations make the answer insecure rather than
+# cost a hash chain that long per name; 150 is Unbound's val-nsec3-keysize-iterations.
+MAX_NSEC3_ITERATIONS = 150
+# RFC 8509 §2: the leftmost label of a root-key-sentinel question (five decimal digits).
+_SENTINEL = re.compile(r"root-key-sentinel-(is|not)-ta-(\d{5})")
 
 
 class Security(enum.StrEnum):
@@ -74,6 +88,8 @@ class Verdict:
     zone: dns.name.Name | None = None  # where the chain ended (insecure) or broke (bogus)
     # The verdict on each part (answer RRsets, the denial), for the cache to remember.
     parts: tuple[tuple[Evidence, Security], ...] = ()
+    # For BOGUS: the servers whose data failed, so a retry can ask others (Unbound's blacklist).
+    sources: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -94,6 +110,7 @@ class KeyEntry:
     expires_at: float = 0.0
     reason: str = ""
     ede: int | None = None
+    sources: tuple[str, ...] = ()  # BOGUS: the servers whose DS/DNSKEY failed
 
 
 class KeyCache:
@@ -152,6 +169,34 @@ class Validator:
         """Whether any trust anchor is at or above *name*."""
         return any(name.is_subdomain(anchor) for anchor in self.anchors)
 
+    def sentinel_miss(self, qname: dns.name.Name, qtype: int) -> str:
+        """RFC 8509 root-key-sentinel: why a *secure* A/AAAA answer must become SERVFAIL, or "".
+
+        "root-key-sentinel-is-ta-<tag>" fails unless the root's trust anchor has a key with that
+        tag; "root-key-sentinel-not-ta-<tag>" fails if it has.  So a client can learn which root
+        keys its resolver trusts (the check is the caller's to skip for CD=1 and unvalidated data).
+        """
+        if qtype not in (RdataType.A, RdataType.AAAA) or not qname.labels:
+            return ""
+        match = _SENTINEL.fullmatch(qname.labels[0].decode("ascii", "replace").lower())
+        if match is None:
+            return ""
+        tag = int(match.group(2))
+        trusted = tag in self.root_key_tags()
+        if match.group(1) == "is" and not trusted:
+            return f"root-key-sentinel: key tag {tag} is not a root trust anchor (RFC 8509)"
+        if match.group(1) == "not" and trusted:
+            return f"root-key-sentinel: key tag {tag} is a root trust anchor (RFC 8509)"
+        return ""
+
+    def root_key_tags(self) -> set[int]:
+        """Key tags of the root's trust anchors: the DS records' tags, the DNSKEYs' computed ones."""
+        tags: set[int] = set()
+        for anchor in self.anchors.get(dns.name.root, []):
+            for rdata in anchor:
+                tags.add(rdata.key_tag if anchor.rdtype == RdataType.DS else dns.dnssec.key_id(rdata))  # type: ignore[attr-defined,arg-type]
+        return tags
+
 
 class _Run:
     """One validation: its trace sink and the helpers that yield fetches."""
@@ -163,6 +208,7 @@ class _Run:
         self.depth = depth
         self.now = validator.clock.wall()
         self.parts: list[tuple[Evidence, Security]] = []
+        self.ds_denials: dict[dns.name.Name, Evidence] = {}  # proofs of "no DS" that came with referrals
 
     def emit(self, step: str, zone: dns.name.Name | None, name: dns.name.Name, rdtype: int, security: Security,
              sig: object = None, detail: str = "", key_tags: list[int] | None = None) -> None:
@@ -179,20 +225,41 @@ class _Run:
     def result(self, result: Result, qname: dns.name.Name, qtype: int) -> Check:
         if result.rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
             return Verdict(Security.INDETERMINATE, "not an answer")
+        self.ds_denials = result.ds_denials
         verdicts: list[Verdict] = []
+        dname: Verdict | None = None
         for evidence in result.evidence:
             if evidence.synthesised:
-                continue  # derived from the DNAME before it, which is checked (RFC 6672 §5.3.3)
+                # Derived from the DNAME before it, which is checked (RFC 6672 §5.3.3); its cache
+                # entry takes the DNAME's verdict, as Unbound's does, so an answer from the cache
+                # does not look for an RRSIG a synthesised CNAME never has.
+                if dname is not None:
+                    self.parts.append((evidence, dname.security))
+                continue
             verdict = yield from self.rrset(evidence, qname)
             verdicts.append(verdict)
             self.parts.append((evidence, verdict.security))
+            if evidence.rrset.rdtype == RdataType.DNAME:
+                dname = verdict
             if verdict.security is Security.BOGUS:
-                return verdict
+                return verdict if verdict.sources else replace(verdict, sources=_sources([evidence]))
         if result.denial is not None:
             name = chain_end(qname, result.answer)
             verdict = yield from self.denial(result.denial, name, qtype)
+            if verdict.security is Security.BOGUS and not verdict.sources:
+                verdict = replace(verdict, sources=_sources([result.denial]))
             verdicts.append(verdict)
             self.parts.append((result.denial, verdict.security))
+        if not verdicts and not result.answer and result.zone is not None and self.validator.covered(result.zone):
+            # An empty answer with neither SOA nor NSEC/NSEC3: from a signed zone that is a
+            # denial without proof (RFC 4035 §5.4), from an unsigned one just insecure.
+            key = yield from self.key_entry(result.zone)
+            if key.security is Security.SECURE:
+                kind = "NXDOMAIN" if result.rcode == dns.rcode.NXDOMAIN else "NODATA"
+                return Verdict(Security.BOGUS, f"{kind} for {qname} {_type(qtype)} from the signed zone "
+                                               f"{result.zone} without SOA or NSEC records", EDE_NSEC_MISSING,
+                               result.zone)
+            return _from_key(key)
         if not verdicts:
             return Verdict(Security.INDETERMINATE, "nothing to validate")
         return _weakest(verdicts)
@@ -244,10 +311,14 @@ class _Run:
             return proof
         closest = wildcard.parent()
         name = evidence.rrset.name
-        if _nsec_covering(proof.nsec, name) is not None or _nsec3_next_closer_covered(proof.nsec3, name, closest):
-            self.emit("denial", signer, name, evidence.rrset.rdtype, Security.SECURE,
+        covering = _nsec3_next_closer(proof.nsec3, name, closest)
+        if _nsec_covering(proof.nsec, name) is not None or covering is not None:
+            # RFC 5155 §8.8 (as Unbound reads it): under an opt-out span the answer is insecure.
+            security = (Security.INSECURE if covering is not None and covering[0].flags & 1  # type: ignore[attr-defined]
+                        else Security.SECURE)
+            self.emit("denial", signer, name, evidence.rrset.rdtype, security,
                       detail=f"expanded from {wildcard}: no closer name exists")
-            return Verdict(Security.SECURE, zone=signer)
+            return Verdict(security, zone=signer)
         self.emit("denial", signer, name, evidence.rrset.rdtype, Security.BOGUS,
                   detail=f"expanded from {wildcard} without proof that {name} does not exist")
         return Verdict(Security.BOGUS, f"wildcard answer for {name} without NSEC proof", EDE_NSEC_MISSING, signer)
@@ -257,8 +328,10 @@ class _Run:
     def denial(self, evidence: Evidence, qname: dns.name.Name, qtype: int) -> Check:
         if evidence.security in (Security.SECURE.value, Security.INSECURE.value):
             return Verdict(Security(evidence.security), zone=evidence.zone)
-        soa = evidence.rrset
-        signer = _signer(evidence.sigs, soa) or soa.name
+        soa = evidence.rrset  # the SOA, or the first NSEC/NSEC3 when the server sent no SOA
+        signer = _signer(evidence.sigs, soa) or (soa.name if soa.rdtype == RdataType.SOA else evidence.zone)
+        if signer is None:
+            return Verdict(Security.BOGUS, f"no usable RRSIG for the denial of {qname}", EDE_RRSIGS_MISSING)
         checked = yield from self.signed(soa, evidence.sigs, signer)
         if isinstance(checked, Verdict):
             return checked
@@ -292,6 +365,13 @@ class _Run:
                 return Verdict(Security.BOGUS, f"{problem} for {rrset.name} {_type(rrset.rdtype)}", ede, signer)
             self.emit("rrsig", signer, rrset.name, rrset.rdtype, Security.SECURE, sig, "signature valid")
             (proof.nsec if rrset.rdtype == RdataType.NSEC else proof.nsec3).append(rrset)
+        costly = next((r for r in proof.nsec3 if r[0].iterations > MAX_NSEC3_ITERATIONS), None)  # type: ignore[attr-defined]
+        if costly is not None:
+            # RFC 9276 §3.2: too many iterations to hash for every proof; the answer is insecure.
+            iterations = costly[0].iterations  # type: ignore[attr-defined]
+            self.emit("insecure", signer, costly.name, RdataType.NSEC3, Security.INSECURE,
+                      detail=f"NSEC3 with {iterations} iterations (more than {MAX_NSEC3_ITERATIONS})")
+            return Verdict(Security.INSECURE, f"NSEC3 with {iterations} iterations", zone=signer)
         return proof
         yield  # pragma: no cover - makes this a generator like its callers
 
@@ -317,19 +397,21 @@ class _Run:
         now = self.validator.clock.now()
         if zone == dns.name.root or not self.validator.covered(zone):
             return KeyEntry(zone, Security.INDETERMINATE, expires_at=now + BOGUS_TTL, reason="no trust anchor")
-        result = yield Fetch(zone, RdataType.DS)
+        known = self.ds_denials.get(zone)
+        result = Result(dns.rcode.NOERROR, denial=known) if known is not None else (yield Fetch(zone, RdataType.DS))
         ds = next((e for e in result.evidence if e.rrset.rdtype == RdataType.DS and e.rrset.name == zone), None)
         if ds is not None:
             parent = _signer(ds.sigs, ds.rrset) or ds.zone
             if parent is None or parent == zone or not zone.is_subdomain(parent):
-                return self.bogus(zone, f"the DS of {zone} has no RRSIG from its parent", EDE_RRSIGS_MISSING)
+                return self.bogus(zone, f"the DS of {zone} has no RRSIG from its parent", EDE_RRSIGS_MISSING,
+                                  _sources([ds]))
             parent_key = yield from self.key_entry(parent)
             if parent_key.security is not Security.SECURE:
                 return _inherit(zone, parent_key, now)
             ok, sig, problem, ede = _verify(ds.rrset, ds.sigs, parent_key.keys, parent, self.now)
             if not ok:
                 self.emit("ds", parent, zone, RdataType.DS, Security.BOGUS, sig, problem)
-                return self.bogus(zone, f"{problem} for the DS of {zone}", ede)
+                return self.bogus(zone, f"{problem} for the DS of {zone}", ede, _sources([ds]))
             self.emit("ds", parent, zone, RdataType.DS, Security.SECURE, sig,
                       f"DS for {zone} signed by {parent}",
                       key_tags=[rd.key_tag for rd in ds.rrset])  # type: ignore[attr-defined]
@@ -337,7 +419,8 @@ class _Run:
             return entry
         if result.denial is not None and result.rcode == dns.rcode.NOERROR:
             denial = result.denial
-            parent = _signer(denial.sigs, denial.rrset) or denial.rrset.name
+            parent = _signer(denial.sigs, denial.rrset) or (denial.rrset.name if denial.rrset.rdtype == RdataType.SOA
+                                                            else denial.zone or denial.rrset.name)
             if parent == zone or not zone.is_subdomain(parent):
                 # The zone answered for its own DS: not a zone cut after all (the name is
                 # inside its parent's zone), so its data is signed with the parent's keys.
@@ -357,7 +440,8 @@ class _Run:
                 self.emit("insecure", parent, zone, RdataType.DS, Security.INSECURE,
                           detail=f"{zone} is in an NSEC3 opt-out span of {parent}")
                 return KeyEntry(zone, Security.INSECURE, expires_at=now + _ttl(denial.rrset))
-            return self.bogus(zone, verdict.reason or f"no DS for {zone} and no proof of that", verdict.ede)
+            return self.bogus(zone, verdict.reason or f"no DS for {zone} and no proof of that", verdict.ede,
+                              verdict.sources or _sources([denial]))
         why = result.reason or dns.rcode.to_text(result.rcode)
         return self.bogus(zone, f"no DS for {zone}: {why}", EDE_DNSKEY_MISSING)
 
@@ -378,7 +462,8 @@ class _Run:
         if found is None:
             why = result.reason or ("no DNSKEY records" if result.rcode == dns.rcode.NOERROR
                                     else dns.rcode.to_text(result.rcode))
-            return self.bogus(zone, f"no DNSKEY for {zone} ({why})", EDE_DNSKEY_MISSING)
+            return self.bogus(zone, f"no DNSKEY for {zone} ({why})", EDE_DNSKEY_MISSING,
+                              _sources(list(result.evidence) + ([result.denial] if result.denial else [])))
         keys = found.rrset
         trusted = [key for key in keys if any(_matches(zone, key, ds) for ds in usable_ds)]
         trusted += [key for key in keys if key in anchor_keys]
@@ -386,22 +471,23 @@ class _Run:
             tags = [ds.key_tag for ds in usable_ds] or [dns.dnssec.key_id(k) for k in anchor_keys]
             self.emit("dnskey", zone, zone, RdataType.DNSKEY, Security.BOGUS,
                       detail=f"no DNSKEY matches the {via}", key_tags=tags)
-            return self.bogus(zone, f"no DNSKEY of {zone} matches the {via}", EDE_DNSKEY_MISSING)
+            return self.bogus(zone, f"no DNSKEY of {zone} matches the {via}", EDE_DNSKEY_MISSING, _sources([found]))
         trusted_set = dns.rrset.RRset(zone, keys.rdclass, RdataType.DNSKEY)
         for key in trusted:
             trusted_set.add(key, keys.ttl)
         ok, sig, problem, ede = _verify(keys, found.sigs, trusted_set, zone, self.now)
         if not ok:
             self.emit("dnskey", zone, zone, RdataType.DNSKEY, Security.BOGUS, sig, problem)
-            return self.bogus(zone, f"{problem} for the DNSKEY set of {zone}", ede)
+            return self.bogus(zone, f"{problem} for the DNSKEY set of {zone}", ede, _sources([found]))
         self.emit("dnskey", zone, zone, RdataType.DNSKEY, Security.SECURE, sig,
                   f"DNSKEY set signed by a key that matches the {via}",
                   key_tags=[dns.dnssec.key_id(k) for k in keys])
         ttl = min(keys.ttl, ttl_cap, MAX_KEY_TTL, max(1, int(sig.expiration - self.now)))  # type: ignore[union-attr]
         return KeyEntry(zone, Security.SECURE, keys, now + max(ttl, 1))
 
-    def bogus(self, zone: dns.name.Name, reason: str, ede: int | None) -> KeyEntry:
+    def bogus(self, zone: dns.name.Name, reason: str, ede: int | None, sources: tuple[str, ...] = ()) -> KeyEntry:
         return KeyEntry(zone, Security.BOGUS, expires_at=self.validator.clock.now() + BOGUS_TTL, reason=reason,
+                        sources=sources,
                         ede=ede if ede is not None else EDE_DNSSEC_BOGUS)
 
 
@@ -471,13 +557,17 @@ def _proves_nodata(proof: _Proof, qname: dns.name.Name, qtype: int,
                 return None, problem
             return Security.SECURE, f"NSEC3 for {qname} lists no {_type(qtype)}"
         encloser, next_closer, opt_out = _nsec3_closest_encloser(proof.nsec3, qname, zone)
-        if encloser is not None and qtype == RdataType.DS and opt_out:
-            return Security.INSECURE, f"{qname} is in an opt-out span"
         if encloser is not None:
             wildcard = dns.name.Name((b"*",) + encloser.labels)
             at_wildcard = _nsec3_matching(proof.nsec3, wildcard)
             if at_wildcard is not None and qtype not in _types(at_wildcard):
-                return Security.SECURE, f"the wildcard {wildcard} has no {_type(qtype)}"
+                # RFC 5155 §8.7; an opt-out span over the next closer name leaves it insecure.
+                return (Security.INSECURE if opt_out else Security.SECURE,
+                        f"the wildcard {wildcard} has no {_type(qtype)}")
+            if opt_out:
+                # RFC 5155 §8.6 (and Unbound for every type): no match, but the next closer
+                # name is in an opt-out span, where unsigned delegations need no NSEC3.
+                return Security.INSECURE, f"{qname} is in an opt-out span"
         return None, f"no NSEC3 matches {qname}"
     return None, "no NSEC or NSEC3 records"
 
@@ -584,12 +674,13 @@ def _nsec3_closest_encloser(nsec3s: list[dns.rrset.RRset], qname: dns.name.Name,
     return None, None, False
 
 
-def _nsec3_next_closer_covered(nsec3s: list[dns.rrset.RRset], name: dns.name.Name,
-                               closest: dns.name.Name) -> bool:
+def _nsec3_next_closer(nsec3s: list[dns.rrset.RRset], name: dns.name.Name,
+                       closest: dns.name.Name) -> dns.rrset.RRset | None:
+    """The NSEC3 covering the next closer name of *name* below *closest*, if any."""
     if not nsec3s or not name.is_subdomain(closest) or name == closest:
-        return False
+        return None
     next_closer = dns.name.Name(name.labels[len(name) - len(closest) - 1:])
-    return _nsec3_covering(nsec3s, next_closer) is not None
+    return _nsec3_covering(nsec3s, next_closer)
 
 
 # --- signatures and keys --------------------------------------------------------------------------
@@ -619,7 +710,7 @@ def _verify(rrset: dns.rrset.RRset, sigs: dns.rrset.RRset | None, keys: dns.rrse
             problem, ede = f"no DNSKEY with key tag {sig.key_tag}", EDE_DNSKEY_MISSING  # type: ignore[attr-defined]
             continue
         try:
-            dns.dnssec.validate_rrsig(rrset, sig, {signer: keys}, now=now)
+            dns.dnssec.validate_rrsig(rrset, sig, {signer: keys}, now=now, policy=_POLICY)
         except dns.dnssec.UnsupportedAlgorithm:
             problem, ede = f"unsupported algorithm {sig.algorithm}", EDE_UNSUPPORTED_DNSKEY_ALGORITHM  # type: ignore[attr-defined]
             continue
@@ -634,8 +725,11 @@ def _matches(zone: dns.name.Name, key: object, ds: object) -> bool:
     if dns.dnssec.key_id(key) != ds.key_tag or key.algorithm != ds.algorithm:  # type: ignore[attr-defined]
         return False
     try:
-        return dns.dnssec.make_ds(zone, key, ds.digest_type) == ds  # type: ignore[attr-defined,arg-type]
-    except (dns.dnssec.UnsupportedAlgorithm, ValueError):
+        # validating=True: the policy's "may a DS with this digest be checked" (SHA-1 may,
+        # RFC 8624 §3.3), not "may one be made" (SHA-1 may not), which would refuse the
+        # SHA-1 DS records many parents and trust anchors still publish.
+        return dns.dnssec.make_ds(zone, key, ds.digest_type, policy=_POLICY, validating=True) == ds  # type: ignore[attr-defined,arg-type]
+    except (dns.dnssec.UnsupportedAlgorithm, dns.exception.DeniedByPolicy, ValueError):
         return False
 
 
@@ -657,13 +751,18 @@ def _wildcard_expansion(owner: dns.name.Name, sig: object) -> dns.name.Name | No
 
 
 def _from_key(key: KeyEntry) -> Verdict:
-    return Verdict(key.security, key.reason, key.ede, key.zone)
+    return Verdict(key.security, key.reason, key.ede, key.zone, sources=key.sources)
+
+
+def _sources(evidence: list[Evidence]) -> tuple[str, ...]:
+    """The servers some evidence came from (for a retry that avoids them)."""
+    return tuple(dict.fromkeys(e.source for e in evidence if e.source is not None))
 
 
 def _inherit(zone: dns.name.Name, parent: KeyEntry, now: float) -> KeyEntry:
     """Below an insecure zone everything is insecure; below a bogus one, bogus."""
     return KeyEntry(zone, parent.security, expires_at=min(parent.expires_at, now + MAX_KEY_TTL),
-                    reason=parent.reason, ede=parent.ede)
+                    reason=parent.reason, ede=parent.ede, sources=parent.sources)
 
 
 def _weakest(verdicts: list[Verdict]) -> Verdict:

@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 
 # RFC 8767 §5 suggests 1.8 s: how long a client waits before stale data is answered.
 STALE_CLIENT_TIMER = 1.8
+# Bogus answers asked again, each time avoiding the servers that sent the failing data
+# (Unbound restarts a bogus lookup with those servers blacklisted, up to 5 times).
+MAX_BOGUS_RETRIES = 3
 
 
 @dataclass
@@ -182,10 +185,32 @@ class RecursiveResolver:
             return await self.resolve(qname, qtype, cache_only=cache_only, trace=trace)
         held = _AnswerLast(trace) if trace is not None else None
         result = await self.resolve(qname, qtype, trace=held)
-        verdict = await self.validate(result, qname, qtype, held)
+        validated, verdict = await self._judge(result, qname, qtype, held, tally=False)
+        avoid: frozenset[str] = frozenset()
+        for _ in range(MAX_BOGUS_RETRIES):
+            # Like Unbound's validator: data that fails may be one bad server's (a stale or
+            # tampered copy), so forget it and ask again, avoiding the servers that sent it.
+            fresh = frozenset(verdict.sources if verdict is not None else ()) - avoid
+            if verdict is None or verdict.security is not Security.BOGUS or not fresh:
+                break
+            avoid |= fresh
+            self._forget(result, verdict, qname)
+            retry = await self._drive(self._resolution(qname, qtype, trace=held, avoid=avoid))
+            if retry.rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+                break  # nobody else answers: the first verdict stands
+            result = retry
+            validated, verdict = await self._judge(retry, qname, qtype, held, avoid=avoid, tally=False)
+        # One verdict per client answer in the statistics, however many tries it took.
+        self.stats.bogus += validated.security == Security.BOGUS
+        self.stats.secure += validated.security == Security.SECURE
+        if validated.security == Security.SECURE:
+            miss = self.validator.sentinel_miss(qname, qtype)
+            if miss:
+                validated = Result(dns.rcode.SERVFAIL, reason=miss, from_cache=validated.from_cache,
+                                   upstream_queries=validated.upstream_queries, security=Security.BOGUS.value)
         if held is not None:
-            held.release(result, verdict)
-        return verdict
+            held.release(result, validated)
+        return validated
 
     async def validate(self, result: Result, qname: dns.name.Name, qtype: int, trace: Sink | None = None,
                        cache: Cache | None = None, keys: KeyCache | None = None, count: bool = True) -> Result:
@@ -194,27 +219,49 @@ class RecursiveResolver:
         *cache* and *keys* replace the shared ones (a cold trace); *count* False keeps a
         trace out of the statistics, as in `_drive`.
         """
+        judged, _ = await self._judge(result, qname, qtype, trace, cache, keys, count)
+        return judged
+
+    async def _judge(self, result: Result, qname: dns.name.Name, qtype: int, trace: Sink | None = None,
+                     cache: Cache | None = None, keys: KeyCache | None = None, count: bool = True,
+                     avoid: frozenset[str] = frozenset(), tally: bool = True) -> tuple[Result, Verdict | None]:
+        """`validate`, with the verdict itself (None when there was nothing to judge).
+
+        *tally* False leaves the secure/bogus counters to the caller (a client answer that
+        may be tried again counts once).
+        """
         assert self.validator is not None
         if result.rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN) or result.stale:
-            return result
+            return result, None
         check = self.validator.check(result, qname, qtype, trace, keys=keys)
         cache = cache or self.cache
         try:
             need = next(check)
             while True:
-                fetched = await self._fetch(need, cache, trace, count)
+                fetched = await self._fetch(need, cache, trace, count, avoid)
                 need = check.send(fetched)
         except StopIteration as done:
             verdict: Verdict = done.value
         self._remember_verdicts(cache, verdict, result, qname, qtype)
         if verdict.security is Security.BOGUS:
-            self.stats.bogus += count
+            self.stats.bogus += count and tally
             return Result(dns.rcode.SERVFAIL, reason=f"DNSSEC validation failed: {verdict.reason}",
                           from_cache=result.from_cache, upstream_queries=result.upstream_queries,
-                          security=verdict.security.value, ede=verdict.ede)
+                          security=verdict.security.value, ede=verdict.ede), verdict
         if verdict.security is Security.SECURE:
-            self.stats.secure += count
-        return replace(result, security=verdict.security.value)
+            self.stats.secure += count and tally
+        return replace(result, security=verdict.security.value), verdict
+
+    def _forget(self, result: Result, verdict: Verdict, qname: dns.name.Name) -> None:
+        """Drop what a bogus verdict rests on (the answer's names, the zone whose keys failed), so a
+        retry fetches it again; the key cache goes with it (flush_name clears it)."""
+        names = {evidence.rrset.name for evidence in result.evidence}
+        if result.denial is not None:
+            names.add(chain_end(qname, result.answer))
+        if verdict.zone is not None:
+            names.add(verdict.zone)
+        for name in names:
+            self.cache.flush_name(name)
 
     def _remember_verdicts(self, cache: Cache, verdict: Verdict, result: Result, qname: dns.name.Name,
                            qtype: int) -> None:
@@ -232,12 +279,13 @@ class RecursiveResolver:
                 cache.set_security(chain_end(qname, result.answer), qtype, None, security.value,
                                    negative=evidence.negative, valid_for=valid_for)
 
-    async def _fetch(self, need: Fetch, cache: Cache, trace: Sink | None, count: bool) -> Result:
+    async def _fetch(self, need: Fetch, cache: Cache, trace: Sink | None, count: bool,
+                     avoid: frozenset[str] = frozenset()) -> Result:
         """A DS or DNSKEY RRset for the validator, found by the iterator like any other data."""
         resolution = Resolution(need.name, need.rdtype, cache=cache, infra=self.infra, hints=self.hints,
                                 settings=self.settings.iterator, trace=trace, depth=1,
                                 why=f"DNSSEC: the {dns.rdatatype.to_text(need.rdtype)} of {need.name}",
-                                purpose="DNSSEC")
+                                purpose="DNSSEC", avoid=avoid)
         return await self._drive(resolution, count=count)
 
     async def _resolve(self, qname: dns.name.Name, qtype: int, cache_only: bool, trace: Sink | None) -> Result:
@@ -266,9 +314,9 @@ class RecursiveResolver:
         return result
 
     def _resolution(self, qname: dns.name.Name, qtype: int, cache_only: bool = False,
-                    trace: Sink | None = None) -> Resolution:
+                    trace: Sink | None = None, avoid: frozenset[str] = frozenset()) -> Resolution:
         return Resolution(qname, qtype, cache=self.cache, infra=self.infra, hints=self.hints,
-                          settings=self.settings.iterator, cache_only=cache_only, trace=trace)
+                          settings=self.settings.iterator, cache_only=cache_only, trace=trace, avoid=avoid)
 
     def _finished_in_background(self, task: asyncio.Future[Result], qname: dns.name.Name, qtype: int) -> None:
         self._tasks.discard(task)  # type: ignore[arg-type]
@@ -535,7 +583,8 @@ class RecursiveResolver:
         if dnssec_ok and denial is not None and (denial.sigs is not None or denial.proof):
             # The signed denial as it came (SOA RRSIG, NSEC/NSEC3 and their RRSIGs); it is
             # rebuilt each time, so the wire fast path leaves it alone.
-            extra = [_with_ttl(denial.sigs, denial.rrset.ttl)] if denial.sigs is not None else []
+            soa_signed = denial.sigs is not None and denial.rrset.rdtype == dns.rdatatype.SOA
+            extra = [_with_ttl(denial.sigs, denial.rrset.ttl)] if soa_signed else []  # type: ignore[arg-type]
             reply.authority += extra + list(denial.proof)
             return reply, None, rotation
         if result.authority:
@@ -555,7 +604,7 @@ class RecursiveResolver:
 
     def _render(self, reply: dns.message.Message, query: dns.message.Message, via_tcp: bool) -> bytes:
         limit = 65535 if via_tcp else (PLAIN_UDP_SIZE if query.edns < 0 else
-                                       min(max(query.payload, PLAIN_UDP_SIZE), EDNS_UDP_SIZE))
+                                       min(max(query.payload, PLAIN_UDP_SIZE), self.settings.max_udp_size))
         # want_shuffle=False: dnspython shuffles records when rendering by default,
         # which would undo the cache's round-robin order.
         try:
@@ -580,8 +629,8 @@ class _AnswerLast:
         self.queries = 0  # sent for this answer, the validator's DS and DNSKEY fetches included
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, Done) and event.depth == 0 and self.done is None:
-            self.done = event
+        if isinstance(event, Done) and event.depth == 0:
+            self.done = event  # a bogus answer asked again ends in a new one: the last is the client's
             return
         self.queries += isinstance(event, QuerySent)
         self.sink(event)
