@@ -211,6 +211,8 @@ def compare_folders(tool: str, folders: list[Path], one: Callable[[Path], Tally 
     except KeyboardInterrupt:
         print(f"{tool}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # our reader is gone: see quiet_when_piped
+        raise
     except (DnslabError, RuntimeError, OSError) as exc:
         print(f"{tool}: {exc}", file=sys.stderr)
         return 2
