@@ -36,7 +36,7 @@ from dnslab.lab.runtime import Lab
 from tools.common.lab import SAMPLE_ZONES
 from tools.common.logcount import CountingHandler, kinds_text
 from tools.common.procs import interrupt_on_sigterm
-from tools.common.reference import find_binary, not_installed
+from tools.common.reference import find_binary, not_installed, version
 
 # The comparisons' own hierarchy (see zones/README.md): the cases the sample lab lacks.
 ZONES = Path(__file__).resolve().parent / "zones"
@@ -86,15 +86,18 @@ def new_seed(given: int | None) -> int:
     return given if given is not None else random.SystemRandom().randrange(1 << 32)
 
 
-def find_server(tool: str, server: str, binary: str, given: str | None) -> str | None:
-    """The reference server's binary; None, said in one line on stderr, when it is not there."""
+def find_server(tool: str, server: str, binary: str, given: str | None,
+                version_flag: str, version_pattern: str) -> tuple[str, str] | None:
+    """The reference server's binary and the version it reports; None, said in one line on stderr,
+    when it is not there."""
     found = find_binary(binary, given)
     if found is None:
         if given:
             print(f"{tool}: {given} is not an executable {server}", file=sys.stderr)
         else:
             print(f"{tool}: {not_installed(server, binary)}; or give its path with --{binary}", file=sys.stderr)
-    return found
+        return None
+    return found, version(found, version_flag, version_pattern) or "?"
 
 
 def lab_errors() -> CountingHandler:
@@ -184,6 +187,7 @@ class Tally:
     failures: list[Any] = field(default_factory=list)  # both failed alike, not expected to
     explained: Counter[str] = field(default_factory=Counter)  # by reason
     expected: int = 0  # both failed alike, as a folder's expect-failure.txt says they may
+    logged: dict[str, Any] = field(default_factory=dict)  # what the lab logged (CountingHandler.summary)
 
     def add(self, other: Tally) -> None:
         self.count += other.count
@@ -192,15 +196,16 @@ class Tally:
         self.explained.update(other.explained)
         self.expected += other.expected
 
-    def status(self, errors: CountingHandler) -> int:
+    def status(self) -> int:
         """The exit status: 1 with a difference, a matching failure or an error the lab logged."""
-        return 1 if self.diffs or self.failures or errors.summary()["errors"] else 0
+        return 1 if self.diffs or self.failures or self.logged.get("errors") else 0
 
 
 def compare_folders(tool: str, folders: list[Path], one: Callable[[Path], Tally | None]) -> Tally | int:
-    """Each folder's comparison in turn, added up; or the exit status when one cannot be run (2) or
-    the run is interrupted (130; Ctrl-C or SIGTERM)."""
+    """Each folder's comparison in turn, added up, with what the lab logged meanwhile; or the exit
+    status when one cannot be run (2) or the run is interrupted (130; Ctrl-C or SIGTERM)."""
     interrupt_on_sigterm()
+    errors = lab_errors()
     total = Tally()
     try:
         for folder in folders:
@@ -216,10 +221,11 @@ def compare_folders(tool: str, folders: list[Path], one: Callable[[Path], Tally 
     except (DnslabError, RuntimeError, OSError) as exc:
         print(f"{tool}: {exc}", file=sys.stderr)
         return 2
+    total.logged = errors.summary()
     return total
 
 
-def report(total: Tally, show: int, failures_head: str, explained_head: str, errors: CountingHandler) -> None:
+def report(total: Tally, show: int, failures_head: str, explained_head: str) -> None:
     """Every difference (up to *show*), the matching failures, the explained differences by reason,
     and the errors the lab logged; the summary line is the tool's."""
     for diff in total.diffs[:show]:
@@ -236,6 +242,5 @@ def report(total: Tally, show: int, failures_head: str, explained_head: str, err
             print(f"  {number:5d}  {reason}")
     if total.expected:
         print(f"note: {total.expected} expected matching failures (expect-failure.txt)")
-    logged = errors.summary()
-    if logged["errors"]:
-        print(f"dnslab logged {logged['errors']} internal error(s), by kind:\n{kinds_text(logged)}")
+    if total.logged.get("errors"):
+        print(f"dnslab logged {total.logged['errors']} internal error(s), by kind:\n{kinds_text(total.logged)}")

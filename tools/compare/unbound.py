@@ -81,9 +81,9 @@ from dnslab.services.transport import DnsListener
 from dnslab.testing import LabRunner
 from tools.common.net import free_port
 from tools.common.procs import Managed
-from tools.common.reference import start_unbound, version
+from tools.common.reference import start_unbound
 from tools.compare.shared import (FOLDERS, Rule, Tally, child, compare_folders, comparison_parser, explain,
-                                  find_server, lab_errors, load_lab, log_problems, new_seed, quiet_when_piped,
+                                  find_server, load_lab, log_problems, new_seed, quiet_when_piped,
                                   report, uninterrupted, work_folder)
 
 T = dns.rdatatype.RdataType
@@ -528,21 +528,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.passes < 1 or args.max_queries < 1:
         parser.error("--passes and --max-queries must be at least 1")
     seed = new_seed(args.shuffle)
-    binary = find_server(TOOL, "Unbound", "unbound", args.unbound)
-    if binary is None:
+    found = find_server(TOOL, "Unbound", "unbound", args.unbound, "-V", r"Version (\S+)")
+    if found is None:
         return 2
-    unbound_version = version(binary, "-V", r"Version (\S+)")
+    binary, unbound_version = found
     print(f"questions in a random order from seed {seed} (--shuffle {seed} repeats it)", flush=True)
-    errors = lab_errors()
     total = compare_folders(TOOL, args.zones or FOLDERS,
                             lambda folder: run_folder(folder, args, binary, unbound_version, seed))
     if isinstance(total, int):
         return total
     report(total, args.show, "matching failures (both resolvers failed alike; not expected):",
-           "known differences, Unbound's (not counted)", errors)
+           "known differences, Unbound's (not counted)")
     print(f"compared {total.count} queries against Unbound {unbound_version} (seed {seed}): "
           f"{len(total.diffs)} differences, {len(total.failures)} matching failures")
-    return total.status(errors)
+    return total.status()
 
 
 def run_folder(folder: Path, args: argparse.Namespace, binary: str, unbound_version: str, seed: int) -> Tally | None:
