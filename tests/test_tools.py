@@ -6,10 +6,12 @@ the generated Unbound and NSD configs are checked by the servers' own checkconf 
 
 from __future__ import annotations
 
+import logging
 import shutil
 import socket
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,11 +21,14 @@ import dns.rdataclass
 import dns.rdatatype
 import pytest
 
+from tools.common import reference
 from tools.common.lab import Dnslab, LabUnavailable
+from tools.common.logcount import CountingHandler, kinds_text
 from tools.common.net import free_port, query_wire
 from tools.common.procs import Managed, session_alive, stop_process
-from tools.common.reference import find_binary, nsd_config, unbound_config
+from tools.common.reference import find_binary, nsd_config, start_nsd, unbound_config
 from tools.common.report import format_table, tail
+from tools.compare.shared import ZONES, Rule, Tally, explain, load_lab
 
 SAMPLE_ZONES = Path(__file__).resolve().parent.parent / "dnslab" / "zones"
 
@@ -157,3 +162,68 @@ def test_nsd_config_passes_nsd_checkconf(tmp_path: Path) -> None:
     checked = subprocess.run([find_binary("nsd-checkconf") or "", str(conf)], capture_output=True, text=True,
                              timeout=30)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+@pytest.mark.skipif(find_binary("nsd") is None, reason="nsd not installed")
+def test_start_nsd_takes_another_port_when_the_free_one_is_taken_before_it_binds(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race `free_port` cannot close: another program binds the port before NSD does."""
+    host = "127.0.99.201"
+    zone = tmp_path / "example.com.zone"
+    shutil.copy(SAMPLE_ZONES / "example.com.zone", zone)
+    ports = [free_port(host), free_port(host)]
+    offered = iter(ports)
+    monkeypatch.setattr(reference, "free_port", lambda _host: next(offered))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind((host, ports[0]))
+        process, address = start_nsd(find_binary("nsd") or "", tmp_path / "nsd", host, [("example.com.", zone)],
+                                     ["  server-count: 1"])
+    try:
+        assert address == (host, ports[1])
+        assert "already in use" in (tmp_path / "nsd" / "nsd.log").read_text() + process.output()
+        reply = dns.message.from_wire(socket_ask(address, query_wire("example.com.", "SOA", 9, rd=False)))
+        assert reply.id == 9 and reply.answer
+    finally:
+        process.stop()
+
+
+def test_kinds_text_shows_each_kind_of_error_with_its_count_and_example() -> None:
+    counter = CountingHandler()
+    logger = logging.getLogger("dnslab.test-kinds")
+    logger.addHandler(counter)
+    try:
+        for _ in range(3):
+            logger.error("zone %s broken", "x")
+        logger.warning("only a warning")
+    finally:
+        logger.removeHandler(counter)
+    summary = counter.summary()
+    assert summary["errors"] == 3 and summary["by_level"]["WARNING"] == 1
+    assert kinds_text(summary, indent="> ").splitlines() == [
+        "> 3 x dnslab.test-kinds ERROR: zone %s broken", ">   dnslab.test-kinds ERROR: zone x broken"]
+
+
+def test_comparison_tally_counts_findings_apart_and_explains_by_kind() -> None:
+    rules = [Rule("flags", "NOTIMP copies only RD", lambda question, theirs, ours: theirs == "NOTIMP"),
+             Rule(None, "any field: theirs is off", lambda question, theirs, ours: theirs == "off")]
+    assert explain(rules, "flags", "q", "NOTIMP", "x") is rules[0]
+    assert explain(rules, "answer", "q", "NOTIMP", "x") is None  # the rule is for another field
+    assert explain(rules, "answer", "q", "off", "x") is rules[1]
+    total, first, second = Tally(), Tally(count=3, explained=Counter({"a": 1})), Tally(count=2, expected=1)
+    second.explained["a"] += 2
+    for tally in (first, second):
+        total.add(tally)
+    assert (total.count, total.explained, total.expected) == (5, Counter({"a": 3}), 1)
+    assert total.status() == 0  # explained and expected findings do not fail a run
+    total.logged = {"errors": 1}
+    assert total.status() == 1  # an error the lab logged fails it, whatever it answered
+    total.logged = {}
+    total.failures.append("both silent")
+    assert total.status() == 1
+
+
+def test_comparison_zones_load_as_a_signed_lab_with_one_unsigned_branch(tmp_path: Path) -> None:
+    lab = load_lab("test", ZONES, 0, tmp_path / "keys")
+    assert lab is not None and lab.signer is not None
+    assert {str(zone.origin) for zone in lab.zones} == {".", "test.", "plain.test.", "kid.plain.test.",
+                                                        "signed.test.", "sub.signed.test."}

@@ -19,7 +19,7 @@ type per zone) is asked of both twice, cold then from the cache, each time in
 a shuffled order (the seed is printed; --seed repeats it), and only
 differences in rcode or AD are printed.  A question both fail alike (both
 SERVFAIL, both silent) proves nothing and counts as a failure too.  (The
-signed DNAME cases live in scripts/compare-zones/, which compare-unbound runs
+signed DNAME cases live in tools/compare/zones/, which compare-unbound runs
 signed and validating.)  Exit status 0 when all hold, 1 when one does not, 2
 when Unbound or port 53 is not available.
 

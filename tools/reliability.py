@@ -69,7 +69,7 @@ from dnslab.lab.hierarchy import derive_hierarchy, zone_files
 from dnslab.core.zone import load_zone_text, load_zones
 from tools.common.asking import addresses, ask, ask_retrying, rcode_text
 from tools.common.lab import REPO, SAMPLE_ZONES, Dnslab
-from tools.common.logcount import CountingHandler
+from tools.common.logcount import CountingHandler, kinds_text
 from tools.common.net import udp_drops
 from tools.common.procs import process_snapshot, stop_process
 from tools.common.report import sayer
@@ -88,11 +88,8 @@ say = sayer()
 
 def print_log_kinds(log: dict[str, Any], tracebacks: bool = True) -> None:
     """The distinct errors a lab logged, each with its count and its first traceback."""
-    for entry in log.get("kinds", []):
-        say(f"      {entry['count']:,} x {entry['kind']}")
-        if tracebacks:
-            lines = entry["example"].splitlines()
-            say("        " + "\n        ".join(lines[-14:]))
+    if log.get("kinds"):
+        say(kinds_text(log, tracebacks))
 
 
 

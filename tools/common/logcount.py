@@ -51,3 +51,14 @@ class CountingHandler(logging.Handler):
         return {"by_level": dict(self.by_level), "errors": errors, "with_exception": self.with_exception,
                 "kinds": [{"kind": kind, "count": count, "example": self.examples.get(kind, "")}
                           for kind, count in self.kinds.most_common(20)]}
+
+
+def kinds_text(summary: dict[str, Any], tracebacks: bool = True, indent: str = "      ") -> str:
+    """The distinct errors of a `CountingHandler.summary()`, each with its count and (the end of) its
+    first example, one block a kind: what a tool prints after "the lab logged N errors"."""
+    lines = []
+    for entry in summary.get("kinds", []):
+        lines.append(f"{indent}{entry['count']:,} x {entry['kind']}")
+        if tracebacks:
+            lines += [f"{indent}  {line}" for line in entry["example"].splitlines()[-14:]]
+    return "\n".join(lines)

@@ -89,3 +89,4 @@ def wait_answering(address: tuple[str, int], process: Managed, timeout: float, w
         if time.monotonic() > deadline:
             raise RuntimeError(f"{what} on {address[0]}:{address[1]} did not answer in time:\n"
                                + tail(process.output()))
+        time.sleep(0.02)  # refused (not bound yet) returns at once: no busy loop

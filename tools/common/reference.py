@@ -130,17 +130,38 @@ def start_unbound(binary: str, workdir: Path, host: str, hints: Path, options: l
                   optional: tuple[str, ...] = (), port: int | None = None, timeout: float = 30) -> tuple[Managed, tuple[str, int]]:
     """Unbound on host (a free port unless given), once it answers; RuntimeError with its log if not."""
     workdir.mkdir(parents=True, exist_ok=True)
-    address = (host, port if port is not None else free_port(host))
     conf = workdir / "unbound.conf"
-    write_checked(binary, conf, lambda extra: unbound_config(address, workdir, hints, [*options, *extra]),
-                  list(optional))
-    process = Managed("Unbound", [binary, "-d", "-c", str(conf)], workdir / "unbound.out")
-    try:
-        wait_answering(address, process, timeout, "Unbound")
-    except RuntimeError:
-        process.stop()
-        raise
-    return process, address
+
+    def launch(address: tuple[str, int]) -> Managed:
+        write_checked(binary, conf, lambda extra: unbound_config(address, workdir, hints, [*options, *extra]),
+                      list(optional))
+        return Managed("Unbound", [binary, "-d", "-c", str(conf)], workdir / "unbound.out")
+
+    return _start("Unbound", host, port, launch, None, timeout, workdir / "unbound.log")
+
+
+# A free port can be taken by another program between finding it and the server binding it.
+BIND_TRIES = 5
+
+
+def _start(what: str, host: str, port: int | None, launch: Callable[[tuple[str, int]], Managed],
+           probe: bytes | None, timeout: float, log: Path) -> tuple[Managed, tuple[str, int]]:
+    """launch(address) on host (a free port unless given) and wait until it answers *probe*; when the
+    free port was lost before the server bound it, again on another (bounded). RuntimeError with the
+    tails of its output and its log if it does not answer; nothing is left running then."""
+    for attempt in range(1 if port is not None else BIND_TRIES):
+        address = (host, port if port is not None else free_port(host))
+        process = launch(address)
+        try:
+            wait_answering(address, process, timeout, what, probe)
+            return process, address
+        except RuntimeError as exc:
+            process.stop()
+            logged = log.read_text(errors="replace") if log.exists() else ""
+            if port is None and attempt + 1 < BIND_TRIES and "already in use" in process.output() + logged:
+                continue
+            raise RuntimeError(f"{exc}\n{tail(logged)}" if logged.strip() else str(exc)) from None
+    raise AssertionError("unreachable")
 
 
 # --- NSD -----------------------------------------------------------------------------------------
@@ -170,14 +191,11 @@ def start_nsd(binary: str, workdir: Path, host: str, zones: list[tuple[str, Path
               timeout: float = 30) -> tuple[Managed, tuple[str, int]]:
     """NSD on host (a free port), once it answers for its first zone's SOA; RuntimeError if not."""
     workdir.mkdir(parents=True, exist_ok=True)
-    address = (host, free_port(host))
     conf = workdir / "nsd.conf"
-    conf.write_text(nsd_config(address, workdir, zones, options), encoding="utf-8")
-    process = Managed("NSD", [binary, "-d", "-c", str(conf)], workdir / "nsd.out")
-    try:
-        wait_answering(address, process, timeout, "NSD", probe=query_wire(zones[0][0], "SOA", 4343, rd=False, edns=False))
-    except RuntimeError as exc:
-        process.stop()
-        log = workdir / "nsd.log"
-        raise RuntimeError(f"{exc}\n{tail(log.read_text(errors='replace'))}" if log.exists() else str(exc)) from None
-    return process, address
+
+    def launch(address: tuple[str, int]) -> Managed:
+        conf.write_text(nsd_config(address, workdir, zones, options), encoding="utf-8")
+        return Managed("NSD", [binary, "-d", "-c", str(conf)], workdir / "nsd.out")
+
+    probe = query_wire(zones[0][0], "SOA", 4343, rd=False, edns=False)
+    return _start("NSD", host, None, launch, probe, timeout, workdir / "nsd.log")
