@@ -72,6 +72,7 @@ class EntryKind(enum.StrEnum):
     NXDOMAIN = "nxdomain"
     NODATA = "nodata"
     SERVFAIL = "servfail"
+    PARENT_GLUE = "parent glue"  # a referral's address for an NS name, kept beside the child's
 
 
 @dataclass(frozen=True)
@@ -433,6 +434,34 @@ class Cache:
         return CacheHit(self._answer(entry, ttl, rotate), ttl, entry.ttl, entry.rank, True,
                         sigs=_signatures(entry.sigs, ttl), zone=entry.zone, proof=entry.proof or (),
                         security=entry.security)
+
+    # -- parent-side glue ------------------------------------------------------------
+
+    def put_parent_glue(self, rrset: dns.rrset.RRset, source: str | None = None) -> None:
+        """Keep a referral's glue apart from the positive entry the child's answer replaces.
+
+        When parent and child disagree on a name server's address (a renumbered
+        server, a stale glue record), the child's answer wins in `get`; but if the
+        child's addresses all fail, the parent's may still work.  Unbound keeps such
+        parent-side glue for its last resort too (iter_lookup_parent_glue_from_cache).
+        """
+        ttl = max(self._settings.min_ttl, min(rrset.ttl, self._settings.max_ttl))
+        if rrset.rdclass != dns.rdataclass.IN or len(rrset) == 0 or ttl <= 0:
+            return
+        expires_at = self._clock.now() + ttl
+        self._store[(_fold(rrset.name), int(rrset.rdtype), EntryKind.PARENT_GLUE)] = _Entry(
+            EntryKind.PARENT_GLUE, rrset.name, int(rrset.rdtype), _records(rrset), Rank.ADDITIONAL, ttl,
+            expires_at, expires_at, source=source)
+
+    def get_parent_glue(self, name: dns.name.Name, rdtype: int) -> dns.rrset.RRset | None:
+        """The live parent-side glue for an NS name, or None."""
+        entry = self._use((_fold(name), rdtype, EntryKind.PARENT_GLUE))
+        if entry is None:
+            return None
+        left = entry.expires_at - self._clock.now()
+        if left <= 0:
+            return None
+        return _build(entry.name, entry.rdatas, 0, min(entry.ttl, math.ceil(left)))
 
     # -- negative (RFC 2308) and SERVFAIL ----------------------------------------------
 

@@ -59,6 +59,9 @@ class Classified:
     sigs: dict[tuple[dns.name.Name, int], dns.rrset.RRset] = field(default_factory=dict)
     proof: list[dns.rrset.RRset] = field(default_factory=list)
     ds: dns.rrset.RRset | None = None
+    # LAME only: nothing usable at all (not an upward referral).  Unbound takes such an
+    # empty reply as NODATA once it has come twice, from this server or another one.
+    empty: bool = False
 
     def signed(self, rrset: dns.rrset.RRset) -> dns.rrset.RRset | None:
         """The RRSIGs over *rrset* that came in the same reply."""
@@ -70,8 +73,13 @@ class Classified:
         return tuple(self.proof) + tuple(sigs)
 
 
-def classify(reply: dns.message.Message, qname: dns.name.Name, qtype: int, zone: dns.name.Name) -> Classified:
-    """Classify *reply* to the question (qname, qtype) sent to a server for *zone*."""
+def classify(reply: dns.message.Message, qname: dns.name.Name, qtype: int, zone: dns.name.Name, *,
+             harden_glue: bool = True) -> Classified:
+    """Classify *reply* to the question (qname, qtype) sent to a server for *zone*.
+
+    *harden_glue* False (Unbound's harden-glue: no) keeps a referral's addresses for
+    its NS names even outside the delegating zone's bailiwick.
+    """
     rcode = reply.rcode()
     authoritative = bool(reply.flags & dns.flags.AA)
     if rcode == dns.rcode.FORMERR:
@@ -99,32 +107,52 @@ def classify(reply: dns.message.Message, qname: dns.name.Name, qtype: int, zone:
     if result.answer is not None:
         if result.answer.rdtype == RdataType.NS:
             # Addresses of the NS names, as a priming reply carries them (RFC 8109 §3).
-            result.glue = _glue(reply, result.answer, zone)
+            result.glue = _glue(reply, result.answer, zone, harden_glue)
         return result
     if result.chain and not name.is_subdomain(zone):
         result.kind = ReplyKind.CNAME
         return result
     if rcode == dns.rcode.NXDOMAIN:
-        result.kind = ReplyKind.NXDOMAIN if authoritative or result.soa is not None else ReplyKind.LAME
+        # Unbound takes any NXDOMAIN with something of the zone in it as the answer; only
+        # an empty one (not authoritative, nothing to go on) is lame.
+        vouched = authoritative or result.soa is not None or any(
+            rrset.name.is_subdomain(zone) for rrset in reply.authority)
+        result.kind = ReplyKind.NXDOMAIN if vouched else ReplyKind.LAME
+        return result
+    if result.soa is not None:
+        # An SOA above the name says NODATA, whatever else the authority section holds
+        # (Unbound's iter_resptype.c looks at the SOA before any NS set).
+        result.kind = ReplyKind.NODATA
         return result
     if not result.chain:
-        referral = _referral(reply, name, zone)
-        if referral is not None and not authoritative:
+        ns = [rrset for rrset in reply.authority if rrset.rdtype == RdataType.NS]
+        referral = _referral(ns, name, zone)
+        if referral is not None:
+            # A delegation below the zone asked is a referral even with AA=1: some servers
+            # set it wrongly, and taking it as NODATA would deny a name that exists (Unbound
+            # does the same).
             result.kind = ReplyKind.REFERRAL
             result.child, result.ns = referral.name, referral
-            result.glue = _glue(reply, referral, zone)
+            result.glue = _glue(reply, referral, zone, harden_glue)
             result.ds = next((rrset for rrset in reply.authority
                               if rrset.rdtype == RdataType.DS and rrset.name == referral.name), None)
             return result
-    if result.soa is not None or (authoritative and not result.chain):
-        result.kind = ReplyKind.NODATA
+        if any(zone != rrset.name and zone.is_subdomain(rrset.name) for rrset in ns):
+            # A referral upwards (to the root, say) is lame even with AA=1: the server
+            # does not serve the zone we asked it for.
+            result.kind = ReplyKind.LAME
+            return result
+        if authoritative:
+            result.kind = ReplyKind.NODATA
+            return result
+        # Not authoritative and nothing usable: lame, unless it keeps happening (see
+        # Classified.empty); a server's NS set for the zone itself is not "nothing".
+        result.empty = not any(rrset.name == zone for rrset in ns)
+        result.kind = ReplyKind.LAME
         return result
-    if result.chain:
-        # An in-zone chain the server did not finish (its target is delegated
-        # further down, say): resolve the target afresh.
-        result.kind = ReplyKind.CNAME
-        return result
-    result.kind = ReplyKind.LAME
+    # An in-zone chain the server did not finish (its target is delegated
+    # further down, say): resolve the target afresh.
+    result.kind = ReplyKind.CNAME
     return result
 
 
@@ -184,21 +212,23 @@ def synthesise_cname(owner: dns.name.Name, target: dns.name.Name, ttl: int) -> d
     return rrset
 
 
-def _referral(reply: dns.message.Message, qname: dns.name.Name, zone: dns.name.Name) -> dns.rrset.RRset | None:
+def _referral(ns: list[dns.rrset.RRset], qname: dns.name.Name, zone: dns.name.Name) -> dns.rrset.RRset | None:
     """An NS set strictly below the asked zone and above (or at) the name: a real delegation."""
-    for rrset in reply.authority:
-        if (rrset.rdtype == RdataType.NS and rrset.name != zone and rrset.name.is_subdomain(zone)
+    for rrset in ns:
+        if (rrset.name != zone and rrset.name.is_subdomain(zone)
                 and qname.is_subdomain(rrset.name)):
             return rrset
     return None
 
 
-def _glue(reply: dns.message.Message, ns: dns.rrset.RRset, zone: dns.name.Name) -> list[dns.rrset.RRset]:
-    """Addresses of the referral's NS names, only where the delegating zone may speak for them."""
+def _glue(reply: dns.message.Message, ns: dns.rrset.RRset, zone: dns.name.Name,
+          harden_glue: bool = True) -> list[dns.rrset.RRset]:
+    """Addresses of the referral's NS names, only where the delegating zone may speak for them
+    (anywhere, with *harden_glue* off)."""
     targets = {rdata.target for rdata in ns}  # type: ignore[attr-defined]
     return [rrset for rrset in reply.additional
             if rrset.rdtype in (RdataType.A, RdataType.AAAA) and rrset.name in targets
-            and rrset.name.is_subdomain(zone)]
+            and (rrset.name.is_subdomain(zone) or not harden_glue)]
 
 
 _DNSSEC_TYPES = frozenset({RdataType.RRSIG, RdataType.NSEC, RdataType.NSEC3})

@@ -18,6 +18,7 @@ Steps for one question, as RFC 1034 §5.3.3 describes and Unbound does them:
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field, replace
 
 import dns.flags
@@ -39,6 +40,8 @@ _KIND_FAILURE = {
     ReplyKind.LAME: Failure.LAME,
     ReplyKind.FORMERR: Failure.FORMERR,
 }
+# Empty replies taken as NODATA from the second on (Unbound's EMPTY_NODATA_RETRY_COUNT).
+EMPTY_NODATA_RETRY_COUNT = 2
 _RCODE_FAILURE = {
     dns.rcode.SERVFAIL: Failure.SERVFAIL,
     dns.rcode.REFUSED: Failure.REFUSED,
@@ -55,7 +58,17 @@ class IteratorSettings:
     max_referrals: int = 30              # referral depth per lookup
     max_dependency_depth: int = 4        # nested lookups of NS names needing NS names
     qname_minimisation: bool = True      # RFC 9156, relaxed mode
+    # The QTYPE of minimised queries: A as Unbound sends them (RFC 9156 leaves it open),
+    # or NS as Knot Resolver does and RFC 7816 described.
+    minimise_qtype: int = RdataType.A
     max_minimise_steps: int = 10         # labels revealed one at a time before asking in full
+    # Unbound's harden-glue: believe glue only inside the delegating zone's bailiwick.
+    # Off, an address for a referral's NS name is used wherever it lies (a cycle of
+    # glueless delegations can then be resolved), at the risk of poisoned glue.
+    harden_glue: bool = True
+    # Unbound's do-not-query-localhost: never send a query to 127.0.0.0/8 or ::1.
+    # Off by default here, unlike Unbound: the lab's servers live on loopback.
+    do_not_query_localhost: bool = False
     ipv6_upstream: bool = False          # use AAAA addresses of name servers too
     edns: bool = True
 
@@ -168,7 +181,10 @@ class Resolution:
         self.ns_names: list[dns.name.Name] = []
         self.hint_addresses: dict[dns.name.Name, list[str]] = {}
         self.tried: set[str] = set()
-        self.timed_out_once: set[str] = set()  # each may be tried once more when nothing else is left
+        # Servers that timed out or sent an empty reply: each may be tried once more when
+        # nothing else is left.
+        self.retry_once: set[str] = set()
+        self.empty_replies = 0  # empty non-authoritative replies in this lookup (see on_reply)
         self.glueless_tried: set[tuple[dns.name.Name, int]] = set()
         self.minimise_labels = 0
         self.minimise_off = not settings.qname_minimisation
@@ -202,7 +218,7 @@ class Resolution:
         self.everything_from_cache = False
         self.last_source = query.address
         self.last_shared = shared
-        classified = classify(reply, query.qname, query.qtype, query.zone)
+        classified = classify(reply, query.qname, query.qtype, query.zone, harden_glue=self.settings.harden_glue)
         if reply.flags & dns.flags.TC and not query.tcp:
             self._emit_reply(query, reply, rtt, classified, "truncated")
             if not shared:
@@ -219,6 +235,16 @@ class Resolution:
             # Only now: a name the server cannot parse at all (FORMERR both ways) says nothing
             # about EDNS, and one such question must not turn EDNS (and so DNSSEC) off for a server.
             self.infra.mark_no_edns(query.address)
+        if classified.empty:
+            # An empty reply (nothing in it we can use, or only records of another type):
+            # Unbound tries another server first, and takes the second such reply as
+            # NODATA (EMPTY_NODATA_RETRY_COUNT), from that server again if it is the only one.
+            # Until then it counts as lame, but the server may be asked once more.
+            self.empty_replies += 1
+            if self.empty_replies >= EMPTY_NODATA_RETRY_COUNT:
+                classified = replace(classified, kind=ReplyKind.NODATA, empty=False)
+            elif query.address not in self.tried:
+                self.retry_once.add(query.address)
         failure = _KIND_FAILURE.get(classified.kind)
         if classified.kind is ReplyKind.ERROR:
             failure = _RCODE_FAILURE.get(classified.rcode, Failure.SERVFAIL)
@@ -263,7 +289,7 @@ class Resolution:
         if not shared:
             self.infra.failure(query.address, kind, waited=query.timeout if kind is Failure.TIMEOUT else 0.0)
         if kind is Failure.TIMEOUT and query.address not in self.tried:
-            self.timed_out_once.add(query.address)
+            self.retry_once.add(query.address)
         self.tried.add(query.address)
 
     # --- starting and restarting -----------------------------------------------------
@@ -345,6 +371,7 @@ class Resolution:
 
     def _enter_closest_zone(self) -> None:
         name = self.sname.parent() if self.qtype == RdataType.DS and self.sname != dns.name.root else self.sname
+        self.hint_addresses = {}  # only addresses the cache holds count below
         while True:
             ns = self.cache.get(name, RdataType.NS)
             if ns is not None:
@@ -371,7 +398,7 @@ class Resolution:
         self.ns_names = ns_names
         self.hint_addresses = {}
         self.tried = set()
-        self.timed_out_once = set()
+        self.retry_once = set()
         self.glueless_tried = set()
         self.minimise_labels = len(zone) + 1
         # A relaxed-mode fallback (NXDOMAIN for a minimised name) says something about
@@ -398,6 +425,12 @@ class Resolution:
             if self._resolve_a_glueless_name():
                 return
             choice = self._try_again(candidates)
+        if choice is None:
+            # The last resort: the addresses the parent zones gave as glue, where the
+            # children's own answers for their names said otherwise.
+            by_name = [(name, self._parent_glue(name, candidates)) for name in self.ns_names]
+            choice = self.infra.choose([address for _, addresses in by_name for address in addresses],
+                                       exclude=self.tried)
         if choice is None:
             held = [a for a in candidates if a not in self.tried]
             why = "held down after failures" if held else "failed"
@@ -426,28 +459,43 @@ class Resolution:
         count toward the breaker, so a dead zone is soon held down and costs
         nothing again until its probe interval.
         """
-        again = [address for address in candidates if address in self.timed_out_once]
+        again = [address for address in candidates if address in self.retry_once]
         choice = self.infra.choose(again) if again else None
         if choice is not None:
-            self.timed_out_once.discard(choice.address)
+            self.retry_once.discard(choice.address)
         return choice
 
     def _question(self) -> tuple[dns.name.Name, int, str]:
-        """RFC 9156: reveal one more label than the zone needs, as an A query, until the full name."""
+        """RFC 9156: reveal one more label than the zone needs (an A or NS query), until the full name."""
         if (self.minimise_off or self.qtype == RdataType.DS or self.minimise_labels >= len(self.sname)
                 or self.minimise_steps >= self.settings.max_minimise_steps):
             return self.sname, self.qtype, "resolve"
         _, name = self.sname.split(self.minimise_labels)
-        return name, RdataType.A, "minimised"
+        return name, self.settings.minimise_qtype, "minimised"
 
     def _addresses(self, ns_name: dns.name.Name) -> list[str]:
-        found = list(self.hint_addresses.get(ns_name, ())) + list(self.learned.get(ns_name, ()))
+        found = list(self.learned.get(ns_name, ()))
         types = (RdataType.A, RdataType.AAAA) if self.settings.ipv6_upstream else (RdataType.A,)
         for rdtype in types:
             hit = self.cache.get(ns_name, rdtype)
             if hit is not None:
                 found.extend(rdata.address for rdata in hit.rrset)  # type: ignore[attr-defined]
-        return list(dict.fromkeys(found))
+        if self.settings.do_not_query_localhost:
+            # Only what the DNS said: root hints on loopback are the operator's own choice
+            # (Knot Resolver exempts them too).
+            found = [address for address in found if not _loopback(address)]
+        return list(dict.fromkeys(list(self.hint_addresses.get(ns_name, ())) + found))
+
+    def _parent_glue(self, ns_name: dns.name.Name, known: list[str]) -> list[str]:
+        """Parent-side glue addresses of an NS name that differ from those already known."""
+        found: list[str] = []
+        for rdtype in (RdataType.A, RdataType.AAAA) if self.settings.ipv6_upstream else (RdataType.A,):
+            glue = self.cache.get_parent_glue(ns_name, rdtype)
+            if glue is not None:
+                found.extend(rdata.address for rdata in glue if rdata.address not in known)  # type: ignore[attr-defined]
+        if self.settings.do_not_query_localhost:
+            found = [address for address in found if not _loopback(address)]
+        return found
 
     def _resolve_a_glueless_name(self) -> bool:
         """Start a sub-lookup for one NS name's address, within the limits.
@@ -584,6 +632,7 @@ class Resolution:
             self.cache.put(classified.ns, Rank.AUTHORITY, self.last_source)
             for glue in classified.glue:
                 self.cache.put(glue, Rank.ADDITIONAL, self.last_source)
+                self.cache.put_parent_glue(glue, self.last_source)
             if classified.ds is not None:
                 # The parent is authoritative for the DS at its cut (RFC 4035 §2.4): a validator's
                 # DS question is answered from here without asking again.
@@ -675,6 +724,13 @@ def _via(chain: list[dns.rrset.RRset], cname: dns.rrset.RRset) -> str:
     """Whether a CNAME in a reply's chain was synthesised from the DNAME before it."""
     index = next(i for i, rrset in enumerate(chain) if rrset is cname)
     return "DNAME" if index > 0 and chain[index - 1].rdtype == RdataType.DNAME else "CNAME"
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def _address_type(address: str) -> int:

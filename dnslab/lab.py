@@ -20,7 +20,7 @@ import dns.name
 import dns.rdatatype
 import dns.rrset
 
-from dnslab.clock import Clock, MonotonicClock
+from dnslab.clock import Clock, MonotonicClock, WallClock
 from dnslab.config import load_toml, resolver_settings
 from dnslab.control import ControlServer, runtime_dir
 from dnslab.dnssec_lab import ZONE_FAULTS, DnssecSettings, SignedZones, ZoneFault, parse_unsigned
@@ -248,7 +248,8 @@ class Lab:
         *dnssec* signs the zones: True with the defaults (keys in the runtime folder),
         or DnssecSettings (keys folder, NSEC3, algorithm, zones left unsigned).
         """
-        self.clock: Clock = clock or MonotonicClock()
+        wall = resolver_settings is not None and resolver_settings.ttl_clock == "wall"
+        self.clock: Clock = clock or (WallClock() if wall else MonotonicClock())
         self.signer: SignedZones | None = None
         if dnssec:
             settings = dnssec if isinstance(dnssec, DnssecSettings) else DnssecSettings(runtime_dir() / "keys")

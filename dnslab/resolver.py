@@ -33,7 +33,7 @@ import dns.rrset
 
 from dnslab.cache import Cache, CacheSettings, Rank, Rotation
 from dnslab.fastpath import MAX_VARIANTS, AnswerCache, WireAnswer
-from dnslab.clock import Clock, MonotonicClock
+from dnslab.clock import Clock, MonotonicClock, WallClock
 from dnslab.events import Event, Sink
 from dnslab.hints import RootHints
 from dnslab.infra import Failure, Infra, InfraSettings
@@ -61,6 +61,8 @@ class ResolverSettings:
     allow: tuple[Network, ...] = LOOPBACK
     query_time_limit: float = 5.0        # a client gets SERVFAIL at the latest after this
     fast_path: bool = True               # replay ready wire replies for repeated questions
+    # "monotonic" or "wall": the clock TTLs run on when no clock is given (see clock.WallClock).
+    ttl_clock: str = "monotonic"
     # DNSSEC trust anchors (DS or DNSKEY RRsets, usually the root's); validation is on when any is set.
     trust_anchors: tuple[dns.rrset.RRset, ...] = ()
     iterator: IteratorSettings = field(default_factory=IteratorSettings)
@@ -139,7 +141,7 @@ class RecursiveResolver:
                  clock: Clock | None = None, rng: random.Random | None = None) -> None:
         self.hints = hints
         self.settings = settings
-        self.clock = clock or MonotonicClock()
+        self.clock = clock or (WallClock() if settings.ttl_clock == "wall" else MonotonicClock())
         rng = rng or random.SystemRandom()
         self.cache = Cache(self.clock, settings.cache, rng)
         # Bounded like the RRset cache it replays, so cache_size bounds the resolver's memory.
