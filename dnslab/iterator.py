@@ -181,9 +181,12 @@ class Resolution:
         self.ns_names: list[dns.name.Name] = []
         self.hint_addresses: dict[dns.name.Name, list[str]] = {}
         self.tried: set[str] = set()
-        # Servers that timed out or sent an empty reply: each may be tried once more when
-        # nothing else is left.
+        # Servers that timed out, or sent an empty reply: each may be tried once more when
+        # nothing else is left (an empty reply's before any glueless NS name is looked up).
         self.retry_once: set[str] = set()
+        self.empty_once: set[str] = set()
+        # Zones whose delegation was fetched again from the parent as the last resort.
+        self.refetched: set[dns.name.Name] = set()
         self.empty_replies = 0  # empty non-authoritative replies in this lookup (see on_reply)
         self.glueless_tried: set[tuple[dns.name.Name, int]] = set()
         self.minimise_labels = 0
@@ -244,7 +247,7 @@ class Resolution:
             if self.empty_replies >= EMPTY_NODATA_RETRY_COUNT:
                 classified = replace(classified, kind=ReplyKind.NODATA, empty=False)
             elif query.address not in self.tried:
-                self.retry_once.add(query.address)
+                self.empty_once.add(query.address)
         failure = _KIND_FAILURE.get(classified.kind)
         if classified.kind is ReplyKind.ERROR:
             failure = _RCODE_FAILURE.get(classified.rcode, Failure.SERVFAIL)
@@ -266,6 +269,7 @@ class Resolution:
         if query.purpose == "minimised" and classified.kind is not ReplyKind.REFERRAL:
             meaning = "nxdomain: asking the full name" if classified.kind is ReplyKind.NXDOMAIN else "no cut here"
         self._emit_reply(query, reply, rtt, classified, meaning)
+        self.tried.discard(query.address)  # it answered (after an empty reply, say): usable again
         if not shared:
             self.infra.success(query.address, rtt)
         if query.purpose == "priming":
@@ -369,8 +373,11 @@ class Resolution:
         self.referrals = 0  # the referral bound is per name walked, not per chain
         return True
 
-    def _enter_closest_zone(self) -> None:
+    def _enter_closest_zone(self, start: dns.name.Name | None = None) -> None:
+        """Enter the closest zone with a cached delegation at or above *start* (default: the name)."""
         name = self.sname.parent() if self.qtype == RdataType.DS and self.sname != dns.name.root else self.sname
+        if start is not None:
+            name = start
         self.hint_addresses = {}  # only addresses the cache holds count below
         while True:
             ns = self.cache.get(name, RdataType.NS)
@@ -399,6 +406,7 @@ class Resolution:
         self.hint_addresses = {}
         self.tried = set()
         self.retry_once = set()
+        self.empty_once = set()
         self.glueless_tried = set()
         self.minimise_labels = len(zone) + 1
         # A relaxed-mode fallback (NXDOMAIN for a minimised name) says something about
@@ -422,15 +430,20 @@ class Resolution:
         candidates = [address for _, addresses in by_name for address in addresses]
         choice = self.infra.choose(candidates, exclude=self.tried)
         if choice is None:
+            choice = self._try_again(candidates, self.empty_once)
+        if choice is None:
             if self._resolve_a_glueless_name():
                 return
-            choice = self._try_again(candidates)
+            choice = self._try_again(candidates, self.retry_once)
         if choice is None:
-            # The last resort: the addresses the parent zones gave as glue, where the
-            # children's own answers for their names said otherwise.
+            # The last resorts, as Unbound's processLastResort: the addresses the parent
+            # zones gave as glue where the children's own answers said otherwise, and then
+            # the delegation asked of the parent again (its glue may have expired here).
             by_name = [(name, self._parent_glue(name, candidates)) for name in self.ns_names]
             choice = self.infra.choose([address for _, addresses in by_name for address in addresses],
                                        exclude=self.tried)
+            if choice is None and self._refetch_delegation():
+                return
         if choice is None:
             held = [a for a in candidates if a not in self.tried]
             why = "held down after failures" if held else "failed"
@@ -447,7 +460,19 @@ class Resolution:
                          edns=self.settings.edns and self.infra.edns_supported(choice.address),
                          purpose=purpose, server=server))
 
-    def _try_again(self, candidates: list[str]) -> Choice | None:
+    def _refetch_delegation(self) -> bool:
+        """Ask the parent for the delegation again, once per zone and lookup, when the zone has
+        a name server inside itself with no address left: only the parent's glue can give it
+        (here it expired), and asking the zone for it would need the zone."""
+        if self.zone == dns.name.root or self.zone in self.refetched or self.cache_only:
+            return False
+        if not any(name.is_subdomain(self.zone) and not self._addresses(name) for name in self.ns_names):
+            return False
+        self.refetched.add(self.zone)
+        self._enter_closest_zone(self.zone.parent())
+        return True
+
+    def _try_again(self, candidates: list[str], pool: set[str]) -> Choice | None:
         """One more try of a server that timed out, when no other server is left.
 
         A single timeout may be one lost packet or one stall, and when the other
@@ -459,10 +484,10 @@ class Resolution:
         count toward the breaker, so a dead zone is soon held down and costs
         nothing again until its probe interval.
         """
-        again = [address for address in candidates if address in self.retry_once]
+        again = [address for address in candidates if address in pool]
         choice = self.infra.choose(again) if again else None
         if choice is not None:
-            self.retry_once.discard(choice.address)
+            pool.discard(choice.address)
         return choice
 
     def _question(self) -> tuple[dns.name.Name, int, str]:

@@ -381,12 +381,20 @@ class RecursiveResolver:
             return header_only_reply(wire, dns.rcode.FORMERR)
         if query.flags & dns.flags.QR:
             return None
+        try:
+            return await self._answer_query(query, wire, via_tcp, peer, key)
+        except Exception:  # noqa: BLE001 - a bug of ours: the client still gets a proper SERVFAIL
+            log.exception("answering %s failed", query.question[0] if query.question else "a query")
+            return self._render(_error(query, dns.rcode.SERVFAIL), query, via_tcp)
+
+    async def _answer_query(self, query: dns.message.Message, wire: bytes, via_tcp: bool,
+                            peer: tuple[str, int] | None, key: bytes | None) -> bytes | None:
         if peer is not None and not self._allowed(peer[0]):
             return self._render(_error(query, dns.rcode.REFUSED), query, via_tcp)
         if query.opcode() != dns.opcode.QUERY:
-            return header_only_reply(wire, dns.rcode.NOTIMP)
+            return self._render(_error(query, dns.rcode.NOTIMP), query, via_tcp)
         if len(query.question) != 1:
-            return header_only_reply(wire, dns.rcode.FORMERR)
+            return header_only_reply(wire, dns.rcode.FORMERR, recursion_available=True)
         if query.edns > 0:
             reply = _error(query, dns.rcode.BADVERS)
             return self._render(reply, query, via_tcp)
@@ -594,6 +602,7 @@ def _error(query: dns.message.Message, rcode: int) -> dns.message.Message:
     """An empty reply with our flags: RA=1, AA=0, RD and CD echoed, our EDNS if the client used it."""
     reply = dns.message.make_response(query, our_payload=EDNS_UDP_SIZE)
     reply.flags = dns.flags.QR | dns.flags.RA | (query.flags & (dns.flags.RD | dns.flags.CD))
+    reply.set_opcode(query.opcode())  # the opcode lives in the flags word: echo it (NOTIMP for NOTIFY)
     if query.edns >= 0 and query.ednsflags & dns.flags.DO:
         reply.ednsflags |= dns.flags.DO  # RFC 3225 §3: the DO bit is copied into the response
     reply.set_rcode(rcode)

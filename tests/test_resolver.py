@@ -283,3 +283,42 @@ def test_slow_refresh_answers_stale_then_refreshes_in_the_background(monkeypatch
                 break
             threading.Event().wait(0.05)
         assert refreshed is not None and refreshed.remaining == 5
+
+
+def _error_reply_keeps_question_and_flags(reply: dns.message.Message, name: str, rcode: int,
+                                          cd: bool = False) -> None:
+    assert reply.rcode() == rcode
+    assert [q.name.to_text() for q in reply.question] == [name]
+    assert reply.flags & dns.flags.RA and reply.flags & dns.flags.RD
+    assert bool(reply.flags & dns.flags.CD) is cd
+
+
+def test_an_internal_error_is_a_servfail_that_keeps_the_question_and_flags(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug of ours (here: the answer step raising, as a validator crash did) still gives
+    the client the question, RA, RD and CD back, not a bare header."""
+    from dnslab.resolver import RecursiveResolver
+
+    async def broken(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(RecursiveResolver, "answer", broken)
+    zones, _ = load_zones(zone_files(SAMPLE_ZONES))
+    lab = Lab(zones, port=0)
+    with LabThread(lab):
+        for tcp in (False, True):
+            query = dns.message.make_query("WWW.example.com.", "A", use_edns=0)
+            query.flags |= dns.flags.CD
+            send = dns.query.tcp if tcp else dns.query.udp
+            reply = send(query, lab.resolver_address, port=lab.actual_port, timeout=TIMEOUT)
+            _error_reply_keeps_question_and_flags(reply, "WWW.example.com.", dns.rcode.SERVFAIL, cd=True)
+
+
+def test_error_replies_keep_the_question_and_flags(sample_lab: Lab) -> None:
+    notify = dns.message.make_query("www.example.com.", "SOA")
+    notify.set_opcode(dns.opcode.NOTIFY)
+    reply = dns.query.udp(notify, sample_lab.resolver_address, port=sample_lab.actual_port, timeout=TIMEOUT)
+    _error_reply_keeps_question_and_flags(reply, "www.example.com.", dns.rcode.NOTIMP)
+    chaos = dns.message.make_query("version.bind.", "TXT", rdclass="CH")
+    reply = dns.query.udp(chaos, sample_lab.resolver_address, port=sample_lab.actual_port, timeout=TIMEOUT)
+    _error_reply_keeps_question_and_flags(reply, "version.bind.", dns.rcode.REFUSED)
