@@ -143,6 +143,7 @@ class NegativeHit:
     zone: dns.name.Name | None = None
     proof: tuple[dns.rrset.RRset, ...] = ()  # NSEC/NSEC3 RRsets and their RRSIGs
     security: str | None = None
+    ns: dns.rrset.RRset | None = None  # the zone's NS set, when the server sent it with the SOA
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,7 @@ class _Extra:
     sigs: dns.rrset.RRset | None = None  # DNSSEC: the RRSIGs over the entry's records
     proof: tuple[dns.rrset.RRset, ...] | None = None  # NSEC/NSEC3 (+ RRSIGs): denial or wildcard proof
     soa: dns.rrset.RRset | None = None  # negative entries: the SOA that goes into the authority section
+    ns: dns.rrset.RRset | None = None  # negative entries: the zone's NS set, when the server sent it with the SOA
     covers: int = 0  # positive RRSIG entries: the type the signatures cover
     reason: str = ""  # SERVFAIL entries: why, as the client's Extended DNS Error says
     ede: int | None = None
@@ -475,8 +477,12 @@ class Cache:
         sigs: dns.rrset.RRset | None = None,
         zone: dns.name.Name | None = None,
         proof: tuple[dns.rrset.RRset, ...] = (),
+        ns: dns.rrset.RRset | None = None,
     ) -> None:
         """Remember that a name (NXDOMAIN) or one type at it (NODATA) does not exist.
+
+        *ns*, the zone's NS set that came with the SOA, is given back with it (with the
+        negative answer's TTL) and is never used to find servers.
 
         The TTL is RFC 2308 §5's min(SOA TTL, SOA MINIMUM), capped by
         negative_max_ttl as Unbound caps it, so one zone's long MINIMUM
@@ -499,7 +505,7 @@ class Cache:
         expires_at = self._clock.now() + ttl
         self._store[key] = _Entry(
             entry_kind, name, entry_type, (), None, ttl, expires_at, expires_at, source=source, zone=zone,
-            extra=_Extra(sigs=sigs, proof=proof or None, soa=stored)
+            extra=_Extra(sigs=sigs, proof=proof or None, soa=stored, ns=ns.copy() if ns is not None else None)
         )
 
     def get_negative(self, name: dns.name.Name, rdtype: int) -> NegativeHit | None:
@@ -521,7 +527,8 @@ class Cache:
                 return NegativeHit(kind, _copy_with_ttl(soa, remaining), remaining, entry.expires_at,
                                    entry.ttl, _signatures(entry.sigs, remaining), entry.zone,
                                    tuple(_copy_with_ttl(r, min(r.ttl, remaining)) for r in entry.proof or ()),
-                                   entry.security)
+                                   entry.security,
+                                   None if entry.extra.ns is None else _copy_with_ttl(entry.extra.ns, remaining))
         return None
 
     def put_servfail(self, name: dns.name.Name, rdtype: int, reason: str = "", ede: int | None = None,

@@ -51,6 +51,9 @@ class Classified:
     ns: dns.rrset.RRset | None = None
     glue: list[dns.rrset.RRset] = field(default_factory=list)
     soa: dns.rrset.RRset | None = None
+    # The zone's own NS set when it came beside the SOA (a negative answer passes it on,
+    # as Knot Resolver does; it is never cached as a delegation: see iter_domain_sale).
+    zone_ns: dns.rrset.RRset | None = None
     rcode: int = dns.rcode.NOERROR
     dropped: int = 0             # records scrubbed as out of bailiwick or unrelated
     # DNSSEC (present when we asked with DO=1 and the zone is signed): the RRSIGs over
@@ -102,6 +105,8 @@ def classify(reply: dns.message.Message, qname: dns.name.Name, qtype: int, zone:
     soa = _find(reply.authority, RdataType.SOA)
     if soa is not None and soa.name.is_subdomain(zone) and name.is_subdomain(soa.name):
         result.soa = soa
+        result.zone_ns = next((rrset for rrset in reply.authority
+                               if rrset.rdtype == RdataType.NS and rrset.name == soa.name), None)
     _keep_dnssec_authority(reply, zone, result)
 
     if result.answer is not None:

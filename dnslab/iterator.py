@@ -327,7 +327,7 @@ class Resolution:
                                  records=lines([negative.soa]))
                 self.denial = Evidence(negative.soa, negative.sigs, negative.zone, negative.proof, negative.security,
                                        negative=negative.kind)
-                self._finish(rcode, authority=[negative.soa])
+                self._finish(rcode, authority=[negative.soa] + ([negative.ns] if negative.ns is not None else []))
                 return True
             cname = self.cache.get(self.sname, RdataType.CNAME) if self.qtype != RdataType.CNAME else None
             if cname is None:
@@ -636,11 +636,17 @@ class Resolution:
             if classified.soa is not None:
                 sigs, proof = classified.signed(classified.soa), classified.proof_with_sigs()
                 self.cache.put_negative(self.sname, self.qtype, negative, classified.soa, source, sigs, self.zone,
-                                        proof)
+                                        proof, classified.zone_ns)
                 cached = self.cache.get_negative(self.sname, self.qtype)
                 # The cached copy carries the RFC 2308 TTL: min(SOA TTL, MINIMUM, cap).
                 authority = [cached.soa if cached is not None else classified.soa]
                 self.denial = Evidence(authority[0], sigs, self.zone, proof, negative=negative)
+                if classified.zone_ns is not None:
+                    # Passed on to the client as Knot Resolver does, with the negative TTL;
+                    # never cached as a delegation (a sold domain's old servers would keep
+                    # their zone alive: the "ghost domain" of iter_domain_sale).
+                    authority.append(cached.ns if cached is not None and cached.ns is not None
+                                     else classified.zone_ns)
             rcode = dns.rcode.NXDOMAIN if kind is ReplyKind.NXDOMAIN else dns.rcode.NOERROR
             self._finish(rcode, authority=authority)
 

@@ -552,15 +552,16 @@ class RecursiveResolver:
             return reply, None, rotation
         if result.authority:
             negative = None
-            if len(result.authority) == 1 and result.authority[0].rdtype == dns.rdatatype.SOA:
+            if result.authority[0].rdtype == dns.rdatatype.SOA:
                 negative = self.cache.get_negative(chain_end(query.question[0].name, result.answer),
                                                    query.question[0].rdtype)
             if negative is None:
                 sources = None  # a referral (RD=0) or an uncached SOA: not replayed
             else:
-                reply.authority = [negative.soa]
+                reply.authority = [negative.soa] + ([negative.ns] if negative.ns is not None else [])
                 if sources is not None:
-                    sources.extend([(negative.expires_at, negative.original_ttl)] * len(negative.soa))
+                    records = sum(len(rrset) for rrset in reply.authority)
+                    sources.extend([(negative.expires_at, negative.original_ttl)] * records)
         elif not result.answer:
             sources = None
         return reply, sources, rotation

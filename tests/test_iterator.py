@@ -1280,3 +1280,27 @@ def test_harden_glue_off_uses_glue_outside_the_bailiwick() -> None:
         h.net.faults["127.0.2.1"] = h.net.tampered("127.0.2.1", with_glue("127.0.2.1", "ns.y.net. 3600 IN A 127.0.4.1"))
         h.net.faults["127.0.2.2"] = h.net.tampered("127.0.2.2", with_glue("127.0.2.2", "ns.x.test. 3600 IN A 127.0.4.2"))
         assert h.resolve("www.x.test.").rcode == rcode
+
+
+def test_a_negative_answer_passes_on_the_zones_ns_set_without_refreshing_the_delegation() -> None:
+    """iter_domain_sale: the NXDOMAIN's authority (SOA and the zone's NS set) goes to the client,
+    fresh and from the cache; the NS set never extends the cached delegation (ghost domains)."""
+    h = world(TEST_ROOT, tld("example NS ns.example", "ns.example A 127.0.4.1"),
+              zone("example.test.", "@ NS ns", "ns A 127.0.4.1", "www A 192.0.2.1"))
+
+    def with_ns(query: Query, reply: dns.message.Message) -> None:
+        if reply.rcode() == dns.rcode.NXDOMAIN:
+            reply.authority.append(dns.rrset.from_text("example.test.", 3600, "IN", "NS", "ns.example.test."))
+    h.net.faults["127.0.4.1"] = h.net.tampered("127.0.4.1", with_ns)
+    h.resolve("www.example.test.")
+    delegation = h.cache.get(n("example.test."), NS)
+    assert delegation is not None
+    h.clock.advance(100)
+    for _ in range(2):  # fresh, then from the cache
+        result = h.resolve("nx.example.test.")
+        assert result.rcode == dns.rcode.NXDOMAIN
+        assert [dns.rdatatype.to_text(rrset.rdtype) for rrset in result.authority] == ["SOA", "NS"]
+        assert result.authority[1].ttl == result.authority[0].ttl  # the negative TTL
+    assert result.from_cache
+    after = h.cache.get(n("example.test."), NS)
+    assert after is not None and after.expires_at == delegation.expires_at
