@@ -35,6 +35,7 @@ class ReplyKind(enum.Enum):
     LAME = "lame"                # no authority, no referral, or a referral sideways or up
     ERROR = "error"              # SERVFAIL, REFUSED, NOTIMP or another failing rcode
     FORMERR = "formerr"          # the server could not parse our query (perhaps its EDNS)
+    YXDOMAIN = "yxdomain"        # a DNAME whose substitution is too long a name (RFC 6672 §2.2): final
 
 
 @dataclass
@@ -87,6 +88,10 @@ def classify(reply: dns.message.Message, qname: dns.name.Name, qtype: int, zone:
     authoritative = bool(reply.flags & dns.flags.AA)
     if rcode == dns.rcode.FORMERR:
         return Classified(ReplyKind.FORMERR, rcode=rcode)
+    if rcode == dns.rcode.YXDOMAIN:
+        dname = _too_long_dname(reply, qname, zone)
+        if dname is not None:
+            return Classified(ReplyKind.YXDOMAIN, authoritative=authoritative, chain=[dname], rcode=rcode)
     if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
         return Classified(ReplyKind.ERROR, rcode=rcode)
 
@@ -151,8 +156,10 @@ def classify(reply: dns.message.Message, qname: dns.name.Name, qtype: int, zone:
             result.kind = ReplyKind.NODATA
             return result
         # Not authoritative and nothing usable: lame, unless it keeps happening (see
-        # Classified.empty); a server's NS set for the zone itself is not "nothing".
-        result.empty = not any(rrset.name == zone for rrset in ns)
+        # Classified.empty); a server's NS set for the zone itself is not "nothing" (the
+        # iterator reads it as "no cut here" for a minimised query).
+        result.zone_ns = next((rrset for rrset in ns if rrset.name == zone), None)
+        result.empty = result.zone_ns is None
         result.kind = ReplyKind.LAME
         return result
     # An in-zone chain the server did not finish (its target is delegated
@@ -209,6 +216,19 @@ def _follow_chain(rrsets: list[dns.rrset.RRset], qname: dns.name.Name, qtype: in
         if not name.is_subdomain(zone):
             return name
     return name
+
+
+def _too_long_dname(reply: dns.message.Message, qname: dns.name.Name,
+                    zone: dns.name.Name) -> dns.rrset.RRset | None:
+    """The in-zone DNAME above qname whose substitution would exceed 255 octets, if the reply has it."""
+    for rrset in reply.answer:
+        if (rrset.rdtype == RdataType.DNAME and rrset.name.is_subdomain(zone) and qname != rrset.name
+                and qname.is_subdomain(rrset.name)):
+            try:
+                qname.relativize(rrset.name).derelativize(rrset[0].target)  # type: ignore[attr-defined]
+            except dns.name.NameTooLong:
+                return rrset
+    return None
 
 
 def synthesise_cname(owner: dns.name.Name, target: dns.name.Name, ttl: int) -> dns.rrset.RRset:

@@ -74,7 +74,8 @@ OPTIONS: tuple[Option, ...] = (
            lambda v: read_trust_anchors(str(v))),
     Option("qname_minimisation", "iterator", "qname_minimisation", bool, "RFC 9156 QNAME minimisation (default on)"),
     Option("qname_minimisation_type", "iterator", "minimise_qtype", str,
-           "QTYPE of minimised queries: A (default, as Unbound) or NS (as Knot Resolver)", _minimise_qtype),
+           "minimised queries as Unbound sends them, A queries one label at a time (A, the default), or as "
+           "Knot Resolver does, NS queries until a name exists without a cut, then the full name (NS)", _minimise_qtype),
     Option("ipv6_upstream", "iterator", "ipv6_upstream", bool, "also query name servers' IPv6 addresses"),
     Option("do_not_query_localhost", "iterator", "do_not_query_localhost", bool,
            "never query 127.0.0.0/8 or ::1 (Unbound's do-not-query-localhost; default off: the lab's "

@@ -28,8 +28,8 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
-from dnslab.cache import Cache, NegativeKind, Rank
-from dnslab.classify import Classified, ReplyKind, classify
+from dnslab.cache import Cache, CacheHit, NegativeKind, Rank
+from dnslab.classify import Classified, ReplyKind, classify, synthesise_cname
 from dnslab.events import (CacheLookup, Delegation, Done, Event, Failed, QuerySent, Reply, Restart,
                            ServerChoice, Sink, Start, lines)
 from dnslab.infra import Choice, Failure, Infra, Reason
@@ -59,7 +59,8 @@ class IteratorSettings:
     max_dependency_depth: int = 4        # nested lookups of NS names needing NS names
     qname_minimisation: bool = True      # RFC 9156, relaxed mode
     # The QTYPE of minimised queries: A as Unbound sends them (RFC 9156 leaves it open),
-    # or NS as Knot Resolver does and RFC 7816 described.
+    # or NS as Knot Resolver does and RFC 7816 described; with NS, as in Knot Resolver, a
+    # name that exists without a zone cut ends minimisation in that zone.
     minimise_qtype: int = RdataType.A
     max_minimise_steps: int = 10         # labels revealed one at a time before asking in full
     # Unbound's harden-glue: believe glue only inside the delegating zone's bailiwick.
@@ -238,6 +239,10 @@ class Resolution:
             # Only now: a name the server cannot parse at all (FORMERR both ways) says nothing
             # about EDNS, and one such question must not turn EDNS (and so DNSSEC) off for a server.
             self.infra.mark_no_edns(query.address)
+        if classified.kind is ReplyKind.LAME and query.purpose == "minimised" and classified.zone_ns is not None:
+            # The zone's own NS set, no delegation below: for a minimised name that says
+            # "no cut here" (Knot Resolver reads it so); the full question will show a lame server.
+            classified = replace(classified, kind=ReplyKind.NODATA)
         if classified.empty:
             # An empty reply (nothing in it we can use, or only records of another type):
             # Unbound tries another server first, and takes the second such reply as
@@ -331,6 +336,11 @@ class Resolution:
                 return True
             cname = self.cache.get(self.sname, RdataType.CNAME) if self.qtype != RdataType.CNAME else None
             if cname is None:
+                dname = self._cached_dname()
+                if dname is not None:
+                    if not self._follow_cached_dname(dname):
+                        return True
+                    continue
                 self._emit_cache(self.qtype, "miss")
                 return False
             self._emit_cache(RdataType.CNAME, "hit", cname.remaining, cname.original_ttl,
@@ -338,6 +348,39 @@ class Resolution:
             self._add(Evidence(cname.rrset, cname.sigs, cname.zone, cname.proof, cname.security))
             if not self._restart_at(cname.rrset[0].target, "CNAME"):  # type: ignore[attr-defined]
                 return True
+
+    def _cached_dname(self) -> CacheHit | None:
+        """A cached DNAME above sname (the closest), which answers every name below it (RFC 6672 §3.2,
+        as Unbound and Knot Resolver synthesise from their caches)."""
+        if self.qtype == RdataType.DNAME:
+            return None
+        name = self.sname
+        while name != dns.name.root:
+            name = name.parent()
+            hit = self.cache.get(name, RdataType.DNAME)
+            if hit is not None and hit.rank >= Rank.ANSWER:
+                return hit
+        return None
+
+    def _follow_cached_dname(self, dname: CacheHit) -> bool:
+        """Put the DNAME and the CNAME it makes for sname in the chain and restart at the target.
+
+        False when the lookup is finished: a loop (SERVFAIL) or a too long result (YXDOMAIN).
+        """
+        rrset = dname.rrset
+        self._emit_cache(RdataType.DNAME, "hit", dname.remaining, dname.original_ttl, records=lines([rrset]))
+        self._add(Evidence(rrset, dname.sigs, dname.zone, dname.proof, dname.security))
+        target_zone = rrset[0].target  # type: ignore[attr-defined]
+        try:
+            target = self.sname.relativize(rrset.name).derelativize(target_zone)
+        except dns.name.NameTooLong:
+            self._finish(dns.rcode.YXDOMAIN)
+            return False
+        self._add(Evidence(synthesise_cname(self.sname, target, rrset.ttl), zone=dname.zone, synthesised=True))
+        if target_zone.is_subdomain(rrset.name):
+            self._fail(f"DNAME loop: {rrset.name} DNAME {target_zone} points below itself", keep_chain=True)
+            return False
+        return self._restart_at(target, "DNAME")
 
     def _refer_from_cache(self) -> None:
         """RD=0 and not cached: a referral to the closest cached delegation, as BIND answers.
@@ -363,7 +406,7 @@ class Resolution:
             self._emit(Restart, name=self.sname.to_text(), target=target.to_text(), via=via)
         self.restarts += 1
         if target in self.chain_names:
-            self._fail(f"CNAME/DNAME loop at {target}")
+            self._fail(f"CNAME/DNAME loop at {target}", keep_chain=True)
             return False
         if self.restarts > self.settings.max_cname_chain:
             self._fail(f"CNAME chain longer than {self.settings.max_cname_chain}")
@@ -596,8 +639,12 @@ class Resolution:
         elif classified.kind is ReplyKind.NXDOMAIN:
             # Relaxed mode: some servers answer NXDOMAIN for empty non-terminals; ask in full.
             self.minimise_off = True
+        elif self.settings.minimise_qtype == RdataType.NS:
+            # The name exists in this zone without a cut: Knot Resolver, whose minimisation
+            # the NS type follows, asks the full name next (the rest is most likely here).
+            self.minimise_off = True
         else:
-            # The name exists in this zone without a cut: reveal one more label.
+            # The name exists in this zone without a cut: reveal one more label (Unbound).
             self.minimise_labels += 1
             self.minimise_steps += 1
 
@@ -619,7 +666,13 @@ class Resolution:
         for rrset in classified.chain:
             if rrset.rdtype == RdataType.DNAME and rrset[0].target.is_subdomain(rrset.name):  # type: ignore[attr-defined]
                 # It rewrites every name below it to a longer one below it: a loop by construction.
-                self._fail(f"DNAME loop: {rrset.name} DNAME {rrset[0].target} points below itself")  # type: ignore[attr-defined]
+                # The DNAME and the CNAME made from it go with the SERVFAIL (see _fail).
+                index = classified.chain.index(rrset)
+                for looping in classified.chain[index:index + 2]:
+                    self._add(Evidence(looping, classified.signed(looping), self.zone, proof,
+                                       synthesised=looping.rdtype == RdataType.CNAME))
+                self._fail(f"DNAME loop: {rrset.name} DNAME {rrset[0].target} points below itself",  # type: ignore[attr-defined]
+                           keep_chain=True)
                 return
             synthesised = rrset.rdtype == RdataType.CNAME and _via(classified.chain, rrset) == "DNAME"
             self._add(Evidence(rrset, classified.signed(rrset), self.zone, proof, synthesised=synthesised))
@@ -628,6 +681,8 @@ class Resolution:
                 return
         if kind is ReplyKind.ANSWER:
             self._finish(dns.rcode.NOERROR)
+        elif kind is ReplyKind.YXDOMAIN:
+            self._finish(dns.rcode.YXDOMAIN)  # the DNAME goes with it, as the server sent it
         elif kind is ReplyKind.CNAME:
             self._start()
         else:
@@ -678,7 +733,10 @@ class Resolution:
     # --- finishing -------------------------------------------------------------------------
 
     def _add(self, evidence: Evidence) -> None:
-        self.chain.append(evidence.rrset)
+        rrset = evidence.rrset
+        if any(kept.name == rrset.name and kept.rdtype == rrset.rdtype and kept == rrset for kept in self.chain):
+            return  # a DNAME met twice on one chain (x. DNAME .): it is in the answer once
+        self.chain.append(rrset)
         self.evidence.append(evidence)
 
     def _finish(self, rcode: int, authority: list[dns.rrset.RRset] | None = None, reason: str = "") -> None:
@@ -690,12 +748,15 @@ class Resolution:
                        records=lines(self.result.answer), authority=lines(self.result.authority), reason=reason,
                        upstream_queries=self.budget.used)
 
-    def _fail(self, reason: str) -> None:
-        self.result = Result(dns.rcode.SERVFAIL, reason=reason, from_cache=self.everything_from_cache,
+    def _fail(self, reason: str, keep_chain: bool = False) -> None:
+        """SERVFAIL; with *keep_chain*, the CNAME/DNAME records that loop go with it, so the
+        client sees why (Knot Resolver answers a loop so; Deckard's iter_dname_insec checks it)."""
+        answer = list(self.chain) if keep_chain else []
+        self.result = Result(dns.rcode.SERVFAIL, answer, reason=reason, from_cache=self.everything_from_cache,
                              upstream_queries=self.budget.used)
         if self.trace is not None:
-            self._emit(Done, name=self.qname.to_text(), type=_type(self.qtype), rcode="SERVFAIL", records=[],
-                       authority=[], reason=reason, upstream_queries=self.budget.used)
+            self._emit(Done, name=self.qname.to_text(), type=_type(self.qtype), rcode="SERVFAIL",
+                       records=lines(answer), authority=[], reason=reason, upstream_queries=self.budget.used)
 
     # --- tracing ---------------------------------------------------------------------------
 
