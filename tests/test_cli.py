@@ -292,3 +292,17 @@ def test_workers_share_the_port_and_the_control_endpoint_reaches_all(tmp_path: P
         code, _, err = stop(proc)
     assert code == 0, err
     assert subprocess.run(["pgrep", "-f", f"dnslab up --zones .* --port {port}"], capture_output=True).stdout == b""
+
+
+def test_run_async_without_uvloop_does_not_chain_errors_to_the_import(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without uvloop, a later error must not read "During handling ... No module named 'uvloop'"."""
+    from dnslab.cli import run_async
+
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # `import uvloop` now raises ImportError
+
+    async def fails() -> None:
+        raise ValueError("a later error")
+
+    with pytest.raises(ValueError) as caught:
+        run_async(fails())
+    assert caught.value.__context__ is None

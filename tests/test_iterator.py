@@ -1304,3 +1304,80 @@ def test_a_negative_answer_passes_on_the_zones_ns_set_without_refreshing_the_del
     assert result.from_cache
     after = h.cache.get(n("example.test."), NS)
     assert after is not None and after.expires_at == delegation.expires_at
+
+
+# --- DNAME (Deckard's iter_dname_insec) -------------------------------------------------------------
+
+DNAME_CACHE_WORLD = (
+    TEST_ROOT,
+    tld("d NS ns.d", "ns.d A 127.0.4.1", "target NS ns.target", "ns.target A 127.0.4.2"),
+    zone("d.test.", "@ NS ns", "ns A 127.0.4.1", "alias DNAME target.test."),
+    zone("target.test.", "@ NS ns", "ns A 127.0.4.2", "a A 192.0.2.1", "b.c A 192.0.2.2"),
+)
+
+
+def test_a_cached_dname_answers_other_names_below_it_without_asking() -> None:
+    h = world(*DNAME_CACHE_WORLD)
+    first = h.resolve("a.alias.d.test.")
+    assert answer_text(first) == ["a.alias.d.test. 3600 IN CNAME a.target.test.",
+                                  "a.target.test. 3600 IN A 192.0.2.1", "alias.d.test. 3600 IN DNAME target.test."]
+    sent = len(h.net.sent)
+    second = h.resolve("b.c.alias.d.test.")
+    assert chain_text(second) == ["alias.d.test. 3600 DNAME target.test.",
+                                  "b.c.alias.d.test. 3600 CNAME b.c.target.test.",
+                                  "b.c.target.test. 3600 A 192.0.2.2"]
+    assert not any(q.address == "127.0.4.1" for q in h.net.sent[sent:])  # d.test's server not asked
+
+
+def test_a_dname_loop_is_servfail_with_the_looping_records() -> None:
+    h = world(TEST_ROOT, tld("d NS ns.d", "ns.d A 127.0.4.1"), zone("d.test.", "@ NS ns", "ns A 127.0.4.1"))
+
+    def cycle(query: Query, message: dns.message.Message) -> dns.message.Message:
+        return make_reply(message, answer=("d.test. 3600 IN DNAME d.test.", f"{query.qname} 3600 IN CNAME {query.qname}"))
+    h.net.faults["127.0.4.1"] = cycle
+    result = h.resolve("cyc.d.test.")
+    assert result.rcode == dns.rcode.SERVFAIL
+    assert chain_text(result) == ["d.test. 3600 DNAME d.test.", "cyc.d.test. 3600 CNAME cyc.d.test."]
+
+
+def test_a_dname_met_twice_on_a_chain_is_answered_once() -> None:
+    """x. DNAME . turns shortloop.x.x. into shortloop.x. and that into shortloop.: one DNAME in the answer."""
+    h = world(root("x. NS ns.test.", "test. NS ns.test.", "ns.test. A 127.0.2.1", "shortloop. TXT end"),
+              zone("x.", "@ NS ns.test.", "@ DNAME ."), tld())
+    result = h.resolve("shortloop.x.x.", "TXT")
+    assert chain_text(result) == ["x. 3600 DNAME .", "shortloop.x.x. 3600 CNAME shortloop.x.",
+                                  "shortloop.x. 3600 CNAME shortloop.", 'shortloop. 86400 TXT "end"']
+
+
+def test_yxdomain_for_a_too_long_dname_result_is_passed_on_with_the_dname() -> None:
+    long_target = ".".join(["x" * 63] * 3 + ["x" * 50]) + "."  # 244 octets: the owner's 61 more are too many
+    h = world(TEST_ROOT, tld("d NS ns.d", "ns.d A 127.0.4.1"), zone("d.test.", "@ NS ns", "ns A 127.0.4.1"))
+
+    def yxdomain(query: Query, message: dns.message.Message) -> dns.message.Message:
+        return make_reply(message, rcode=dns.rcode.YXDOMAIN, answer=(f"d.test. 3600 IN DNAME {long_target}",))
+    h.net.faults["127.0.4.1"] = yxdomain
+    name = "y" * 60 + ".d.test."
+    for _ in range(2):  # from the server, then from the cached DNAME
+        result = h.resolve(name)
+        assert result.rcode == dns.rcode.YXDOMAIN
+        assert chain_text(result) == [f"d.test. 3600 DNAME {long_target}"]
+
+
+def test_the_zones_own_ns_set_for_a_minimised_name_means_no_cut_here() -> None:
+    """A non-authoritative reply with only the asked zone's NS set: lame for a full question,
+    but for a minimised one it says the name has no cut (iter_dname_insec's x.x. NS)."""
+    h = world(TEST_ROOT, tld("deep.er A 192.0.2.9"))
+
+    def own_ns(query: Query, message: dns.message.Message) -> dns.message.Message | None:
+        if query.purpose == "minimised":
+            return make_reply(message, aa=False, authority=("test. 3600 IN NS ns.test.",))
+        return h.net.ask("127.0.2.1", query, message)
+    h.net.faults["127.0.2.1"] = own_ns
+    assert answer_text(h.resolve("deep.er.test.")) == ["deep.er.test. 3600 IN A 192.0.2.9"]
+
+
+def test_ns_minimisation_asks_the_full_name_once_a_name_exists_without_a_cut() -> None:
+    h = world(TEST_ROOT, tld("a.b.c.d A 192.0.2.9"), settings=IteratorSettings(minimise_qtype=NS))
+    assert answer_text(h.resolve("a.b.c.d.test.")) == ["a.b.c.d.test. 3600 IN A 192.0.2.9"]
+    assert [(name, rdtype) for _, name, rdtype, _ in h.net.log()[1:]] == [
+        ("test.", "NS"), ("d.test.", "NS"), ("a.b.c.d.test.", "A")]
