@@ -516,7 +516,8 @@ class Resolution:
         return True
 
     def _try_again(self, candidates: list[str], pool: set[str]) -> Choice | None:
-        """One more try of a server that timed out, when no other server is left.
+        """One more try of a server in *pool* (one that timed out, or sent an empty reply),
+        when no other server is left.
 
         A single timeout may be one lost packet or one stall, and when the other
         servers of the zone are down, giving up on the one live server at its

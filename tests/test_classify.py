@@ -330,3 +330,11 @@ def test_glue_outside_the_bailiwick_only_without_harden_glue() -> None:
     assert hardened.kind is ReplyKind.REFERRAL and hardened.glue == []
     trusting = classify(message, question.name, question.rdtype, dns.name.from_text("com."), harden_glue=False)
     assert lines(trusting.glue) == ["ns.example.net. 3600 IN A 1.2.3.1"]
+
+
+def test_a_denial_without_soa_is_lame_not_empty() -> None:
+    """NSEC3 records and no SOA: a broken denial, never taken as NODATA on a second try."""
+    got = run(reply("ent.example.com.", "A", ";AUTHORITY\n2kekcu37chvrqjb272ptidu9jhk7oqag.example.com. 3600 IN "
+                                             "NSEC3 1 0 12 aabb 2kekcu37chvrqjb272ptidu9jhk9oqag\n", aa=False),
+              "example.com.")
+    assert got.kind is ReplyKind.LAME and not got.empty
