@@ -78,8 +78,8 @@ OPTIONS: tuple[Option, ...] = (
            "Knot Resolver does, NS queries until a name exists without a cut, then the full name (NS)", _minimise_qtype),
     Option("ipv6_upstream", "iterator", "ipv6_upstream", bool, "also query name servers' IPv6 addresses"),
     Option("do_not_query_localhost", "iterator", "do_not_query_localhost", bool,
-           "never query 127.0.0.0/8 or ::1 (Unbound's do-not-query-localhost; default off: the lab's "
-           "servers are on loopback)"),
+           "never query 127.0.0.0/8 or ::1 learned from the DNS, root hints excepted (Unbound's "
+           "do-not-query-localhost; default off: the lab's servers are on loopback)"),
     Option("harden_glue", "iterator", "harden_glue", bool,
            "use glue only inside the delegating zone's bailiwick (Unbound's harden-glue; default on)"),
     Option("max_cname_chain", "iterator", "max_cname_chain", int, "CNAME/DNAME steps per query (default 11)"),

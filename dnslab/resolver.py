@@ -34,6 +34,7 @@ import dns.rrset
 from dnslab.cache import Cache, CacheSettings, Rank, Rotation
 from dnslab.fastpath import MAX_VARIANTS, AnswerCache, WireAnswer
 from dnslab.clock import Clock, MonotonicClock, WallClock
+from dnslab.errors import ConfigError
 from dnslab.events import Event, Sink
 from dnslab.hints import RootHints
 from dnslab.infra import Failure, Infra, InfraSettings
@@ -68,6 +69,10 @@ class ResolverSettings:
     iterator: IteratorSettings = field(default_factory=IteratorSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
     infra: InfraSettings = field(default_factory=InfraSettings)
+
+    def __post_init__(self) -> None:
+        if self.ttl_clock not in ("monotonic", "wall"):
+            raise ConfigError(f"ttl_clock must be monotonic or wall, not {self.ttl_clock!r}")
 
 
 @dataclass
