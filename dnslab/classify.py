@@ -159,8 +159,10 @@ def classify(reply: dns.message.Message, qname: dns.name.Name, qtype: int, zone:
         # Classified.empty); a server's NS set for the zone itself is not "nothing" (the
         # iterator reads it as "no cut here" for a minimised query).
         result.zone_ns = next((rrset for rrset in ns if rrset.name == zone), None)
-        # NSEC/NSEC3 without an SOA is a broken denial, not an empty reply: it stays lame.
-        result.empty = result.zone_ns is None and not result.proof
+        # Empty means nothing at all in authority and additional (an answer section of other
+        # types only, or nothing): a sideways referral, stray glue or NSEC/NSEC3 without an
+        # SOA (a broken denial) say something is wrong, and stay lame.
+        result.empty = not reply.authority and not reply.additional
         result.kind = ReplyKind.LAME
         return result
     # An in-zone chain the server did not finish (its target is delegated
