@@ -322,3 +322,20 @@ def test_error_replies_keep_the_question_and_flags(sample_lab: Lab) -> None:
     chaos = dns.message.make_query("version.bind.", "TXT", rdclass="CH")
     reply = dns.query.udp(chaos, sample_lab.resolver_address, port=sample_lab.actual_port, timeout=TIMEOUT)
     _error_reply_keeps_question_and_flags(reply, "version.bind.", dns.rcode.REFUSED)
+
+
+def test_a_failing_fast_path_falls_back_to_the_full_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in the wire fast path must not turn into a bare SERVFAIL: the full path answers."""
+    from dnslab.fastpath import AnswerCache
+
+    def broken(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(AnswerCache, "get", broken)
+    zones, _ = load_zones(zone_files(SAMPLE_ZONES))
+    lab = Lab(zones, port=0)
+    with LabThread(lab):
+        for _ in range(3):
+            reply = ask(lab, "www.example.com.")
+            assert reply.rcode() == dns.rcode.NOERROR and reply.flags & dns.flags.RA
+            assert {r for _, _, r in answer_of(reply)} == {f"192.0.2.{i}" for i in (1, 2, 3)}
