@@ -294,3 +294,47 @@ def test_dname_substitution_too_long_is_not_followed() -> None:
     got = run(reply(qname, "A", f";ANSWER\nd.example.org. 60 IN DNAME {long_target}\n"), "example.org.")
     assert all(rrset.rdtype != dns.rdatatype.CNAME for rrset in got.chain)
     assert got.target == dns.name.from_text(qname)
+
+
+# --- Unbound's iter_resptype.c readings (Deckard's iter_ns_badaa, iter_lame_aaaa, iter_cycle_noh) ------
+
+
+def test_a_delegation_with_aa_set_is_still_a_referral() -> None:
+    got = run(reply("www.example.com.", "A", ";AUTHORITY\nexample.com. 3600 IN NS ns1.example.com.\n"
+                                             ";ADDITIONAL\nns1.example.com. 3600 IN A 127.0.3.1\n"), "com.")
+    assert got.kind is ReplyKind.REFERRAL and got.child == dns.name.from_text("example.com.")
+    assert lines(got.glue) == ["ns1.example.com. 3600 IN A 127.0.3.1"]
+
+
+def test_an_upward_referral_with_aa_set_is_lame() -> None:
+    got = run(reply("example.com.", "AAAA", ";AUTHORITY\n. 3600000 IN NS a.root-servers.net.\n"), "example.com.")
+    assert got.kind is ReplyKind.LAME and not got.empty
+
+
+def test_an_empty_non_authoritative_reply_is_lame_and_marked_empty() -> None:
+    got = run(reply("example.com.", "AAAA", ";ANSWER\nexample.com. 0 IN A 2.2.2.2\n", aa=False), "com.")
+    assert got.kind is ReplyKind.LAME and got.empty
+
+
+def test_nxdomain_without_aa_or_soa_but_with_the_zones_ns_set_is_nxdomain() -> None:
+    got = run(reply("www.example.com.", "NS", ";AUTHORITY\nexample.com. 3600 IN NS ns.example.com.\n",
+                    rcode="NXDOMAIN", aa=False), "example.com.")
+    assert got.kind is ReplyKind.NXDOMAIN
+
+
+def test_glue_outside_the_bailiwick_only_without_harden_glue() -> None:
+    message = reply("www.example.com.", "A", ";AUTHORITY\nexample.com. 3600 IN NS ns.example.net.\n"
+                                             ";ADDITIONAL\nns.example.net. 3600 IN A 1.2.3.1\n", aa=False)
+    question = message.question[0]
+    hardened = classify(message, question.name, question.rdtype, dns.name.from_text("com."))
+    assert hardened.kind is ReplyKind.REFERRAL and hardened.glue == []
+    trusting = classify(message, question.name, question.rdtype, dns.name.from_text("com."), harden_glue=False)
+    assert lines(trusting.glue) == ["ns.example.net. 3600 IN A 1.2.3.1"]
+
+
+def test_a_denial_without_soa_is_lame_not_empty() -> None:
+    """NSEC3 records and no SOA: a broken denial, never taken as NODATA on a second try."""
+    got = run(reply("ent.example.com.", "A", ";AUTHORITY\n2kekcu37chvrqjb272ptidu9jhk7oqag.example.com. 3600 IN "
+                                             "NSEC3 1 0 12 aabb 2kekcu37chvrqjb272ptidu9jhk9oqag\n", aa=False),
+              "example.com.")
+    assert got.kind is ReplyKind.LAME and not got.empty

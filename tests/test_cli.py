@@ -469,3 +469,17 @@ def test_the_readmes_drill_line_walks_the_lab_from_the_root(tmp_path: Path) -> N
     finally:
         code, _, err = stop(proc)
     assert code == 0, err
+
+
+def test_run_async_without_uvloop_does_not_chain_errors_to_the_import(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without uvloop, a later error must not read "During handling ... No module named 'uvloop'"."""
+    from dnslab.faces.cli import run_async
+
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # `import uvloop` now raises ImportError
+
+    async def fails() -> None:
+        raise ValueError("a later error")
+
+    with pytest.raises(ValueError) as caught:
+        run_async(fails())
+    assert caught.value.__context__ is None

@@ -95,3 +95,37 @@ def test_max_udp_size_is_checked_and_set() -> None:
     assert resolver_settings({"max_udp_size": 4096}, "test").max_udp_size == 4096
     with pytest.raises(ConfigError, match="512 to 65535"):
         resolver_settings({"max_udp_size": 100}, "test")
+
+
+def test_the_deckard_options_parse_and_reach_the_resolver(tmp_path: Path) -> None:
+    """do_not_query_localhost, harden_glue, qname_minimisation_type and ttl_clock: TOML and flags."""
+    from dnslab.core.clock import MonotonicClock, WallClock
+    from dnslab.services.resolver import RecursiveResolver
+
+    settings = resolver_settings({"do_not_query_localhost": True, "harden_glue": False,
+                                  "qname_minimisation_type": "ns", "ttl_clock": "wall"}, "test")
+    assert settings.iterator.do_not_query_localhost is True and settings.iterator.harden_glue is False
+    assert settings.iterator.minimise_qtype == 2  # NS
+    assert settings.ttl_clock == "wall"
+    assert isinstance(RecursiveResolver([], settings).clock, WallClock)
+    assert isinstance(RecursiveResolver([]).clock, MonotonicClock)
+    defaults = ResolverSettings()
+    assert defaults.iterator.do_not_query_localhost is False and defaults.iterator.harden_glue is True
+    assert defaults.iterator.minimise_qtype == 1 and defaults.ttl_clock == "monotonic"
+    hints = tmp_path / "root.hints"
+    hints.write_text(". 3600 NS a.root.\na.root. 3600 A 127.0.1.1\n")
+    args = build_parser().parse_args(["resolver", "--root-hints", str(hints), "--do-not-query-localhost",
+                                      "--no-harden-glue", "--qname-minimisation-type", "NS",
+                                      "--ttl-clock", "wall"])
+    _, _, from_flags = resolver_options(args)
+    assert from_flags.iterator.do_not_query_localhost and not from_flags.iterator.harden_glue
+    assert from_flags.iterator.minimise_qtype == 2 and from_flags.ttl_clock == "wall"
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"qname_minimisation_type": "AAAA"}, "qname_minimisation_type: must be A or NS"),
+    ({"ttl_clock": "fake"}, "ttl_clock: must be monotonic or wall"),
+])
+def test_the_deckard_options_reject_other_values(values: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        resolver_settings(values, "test")

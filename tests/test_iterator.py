@@ -13,11 +13,14 @@ between equally good servers the first NS listed wins.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
+import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
 import dns.rdatatype
+import dns.rrset
 import pytest
 
 from dnslab.resolution.cache import NegativeKind, Rank
@@ -1144,3 +1147,274 @@ def test_a_referral_without_ds_keeps_its_nsec_proof_for_the_validator(sample: Ha
     result = sample.resolve("www.example.com.")
     denial = result.ds_denials[n("example.com.")]
     assert denial.rrset.rdtype == dns.rdatatype.NSEC and denial.zone == n("com.")
+
+
+# --- replies Unbound's iter_resptype.c reads otherwise than a strict reading would (Deckard) --------
+
+
+def test_a_referral_wrongly_marked_authoritative_is_followed() -> None:
+    """AA=1 on a delegation (iter_ns_badaa): taken as NODATA, it would deny a name that exists."""
+    h = world(TEST_ROOT, tld("sub NS ns.sub", "ns.sub A 127.0.4.1"), zone("sub.test.", "@ NS ns", "ns A 127.0.4.1",
+                                                                          "www A 192.0.2.7"))
+
+    def aa_referral(query: Query, reply: dns.message.Message) -> None:
+        reply.flags |= dns.flags.AA
+    h.net.faults["127.0.2.1"] = h.net.tampered("127.0.2.1", aa_referral)
+    result = h.resolve("www.sub.test.")
+    assert result.rcode == dns.rcode.NOERROR
+    assert answer_text(result) == ["www.sub.test. 3600 IN A 192.0.2.7"]
+
+
+def test_an_authoritative_referral_upwards_is_lame() -> None:
+    """AA=1 and the root's NS set in authority (iter_lame_aaaa): lame, not NODATA."""
+    h = world(TEST_ROOT, tld("www A 192.0.2.1"))
+
+    def upward(query: Query, message: dns.message.Message) -> dns.message.Message:
+        return make_reply(message, authority=(". 3600 IN NS a.root.",), additional=("a.root. 3600 IN A 127.0.1.1",))
+    h.net.faults["127.0.2.1"] = upward
+    result = h.resolve("www.test.", "AAAA")
+    assert result.rcode == dns.rcode.SERVFAIL
+    assert h.infra.view("127.0.2.1").last_failure is Failure.LAME
+
+
+def _only_an_a_record(query: Query, message: dns.message.Message) -> dns.message.Message:
+    """iter_unexpectedrrtype: a non-authoritative reply with a record of another type than asked."""
+    return make_reply(message, aa=False, answer=(f"{query.qname} 0 IN A 192.0.2.2",))
+
+
+def test_an_empty_reply_from_the_only_server_is_nodata_the_second_time() -> None:
+    h = world(TEST_ROOT, tld("www A 192.0.2.1"))
+    h.net.faults["127.0.2.1"] = _only_an_a_record
+    result = h.resolve("www.test.", "AAAA")
+    assert result.rcode == dns.rcode.NOERROR and result.answer == [] and result.authority == []
+    assert [(q.address, q.qname.to_text()) for q in h.net.sent][-2:] == [("127.0.2.1", "www.test."),
+                                                                          ("127.0.2.1", "www.test.")]
+
+
+def test_an_empty_reply_to_a_minimised_query_is_asked_again_before_glueless_names() -> None:
+    """The root's empty reply to a minimised name: ask it again (then take NODATA and go on),
+    not first look up the root server's own missing AAAA address."""
+    h = world(root("test. NS ns.test.", "ns.test. A 127.0.2.1", "ns.test. AAAA ::1"),
+              tld("sub NS ns.sub", "ns.sub A 127.0.4.1"), zone("sub.test.", "@ NS ns", "ns A 127.0.4.1",
+                                                              "www A 192.0.2.7"),
+              settings=IteratorSettings(ipv6_upstream=True))
+    h.net.faults["::1"] = h.net.served_as("127.0.2.1")
+    empty = {"count": 0}
+
+    def empty_once(query: Query, message: dns.message.Message) -> dns.message.Message | None:
+        if query.purpose == "minimised" and not empty["count"]:
+            empty["count"] += 1
+            return make_reply(message, aa=False)
+        return h.net.ask("127.0.1.1", query, message)
+    h.net.faults["127.0.1.1"] = empty_once
+    result = h.resolve("www.sub.test.")
+    assert answer_text(result) == ["www.sub.test. 3600 IN A 192.0.2.7"]
+    assert not any(q.purpose == "glueless NS" for q in h.net.sent)
+
+
+def test_an_nxdomain_without_soa_for_a_minimised_name_falls_back_to_the_full_name() -> None:
+    """iter_minim_a_nxdomain: a server that says NXDOMAIN (no AA, no SOA, its NS set) for an
+    empty non-terminal: relaxed mode asks the full name rather than failing."""
+    h = world(TEST_ROOT, tld("deep.er A 192.0.2.9"))
+
+    def ent_nxdomain(query: Query, message: dns.message.Message) -> dns.message.Message | None:
+        if query.purpose == "minimised":
+            return make_reply(message, rcode=dns.rcode.NXDOMAIN, aa=False, authority=("test. 3600 IN NS ns.test.",))
+        return h.net.ask("127.0.2.1", query, message)
+    h.net.faults["127.0.2.1"] = ent_nxdomain
+    result = h.resolve("deep.er.test.")
+    assert answer_text(result) == ["deep.er.test. 3600 IN A 192.0.2.9"]
+
+
+def test_minimised_queries_can_use_type_ns() -> None:
+    h = world(TEST_ROOT, tld("sub NS ns.sub", "ns.sub A 127.0.4.1"), zone("sub.test.", "@ NS ns", "ns A 127.0.4.1",
+                                                                          "www A 192.0.2.7"),
+              settings=IteratorSettings(minimise_qtype=NS))
+    result = h.resolve("www.sub.test.")
+    assert answer_text(result) == ["www.sub.test. 3600 IN A 192.0.2.7"]
+    assert [(name, rdtype) for _, name, rdtype, purpose in h.net.log() if purpose == "minimised"] == [
+        ("test.", "NS"), ("sub.test.", "NS")]
+
+
+# --- parent and child disagree (iter_pcdiff, iter_pcnamerec, iter_ns_badip) ------------------------
+
+PCDIFF_WORLD = (
+    root("test. NS ns.test.", "ns.test. A 127.0.2.1", "net. NS ns.net.", "ns.net. A 127.0.2.2"),
+    tld("example NS ns.example.net."),
+    zone("net.", "@ NS ns", "ns A 127.0.2.2", "example NS ns.example", "ns.example A 127.0.4.44"),
+    # The child says its server is at .55, which fails; the parent's glue (.44) is right.
+    zone("example.net.", "@ NS ns", "ns A 127.0.4.55"),
+    zone("example.test.", "@ NS ns.example.net.", "www A 192.0.2.40"),
+)
+
+
+def _pcdiff() -> Harness:
+    h = world(*PCDIFF_WORLD)
+    h.net.faults["127.0.4.44"] = h.net.served_as("127.0.4.55")  # the real server, at the parent's address
+    h.net.faults["127.0.4.55"] = lambda q, m: make_reply(m, rcode=dns.rcode.SERVFAIL, aa=False)
+    return h
+
+
+def test_parent_side_glue_is_the_last_resort_when_the_childs_address_fails() -> None:
+    h = _pcdiff()
+    result = h.resolve("www.example.test.")
+    assert answer_text(result) == ["www.example.test. 3600 IN A 192.0.2.40"]
+    assert [address for address, name, _, _ in h.net.log() if name == "www.example.test."][-1] == "127.0.4.44"
+    # And again from the cache: the child's address fails again, the parent's glue still works.
+    h.clock.advance(3601)
+    assert answer_text(h.resolve("www.example.test.")) == ["www.example.test. 3600 IN A 192.0.2.40"]
+
+
+def test_without_parent_side_glue_the_childs_failing_address_is_servfail() -> None:
+    h = _pcdiff()
+    h.net.faults["127.0.4.44"] = lambda q, m: make_reply(m, rcode=dns.rcode.SERVFAIL, aa=False)
+    h.net.faults["127.0.2.2"] = h.net.tampered("127.0.2.2", lambda q, r: None)
+    assert h.resolve("www.example.test.").rcode == dns.rcode.SERVFAIL
+
+
+def test_expired_in_zone_glue_is_fetched_again_from_the_parent() -> None:
+    """iter_ns_badip: ns1's glue (TTL 10) expires, ns2 fails: ask the parent for the delegation again."""
+    h = world(TEST_ROOT, tld("example NS ns1.example", "example NS ns2.example", "ns1.example 10 A 127.0.4.1",
+                             "ns2.example A 127.0.4.2"),
+              zone("example.test.", "@ NS ns1", "@ NS ns2", "ns1 10 A 127.0.4.1", "ns2 A 127.0.4.2",
+                   "www 10 A 192.0.2.10"))
+    h.net.faults["127.0.4.2"] = lambda q, m: make_reply(m, rcode=dns.rcode.SERVFAIL, aa=False)
+    assert answer_text(h.resolve("www.example.test.")) == ["www.example.test. 10 IN A 192.0.2.10"]
+    h.clock.advance(20)
+    result = h.resolve("www.example.test.")
+    assert answer_text(result) == ["www.example.test. 10 IN A 192.0.2.10"]
+
+
+# --- operator options: do-not-query-localhost, harden-glue ---------------------------------------
+
+
+def test_do_not_query_localhost_skips_loopback_glue_but_not_the_hints() -> None:
+    h = world(TEST_ROOT, tld("www A 192.0.2.1"), settings=IteratorSettings(do_not_query_localhost=True))
+    result = h.resolve("www.test.")
+    assert result.rcode == dns.rcode.SERVFAIL
+    assert {q.address for q in h.net.sent} == {ROOT_HINT}  # the hint is on loopback, test.'s glue too
+
+
+def test_harden_glue_off_uses_glue_outside_the_bailiwick() -> None:
+    """iter_cycle_noh: x.test is served by ns.y.net and y.net by ns.x.test; each parent gives the
+    other's address as (out-of-bailiwick) glue, which only harden_glue=False believes."""
+    cycle = (
+        root("test. NS ns.test.", "ns.test. A 127.0.2.1", "net. NS ns.net.", "ns.net. A 127.0.2.2"),
+        tld("x NS ns.y.net."),
+        zone("net.", "@ NS ns", "ns A 127.0.2.2", "y NS ns.x.test."),
+        zone("x.test.", "@ NS ns.y.net.", "ns A 127.0.4.2", "www A 192.0.2.1"),
+        zone("y.net.", "@ NS ns.x.test.", "ns A 127.0.4.1"),
+    )
+
+    def with_glue(address: str, glue: str) -> Callable[[Query, dns.message.Message], None]:
+        def change(query: Query, reply: dns.message.Message) -> None:
+            owner, ttl, rdclass, rdtype, rdata = glue.split()
+            reply.additional.append(dns.rrset.from_text(owner, int(ttl), rdclass, rdtype, rdata))
+        return change
+
+    for harden, rcode in ((True, dns.rcode.SERVFAIL), (False, dns.rcode.NOERROR)):
+        h = world(*cycle, settings=IteratorSettings(harden_glue=harden))
+        h.net.faults["127.0.2.1"] = h.net.tampered("127.0.2.1", with_glue("127.0.2.1", "ns.y.net. 3600 IN A 127.0.4.1"))
+        h.net.faults["127.0.2.2"] = h.net.tampered("127.0.2.2", with_glue("127.0.2.2", "ns.x.test. 3600 IN A 127.0.4.2"))
+        assert h.resolve("www.x.test.").rcode == rcode
+
+
+def test_a_negative_answer_passes_on_the_zones_ns_set_without_refreshing_the_delegation() -> None:
+    """iter_domain_sale: the NXDOMAIN's authority (SOA and the zone's NS set) goes to the client,
+    fresh and from the cache; the NS set never extends the cached delegation (ghost domains)."""
+    h = world(TEST_ROOT, tld("example NS ns.example", "ns.example A 127.0.4.1"),
+              zone("example.test.", "@ NS ns", "ns A 127.0.4.1", "www A 192.0.2.1"))
+
+    def with_ns(query: Query, reply: dns.message.Message) -> None:
+        if reply.rcode() == dns.rcode.NXDOMAIN:
+            reply.authority.append(dns.rrset.from_text("example.test.", 3600, "IN", "NS", "ns.example.test."))
+    h.net.faults["127.0.4.1"] = h.net.tampered("127.0.4.1", with_ns)
+    h.resolve("www.example.test.")
+    delegation = h.cache.get(n("example.test."), NS)
+    assert delegation is not None
+    h.clock.advance(100)
+    for _ in range(2):  # fresh, then from the cache
+        result = h.resolve("nx.example.test.")
+        assert result.rcode == dns.rcode.NXDOMAIN
+        assert [dns.rdatatype.to_text(rrset.rdtype) for rrset in result.authority] == ["SOA", "NS"]
+        assert result.authority[1].ttl == result.authority[0].ttl  # the negative TTL
+    assert result.from_cache
+    after = h.cache.get(n("example.test."), NS)
+    assert after is not None and after.expires_at == delegation.expires_at
+
+
+# --- DNAME (Deckard's iter_dname_insec) -------------------------------------------------------------
+
+DNAME_CACHE_WORLD = (
+    TEST_ROOT,
+    tld("d NS ns.d", "ns.d A 127.0.4.1", "target NS ns.target", "ns.target A 127.0.4.2"),
+    zone("d.test.", "@ NS ns", "ns A 127.0.4.1", "alias DNAME target.test."),
+    zone("target.test.", "@ NS ns", "ns A 127.0.4.2", "a A 192.0.2.1", "b.c A 192.0.2.2"),
+)
+
+
+def test_a_cached_dname_answers_other_names_below_it_without_asking() -> None:
+    h = world(*DNAME_CACHE_WORLD)
+    first = h.resolve("a.alias.d.test.")
+    assert answer_text(first) == ["a.alias.d.test. 3600 IN CNAME a.target.test.",
+                                  "a.target.test. 3600 IN A 192.0.2.1", "alias.d.test. 3600 IN DNAME target.test."]
+    sent = len(h.net.sent)
+    second = h.resolve("b.c.alias.d.test.")
+    assert chain_text(second) == ["alias.d.test. 3600 DNAME target.test.",
+                                  "b.c.alias.d.test. 3600 CNAME b.c.target.test.",
+                                  "b.c.target.test. 3600 A 192.0.2.2"]
+    assert not any(q.address == "127.0.4.1" for q in h.net.sent[sent:])  # d.test's server not asked
+
+
+def test_a_dname_loop_is_servfail_with_the_looping_records() -> None:
+    h = world(TEST_ROOT, tld("d NS ns.d", "ns.d A 127.0.4.1"), zone("d.test.", "@ NS ns", "ns A 127.0.4.1"))
+
+    def cycle(query: Query, message: dns.message.Message) -> dns.message.Message:
+        return make_reply(message, answer=("d.test. 3600 IN DNAME d.test.", f"{query.qname} 3600 IN CNAME {query.qname}"))
+    h.net.faults["127.0.4.1"] = cycle
+    result = h.resolve("cyc.d.test.")
+    assert result.rcode == dns.rcode.SERVFAIL
+    assert chain_text(result) == ["d.test. 3600 DNAME d.test.", "cyc.d.test. 3600 CNAME cyc.d.test."]
+
+
+def test_a_dname_met_twice_on_a_chain_is_answered_once() -> None:
+    """x. DNAME . turns shortloop.x.x. into shortloop.x. and that into shortloop.: one DNAME in the answer."""
+    h = world(root("x. NS ns.test.", "test. NS ns.test.", "ns.test. A 127.0.2.1", "shortloop. TXT end"),
+              zone("x.", "@ NS ns.test.", "@ DNAME ."), tld())
+    result = h.resolve("shortloop.x.x.", "TXT")
+    assert chain_text(result) == ["x. 3600 DNAME .", "shortloop.x.x. 3600 CNAME shortloop.x.",
+                                  "shortloop.x. 3600 CNAME shortloop.", 'shortloop. 86400 TXT "end"']
+
+
+def test_yxdomain_for_a_too_long_dname_result_is_passed_on_with_the_dname() -> None:
+    long_target = ".".join(["x" * 63] * 3 + ["x" * 50]) + "."  # 244 octets: the owner's 61 more are too many
+    h = world(TEST_ROOT, tld("d NS ns.d", "ns.d A 127.0.4.1"), zone("d.test.", "@ NS ns", "ns A 127.0.4.1"))
+
+    def yxdomain(query: Query, message: dns.message.Message) -> dns.message.Message:
+        return make_reply(message, rcode=dns.rcode.YXDOMAIN, answer=(f"d.test. 3600 IN DNAME {long_target}",))
+    h.net.faults["127.0.4.1"] = yxdomain
+    name = "y" * 60 + ".d.test."
+    for _ in range(2):  # from the server, then from the cached DNAME
+        result = h.resolve(name)
+        assert result.rcode == dns.rcode.YXDOMAIN
+        assert chain_text(result) == [f"d.test. 3600 DNAME {long_target}"]
+
+
+def test_the_zones_own_ns_set_for_a_minimised_name_means_no_cut_here() -> None:
+    """A non-authoritative reply with only the asked zone's NS set: lame for a full question,
+    but for a minimised one it says the name has no cut (iter_dname_insec's x.x. NS)."""
+    h = world(TEST_ROOT, tld("deep.er A 192.0.2.9"))
+
+    def own_ns(query: Query, message: dns.message.Message) -> dns.message.Message | None:
+        if query.purpose == "minimised":
+            return make_reply(message, aa=False, authority=("test. 3600 IN NS ns.test.",))
+        return h.net.ask("127.0.2.1", query, message)
+    h.net.faults["127.0.2.1"] = own_ns
+    assert answer_text(h.resolve("deep.er.test.")) == ["deep.er.test. 3600 IN A 192.0.2.9"]
+
+
+def test_ns_minimisation_asks_the_full_name_once_a_name_exists_without_a_cut() -> None:
+    h = world(TEST_ROOT, tld("a.b.c.d A 192.0.2.9"), settings=IteratorSettings(minimise_qtype=NS))
+    assert answer_text(h.resolve("a.b.c.d.test.")) == ["a.b.c.d.test. 3600 IN A 192.0.2.9"]
+    assert [(name, rdtype) for _, name, rdtype, _ in h.net.log()[1:]] == [
+        ("test.", "NS"), ("d.test.", "NS"), ("a.b.c.d.test.", "A")]

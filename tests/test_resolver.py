@@ -296,3 +296,59 @@ def test_max_udp_size_lets_a_big_answer_through_when_the_client_buffer_allows() 
             reply = ask(lab, "big.example.com.", "TXT", use_edns=0, payload=4096)
             assert bool(reply.flags & dns.flags.TC) is truncated, size
             assert truncated or sum(len(rrset) for rrset in reply.answer) == 10
+
+
+def _error_reply_keeps_question_and_flags(reply: dns.message.Message, name: str, rcode: int,
+                                          cd: bool = False) -> None:
+    assert reply.rcode() == rcode
+    assert [q.name.to_text() for q in reply.question] == [name]
+    assert reply.flags & dns.flags.RA and reply.flags & dns.flags.RD
+    assert bool(reply.flags & dns.flags.CD) is cd
+
+
+def test_an_internal_error_is_a_servfail_that_keeps_the_question_and_flags(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug of ours (here: the answer step raising, as a validator crash did) still gives
+    the client the question, RA, RD and CD back, not a bare header."""
+    from dnslab.services.resolver import RecursiveResolver
+
+    async def broken(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(RecursiveResolver, "answer", broken)
+    zones, _ = load_zones(zone_files(SAMPLE_ZONES))
+    lab = Lab(zones, port=0)
+    with LabThread(lab):
+        for tcp in (False, True):
+            query = dns.message.make_query("WWW.example.com.", "A", use_edns=0)
+            query.flags |= dns.flags.CD
+            send = dns.query.tcp if tcp else dns.query.udp
+            reply = send(query, lab.resolver_address, port=lab.actual_port, timeout=TIMEOUT)
+            _error_reply_keeps_question_and_flags(reply, "WWW.example.com.", dns.rcode.SERVFAIL, cd=True)
+
+
+def test_error_replies_keep_the_question_and_flags(sample_lab: Lab) -> None:
+    notify = dns.message.make_query("www.example.com.", "SOA")
+    notify.set_opcode(dns.opcode.NOTIFY)
+    reply = dns.query.udp(notify, sample_lab.resolver_address, port=sample_lab.actual_port, timeout=TIMEOUT)
+    _error_reply_keeps_question_and_flags(reply, "www.example.com.", dns.rcode.NOTIMP)
+    chaos = dns.message.make_query("version.bind.", "TXT", rdclass="CH")
+    reply = dns.query.udp(chaos, sample_lab.resolver_address, port=sample_lab.actual_port, timeout=TIMEOUT)
+    _error_reply_keeps_question_and_flags(reply, "version.bind.", dns.rcode.REFUSED)
+
+
+def test_a_failing_fast_path_falls_back_to_the_full_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in the wire fast path must not turn into a bare SERVFAIL: the full path answers."""
+    from dnslab.core.fastpath import AnswerCache
+
+    def broken(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(AnswerCache, "get", broken)
+    zones, _ = load_zones(zone_files(SAMPLE_ZONES))
+    lab = Lab(zones, port=0)
+    with LabThread(lab):
+        for _ in range(3):
+            reply = ask(lab, "www.example.com.")
+            assert reply.rcode() == dns.rcode.NOERROR and reply.flags & dns.flags.RA
+            assert {r for _, _, r in answer_of(reply)} == {f"192.0.2.{i}" for i in (1, 2, 3)}

@@ -542,3 +542,17 @@ def test_address_not_on_this_machine_is_reported_in_words() -> None:
         assert address in str(caught.value)
 
     run(body)
+
+
+def test_the_servfail_for_a_failing_handler_keeps_the_question() -> None:
+    """The listener's last resort (a handler that raised) still echoes the question and RD."""
+    from dnslab.services.transport import _servfail
+
+    query = dns.message.make_query("Www.Example.com.", "AAAA")
+    reply = dns.message.from_wire(_servfail(query.to_wire()))  # type: ignore[arg-type]
+    assert reply.id == query.id and reply.rcode() == 2 and reply.flags & dns.flags.QR
+    assert reply.flags & dns.flags.RD
+    assert [(q.name.to_text(), q.rdtype) for q in reply.question] == [("Www.Example.com.", 28)]
+    garbage = struct.pack("!HHHHHH", 7, 0x0100, 1, 0, 0, 0) + b"\xff\xff"
+    header_only = dns.message.from_wire(_servfail(garbage), question_only=True)  # type: ignore[arg-type]
+    assert header_only.id == 7 and header_only.rcode() == 2 and not header_only.question

@@ -32,6 +32,17 @@ class MonotonicClock:
         return time.time()
 
 
+class WallClock:
+    """The system time, as Unbound counts TTLs: a step of the clock (or a harness faking
+    time with libfaketime) ages the cache and server state with it."""
+
+    def now(self) -> float:
+        return time.time()
+
+    def wall(self) -> float:
+        return time.time()
+
+
 class FakeClock:
     """A clock that moves only when told to."""
 

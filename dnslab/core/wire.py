@@ -14,18 +14,20 @@ HEADER = struct.Struct("!HHHHHH")
 QR = 0x8000
 OPCODE_MASK = 0x7800
 RD = 0x0100
+RA = 0x0080
 
 
-def header_only_reply(wire: bytes, rcode: int) -> bytes | None:
+def header_only_reply(wire: bytes, rcode: int, recursion_available: bool = False) -> bytes | None:
     """A reply with no sections, for requests that cannot or will not be processed.
 
     Only the ID, opcode and RD are echoed (as NSD does for FORMERR and NOTIMP);
     nothing can be echoed from a packet shorter than a header, so it is dropped.
+    A resolver says *recursion_available* (RA) in every reply, errors included.
     """
     if len(wire) < HEADER.size:
         return None
     ident, flags, *_ = HEADER.unpack_from(wire)
-    reply_flags = QR | (flags & (OPCODE_MASK | RD)) | (rcode & 0xF)
+    reply_flags = QR | (flags & (OPCODE_MASK | RD)) | (RA if recursion_available else 0) | (rcode & 0xF)
     return HEADER.pack(ident, reply_flags, 0, 0, 0, 0)
 
 

@@ -747,6 +747,10 @@ def run_async(coroutine: Coroutine[Any, Any, None]) -> None:
     try:
         import uvloop
     except ImportError:
+        uvloop = None
+    # Run outside the except block: inside it, every later traceback would be
+    # chained to "No module named 'uvloop'".
+    if uvloop is None:
         asyncio.run(coroutine)
         return
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

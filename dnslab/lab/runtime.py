@@ -21,7 +21,7 @@ import dns.rdatatype
 import dns.rrset
 
 from dnslab.core import validate
-from dnslab.core.clock import Clock, FakeClock, MonotonicClock
+from dnslab.core.clock import Clock, FakeClock, MonotonicClock, WallClock
 from dnslab.resolution.options import load_toml, resolver_settings
 from dnslab.lab.control import ControlServer, runtime_dir
 from dnslab.lab.signed_zones import DnssecSettings, SignedZones, parse_unsigned
@@ -194,7 +194,8 @@ class Lab:
         or DnssecSettings (keys folder, NSEC3, algorithm, zones left unsigned).
         """
         port = validate.port(port)  # the Python API too: 99999 must not wrap round to 34463
-        self.clock: Clock = clock or MonotonicClock()
+        wall = resolver_settings is not None and resolver_settings.ttl_clock == "wall"
+        self.clock: Clock = clock or (WallClock() if wall else MonotonicClock())
         self._clock_origin = self.clock.now()
         self.signer: SignedZones | None = None
         if dnssec:

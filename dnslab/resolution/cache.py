@@ -72,6 +72,7 @@ class EntryKind(enum.StrEnum):
     NXDOMAIN = "nxdomain"
     NODATA = "nodata"
     SERVFAIL = "servfail"
+    PARENT_GLUE = "parent glue"  # a referral's address for an NS name, kept beside the child's
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,7 @@ class NegativeHit:
     zone: dns.name.Name | None = None
     proof: tuple[dns.rrset.RRset, ...] = ()  # NSEC/NSEC3 RRsets and their RRSIGs
     security: str | None = None
+    ns: dns.rrset.RRset | None = None  # the zone's NS set, when the server sent it with the SOA
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,7 @@ class _Extra:
     sigs: dns.rrset.RRset | None = None  # DNSSEC: the RRSIGs over the entry's records
     proof: tuple[dns.rrset.RRset, ...] | None = None  # NSEC/NSEC3 (+ RRSIGs): denial or wildcard proof
     soa: dns.rrset.RRset | None = None  # negative entries: the SOA that goes into the authority section
+    ns: dns.rrset.RRset | None = None  # negative entries: the zone's NS set, when the server sent it with the SOA
     covers: int = 0  # positive RRSIG entries: the type the signatures cover
     reason: str = ""  # SERVFAIL entries: why, as the client's Extended DNS Error says
     ede: int | None = None
@@ -434,6 +437,34 @@ class Cache:
                         sigs=_signatures(entry.sigs, ttl), zone=entry.zone, proof=entry.proof or (),
                         security=entry.security)
 
+    # -- parent-side glue ------------------------------------------------------------
+
+    def put_parent_glue(self, rrset: dns.rrset.RRset, source: str | None = None) -> None:
+        """Keep a referral's glue apart from the positive entry the child's answer replaces.
+
+        When parent and child disagree on a name server's address (a renumbered
+        server, a stale glue record), the child's answer wins in `get`; but if the
+        child's addresses all fail, the parent's may still work.  Unbound keeps such
+        parent-side glue for its last resort too (iter_lookup_parent_glue_from_cache).
+        """
+        ttl = max(self._settings.min_ttl, min(rrset.ttl, self._settings.max_ttl))
+        if rrset.rdclass != dns.rdataclass.IN or len(rrset) == 0 or ttl <= 0:
+            return
+        expires_at = self._clock.now() + ttl
+        self._store[(_fold(rrset.name), int(rrset.rdtype), EntryKind.PARENT_GLUE)] = _Entry(
+            EntryKind.PARENT_GLUE, rrset.name, int(rrset.rdtype), _records(rrset), Rank.ADDITIONAL, ttl,
+            expires_at, expires_at, source=source)
+
+    def get_parent_glue(self, name: dns.name.Name, rdtype: int) -> dns.rrset.RRset | None:
+        """The live parent-side glue for an NS name, or None."""
+        entry = self._use((_fold(name), rdtype, EntryKind.PARENT_GLUE))
+        if entry is None:
+            return None
+        left = entry.expires_at - self._clock.now()
+        if left <= 0:
+            return None
+        return _build(entry.name, entry.rdatas, 0, min(entry.ttl, math.ceil(left)))
+
     # -- negative (RFC 2308) and SERVFAIL ----------------------------------------------
 
     def put_negative(
@@ -446,8 +477,12 @@ class Cache:
         sigs: dns.rrset.RRset | None = None,
         zone: dns.name.Name | None = None,
         proof: tuple[dns.rrset.RRset, ...] = (),
+        ns: dns.rrset.RRset | None = None,
     ) -> None:
         """Remember that a name (NXDOMAIN) or one type at it (NODATA) does not exist.
+
+        *ns*, the zone's NS set that came with the SOA, is given back with it (with the
+        negative answer's TTL) and is never used to find servers.
 
         The TTL is RFC 2308 §5's min(SOA TTL, SOA MINIMUM), capped by
         negative_max_ttl as Unbound caps it, so one zone's long MINIMUM
@@ -470,7 +505,7 @@ class Cache:
         expires_at = self._clock.now() + ttl
         self._store[key] = _Entry(
             entry_kind, name, entry_type, (), None, ttl, expires_at, expires_at, source=source, zone=zone,
-            extra=_Extra(sigs=sigs, proof=proof or None, soa=stored)
+            extra=_Extra(sigs=sigs, proof=proof or None, soa=stored, ns=ns.copy() if ns is not None else None)
         )
 
     def get_negative(self, name: dns.name.Name, rdtype: int) -> NegativeHit | None:
@@ -492,7 +527,8 @@ class Cache:
                 return NegativeHit(kind, _copy_with_ttl(soa, remaining), remaining, entry.expires_at,
                                    entry.ttl, _signatures(entry.sigs, remaining), entry.zone,
                                    tuple(_copy_with_ttl(r, min(r.ttl, remaining)) for r in entry.proof or ()),
-                                   entry.security)
+                                   entry.security,
+                                   None if entry.extra.ns is None else _copy_with_ttl(entry.extra.ns, remaining))
         return None
 
     def put_servfail(self, name: dns.name.Name, rdtype: int, reason: str = "", ede: int | None = None,

@@ -35,6 +35,7 @@ class ReplyKind(enum.Enum):
     LAME = "lame"                # no authority, no referral, or a referral sideways or up
     ERROR = "error"              # SERVFAIL, REFUSED, NOTIMP or another failing rcode
     FORMERR = "formerr"          # the server could not parse our query (perhaps its EDNS)
+    YXDOMAIN = "yxdomain"        # a DNAME whose substitution is too long a name (RFC 6672 §2.2): final
 
 
 @dataclass
@@ -51,6 +52,9 @@ class Classified:
     ns: dns.rrset.RRset | None = None
     glue: list[dns.rrset.RRset] = field(default_factory=list)
     soa: dns.rrset.RRset | None = None
+    # The zone's own NS set when it came beside the SOA (a negative answer passes it on,
+    # as Knot Resolver does; it is never cached as a delegation: see iter_domain_sale).
+    zone_ns: dns.rrset.RRset | None = None
     rcode: int = dns.rcode.NOERROR
     dropped: int = 0             # records scrubbed as out of bailiwick or unrelated
     # DNSSEC (present when we asked with DO=1 and the zone is signed): the RRSIGs over
@@ -59,6 +63,9 @@ class Classified:
     sigs: dict[tuple[dns.name.Name, int], dns.rrset.RRset] = field(default_factory=dict)
     proof: list[dns.rrset.RRset] = field(default_factory=list)
     ds: dns.rrset.RRset | None = None
+    # LAME only: nothing usable at all (not an upward referral).  Unbound takes such an
+    # empty reply as NODATA once it has come twice, from this server or another one.
+    empty: bool = False
 
     def signed(self, rrset: dns.rrset.RRset) -> dns.rrset.RRset | None:
         """The RRSIGs over *rrset* that came in the same reply."""
@@ -70,12 +77,21 @@ class Classified:
         return tuple(self.proof) + tuple(sigs)
 
 
-def classify(reply: dns.message.Message, qname: dns.name.Name, qtype: int, zone: dns.name.Name) -> Classified:
-    """Classify *reply* to the question (qname, qtype) sent to a server for *zone*."""
+def classify(reply: dns.message.Message, qname: dns.name.Name, qtype: int, zone: dns.name.Name, *,
+             harden_glue: bool = True) -> Classified:
+    """Classify *reply* to the question (qname, qtype) sent to a server for *zone*.
+
+    *harden_glue* False (Unbound's harden-glue: no) keeps a referral's addresses for
+    its NS names even outside the delegating zone's bailiwick.
+    """
     rcode = reply.rcode()
     authoritative = bool(reply.flags & dns.flags.AA)
     if rcode == dns.rcode.FORMERR:
         return Classified(ReplyKind.FORMERR, rcode=rcode)
+    if rcode == dns.rcode.YXDOMAIN:
+        dname = _too_long_dname(reply, qname, zone)
+        if dname is not None:
+            return Classified(ReplyKind.YXDOMAIN, authoritative=authoritative, chain=[dname], rcode=rcode)
     if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
         return Classified(ReplyKind.ERROR, rcode=rcode)
 
@@ -94,37 +110,64 @@ def classify(reply: dns.message.Message, qname: dns.name.Name, qtype: int, zone:
     soa = _find(reply.authority, RdataType.SOA)
     if soa is not None and soa.name.is_subdomain(zone) and name.is_subdomain(soa.name):
         result.soa = soa
+        result.zone_ns = next((rrset for rrset in reply.authority
+                               if rrset.rdtype == RdataType.NS and rrset.name == soa.name), None)
     _keep_dnssec_authority(reply, zone, result)
 
     if result.answer is not None:
         if result.answer.rdtype == RdataType.NS:
             # Addresses of the NS names, as a priming reply carries them (RFC 8109 §3).
-            result.glue = _glue(reply, result.answer, zone)
+            result.glue = _glue(reply, result.answer, zone, harden_glue)
         return result
     if result.chain and not name.is_subdomain(zone):
         result.kind = ReplyKind.CNAME
         return result
     if rcode == dns.rcode.NXDOMAIN:
-        result.kind = ReplyKind.NXDOMAIN if authoritative or result.soa is not None else ReplyKind.LAME
+        # Unbound takes any NXDOMAIN with something of the zone in it as the answer; only
+        # an empty one (not authoritative, nothing to go on) is lame.
+        vouched = authoritative or result.soa is not None or any(
+            rrset.name.is_subdomain(zone) for rrset in reply.authority)
+        result.kind = ReplyKind.NXDOMAIN if vouched else ReplyKind.LAME
+        return result
+    if result.soa is not None:
+        # An SOA above the name says NODATA, whatever else the authority section holds
+        # (Unbound's iter_resptype.c looks at the SOA before any NS set).
+        result.kind = ReplyKind.NODATA
         return result
     if not result.chain:
-        referral = _referral(reply, name, zone)
-        if referral is not None and not authoritative:
+        ns = [rrset for rrset in reply.authority if rrset.rdtype == RdataType.NS]
+        referral = _referral(ns, name, zone)
+        if referral is not None:
+            # A delegation below the zone asked is a referral even with AA=1: some servers
+            # set it wrongly, and taking it as NODATA would deny a name that exists (Unbound
+            # does the same).
             result.kind = ReplyKind.REFERRAL
             result.child, result.ns = referral.name, referral
-            result.glue = _glue(reply, referral, zone)
+            result.glue = _glue(reply, referral, zone, harden_glue)
             result.ds = next((rrset for rrset in reply.authority
                               if rrset.rdtype == RdataType.DS and rrset.name == referral.name), None)
             return result
-    if result.soa is not None or (authoritative and not result.chain):
-        result.kind = ReplyKind.NODATA
+        if any(zone != rrset.name and zone.is_subdomain(rrset.name) for rrset in ns):
+            # A referral upwards (to the root, say) is lame even with AA=1: the server
+            # does not serve the zone we asked it for.
+            result.kind = ReplyKind.LAME
+            return result
+        if authoritative:
+            result.kind = ReplyKind.NODATA
+            return result
+        # Not authoritative and nothing usable: lame, unless it keeps happening (see
+        # Classified.empty); a server's NS set for the zone itself is not "nothing" (the
+        # iterator reads it as "no cut here" for a minimised query).
+        result.zone_ns = next((rrset for rrset in ns if rrset.name == zone), None)
+        # Empty means nothing at all in authority and additional (an answer section of other
+        # types only, or nothing): a sideways referral, stray glue or NSEC/NSEC3 without an
+        # SOA (a broken denial) say something is wrong, and stay lame.
+        result.empty = not reply.authority and not reply.additional
+        result.kind = ReplyKind.LAME
         return result
-    if result.chain:
-        # An in-zone chain the server did not finish (its target is delegated
-        # further down, say): resolve the target afresh.
-        result.kind = ReplyKind.CNAME
-        return result
-    result.kind = ReplyKind.LAME
+    # An in-zone chain the server did not finish (its target is delegated
+    # further down, say): resolve the target afresh.
+    result.kind = ReplyKind.CNAME
     return result
 
 
@@ -184,27 +227,42 @@ def _follow_chain(rrsets: list[dns.rrset.RRset], qname: dns.name.Name, qtype: in
     return name
 
 
+def _too_long_dname(reply: dns.message.Message, qname: dns.name.Name,
+                    zone: dns.name.Name) -> dns.rrset.RRset | None:
+    """The in-zone DNAME above qname whose substitution would exceed 255 octets, if the reply has it."""
+    for rrset in reply.answer:
+        if (rrset.rdtype == RdataType.DNAME and rrset.name.is_subdomain(zone) and qname != rrset.name
+                and qname.is_subdomain(rrset.name)):
+            try:
+                qname.relativize(rrset.name).derelativize(rrset[0].target)  # type: ignore[attr-defined]
+            except dns.name.NameTooLong:
+                return rrset
+    return None
+
+
 def synthesise_cname(owner: dns.name.Name, target: dns.name.Name, ttl: int) -> dns.rrset.RRset:
     rrset = dns.rrset.RRset(owner, dns.rdataclass.IN, RdataType.CNAME)
     rrset.add(dns.rdtypes.ANY.CNAME.CNAME(dns.rdataclass.IN, RdataType.CNAME, target), ttl)
     return rrset
 
 
-def _referral(reply: dns.message.Message, qname: dns.name.Name, zone: dns.name.Name) -> dns.rrset.RRset | None:
+def _referral(ns: list[dns.rrset.RRset], qname: dns.name.Name, zone: dns.name.Name) -> dns.rrset.RRset | None:
     """An NS set strictly below the asked zone and above (or at) the name: a real delegation."""
-    for rrset in reply.authority:
-        if (rrset.rdtype == RdataType.NS and rrset.name != zone and rrset.name.is_subdomain(zone)
+    for rrset in ns:
+        if (rrset.name != zone and rrset.name.is_subdomain(zone)
                 and qname.is_subdomain(rrset.name)):
             return rrset
     return None
 
 
-def _glue(reply: dns.message.Message, ns: dns.rrset.RRset, zone: dns.name.Name) -> list[dns.rrset.RRset]:
-    """Addresses of the referral's NS names, only where the delegating zone may speak for them."""
+def _glue(reply: dns.message.Message, ns: dns.rrset.RRset, zone: dns.name.Name,
+          harden_glue: bool = True) -> list[dns.rrset.RRset]:
+    """Addresses of the referral's NS names, only where the delegating zone may speak for them
+    (anywhere, with *harden_glue* off)."""
     targets = {rdata.target for rdata in ns}  # type: ignore[attr-defined]
     return [rrset for rrset in reply.additional
             if rrset.rdtype in (RdataType.A, RdataType.AAAA) and rrset.name in targets
-            and rrset.name.is_subdomain(zone)]
+            and (rrset.name.is_subdomain(zone) or not harden_glue)]
 
 
 _DNSSEC_TYPES = frozenset({RdataType.RRSIG, RdataType.NSEC, RdataType.NSEC3})

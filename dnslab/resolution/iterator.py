@@ -18,6 +18,7 @@ Steps for one question, as RFC 1034 §5.3.3 describes and Unbound does them:
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field, replace
 
 import dns.flags
@@ -39,6 +40,8 @@ _KIND_FAILURE = {
     ReplyKind.LAME: Failure.LAME,
     ReplyKind.FORMERR: Failure.FORMERR,
 }
+# Empty replies taken as NODATA from the second on (Unbound's EMPTY_NODATA_RETRY_COUNT).
+EMPTY_NODATA_RETRY_COUNT = 2
 _RCODE_FAILURE = {
     dns.rcode.SERVFAIL: Failure.SERVFAIL,
     dns.rcode.REFUSED: Failure.REFUSED,
@@ -55,7 +58,18 @@ class IteratorSettings:
     max_referrals: int = 30              # referral depth per lookup
     max_dependency_depth: int = 4        # nested lookups of NS names needing NS names
     qname_minimisation: bool = True      # RFC 9156, relaxed mode
+    # The QTYPE of minimised queries: A as Unbound sends them (RFC 9156 leaves it open),
+    # or NS as Knot Resolver does and RFC 7816 described; with NS, as in Knot Resolver, a
+    # name that exists without a zone cut ends minimisation in that zone.
+    minimise_qtype: int = RdataType.A
     max_minimise_steps: int = 10         # labels revealed one at a time before asking in full
+    # Unbound's harden-glue: believe glue only inside the delegating zone's bailiwick.
+    # Off, an address for a referral's NS name is used wherever it lies (a cycle of
+    # glueless delegations can then be resolved), at the risk of poisoned glue.
+    harden_glue: bool = True
+    # Unbound's do-not-query-localhost: never send a query to 127.0.0.0/8 or ::1.
+    # Off by default here, unlike Unbound: the lab's servers live on loopback.
+    do_not_query_localhost: bool = False
     ipv6_upstream: bool = False          # use AAAA addresses of name servers too
     root_priming: bool = True            # RFC 8109; off: the hints are the root's servers (Unbound stub-prime: no)
     edns: bool = True
@@ -177,7 +191,13 @@ class Resolution:
         self.ns_names: list[dns.name.Name] = []
         self.hint_addresses: dict[dns.name.Name, list[str]] = {}
         self.tried: set[str] = set()
-        self.timed_out_once: set[str] = set()  # each may be tried once more when nothing else is left
+        # Servers that timed out, or sent an empty reply: each may be tried once more when
+        # nothing else is left (an empty reply's before any glueless NS name is looked up).
+        self.retry_once: set[str] = set()
+        self.empty_once: set[str] = set()
+        # Zones whose delegation was fetched again from the parent as the last resort.
+        self.refetched: set[dns.name.Name] = set()
+        self.empty_replies = 0  # empty non-authoritative replies in this lookup (see on_reply)
         self.glueless_tried: set[tuple[dns.name.Name, int]] = set()
         self.minimise_labels = 0
         self.minimise_off = not settings.qname_minimisation
@@ -211,7 +231,7 @@ class Resolution:
         self.everything_from_cache = False
         self.last_source = query.address
         self.last_shared = shared
-        classified = classify(reply, query.qname, query.qtype, query.zone)
+        classified = classify(reply, query.qname, query.qtype, query.zone, harden_glue=self.settings.harden_glue)
         if reply.flags & dns.flags.TC and not query.tcp:
             self._emit_reply(query, reply, rtt, classified, "truncated")
             if not shared:
@@ -228,6 +248,20 @@ class Resolution:
             # Only now: a name the server cannot parse at all (FORMERR both ways) says nothing
             # about EDNS, and one such question must not turn EDNS (and so DNSSEC) off for a server.
             self.infra.mark_no_edns(query.address)
+        if classified.kind is ReplyKind.LAME and query.purpose == "minimised" and classified.zone_ns is not None:
+            # The zone's own NS set, no delegation below: for a minimised name that says
+            # "no cut here" (Knot Resolver reads it so); the full question will show a lame server.
+            classified = replace(classified, kind=ReplyKind.NODATA)
+        if classified.empty:
+            # An empty reply (nothing in it we can use, or only records of another type):
+            # Unbound tries another server first, and takes the second such reply as
+            # NODATA (EMPTY_NODATA_RETRY_COUNT), from that server again if it is the only one.
+            # Until then it counts as lame, but the server may be asked once more.
+            self.empty_replies += 1
+            if self.empty_replies >= EMPTY_NODATA_RETRY_COUNT:
+                classified = replace(classified, kind=ReplyKind.NODATA, empty=False)
+            elif query.address not in self.tried:
+                self.empty_once.add(query.address)
         failure = _KIND_FAILURE.get(classified.kind)
         if classified.kind is ReplyKind.ERROR:
             failure = _RCODE_FAILURE.get(classified.rcode, Failure.SERVFAIL)
@@ -249,6 +283,7 @@ class Resolution:
         if query.purpose == "minimised" and classified.kind is not ReplyKind.REFERRAL:
             meaning = "nxdomain: asking the full name" if classified.kind is ReplyKind.NXDOMAIN else "no cut here"
         self._emit_reply(query, reply, rtt, classified, meaning)
+        self.tried.discard(query.address)  # it answered (after an empty reply, say): usable again
         if not shared:
             self.infra.success(query.address, rtt)
         if query.purpose == "priming":
@@ -272,7 +307,7 @@ class Resolution:
         if not shared:
             self.infra.failure(query.address, kind, waited=query.timeout if kind is Failure.TIMEOUT else 0.0)
         if kind is Failure.TIMEOUT and query.address not in self.tried:
-            self.timed_out_once.add(query.address)
+            self.retry_once.add(query.address)
         self.tried.add(query.address)
 
     # --- starting and restarting -----------------------------------------------------
@@ -307,31 +342,13 @@ class Resolution:
                                  records=lines([negative.soa]))
                 self.denial = Evidence(negative.soa, negative.sigs, negative.zone, negative.proof, negative.security,
                                        negative=negative.kind)
-                self._finish(rcode, authority=[negative.soa])
+                self._finish(rcode, authority=[negative.soa] + ([negative.ns] if negative.ns is not None else []))
                 return True
             dname = self._cached_dname()
             if dname is not None:
                 # RFC 6672 §3.4: the answer carries the DNAME and the CNAME it synthesises,
                 # from the cache as when it came from the server (Unbound's synth_dname_msg).
-                if dname.rrset[0].target.is_subdomain(dname.rrset.name):  # type: ignore[attr-defined]
-                    self._fail(f"DNAME loop: {dname.rrset.name} DNAME {dname.rrset[0].target} "  # type: ignore[attr-defined]
-                               "points below itself")
-                    return True
-                try:
-                    target = self.sname.relativize(dname.rrset.name).derelativize(dname.rrset[0].target)  # type: ignore[attr-defined]
-                except dns.name.NameTooLong:
-                    self._emit_cache(self.qtype, "miss")
-                    return False  # the server says YXDOMAIN; ask it
-                if self.trace is not None:  # the hit is at the DNAME's owner, not at sname
-                    self._emit(CacheLookup, name=dname.rrset.name.to_text(), type="DNAME", result="hit",
-                               ttl=dname.remaining, original_ttl=dname.original_ttl, records=lines([dname.rrset]))
-                self._add(Evidence(dname.rrset, dname.sigs, dname.zone, dname.proof, dname.security))
-                self._add(Evidence(synthesise_cname(self.sname, target, dname.rrset.ttl), None, dname.zone,
-                                   dname.proof, synthesised=True))
-                if self.qtype == RdataType.CNAME:  # the synthesised CNAME is the answer
-                    self._finish(dns.rcode.NOERROR)
-                    return True
-                if not self._restart_at(target, "DNAME"):
+                if not self._follow_cached_dname(dname):
                     return True
                 continue
             cname = self.cache.get(self.sname, RdataType.CNAME) if self.qtype != RdataType.CNAME else None
@@ -346,19 +363,50 @@ class Resolution:
                 return True
 
     def _cached_dname(self) -> CacheHit | None:
-        """A cached DNAME owned by an ancestor of sname: it redirects sname before any CNAME at it.
+        """A cached DNAME owned by an ancestor of sname (the closest): it redirects sname before any
+        CNAME at it, and answers every name below it (RFC 6672 §3.2, as Unbound and Knot Resolver
+        synthesise from their caches).
 
         Its synthesised CNAMEs are never cached (see `_full_reply`), as in Unbound,
         which stores them with TTL 0: so an answer from the cache is rebuilt from
         the DNAME and carries it, exactly as the first answer did.
         """
+        if self.qtype == RdataType.DNAME:
+            return None
         name = self.sname
-        while len(name) > 1:
+        while name != dns.name.root:
             name = name.parent()
             hit = self.cache.get(name, RdataType.DNAME)
             if hit is not None and hit.rank >= Rank.ANSWER:
                 return hit
         return None
+
+    def _follow_cached_dname(self, dname: CacheHit) -> bool:
+        """Put the DNAME and the CNAME it makes for sname in the chain and go on at the target.
+
+        False when the lookup is finished: a CNAME question (the synthesised CNAME is the
+        answer), a loop (SERVFAIL, the looping records with it) or a too long result (YXDOMAIN).
+        """
+        rrset = dname.rrset
+        if self.trace is not None:  # the hit is at the DNAME's owner, not at sname
+            self._emit(CacheLookup, name=rrset.name.to_text(), type="DNAME", result="hit",
+                       ttl=dname.remaining, original_ttl=dname.original_ttl, records=lines([rrset]))
+        self._add(Evidence(rrset, dname.sigs, dname.zone, dname.proof, dname.security))
+        target_zone = rrset[0].target  # type: ignore[attr-defined]
+        try:
+            target = self.sname.relativize(rrset.name).derelativize(target_zone)
+        except dns.name.NameTooLong:
+            self._finish(dns.rcode.YXDOMAIN)
+            return False
+        self._add(Evidence(synthesise_cname(self.sname, target, rrset.ttl), None, dname.zone, dname.proof,
+                           synthesised=True))
+        if target_zone.is_subdomain(rrset.name):
+            self._fail(f"DNAME loop: {rrset.name} DNAME {target_zone} points below itself", keep_chain=True)
+            return False
+        if self.qtype == RdataType.CNAME:  # the synthesised CNAME is the answer
+            self._finish(dns.rcode.NOERROR)
+            return False
+        return self._restart_at(target, "DNAME")
 
     def _refer_from_cache(self) -> None:
         """RD=0 and not cached: a referral to the closest cached delegation, as BIND answers.
@@ -384,7 +432,7 @@ class Resolution:
             self._emit(Restart, name=self.sname.to_text(), target=target.to_text(), via=via)
         self.restarts += 1
         if target in self.chain_names:
-            self._fail(f"CNAME/DNAME loop at {target}")
+            self._fail(f"CNAME/DNAME loop at {target}", keep_chain=True)
             return False
         if self.restarts > self.settings.max_cname_chain:
             self._fail(f"CNAME chain longer than {self.settings.max_cname_chain}")
@@ -394,8 +442,12 @@ class Resolution:
         self.referrals = 0  # the referral bound is per name walked, not per chain
         return True
 
-    def _enter_closest_zone(self) -> None:
+    def _enter_closest_zone(self, start: dns.name.Name | None = None) -> None:
+        """Enter the closest zone with a cached delegation at or above *start* (default: the name)."""
         name = self.sname.parent() if self.qtype == RdataType.DS and self.sname != dns.name.root else self.sname
+        if start is not None:
+            name = start
+        self.hint_addresses = {}  # only addresses the cache holds count below
         while True:
             ns = self.cache.get(name, RdataType.NS)
             if ns is not None:
@@ -422,7 +474,8 @@ class Resolution:
         self.ns_names = ns_names
         self.hint_addresses = {}
         self.tried = set()
-        self.timed_out_once = set()
+        self.retry_once = set()
+        self.empty_once = set()
         self.glueless_tried = set()
         self.minimise_labels = len(zone) + 1
         # A relaxed-mode fallback (NXDOMAIN for a minimised name) says something about
@@ -448,9 +501,20 @@ class Resolution:
         choice = self.infra.choose(candidates, exclude=self.tried | self.avoid if self.avoid else self.tried,
                                    zone=self.zone.to_text())
         if choice is None:
+            choice = self._try_again(candidates, self.empty_once)
+        if choice is None:
             if self._resolve_a_glueless_name():
                 return
-            choice = self._try_again(candidates)
+            choice = self._try_again(candidates, self.retry_once)
+        if choice is None:
+            # The last resorts, as Unbound's processLastResort: the addresses the parent
+            # zones gave as glue where the children's own answers said otherwise, and then
+            # the delegation asked of the parent again (its glue may have expired here).
+            by_name = [(name, self._parent_glue(name, candidates)) for name in self.ns_names]
+            choice = self.infra.choose([address for _, addresses in by_name for address in addresses],
+                                       exclude=self.tried)
+            if choice is None and self._refetch_delegation():
+                return
         if choice is None:
             held = [a for a in candidates if a not in self.tried]
             why = "held down after failures" if held else "failed"
@@ -468,8 +532,21 @@ class Resolution:
                          edns=self.settings.edns and self.infra.edns_supported(choice.address),
                          purpose=purpose, server=server))
 
-    def _try_again(self, candidates: list[str]) -> Choice | None:
-        """One more try of a server that timed out, when no other server is left.
+    def _refetch_delegation(self) -> bool:
+        """Ask the parent for the delegation again, once per zone and lookup, when the zone has
+        a name server inside itself with no address left: only the parent's glue can give it
+        (here it expired), and asking the zone for it would need the zone."""
+        if self.zone == dns.name.root or self.zone in self.refetched or self.cache_only:
+            return False
+        if not any(name.is_subdomain(self.zone) and not self._addresses(name) for name in self.ns_names):
+            return False
+        self.refetched.add(self.zone)
+        self._enter_closest_zone(self.zone.parent())
+        return True
+
+    def _try_again(self, candidates: list[str], pool: set[str]) -> Choice | None:
+        """One more try of a server in *pool* (one that timed out, or sent an empty reply),
+        when no other server is left.
 
         A single timeout may be one lost packet or one stall, and when the other
         servers of the zone are down, giving up on the one live server at its
@@ -480,28 +557,43 @@ class Resolution:
         count toward the breaker, so a dead zone is soon held down and costs
         nothing again until its probe interval.
         """
-        again = [address for address in candidates if address in self.timed_out_once]
+        again = [address for address in candidates if address in pool]
         choice = self.infra.choose(again, zone=self.zone.to_text()) if again else None
         if choice is not None:
-            self.timed_out_once.discard(choice.address)
+            pool.discard(choice.address)
         return choice
 
     def _question(self) -> tuple[dns.name.Name, int, str]:
-        """RFC 9156: reveal one more label than the zone needs, as an A query, until the full name."""
+        """RFC 9156: reveal one more label than the zone needs (an A or NS query), until the full name."""
         if (self.minimise_off or self.qtype == RdataType.DS or self.minimise_labels >= len(self.sname)
                 or self.minimise_steps >= self.settings.max_minimise_steps):
             return self.sname, self.qtype, "resolve"
         _, name = self.sname.split(self.minimise_labels)
-        return name, RdataType.A, "minimised"
+        return name, self.settings.minimise_qtype, "minimised"
 
     def _addresses(self, ns_name: dns.name.Name) -> list[str]:
-        found = list(self.hint_addresses.get(ns_name, ())) + list(self.learned.get(ns_name, ()))
+        found = list(self.learned.get(ns_name, ()))
         types = (RdataType.A, RdataType.AAAA) if self.settings.ipv6_upstream else (RdataType.A,)
         for rdtype in types:
             hit = self.cache.get(ns_name, rdtype)
             if hit is not None:
                 found.extend(rdata.address for rdata in hit.rrset)  # type: ignore[attr-defined]
-        return list(dict.fromkeys(found))
+        if self.settings.do_not_query_localhost:
+            # Only what the DNS said: root hints on loopback are the operator's own choice
+            # (Knot Resolver exempts them too).
+            found = [address for address in found if not _loopback(address)]
+        return list(dict.fromkeys(list(self.hint_addresses.get(ns_name, ())) + found))
+
+    def _parent_glue(self, ns_name: dns.name.Name, known: list[str]) -> list[str]:
+        """Parent-side glue addresses of an NS name that differ from those already known."""
+        found: list[str] = []
+        for rdtype in (RdataType.A, RdataType.AAAA) if self.settings.ipv6_upstream else (RdataType.A,):
+            glue = self.cache.get_parent_glue(ns_name, rdtype)
+            if glue is not None:
+                found.extend(rdata.address for rdata in glue if rdata.address not in known)  # type: ignore[attr-defined]
+        if self.settings.do_not_query_localhost:
+            found = [address for address in found if not _loopback(address)]
+        return found
 
     def _resolve_a_glueless_name(self) -> bool:
         """Start a sub-lookup for one NS name's address, within the limits.
@@ -577,8 +669,12 @@ class Resolution:
         elif classified.kind is ReplyKind.NXDOMAIN:
             # Relaxed mode: some servers answer NXDOMAIN for empty non-terminals; ask in full.
             self.minimise_off = True
+        elif self.settings.minimise_qtype == RdataType.NS:
+            # The name exists in this zone without a cut: Knot Resolver, whose minimisation
+            # the NS type follows, asks the full name next (the rest is most likely here).
+            self.minimise_off = True
         else:
-            # The name exists in this zone without a cut: reveal one more label.
+            # The name exists in this zone without a cut: reveal one more label (Unbound).
             self.minimise_labels += 1
             self.minimise_steps += 1
 
@@ -602,7 +698,13 @@ class Resolution:
         for rrset in classified.chain:
             if rrset.rdtype == RdataType.DNAME and rrset[0].target.is_subdomain(rrset.name):  # type: ignore[attr-defined]
                 # It rewrites every name below it to a longer one below it: a loop by construction.
-                self._fail(f"DNAME loop: {rrset.name} DNAME {rrset[0].target} points below itself")  # type: ignore[attr-defined]
+                # The DNAME and the CNAME made from it go with the SERVFAIL (see _fail).
+                index = classified.chain.index(rrset)
+                for looping in classified.chain[index:index + 2]:
+                    self._add(Evidence(looping, classified.signed(looping), self.zone, proof,
+                                       synthesised=looping.rdtype == RdataType.CNAME))
+                self._fail(f"DNAME loop: {rrset.name} DNAME {rrset[0].target} points below itself",  # type: ignore[attr-defined]
+                           keep_chain=True)
                 return
             synthesised = rrset.rdtype == RdataType.CNAME and _via(classified.chain, rrset) == "DNAME"
             self._add(Evidence(rrset, classified.signed(rrset), self.zone, proof, synthesised=synthesised,
@@ -612,6 +714,8 @@ class Resolution:
                 return
         if kind is ReplyKind.ANSWER:
             self._finish(dns.rcode.NOERROR)
+        elif kind is ReplyKind.YXDOMAIN:
+            self._finish(dns.rcode.YXDOMAIN)  # the DNAME goes with it, as the server sent it
         elif kind is ReplyKind.CNAME:
             self._start()
         else:
@@ -620,11 +724,17 @@ class Resolution:
             if classified.soa is not None:
                 sigs, proof = classified.signed(classified.soa), classified.proof_with_sigs()
                 self.cache.put_negative(self.sname, self.qtype, negative, classified.soa, source, sigs, self.zone,
-                                        proof)
+                                        proof, classified.zone_ns)
                 cached = self.cache.get_negative(self.sname, self.qtype)
                 # The cached copy carries the RFC 2308 TTL: min(SOA TTL, MINIMUM, cap).
                 authority = [cached.soa if cached is not None else classified.soa]
                 self.denial = Evidence(authority[0], sigs, self.zone, proof, negative=negative, source=source)
+                if classified.zone_ns is not None:
+                    # Passed on to the client as Knot Resolver does, with the negative TTL;
+                    # never cached as a delegation (a sold domain's old servers would keep
+                    # their zone alive: the "ghost domain" of iter_domain_sale).
+                    authority.append(cached.ns if cached is not None and cached.ns is not None
+                                     else classified.zone_ns)
             elif classified.proof:
                 # No SOA, only NSEC/NSEC3 (as some servers answer a DS question): nothing to
                 # cache negatively, but the validator can judge the proof, with its first
@@ -648,6 +758,7 @@ class Resolution:
             self.cache.put(classified.ns, Rank.AUTHORITY, self.last_source)
             for glue in classified.glue:
                 self.cache.put(glue, Rank.ADDITIONAL, self.last_source)
+                self.cache.put_parent_glue(glue, self.last_source)
             if classified.ds is not None:
                 # The parent is authoritative for the DS at its cut (RFC 4035 §2.4): a validator's
                 # DS question is answered from here without asking again.
@@ -669,7 +780,10 @@ class Resolution:
     # --- finishing -------------------------------------------------------------------------
 
     def _add(self, evidence: Evidence) -> None:
-        self.chain.append(evidence.rrset)
+        rrset = evidence.rrset
+        if any(kept.name == rrset.name and kept.rdtype == rrset.rdtype and kept == rrset for kept in self.chain):
+            return  # a DNAME met twice on one chain (x. DNAME .): it is in the answer once
+        self.chain.append(rrset)
         self.evidence.append(evidence)
 
     def _finish(self, rcode: int, authority: list[dns.rrset.RRset] | None = None, reason: str = "") -> None:
@@ -682,12 +796,15 @@ class Resolution:
                        records=lines(self.result.answer), authority=lines(self.result.authority), reason=reason,
                        upstream_queries=self.budget.used)
 
-    def _fail(self, reason: str) -> None:
-        self.result = Result(dns.rcode.SERVFAIL, reason=reason, from_cache=self.everything_from_cache,
+    def _fail(self, reason: str, keep_chain: bool = False) -> None:
+        """SERVFAIL; with *keep_chain*, the CNAME/DNAME records that loop go with it, so the
+        client sees why (Knot Resolver answers a loop so; Deckard's iter_dname_insec checks it)."""
+        answer = list(self.chain) if keep_chain else []
+        self.result = Result(dns.rcode.SERVFAIL, answer, reason=reason, from_cache=self.everything_from_cache,
                              upstream_queries=self.budget.used)
         if self.trace is not None:
-            self._emit(Done, name=self.qname.to_text(), type=_type(self.qtype), rcode="SERVFAIL", records=[],
-                       authority=[], reason=reason, upstream_queries=self.budget.used)
+            self._emit(Done, name=self.qname.to_text(), type=_type(self.qtype), rcode="SERVFAIL",
+                       records=lines(answer), authority=[], reason=reason, upstream_queries=self.budget.used)
 
     # --- tracing ---------------------------------------------------------------------------
 
@@ -747,6 +864,13 @@ def _via(chain: list[dns.rrset.RRset], cname: dns.rrset.RRset) -> str:
     """Whether a CNAME in a reply's chain was synthesised from the DNAME before it."""
     index = next(i for i, rrset in enumerate(chain) if rrset is cname)
     return "DNAME" if index > 0 and chain[index - 1].rdtype == RdataType.DNAME else "CNAME"
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def _address_type(address: str) -> int:

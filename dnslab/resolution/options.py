@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+import dns.rdatatype
+
 from dnslab.core import validate
 from dnslab.dnssec.anchors import read_trust_anchors
 from dnslab.resolution.cache import Rotation
@@ -50,6 +52,18 @@ def _networks(values: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Networ
         raise ValueError(str(exc)) from None
 
 
+def _minimise_qtype(value: Any) -> int:
+    if not isinstance(value, str) or value.upper() not in ("A", "NS"):
+        raise ValueError(f"must be A or NS, not {value!r}")
+    return int(dns.rdatatype.from_text(value.upper()))
+
+
+def _ttl_clock(value: Any) -> str:
+    if value not in ("monotonic", "wall"):
+        raise ValueError(f"must be monotonic or wall, not {value!r}")
+    return str(value)
+
+
 OPTIONS: tuple[Option, ...] = (
     Option("upstream_port", "resolver", "upstream_port", int, "port of the servers it queries (default 53)",
            lambda v: validate.port(v, None, zero=False)),
@@ -57,6 +71,10 @@ OPTIONS: tuple[Option, ...] = (
            _networks),
     Option("query_time_limit", "resolver", "query_time_limit", float,
            "seconds before a client gets SERVFAIL at the latest (default 5)"),
+    Option("ttl_clock", "resolver", "ttl_clock", str,
+           "what cache TTLs and server state count on: monotonic (default, immune to clock steps) or "
+           "wall (the system time, as Unbound: a harness that fakes time, e.g. libfaketime, ages the cache)",
+           _ttl_clock),
     Option("fast_path", "resolver", "fast_path", bool,
            "answer repeated questions from ready wire replies (default on)"),
     Option("max_udp_size", "resolver", "max_udp_size", int,
@@ -66,10 +84,18 @@ OPTIONS: tuple[Option, ...] = (
            "validate DNSSEC from the DS/DNSKEY records in this file (Unbound's trust-anchor-file format)",
            lambda v: read_trust_anchors(str(v))),
     Option("qname_minimisation", "iterator", "qname_minimisation", bool, "RFC 9156 QNAME minimisation (default on)"),
+    Option("qname_minimisation_type", "iterator", "minimise_qtype", str,
+           "minimised queries as Unbound sends them, A queries one label at a time (A, the default), or as "
+           "Knot Resolver does, NS queries until a name exists without a cut, then the full name (NS)", _minimise_qtype),
     Option("ipv6_upstream", "iterator", "ipv6_upstream", bool, "also query name servers' IPv6 addresses"),
     Option("root_priming", "iterator", "root_priming", bool,
            "RFC 8109: ask a root server for the root NS set before the first lookup (default on); off uses "
            "the hints as they are (Unbound's stub-prime: no)"),
+    Option("do_not_query_localhost", "iterator", "do_not_query_localhost", bool,
+           "never query 127.0.0.0/8 or ::1 learned from the DNS, root hints excepted (Unbound's "
+           "do-not-query-localhost; default off: the lab's servers are on loopback)"),
+    Option("harden_glue", "iterator", "harden_glue", bool,
+           "use glue only inside the delegating zone's bailiwick (Unbound's harden-glue; default on)"),
     Option("max_cname_chain", "iterator", "max_cname_chain", int, "CNAME/DNAME steps per query (default 11)"),
     Option("max_queries", "iterator", "max_queries", int, "upstream queries per client query (default 50)"),
     Option("max_glueless", "iterator", "max_glueless_per_delegation", int,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import dns.rrset
 
+from dnslab.core.errors import ConfigError
 from dnslab.core.wire import EDNS_UDP_SIZE
 from dnslab.resolution.cache import CacheSettings
 from dnslab.resolution.infra import InfraSettings
@@ -30,8 +31,14 @@ class ResolverSettings:
     query_time_limit: float = 5.0        # a client gets SERVFAIL at the latest after this
     fast_path: bool = True               # replay ready wire replies for repeated questions
     max_udp_size: int = EDNS_UDP_SIZE    # largest UDP reply (Unbound's max-udp-size), within the client's buffer
+    # "monotonic" or "wall": the clock TTLs run on when no clock is given (see clock.WallClock).
+    ttl_clock: str = "monotonic"
     # DNSSEC trust anchors (DS or DNSKEY RRsets, usually the root's); validation is on when any is set.
     trust_anchors: tuple[dns.rrset.RRset, ...] = ()
     iterator: IteratorSettings = field(default_factory=IteratorSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
     infra: InfraSettings = field(default_factory=InfraSettings)
+
+    def __post_init__(self) -> None:
+        if self.ttl_clock not in ("monotonic", "wall"):
+            raise ConfigError(f"ttl_clock must be monotonic or wall, not {self.ttl_clock!r}")

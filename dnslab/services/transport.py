@@ -17,6 +17,8 @@ import struct
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
+import dns.message
+
 from dnslab.core.errors import BindError
 from dnslab.core.wire import header_only_reply
 
@@ -229,7 +231,14 @@ def _servfail(wire: bytes) -> bytes | None:
     """SERVFAIL for a query our handler failed on; never a reply to a reply (that could loop)."""
     if len(wire) < 3 or wire[2] & 0x80:
         return None
-    return header_only_reply(wire, SERVFAIL)
+    try:
+        # The question is echoed when it can be read, as every error reply should.
+        query = dns.message.from_wire(wire, question_only=True)
+        reply = dns.message.make_response(query)
+        reply.set_rcode(SERVFAIL)
+        return reply.to_wire()
+    except Exception:  # noqa: BLE001 - not even a question: the header alone
+        return header_only_reply(wire, SERVFAIL)
 
 
 def bind_error(host: str, port: int, protocol: str, exc: OSError) -> BindError:
