@@ -17,7 +17,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence, TextIO
+from typing import Callable, Sequence, TextIO
 
 import dns.rrset
 
@@ -33,8 +33,8 @@ from dnslab.lab.runtime import SAMPLE_ZONES, Lab, example_walk
 from dnslab.services.resolver import RecursiveResolver
 from dnslab.resolution.settings import ResolverSettings
 from dnslab.authority.server import AuthoritativeServer
-from dnslab.services.transport import DnsListener, Handler
-from dnslab.services.workers import WorkerPool, run_async, until_stopped
+from dnslab.services.transport import Handler
+from dnslab.services.workers import ListenerWorker, WorkerPool, run_async, serve_until_stopped, until_stopped
 from dnslab.dnssec.keys import algorithm_from_text, load_or_create
 from dnslab.dnssec.signing import SigningPolicy, make_ds, sign_zone, zone_text
 from dnslab.core import validate
@@ -439,29 +439,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 
 def _listen_until_stopped(host: str, port: int, handler: Handler, out: TextIO,
                           banner: Callable[[int], str], pool: WorkerPool | None = None) -> int:
-    """Serve one handler on one address until Ctrl-C or SIGTERM; the banner gets the bound port.
-
-    With a pool (already forked) every worker serves the same port, and one that ends on its own
-    stops the command (exit 1)."""
-
-    async def run() -> None:
-        listener = DnsListener(host, port, handler, reuse_port=pool is not None)
-        try:
-            await listener.start()
-            ended = None
-            if pool is not None:
-                pool.release(listener.port)
-                ended = pool.watch()
-            print(banner(listener.port), file=out, flush=True)
-            await until_stopped(ended)
-        finally:
-            await listener.stop()
-            if pool is not None:
-                pool.stop()
-
-    run_async(run())
-    if pool is not None and pool.death is not None:
-        raise DnslabError(f"{pool.death}: stopped every process")
+    serve_until_stopped(host, port, handler, lambda bound: print(banner(bound), file=out, flush=True), pool)
     return 0
 
 
@@ -495,7 +473,7 @@ def cmd_resolver(args: argparse.Namespace, out: TextIO) -> int:
     hints = load_root_hints(hints_path)
     pool = None
     if args.workers > 1:  # each a whole resolver with its own cache, on the port this process binds
-        pool = WorkerPool(args.workers - 1, lambda: _ResolverWorker(host, hints, settings))
+        pool = WorkerPool(args.workers - 1, lambda: ListenerWorker(host, RecursiveResolver(hints, settings).handle))
         pool.fork()
     return _listen_until_stopped(
         host, port, RecursiveResolver(hints, settings).handle, out, pool=pool,
@@ -504,21 +482,6 @@ def cmd_resolver(args: argparse.Namespace, out: TextIO) -> int:
                       f"Try: dig @{host} -p {bound} www.example.com" +
                       (f"\n{args.workers} worker processes share the port (SO_REUSEPORT), each with its own cache."
                        if args.workers > 1 else ""))
-
-
-class _ResolverWorker:
-    """A further process of `dnslab resolver --workers N`."""
-
-    def __init__(self, host: str, hints: list[Any], settings: ResolverSettings) -> None:
-        self.listener = DnsListener(host, 0, RecursiveResolver(hints, settings).handle, reuse_port=True)
-
-    async def start(self, port: int) -> dict[str, Any]:
-        self.listener.port = port
-        await self.listener.start()
-        return {"pid": os.getpid()}
-
-    async def stop(self) -> None:
-        await self.listener.stop()
 
 
 # --- up ----------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Coroutine, Protocol
 
 from dnslab.core.errors import DnslabError
+from dnslab.services.transport import DnsListener, Handler
 
 START_TIMEOUT = 60.0  # seconds a worker may take to bind and report (a signed lab's copy signs nothing anew)
 STOP_GRACE = 10.0     # seconds a worker may take to stop after SIGTERM, before SIGKILL
@@ -259,6 +260,48 @@ class WorkerPool:
         finally:
             await worker.stop()
         return 0
+
+
+class ListenerWorker:
+    """A worker that serves one handler on one address (`dnslab resolver --workers N`)."""
+
+    def __init__(self, host: str, handler: Handler) -> None:
+        self.listener = DnsListener(host, 0, handler, reuse_port=True)
+
+    async def start(self, port: int) -> dict[str, Any]:
+        self.listener.port = port
+        await self.listener.start()
+        return {"pid": os.getpid()}
+
+    async def stop(self) -> None:
+        await self.listener.stop()
+
+
+def serve_until_stopped(host: str, port: int, handler: Handler, on_bound: Callable[[int], None],
+                        pool: WorkerPool | None = None) -> None:
+    """Serve one handler on one address until Ctrl-C or SIGTERM; *on_bound* gets the bound port.
+
+    With a pool (forked already) every worker serves the same port; one that ends on its own
+    stops them all: DnslabError, saying which and how."""
+
+    async def run() -> None:
+        listener = DnsListener(host, port, handler, reuse_port=pool is not None)
+        try:
+            await listener.start()
+            ended = None
+            if pool is not None:
+                pool.release(listener.port)
+                ended = pool.watch()
+            on_bound(listener.port)
+            await until_stopped(ended)
+        finally:
+            await listener.stop()
+            if pool is not None:
+                pool.stop()
+
+    run_async(run())
+    if pool is not None and pool.death is not None:
+        raise DnslabError(f"{pool.death}: stopped every process")
 
 
 def _drain(fd: int) -> bytes:
