@@ -147,3 +147,20 @@ def test_workers_leave_when_the_parent_is_killed(tmp_path: Path) -> None:
     proc.kill()
     proc.communicate(timeout=WAIT)
     assert wait_gone(workers)  # each saw its pipe from the parent close
+
+
+def test_a_fork_that_fails_is_one_clear_error_and_leaks_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from dnslab.core.errors import DnslabError
+    from dnslab.services.workers import ListenerWorker, WorkerPool
+
+    def no_fork() -> int:
+        raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    before = len(os.listdir("/proc/self/fd"))
+    pool = WorkerPool(2, lambda: ListenerWorker("127.0.0.1", lambda *a: None))
+    with pytest.raises(DnslabError, match="^cannot start worker process 2: Resource temporarily unavailable$"):
+        pool.fork()
+    assert len(os.listdir("/proc/self/fd")) == before and pool.children == []

@@ -111,9 +111,18 @@ class WorkerPool:
         sys.stdout.flush()
         sys.stderr.flush()
         for number in range(2, self.count + 2):
-            command_read, command_write = os.pipe()
-            report_read, report_write = os.pipe()
-            pid = os.fork()
+            made: list[int] = []
+            try:
+                command_read, command_write = os.pipe()
+                made += [command_read, command_write]
+                report_read, report_write = os.pipe()
+                made += [report_read, report_write]
+                pid = os.fork()
+            except OSError as exc:  # out of processes or descriptors: stop those already made
+                for fd in made:
+                    os.close(fd)
+                self.stop()
+                raise DnslabError(f"cannot start worker process {number}: {exc.strerror or exc}") from None
             if pid == 0:  # the worker: never returns
                 for child in self.children:  # the other workers' pipes: else a parent's death goes unseen
                     os.close(child.command)
