@@ -164,3 +164,17 @@ def test_a_fork_that_fails_is_one_clear_error_and_leaks_nothing(monkeypatch: pyt
     with pytest.raises(DnslabError, match="^cannot start worker process 2: Resource temporarily unavailable$"):
         pool.fork()
     assert len(os.listdir("/proc/self/fd")) == before and pool.children == []
+
+
+def test_sigterm_as_soon_as_the_banner_starts_is_a_clean_stop(tmp_path: Path) -> None:
+    """Ctrl-C and SIGTERM are caught from before the start: none can find the lab half-stoppable."""
+    proc, _ = lab_process(tmp_path, "--no-web", "--workers", "2")
+    first = read_until(proc, "\n")  # the banner's first line: the lab is up, the banner under way
+    assert first.startswith("dig @"), first
+    workers = children(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    rest = read_until(proc, "dnslab: lab stopped.")
+    assert proc.wait(timeout=WAIT) == 0, proc.stderr.read() if proc.stderr else ""
+    assert "Ctrl-C stops the lab." in rest and "dnslab: lab stopped." in rest, rest
+    assert wait_gone(workers)
+    assert not list((tmp_path / "state").glob("lab-*.json"))

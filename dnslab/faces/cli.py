@@ -9,6 +9,7 @@ and exit code 1, and a closed output pipe ends the command quietly (141).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import functools
 import logging
 import os
@@ -34,7 +35,7 @@ from dnslab.services.resolver import RecursiveResolver
 from dnslab.resolution.settings import ResolverSettings
 from dnslab.authority.server import AuthoritativeServer
 from dnslab.services.transport import Handler
-from dnslab.services.workers import ListenerWorker, WorkerPool, run_async, serve_until_stopped, until_stopped
+from dnslab.services.workers import ListenerWorker, WorkerPool, run_async, serve_until_stopped, stop_signals
 from dnslab.dnssec.keys import algorithm_from_text, load_or_create
 from dnslab.dnssec.signing import SigningPolicy, make_ds, sign_zone, zone_text
 from dnslab.core import validate
@@ -502,18 +503,19 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
     runner.fork_workers()
 
     async def run() -> None:
-        await runner.start()
-        try:
-            ended = runner.watch_workers()
-            if args.log_queries and lab.resolver is not None:
-                lab.resolver.on_query = lambda entry: print(entry.line(), file=out, flush=True)
-            print_lab(lab, zones_dir, hints_path, out, runner.web.url if runner.web is not None else None)
-            if args.workers > 1:
-                print(f"{args.workers} worker processes share every address (SO_REUSEPORT); "
-                      "each has its own cache.", file=out, flush=True)
-            await until_stopped(ended)
-        finally:
-            await runner.stop()
+        with stop_signals(asyncio.Event()) as stopped:
+            await runner.start()
+            try:
+                runner.watch_workers(stopped)
+                if args.log_queries and lab.resolver is not None:
+                    lab.resolver.on_query = lambda entry: print(entry.line(), file=out, flush=True)
+                print_lab(lab, zones_dir, hints_path, out, runner.web.url if runner.web is not None else None)
+                if args.workers > 1:
+                    print(f"{args.workers} worker processes share every address (SO_REUSEPORT); "
+                          "each has its own cache.", file=out, flush=True)
+                await stopped.wait()
+            finally:
+                await runner.stop()
 
     run_async(run())
     if runner.death is not None:

@@ -119,10 +119,11 @@ class Runner:
             await self.stop()
             raise
 
-    def watch_workers(self) -> asyncio.Event | None:
-        """From now on, on the running loop: an event set when a worker process ends on its own
-        (`death` then says how); None without workers."""
-        return self.pool.watch() if self.pool is not None else None
+    def watch_workers(self, ended: asyncio.Event) -> None:
+        """From now on, on the running loop: a worker process that ends on its own sets *ended*
+        (`death` then says which and how)."""
+        if self.pool is not None:
+            self.pool.watch(ended)
 
     @property
     def death(self) -> str | None:

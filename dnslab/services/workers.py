@@ -23,6 +23,7 @@ so a parent killed with SIGKILL leaves no worker behind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import select
@@ -31,7 +32,7 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any, Callable, Coroutine, Protocol
+from typing import Any, Callable, Coroutine, Iterator, Protocol
 
 from dnslab.core.errors import DnslabError
 from dnslab.services.transport import DnsListener, Handler
@@ -60,14 +61,18 @@ def run_async(coroutine: Coroutine[Any, Any, Any]) -> Any:
         return runner.run(coroutine)
 
 
-async def until_stopped(also: asyncio.Event | None = None) -> None:
-    """Wait for Ctrl-C or SIGTERM (both a normal, clean stop), or for *also* to be set."""
-    stopped = also or asyncio.Event()
+@contextlib.contextmanager
+def stop_signals(stopped: asyncio.Event) -> Iterator[asyncio.Event]:
+    """Ctrl-C and SIGTERM (both a normal, clean stop) set *stopped* while this lasts, on the running loop.
+
+    Entered before the start, not after the banner: a SIGTERM that arrives while a command starts
+    then stops it cleanly once started, where the default action would kill it with its state
+    file and workers left behind."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopped.set)
     try:
-        await stopped.wait()
+        yield stopped
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
@@ -160,9 +165,8 @@ class WorkerPool:
             reports.append(report)
         return reports
 
-    def watch(self) -> asyncio.Event:
-        """From now on, on the running loop: a worker that ends sets the returned event (see `death`)."""
-        ended = asyncio.Event()
+    def watch(self, ended: asyncio.Event) -> None:
+        """From now on, on the running loop: a worker that ends sets *ended* (`death` says which and how)."""
         loop = asyncio.get_running_loop()
 
         def readable(child: _Child) -> None:
@@ -182,7 +186,6 @@ class WorkerPool:
             os.set_blocking(child.report, False)
             loop.add_reader(child.report, readable, child)
         self._watching = loop
-        return ended
 
     def stop(self) -> None:
         """SIGTERM every worker still running, wait (bounded), SIGKILL what is left; safe to call twice."""
@@ -252,22 +255,23 @@ class WorkerPool:
 
     async def _serve(self, port: int, command: int, report: int) -> int:
         worker = self.make()
-        try:
-            facts = await worker.start(port)
-        except (DnslabError, OSError) as exc:
-            await worker.stop()
-            os.write(report, (json.dumps({"error": str(exc)}) + "\n").encode())
-            return 1
-        try:
-            os.write(report, (json.dumps(facts) + "\n").encode())
-            parent_gone = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            os.set_blocking(command, False)
-            loop.add_reader(command, lambda: parent_gone.set() if not _drain(command) else None)
-            await until_stopped(parent_gone)
-            loop.remove_reader(command)
-        finally:
-            await worker.stop()
+        stopped = asyncio.Event()  # by SIGTERM, or by the parent's end of the pipe closing
+        loop = asyncio.get_running_loop()
+        os.set_blocking(command, False)
+        loop.add_reader(command, lambda: stopped.set() if not _drain(command) else None)
+        with stop_signals(stopped):
+            try:
+                facts = await worker.start(port)
+            except (DnslabError, OSError) as exc:
+                await worker.stop()
+                os.write(report, (json.dumps({"error": str(exc)}) + "\n").encode())
+                return 1
+            try:
+                os.write(report, (json.dumps(facts) + "\n").encode())
+                await stopped.wait()
+            finally:
+                loop.remove_reader(command)
+                await worker.stop()
         return 0
 
 
@@ -295,18 +299,18 @@ def serve_until_stopped(host: str, port: int, handler: Handler, on_bound: Callab
 
     async def run() -> None:
         listener = DnsListener(host, port, handler, reuse_port=pool is not None)
-        try:
-            await listener.start()
-            ended = None
-            if pool is not None:
-                pool.release(listener.port)
-                ended = pool.watch()
-            on_bound(listener.port)
-            await until_stopped(ended)
-        finally:
-            await listener.stop()
-            if pool is not None:
-                pool.stop()
+        with stop_signals(asyncio.Event()) as stopped:
+            try:
+                await listener.start()
+                if pool is not None:
+                    pool.release(listener.port)
+                    pool.watch(stopped)
+                on_bound(listener.port)
+                await stopped.wait()
+            finally:
+                await listener.stop()
+                if pool is not None:
+                    pool.stop()
 
     run_async(run())
     if pool is not None and pool.death is not None:
