@@ -24,6 +24,8 @@ from dnslab.core.errors import DnslabError
 from dnslab.core.events import Recording
 from dnslab.lab import fault_kinds
 from dnslab.lab.fault_kinds import Entry
+from dnslab.lab.control import LabState
+from dnslab.lab.runner import RunOptions, Runner
 from dnslab.lab.runtime import SAMPLE_ZONES, Change, Lab, LabSettings, RunningServer, dnssec_settings
 from dnslab.lab.hierarchy import zone_files
 from dnslab.resolution.settings import ResolverSettings
@@ -140,17 +142,31 @@ class CacheHandle:
 
 
 class LabRunner:
-    """A Lab on an asyncio loop in a daemon thread, driven from blocking code through `run`/`call`."""
+    """A Lab on an asyncio loop in a daemon thread, driven from blocking code through `run`/`call`.
 
-    def __init__(self, lab: Lab) -> None:
+    The lab is started and stopped by the same `dnslab.lab.runner.Runner` as `dnslab up` does it;
+    *options* ask for what a test rarely wants: the root hints written to a file, a state file
+    (lab-PORT.json, so `dnslab trace --port N` and the tools find the lab), the web view.
+    Worker processes are `dnslab up --workers`' alone: a process with threads must not fork.
+    """
+
+    def __init__(self, lab: Lab, options: RunOptions | None = None) -> None:
+        if options is not None and options.workers > 1:
+            raise DnslabError("a lab in a test's thread runs one process: workers need dnslab up --workers")
         self.lab = lab
+        self.runner = Runner(lab, options)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="dnslab-lab", daemon=True)
+
+    @property
+    def state(self) -> LabState | None:
+        """What the state file says (also when none was written); None before the start."""
+        return self.runner.state
 
     def start(self) -> None:
         self._thread.start()
         try:
-            self.run(self.lab.start(), timeout=START_TIMEOUT)
+            self.run(self.runner.start(), timeout=START_TIMEOUT)
         except BaseException:
             self.stop()
             raise
@@ -161,7 +177,7 @@ class LabRunner:
             return
         if self._thread.is_alive():
             try:
-                self.run(self.lab.stop(), timeout=START_TIMEOUT)
+                self.run(self.runner.stop(), timeout=START_TIMEOUT)
             finally:
                 self._loop.call_soon_threadsafe(self._loop.stop)
                 self._thread.join(timeout=START_TIMEOUT)
@@ -184,10 +200,13 @@ class DnsLab(LabRunner):
     def __init__(self, zones: str | Path | None = None, *, fake_clock: bool = True,
                  resolver_settings: ResolverSettings | None = None, start_down: list[str] | None = None,
                  keep_traces: bool = True, dnssec: bool | None = None, nsec3: bool | None = None,
-                 keys_dir: str | Path | None = None) -> None:
+                 keys_dir: str | Path | None = None, hints: str | Path | None = None,
+                 state_dir: str | Path | None = None) -> None:
         """*dnssec* signs the zones (None: as lab.toml says); keys are kept in *keys_dir*
         (default: as `dnslab up --dnssec` keeps them: .keys in the zone folder; for the sample zones,
-        which live inside the package, the per-user runtime folder)."""
+        which live inside the package, the per-user runtime folder).  *hints* is a file to write the
+        root hints to; *state_dir* a folder to write the lab's state file (lab-PORT.json) in, as
+        `dnslab up` does, so the command line (DNSLAB_STATE=FOLDER dnslab trace ...) reaches the lab."""
         folder = Path(zones) if zones is not None else SAMPLE_ZONES
         settings = LabSettings.load(folder / "lab.toml")
         self.clock = FakeClock() if fake_clock else None
@@ -198,7 +217,8 @@ class DnsLab(LabRunner):
                   resolver_settings=resolver_settings or settings.resolver, clock=self.clock,
                   dnssec=signing or False)
         lab.zones_dir = folder
-        super().__init__(lab)
+        super().__init__(lab, RunOptions(hints=Path(hints) if hints is not None else None,
+                                         state_dir=Path(state_dir) if state_dir is not None else None))
         self._keep_traces = keep_traces
 
     def start(self) -> "DnsLab":  # type: ignore[override]

@@ -473,7 +473,7 @@ def test_the_readmes_drill_line_walks_the_lab_from_the_root(tmp_path: Path) -> N
 
 def test_run_async_without_uvloop_does_not_chain_errors_to_the_import(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without uvloop, a later error must not read "During handling ... No module named 'uvloop'"."""
-    from dnslab.faces.cli import run_async
+    from dnslab.services.workers import run_async
 
     monkeypatch.setitem(sys.modules, "uvloop", None)  # `import uvloop` now raises ImportError
 

@@ -60,11 +60,12 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from dnslab.faces.cli import run_async
 from dnslab.resolution.options import resolver_settings
-from dnslab.lab.control import ControlClient, LabState
+from dnslab.lab.control import ControlClient, LabState, state_path as state_file
 from dnslab.core.fastpath import AnswerCache, ReplyCache
+from dnslab.lab.runner import RunOptions, Runner
 from dnslab.lab.runtime import Lab, LabSettings, dnssec_settings
+from dnslab.services.workers import run_async
 from dnslab.lab.hierarchy import derive_hierarchy, zone_files
 from dnslab.core.zone import load_zone_text, load_zones
 from tools.common.asking import addresses, ask, ask_retrying, rcode_text
@@ -131,7 +132,7 @@ def cmd_host(args: argparse.Namespace) -> int:
     start_down = settings.start_down if args.start_down is None else [s for s in args.start_down.split(",") if s]
     signing = None
     if args.dnssec:
-        signing = dnssec_settings(settings, zones_dir, True, None, Path(args.state).parent / "keys")
+        signing = dnssec_settings(settings, zones_dir, True, None, Path(args.state) / "keys")
     lab = Lab(zones, port=0, start_down=start_down, resolver_address=settings.resolver_address,
               resolver_settings=resolver, dnssec=signing or False)
     lab.zones_dir = zones_dir
@@ -205,13 +206,14 @@ def cmd_host(args: argparse.Namespace) -> int:
                      "where": [f"{Path(f.filename).name}:{f.lineno}" for f in s.traceback]}
                     for s in sorted(stats, key=lambda s: -abs(s.size_diff))[:25]]})
 
+    # Started and stopped as `dnslab up` does it (the same runner), its state file lab-PORT.json in --state.
+    runner = Runner(lab, RunOptions(state_dir=Path(args.state)))
+
     async def run() -> None:
-        await lab.start()
+        await runner.start()
         if args.tracemalloc:
             asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, memory_growth)
-        state_path = Path(args.state)
-        LabState(lab.control.address, lab.control.port, lab.control.token, lab.resolver_address,
-                 lab.actual_port, "", os.getpid()).write(state_path)
+        state_path = state_file(lab.actual_port, Path(args.state))
         stopped = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -231,7 +233,7 @@ def cmd_host(args: argparse.Namespace) -> int:
         finally:
             sampler.cancel()
             final = snapshot()
-            await lab.stop()
+            await runner.stop()
             final["tasks_after_stop"] = len(asyncio.all_tasks())
             emit("FINAL", final)
 
@@ -257,7 +259,7 @@ class HostedLab:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="dnslab-reliability-"))
         self.zones = zones
         self.command = [sys.executable, "-m", "tools.reliability", "_host", "--zones", str(zones),
-                        "--state", str(self.workdir / "lab.json"), "--monitor-every", str(monitor_every)]
+                        "--state", str(self.workdir), "--monitor-every", str(monitor_every)]
         for key, value in (sets or {}).items():
             literal = json.dumps(value) if not isinstance(value, bool) else str(value).lower()
             self.command += ["--set", f"{key}={literal}"]
@@ -335,7 +337,7 @@ class HostedLab:
         return self.proc is not None and self.proc.poll() is None
 
     def control(self, command: str, args: dict[str, Any] | None = None, timeout: float = 30.0) -> Any:
-        return ControlClient(LabState.read(self.workdir / "lab.json"), timeout=timeout).call(command, args)
+        return ControlClient(LabState.read(Path(self.ready["state"])), timeout=timeout).call(command, args)
 
     def log_text(self) -> str:
         try:
@@ -2410,7 +2412,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     host = commands.add_parser("_host")  # the lab process of every check; no help: not listed
     host.add_argument("--zones", required=True)
-    host.add_argument("--state", required=True)
+    host.add_argument("--state", required=True, help="the folder of the lab's state file (lab-PORT.json)")
     host.add_argument("--set", action="append")
     host.add_argument("--start-down", default=None)
     host.add_argument("--monitor-every", type=float, default=5.0)

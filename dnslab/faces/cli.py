@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
-import json
+import functools
 import logging
 import os
 import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Coroutine, Sequence, TextIO
+from typing import Any, Callable, Sequence, TextIO
 
 import dns.rrset
 
@@ -30,15 +26,17 @@ from dnslab import __version__
 from dnslab.core.clock import FakeClock
 from dnslab.resolution.options import OPTIONS, load_toml, resolver_settings
 from dnslab.lab import fault_kinds
-from dnslab.lab.control import LabState, live_lab, runtime_dir, state_path
+from dnslab.lab.control import LabState, runtime_dir, state_dir
+from dnslab.lab.runner import RunOptions, Runner, WebView
 from dnslab.faces.inspection import INSPECT
 from dnslab.core.errors import ConfigError, DnslabError
 from dnslab.resolution.hints import load_root_hints
-from dnslab.lab.runtime import SAMPLE_ZONES, Lab, LabSettings, example_walk
+from dnslab.lab.runtime import SAMPLE_ZONES, Lab, example_walk
 from dnslab.services.resolver import RecursiveResolver
 from dnslab.resolution.settings import ResolverSettings
 from dnslab.authority.server import AuthoritativeServer
-from dnslab.services.transport import DnsListener, Handler
+from dnslab.services.transport import Handler
+from dnslab.services.workers import ListenerWorker, WorkerPool, run_async, serve_until_stopped, stop_signals
 from dnslab.dnssec.keys import algorithm_from_text, load_or_create
 from dnslab.dnssec.signing import SigningPolicy, make_ds, sign_zone, zone_text
 from dnslab.core import validate
@@ -97,8 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run only the hierarchy, without the recursive resolver on 127.0.0.1")
     up.add_argument("--workers", type=arg(validate.whole, 1, MAX_WORKERS), default=1, metavar="N",
                     help="run N processes that share every address and port (SO_REUSEPORT); each has its "
-                         f"own cache and server state (default 1, at most {MAX_WORKERS})")
-    up.add_argument("--worker-file", type=Path, default=None, help=argparse.SUPPRESS)
+                         f"own cache and server state (default 1, at most {MAX_WORKERS}); one that dies "
+                         "stops the lab (exit 1)")
     up.add_argument("--fake-clock", action="store_true",
                     help="run the resolver on a clock that moves only with 'dnslab clock advance SECONDS' "
                          "(TTLs, negative caching, hold-downs, serve-stale); network timeouts stay real")
@@ -153,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     resolver.add_argument("--config", type=Path, default=None, metavar="FILE", help="a TOML file of options")
     resolver.add_argument("--workers", type=arg(validate.whole, 1, MAX_WORKERS), default=1, metavar="N",
                           help="run N processes sharing the address and port (SO_REUSEPORT), each with "
-                               f"its own cache (default 1, at most {MAX_WORKERS})")
+                               f"its own cache (default 1, at most {MAX_WORKERS}); one that dies stops them "
+                               "all (exit 1)")
     for option in OPTIONS:
         flag = "--" + option.name.replace("_", "-")
         if option.kind is bool:
@@ -449,19 +448,8 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _listen_until_stopped(host: str, port: int, handler: Handler, out: TextIO,
-                          banner: Callable[[int], str], reuse_port: bool = False) -> int:
-    """Serve one handler on one address until Ctrl-C or SIGTERM; the banner gets the bound port."""
-
-    async def run() -> None:
-        listener = DnsListener(host, port, handler, reuse_port=reuse_port)
-        await listener.start()
-        print(banner(listener.port), file=out, flush=True)
-        try:
-            await _until_stopped()
-        finally:
-            await listener.stop()
-
-    run_async(run())
+                          banner: Callable[[int], str], pool: WorkerPool | None = None) -> int:
+    serve_until_stopped(host, port, handler, lambda bound: print(banner(bound), file=out, flush=True), pool)
     return 0
 
 
@@ -493,35 +481,12 @@ def resolver_options(args: argparse.Namespace) -> tuple[Path, tuple[str, int], R
 def cmd_resolver(args: argparse.Namespace, out: TextIO) -> int:
     hints_path, (host, port), settings = resolver_options(args)
     hints = load_root_hints(hints_path)
-    children: list[int] = []
-    if args.workers > 1:
-        if port == 0:
-            raise ConfigError("--workers needs a fixed port: every worker must listen on the same one")
-        for _ in range(args.workers - 1):
-            pid = os.fork()  # before any event loop exists: each child is a whole resolver
-            if pid == 0:
-                code = 1
-                try:
-                    code = _listen_until_stopped(host, port, RecursiveResolver(hints, settings).handle,
-                                                 io.StringIO(), lambda bound: "", reuse_port=True)
-                finally:
-                    os._exit(code)
-            children.append(pid)
-    try:
-        return _serve_resolver(args, host, port, hints, hints_path, settings, out)
-    finally:
-        for pid in children:
-            try:
-                os.kill(pid, signal.SIGTERM)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
-
-
-def _serve_resolver(args: argparse.Namespace, host: str, port: int, hints: list[Any], hints_path: Path,
-                    settings: ResolverSettings, out: TextIO) -> int:
+    pool = None
+    if args.workers > 1:  # each a whole resolver with its own cache, on the port this process binds
+        pool = WorkerPool(args.workers - 1, lambda: ListenerWorker(host, RecursiveResolver(hints, settings).handle))
+        pool.fork()
     return _listen_until_stopped(
-        host, port, RecursiveResolver(hints, settings).handle, out, reuse_port=args.workers > 1,
+        host, port, RecursiveResolver(hints, settings).handle, out, pool=pool,
         banner=lambda bound: f"dnslab: resolver on {host}:{bound} (UDP and TCP), {len(hints)} root server "
                       f"address(es) from {hints_path}, upstream port {settings.upstream_port}. Ctrl-C stops.\n"
                       f"Try: dig @{host} -p {bound} www.example.com" +
@@ -537,160 +502,41 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
     lab, problems = Lab.from_folder(zones_dir, port=args.port, with_resolver=not args.no_resolver,
                                     clock=FakeClock() if args.fake_clock else None, dnssec=args.dnssec,
                                     nsec3=args.nsec3, keys_dir=args.keys, anchor_file=args.anchor)
-    lab.reuse_port = args.workers > 1 or args.worker_file is not None
-    if args.worker_file is not None:
-        return _run_worker(lab, args.worker_file)
     for problem in problems:
         print(problem, file=sys.stderr)
     for warning in lab.hierarchy.warnings:
         print(f"dnslab: warning: {warning}", file=sys.stderr)
     hints_path = args.hints if args.hints is not None else default_hints_path()
+    web = None if args.no_web else functools.partial(_web_view, port=args.web_port)
+    runner = Runner(lab, RunOptions(hints=hints_path, state_dir=state_dir(), workers=args.workers, web=web))
+    runner.fork_workers()
 
     async def run() -> None:
-        if lab.port != 0:
-            _refuse_to_clobber(lab.port)  # before binding: clearer than "address in use"
-        await lab.start()
-        workers: list[subprocess.Popen[bytes]] = []
-        web = None
-        written: Path | None = None  # our state file, once written: removed at the end
-        try:
-            path = _refuse_to_clobber(lab.actual_port)
-            workers, endpoints = _start_workers(args, zones_dir, lab.actual_port, hints_path)
-            _write_hints(hints_path, lab.root_hints)
-            state = LabState(lab.control.address, lab.control.port, lab.control.token, lab.resolver_address,
-                             lab.actual_port, str(hints_path), os.getpid(), endpoints)
-            if not args.no_web:
-                from dnslab.faces.web import WebServer
-
-                web = WebServer(lab, state.endpoints()[1:], port=args.web_port)
-                try:
-                    await web.start()
-                except OSError as exc:
-                    raise ConfigError(f"cannot serve the web view on 127.0.0.1:{args.web_port}: "
-                                      f"{exc.strerror or exc}") from None
-                state = replace(state, web_port=web.port)
-            state.write(path)
-            written = path
-            if args.log_queries and lab.resolver is not None:
-                lab.resolver.on_query = lambda entry: print(entry.line(), file=out, flush=True)
-            print_lab(lab, zones_dir, hints_path, out, web.url if web is not None else None)
-            if workers:
-                print(f"{len(workers) + 1} worker processes share every address (SO_REUSEPORT); "
-                      "each has its own cache.", file=out, flush=True)
-            await _until_stopped()
-        finally:
-            if web is not None:
-                await web.stop()
-            _stop_workers(workers)
-            await lab.stop()
-            if written is not None:
-                _remove_state(written, lab.control.token)
+        with stop_signals(asyncio.Event()) as stopped:
+            await runner.start()
+            try:
+                runner.watch_workers(stopped)
+                if args.log_queries and lab.resolver is not None:
+                    lab.resolver.on_query = lambda entry: print(entry.line(), file=out, flush=True)
+                print_lab(lab, zones_dir, hints_path, out, runner.web.url if runner.web is not None else None)
+                if args.workers > 1:
+                    print(f"{args.workers} worker processes share every address (SO_REUSEPORT); "
+                          "each has its own cache.", file=out, flush=True)
+                await stopped.wait()
+            finally:
+                await runner.stop()
 
     run_async(run())
+    if runner.death is not None:
+        raise DnslabError(f"{runner.death}: lab stopped")
     print("dnslab: lab stopped.", file=out, flush=True)
     return 0
 
 
-WORKER_START_TIMEOUT = 60.0
+def _web_view(lab: Lab, workers: list[LabState], port: int) -> WebView:
+    from dnslab.faces.web import WebServer  # only when served: it reads the page's files
 
-
-def _start_workers(args: argparse.Namespace, zones_dir: Path, port: int,
-                   hints_path: Path) -> tuple[list[subprocess.Popen[bytes]], list[dict[str, Any]]]:
-    """Start the other N-1 processes on the port this one holds; each reports its control endpoint."""
-    count = args.workers - 1
-    if count <= 0:
-        return [], []
-    folder = Path(tempfile.mkdtemp(prefix="dnslab-workers-"))
-    workers = []
-    try:
-        for index in range(count):
-            command = [sys.executable, "-m", "dnslab", "up", "--zones", str(zones_dir), "--port", str(port),
-                       "--hints", str(hints_path), "--worker-file", str(folder / f"{index}.json")]
-            command += ["--no-resolver"] if args.no_resolver else []
-            command += ["--fake-clock"] if args.fake_clock else []
-            if lab_signed(args, zones_dir):
-                command += ["--dnssec"] + (["--nsec3"] if args.nsec3 else [])
-                command += ["--keys", str(args.keys)] if args.keys is not None else []
-                command += ["--anchor", str(args.anchor)] if args.anchor is not None else []
-            workers.append(subprocess.Popen(command, stdin=subprocess.DEVNULL))
-        endpoints = []
-        deadline = time.monotonic() + WORKER_START_TIMEOUT
-        for index, worker in enumerate(workers):
-            path = folder / f"{index}.json"
-            while not path.exists():
-                if worker.poll() is not None or time.monotonic() > deadline:
-                    raise DnslabError(f"worker process {index + 2} did not start (exit code {worker.returncode})")
-                time.sleep(0.05)
-            endpoints.append(json.loads(path.read_text(encoding="utf-8")))
-        return workers, endpoints
-    except BaseException:
-        _stop_workers(workers)
-        raise
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def lab_signed(args: argparse.Namespace, zones_dir: Path) -> bool:
-    """Whether `dnslab up` signs: the flag, else lab.toml."""
-    if args.dnssec is not None:
-        return bool(args.dnssec)
-    return LabSettings.load(zones_dir / "lab.toml").dnssec
-
-
-def _stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
-    for worker in workers:
-        if worker.poll() is None:
-            worker.terminate()
-    for worker in workers:
-        try:
-            worker.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-
-
-def _run_worker(lab: Lab, report: Path) -> int:
-    """A further worker of `dnslab up --workers N`: the same lab on the same port, told apart by its control port."""
-
-    async def run() -> None:
-        await lab.start()
-        try:
-            temporary = report.with_suffix(".tmp")
-            temporary.write_text(json.dumps({"port": lab.control.port, "token": lab.control.token,
-                                             "pid": os.getpid()}), encoding="utf-8")
-            temporary.replace(report)
-            await _until_stopped()
-        finally:
-            await lab.stop()
-
-    run_async(run())
-    return 0
-
-
-def _refuse_to_clobber(port: int) -> Path:
-    """The state file for a lab on *port*, unless a running lab holds it (the path, to write ours)."""
-    path = state_path(port)
-    other = live_lab(port)
-    if other is not None:  # on this port already (with other addresses, say, or started with --no-resolver)
-        raise ConfigError(f"a lab already runs on port {port} (pid {other.pid}, state file {path}): "
-                          "stop it, or use another --port")
-    return path
-
-
-def _remove_state(path: Path, token: str) -> None:
-    """Remove the state file if it is still ours (another lab may have started since)."""
-    try:
-        if LabState.read(path).token == token:
-            path.unlink()
-    except (DnslabError, OSError):
-        pass
-
-
-def _write_hints(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot write the root hints to {path}: {exc.strerror or exc}") from None
+    return WebServer(lab, workers, port=port)
 
 
 def print_lab(lab: Lab, zones_dir: Path, hints_path: Path, out: TextIO, web_url: str | None = None) -> None:
@@ -740,31 +586,3 @@ def print_lab(lab: Lab, zones_dir: Path, hints_path: Path, out: TextIO, web_url:
             what = "authoritative answer" if plan is walk[1][-1] else "a referral"
             print(f"  dig @{plan.address} -p {port} +norecurse {name}    # {plan.role.value}: {what}", file=out)
     print("\nCtrl-C stops the lab.", file=out, flush=True)
-
-
-def run_async(coroutine: Coroutine[Any, Any, None]) -> None:
-    """Run on uvloop when it is installed (pip install 'dnslab[fast]'), else on plain asyncio."""
-    try:
-        import uvloop
-    except ImportError:
-        uvloop = None
-    # Run outside the except block: inside it, every later traceback would be
-    # chained to "No module named 'uvloop'".
-    if uvloop is None:
-        asyncio.run(coroutine)
-        return
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(coroutine)
-
-
-async def _until_stopped() -> None:
-    """Wait for Ctrl-C or SIGTERM; both are a normal, clean stop."""
-    stopped = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopped.set)
-    try:
-        await stopped.wait()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
