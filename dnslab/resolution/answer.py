@@ -30,7 +30,7 @@ import dns.rrset
 
 from dnslab.core.fastpath import MAX_VARIANTS, RoundRobin, WireAnswer
 from dnslab.core.wire import EDNS_UDP_SIZE, OPT, PLAIN_UDP_SIZE, ttl_offsets
-from dnslab.resolution.cache import Cache, Rotation
+from dnslab.resolution.cache import Cache, CacheHit, Rotation
 from dnslab.resolution.iterator import Result, chain_end
 from dnslab.resolution.validator import Security
 
@@ -102,7 +102,7 @@ def build_reply(query: dns.message.Message, result: Result, cache: Cache) -> Rep
     signatures = ({(e.rrset.name, e.rrset.rdtype): e.sigs for e in result.evidence if e.sigs is not None}
                   if dnssec_ok else {})
     synthesised = {id(e.rrset) for e in result.evidence if e.synthesised}
-    dname = None  # the DNAME hit a synthesised CNAME that follows derives from
+    dname: CacheHit | None = None  # the DNAME hit a synthesised CNAME that follows derives from
     for rrset in result.answer:
         hit = None if id(rrset) in synthesised else cache.get(rrset.name, rrset.rdtype, rotate=True)
         if hit is not None and hit.rrset == rrset:
