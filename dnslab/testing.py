@@ -141,6 +141,25 @@ class CacheHandle:
         return self._lab.call(run)
 
 
+class LastTrace:
+    """Keeps the events of the last client lookup, for `DnsLab.last_trace` (a resolver's QueryObserver)."""
+
+    every_query = True  # the last query must be the last one asked: no query skips the full path
+
+    def __init__(self) -> None:
+        self.recording = Recording()
+
+    def begin(self, name: dns.name.Name, rdtype: int) -> Recording:
+        self.recording = Recording()
+        return self.recording
+
+    def answered(self, entry: Any, result: Any, recording: Recording | None) -> None:
+        pass
+
+    def replayed(self, wire: bytes, reply: bytes, peer: Any, via_tcp: bool) -> None:
+        pass
+
+
 class LabRunner:
     """A Lab on an asyncio loop in a daemon thread, driven from blocking code through `run`/`call`.
 
@@ -220,11 +239,12 @@ class DnsLab(LabRunner):
         super().__init__(lab, RunOptions(hints=Path(hints) if hints is not None else None,
                                          state_dir=Path(state_dir) if state_dir is not None else None))
         self._keep_traces = keep_traces
+        self._last_trace = LastTrace()
 
     def start(self) -> "DnsLab":  # type: ignore[override]
         super().start()
         if self._keep_traces and self.lab.resolver is not None:
-            self.lab.resolver.keep_last_trace = True
+            self.lab.resolver.subscribe(self._last_trace)
         return self
 
     def __enter__(self) -> "DnsLab":
@@ -313,8 +333,7 @@ class DnsLab(LabRunner):
     def last_trace(self) -> list[dict[str, Any]]:
         """The events of the last client lookup, as `dnslab trace --json` prints them (a cache hit
         shows as a `cache` event and `done`)."""
-        resolver = self.lab.resolver
-        return [] if resolver is None else self.call(resolver.last_trace.to_json)
+        return [] if self.lab.resolver is None else self.call(lambda: self._last_trace.recording.to_json())
 
     def faults(self) -> dict[str, list[str]]:
         return self.call(self.lab.faults)

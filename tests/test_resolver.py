@@ -255,9 +255,9 @@ def test_serve_stale_answers_expired_data_when_every_server_fails() -> None:
 
 
 def test_slow_refresh_answers_stale_then_refreshes_in_the_background(monkeypatch: pytest.MonkeyPatch) -> None:
-    import dnslab.services.resolver as resolver_module
+    import dnslab.resolution.policy as policy_module
 
-    monkeypatch.setattr(resolver_module, "STALE_CLIENT_TIMER", 0.2)
+    monkeypatch.setattr(policy_module, "STALE_CLIENT_TIMER", 0.2)
     slow = {"on": False}
     original = Upstream.send
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol, Sized
 
 from dnslab.core.clock import Clock
 
@@ -23,6 +23,17 @@ _TTL = struct.Struct("!I")
 # "expires_at - now" can never make a kept rendering differ from a fresh one.
 _ROUNDING = 1e-6
 MAX_VARIANTS = 12  # round-robin orders kept per reply; answers needing more take the full path
+
+
+class RoundRobin(Protocol):
+    """A cache entry's round-robin counter (the resolver's `cache._Entry`): its records and whose turn it is.
+
+    The cache and the fast path advance the same counter, so replayed and rebuilt
+    replies rotate as one.
+    """
+
+    rdatas: Sized
+    turn: int
 
 
 class ReplyCache:
@@ -65,7 +76,7 @@ class WireAnswer:
     expires_at: float
     rcode_text: str
     type_text: str
-    rotation: Any = None  # the cache entry whose `turn` counter picks the step (None: one step)
+    rotation: RoundRobin | None = None  # the cache entry whose `turn` counter picks the step (None: one step)
     base: int = 0         # that counter's value for the first template
     # Per step, the last rendering after the ID and the span of time its TTLs hold for:
     # (since, until, bytes).  TTLs change at most once a second, queries come far faster.

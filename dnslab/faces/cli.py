@@ -32,6 +32,7 @@ from dnslab.faces.inspection import INSPECT
 from dnslab.core.errors import ConfigError, DnslabError
 from dnslab.resolution.hints import load_root_hints
 from dnslab.lab.runtime import SAMPLE_ZONES, Lab, example_walk
+from dnslab.services.observers import QueryLogger
 from dnslab.services.resolver import RecursiveResolver
 from dnslab.resolution.settings import ResolverSettings
 from dnslab.authority.server import AuthoritativeServer
@@ -517,7 +518,7 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
             try:
                 runner.watch_workers(stopped)
                 if args.log_queries and lab.resolver is not None:
-                    lab.resolver.on_query = lambda entry: print(entry.line(), file=out, flush=True)
+                    lab.resolver.subscribe(QueryLogger(lambda entry: print(entry.line(), file=out, flush=True)))
                 print_lab(lab, zones_dir, hints_path, out, runner.web.url if runner.web is not None else None)
                 if args.workers > 1:
                     print(f"{args.workers} worker processes share every address (SO_REUSEPORT); "

@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dns.message
 import dns.name
@@ -27,10 +27,8 @@ import dns.rcode
 import dns.rdatatype
 
 from dnslab.core.events import CacheLookup, Done, Event, Failed, Recording as _Recording, Start, lines, stamped
-
-if TYPE_CHECKING:
-    from dnslab.resolution.iterator import Result
-    from dnslab.services.resolver import QueryLog
+from dnslab.resolution.iterator import Result
+from dnslab.services.observers import QueryLog
 
 DEFAULT_RATE = 20   # queries a second recorded with their traces
 DEFAULT_SIZE = 500  # recorded queries kept
@@ -81,7 +79,9 @@ class Tapped:
 
 
 class QueryTap:
-    """The sampler and the ring; the resolver calls `fast`, `begin` and `finish`."""
+    """The sampler and the ring; a `QueryObserver` of the resolver (`begin`, `answered`, `replayed`)."""
+
+    every_query = False  # a sample: the fast path stays on, and its replies are sampled too
 
     def __init__(self, rate: int = DEFAULT_RATE, size: int = DEFAULT_SIZE) -> None:
         self.rate = rate
@@ -126,7 +126,12 @@ class QueryTap:
             self.budget -= 1
         return Recording(watch=watch)
 
-    def finish(self, recording: Recording, entry: "QueryLog", result: "Result", merged: bool) -> Tapped:
+    def answered(self, entry: QueryLog, result: Result, recording: _Recording | None) -> None:
+        """A full-path query was answered: kept if `begin` chose to record it."""
+        if isinstance(recording, Recording):
+            self.finish(recording, entry, result, entry.merged)
+
+    def finish(self, recording: Recording, entry: QueryLog, result: Result, merged: bool) -> Tapped:
         how = ("merged" if merged else "stale" if result.stale else "cache" if result.from_cache else "upstream")
         events = recording.events
         if not events and not merged and result.rcode == dns.rcode.SERVFAIL and result.from_cache:
@@ -137,7 +142,7 @@ class QueryTap:
         return self._keep(recording.watch, entry.when, entry.client, entry.name, entry.type, entry.rcode, how,
                           result.upstream_queries, entry.ms, entry.tcp, events)
 
-    def fast(self, wire: bytes, reply: bytes, peer: Any, via_tcp: bool) -> None:
+    def replayed(self, wire: bytes, reply: bytes, peer: Any, via_tcp: bool) -> None:
         """A query the fast path answered from a ready reply: sampled like any other."""
         if self.budget <= 0 and not self.watching:
             self.skipped += 1
@@ -169,7 +174,7 @@ class QueryTap:
         client = str(peer[0]) if peer else ""
         self._keep(watch, time.time(), client, name, kind, rcode, "fast", 0, None, via_tcp, events)
 
-    def traced(self, recording: Recording, name: dns.name.Name, rdtype: int, result: "Result",
+    def traced(self, recording: Recording, name: dns.name.Name, rdtype: int, result: Result,
                cold: bool) -> Tapped:
         """A trace started from the web page (`dnslab trace [--cold]`): kept with the page's own queries.
 

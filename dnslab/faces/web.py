@@ -48,7 +48,7 @@ import dns.rdatatype
 
 from dnslab import __version__
 from dnslab.core.clock import FakeClock
-from dnslab.lab.control import LabState
+from dnslab.lab.control import LabState, _question
 from dnslab.core.errors import DnslabError
 from dnslab.faces.querytap import DEFAULT_RATE, QueryTap, Tapped
 
@@ -143,7 +143,7 @@ class WebServer:
         self._server = await asyncio.start_server(self._serve, self.address, self.port, limit=MAX_HEADER)
         self.port = self._server.sockets[0].getsockname()[1]
         if self.lab.resolver is not None:
-            self.lab.resolver.tap = self.tap
+            self.lab.resolver.subscribe(self.tap)
         self._ticker = asyncio.ensure_future(self._tick())
 
     async def stop(self) -> None:
@@ -158,8 +158,8 @@ class WebServer:
         for viewer in list(self._viewers):
             viewer.closed.set()
             viewer.writer.close()
-        if self.lab.resolver is not None and self.lab.resolver.tap is self.tap:
-            self.lab.resolver.tap = None
+        if self.lab.resolver is not None:
+            self.lab.resolver.unsubscribe(self.tap)
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -264,8 +264,15 @@ class WebServer:
         if handler is None:
             return {"ok": False, "error": f"unknown command {command!r}; known: {', '.join(sorted(self.control.commands))}"}
         events: list[dict[str, Any]] = []
+        watch = None
         try:
+            if command == "query":
+                # The page's own question: recorded whatever the sample says, and named in the answer
+                # so the page can draw its trace.
+                watch = self.tap.watch(*_question(args))
             result = await handler(args, events.append)
+            if watch is not None:
+                result = {**result, "query_id": watch.id}
             if command in BROADCAST:
                 for worker in self.workers:
                     await _call(worker, command, args)
@@ -274,6 +281,8 @@ class WebServer:
         except (KeyError, TypeError, ValueError) as exc:
             return {"ok": False, "error": f"bad arguments for {command}: {exc}"}
         finally:
+            if watch is not None:
+                self.tap.unwatch(watch)
             self._urgent.set()
         if events:
             result = {**(result or {}), "events": events}
@@ -282,7 +291,6 @@ class WebServer:
     async def _trace(self, args: dict[str, Any]) -> dict[str, Any]:
         """`dnslab trace` from the page (with `cold`: a walk from the root, as `--cold`): the events, as the
         control command returns them, and the trace kept in the list of queries so the page can draw it."""
-        from dnslab.lab.control import _question
         from dnslab.core.events import Recording
 
         try:

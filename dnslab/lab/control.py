@@ -420,28 +420,22 @@ class ControlServer:
         """Ask the lab's resolver one question with `dnslab query`'s own client code, from this process.
 
         The question travels over loopback like any client's (fast path, cache,
-        lookup and statistics all as usual); the web view's query tap, when there
-        is one, is told to record it whatever its sampling says, and the answer
-        names the recorded query so the page can draw its trace.
+        lookup and statistics all as usual).  The web view, which asks with this
+        command, has its query tap record it and adds the recorded query's
+        `query_id` to the answer, so the page can draw its trace.
         """
         from dnslab.services.query import format_dig, send_query, to_json
 
         resolver = self._resolver()
         qname, qtype = _question(args)
         assert self.lab.resolver_address is not None
-        tap = resolver.tap
-        watch = tap.watch(qname, qtype) if tap is not None else None
         ask = functools.partial(send_query, qname.to_text(), dns.rdatatype.to_text(qtype), self.lab.resolver_address,
                                 self.lab.actual_port, tcp=bool(args.get("tcp")),
                                 recurse=args.get("recurse", True) is not False,
                                 timeout=resolver.settings.query_time_limit + 1)
-        try:
-            # The client blocks, and the resolver it asks runs on this loop: the client gets a thread.
-            result = await asyncio.get_running_loop().run_in_executor(None, ask)
-        finally:
-            if tap is not None and watch is not None:
-                tap.unwatch(watch)
-        return {"reply": to_json(result), "dig": format_dig(result), "query_id": watch.id if watch else None}
+        # The client blocks, and the resolver it asks runs on this loop: the client gets a thread.
+        result = await asyncio.get_running_loop().run_in_executor(None, ask)
+        return {"reply": to_json(result), "dig": format_dig(result)}
 
 
 def _optional(value: Any) -> str | None:

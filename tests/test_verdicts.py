@@ -1,0 +1,154 @@
+"""Validation verdicts for a client's answer (dnslab.resolution.verdicts): a generator of lookups, no sockets.
+
+Each test plays the service: it answers the generator's lookups from signed
+fixtures (or from a list of canned results) and checks what the client gets.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from typing import Callable, Generator, TypeVar
+
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+import pytest
+
+from dnslab.core.clock import FakeClock
+from dnslab.core.events import Done, Event, QuerySent
+from dnslab.resolution.cache import Cache, CacheSettings, Rank
+from dnslab.resolution.iterator import Result
+from dnslab.resolution.validator import EDE_DNSSEC_BOGUS, Fetch, Security, Validator
+from dnslab.resolution.verdicts import MAX_BOGUS_RETRIES, AnswerLast, Lookup, Step, client_answer, judge
+from tests.dnssec_fixtures import NOW, Hierarchy, build
+
+A = dns.rdatatype.A
+N = dns.name.from_text
+WWW = N("www.example.com.")
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="module")
+def signed() -> Hierarchy:
+    return build()
+
+
+def setup(signed: Hierarchy) -> tuple[Validator, Cache]:
+    clock = FakeClock(wall_start=NOW)
+    return Validator([signed.anchor()], clock), Cache(clock, CacheSettings(), random.Random(1))
+
+
+def from_server(result: Result, address: str) -> Result:
+    return replace(result, evidence=[replace(e, source=address) for e in result.evidence])
+
+
+def tampered(signed: Hierarchy, address: str) -> Result:
+    """www.example.com's signed answer with one address changed: its RRSIG no longer matches."""
+    good = signed.answer(WWW, A)
+    forged = dns.rrset.from_text(WWW, 3600, "IN", "A", "192.0.2.66", "192.0.2.2")
+    return Result(dns.rcode.NOERROR, [forged], evidence=[replace(good.evidence[0], rrset=forged, source=address)])
+
+
+def play(steps: Generator[Lookup, Result, T], signed: Hierarchy,
+         client: Callable[[Lookup], Result]) -> tuple[T, list[Lookup]]:
+    """Run the generator as the service would: DS/DNSKEY fetches from the fixtures, the rest from *client*."""
+    asked: list[Lookup] = []
+    try:
+        need = next(steps)
+        for _ in range(100):
+            asked.append(need)
+            fetched = signed.fetch(Fetch(need.qname, need.qtype)) if need.step is Step.FETCH else client(need)
+            need = steps.send(fetched)
+        raise AssertionError("the generator kept asking")
+    except StopIteration as done:
+        return done.value, asked
+
+
+def test_a_secure_answer_is_kept_as_secure_in_the_cache(signed: Hierarchy) -> None:
+    validator, cache = setup(signed)
+    answer = signed.answer(WWW, A)
+    cache.put(answer.answer[0], Rank.ANSWER)
+    answered, asked = play(client_answer(validator, cache, WWW, A), signed, lambda need: answer)
+    assert answered.result.rcode == dns.rcode.NOERROR and answered.security == Security.SECURE
+    assert answered.result.security == Security.SECURE
+    assert asked[0] == Lookup(Step.ASK, WWW, A) and {n.step for n in asked[1:]} == {Step.FETCH}
+    hit = cache.get(WWW, A)
+    assert hit is not None and hit.security == Security.SECURE  # a later hit is not judged again
+
+
+def test_checking_disabled_or_rd0_asks_once_and_judges_nothing(signed: Hierarchy) -> None:
+    validator, cache = setup(signed)
+    bad = tampered(signed, "127.0.0.5")
+    for flags in ({"checking_disabled": True}, {"cache_only": True}):
+        answered, asked = play(client_answer(validator, cache, WWW, A, **flags), signed, lambda need: bad)
+        assert answered.result is bad and answered.security is None  # RFC 4035 §3.2.2: the data as it is
+        assert [n.step for n in asked] == [Step.ASK]
+        assert asked[0].cache_only == bool(flags.get("cache_only"))
+
+
+def test_a_bogus_answer_is_asked_again_avoiding_the_server_that_sent_it(signed: Hierarchy) -> None:
+    validator, cache = setup(signed)
+    first = tampered(signed, "127.0.0.5")
+    cache.put(first.answer[0], Rank.ANSWER)
+    good = from_server(signed.answer(WWW, A), "127.0.0.6")
+
+    def client(need: Lookup) -> Result:
+        return first if need.step is Step.ASK else good
+
+    answered, asked = play(client_answer(validator, cache, WWW, A), signed, client)
+    again = [n for n in asked if n.step is Step.AGAIN]
+    assert again == [Lookup(Step.AGAIN, WWW, A, avoid=frozenset({"127.0.0.5"}))]
+    assert cache.get(WWW, A) is None  # the bad copy was forgotten before asking again
+    assert answered.result.rcode == dns.rcode.NOERROR and answered.security == Security.SECURE
+
+
+def test_bogus_everywhere_ends_in_servfail_with_the_reason_after_bounded_retries(signed: Hierarchy) -> None:
+    validator, cache = setup(signed)
+    servers = iter(f"127.0.0.{n}" for n in range(10, 30))
+    answered, asked = play(client_answer(validator, cache, WWW, A), signed,
+                           lambda need: tampered(signed, next(servers)))
+    assert [n.step for n in asked].count(Step.AGAIN) == MAX_BOGUS_RETRIES
+    assert asked[-1].avoid == frozenset(f"127.0.0.{n}" for n in range(10, 10 + MAX_BOGUS_RETRIES))
+    result = answered.result
+    assert result.rcode == dns.rcode.SERVFAIL and answered.security == Security.BOGUS
+    assert result.reason.startswith("DNSSEC validation failed: ") and result.ede == EDE_DNSSEC_BOGUS
+
+
+def test_a_bogus_answer_from_the_same_server_again_is_not_asked_a_third_time(signed: Hierarchy) -> None:
+    validator, cache = setup(signed)
+    answered, asked = play(client_answer(validator, cache, WWW, A), signed,
+                           lambda need: tampered(signed, "127.0.0.5"))
+    assert [n.step for n in asked].count(Step.AGAIN) == 1  # nothing fresh to avoid after that
+    assert answered.result.rcode == dns.rcode.SERVFAIL
+
+
+def test_when_the_retry_fails_the_first_verdict_stands(signed: Hierarchy) -> None:
+    validator, cache = setup(signed)
+
+    def client(need: Lookup) -> Result:
+        return tampered(signed, "127.0.0.5") if need.step is Step.ASK else Result(dns.rcode.SERVFAIL, reason="down")
+
+    answered, _ = play(client_answer(validator, cache, WWW, A), signed, client)
+    assert answered.result.reason.startswith("DNSSEC validation failed")
+
+
+def test_failures_and_stale_data_are_not_judged(signed: Hierarchy) -> None:
+    validator, cache = setup(signed)
+    for result in (Result(dns.rcode.SERVFAIL), replace(tampered(signed, "127.0.0.5"), stale=True)):
+        judged, asked = play(judge(validator, cache, result, WWW, A), signed, lambda need: result)
+        assert judged.result is result and judged.verdict is None and asked == []
+
+
+def test_the_trace_says_what_the_client_gets_last() -> None:
+    seen: list[Event] = []
+    held = AnswerLast(seen.append)
+    sent = QuerySent(1, "com.", "a.gtld", "127.0.0.2", "example.com.", "DS", "DNSSEC", False, True)
+    done = Done(0, "www.example.com.", "A", "NOERROR", ["www.example.com. 3600 IN A 192.0.2.66"], [], "", 1)
+    held(done)
+    held(sent)
+    assert seen == [sent]  # the answer is held back
+    bogus = Result(dns.rcode.SERVFAIL, reason="DNSSEC validation failed: bad signature")
+    held.release(Result(dns.rcode.NOERROR), bogus)
+    assert seen[-1] == replace(done, rcode="SERVFAIL", records=[], reason=bogus.reason, upstream_queries=1)
