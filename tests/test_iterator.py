@@ -1473,3 +1473,23 @@ def test_every_state_has_a_handler_or_waits_and_every_move_is_in_the_table() -> 
     assert reached == set(State)  # no state the table cannot reach
     for state in set(State) - {State.DONE}:
         assert TRANSITIONS[state], f"{state} leads nowhere"
+
+
+def test_a_priming_reply_without_the_root_ns_set_goes_on_from_the_hints(sample: Harness) -> None:
+    """PRIME_RESPONSE with no NS set to cache: primed once, the hints stay the root's servers."""
+    def nodata(query: Query, message: dns.message.Message) -> dns.message.Message | None:
+        if query.purpose == "priming":
+            return make_reply(message, authority=(". 86400 IN SOA a.root-servers.net. h. 1 1800 900 604800 86400",))
+        return sample.net.ask(ROOT_HINT, query, message)
+    sample.net.faults[ROOT_HINT] = nodata
+    states: list[State] = []
+    result = sample.resolve("www.example.com.", states=states)
+    assert result.rcode == dns.rcode.NOERROR and answer_text(result) == [
+        "www.example.com. 300 IN A 192.0.2.1", "www.example.com. 300 IN A 192.0.2.2",
+        "www.example.com. 300 IN A 192.0.2.3"]
+    at = states.index(State.PRIME_RESPONSE)
+    assert states[at - 1:at + 3] == [State.QUERY_RESPONSE, State.PRIME_RESPONSE, State.CHOOSE_SERVER,
+                                     State.AWAIT_REPLY]
+    assert [(address, qname, purpose) for address, qname, _, purpose in sample.net.log()[:2]] == [
+        (ROOT_HINT, ".", "priming"), (ROOT_HINT, "com.", "minimised")]
+    assert sample.cache.get(dns.name.root, NS) is None

@@ -192,7 +192,8 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     _S.FIND_ZONE: frozenset({_S.CHOOSE_SERVER}),
     # Only when the driver asks for the next action: the budget is spent then.
     _S.CHOOSE_SERVER: frozenset({_S.PRIME, _S.AWAIT_REPLY, _S.RESOLVE_NS_ADDRESS, _S.FIND_ZONE, _S.DONE}),
-    _S.PRIME: frozenset({_S.AWAIT_REPLY, _S.RESOLVE_NS_ADDRESS, _S.FIND_ZONE, _S.DONE}),
+    # (Never FIND_ZONE: the root's delegation has no parent to fetch it from again.)
+    _S.PRIME: frozenset({_S.AWAIT_REPLY, _S.RESOLVE_NS_ADDRESS, _S.DONE}),
     # The sub-lookup's queries go out as this lookup's; when it is done, choose again.
     _S.RESOLVE_NS_ADDRESS: frozenset({_S.AWAIT_REPLY, _S.CHOOSE_SERVER}),
     # Made by the driver: on_reply/on_failure (to the sub-lookup, when one is running).
@@ -369,7 +370,10 @@ class Resolution:
         return State.CACHE_LOOKUP
 
     def _restart(self) -> State:
-        """The name moved (a CNAME or DNAME, each step bounded by _restart_at): look it up again."""
+        """The name moved (a CNAME or DNAME, each step bounded by _restart_at): look it up again.
+
+        The bound is checked again here, as Unbound's INIT_REQUEST_STATE checks its restart count.
+        """
         if self.counts.restarts > self.settings.max_cname_chain:
             return self._fail(f"CNAME chain longer than {self.settings.max_cname_chain}")
         return State.CACHE_LOOKUP
