@@ -22,7 +22,7 @@ import dns.rrset
 from dnslab.resolution.cache import Cache, CacheSettings
 from dnslab.core.clock import FakeClock
 from dnslab.resolution.infra import Failure, Infra, InfraSettings
-from dnslab.resolution.iterator import IteratorSettings, Query, Resolution, Result
+from dnslab.resolution.iterator import IteratorSettings, Query, Resolution, Result, State
 from dnslab.lab.hierarchy import derive_hierarchy
 from dnslab.authority.server import AuthoritativeServer
 from dnslab.core.zone import Zone, load_zone_text
@@ -116,10 +116,12 @@ class Harness:
         """Simulated seconds so far: round trips and timeouts waited for."""
         return self.clock.now() - self.started
 
-    def resolve(self, name: str, rdtype: str = "A", cache_only: bool = False, max_steps: int = 500) -> Result:
+    def resolve(self, name: str, rdtype: str = "A", cache_only: bool = False, max_steps: int = 500,
+                states: list[State] | None = None) -> Result:
+        """Drive one lookup to its result; *states*, when given, receives every state it entered."""
         resolution = Resolution(dns.name.from_text(name), dns.rdatatype.from_text(rdtype), cache=self.cache,
                                 infra=self.infra, hints=self.net.hints, settings=self.settings,
-                                cache_only=cache_only)
+                                cache_only=cache_only, states=states)
         for _ in range(max_steps):
             action = resolution.next_action()
             if isinstance(action, Result):

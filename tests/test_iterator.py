@@ -25,7 +25,7 @@ import pytest
 
 from dnslab.resolution.cache import NegativeKind, Rank
 from dnslab.resolution.infra import Breaker, Failure, InfraSettings
-from dnslab.resolution.iterator import IteratorSettings, Query, Resolution, Result
+from dnslab.resolution.iterator import HANDLERS, TRANSITIONS, IteratorSettings, Query, Resolution, Result, State
 from dnslab.lab.hierarchy import zone_files
 from dnslab.core.zone import load_zones
 
@@ -1418,3 +1418,78 @@ def test_ns_minimisation_asks_the_full_name_once_a_name_exists_without_a_cut() -
     assert answer_text(h.resolve("a.b.c.d.test.")) == ["a.b.c.d.test. 3600 IN A 192.0.2.9"]
     assert [(name, rdtype) for _, name, rdtype, _ in h.net.log()[1:]] == [
         ("test.", "NS"), ("d.test.", "NS"), ("a.b.c.d.test.", "A")]
+
+
+# --- the state machine itself -----------------------------------------------------------------
+
+def _moves(states: list[State]) -> set[tuple[State, State]]:
+    return set(zip(states, states[1:]))
+
+
+def test_a_cold_lookup_walks_the_states_in_order(sample: Harness) -> None:
+    """Priming, the referrals down (minimised), the answer: each step a named state, as in
+    Unbound's iterator (INIT_REQUEST, QUERYTARGETS, QUERY_RESP, PRIME_RESP, FINISHED)."""
+    S = State
+    asked = [S.CHOOSE_SERVER, S.AWAIT_REPLY, S.QUERY_RESPONSE]
+    states: list[State] = []
+    sample.resolve("www.example.com.", states=states)
+    assert states == [S.START, S.CACHE_LOOKUP, S.FIND_ZONE,
+                      S.CHOOSE_SERVER, S.PRIME, S.AWAIT_REPLY, S.QUERY_RESPONSE, S.PRIME_RESPONSE, S.FIND_ZONE,
+                      *asked, S.FOLLOW_REFERRAL,          # com. (minimised, from the root)
+                      *asked, S.FOLLOW_REFERRAL,          # example.com. (minimised, from com.)
+                      *asked, S.READ_ANSWER, S.DONE]      # www.example.com. A, from example.com.
+    states.clear()
+    sample.resolve("www.example.com.", states=states)
+    assert states == [S.START, S.CACHE_LOOKUP, S.DONE]
+    # ftp is a CNAME to www: its first answer carries both; from the cache, the CNAME restarts at www.
+    sample.resolve("ftp.example.com.")
+    states.clear()
+    sample.resolve("ftp.example.com.", states=states)
+    assert states == [S.START, S.CACHE_LOOKUP, S.RESTART, S.CACHE_LOOKUP, S.DONE]
+
+
+def test_a_glueless_ns_name_is_a_sub_lookup_state(sample: Harness) -> None:
+    states: list[State] = []
+    sample.resolve("www.example.net.", states=states)
+    at = states.index(State.RESOLVE_NS_ADDRESS)
+    # The sub-lookup's queries go out as this lookup's (ns1.dns-host.org. A: org., dns-host.org., the name).
+    assert states[at:at + 7] == [State.RESOLVE_NS_ADDRESS, State.AWAIT_REPLY] * 3 + [State.RESOLVE_NS_ADDRESS]
+    assert states[at + 7:] == [State.CHOOSE_SERVER, State.AWAIT_REPLY, State.QUERY_RESPONSE, State.READ_ANSWER,
+                               State.DONE]
+    assert _moves(states) <= {(a, b) for a, targets in TRANSITIONS.items() for b in targets}
+
+
+def test_every_state_has_a_handler_or_waits_and_every_move_is_in_the_table() -> None:
+    waiting = {State.AWAIT_REPLY, State.DONE}  # moved on by the driver (on_reply/on_failure), or final
+    assert set(HANDLERS) == set(State) - waiting
+    assert set(TRANSITIONS) == set(State)
+    assert TRANSITIONS[State.DONE] == frozenset()
+    reached, todo = {State.START}, [State.START]
+    while todo:
+        for target in TRANSITIONS[todo.pop()]:
+            if target not in reached:
+                reached.add(target)
+                todo.append(target)
+    assert reached == set(State)  # no state the table cannot reach
+    for state in set(State) - {State.DONE}:
+        assert TRANSITIONS[state], f"{state} leads nowhere"
+
+
+def test_a_priming_reply_without_the_root_ns_set_goes_on_from_the_hints(sample: Harness) -> None:
+    """PRIME_RESPONSE with no NS set to cache: primed once, the hints stay the root's servers."""
+    def nodata(query: Query, message: dns.message.Message) -> dns.message.Message | None:
+        if query.purpose == "priming":
+            return make_reply(message, authority=(". 86400 IN SOA a.root-servers.net. h. 1 1800 900 604800 86400",))
+        return sample.net.ask(ROOT_HINT, query, message)
+    sample.net.faults[ROOT_HINT] = nodata
+    states: list[State] = []
+    result = sample.resolve("www.example.com.", states=states)
+    assert result.rcode == dns.rcode.NOERROR and answer_text(result) == [
+        "www.example.com. 300 IN A 192.0.2.1", "www.example.com. 300 IN A 192.0.2.2",
+        "www.example.com. 300 IN A 192.0.2.3"]
+    at = states.index(State.PRIME_RESPONSE)
+    assert states[at - 1:at + 3] == [State.QUERY_RESPONSE, State.PRIME_RESPONSE, State.CHOOSE_SERVER,
+                                     State.AWAIT_REPLY]
+    assert [(address, qname, purpose) for address, qname, _, purpose in sample.net.log()[:2]] == [
+        (ROOT_HINT, ".", "priming"), (ROOT_HINT, "com.", "minimised")]
+    assert sample.cache.get(dns.name.root, NS) is None
