@@ -395,3 +395,21 @@ def test_a_bogus_verdict_names_the_servers_whose_data_failed(signed) -> None:
             return fetched
     verdict, _ = run(BadKeys(), signed.answer(N("www.example.com."), T.A), "www.example.com.", T.A)
     assert verdict.security is Security.BOGUS and verdict.sources == ("192.0.2.54",)
+
+
+def test_a_trust_anchor_ds_whose_digest_does_not_fit_its_type_makes_the_zone_bogus(signed) -> None:
+    """Unbound reads such an anchor and finds no key matching it: SERVFAIL, neither a refusal to
+    start nor a zone that silently passes as unsigned (Deckard's val_minimal_baddsdigesttype)."""
+    from dnslab.dnssec.anchors import parse_trust_anchors
+
+    good = signed.anchor()[0]
+    sha256_hex = good.digest.hex() if good.digest_type == 2 else "ab" * 32
+    text = f". IN DS {good.key_tag} {good.algorithm} 1 {sha256_hex}"  # a SHA-256-long digest, type SHA-1
+    anchors = parse_trust_anchors(text)
+    assert [(a.name, a.rdtype, len(a)) for a in anchors] == [(dns.name.root, T.DS, 0)]
+    validator = Validator(anchors, FakeClock(wall_start=NOW))
+    verdict, _ = run(signed, signed.answer(N("www.example.com."), T.A), "www.example.com.", T.A,
+                     validator=validator)
+    assert verdict.security is Security.BOGUS and verdict.ede == EDE_DNSKEY_MISSING
+    with pytest.raises(Exception, match="not a DS or DNSKEY record"):
+        parse_trust_anchors(". IN DS 1 8 1 not-hex")
