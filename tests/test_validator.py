@@ -246,6 +246,8 @@ def test_dsa_signed_data_is_validated_as_unbound_does() -> None:
 
     class Zone:
         def fetch(self, need):
+            if need == Fetch(data.name, T.DS):  # stripped data: is there an unsigned cut? (no proof: no)
+                return Result(dns.rcode.NOERROR)
             assert need == Fetch(zone, T.DNSKEY)
             return Result(dns.rcode.NOERROR, [keys], evidence=[Evidence(keys, signed(keys), zone)])
 
@@ -395,3 +397,45 @@ def test_a_bogus_verdict_names_the_servers_whose_data_failed(signed) -> None:
             return fetched
     verdict, _ = run(BadKeys(), signed.answer(N("www.example.com."), T.A), "www.example.com.", T.A)
     assert verdict.security is Security.BOGUS and verdict.sources == ("192.0.2.54",)
+
+
+def test_a_trust_anchor_ds_whose_digest_does_not_fit_its_type_makes_the_zone_bogus(signed) -> None:
+    """Unbound reads such an anchor and finds no key matching it: SERVFAIL, neither a refusal to
+    start nor a zone that silently passes as unsigned (Deckard's val_minimal_baddsdigesttype)."""
+    from dnslab.dnssec.anchors import parse_trust_anchors
+
+    good = signed.anchor()[0]
+    sha256_hex = good.digest.hex() if good.digest_type == 2 else "ab" * 32
+    text = f". IN DS {good.key_tag} {good.algorithm} 1 {sha256_hex}"  # a SHA-256-long digest, type SHA-1
+    anchors = parse_trust_anchors(text)
+    assert [(a.name, a.rdtype, len(a)) for a in anchors] == [(dns.name.root, T.DS, 0)]
+    validator = Validator(anchors, FakeClock(wall_start=NOW))
+    verdict, _ = run(signed, signed.answer(N("www.example.com."), T.A), "www.example.com.", T.A,
+                     validator=validator)
+    assert verdict.security is Security.BOGUS and verdict.ede == EDE_DNSKEY_MISSING
+    with pytest.raises(Exception, match="not a DS or DNSKEY record"):
+        parse_trust_anchors(". IN DS 1 8 1 not-hex")
+
+
+@pytest.mark.parametrize("nsec3", [False, True])
+def test_unsigned_data_from_a_parents_server_is_insecure_when_the_parent_proves_the_cut(nsec3) -> None:
+    """One server for a signed zone and its unsigned child answers the child's data without a
+    referral (val_ta_sentinel_insecure, world_mx_nic_www): the data is judged by the parent's
+    keys and has no RRSIG.  Asking the DS of the names between finds the parent's proof of an
+    unsigned delegation, as Unbound's and Knot Resolver's validators do: insecure, not bogus."""
+    hierarchy = build(nsec3=nsec3)
+    data, _ = hierarchy.rrset(hierarchy.zones[N("insecure.com.")], N("www.insecure.com."), T.A)
+    claimed = Result(dns.rcode.NOERROR, [data], evidence=[Evidence(data, None, N("com."))])
+    verdict, fetches = run(hierarchy, claimed, "www.insecure.com.", T.A)
+    assert verdict.security is Security.INSECURE, verdict.reason
+    assert Fetch(N("insecure.com."), T.DS) in fetches
+
+
+def test_stripped_data_stays_bogus_when_the_names_between_are_no_cut(signed) -> None:
+    """The same search finds no delegation for data stripped of its RRSIGs inside a signed zone:
+    a name with no DS but no NS bit either is not a cut (RFC 4035 §5.2)."""
+    data, _ = signed.rrset(signed.zones[N("example.com.")], N("www.example.com."), T.A)
+    stripped = Result(dns.rcode.NOERROR, [data], evidence=[Evidence(data, None, N("example.com."))])
+    verdict, fetches = run(signed, stripped, "www.example.com.", T.A)
+    assert verdict.security is Security.BOGUS and verdict.ede == EDE_RRSIGS_MISSING
+    assert Fetch(N("www.example.com."), T.DS) in fetches

@@ -8,6 +8,7 @@ works for `dnslab resolver --trust-anchor FILE` and for Unbound.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import dns.exception
@@ -21,6 +22,7 @@ import dns.zonefile
 from dnslab.core.errors import ConfigError
 
 RdataType = dns.rdatatype.RdataType
+log = logging.getLogger(__name__)
 
 
 def read_trust_anchors(path: Path | str) -> tuple[dns.rrset.RRset, ...]:
@@ -45,7 +47,17 @@ def parse_trust_anchors(text: str, where: str = "<anchors>") -> tuple[dns.rrset.
                                               default_rdclass=dns.rdataclass.IN, default_ttl=3600,
                                               origin=dns.name.root, relativize=False)
         except (dns.exception.DNSException, ValueError) as exc:
-            raise ConfigError(f"{where}:{number}: not a DS or DNSKEY record: {exc}") from None
+            owner = _misfit_ds_owner(content)
+            if owner is None:
+                raise ConfigError(f"{where}:{number}: not a DS or DNSKEY record: {exc}") from None
+            # A well-formed DS whose digest does not fit its digest type (dnspython cannot
+            # hold it): like Unbound, keep the zone anchored but with no usable key, so its
+            # answers are bogus rather than the resolver refusing to start or (worse) the
+            # zone silently losing its anchor and passing as insecure.
+            log.warning("%s:%d: the DS digest does not fit its digest type: %s has no usable trust anchor",
+                        where, number, owner)
+            found.setdefault((owner, RdataType.DS), dns.rrset.RRset(owner, dns.rdataclass.IN, RdataType.DS))
+            continue
         for rrset in rrsets:
             if rrset.rdtype not in (RdataType.DS, RdataType.DNSKEY):
                 raise ConfigError(f"{where}:{number}: a trust anchor is a DS or DNSKEY record, "
@@ -58,6 +70,27 @@ def parse_trust_anchors(text: str, where: str = "<anchors>") -> tuple[dns.rrset.
     if not found:
         raise ConfigError(f"{where}: no DS or DNSKEY records: nothing to trust")
     return tuple(found.values())
+
+
+def _misfit_ds_owner(content: str) -> dns.name.Name | None:
+    """The owner of a DS line that is well formed but for its digest's length, else None.
+
+    `owner [ttl] [class] DS key-tag algorithm digest-type hex...`: everything must parse
+    but the length check dnspython makes against the digest type.
+    """
+    tokens = content.split()
+    upper = [token.upper() for token in tokens]
+    if "DS" not in upper or upper.index("DS") == 0:
+        return None
+    at = upper.index("DS")
+    fields = tokens[at + 1:]
+    if len(fields) < 4 or not all(field.isdigit() for field in fields[:3]):
+        return None
+    try:
+        bytes.fromhex("".join(fields[3:]))
+        return dns.name.from_text(tokens[0], origin=dns.name.root)
+    except (ValueError, dns.exception.DNSException):
+        return None
 
 
 def write_trust_anchor(path: Path, anchor: dns.rrset.RRset, comment: str = "") -> None:

@@ -129,6 +129,17 @@ def classify(reply: dns.message.Message, qname: dns.name.Name, qtype: int, zone:
             rrset.name.is_subdomain(zone) for rrset in reply.authority)
         result.kind = ReplyKind.NXDOMAIN if vouched else ReplyKind.LAME
         return result
+    if result.soa is not None and result.chain:
+        # A CNAME/DNAME chain, then an SOA: Unbound (iter_resptype.c) calls any answer
+        # section that ends in a CNAME without the data RESPONSE_TYPE_CNAME and asks for the
+        # target itself, rather than trust a denial the server gave for a name it was not
+        # asked about (val_dname: a denial of the target whose NSEC lists the very type).
+        # The denial's NSEC/NSEC3 go with it, unless they prove a wildcard expansion of the chain.
+        result.kind = ReplyKind.CNAME
+        result.soa = result.zone_ns = None
+        if not any(_expanded(rrset, result.signed(rrset)) for rrset in result.chain):
+            result.proof = []
+        return result
     if result.soa is not None:
         # An SOA above the name says NODATA, whatever else the authority section holds
         # (Unbound's iter_resptype.c looks at the SOA before any NS set).
@@ -266,6 +277,12 @@ def _glue(reply: dns.message.Message, ns: dns.rrset.RRset, zone: dns.name.Name,
 
 
 _DNSSEC_TYPES = frozenset({RdataType.RRSIG, RdataType.NSEC, RdataType.NSEC3})
+
+
+def _expanded(rrset: dns.rrset.RRset, sigs: dns.rrset.RRset | None) -> bool:
+    """Whether an RRSIG shows *rrset* was expanded from a wildcard (RFC 4035 §5.3.4: fewer labels)."""
+    labels = len(rrset.name) - 1 - (1 if rrset.name.labels[0] == b"*" else 0)
+    return any(sig.labels < labels for sig in sigs or ())  # type: ignore[attr-defined]
 
 
 def _keep_signatures(signatures: list[dns.rrset.RRset], kept: list[dns.rrset.RRset], result: Classified) -> None:

@@ -278,6 +278,17 @@ class _Run:
             return Verdict(Security.BOGUS, f"no usable RRSIG for {rrset.name} {_type(rrset.rdtype)}",
                            EDE_RRSIGS_MISSING)
         checked = yield from self.signed(rrset, evidence.sigs, signer)
+        if (isinstance(checked, Verdict) and checked.security is Security.BOGUS
+                and _signer(evidence.sigs, rrset) is None and rrset.name != signer
+                and getattr(self.keys.get(signer), "security", None) is Security.SECURE):
+            # Unsigned data below a signed zone's apex, from a server that answered for a
+            # child zone without a referral (one server for both): before calling it
+            # bogus, look for an unsigned delegation between, as Knot Resolver does (and
+            # Unbound, whose validator walks DS by DS down to an unsigned answer's name).
+            # Only when the zone's keys are trusted: below a bogus zone nothing is insecure.
+            cut = yield from self.unsigned_cut(signer, rrset.name)
+            if cut is not None:
+                return cut
         if isinstance(checked, Verdict):
             return checked
         key, sig = checked
@@ -302,6 +313,40 @@ class _Run:
                                            f"(signed by {signer})", ede, signer)
         self.emit("rrsig", signer, rrset.name, rrset.rdtype, Security.SECURE, sig, "signature valid")
         return key, sig
+
+    def unsigned_cut(self, zone: dns.name.Name, name: dns.name.Name) -> Generator[Fetch, Result, Verdict | None]:
+        """An INSECURE verdict if *zone* proves an unsigned delegation at or above *name*, else None.
+
+        Asks the DS of each name between, from the top: a signed DS ends the search (the
+        data below should be signed), and so does anything that is no proof.  A proof counts
+        only when it shows a delegation (an NSEC/NSEC3 with the NS bit, or an NSEC3 opt-out
+        span): a name without a cut has no DS either.
+        """
+        for labels in range(len(zone) + 1, len(name) + 1):
+            _, cut = name.split(labels)
+            known = self.keys.get(cut)
+            if known is not None and known.security is Security.INSECURE:
+                return _from_key(known)
+            result = yield Fetch(cut, RdataType.DS)
+            if any(e.rrset.rdtype == RdataType.DS for e in result.evidence):
+                return None
+            denial = result.denial
+            if denial is None or result.rcode != dns.rcode.NOERROR:
+                continue
+            verdict = yield from self.denial(denial, cut, RdataType.DS)
+            delegation = verdict.security is Security.INSECURE or (
+                verdict.security is Security.SECURE and _proves_delegation(denial.proof, cut))
+            if not delegation:
+                if verdict.security is Security.BOGUS:
+                    return None
+                continue
+            self.emit("insecure", zone, cut, RdataType.DS, Security.INSECURE,
+                      detail=f"{zone} proves an unsigned delegation to {cut} (found by asking its DS)")
+            entry = KeyEntry(cut, Security.INSECURE, expires_at=self.validator.clock.now() + _ttl(denial.rrset),
+                             reason=f"no DS for {cut} (proven by {zone})")
+            self.keys.put(entry)
+            return _from_key(entry)
+        return None
 
     def wildcard_proof(self, evidence: Evidence, signer: dns.name.Name, key: KeyEntry,
                        wildcard: dns.name.Name) -> Check:
@@ -570,6 +615,14 @@ def _proves_nodata(proof: _Proof, qname: dns.name.Name, qtype: int,
                 return Security.INSECURE, f"{qname} is in an opt-out span"
         return None, f"no NSEC3 matches {qname}"
     return None, "no NSEC or NSEC3 records"
+
+
+def _proves_delegation(records: tuple[dns.rrset.RRset, ...], cut: dns.name.Name) -> bool:
+    """Whether the (verified) NSEC or NSEC3 for *cut* has the NS bit: a zone cut is there."""
+    nsec = next((r for r in records if r.rdtype == RdataType.NSEC and r.name == cut), None)
+    if nsec is None:
+        nsec = _nsec3_matching([r for r in records if r.rdtype == RdataType.NSEC3], cut)
+    return nsec is not None and _is_delegation(nsec)
 
 
 def _lists_the_type(record: dns.rrset.RRset, what: str, qname: dns.name.Name, qtype: int) -> str:
