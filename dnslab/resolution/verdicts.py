@@ -157,13 +157,15 @@ def remember_verdicts(cache: Cache, verdict: Verdict, result: Result, qname: dns
 
 
 def forget(cache: Cache, result: Result, verdict: Verdict, qname: dns.name.Name) -> None:
-    """Drop what a bogus verdict rests on (the answer's names, the zone whose keys failed), so a
-    retry fetches it again; the key cache goes with it (flush_name clears it)."""
+    """Drop what a bogus verdict rests on (the answer's names, the zone whose keys failed, and every
+    zone of the chain from where it broke, whose DS or DNSKEY may be a bad server's copy in the cache),
+    so a retry fetches it again; the key cache goes with it (flush_name clears it)."""
     names = {evidence.rrset.name for evidence in result.evidence}
     if result.denial is not None:
         names.add(chain_end(qname, result.answer))
     if verdict.zone is not None:
         names.add(verdict.zone)
+    names.update(verdict.broken)
     for name in names:
         cache.flush_name(name)
 
