@@ -188,3 +188,39 @@ def test_a_parent_zones_bad_dnskey_is_forgotten_and_fetched_again_avoiding_its_s
     assert [n.avoid for n in asked if n.step is Step.AGAIN] == [frozenset({"127.0.0.66"})]
     assert fetched_from == ["127.0.0.66", "127.0.0.2"]
     assert answered.result.rcode == dns.rcode.NOERROR and answered.security == Security.SECURE
+
+
+def test_a_signed_dnames_contradicting_cname_makes_the_answer_bogus_but_the_dname_stays(signed: Hierarchy) -> None:
+    # Deckard's val_dname_bogus, as Knot Resolver judges it (RFC 6672 §3.2, §5.3.3): the server's CNAME
+    # below a signed DNAME points elsewhere than the DNAME's synthesis. The iterator replaced it with
+    # the synthesis (and says what the server claimed); validated, the answer is bogus. The DNAME itself
+    # was proven, so it stays in the cache for the next question; unvalidated (CD=1), nothing changes.
+    from dnslab.resolution.classify import synthesise_cname
+    from dnslab.resolution.iterator import Evidence
+
+    validator, cache = setup(signed)
+    zone = signed.zones[N("example.com.")]
+    owner, qname = N("old.example.com."), N("x.old.example.com.")
+    dname = zone.find_rrset(owner, dns.rdatatype.DNAME)
+    sigs = zone.get_rrset(owner, dns.rdatatype.RRSIG, dns.rdatatype.DNAME)
+    cname = synthesise_cname(qname, N("x.www.example.com."), dname.ttl)
+    cache.put(dname, Rank.ANSWER, "127.0.0.3", sigs, zone.origin)
+    result = Result(dns.rcode.NOERROR, [dname, cname], evidence=[
+        Evidence(dname, sigs, zone.origin, source="127.0.0.3"),
+        Evidence(cname, None, zone.origin, synthesised=True, source="127.0.0.3", forged=N("evil.example."))])
+    answered, asked = play(client_answer(validator, cache, qname, dns.rdatatype.CNAME), signed,
+                           lambda need: result if need.step is Step.ASK else Result(dns.rcode.SERVFAIL))
+    assert answered.result.rcode == dns.rcode.SERVFAIL and answered.security == Security.BOGUS
+    assert answered.result.ede == EDE_DNSSEC_BOGUS
+    assert "x.old.example.com. -> evil.example." in answered.result.reason
+    assert "contradicts its synthesis" in answered.result.reason
+    assert [n.avoid for n in asked if n.step is Step.AGAIN] == [frozenset({"127.0.0.3"})]
+    hit = cache.get(owner, dns.rdatatype.DNAME)
+    assert hit is not None and hit.security == Security.SECURE
+    unchecked, _ = play(client_answer(validator, cache, qname, dns.rdatatype.CNAME, checking_disabled=True),
+                        signed, lambda need: result)
+    assert unchecked.result is result
+    # The same answer without a contradicting CNAME from the server is secure.
+    honest = replace(result, evidence=[result.evidence[0], replace(result.evidence[1], forged=None)])
+    answered, _ = play(client_answer(validator, cache, qname, dns.rdatatype.CNAME), signed, lambda need: honest)
+    assert answered.result.rcode == dns.rcode.NOERROR and answered.security == Security.SECURE

@@ -237,6 +237,13 @@ class _Run:
                 # Derived from the DNAME before it, which is checked (RFC 6672 §5.3.3); its cache
                 # entry takes the DNAME's verdict, as Unbound's does, so an answer from the cache
                 # does not look for an RRSIG a synthesised CNAME never has.
+                if dname is not None and dname.security is Security.SECURE and evidence.forged is not None:
+                    # RFC 6672 §3.2/§5.3.3: the CNAME that came with a signed DNAME must be its
+                    # synthesis; one that says otherwise is forged (Knot Resolver: bogus). Without
+                    # validation the synthesis simply replaces it.
+                    return Verdict(Security.BOGUS, f"the CNAME {evidence.rrset.name} -> {evidence.forged} sent with "
+                                   f"the signed DNAME contradicts its synthesis -> {evidence.rrset[0].target}",
+                                   EDE_DNSSEC_BOGUS, sources=_sources([evidence]))
                 if dname is not None:
                     self.parts.append((evidence, dname.security))
                 continue
