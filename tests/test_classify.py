@@ -288,6 +288,16 @@ def test_synthesise_cname() -> None:
     assert rrset.to_text() == "a.b. 42 IN CNAME a.c."
 
 
+def test_a_cname_contradicting_its_dname_is_replaced_and_remembered() -> None:
+    """RFC 6672 §3.2: the synthesis replaces a server's CNAME that says otherwise, and the classification
+    keeps what the server claimed (a validator calls such an answer from a signed DNAME bogus)."""
+    body = ";ANSWER\nold.example.org. 600 IN DNAME example.com.\nwww.old.example.org. 600 IN CNAME {}\n"
+    forged = run(reply("www.old.example.org.", "A", body.format("evil.example.net.")), "example.org.")
+    assert forged.forged == {dns.name.from_text("www.old.example.org."): dns.name.from_text("evil.example.net.")}
+    honest = run(reply("www.old.example.org.", "A", body.format("www.example.com.")), "example.org.")
+    assert honest.forged == {}
+
+
 def test_dname_substitution_too_long_is_not_followed() -> None:
     """A DNAME whose substitution overflows 255 octets yields no CNAME (RFC 6672 §2.2 YXDOMAIN)."""
     long_target = ".".join(["x" * 60] * 4) + "."

@@ -52,14 +52,16 @@ def tampered(signed: Hierarchy, address: str) -> Result:
 
 
 def play(steps: Generator[Lookup, Result, T], signed: Hierarchy,
-         client: Callable[[Lookup], Result]) -> tuple[T, list[Lookup]]:
-    """Run the generator as the service would: DS/DNSKEY fetches from the fixtures, the rest from *client*."""
+         client: Callable[[Lookup], Result], fetches: bool = False) -> tuple[T, list[Lookup]]:
+    """Run the generator as the service would: DS/DNSKEY fetches from the fixtures (or *client* too, with
+    *fetches*), the rest from *client*."""
     asked: list[Lookup] = []
     try:
         need = next(steps)
         for _ in range(100):
             asked.append(need)
-            fetched = signed.fetch(Fetch(need.qname, need.qtype)) if need.step is Step.FETCH else client(need)
+            fetched = (signed.fetch(Fetch(need.qname, need.qtype)) if need.step is Step.FETCH and not fetches
+                       else client(need))
             need = steps.send(fetched)
         raise AssertionError("the generator kept asking")
     except StopIteration as done:
@@ -152,3 +154,73 @@ def test_the_trace_says_what_the_client_gets_last() -> None:
     bogus = Result(dns.rcode.SERVFAIL, reason="DNSSEC validation failed: bad signature")
     held.release(Result(dns.rcode.NOERROR), bogus)
     assert seen[-1] == replace(done, rcode="SERVFAIL", records=[], reason=bogus.reason, upstream_queries=1)
+
+
+def test_a_parent_zones_bad_dnskey_is_forgotten_and_fetched_again_avoiding_its_server(signed: Hierarchy) -> None:
+    # Deckard's black_ent: the answer is in example.com, but the DNSKEY set that fails is com's, from a
+    # bad server (127.0.0.66), and the service keeps it in its cache like any fetched RRset. The retry
+    # must forget it too (not only the answer's zone) and fetch it again avoiding that server.
+    validator, cache = setup(signed)
+    cache.on_flush.append(validator.keys.clear)  # as the service wires it
+    com = N("com.")
+    good = signed.fetch(Fetch(com, dns.rdatatype.DNSKEY)).evidence[0]
+    forged = dns.rrset.RRset(com, good.rrset.rdclass, dns.rdatatype.DNSKEY)
+    forged.update(good.rrset)
+    forged.add(signed.fetch(Fetch(N("example.com."), dns.rdatatype.DNSKEY)).evidence[0].rrset[0], good.rrset.ttl)
+    fetched_from: list[str] = []
+
+    def fetch(need: Lookup) -> Result:
+        if need.qname != com or need.qtype != dns.rdatatype.DNSKEY:
+            return from_server(signed.fetch(Fetch(need.qname, need.qtype)), "127.0.0.2")
+        hit = cache.get(com, dns.rdatatype.DNSKEY)
+        if hit is not None:  # the service's fetch is answered from the cache when it can be
+            return Result(dns.rcode.NOERROR, [hit.rrset], evidence=[replace(
+                good, rrset=hit.rrset, sigs=hit.sigs, source=hit.entry.source)])
+        server = "127.0.0.2" if "127.0.0.66" in need.avoid else "127.0.0.66"
+        keys = good.rrset if server == "127.0.0.2" else forged
+        fetched_from.append(server)
+        cache.put(keys, Rank.ANSWER, source=server, sigs=good.sigs)
+        return Result(dns.rcode.NOERROR, [keys], evidence=[replace(good, rrset=keys, source=server)])
+
+    answer = from_server(signed.answer(WWW, A), "127.0.0.3")
+    answered, asked = play(client_answer(validator, cache, WWW, A), signed,
+                           lambda need: fetch(need) if need.step is Step.FETCH else answer, fetches=True)
+    assert [n.avoid for n in asked if n.step is Step.AGAIN] == [frozenset({"127.0.0.66"})]
+    assert fetched_from == ["127.0.0.66", "127.0.0.2"]
+    assert answered.result.rcode == dns.rcode.NOERROR and answered.security == Security.SECURE
+
+
+def test_a_signed_dnames_contradicting_cname_makes_the_answer_bogus_but_the_dname_stays(signed: Hierarchy) -> None:
+    # Deckard's val_dname_bogus, as Knot Resolver judges it (RFC 6672 §3.2, §5.3.3): the server's CNAME
+    # below a signed DNAME points elsewhere than the DNAME's synthesis. The iterator replaced it with
+    # the synthesis (and says what the server claimed); validated, the answer is bogus. The DNAME itself
+    # was proven, so it stays in the cache for the next question; unvalidated (CD=1), nothing changes.
+    from dnslab.resolution.classify import synthesise_cname
+    from dnslab.resolution.iterator import Evidence
+
+    validator, cache = setup(signed)
+    zone = signed.zones[N("example.com.")]
+    owner, qname = N("old.example.com."), N("x.old.example.com.")
+    dname = zone.find_rrset(owner, dns.rdatatype.DNAME)
+    sigs = zone.get_rrset(owner, dns.rdatatype.RRSIG, dns.rdatatype.DNAME)
+    cname = synthesise_cname(qname, N("x.www.example.com."), dname.ttl)
+    cache.put(dname, Rank.ANSWER, "127.0.0.3", sigs, zone.origin)
+    result = Result(dns.rcode.NOERROR, [dname, cname], evidence=[
+        Evidence(dname, sigs, zone.origin, source="127.0.0.3"),
+        Evidence(cname, None, zone.origin, synthesised=True, source="127.0.0.3", forged=N("evil.example."))])
+    answered, asked = play(client_answer(validator, cache, qname, dns.rdatatype.CNAME), signed,
+                           lambda need: result if need.step is Step.ASK else Result(dns.rcode.SERVFAIL))
+    assert answered.result.rcode == dns.rcode.SERVFAIL and answered.security == Security.BOGUS
+    assert answered.result.ede == EDE_DNSSEC_BOGUS
+    assert "x.old.example.com. -> evil.example." in answered.result.reason
+    assert "contradicts its synthesis" in answered.result.reason
+    assert [n.avoid for n in asked if n.step is Step.AGAIN] == [frozenset({"127.0.0.3"})]
+    hit = cache.get(owner, dns.rdatatype.DNAME)
+    assert hit is not None and hit.security == Security.SECURE
+    unchecked, _ = play(client_answer(validator, cache, qname, dns.rdatatype.CNAME, checking_disabled=True),
+                        signed, lambda need: result)
+    assert unchecked.result is result
+    # The same answer without a contradicting CNAME from the server is secure.
+    honest = replace(result, evidence=[result.evidence[0], replace(result.evidence[1], forged=None)])
+    answered, _ = play(client_answer(validator, cache, qname, dns.rdatatype.CNAME), signed, lambda need: honest)
+    assert answered.result.rcode == dns.rcode.NOERROR and answered.security == Security.SECURE

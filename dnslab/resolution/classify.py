@@ -63,6 +63,10 @@ class Classified:
     sigs: dict[tuple[dns.name.Name, int], dns.rrset.RRset] = field(default_factory=dict)
     proof: list[dns.rrset.RRset] = field(default_factory=list)
     ds: dns.rrset.RRset | None = None
+    # CNAMEs the server sent below a DNAME that contradict its synthesis (RFC 6672 §3.2): owner ->
+    # the target the server claimed. The chain has the synthesised CNAME instead; a validating
+    # resolver calls such an answer from a signed DNAME bogus (see the validator).
+    forged: dict[dns.name.Name, dns.name.Name] = field(default_factory=dict)
     # LAME only: nothing usable at all (not an upward referral).  Unbound takes such an
     # empty reply as NODATA once it has come twice, from this server or another one.
     empty: bool = False
@@ -227,6 +231,9 @@ def _follow_chain(rrsets: list[dns.rrset.RRset], qname: dns.name.Name, qtype: in
             target = name.relativize(dname.name).derelativize(dname[0].target)  # type: ignore[attr-defined]
         except dns.name.NameTooLong:
             return name
+        sent = next((r for r in rrsets if r.name == name and r.rdtype == RdataType.CNAME), None)
+        if sent is not None and sent[0].target != target:  # type: ignore[attr-defined]
+            result.forged[name] = sent[0].target  # type: ignore[attr-defined]
         result.chain.append(dname)
         result.chain.append(synthesise_cname(name, target, dname.ttl))
         if qtype == RdataType.CNAME:

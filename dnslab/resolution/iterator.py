@@ -123,6 +123,7 @@ class Evidence:
     synthesised: bool = False                    # a CNAME we derived from a DNAME ourselves
     negative: NegativeKind | None = None
     source: str | None = None                    # the server address it came from, when known
+    forged: dns.name.Name | None = None          # synthesised: the other target the server's CNAME claimed
 
 
 @dataclass
@@ -858,7 +859,7 @@ class Resolution:
                                   keep_chain=True)
             synthesised = rrset.rdtype == RdataType.CNAME and _via(classified.chain, rrset) == "DNAME"
             self._add(Evidence(rrset, classified.signed(rrset), zone, proof, synthesised=synthesised,
-                               source=source))
+                               source=source, forged=classified.forged.get(rrset.name) if synthesised else None))
             if (rrset is not classified.answer and rrset.rdtype == RdataType.CNAME
                     and not self._restart_at(rrset[0].target, _via(classified.chain, rrset))):  # type: ignore[attr-defined]
                 return State.DONE

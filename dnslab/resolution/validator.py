@@ -90,6 +90,9 @@ class Verdict:
     parts: tuple[tuple[Evidence, Security], ...] = ()
     # For BOGUS: the servers whose data failed, so a retry can ask others (Unbound's blacklist).
     sources: tuple[str, ...] = ()
+    # For BOGUS: the zones whose DS/DNSKEY data the failure rests on, from where the chain broke
+    # down to the answer's zone, so a retry forgets all of it (not only the answer's zone).
+    broken: tuple[dns.name.Name, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ class KeyEntry:
     reason: str = ""
     ede: int | None = None
     sources: tuple[str, ...] = ()  # BOGUS: the servers whose DS/DNSKEY failed
+    broken: tuple[dns.name.Name, ...] = ()  # BOGUS: where the chain broke, and the zones below it that inherit it
 
 
 class KeyCache:
@@ -233,6 +237,13 @@ class _Run:
                 # Derived from the DNAME before it, which is checked (RFC 6672 §5.3.3); its cache
                 # entry takes the DNAME's verdict, as Unbound's does, so an answer from the cache
                 # does not look for an RRSIG a synthesised CNAME never has.
+                if dname is not None and dname.security is Security.SECURE and evidence.forged is not None:
+                    # RFC 6672 §3.2/§5.3.3: the CNAME that came with a signed DNAME must be its
+                    # synthesis; one that says otherwise is forged (Knot Resolver: bogus). Without
+                    # validation the synthesis simply replaces it.
+                    return Verdict(Security.BOGUS, f"the CNAME {evidence.rrset.name} -> {evidence.forged} sent with "
+                                   f"the signed DNAME contradicts its synthesis -> {evidence.rrset[0].target}",
+                                   EDE_DNSSEC_BOGUS, sources=_sources([evidence]))
                 if dname is not None:
                     self.parts.append((evidence, dname.security))
                 continue
@@ -471,7 +482,8 @@ class _Run:
                 # inside its parent's zone), so its data is signed with the parent's keys.
                 parent_key = yield from self.key_entry(parent)
                 return KeyEntry(zone, parent_key.security, parent_key.keys, parent_key.expires_at,
-                                parent_key.reason, parent_key.ede)
+                                parent_key.reason, parent_key.ede, parent_key.sources,
+                                parent_key.broken + (zone,) if parent_key.security is Security.BOGUS else ())
             parent_key = yield from self.key_entry(parent)
             if parent_key.security is not Security.SECURE:
                 return _inherit(zone, parent_key, now)
@@ -532,7 +544,7 @@ class _Run:
 
     def bogus(self, zone: dns.name.Name, reason: str, ede: int | None, sources: tuple[str, ...] = ()) -> KeyEntry:
         return KeyEntry(zone, Security.BOGUS, expires_at=self.validator.clock.now() + BOGUS_TTL, reason=reason,
-                        sources=sources,
+                        sources=sources, broken=(zone,),
                         ede=ede if ede is not None else EDE_DNSSEC_BOGUS)
 
 
@@ -804,7 +816,7 @@ def _wildcard_expansion(owner: dns.name.Name, sig: object) -> dns.name.Name | No
 
 
 def _from_key(key: KeyEntry) -> Verdict:
-    return Verdict(key.security, key.reason, key.ede, key.zone, sources=key.sources)
+    return Verdict(key.security, key.reason, key.ede, key.zone, sources=key.sources, broken=key.broken)
 
 
 def _sources(evidence: list[Evidence]) -> tuple[str, ...]:
@@ -815,7 +827,8 @@ def _sources(evidence: list[Evidence]) -> tuple[str, ...]:
 def _inherit(zone: dns.name.Name, parent: KeyEntry, now: float) -> KeyEntry:
     """Below an insecure zone everything is insecure; below a bogus one, bogus."""
     return KeyEntry(zone, parent.security, expires_at=min(parent.expires_at, now + MAX_KEY_TTL),
-                    reason=parent.reason, ede=parent.ede, sources=parent.sources)
+                    reason=parent.reason, ede=parent.ede, sources=parent.sources,
+                    broken=parent.broken + (zone,) if parent.security is Security.BOGUS else ())
 
 
 def _weakest(verdicts: list[Verdict]) -> Verdict:

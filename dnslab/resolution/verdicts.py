@@ -157,13 +157,18 @@ def remember_verdicts(cache: Cache, verdict: Verdict, result: Result, qname: dns
 
 
 def forget(cache: Cache, result: Result, verdict: Verdict, qname: dns.name.Name) -> None:
-    """Drop what a bogus verdict rests on (the answer's names, the zone whose keys failed), so a
-    retry fetches it again; the key cache goes with it (flush_name clears it)."""
-    names = {evidence.rrset.name for evidence in result.evidence}
+    """Drop what a bogus verdict rests on (the answer's names, the zone whose keys failed, and every
+    zone of the chain from where it broke, whose DS or DNSKEY may be a bad server's copy in the cache),
+    so a retry fetches it again; the key cache goes with it (flush_name clears it)."""
+    # What the verdict proved secure stays (a signed DNAME beside a forged CNAME, say): it is
+    # not the failing data, and a name with anything unproven at it is forgotten all the same.
+    proven = {id(evidence) for evidence, security in verdict.parts if security is Security.SECURE}
+    names = {evidence.rrset.name for evidence in result.evidence if id(evidence) not in proven}
     if result.denial is not None:
         names.add(chain_end(qname, result.answer))
     if verdict.zone is not None:
         names.add(verdict.zone)
+    names.update(verdict.broken)
     for name in names:
         cache.flush_name(name)
 
