@@ -368,10 +368,6 @@ class Lab:
             raise DnslabError(f"{origin} is not a zone of this lab")
         return origin
 
-    def clock_now(self) -> float:
-        """The lab clock's reading (the resolver's time source)."""
-        return self.clock.now()
-
     def clock_status(self) -> dict[str, Any]:
         """What `dnslab clock` shows: real or fake, lab seconds since the lab was made, how far a fake clock
         was advanced, and the lab's date (what signatures are checked against).  `now` is the raw reading."""
