@@ -33,9 +33,9 @@ def add_parser(commands: Any) -> None:
     run.add_argument("--html", type=Path, metavar="OUT", help="also write a self-contained page with the charts")
     run.add_argument("--svg", type=Path, metavar="OUT", help="also write the charts as one SVG picture")
     run.add_argument("--json", action="store_true", help="print the raw series as JSON instead of the table")
-    run.add_argument("--seed", type=arg(validate.whole, "--seed", 0, 2**32 - 1), metavar="N",
+    run.add_argument("--seed", type=arg(validate.whole, 0, 2**32 - 1), metavar="N",
                      help="another seed for the clients' timing and the resolver's choices")
-    run.add_argument("--clients", type=arg(validate.whole, "--clients", 1, MAX_CLIENTS), metavar="N",
+    run.add_argument("--clients", type=arg(validate.whole, 1, MAX_CLIENTS), metavar="N",
                      help="scale every client group so the population is about N clients")
 
 

@@ -335,6 +335,17 @@ def _change_text(change: dict[str, Any]) -> str:
     return ", ".join(parts) or "done"
 
 
+async def run_variant_on(lab: Lab, clock: FakeClock, scenario: Scenario, variant: Variant | None = None,
+                         progress: Progress | None = None) -> VariantResult:
+    """One variant on a lab that is already running (a test's lab): its clock moves, its records change."""
+    if variant is None:
+        if len(scenario.variants) != 1:
+            names = ", ".join(item.name for item in scenario.variants)
+            raise ScenarioError(f"{scenario.source}: say which variant to run on this lab ({names})")
+        variant = scenario.variants[0]
+    return await _Run(scenario, variant, lab, clock, progress).run()
+
+
 async def run_scenario(scenario: Scenario, progress: Progress | None = None) -> ScenarioResult:
     """Every variant of *scenario*, one after the other, each on its own fresh lab."""
     results: list[VariantResult] = []
