@@ -26,6 +26,9 @@ from dnslab.lab import fault_kinds
 from dnslab.lab.fault_kinds import Entry
 from dnslab.lab.control import LabState
 from dnslab.lab.runner import RunOptions, Runner
+from dnslab.lab.scenario.run import VariantResult, run_variant_on
+from dnslab.lab.scenario.shipped import find as find_scenario
+from dnslab.lab.scenario.spec import parse as parse_scenario
 from dnslab.lab.runtime import SAMPLE_ZONES, Change, Lab, LabSettings, RunningServer, dnssec_settings
 from dnslab.lab.hierarchy import zone_files
 from dnslab.resolution.settings import ResolverSettings
@@ -337,6 +340,26 @@ class DnsLab(LabRunner):
 
     def faults(self) -> dict[str, list[str]]:
         return self.call(self.lab.faults)
+
+    def scenario(self, source: str | Path | dict[str, Any], variant: str | None = None) -> VariantResult:
+        """Run a scenario (a file, a shipped scenario's name, or the file's content as a dict) on this
+        lab: its clients ask this lab's resolver, its timeline changes this lab's records and moves
+        this lab's fake clock.  One variant per call (*variant* names it when the scenario has several);
+        the result's `.series` holds the buckets, `.series.totals()` and `.series.milestones`."""
+        if self.clock is None:
+            raise DnslabError("a scenario runs on the lab clock: make the lab with fake_clock=True")
+        if isinstance(source, dict):
+            spec = parse_scenario(source, "scenario", self.lab.zones_dir)
+        else:
+            spec = find_scenario(str(source))
+        chosen = None
+        if variant is not None:
+            chosen = next((item for item in spec.variants if item.name == variant), None)
+            if chosen is None:
+                raise DnslabError(f"{spec.source}: no variant {variant!r} "
+                                  f"(variants: {', '.join(item.name for item in spec.variants)})")
+        clock = self.clock
+        return self.run(run_variant_on(self.lab, clock, spec, chosen), timeout=600)
 
     # --- DNSSEC (a lab made with dnssec=True) ------------------------------------------------
 

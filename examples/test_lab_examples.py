@@ -85,3 +85,16 @@ def test_serve_stale(make_dns_lab):
     lab.clock.advance(60)  # long expired
     answer = lab.resolver.resolve("t5.ttl-demo.org", "A")
     assert addresses(answer) == ["192.0.2.80"] and answer.rrset.ttl == 30  # stale, RFC 8767
+
+
+def test_keeping_the_old_server_up_for_the_ttl_fails_no_client(dns_lab):
+    # The shipped scenario graceful-transition (docs/scenarios/graceful-transition.md): 200 clients, a
+    # move to a new address with a TTL of an hour, run on this lab's fake clock with real lookups.
+    kept = dns_lab.scenario("graceful-transition", variant="kept-up")
+    assert kept.series.totals()["failed_connections"] == 0
+
+
+def test_switching_the_old_server_off_at_the_change_fails_clients(make_dns_lab):
+    switched_off = make_dns_lab().scenario("graceful-transition", variant="switched-off")
+    assert switched_off.series.totals()["failed_connections"] > 0
+    assert switched_off.series.milestones[99] is not None  # yet everyone has the new address in the end

@@ -28,6 +28,7 @@ from dnslab.resolution.options import OPTIONS, load_toml, resolver_settings
 from dnslab.lab import fault_kinds
 from dnslab.lab.control import LabState, runtime_dir, state_dir
 from dnslab.lab.runner import RunOptions, Runner, WebView
+from dnslab.faces import scenario_cli
 from dnslab.faces.inspection import INSPECT
 from dnslab.core.errors import ConfigError, DnslabError
 from dnslab.resolution.hints import load_root_hints
@@ -279,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     sign.add_argument("-o", "--output", type=Path, default=None, metavar="OUT",
                       help="where to write the signed zone (default: ZONEFILE.signed; - for standard output)")
 
+    scenario_cli.add_parser(commands)
     check = commands.add_parser("check-zone", help="validate zone files as the lab loads them",
                                 description="Print every error and warning with file and line; "
                                             "exit 1 if any file has an error.")
@@ -329,6 +331,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return cmd_check_zone(args, sys.stdout)
         if args.command == "sign":
             return cmd_sign(args, sys.stdout)
+        if args.command == "scenario":
+            return scenario_cli.cmd_scenario(args, sys.stdout)
     except DnslabError as exc:
         print(f"dnslab: error: {exc}", file=sys.stderr)
         return 1

@@ -141,6 +141,11 @@ class FaultyServer:
                 counts[("<unparsable>", "")] += count
         return counts
 
+    @property
+    def total(self) -> int:
+        """Every query received since the start (or the last reset), without decoding a name."""
+        return self._older + sum(self._received.values())
+
     def reset_counts(self) -> None:
         self._received.clear()
         self._older = 0

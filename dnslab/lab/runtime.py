@@ -9,6 +9,7 @@ their addresses are the root hints.  ``lab.toml`` holds settings only.
 from __future__ import annotations
 
 import logging
+import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
@@ -238,6 +239,8 @@ class Lab:
             # A signed lab's resolver trusts the lab's root, unless told to trust something else.
             self.resolver_settings = replace(self.resolver_settings, trust_anchors=(anchor,))
         self.resolver: RecursiveResolver | None = None
+        # Server choice and round robin draw from this when set: a seeded run (a scenario) repeats itself.
+        self.resolver_rng: random.Random | None = None
         self.control = ControlServer(self)
         self._resolver_listener: DnsListener | None = None
 
@@ -594,7 +597,8 @@ class Lab:
         if self.resolver_address is not None:
             # The lab's servers answer on the lab port, so that is the resolver's upstream port.
             settings = replace(self.resolver_settings, upstream_port=port)
-            self.resolver = RecursiveResolver(self.hierarchy.root_hints, settings, clock=self.clock)
+            self.resolver = RecursiveResolver(self.hierarchy.root_hints, settings, clock=self.clock,
+                                              rng=self.resolver_rng)
             self._resolver_listener = DnsListener(self.resolver_address, port, self.resolver.handle,
                                                   reuse_port=self.reuse_port)
             await self._resolver_listener.start()
