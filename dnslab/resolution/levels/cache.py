@@ -22,6 +22,7 @@ import dns.rdatatype
 import dns.rrset
 
 from dnslab.core.clock import Clock
+from dnslab.resolution.answer import error_reply
 from dnslab.resolution.levels.policy import AnswerKind, Keep, LevelPolicy, Shape
 
 Key = tuple[dns.name.Name, int, bool]  # name, type, DNSSEC records asked for (DO)
@@ -170,14 +171,22 @@ def reply_from(found: Found, query: dns.message.Message) -> dns.message.Message:
     of a 300 s record shows 60, then 59...; an answer in grace shows 0.
     """
     entry = found.entry
-    reply = dns.message.make_response(query)
-    reply.flags |= dns.flags.RA
+    reply = error_reply(query, entry.rcode)  # RA, RD and CD echoed, EDNS if the client used it
     if entry.authenticated and (query.flags & dns.flags.AD or query.ednsflags & dns.flags.DO):
         reply.flags |= dns.flags.AD
-    reply.set_rcode(entry.rcode)
     for section, rrsets in ((reply.answer, entry.answer), (reply.authority, entry.authority)):
         for rrset in rrsets:
             copy = rrset.copy()
             copy.ttl = found.remaining
             section.append(copy)
+    return reply
+
+
+def relay(upstream: dns.message.Message, query: dns.message.Message) -> dns.message.Message:
+    """An upstream reply the level did not keep (SERVFAIL, a TTL of 0...), passed on to its client as it came."""
+    reply = error_reply(query, upstream.rcode())
+    if upstream.flags & dns.flags.AD and (query.flags & dns.flags.AD or query.ednsflags & dns.flags.DO):
+        reply.flags |= dns.flags.AD
+    reply.answer = [rrset.copy() for rrset in upstream.answer]
+    reply.authority = [rrset.copy() for rrset in upstream.authority]
     return reply
