@@ -1,0 +1,72 @@
+"""`dnslab levels`, `query --via`, `cache --level`, `stats`, `fault` and `clock advance` on the levels of a running lab."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dnslab.faces.cli import main
+from dnslab.testing import DnsLab
+
+
+@pytest.fixture
+def running(tmp_path, monkeypatch):
+    monkeypatch.setenv("DNSLAB_STATE", str(tmp_path))
+    with DnsLab(state_dir=tmp_path) as lab:
+        yield lab
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_levels_lists_level_kind_address_port_upstream(running, capsys) -> None:
+    code, out, _ = _run(capsys, "levels")
+    assert code == 0
+    assert "browser   browser   127.0.100.1" in out and "os (127.0.100.2)" in out and "resolver (127.0.0.1)" in out
+    code, out, _ = _run(capsys, "levels", "--json")
+    rows = json.loads(out)["levels"]
+    assert [(r["level"], r["kind"], r["address"], r["port"], r["upstream"]) for r in rows] == [
+        ("browser", "browser", "127.0.100.1", running.port, ["os"]),
+        ("os", "os", "127.0.100.2", running.port, ["resolver"])]
+
+
+def test_query_via_a_level_and_its_cache_stats_and_flush(running, capsys) -> None:
+    code, out, _ = _run(capsys, "query", "www.example.com", "--via", "browser")
+    assert code == 0 and f"SERVER: 127.0.100.1#{running.port}" in out and "\t60\tIN\tA\t192.0.2.1" in out
+    _run(capsys, "query", "www.example.com", "--via", "browser")
+    code, out, _ = _run(capsys, "cache", "show", "--level", "browser")
+    assert "www.example.com." in out and "positive  60   300" in out
+    code, out, _ = _run(capsys, "stats")
+    line = next(line for line in out.splitlines() if line.startswith("browser"))
+    assert line.split()[1:5] == ["2", "1", "0", "1"]  # queries, hits, grace hits, misses
+    code, out, _ = _run(capsys, "stats", "--level", "os", "--json")
+    assert json.loads(out)["queries"] == 1
+    code, out, _ = _run(capsys, "cache", "flush", "--level", "browser")
+    assert out.startswith("flushed 1 entry")
+
+
+def test_clock_advance_expires_each_level_by_its_policy(running, capsys) -> None:
+    _run(capsys, "query", "www.example.com", "--via", "browser")
+    _run(capsys, "clock", "advance", "60")
+    _, out, _ = _run(capsys, "cache", "show", "--level", "browser")
+    assert "www.example.com." not in out          # Chromium: 60 s
+    _, out, _ = _run(capsys, "cache", "show", "--level", "os")
+    assert "positive  240  300" in out            # systemd-resolved: the TTL, counted down
+
+
+def test_fault_on_a_level_and_bad_level_names(running, capsys) -> None:
+    code, out, _ = _run(capsys, "fault", "os", "down")
+    assert code == 0 and out.strip() == "os (127.0.100.2): down"
+    _, out, _ = _run(capsys, "faults")
+    assert "os (127.0.100.2): down" in out
+    _run(capsys, "fault", "os", "up")
+    code, _, err = _run(capsys, "query", "www.example.com", "--via", "phone")
+    assert code == 1 and err.startswith("dnslab: error: no level 'phone'") and "browser (127.0.100.1)" in err
+    code, _, err = _run(capsys, "cache", "show", "--level", "phone")
+    assert code == 1 and err.count("\n") == 1
+    code, _, err = _run(capsys, "query", "www.example.com", "@127.0.0.1", "--via", "browser")
+    assert code == 1 and "not both" in err
