@@ -70,3 +70,24 @@ def test_fault_on_a_level_and_bad_level_names(running, capsys) -> None:
     assert code == 1 and err.count("\n") == 1
     code, _, err = _run(capsys, "query", "www.example.com", "@127.0.0.1", "--via", "browser")
     assert code == 1 and "not both" in err
+
+
+def test_trace_via_shows_each_level_then_the_resolvers_walk_then_a_hit_at_the_browser(running, capsys) -> None:
+    code, out, _ = _run(capsys, "trace", "www.example.com", "--via", "browser", "--json")
+    events = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and all("level" in event for event in events)
+    steps = [(e["level"], e["result"]) for e in events if e["event"] == "level"]
+    assert steps == [("browser", "miss"), ("os", "miss"), ("browser", "answered")]
+    assert [e["next"] for e in events if e["event"] == "level"][:2] == ["os", "resolver"]
+    assert any(e["event"] == "query" and e["level"] == "resolver" for e in events)  # the resolver's walk
+    code, out, _ = _run(capsys, "trace", "www.example.com", "--via", "browser")
+    assert "[browser 127.0.100.1] cache hit: www.example.com. A, kept 60 s more (chromium)" in out
+    assert "[os" not in out                         # the OS stub was not reached
+
+
+def test_a_level_step_reads_as_a_line() -> None:
+    from dnslab.faces.trace import TextRenderer
+
+    down = {"event": "level", "level": "browser", "address": "127.0.100.1", "result": "down", "next": "os",
+            "next_address": "127.0.100.2", "t_ms": 1.0}
+    assert "upstream os (127.0.100.2) does not answer" in TextRenderer().line(down)

@@ -199,6 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--cold", action="store_true",
                        help="resolve with an empty private cache, to see the walk from the root "
                             "(the shared cache is not touched)")
+    trace.add_argument("--via", default=None, metavar="LEVEL",
+                       help="start at a caching level (browser, os, ...; dnslab levels): which level answered, "
+                            "the TTL left at each, and on a miss where the question went next, down to the "
+                            "resolver's walk; the JSON events gain a 'level' field")
     trace.add_argument("--json", action="store_true", help="the events as JSON lines (fields in docs/REFERENCE.md)")
     trace.add_argument("--html", type=Path, default=None, metavar="FILE",
                        help="also write a self-contained HTML picture of the walk to FILE")

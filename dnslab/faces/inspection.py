@@ -74,9 +74,13 @@ def cmd_trace(args: argparse.Namespace, out: TextIO) -> int:
             print(line, file=out, flush=True)
 
     if not args.json:
-        print(f";; tracing {args.name} {args.type.upper()} through the lab's resolver"
+        through = f"level {args.via}" if args.via else "the lab's resolver"
+        print(f";; tracing {args.name} {args.type.upper()} through {through}"
               f"{' with an empty private cache' if args.cold else ''}", file=out, flush=True)
-    _client(args).call("trace", {"name": args.name, "type": args.type, "cold": args.cold}, on_event=show)
+    if args.via and args.cold:
+        raise DnslabError("--cold traces the resolver alone; leave out --via (or --cold)")
+    _client(args).call("trace", {"name": args.name, "type": args.type, "cold": args.cold, "via": args.via},
+                       on_event=show)
     if args.html is not None:
         from dnslab.faces.trace_html import render_html
 

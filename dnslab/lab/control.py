@@ -292,9 +292,17 @@ class ControlServer:
         return {"pid": os.getpid()}
 
     async def _trace(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
-        resolver = self._resolver()
         qname, qtype = _question(args)
         clock = Recording()
+        if args.get("via"):  # down the caching levels first (dnslab.lab.level_trace)
+            from dnslab.lab.level_trace import trace_via
+
+            def tagged(event: Event, level: str) -> None:
+                send({**stamped(clock.elapsed_ms(), event), "level": level})
+
+            return {**await trace_via(self.lab, str(args["via"]), qname, qtype, tagged),
+                    "total_ms": clock.elapsed_ms()}
+        resolver = self._resolver()
 
         def sink(event: Event) -> None:
             send(stamped(clock.elapsed_ms(), event))
