@@ -193,3 +193,16 @@ def test_lab_toml_levels_are_read(tmp_path: Path) -> None:
 def _data(answer) -> list[str]:
     return sorted(rdata.to_text() for rdata in answer.rrset)
 
+
+
+def test_the_lab_toml_of_docs_levels_md_is_read_as_written() -> None:
+    import re
+    import tomllib
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "LEVELS.md").read_text()
+    block = re.search(r"```toml\n(.*?)```", text, re.S).group(1)
+    specs = parse_levels(tomllib.loads(block)["levels"], "LEVELS.md")
+    by_name = {spec.name: spec for spec in specs}
+    assert set(by_name) == {"browser", "os", "os2", "home", "isp2"}
+    assert by_name["browser"].policy.name == "firefox" and by_name["browser"].upstream == ("os", "os2")
+    assert by_name["os"].policy.max_ttl == 120 and by_name["home"].policy.max_entries == 150

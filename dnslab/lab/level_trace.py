@@ -56,7 +56,7 @@ async def trace_via(lab: Any, via: str, qname: dns.name.Name, qtype: int, emit: 
             entry = found.entry
             emit(step("hit" if found.state is State.FRESH else "grace", ttl=found.remaining,
                       kept_for=entry.keep.fresh, rcode=dns.rcode.to_text(entry.rcode),
-                      records=lines(entry.answer or entry.authority)), spec.name)
+                      records=lines(_counted_down(entry.answer or entry.authority, found.remaining))), spec.name)
             break
         addresses = lab.levels.upstream_addresses(spec, lab.resolver_address or "")
         chosen = None
@@ -79,6 +79,16 @@ async def trace_via(lab: Any, via: str, qname: dns.name.Name, qtype: int, emit: 
                    rcode=dns.rcode.to_text(reply.rcode()), records=lines(reply.answer or reply.authority)),
          start.name)
     return {"rcode": dns.rcode.to_text(reply.rcode()), "upstream_queries": 0}
+
+
+def _counted_down(rrsets: list[Any], remaining: int) -> list[Any]:
+    """The kept records with the TTL this level would give them now (as in its replies)."""
+    copies = []
+    for rrset in rrsets:
+        copy = rrset.copy()
+        copy.ttl = remaining
+        copies.append(copy)
+    return copies
 
 
 def _tagged(emit: EventSink, level: str, event: Event) -> None:

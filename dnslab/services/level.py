@@ -52,7 +52,7 @@ class LevelStats:
     forwards: int = 0        # queries sent upstream (each try counts)
     merged: int = 0          # misses that joined the same question already on its way upstream
     timeouts: int = 0
-    failovers: int = 0       # tries that failed and went on to the next upstream
+    failovers: int = 0       # tries that failed and went on to the next (the next upstream, or the next round)
     servfails: int = 0       # SERVFAIL given to a client because no upstream answered
 
     def to_json(self) -> dict[str, object]:
