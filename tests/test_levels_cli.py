@@ -91,3 +91,12 @@ def test_a_level_step_reads_as_a_line() -> None:
     down = {"event": "level", "level": "browser", "address": "127.0.100.1", "result": "down", "next": "os",
             "next_address": "127.0.100.2", "t_ms": 1.0}
     assert "upstream os (127.0.100.2) does not answer" in TextRenderer().line(down)
+
+
+def test_trace_via_html_tells_each_levels_step(running, capsys, tmp_path) -> None:
+    picture = tmp_path / "via.html"
+    code, _, _ = _run(capsys, "trace", "www.example.com", "--via", "browser", "--html", str(picture))
+    text = picture.read_text()
+    assert code == 0
+    assert "Level browser (127.0.100.1) has no fresh answer: it asks os 127.0.100.2." in text
+    assert "The client&#x27;s answer through browser: NOERROR" in text

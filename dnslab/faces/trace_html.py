@@ -445,7 +445,28 @@ def _step_text(event: dict[str, Any], after_reply: bool = False,
         records = "; ".join(_done_records(event) + [_clean(a) for a in event.get("authority") or []])
         reason = f" ({_clean(event.get('reason'))})" if event.get("reason") else ""
         return f"{who}: {_clean(event.get('rcode'))}{reason}" + (f": {records}." if records else ".")
+    if kind == "level":  # dnslab trace --via: a caching level's step (drawn as a note, not a lane of its own)
+        return _level_text(event)
     return f"Event {_clean(kind) or '?'}."
+
+
+def _level_text(event: dict[str, Any]) -> str:
+    """A caching level's step in one sentence: its answer and the time it keeps it, or where it asked."""
+    where = f"Level {_clean(event.get('level'))} ({_clean(event.get('address'))})"
+    result = event.get("result")
+    following = f"{_clean(event.get('next'))} {_clean(event.get('next_address'))}"
+    if result == "hit":
+        return f"{where} answers from its cache, keeping it {_num(event.get('ttl'))} s more ({_clean(event.get('policy'))})."
+    if result == "grace":
+        return f"{where} answers with an expired entry in its grace period and fetches it again."
+    if result == "down":
+        return f"{where}: its upstream {following} does not answer; it waits out its timeout and tries the next."
+    if result == "miss":
+        return f"{where} has no fresh answer: it asks {following}." if event.get("next") else \
+            f"{where} has no fresh answer and no upstream answers."
+    records = "; ".join(_clean(r) for r in event.get("records") or [])
+    return f"The client's answer through {_clean(event.get('level'))}: {_clean(event.get('rcode'))}" + \
+        (f": {records}." if records else ".")
 
 
 def _next_tries(events: list[dict[str, Any]]) -> dict[int, dict[str, Any] | None]:
