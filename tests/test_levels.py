@@ -206,3 +206,21 @@ def test_the_lab_toml_of_docs_levels_md_is_read_as_written() -> None:
     assert set(by_name) == {"browser", "os", "os2", "home", "isp2"}
     assert by_name["browser"].policy.name == "firefox" and by_name["browser"].upstream == ("os", "os2")
     assert by_name["os"].policy.max_ttl == 120 and by_name["home"].policy.max_entries == 150
+
+
+def test_a_record_change_cannot_put_a_name_server_on_a_levels_address(dns_lab) -> None:
+    from dnslab.core.errors import DnslabError
+
+    with pytest.raises(DnslabError, match="127.0.100.1, where level browser listens"):
+        dns_lab.record_set("ns1.example.com", "A", "127.0.100.1")
+    assert dns_lab.level("browser").ask(NAME)   # nothing changed: the browser still answers
+
+
+def test_answers_to_rd0_or_cd1_queries_are_passed_on_but_not_kept(dns_lab) -> None:
+    browser = dns_lab.level("browser")
+    for flags in (0, dns.flags.RD | dns.flags.CD):
+        query = dns.message.make_query(NAME, "A")
+        query.flags = flags
+        reply = dns.query.udp(query, browser.address, port=dns_lab.port, timeout=5)
+        assert reply.flags & dns.flags.RA and reply.question[0].name.to_text() == NAME
+    assert browser.cache.entries() == [] and browser.stats["misses"] == 2

@@ -111,11 +111,14 @@ class CachingLevel:
     async def _miss(self, query: dns.message.Message, via_tcp: bool) -> bytes | None:
         question = query.question[0]
         key = (question.name, question.rdtype, bool(query.ednsflags & dns.flags.DO))
-        upstream = await self.fetch(query, key)
+        # RD=0 (the upstream's cache only) and CD=1 (not validated) answers are passed on, never kept
+        # or shared: kept, they would be served to every other client as a full, validated answer.
+        keeps = bool(query.flags & dns.flags.RD) and not query.flags & dns.flags.CD
+        upstream = await (self.fetch(query, key) if keeps else self._ask_upstreams(query))
         if upstream is None:
             self.stats.servfails += 1
             return self._render(error_reply(query, dns.rcode.SERVFAIL), query, via_tcp)
-        entry = self.cache.put(key[0], key[1], upstream, key[2])
+        entry = self.cache.put(key[0], key[1], upstream, key[2]) if keeps else None
         if entry is not None:
             reply = reply_from(Found(entry, State.FRESH, int(entry.keep.fresh)), query)
         else:
