@@ -54,8 +54,13 @@ def cmd_levels(args: argparse.Namespace, out: TextIO, client: ControlClient) -> 
 
 
 def print_level_stats(client: ControlClient, out: TextIO) -> None:
-    """One line per level under the resolver's counters (dnslab stats)."""
-    rows = level_rows(client, stats=True)
+    """One line per level under the resolver's counters (dnslab stats), added up over the worker processes."""
+    results = client.call_all("levels", {"stats": True})
+    rows = results[0]["levels"]
+    for other in results[1:]:  # with --workers every process runs every level, with caches of its own
+        for row, theirs in zip(rows, other["levels"]):
+            for name in LEVEL_COUNTERS:
+                row["stats"][name] = row["stats"].get(name, 0) + theirs["stats"].get(name, 0)
     if not rows:
         return
     table = [("LEVEL", *[name.upper() for name in LEVEL_COUNTERS])]
