@@ -100,3 +100,8 @@ def test_trace_via_html_tells_each_levels_step(running, capsys, tmp_path) -> Non
     assert code == 0
     assert "Level browser (127.0.100.1) has no fresh answer: it asks os 127.0.100.2." in text
     assert "The client&#x27;s answer through browser: NOERROR" in text
+    assert 'data-lane="level:browser"' in text and 'data-lane="level:os"' in text   # a lane per level
+    assert "miss: asks os" in text and "the question from the level above" in text
+    _run(capsys, "trace", "www.example.com", "--via", "browser", "--html", str(picture))
+    text = picture.read_text()
+    assert "browser: cache hit" in text and 'data-lane="level:os"' not in text   # answered by the browser alone
