@@ -261,12 +261,13 @@ class LastTrace:
         pass
 
 
-def _levels(levels: Any, settings: LabSettings, folder: Path) -> tuple[LevelSpec, ...]:
-    """make_dns_lab(levels=...): lab.toml's levels, none, or tables like lab.toml's on top of the defaults."""
+def _levels(levels: Any, settings: LabSettings, resolver: ResolverSettings | None) -> tuple[LevelSpec, ...]:
+    """make_dns_lab(levels=...): lab.toml's levels, none, or tables like lab.toml's on top of the defaults
+    (further resolvers start from the lab's resolver settings)."""
     if levels is None:
         return settings.levels
     if isinstance(levels, dict):
-        return parse_levels(levels, "levels=", base=settings.resolver)
+        return parse_levels(levels, "levels=", base=resolver or settings.resolver)
     return tuple(levels)
 
 
@@ -347,7 +348,7 @@ class DnsLab(LabRunner):
                   start_down=settings.start_down if start_down is None else start_down,
                   resolver_address=settings.resolver_address,
                   resolver_settings=resolver_settings or settings.resolver, clock=self.clock,
-                  dnssec=signing or False, levels=_levels(levels, settings, folder))
+                  dnssec=signing or False, levels=_levels(levels, settings, resolver_settings))
         lab.zones_dir = folder
         super().__init__(lab, RunOptions(hints=Path(hints) if hints is not None else None,
                                          state_dir=Path(state_dir) if state_dir is not None else None))

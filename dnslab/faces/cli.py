@@ -87,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
                              description="Start every server of the hierarchy, each on its own 127.x.y.z "
                                          "address, as derived from the zones' NS records and glue, and "
                                          "the recursive resolver on 127.0.0.1 (lab.toml: resolver_address, "
-                                         "[resolver] options). Ctrl-C or SIGTERM stops it.")
+                                         "[resolver] options), and the caching levels in front of it, each on "
+                                         "its own address (browser -> os -> resolver by default; lab.toml "
+                                         "[levels.NAME]; dnslab levels lists them). Ctrl-C or SIGTERM stops it.")
     up.add_argument("--zones", type=Path, default=None, metavar="DIR",
                     help="folder of *.zone files and an optional lab.toml (default: the sample zones "
                          "that come with dnslab; 'dnslab init DIR' copies them out to edit)")
