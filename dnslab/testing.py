@@ -31,6 +31,8 @@ from dnslab.lab.scenario.shipped import find as find_scenario
 from dnslab.lab.scenario.spec import parse as parse_scenario
 from dnslab.lab.runtime import SAMPLE_ZONES, Change, Lab, LabSettings, RunningServer, dnssec_settings
 from dnslab.lab.hierarchy import zone_files
+from dnslab.lab.level_plan import LevelSpec, parse_levels
+from dnslab.lab.levels import RunningLevel
 from dnslab.resolution.settings import ResolverSettings
 from dnslab.core.zone import Zone, load_zones
 
@@ -144,6 +146,105 @@ class CacheHandle:
         return self._lab.call(run)
 
 
+class LevelCacheHandle:
+    """A caching level's cache (browser, os, forwarder: whole answers; a further resolver: its RRsets)."""
+
+    def __init__(self, lab: "DnsLab", running: RunningLevel) -> None:
+        self._lab = lab
+        self._running = running
+
+    def entries(self) -> list[Any]:
+        """EntryView values: name, type, kind, remaining, kept_for, original_ttl, state, hits, records."""
+        running = self._running
+        if running.level is None:
+            return self._lab.call(lambda: list(running.resolver.cache.entries()))  # type: ignore[union-attr]
+        return self._lab.call(running.level.cache.entries)
+
+    def get(self, name: str, rdtype: str = "A") -> Any:
+        """The kept answer for (name, type) as a `Found` (entry, state, remaining), or None."""
+        running = self._running
+        qname, qtype = dns.name.from_text(name), dns.rdatatype.from_text(rdtype)
+        if running.level is None:
+            return self._lab.call(lambda: running.resolver.cache.get(qname, qtype))  # type: ignore[union-attr]
+        return self._lab.call(lambda: running.level.cache.get(qname, qtype))  # type: ignore[union-attr]
+
+    def flush(self, name: str | None = None, tree: bool = False) -> int:
+        def run() -> int:
+            if self._running.level is not None:
+                return self._running.level.cache.flush(dns.name.from_text(name) if name else None, tree)
+            cache = self._running.resolver.cache  # type: ignore[union-attr]
+            if name is None:
+                count = len(cache)
+                cache.flush()
+                return count
+            return cache.flush_name(dns.name.from_text(name), subtree=tree)
+        return self._lab.call(run)
+
+
+class LevelHandle:
+    """One caching level (browser, os, a forwarder, a further resolver), as a test asks through it and breaks it."""
+
+    def __init__(self, lab: "DnsLab", running: RunningLevel) -> None:
+        self._lab = lab
+        self._running = running
+        self.name = running.name
+        self.kind = running.spec.kind
+        self.address = running.address
+        self.upstream = list(running.spec.upstream)
+
+    @property
+    def port(self) -> int:
+        return self._lab.port
+
+    @property
+    def resolver(self) -> dns.resolver.Resolver:
+        """A dnspython stub resolver pointed at this level (no cache of its own)."""
+        stub = dns.resolver.Resolver(configure=False)
+        stub.nameservers = [self.address]
+        stub.port = self._lab.port
+        stub.timeout = 6.0
+        stub.lifetime = 12.0
+        return stub
+
+    def ask(self, name: str, rdtype: str = "A") -> list[str]:
+        """The answer's data as text (sorted), asked through this level: `level.ask("www.example.com")`."""
+        answer = self.resolver.resolve(name, rdtype, raise_on_no_answer=False)
+        return sorted(rdata.to_text() for rdata in answer.rrset or [])
+
+    @property
+    def cache(self) -> LevelCacheHandle:
+        return LevelCacheHandle(self._lab, self._running)
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """queries, hits, grace_hits, misses, forwards, timeouts, failovers... (a resolver: its own counters)."""
+        return self._lab.call(self._running.stats)
+
+    @property
+    def queries(self) -> Counter[tuple[str, str]]:
+        """Queries that reached this level, by (name, type), as `ServerHandle.queries`."""
+        return self._lab.call(lambda: Counter(self._running.faulty.queries))
+
+    def fault(self, kind: Entry | str, *args: float) -> "LevelHandle":
+        """Any server fault of the registry, on this level: `fault("delay", 200)`."""
+        async def apply() -> None:
+            self._lab.lab.fault(self.name, kind, *args)
+            if self._running.listener is not None:
+                await self._running.listener.settled()  # `unreachable`: the sockets are closed on return
+        self._lab.run(apply())
+        return self
+
+    def down(self) -> "LevelHandle":
+        """Silent: its clients wait out their timeout and go on to their next upstream."""
+        return self.fault(fault_kinds.DOWN)
+
+    def up(self) -> "LevelHandle":
+        return self.fault(fault_kinds.UP)
+
+    def __repr__(self) -> str:
+        return f"LevelHandle({self.name}, {self.kind}, {self.address})"
+
+
 class LastTrace:
     """Keeps the events of the last client lookup, for `DnsLab.last_trace` (a resolver's QueryObserver)."""
 
@@ -161,6 +262,16 @@ class LastTrace:
 
     def replayed(self, wire: bytes, reply: bytes, peer: Any, via_tcp: bool) -> None:
         pass
+
+
+def _levels(levels: Any, settings: LabSettings, resolver: ResolverSettings | None) -> tuple[LevelSpec, ...]:
+    """make_dns_lab(levels=...): lab.toml's levels, none, or tables like lab.toml's on top of the defaults
+    (further resolvers start from the lab's resolver settings)."""
+    if levels is None:
+        return settings.levels
+    if isinstance(levels, dict):
+        return parse_levels(levels, "levels=", base=resolver or settings.resolver)
+    return tuple(levels)
 
 
 class LabRunner:
@@ -223,12 +334,15 @@ class DnsLab(LabRunner):
                  resolver_settings: ResolverSettings | None = None, start_down: list[str] | None = None,
                  keep_traces: bool = True, dnssec: bool | None = None, nsec3: bool | None = None,
                  keys_dir: str | Path | None = None, hints: str | Path | None = None,
-                 state_dir: str | Path | None = None) -> None:
+                 state_dir: str | Path | None = None, levels: Any = None) -> None:
         """*dnssec* signs the zones (None: as lab.toml says); keys are kept in *keys_dir*
         (default: as `dnslab up --dnssec` keeps them: .keys in the zone folder; for the sample zones,
         which live inside the package, the per-user runtime folder).  *hints* is a file to write the
         root hints to; *state_dir* a folder to write the lab's state file (lab-PORT.json) in, as
-        `dnslab up` does, so the command line (DNSLAB_STATE=FOLDER dnslab trace ...) reaches the lab."""
+        `dnslab up` does, so the command line (DNSLAB_STATE=FOLDER dnslab trace ...) reaches the lab.
+        *levels* replaces the caching levels in front of the resolver (None: lab.toml's, which start
+        from the default chain browser -> os -> resolver): a dict of `[levels.NAME]` tables as lab.toml
+        writes them (docs/LEVELS.md), or () for none."""
         folder = Path(zones) if zones is not None else SAMPLE_ZONES
         settings = LabSettings.load(folder / "lab.toml")
         self.clock = FakeClock() if fake_clock else None
@@ -237,7 +351,7 @@ class DnsLab(LabRunner):
                   start_down=settings.start_down if start_down is None else start_down,
                   resolver_address=settings.resolver_address,
                   resolver_settings=resolver_settings or settings.resolver, clock=self.clock,
-                  dnssec=signing or False)
+                  dnssec=signing or False, levels=_levels(levels, settings, resolver_settings))
         lab.zones_dir = folder
         super().__init__(lab, RunOptions(hints=Path(hints) if hints is not None else None,
                                          state_dir=Path(state_dir) if state_dir is not None else None))
@@ -281,6 +395,14 @@ class DnsLab(LabRunner):
 
     def server(self, name_or_address: str) -> ServerHandle:
         return ServerHandle(self, self.call(lambda: self.lab.server(name_or_address)))
+
+    def level(self, name_or_address: str) -> LevelHandle:
+        """A caching level by name ("browser", "os", lab.toml's [levels.NAME]) or address."""
+        return LevelHandle(self, self.call(lambda: self.lab.levels.get(name_or_address)))
+
+    @property
+    def levels(self) -> list[LevelHandle]:
+        return [LevelHandle(self, running) for running in self.lab.levels]
 
     @property
     def servers(self) -> list[ServerHandle]:

@@ -887,3 +887,20 @@ def test_a_fault_kind_added_to_the_registry_shows_in_the_cli_the_api_and_the_pag
     page.click("button[data-fault='clear']")
     page.wait_for_selector(".chip[data-address='127.0.3.1'] .badge.lossy", state="detached")
     tab.close()
+
+
+def test_the_state_shows_each_caching_level_with_its_kept_answers(web: Web) -> None:
+    import dns.message
+    import dns.query
+
+    dns.query.udp(dns.message.make_query("www.example.com", "A"), "127.0.100.1", port=web.lab.port, timeout=5)
+    _, _, body = web.request("GET", "/api/state")
+    levels = {row["level"]: row for row in json.loads(body)["levels"]}
+    assert set(levels) == {"browser", "os"}
+    browser = levels["browser"]
+    assert browser["address"] == "127.0.100.1" and browser["upstream"] == ["os"] and browser["stats"]["misses"] == 1
+    assert [(e["name"], e["remaining"], e["kept_for"]) for e in browser["entries"]] == [("www.example.com.", 60, 60)]
+    web.lab.advance(20)
+    _, _, body = web.request("GET", "/api/state")
+    os_entries = {row["level"]: row for row in json.loads(body)["levels"]}["os"]["entries"]
+    assert os_entries[0]["remaining"] == 280     # the countdown follows the lab clock

@@ -30,6 +30,7 @@ from dnslab.lab.control import LabState, runtime_dir, state_dir
 from dnslab.lab.runner import RunOptions, Runner, WebView
 from dnslab.faces import scenario_cli
 from dnslab.faces.inspection import INSPECT
+from dnslab.faces.level_inspection import print_levels_banner
 from dnslab.core.errors import ConfigError, DnslabError
 from dnslab.resolution.hints import load_root_hints
 from dnslab.lab.runtime import SAMPLE_ZONES, Lab, example_walk
@@ -87,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
                              description="Start every server of the hierarchy, each on its own 127.x.y.z "
                                          "address, as derived from the zones' NS records and glue, and "
                                          "the recursive resolver on 127.0.0.1 (lab.toml: resolver_address, "
-                                         "[resolver] options). Ctrl-C or SIGTERM stops it.")
+                                         "[resolver] options), and the caching levels in front of it, each on "
+                                         "its own address (browser -> os -> resolver by default; lab.toml "
+                                         "[levels.NAME]; dnslab levels lists them). Ctrl-C or SIGTERM stops it.")
     up.add_argument("--zones", type=Path, default=None, metavar="DIR",
                     help="folder of *.zone files and an optional lab.toml (default: the sample zones "
                          "that come with dnslab; 'dnslab init DIR' copies them out to edit)")
@@ -179,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--cd", action="store_true",
                        help="set CD (checking disabled), as dig +cd: the resolver does not validate")
     query.add_argument("--json", action="store_true", help="print the reply as JSON")
+    query.add_argument("--via", default=None, metavar="LEVEL",
+                       help="ask through a caching level of the running lab (browser, os, a lab.toml level; "
+                            "dnslab levels lists them) instead of its resolver")
     query.add_argument("--timeout", type=arg(validate.amount, 0.001, 3600, "seconds"), default=5.0, metavar="S",
                        help="seconds to wait (default 5)")
 
@@ -196,23 +202,39 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--cold", action="store_true",
                        help="resolve with an empty private cache, to see the walk from the root "
                             "(the shared cache is not touched)")
+    trace.add_argument("--via", default=None, metavar="LEVEL",
+                       help="start at a caching level (browser, os, ...; dnslab levels): which level answered, "
+                            "the TTL left at each, and on a miss where the question went next, down to the "
+                            "resolver's walk; the JSON events gain a 'level' field")
     trace.add_argument("--json", action="store_true", help="the events as JSON lines (fields in docs/REFERENCE.md)")
     trace.add_argument("--html", type=Path, default=None, metavar="FILE",
                        help="also write a self-contained HTML picture of the walk to FILE")
 
-    cache = commands.add_parser("cache", help="show or flush the running resolver's cache")
+    cache = commands.add_parser("cache", help="show or flush the running resolver's cache (or a level's: --level)")
     cache_commands = cache.add_subparsers(dest="cache_command", metavar="show|flush", required=True)
     show = cache_commands.add_parser("show", parents=[pick], help="entries with TTLs, rank and source server")
     show.add_argument("name", nargs="?", help="only this name and the names below it")
     show.add_argument("--json", action="store_true")
+    show.add_argument("--level", default=None, metavar="LEVEL",
+                      help="a caching level's cache (browser, os, ...; dnslab levels) instead of the resolver's")
     flush = cache_commands.add_parser("flush", parents=[pick], help="forget everything, or one name")
     flush.add_argument("name", nargs="?")
     flush.add_argument("--tree", action="store_true", help="also every name below NAME")
+    flush.add_argument("--level", default=None, metavar="LEVEL",
+                       help="flush a caching level's cache (browser, os, ...) instead of the resolver's")
 
     servers = commands.add_parser("servers", parents=[pick], help="the resolver's view of each upstream server")
     servers.add_argument("--json", action="store_true")
-    stats = commands.add_parser("stats", parents=[pick], help="the resolver's counters")
+    stats = commands.add_parser("stats", parents=[pick], help="the resolver's counters, and each caching level's")
     stats.add_argument("--json", action="store_true")
+    stats.add_argument("--level", default=None, metavar="LEVEL", help="only this caching level's counters")
+    levels = commands.add_parser("levels", parents=[pick],
+                                 help="the caching levels in front of the resolver: level, kind, address, upstream",
+                                 description="Each caching level of the running lab (browser, OS stub, forwarders, "
+                                             "further resolvers; lab.toml [levels.NAME]) with its address, port, "
+                                             "upstreams and caching policy. Ask one with dig @ADDRESS -p PORT, or "
+                                             "dnslab query NAME --via LEVEL.")
+    levels.add_argument("--json", action="store_true", help="as JSON, with each level's counters")
 
     fault = commands.add_parser(
         "fault", parents=[pick], help="break a lab server or a signed zone on purpose (or mend it)",
@@ -561,6 +583,7 @@ def print_lab(lab: Lab, zones_dir: Path, hints_path: Path, out: TextIO, web_url:
         print(f"open {web_url}", file=out)
         print("  (the live web view: hierarchy, client queries and their traces, cache; the link holds "
               "the lab's token)\n", file=out)
+    print_levels_banner(lab.levels.listing(port, lab.resolver_address), out)
     rows = [("ROLE", "SERVER", "ADDRESS", "ZONES")]
     for running in lab.servers:
         plan = running.plan

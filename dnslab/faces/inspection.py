@@ -18,6 +18,7 @@ from dnslab.lab.control import ControlClient, find_lab, running_labs
 from dnslab.core.errors import DnslabError
 from dnslab.core.events import ms_text
 from dnslab.faces.trace import TextRenderer
+from dnslab.faces.level_inspection import cmd_levels, level_address, print_level_stats
 
 
 def _client(args: argparse.Namespace) -> ControlClient:
@@ -30,6 +31,11 @@ def cmd_query(args: argparse.Namespace, out: TextIO) -> int:
 
     name, rdtype, server = parse_query_args(args.words)
     port = args.port
+    if getattr(args, "via", None):
+        if server is not None:
+            raise DnslabError("give either @SERVER or --via LEVEL, not both")
+        via = find_lab(port)
+        server, port = level_address(via, args.via), via.port
     if server is None or port is None:
         try:
             state = find_lab(port)
@@ -68,9 +74,13 @@ def cmd_trace(args: argparse.Namespace, out: TextIO) -> int:
             print(line, file=out, flush=True)
 
     if not args.json:
-        print(f";; tracing {args.name} {args.type.upper()} through the lab's resolver"
+        through = f"level {args.via}" if args.via else "the lab's resolver"
+        print(f";; tracing {args.name} {args.type.upper()} through {through}"
               f"{' with an empty private cache' if args.cold else ''}", file=out, flush=True)
-    _client(args).call("trace", {"name": args.name, "type": args.type, "cold": args.cold}, on_event=show)
+    if args.via and args.cold:
+        raise DnslabError("--cold traces the resolver alone; leave out --via (or --cold)")
+    _client(args).call("trace", {"name": args.name, "type": args.type, "cold": args.cold, "via": args.via},
+                       on_event=show)
     if args.html is not None:
         from dnslab.faces.trace_html import render_html
 
@@ -87,11 +97,12 @@ def cmd_cache(args: argparse.Namespace, out: TextIO) -> int:
     client = _client(args)
     if args.cache_command == "flush":
         result = {"flushed": sum(r["flushed"] for r in client.call_all("cache.flush", {"name": args.name,
-                                                                                        "tree": args.tree}))}
+                                                                                        "tree": args.tree,
+                                                                                        "level": args.level}))}
         what = args.name + (" and below" if args.tree else "") if args.name else "everything"
         print(f"flushed {result['flushed']} entr{'y' if result['flushed'] == 1 else 'ies'} ({what})", file=out)
         return 0
-    result = client.call("cache.show", {"name": args.name})
+    result = client.call("cache.show", {"name": args.name, "level": args.level})
     if args.json:
         print(json.dumps(result, indent=2), file=out)
         return 0
@@ -151,6 +162,14 @@ def _summed(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
+    if args.level:
+        result = _summed(_client(args).call_all("stats", {"level": args.level}))
+        if args.json:
+            print(json.dumps(result, indent=2), file=out)
+        else:
+            for key, value in result.items():
+                print(f"{key:<18} {value}", file=out)
+        return 0
     results = _client(args).call_all("stats")
     result = _summed(results)
     result["workers"] = len(results)
@@ -165,6 +184,7 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
     for key in ("by_type", "by_rcode"):
         counts = ", ".join(f"{name} {count}" for name, count in sorted(result[key].items())) or "-"
         print(f"{key:<18} {counts}", file=out)
+    print_level_stats(_client(args), out)
     return 0
 
 
@@ -274,6 +294,7 @@ def _table(rows: list[tuple[str, ...]], out: TextIO) -> None:
 
 
 INSPECT: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
+    "levels": lambda args, out: cmd_levels(args, out, _client(args)),
     "query": cmd_query,
     "trace": cmd_trace,
     "cache": cmd_cache,

@@ -132,6 +132,26 @@ class TextRenderer:
             e["step"], e["step"])
         return self._paint(f"dnssec {step} {e['name']} {e['type']}{keys}{algorithm}: {e['security']}{detail}", colour)
 
+    def _level(self, e: dict[str, Any]) -> str:
+        """A caching level's step (dnslab trace --via): its answer and the time it keeps it, or where it asked."""
+        where = f"[{e['level']} {e['address']}]"
+        result = e["result"]
+        if result == "hit":
+            head = f"{where} cache hit: {e['name']} {e['type']}, kept {e['ttl']} s more ({e['policy']})"
+            return "\n".join([self._paint(head, "green")] + [f"{' ' * 13}{r}" for r in e.get("records", [])])
+        if result == "grace":
+            return self._paint(f"{where} expired, in its grace period: served as it is while it is fetched again",
+                               "yellow")
+        if result == "down":
+            return self._paint(f"{where} upstream {e['next']} ({e['next_address']}) does not answer: "
+                               "the stub waits out its timeout, then tries the next", "red")
+        if result == "miss":
+            if e.get("next") is None:
+                return self._paint(f"{where} cache miss, and no upstream answers: SERVFAIL", "red")
+            return f"{where} cache miss: asks {e['next']} ({e['next_address']})"
+        head = f"answer through {e['level']}: {e['rcode']}" + (f", TTL {e['ttl']}" if e.get("ttl") is not None else "")
+        return "\n".join([self._paint(head, "bold")] + [f"{' ' * 13}{r}" for r in e.get("records", [])])
+
     def _done(self, e: dict[str, Any]) -> str | None:
         if e.get("depth", 0) > 0:
             got = ", ".join(record.split()[-1] for record in e["records"]) or e["rcode"]

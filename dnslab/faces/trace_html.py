@@ -30,6 +30,7 @@ __all__ = ["render_html"]
 HEAD_TOP = 38         # top of the lane headers; the role groups sit above
 CLIENT_X = 100
 RESOLVER_X = 380      # the gap to the client holds the cache badges
+LEVEL_GAP = 190       # between the lanes of caching levels (dnslab trace --via), left of the resolver
 FIRST_GAP = 340       # resolver to the first server: every query label crosses it
 TARGET_WIDTH = 1340
 RIGHT_PAD = 100
@@ -41,6 +42,7 @@ NOTE_ROW = 28
 FOOT_LINE = 17
 
 ROLE_LABELS = {"root": "root", "tld": "TLD", "auth": "authoritative"}
+SERVER_ROLES = ("root", "tld", "auth")
 ROLE_GROUPS = {"root": "root servers", "tld": "TLD servers", "auth": "authoritative servers"}
 
 # --- text helpers -----------------------------------------------------------------------
@@ -195,7 +197,20 @@ def _lanes(events: list[dict[str, Any]]) -> list[_Lane]:
         # As the lab's table does: a server's role is the highest level it serves.
         lane.role = min((_role(zone) for zone in lane.zones), key=order.__getitem__, default="auth")
     ordered = sorted(servers.values(), key=lambda lane: (order[lane.role], lane.first_seen))
-    return [_Lane("client", "client"), _Lane("resolver", "resolver"), *ordered]
+    return [_Lane("client", "client"), *_level_lanes(events), _Lane("resolver", "resolver"), *ordered]
+
+
+def _level_lanes(events: list[dict[str, Any]]) -> list[_Lane]:
+    """A lane per caching level a `trace --via` went through, client side first (key "level:NAME")."""
+    lanes: dict[str, _Lane] = {}
+    for index, event in enumerate(events):
+        if _kind(event) != "level" or not event.get("level"):
+            continue
+        name = _clean(event.get("level"))
+        if name not in lanes:
+            lanes[name] = _Lane(f"level:{name}", "level", names=[name], first_seen=index,
+                                zones=[_clean(event.get("address") or ""), _clean(event.get("level_kind") or "")])
+    return list(lanes.values())
 
 
 MAX_ZONES_SHOWN = 3
@@ -205,6 +220,9 @@ def _header_lines(lane: _Lane) -> list[tuple[str, str]]:
     """What a lane's header says: name, address, role and the zones it was asked for."""
     if lane.role == "client":
         return [("client", "lane-name"), ("stub / dig", "lane-sub")]
+    if lane.role == "level":  # zones holds the level's address and kind
+        return [(lane.names[0], "lane-name"), (lane.zones[0], "lane-addr"),
+                (f"{lane.zones[1]} cache", "lane-sub")]
     lines = [(" / ".join(lane.names) or "(name unknown)", "lane-name"), (lane.key, "lane-addr"),
              (ROLE_LABELS[lane.role], f"lane-role r-{lane.role}")]
     zones = lane.zones[:MAX_ZONES_SHOWN]
@@ -445,7 +463,33 @@ def _step_text(event: dict[str, Any], after_reply: bool = False,
         records = "; ".join(_done_records(event) + [_clean(a) for a in event.get("authority") or []])
         reason = f" ({_clean(event.get('reason'))})" if event.get("reason") else ""
         return f"{who}: {_clean(event.get('rcode'))}{reason}" + (f": {records}." if records else ".")
+    if kind == "level":  # dnslab trace --via: a caching level's step (drawn as a note, not a lane of its own)
+        return _level_text(event)
     return f"Event {_clean(kind) or '?'}."
+
+
+def _level_answer(events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The answer the client got through a caching level (dnslab trace --via), if the trace has one."""
+    return next((e for e in events if _kind(e) == "level" and e.get("result") == "answered"), None)
+
+
+def _level_text(event: dict[str, Any]) -> str:
+    """A caching level's step in one sentence: its answer and the time it keeps it, or where it asked."""
+    where = f"Level {_clean(event.get('level'))} ({_clean(event.get('address'))})"
+    result = event.get("result")
+    following = f"{_clean(event.get('next'))} {_clean(event.get('next_address'))}"
+    if result == "hit":
+        return f"{where} answers from its cache, keeping it {_num(event.get('ttl'))} s more ({_clean(event.get('policy'))})."
+    if result == "grace":
+        return f"{where} answers with an expired entry in its grace period and fetches it again."
+    if result == "down":
+        return f"{where}: its upstream {following} does not answer; it waits out its timeout and tries the next."
+    if result == "miss":
+        return f"{where} has no fresh answer: it asks {following}." if event.get("next") else \
+            f"{where} has no fresh answer and no upstream answers."
+    records = "; ".join(_clean(r) for r in event.get("records") or [])
+    return f"The client's answer through {_clean(event.get('level'))}: {_clean(event.get('rcode'))}" + \
+        (f": {records}." if records else ".")
 
 
 def _next_tries(events: list[dict[str, Any]]) -> dict[int, dict[str, Any] | None]:
@@ -483,18 +527,23 @@ class _Layout:
         self.events = [e if isinstance(e, dict) else {"event": "?", "value": str(e)} for e in events]
         self.lanes = _lanes(self.events)
         self.by_key = {lane.key: lane for lane in self.lanes}
-        servers = self.lanes[2:]
+        servers = [lane for lane in self.lanes if lane.role in SERVER_ROLES]
+        levels = [lane for lane in self.lanes if lane.role == "level"]
+        self.resolver_x = RESOLVER_X + (LEVEL_GAP * len(levels) + 40 if levels else 0)
         if servers:
-            gap = (TARGET_WIDTH - RIGHT_PAD - RESOLVER_X - FIRST_GAP) / max(1, len(servers) - 1)
+            gap = (TARGET_WIDTH + LEVEL_GAP * len(levels) - RIGHT_PAD - self.resolver_x - FIRST_GAP) / \
+                max(1, len(servers) - 1)
             gap = max(160.0, min(200.0, gap))
             for i, lane in enumerate(servers):
-                lane.x = RESOLVER_X + FIRST_GAP + i * gap
+                lane.x = self.resolver_x + FIRST_GAP + i * gap
+        for i, lane in enumerate(levels):
+            lane.x = CLIENT_X + LEVEL_GAP * (i + 1)
         self.by_key["client"].x = CLIENT_X
-        self.by_key["resolver"].x = RESOLVER_X
+        self.by_key["resolver"].x = self.resolver_x
         self.gap = gap if servers else 200.0
         lines = max((len(_header_lines(lane)) for lane in self.lanes if lane.role != "resolver"), default=2)
         self.top = HEAD_TOP + 14 + 15 * max(lines, 3) + 6   # where the lifelines start
-        self.width = max(MIN_WIDTH, (servers[-1].x if servers else RESOLVER_X) + RIGHT_PAD)
+        self.width = max(MIN_WIDTH, (servers[-1].x if servers else self.resolver_x) + RIGHT_PAD)
         self.after_reply: set[int] = set()   # failed events that judge a reply already drawn
         self.failed_queries: set[int] = set()
         self.next_tries = _next_tries(self.events)
@@ -546,6 +595,12 @@ class _Layout:
                 rows.append(_Row(index, event, "restart", NOTE_ROW + 8, depth))
             elif kind == "dnssec":
                 rows.append(_Row(index, event, "dnssec", BADGE_ROW, depth))
+            elif kind == "level":
+                if not any(r.kind == "level-ask" for r in rows):   # the client's question to the first level
+                    rows.append(_Row(index, event, "level-ask", ARROW_ROW, depth))
+                result = event.get("result")
+                rows.append(_Row(index, event, "level", BADGE_ROW if result in ("hit", "grace") else ARROW_ROW,
+                                 depth))
             elif kind == "done":
                 rows.append(_Row(index, event, "answer" if depth == 0 else "sub-done",
                                  ARROW_ROW if depth == 0 else NOTE_ROW + 6, depth))
@@ -631,7 +686,7 @@ class _Painter:
         bottom = l.rows_bottom + 4
         # Role groups above the server headers.
         groups: list[tuple[str, list[_Lane]]] = []
-        for lane in l.lanes[2:]:
+        for lane in (lane for lane in l.lanes if lane.role in SERVER_ROLES):
             if groups and groups[-1][0] == lane.role:
                 groups[-1][1].append(lane)
             else:
@@ -644,10 +699,13 @@ class _Painter:
             svg.text((x0 + x1) / 2, 24, label, f"group-label gl-{role}", size=13,
                      max_px=x1 - x0 - 8, anchor="middle")
         if not groups:
-            x = RESOLVER_X + 60
+            x = l.resolver_x + 60
             svg.text(x, 24, "no upstream server was asked", "group-label", size=13)
         for x, label in ((self.client, "you"), (self.resolver - 70, "recursive resolver")):
             svg.text(x, 23, label, "group-label", size=12, anchor="middle")
+        levels = [lane for lane in l.lanes if lane.role == "level"]
+        if levels:
+            svg.text((levels[0].x + levels[-1].x) / 2, 23, "caching levels", "group-label", size=12, anchor="middle")
         svg.text(10, self.l.top + 12, "t (ms)", "time-head", size=11)
         for lane in l.lanes:
             self._lane(lane, bottom, half)
@@ -669,7 +727,7 @@ class _Painter:
                     svg.text(lx, box_top + 20 + i * 15, content, cls, size=12 if i == 0 else 11, anchor="middle")
             svg.add(f'<line x1="{cx:.1f}" y1="{top:.1f}" x2="{cx:.1f}" y2="{bottom:.1f}" class="lifeline cache-line"/>')
         else:
-            w = 120.0 if lane.role == "client" else 2 * half - 4
+            w = 120.0 if lane.role == "client" else LEVEL_GAP - 30 if lane.role == "level" else 2 * half - 4
             svg.add(f'<rect x="{x - w / 2:.1f}" y="{box_top:.1f}" width="{w:.1f}" height="{box_h:.1f}" rx="7" '
                     f'class="lane-box box-{lane.role}"/>')
             for i, (content, cls) in enumerate(_header_lines(lane)):
@@ -760,9 +818,11 @@ class _Painter:
     def _draw_question(self, row: _Row) -> tuple[str, str]:
         e = row.event
         y = row.y + 30
-        self._arrow(self.client, self.resolver - 6, y, "ask")
+        asker = self._asker()
+        self._arrow(asker, self.resolver - 6, y, "ask")
         question = f"{_clean(e.get('name') or '?')} {_clean(e.get('type') or '')}?"
-        self._labels(row, self.client, self.resolver, question, "the client's question", "ask", to_edge=False)
+        who = "the client's question" if asker == self.client else "the question from the level above"
+        self._labels(row, asker, self.resolver, question, who, "ask", to_edge=False)
         return "question", _step_text(e)
 
     def _draw_answer(self, row: _Row) -> tuple[str, str]:
@@ -770,18 +830,73 @@ class _Painter:
         y = row.y + 30
         category = "ok" if e.get("rcode") == "NOERROR" and e.get("records") else \
             "bad" if e.get("rcode") not in ("NOERROR", "NXDOMAIN") else "neg"
-        self._arrow(self.resolver - 6, self.client, y, category)
+        asker = self._asker()
+        self._arrow(self.resolver - 6, asker, y, category)
         reason = _clean(e.get("reason") or "")
         detail = reason or _records_brief(_done_records(e)) or _records_brief([_clean(a) for a in e.get("authority") or []])
-        self._labels(row, self.client, self.resolver, _done_label(e), detail, category, to_edge=False)
+        self._labels(row, asker, self.resolver, _done_label(e), detail, category, to_edge=False)
         return f"answer c-{category}", _step_text(e)
+
+    def _asker(self) -> float:
+        """Where the resolver's question comes from: the client, or the last caching level that missed."""
+        for row in self.l.rows:
+            e = row.event
+            if row.kind == "level" and e.get("result") == "miss" and e.get("next"):
+                nxt = self.l.by_key.get(f"level:{_clean(e.get('next'))}")
+                if nxt is None:   # it asked a resolver
+                    lane = self.l.by_key.get(f"level:{_clean(e.get('level'))}")
+                    if lane is not None:
+                        return lane.x
+        return self.client
+
+    def _level_x(self, name: Any) -> float:
+        """A level's lane; a name that is no lane (the lab's resolver, a further resolver) is the resolver's."""
+        lane = self.l.by_key.get(f"level:{_clean(name)}")
+        return lane.x if lane is not None else self.resolver
+
+    def _draw_level_ask(self, row: _Row) -> tuple[str, str]:
+        e = row.event
+        x = self._level_x(e.get("level"))
+        self._arrow(self.client, x - 6, row.y + 30, "ask")
+        self._labels(row, self.client, x, f"{_clean(e.get('name') or '?')} {_clean(e.get('type') or '')}?",
+                     f"the client asks {_clean(e.get('level'))}", "ask", to_edge=False)
+        return "question level-question", f"The client asks level {_clean(e.get('level'))}."
+
+    def _draw_level(self, row: _Row) -> tuple[str, str]:
+        """A caching level's step on its lane: a kept answer as a badge, a miss as the question passed on."""
+        e = row.event
+        result = re.sub(r"[^a-z]", "", str(e.get("result") or "other").lower()) or "other"
+        x = self._level_x(e.get("level"))
+        y = row.y + 30
+        if result in ("hit", "grace"):
+            head = f"{_clean(e.get('level'))}: cache hit" if result == "hit" else f"{_clean(e.get('level'))}: grace"
+            text = f"kept {_num(e.get('ttl'))} s more" if result == "hit" else "served while fetched again"
+            self._badge(row, x + 12, LEVEL_GAP - 40, (x + 5, x + 12), head, text)
+        elif result == "answered":
+            category = "ok" if e.get("rcode") == "NOERROR" and e.get("records") else "neg"
+            self._arrow(x - 6, self.client, y, category)
+            ttl = f", TTL {_num(e.get('ttl'))}" if e.get("ttl") is not None else ""
+            self._labels(row, self.client, x, f"{_clean(e.get('rcode'))}{ttl}",
+                         _records_brief([_clean(r) for r in e.get("records") or []]), category, to_edge=False)
+        elif e.get("next"):
+            target = self._level_x(e.get("next"))
+            down = result == "down"
+            self._arrow(x + 6, target - 6, y, "bad" if down else "ask", dashed=down, cross=down)
+            label = f"{_clean(e.get('next'))} does not answer" if down else f"miss: asks {_clean(e.get('next'))}"
+            self._labels(row, x, target, label, _clean(e.get("next_address") or ""), "bad" if down else "ask",
+                         to_edge=False)
+        else:
+            self.svg.text(x + 14, y, "miss, and no upstream answers", "label t-bad", size=12)
+        look = {"hit": " cache cache-hit", "grace": " cache cache-expired"}.get(result, "")  # the cache badges' colours
+        return f"level level-{result}{look}", _step_text(e)
 
     def _draw_cache(self, row: _Row) -> tuple[str, str]:
         e = row.event
         result = re.sub(r"[^a-z]", "", str(e.get("result") or "other").lower()) or "other"
         head, what = _cache_label(e)
         right = self.resolver - 10
-        left = self.client + 34 + 16 * max(0, row.depth - 1)
+        levels = [lane.x for lane in self.l.lanes if lane.role == "level"]
+        left = (levels[-1] + 40 if levels else self.client + 34) + 16 * max(0, row.depth - 1)
         self._badge(row, left, right - left, (right, self.resolver - 5), head, what)
         return f"cache cache-{result}", _step_text(e)
 
@@ -907,6 +1022,11 @@ class _Painter:
     # The answer in full, and the totals.
     def _footer_lines(self) -> list[tuple[str, str]]:
         done = next((r.event for r in self.l.rows if r.kind == "answer"), None)
+        through = _level_answer(self.l.events)
+        if done is None and through is not None:   # a caching level answered from its cache
+            return [(f"answer {_clean(through.get('rcode'))} through level {_clean(through.get('level'))}, "
+                     "from the caching levels: the resolver was not asked", "foot-head"),
+                    *[(_clean(r), "foot-line") for r in through.get("records") or []]]
         if done is None:
             return [("The trace ends without an answer to the client.", "foot-head t-bad")]
         queries = sum(1 for e in self.l.events if _kind(e) == "query")
@@ -1076,12 +1196,16 @@ def render_html(events: list[dict[str, Any]], title: str) -> str:
     layout = _Layout(list(events))
     body, height = _Painter(layout).paint()
     width = layout.width
-    question = next((e for e in layout.events if _kind(e) == "start" and _depth(e) == 0), {})
+    question = next((e for e in layout.events if _kind(e) in ("start", "level") and _depth(e) == 0), {})
     done = next((e for e in layout.events if _kind(e) == "done" and _depth(e) == 0), None)
+    through = _level_answer(layout.events)
     asked = f"{_clean(question.get('name') or '?')} {_clean(question.get('type') or '')}".strip()
     queries = sum(1 for e in layout.events if _kind(e) == "query")
-    servers = len(layout.lanes) - 2
-    if done is not None:
+    servers = sum(1 for lane in layout.lanes if lane.role in SERVER_ROLES)
+    if done is None and through is not None:   # answered by a caching level (dnslab trace --via)
+        outcome = (f"{_clean(through.get('rcode'))}, {_plural(len(through.get('records') or []), 'record')} "
+                   f"through level {_clean(through.get('level'))}")
+    elif done is not None:
         outcome = (f"{_clean(done.get('rcode'))}, {_plural(len(done.get('records') or []), 'record')}, "
                    f"in {ms_text(_total_ms(layout.events, done))} ms")
     else:

@@ -452,6 +452,7 @@ class WebServer:
         in_use = {} if lab.resolver is None else {
             origin: address for origin, addresses in self._zone_servers().items()
             if (address := lab.resolver.infra.preferred(addresses)) is not None}
+        levels = await _levels_state(commands)
         clock = await commands["clock"]({}, _ignore)
         # A signed lab's zone faults (dnssec-*), keyed by zone name: the page badges those zones.
         dnssec = None if lab.signer is None else {
@@ -459,11 +460,25 @@ class WebServer:
             "trust_anchor_file": str(lab.trust_anchor_file) if lab.trust_anchor_file else None}
         return {"clock": {**clock, "since_start": clock["since_start_s"]},
                 "servers": servers, "stats": stats, "cache": cache, "dnssec": dnssec, "in_use": in_use,
+                "levels": levels,
                 "tap": {"rate": self.tap.rate, "skipped": self.tap.skipped, "recorded": self.tap.recorded}}
 
 
 def _ignore(_: dict[str, Any]) -> None:
     return None
+
+
+LEVEL_PAGE = 12  # entries of each caching level pushed at most
+
+
+async def _levels_state(commands: dict[str, Any]) -> list[dict[str, Any]]:
+    """The caching levels beside the hierarchy (docs/LEVELS.md): each with its counters and its first entries."""
+    rows = (await commands["levels"]({"stats": True}, _ignore))["levels"]
+    for row in rows:
+        cache = await commands["cache.show"]({"level": row["level"], "limit": LEVEL_PAGE}, _ignore)
+        row["entries"] = cache["entries"][:LEVEL_PAGE]
+        row["size"] = cache["size"]
+    return rows
 
 
 def _against_the_zones(entries: list[dict[str, Any]], zones: list[Any]) -> None:

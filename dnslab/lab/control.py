@@ -217,6 +217,7 @@ class ControlServer:
             "clock": self._clock,
             "clock.advance": self._clock_advance,
             "query": self._query,
+            "levels": self._levels,
         }
 
     async def start(self) -> None:
@@ -291,9 +292,17 @@ class ControlServer:
         return {"pid": os.getpid()}
 
     async def _trace(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
-        resolver = self._resolver()
         qname, qtype = _question(args)
         clock = Recording()
+        if args.get("via"):  # down the caching levels first (dnslab.lab.level_trace)
+            from dnslab.lab.level_trace import trace_via
+
+            def tagged(event: Event, level: str) -> None:
+                send({**stamped(clock.elapsed_ms(), event), "level": level})
+
+            return {**await trace_via(self.lab, str(args["via"]), qname, qtype, tagged),
+                    "total_ms": clock.elapsed_ms()}
+        resolver = self._resolver()
 
         def sink(event: Event) -> None:
             send(stamped(clock.elapsed_ms(), event))
@@ -302,8 +311,29 @@ class ControlServer:
         return {"rcode": dns.rcode.to_text(result.rcode), "upstream_queries": result.upstream_queries,
                 "total_ms": clock.elapsed_ms()}
 
+    def _level(self, args: dict[str, Any]):  # type: ignore[no-untyped-def]
+        """The caching level named by args["level"] (dnslab.lab.levels.RunningLevel), or None."""
+        return self.lab.levels.get(str(args["level"])) if args.get("level") else None
+
+    def _resolver_of(self, args: dict[str, Any]):  # type: ignore[no-untyped-def]
+        """The lab's resolver, or the further resolver args["level"] names."""
+        level = self._level(args)
+        return level.resolver if level is not None and level.resolver is not None else self._resolver()
+
+    async def _levels(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
+        """Every caching level: level, kind, address, port, upstream (dnslab levels)."""
+        rows = self.lab.levels.listing(self.lab.actual_port, self.lab.resolver_address)
+        if args.get("stats"):
+            for row, running in zip(rows, self.lab.levels):
+                row["stats"] = running.stats()
+        return {"levels": rows,
+                "resolver": {"address": self.lab.resolver_address, "port": self.lab.actual_port}}
+
     async def _cache_show(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
-        resolver = self._resolver()
+        level = self._level(args)
+        if level is not None and level.level is not None:
+            return _level_cache(level.level.cache, args)
+        resolver = self._resolver_of(args)
         under = _name(args["name"]) if args.get("name") else None
         # The web view asks for a page, not for every one of 100,000 entries each second.
         limit = validate.whole(args["limit"], "limit", 1, 10**9) if args.get("limit") is not None else None
@@ -326,7 +356,11 @@ class ControlServer:
         return {"entries": entries, "size": len(resolver.cache), "truncated": truncated}
 
     async def _cache_flush(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
-        resolver = self._resolver()
+        level = self._level(args)
+        if level is not None and level.level is not None:
+            name = _name(args["name"]) if args.get("name") else None
+            return {"flushed": level.level.cache.flush(name, tree=bool(args.get("tree")))}
+        resolver = self._resolver_of(args)
         if not args.get("name"):
             count = len(resolver.cache)
             resolver.cache.flush()
@@ -353,6 +387,9 @@ class ControlServer:
         return {"servers": rows}
 
     async def _stats(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
+        level = self._level(args)
+        if level is not None:
+            return level.stats()
         resolver = self._resolver()
         return {**resolver.stats.to_json(), "cache_entries": len(resolver.cache)}
 
@@ -365,6 +402,11 @@ class ControlServer:
         if isinstance(target, Zone):  # a DNSSEC fault, on a zone's data
             return {"server": target.origin.to_text(), "zone": target.origin.to_text(),
                     "faults": self.lab.faults().get(target.origin.to_text(), [])}
+        if not hasattr(target, "plan"):  # a caching level (dnslab.lab.levels.RunningLevel)
+            if target.listener is not None:
+                await target.listener.settled()
+            return {"server": f"{target.name} ({target.address})", "level": target.name,
+                    "faults": target.faulty.state.describe()}
         return {"server": target.plan.address, "faults": target.faulty.state.describe()}
 
     async def _faults(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
@@ -436,6 +478,17 @@ class ControlServer:
         # The client blocks, and the resolver it asks runs on this loop: the client gets a thread.
         result = await asyncio.get_running_loop().run_in_executor(None, ask)
         return {"reply": to_json(result), "dig": format_dig(result)}
+
+
+def _level_cache(cache: Any, args: dict[str, Any]) -> dict[str, Any]:
+    """A caching level's entries in the shape of the resolver's (rank and source: none; stale: in grace)."""
+    under = _name(args["name"]) if args.get("name") else None
+    entries = [{"name": view.name, "type": view.type, "kind": view.kind, "remaining": view.remaining,
+                "original_ttl": view.original_ttl, "kept_for": view.kept_for, "state": view.state,
+                "hits": view.hits, "rank": None, "stale": view.state == "grace", "source": None,
+                "records": view.records}
+               for view in cache.entries() if under is None or dns.name.from_text(view.name).is_subdomain(under)]
+    return {"entries": entries, "size": len(cache), "truncated": False}
 
 
 def _optional(value: Any) -> str | None:

@@ -37,6 +37,8 @@ from dnslab.lab.fault_kinds import Entry
 from dnslab.lab.faults import FaultyServer
 from dnslab.core.zone import Problem, Zone, changed_zone, load_zones
 from dnslab.lab.hierarchy import Hierarchy, ServerPlan, derive_hierarchy, lame_delegations, zone_files
+from dnslab.lab.level_plan import LevelSpec, check_addresses, default_levels, parse_levels
+from dnslab.lab.levels import Levels, RunningLevel
 from dnslab.resolution.hints import root_hints_text
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,8 @@ class LabSettings:
     keys_dir: Path | None = None  # default: .keys in the zone folder
     dnssec_unsigned: tuple[str, ...] = ()
     dnssec_algorithm: str = DEFAULT_ALGORITHM.name
+    # Caching levels in front of the resolver (docs/LEVELS.md): browser -> os -> resolver, plus [levels.NAME].
+    levels: tuple[LevelSpec, ...] = field(default_factory=default_levels)
 
     @classmethod
     def load(cls, path: Path) -> "LabSettings":
@@ -70,7 +74,7 @@ class LabSettings:
             return cls()
         data = load_toml(path)
         known = {"port", "start_down", "resolver_address", "resolver", "dnssec", "nsec3", "keys_dir",
-                 "dnssec_unsigned", "dnssec_algorithm"}
+                 "dnssec_unsigned", "dnssec_algorithm", "levels"}
         unknown = set(data) - known
         if unknown:
             raise ConfigError(f"{path}: unknown setting(s): {', '.join(sorted(unknown))} "
@@ -100,7 +104,8 @@ class LabSettings:
             algorithm_from_text(algorithm)  # a bad name is an error now, not at signing time
         except ConfigError as exc:
             raise ConfigError(f"{path}: dnssec_algorithm: {exc}") from None
-        return cls(port=port, start_down=tuple(down), resolver_address=address, resolver=resolver,
+        levels = parse_levels(data.get("levels", {}), str(path), base=resolver)
+        return cls(port=port, start_down=tuple(down), resolver_address=address, resolver=resolver, levels=levels,
                    dnssec=data.get("dnssec", False), nsec3=data.get("nsec3", False),
                    keys_dir=path.parent / keys_dir if keys_dir is not None else None,
                    dnssec_unsigned=tuple(unsigned), dnssec_algorithm=str(algorithm))
@@ -187,8 +192,11 @@ class Lab:
     def __init__(self, zones: list[Zone], port: int = DEFAULT_PORT, start_down: Iterable[str] = (),
                  resolver_address: str | None = DEFAULT_RESOLVER_ADDRESS,
                  resolver_settings: ResolverSettings | None = None, clock: Clock | None = None,
-                 dnssec: bool | DnssecSettings = False) -> None:
+                 dnssec: bool | DnssecSettings = False, levels: tuple[LevelSpec, ...] | None = None) -> None:
         """*resolver_address* None runs the hierarchy alone, without the recursive resolver.
+
+        *levels* are the caching levels in front of the resolver (None: the default chain,
+        browser -> os -> resolver; () for none); a lab without a resolver runs none.
 
         *clock* is the resolver's time source (TTLs, hold-downs); tests pass a FakeClock.
         *dnssec* signs the zones: True with the defaults (keys in the runtime folder),
@@ -241,6 +249,10 @@ class Lab:
         self.resolver: RecursiveResolver | None = None
         # Server choice and round robin draw from this when set: a seeded run (a scenario) repeats itself.
         self.resolver_rng: random.Random | None = None
+        specs = (default_levels() if levels is None else tuple(levels)) if resolver_address is not None else ()
+        check_addresses(specs, {plan.address: plan.name.to_text() for plan in self.hierarchy.servers},
+                        resolver_address)
+        self.levels = Levels(specs, self.clock)
         self.control = ControlServer(self)
         self._resolver_listener: DnsListener | None = None
 
@@ -260,7 +272,8 @@ class Lab:
         signing = dnssec_settings(settings, zones_dir, dnssec, nsec3, keys_dir, anchor_file)
         lab = cls(zones, port=settings.port if port is None else port, start_down=settings.start_down,
                   resolver_address=settings.resolver_address if with_resolver else None,
-                  resolver_settings=settings.resolver, clock=clock, dnssec=signing or False)
+                  resolver_settings=settings.resolver, clock=clock, dnssec=signing or False,
+                  levels=settings.levels)
         lab.zones_dir = zones_dir
         return lab, problems
 
@@ -314,7 +327,7 @@ class Lab:
         return next(running for running in self.servers if running.plan is plan)
 
     def fault(self, name_or_address: str, kind: Entry | str, value: float | None = None,
-              jitter: float | None = None) -> RunningServer | Zone:
+              jitter: float | None = None) -> RunningServer | Zone | RunningLevel:
         """A server fault (returns the server) or, for the dnssec-* kinds, a zone fault (returns the zone).
 
         `clear` given a zone name lifts that zone's DNSSEC faults.  Names and arguments are
@@ -322,6 +335,9 @@ class Lab:
         """
         entry, args = fault_kinds.order(kind, (value, jitter))
         target = fault_kinds.Target
+        level = self.levels.find(name_or_address)
+        if level is not None and not self._is_server(name_or_address):
+            return self.level_fault(level, entry, *args)
         is_zone, is_server = self._is_zone(name_or_address), self._is_server(name_or_address)
         if target.SERVER not in entry.targets and is_server and not is_zone:
             raise DnslabError(f"{entry.name} breaks a zone, not a server: dnslab fault ZONE {entry.usage}")
@@ -336,6 +352,13 @@ class Lab:
             # The server is mended: its lame marks would otherwise keep it passed over for lame_ttl.
             self.resolver.infra.forget_lame(running.plan.address)
         return running
+
+    def level_fault(self, level: RunningLevel, entry: Entry, *args: float) -> RunningLevel:
+        """A server fault on a caching level (down, unreachable, delay...): its clients fail over as stubs do."""
+        if fault_kinds.Target.SERVER not in entry.targets:
+            raise DnslabError(f"{entry.name} breaks a zone; {level.name} is a caching level")
+        level.faulty.apply(entry, *args)
+        return level
 
     def zone_fault(self, zone_name: str, kind: Entry | str) -> Zone:
         """Make a signed zone bogus (dnssec-bad-sig, -expired, -missing-ds, -wrong-ds), or `clear` it."""
@@ -383,6 +406,8 @@ class Lab:
     def faults(self) -> dict[str, list[str]]:
         """The faults in force, by server address, then DNSSEC faults by zone name (none: left out)."""
         found = {r.plan.address: r.faulty.state.describe() for r in self.servers if r.faulty.state.describe()}
+        found.update({f"{r.name} ({r.address})": r.faulty.state.describe() for r in self.levels
+                      if r.faulty.state.describe()})
         if self.signer is not None:
             found.update(self.signer.describe())
         return found
@@ -513,6 +538,7 @@ class Lab:
                 running.listener = None
         if self.resolver is not None and hierarchy.root_hints and hierarchy.root_hints != previous.root_hints:
             self.resolver.hints = list(hierarchy.root_hints)  # what a resolver primes from next
+            self.levels.set_hints(hierarchy.root_hints)
         warnings = [w for w in (*hierarchy.warnings, *lame_delegations(self.zones, hierarchy)) if w not in old_warnings]
         for warning in warnings:
             log.warning("%s", warning)
@@ -534,6 +560,10 @@ class Lab:
         if self.resolver_address is not None and hierarchy.server_at(self.resolver_address) is not None:
             raise DnslabError(f"a name server's address would be {self.resolver_address}, where the lab's "
                               "resolver listens")
+        for level in self.levels.specs:
+            if hierarchy.server_at(level.address) is not None:
+                raise DnslabError(f"a name server's address would be {level.address}, where level {level.name} "
+                                  "listens")
         return hierarchy
 
     async def _bind_new(self, plans: list[ServerPlan]) -> dict[str, RunningServer]:
@@ -602,6 +632,8 @@ class Lab:
             self._resolver_listener = DnsListener(self.resolver_address, port, self.resolver.handle,
                                                   reuse_port=self.reuse_port)
             await self._resolver_listener.start()
+            await self.levels.start(port, self.resolver_address, settings, self.hierarchy.root_hints,
+                                    reuse_port=self.reuse_port)
         await self.control.start()
         self.bound_port = port
 
@@ -623,6 +655,7 @@ class Lab:
 
     async def stop(self) -> None:
         await self.control.stop()
+        await self.levels.stop()
         if self._resolver_listener is not None:
             await self._resolver_listener.stop()
             self._resolver_listener = None

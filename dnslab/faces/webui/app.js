@@ -831,6 +831,37 @@
     }
   }
 
+  // --- caching levels (docs/LEVELS.md) ----------------------------------------------------------
+  // Each level with its counters and its kept answers, the time left as a bar: it counts down on the lab clock.
+  function levelEntry(entry) {
+    const kept = entry.kept_for || entry.original_ttl || 0;
+    const fraction = kept ? entry.remaining / kept : 0;
+    const bar = h("span", { class: "ttl-bar" + (fraction < 0.2 ? " low" : "") }, h("span"));
+    bar.firstChild.style.width = `${Math.round(Math.max(0, Math.min(1, fraction)) * 100)}%`;  // CSSOM: the CSP allows it
+    const state = entry.stale ? " · grace" : "";
+    return h("li", { class: "level-entry" + (entry.stale ? " stale-row" : "") },
+      h("span", { class: "mono", text: `${entry.name} ${entry.type}` }),
+      h("span", { class: "ttl" }, bar, h("span", { class: "ttl-text", text: `${entry.remaining} / ${Math.round(kept)} s${state}` })),
+      h("span", { class: "mono data", text: recordData(entry), title: entry.records.join("\n") }));
+  }
+  function updateLevels(levels) {
+    const list = $("levels");
+    $("levels-panel").hidden = !levels || !levels.length;
+    if (!levels) return;
+    list.replaceChildren(...levels.map((level) => {
+      const st = level.stats || {};
+      const counts = level.kind === "resolver"
+        ? `${num(st.queries || 0)} queries, ${num(st.cache_hits || 0)} from its cache`
+        : `${num(st.queries || 0)} queries, ${num(st.hits || 0)} hits, ${num(st.misses || 0)} misses, ${num(st.forwards || 0)} sent on`;
+      const down = level.up ? "" : ` · ${level.faults.join(", ") || "down"}`;
+      return h("li", { class: "level" + (level.up ? "" : " level-down"), title: level.policy },
+        h("div", { class: "level-head" },
+          h("strong", { text: level.level }), h("span", { class: "muted small", text: ` ${level.kind} · ${level.address}:${level.port} → ${level.upstream.join(", ") || "the hierarchy"}${down}` })),
+        h("div", { class: "muted small", text: counts }),
+        h("ul", { class: "level-entries" }, ...level.entries.map(levelEntry)));
+    }));
+  }
+
   function onState(state) {
     setLive(true);
     latest = state;
@@ -840,6 +871,7 @@
     updateCounters(state.stats, performance.now());
     updateClock(state.clock);
     updateCache(state.cache);
+    updateLevels(state.levels);
   }
 
   connect();
