@@ -216,3 +216,20 @@ def test_a_scenario_file_can_be_given_by_path(tmp_path: Path, capsys: pytest.Cap
     assert main(["scenario", "run", str(path)]) == 0
     out = capsys.readouterr().out
     assert "Scenario mine" in out and "192.0.2.1 192.0.2.2 192.0.2.3" not in out  # a table, not raw answers
+
+
+def test_clients_spread_over_levels_and_further_resolvers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "spread.toml"
+    path.write_text('duration = "2h"\nbucket = "10m"\n'
+                    '[levels.isp2]\nkind = "resolver"\naddress = "127.0.100.12"\n'
+                    '[[clients]]\ncount = 10\nask = "www.example.com A"\nevery = "5m"\nvia = ["browser"]\n'
+                    '[[clients]]\ncount = 10\nask = "www.example.com A"\nevery = "5m"\nstart = "1h"\nvia = ["isp2"]\n')
+    assert main(["scenario", "run", str(path), "--json"]) == 0
+    variant = json.loads(capsys.readouterr().out)["variants"][0]
+    upstream = variant["totals"]["upstream"]
+    assert upstream["browser"] > 0 and upstream["os"] > 0 and upstream["isp2"] > 0
+    first_hour = sum(sum(b["queries"].values()) for b in variant["buckets"][:6] if "isp2" in b["queries"])
+    assert first_hour == 0  # the isp2 group starts an hour in
+    path.write_text(path.read_text().replace('via = ["isp2"]', 'via = ["isp9"]'))
+    assert main(["scenario", "run", str(path)]) == 1
+    assert "isp9" in capsys.readouterr().err

@@ -100,7 +100,7 @@ class Population:
                 client = Client(len(self.clients), group, group.via[index % len(group.via)])
                 self.clients.append(client)
                 # Spread the first lookups over one interval, so the population does not ask in step.
-                heapq.heappush(self._due, (self.rng.uniform(0, group.every), client.number))
+                heapq.heappush(self._due, (group.start + self.rng.uniform(0, group.every), client.number))
 
     def next_time(self) -> float | None:
         return self._due[0][0] if self._due else None

@@ -32,6 +32,7 @@ from dnslab.core.clock import FakeClock
 from dnslab.core.errors import DnslabError
 from dnslab.core.zone import Zone, load_zones
 from dnslab.lab.hierarchy import zone_files
+from dnslab.lab.level_plan import parse_levels
 from dnslab.lab.runtime import SAMPLE_ZONES, Lab, LabSettings
 from dnslab.lab.scenario.population import Answer, Client, Population, answer_of
 from dnslab.lab.scenario.series import Series
@@ -169,9 +170,12 @@ def lab_for(scenario: Scenario, variant: Variant) -> tuple[Lab, FakeClock]:
     zones: list[Zone] = _zones(folder)
     options = resolver_settings(variant.resolver, f"{scenario.source} [variants.{variant.name}.resolver]",
                                 base=settings.resolver)
+    levels = settings.levels
+    if scenario.levels:
+        levels = parse_levels(scenario.levels, f"{scenario.source} [levels]", base=options)
     clock = FakeClock()
     lab = Lab(zones, port=0, start_down=settings.start_down, resolver_address=settings.resolver_address,
-              resolver_settings=options, clock=clock)
+              resolver_settings=options, clock=clock, levels=levels)
     lab.zones_dir = folder
     lab.resolver_rng = random.Random(scenario.seed)
     return lab, clock
@@ -194,6 +198,9 @@ def _targets(lab: Lab) -> dict[str, _Target]:
     if resolver is not None and lab.resolver_address is not None:
         targets["resolver"] = _Target("resolver", lab.resolver_address, lab.actual_port,
                                       lambda: resolver.stats.queries)
+    for level in lab.levels:
+        targets[level.name] = _Target(level.name, level.address, lab.actual_port,
+                                      lambda level=level: level.faulty.total)  # type: ignore[misc]
     return targets
 
 

@@ -28,6 +28,7 @@ import dns.rdatatype
 from dnslab.core import validate
 from dnslab.core.errors import ConfigError, DnslabError
 from dnslab.lab import fault_kinds
+from dnslab.lab.level_plan import parse_levels
 from dnslab.resolution.options import resolver_settings
 
 # Longer than any TTL a resolver keeps (Unbound's cache-max-ttl is a day, ours 86400 by default),
@@ -81,6 +82,7 @@ class Clients:
     via: tuple[str, ...]  # targets, spread round robin: "resolver" or a level's name
     cache: str  # "ttl": a client keeps its answer for the TTL it got (an OS/app cache); "none": asks every time
     connect: str  # "first": connect to the first address; "any": try each address in order
+    start: float = 0.0  # when the group's first lookups begin (spread over one interval from then)
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,7 @@ class Scenario:
     variants: tuple[Variant, ...]
     new_answer: str | None  # a value whose arrival is measured ("time until 99 % see it")
     since: float  # from when that arrival is measured
+    levels: dict[str, Any] = field(default_factory=dict)  # lab.toml-style [levels.NAME] tables for this run
 
     @property
     def population(self) -> int:
@@ -166,7 +169,7 @@ def parse(data: dict[str, Any], source: str, folder: Path | None = None) -> Scen
 
 
 _TOP_KEYS = {"name", "title", "lesson", "seed", "duration", "bucket", "zones", "clients", "endpoints",
-             "timeline", "variants", "measure", "resolver"}
+             "timeline", "variants", "measure", "resolver", "levels"}
 
 
 def _parse(data: dict[str, Any], source: str, folder: Path | None) -> Scenario:
@@ -215,6 +218,8 @@ def _parse(data: dict[str, Any], source: str, folder: Path | None) -> Scenario:
     since = seconds(measure.get("since", 0), "measure.since")
     if since > duration:
         raise ConfigError(f"measure.since: {duration_text(since)} is after the end ({duration_text(duration)})")
+    levels = _table(data.get("levels", {}), "[levels]")
+    parse_levels(levels, "[levels]", base=resolver_settings(base_resolver, "[resolver]"))  # checked now
     zones = None
     if "zones" in data:
         zones = Path(_text(data["zones"], "zones"))
@@ -226,12 +231,12 @@ def _parse(data: dict[str, Any], source: str, folder: Path | None) -> Scenario:
         name=name, title=_text(data.get("title", name), "title"), lesson=_text(data.get("lesson", ""), "lesson"),
         source=source, seed=validate.whole(data.get("seed", 1), "seed", 0, 2**32 - 1),
         duration=duration, bucket=bucket, zones=zones, clients=clients, endpoints=endpoints,
-        variants=tuple(variants), new_answer=new_answer, since=since)
+        variants=tuple(variants), new_answer=new_answer, since=since, levels=levels)
 
 
 def _clients(group: Any, where: str) -> Clients:
     group = _table(group, where)
-    _known(group, {"count", "ask", "every", "jitter", "via", "cache", "connect"}, where)
+    _known(group, {"count", "ask", "every", "jitter", "via", "cache", "connect", "start"}, where)
     name, rdtype = _question(_required(group, "ask", where), f"{where}.ask")
     every = seconds(group.get("every", 60), f"{where}.every")
     if every < 1:
@@ -245,7 +250,7 @@ def _clients(group: Any, where: str) -> Clients:
         count=validate.whole(group.get("count", 100), f"{where}.count", 1, MAX_CLIENTS),
         name=name, rdtype=rdtype, every=every,
         jitter=validate.amount(group.get("jitter", 0.5), f"{where}.jitter", 0, 1),
-        via=tuple(via),
+        via=tuple(via), start=seconds(group.get("start", 0), f"{where}.start"),
         cache=_choice(group.get("cache", "ttl"), CLIENT_CACHES, f"{where}.cache"),
         connect=_choice(group.get("connect", "first"), CONNECT_MODES, f"{where}.connect"))
 
