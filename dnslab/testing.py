@@ -26,7 +26,9 @@ from dnslab.lab import fault_kinds
 from dnslab.lab.fault_kinds import Entry
 from dnslab.lab.control import LabState
 from dnslab.lab.runner import RunOptions, Runner
-from dnslab.lab.runtime import SAMPLE_ZONES, Change, Lab, LabSettings, RunningServer, dnssec_settings
+from dnslab.lab.runtime import (SAMPLE_ZONES, Change, Lab, LabSettings, RunningServer, apply_handlers,
+                                dnssec_settings)
+from dnslab.lab.scripted import ZONE, ScriptedQuery, ScriptHandler  # noqa: F401 - for handlers to import
 from dnslab.lab.hierarchy import zone_files
 from dnslab.resolution.settings import ResolverSettings
 from dnslab.core.zone import Zone, load_zones
@@ -100,6 +102,17 @@ class ServerHandle:
     @property
     def faults(self) -> list[str]:
         return self._lab.call(self._running.faulty.state.describe)
+
+    @property
+    def handler(self) -> ScriptHandler | None:
+        """The function scripting this server's answers (docs/TESTING-SOFTWARE.md), or None."""
+        return self._running.handler
+
+    @handler.setter
+    def handler(self, script: ScriptHandler | None) -> None:
+        """`server.handler = f`: f(query) answers each query (bytes, a dnslib record, None for
+        silence, ZONE for the zone's answer); None gives the server back to its zone data."""
+        self._lab.call(lambda: self._lab.lab.set_handler(self.address, script))
 
     @property
     def queries(self) -> Counter[tuple[str, str]]:
@@ -236,6 +249,7 @@ class DnsLab(LabRunner):
                   resolver_settings=resolver_settings or settings.resolver, clock=self.clock,
                   dnssec=signing or False)
         lab.zones_dir = folder
+        apply_handlers(lab, settings, folder)
         super().__init__(lab, RunOptions(hints=Path(hints) if hints is not None else None,
                                          state_dir=Path(state_dir) if state_dir is not None else None))
         self._keep_traces = keep_traces

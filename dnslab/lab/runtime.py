@@ -34,6 +34,7 @@ from dnslab.services.transport import DnsListener, Handler, Peer
 from dnslab.lab import fault_kinds
 from dnslab.lab.fault_kinds import Entry
 from dnslab.lab.faults import FaultyServer
+from dnslab.lab.scripted import ScriptedServer, ScriptHandler, load_handler
 from dnslab.core.zone import Problem, Zone, changed_zone, load_zones
 from dnslab.lab.hierarchy import Hierarchy, ServerPlan, derive_hierarchy, lame_delegations, zone_files
 from dnslab.resolution.hints import root_hints_text
@@ -62,6 +63,8 @@ class LabSettings:
     keys_dir: Path | None = None  # default: .keys in the zone folder
     dnssec_unsigned: tuple[str, ...] = ()
     dnssec_algorithm: str = DEFAULT_ALGORITHM.name
+    # [servers."NAME_OR_ADDRESS"] handler = "module:function": scripted servers (lab/scripted.py).
+    handlers: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def load(cls, path: Path) -> "LabSettings":
@@ -69,7 +72,7 @@ class LabSettings:
             return cls()
         data = load_toml(path)
         known = {"port", "start_down", "resolver_address", "resolver", "dnssec", "nsec3", "keys_dir",
-                 "dnssec_unsigned", "dnssec_algorithm"}
+                 "dnssec_unsigned", "dnssec_algorithm", "servers"}
         unknown = set(data) - known
         if unknown:
             raise ConfigError(f"{path}: unknown setting(s): {', '.join(sorted(unknown))} "
@@ -99,10 +102,38 @@ class LabSettings:
             algorithm_from_text(algorithm)  # a bad name is an error now, not at signing time
         except ConfigError as exc:
             raise ConfigError(f"{path}: dnssec_algorithm: {exc}") from None
-        return cls(port=port, start_down=tuple(down), resolver_address=address, resolver=resolver,
+        handlers = _handlers(data.get("servers", {}), path)
+        return cls(port=port, start_down=tuple(down), resolver_address=address, resolver=resolver, handlers=handlers,
                    dnssec=data.get("dnssec", False), nsec3=data.get("nsec3", False),
                    keys_dir=path.parent / keys_dir if keys_dir is not None else None,
                    dnssec_unsigned=tuple(unsigned), dnssec_algorithm=str(algorithm))
+
+
+def _handlers(servers: Any, path: Path) -> tuple[tuple[str, str], ...]:
+    """[servers."ns1.example.com"] tables: only `handler` is known in them."""
+    if not isinstance(servers, dict) or not all(isinstance(v, dict) for v in servers.values()):
+        raise ConfigError(f'{path}: [servers] must hold tables like [servers."ns1.example.com"]')
+    found = []
+    for name, table in servers.items():
+        unknown = set(table) - {"handler"}
+        if unknown:
+            raise ConfigError(f"{path}: [servers.{name!r}]: unknown setting(s): {', '.join(sorted(unknown))} "
+                              "(known: handler)")
+        if "handler" in table:
+            if not isinstance(table["handler"], str):
+                raise ConfigError(f"{path}: [servers.{name!r}] handler must be a string 'module:function'")
+            found.append((name, table["handler"]))
+    return tuple(found)
+
+
+def apply_handlers(lab: "Lab", settings: LabSettings, folder: Path) -> None:
+    """lab.toml's scripted servers, imported (the zone folder first on the path) and put in place."""
+    for name, spec in settings.handlers:
+        where = f"{folder / SETTINGS_FILE}: [servers.{name!r}]"
+        function = load_handler(spec, where, folder)
+        if lab.hierarchy.find(name) is None:
+            raise ConfigError(f"{where}: {name!r} is not a lab server's address or name")
+        lab.set_handler(name, function)
 
 
 def _data_problem(values: list[str], rdtype: str, exc: Exception) -> str:
@@ -147,6 +178,18 @@ class RunningServer:
     @property
     def up(self) -> bool:
         return self.listener is not None and not self.faulty.down and not self.faulty.state.unreachable
+
+    @property
+    def handler(self) -> ScriptHandler | None:
+        """The scripted handler answering in place of the zone data (lab/scripted.py), or None."""
+        inner = self.faulty.inner
+        return inner.script if isinstance(inner, ScriptedServer) else None
+
+    @handler.setter
+    def handler(self, script: ScriptHandler | None) -> None:
+        inner = self.faulty.inner
+        zone = inner.zone if isinstance(inner, ScriptedServer) else inner
+        self.faulty.inner = zone if script is None else ScriptedServer(script, zone, self.plan.address)
 
 
 @dataclass
@@ -259,6 +302,7 @@ class Lab:
                   resolver_address=settings.resolver_address if with_resolver else None,
                   resolver_settings=settings.resolver, clock=clock, dnssec=signing or False)
         lab.zones_dir = zones_dir
+        apply_handlers(lab, settings, zones_dir)
         return lab, problems
 
     # --- DNSSEC -----------------------------------------------------------------------------
@@ -309,6 +353,12 @@ class Lab:
             known = ", ".join(p.address for p in self.hierarchy.servers)
             raise DnslabError(f"no lab server {name_or_address!r} (addresses: {known}; NS names work too)")
         return next(running for running in self.servers if running.plan is plan)
+
+    def set_handler(self, name_or_address: str, script: ScriptHandler | None) -> RunningServer:
+        """Script a server's answers (None: the zone data answers again); its faults stay in front."""
+        running = self.server(name_or_address)
+        running.handler = script
+        return running
 
     def fault(self, name_or_address: str, kind: Entry | str, value: float | None = None,
               jitter: float | None = None) -> RunningServer | Zone:
