@@ -56,11 +56,18 @@ class ServerHandle:
         self.address = running.plan.address
         self.names = [name.to_text() for name in running.plan.names]
 
-    def fault(self, kind: Entry | str, *args: float) -> "ServerHandle":
+    def fault(self, kind: Entry | str, *args: float, name: str | list[str] | None = None,
+              type: str | list[str] | None = None, every: int | None = None,
+              pct: float | None = None) -> "ServerHandle":
         """Any server fault or verb of the registry (dnslab.lab.fault_kinds) by name, with its
-        numbers: `fault("delay", 200, 50)`.  The methods below are the same, by name."""
+        numbers: `fault("delay", 200, 50)`.  The methods below are the same, by name.
+        *name*, *type*, *every* and *pct* narrow it to some queries, as `dnslab fault --name ...`:
+        `fault("down", name="*.example.com", type="AAAA", every=3)`."""
+        select = fault_kinds.selector([name] if isinstance(name, str) else name,
+                                      [type] if isinstance(type, str) else type, every, pct)
+
         async def apply() -> None:
-            self._lab.lab.fault(self.address, kind, *args)
+            self._lab.lab.fault(self.address, kind, *args, select=select)
             await self._lab.lab.settled()  # an unreachable server's sockets are closed before we return
         self._lab.run(apply())
         return self

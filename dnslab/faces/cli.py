@@ -223,6 +223,14 @@ def build_parser() -> argparse.ArgumentParser:
     fault.add_argument("kind", metavar="KIND", help="one of those below")
     fault.add_argument("args", nargs="*", action=_FaultArgs, metavar="ARG",
                        help="the kind's numbers, as below (delay MS [JITTER], loss PCT)")
+    fault.add_argument("--name", action="append", default=None, metavar="PATTERN", dest="select_names",
+                       help="only queries for this name and below, or a glob like '*.example.com' (repeatable)")
+    fault.add_argument("--type", action="append", default=None, metavar="TYPE", dest="select_types",
+                       help="only queries of this type (repeatable)")
+    fault.add_argument("--every", type=arg(validate.whole, 1, fault_kinds.MAX_EVERY), default=None, metavar="N",
+                       help="one in N of the matching queries: the 1st, then every Nth (CoreDNS erratic)")
+    fault.add_argument("--pct", type=arg(validate.amount, 0.001, 100, "%"), default=None, metavar="PCT",
+                       help="each matching query with this probability (seeded per server)")
     commands.add_parser("faults", parents=[pick], help="list the faults in force")
     queries = commands.add_parser("queries", parents=[pick], help="what a lab server was asked, by name and type")
     queries.add_argument("server", metavar="SERVER")

@@ -360,7 +360,8 @@ class ControlServer:
     async def _fault(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
         """Checked against the registry (fault_kinds) first: a bad name or number changes nothing."""
         target = self.lab.fault(str(args.get("server", "")), str(args.get("kind", "")),
-                                *fault_kinds.from_fields(args))
+                                *fault_kinds.from_fields(args),
+                                select=fault_kinds.selector_from_fields(args.get("select")))
         await self.lab.settled()  # `unreachable` (or `up` after it): the sockets are closed (open) on return
         if isinstance(target, Zone):  # a DNSSEC fault, on a zone's data
             return {"server": target.origin.to_text(), "zone": target.origin.to_text(),

@@ -361,13 +361,15 @@ class Lab:
         return running
 
     def fault(self, name_or_address: str, kind: Entry | str, value: float | None = None,
-              jitter: float | None = None) -> RunningServer | Zone:
+              jitter: float | None = None, select: fault_kinds.Selector | None = None) -> RunningServer | Zone:
         """A server fault (returns the server) or, for the dnssec-* kinds, a zone fault (returns the zone).
 
         `clear` given a zone name lifts that zone's DNSSEC faults.  Names and arguments are
-        checked against the registry (fault_kinds) before anything changes.
+        checked against the registry (fault_kinds) before anything changes.  *select* narrows a
+        server fault to some queries (fault_kinds.Selector).
         """
         entry, args = fault_kinds.order(kind, (value, jitter))
+        fault_kinds.check_selectable(entry, select)
         target = fault_kinds.Target
         is_zone, is_server = self._is_zone(name_or_address), self._is_server(name_or_address)
         if target.SERVER not in entry.targets and is_server and not is_zone:
@@ -378,7 +380,7 @@ class Lab:
             raise DnslabError(f"{entry.name} is for a server, and {name_or_address} is a zone "
                               f"(its faults: {', '.join(k.name for k in fault_kinds.kinds(target.ZONE))}, clear)")
         running = self.server(name_or_address)
-        running.faulty.apply(entry, *args)
+        running.faulty.apply(entry, *args, select=select)  # type: ignore[misc]
         if entry is fault_kinds.CLEAR and self.resolver is not None:
             # The server is mended: its lame marks would otherwise keep it passed over for lame_ttl.
             self.resolver.infra.forget_lame(running.plan.address)
