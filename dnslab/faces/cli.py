@@ -25,7 +25,7 @@ import dns.rrset
 from dnslab import __version__
 from dnslab.core.clock import FakeClock
 from dnslab.resolution.options import OPTIONS, load_toml, resolver_settings
-from dnslab.lab import fault_kinds
+from dnslab.lab import capturing, fault_kinds
 from dnslab.lab.control import LabState, runtime_dir, state_dir
 from dnslab.lab.runner import RunOptions, Runner, WebView
 from dnslab.faces.inspection import INSPECT
@@ -232,6 +232,23 @@ def build_parser() -> argparse.ArgumentParser:
     fault.add_argument("--pct", type=arg(validate.amount, 0.001, 100, "%"), default=None, metavar="PCT",
                        help="each matching query with this probability (seeded per server)")
     commands.add_parser("faults", parents=[pick], help="list the faults in force")
+    capture = commands.add_parser(
+        "capture", parents=[pick], help="write what lab servers and the resolver send and receive to a pcap file",
+        description="Capture DNS messages as the lab's listeners see them (no root, no raw sockets): real "
+                    "addresses and ports, synthesised IPv4/UDP/TCP headers, in a pcap file that tcpdump -r, "
+                    "tshark and Wireshark read. Stops after --count packets or --seconds, whichever first, "
+                    "or at Ctrl-C. The lab port is not 53: tell tshark `-d udp.port==PORT,dns -d "
+                    "tcp.port==PORT,dns`.")
+    capture.add_argument("target", nargs="?", default="all", metavar="SERVER|resolver|all",
+                         help="a lab server (address or NS name); resolver: its clients and its own UDP "
+                              "queries upstream; all (default): every server and the resolver's clients")
+    capture.add_argument("-w", "--write", required=True, metavar="FILE", help="the pcap file (- for standard output)")
+    capture.add_argument("--count", type=arg(validate.whole, 1, capturing.MAX_PACKETS),
+                         default=capturing.DEFAULT_PACKETS, metavar="N",
+                         help=f"stop after N packets (default {capturing.DEFAULT_PACKETS})")
+    capture.add_argument("--seconds", type=arg(validate.amount, 0.001, capturing.MAX_SECONDS, "s"),
+                         default=capturing.DEFAULT_SECONDS, metavar="S",
+                         help=f"stop after S seconds (default {capturing.DEFAULT_SECONDS:g})")
     queries = commands.add_parser("queries", parents=[pick], help="what a lab server was asked, by name and type")
     queries.add_argument("server", metavar="SERVER")
     queries.add_argument("--reset", action="store_true", help="then start counting from zero")
@@ -331,6 +348,9 @@ def _main(argv: Sequence[str] | None) -> int:
             return cmd_serve(args, sys.stdout)
         if args.command == "resolver":
             return cmd_resolver(args, sys.stdout)
+        if args.command == "capture":
+            from dnslab.faces.capture import cmd_capture
+            return cmd_capture(args, sys.stdout)
         if args.command in INSPECT:
             return INSPECT[args.command](args, sys.stdout)
         if args.command == "check-zone":

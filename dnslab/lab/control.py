@@ -39,7 +39,7 @@ from dnslab.core.clock import FakeClock
 from dnslab.core.errors import DnslabError
 from dnslab.core.events import Event, Recording, stamped, to_ms
 from dnslab.core.zone import Zone
-from dnslab.lab import fault_kinds
+from dnslab.lab import capturing, fault_kinds
 
 if TYPE_CHECKING:
     from dnslab.lab.runtime import Change, Lab
@@ -217,6 +217,7 @@ class ControlServer:
             "clock": self._clock,
             "clock.advance": self._clock_advance,
             "query": self._query,
+            "capture": functools.partial(capturing.capture, self.lab),
         }
 
     async def start(self) -> None:

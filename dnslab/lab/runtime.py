@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import dns.exception
 import dns.name
@@ -31,6 +31,7 @@ from dnslab.services.resolver import RecursiveResolver
 from dnslab.resolution.settings import ResolverSettings
 from dnslab.authority.server import AuthoritativeServer
 from dnslab.services.transport import DnsListener, Handler, Peer
+from dnslab.services.capture import RESOLVER, UPSTREAM, Packet, Sink, Taps
 from dnslab.lab import fault_kinds
 from dnslab.lab.fault_kinds import Entry
 from dnslab.lab.faults import FaultyServer
@@ -283,6 +284,7 @@ class Lab:
         self.resolver: RecursiveResolver | None = None
         self.control = ControlServer(self)
         self._resolver_listener: DnsListener | None = None
+        self.taps = Taps()  # `dnslab capture`: every listener's traffic, while a capture runs
 
     def _new_server(self, plan: ServerPlan) -> RunningServer:
         server = AuthoritativeServer(plan.zones)
@@ -359,6 +361,42 @@ class Lab:
         running = self.server(name_or_address)
         running.handler = script
         return running
+
+    def capture(self, target: str, sink: Sink) -> Callable[[], None]:
+        """Send the packets of *target* (a server's name or address, `resolver`, or `all`) to *sink*
+        until the returned function is called (services/capture.py says where packets are seen).
+
+        `all` is every listener, lab servers and the resolver's clients: the resolver's queries
+        upstream are seen once, where the servers receive them.  `resolver` is its clients'
+        side and its own UDP queries upstream.
+        """
+        if target == "all":
+            def wanted(packet: Packet) -> bool:
+                return packet.at != UPSTREAM
+        elif target == RESOLVER:
+            if self.resolver_address is None:
+                raise DnslabError("this lab runs without a resolver (dnslab up --no-resolver)")
+
+            def wanted(packet: Packet) -> bool:
+                return packet.at in (RESOLVER, UPSTREAM)
+        else:
+            address = self.server(target).plan.address
+
+            def wanted(packet: Packet) -> bool:
+                return packet.at == address
+
+        def filtered(packet: Packet) -> None:
+            if wanted(packet):
+                sink(packet)
+        self.taps.subscribe(filtered)
+        if self.resolver is not None:
+            self.resolver.upstream.tap = self.taps.emit
+
+        def stop() -> None:
+            self.taps.unsubscribe(filtered)
+            if self.resolver is not None and not self.taps.sinks:
+                self.resolver.upstream.tap = None
+        return stop
 
     def fault(self, name_or_address: str, kind: Entry | str, value: float | None = None,
               jitter: float | None = None, select: fault_kinds.Selector | None = None) -> RunningServer | Zone:
@@ -647,16 +685,21 @@ class Lab:
             # The lab's servers answer on the lab port, so that is the resolver's upstream port.
             settings = replace(self.resolver_settings, upstream_port=port)
             self.resolver = RecursiveResolver(self.hierarchy.root_hints, settings, clock=self.clock)
-            self._resolver_listener = DnsListener(self.resolver_address, port, self.resolver.handle,
-                                                  reuse_port=self.reuse_port)
+            tapped = self.taps.wrap(self.resolver.handle, self.resolver_address, RESOLVER)
+            self._resolver_listener = DnsListener(self.resolver_address, port, tapped, reuse_port=self.reuse_port)
             await self._resolver_listener.start()
+            tapped.port = self._resolver_listener.port
+            if self.taps.sinks:
+                self.resolver.upstream.tap = self.taps.emit
         await self.control.start()
         self.bound_port = port
 
     async def _listen(self, running: RunningServer, port: int) -> None:
         """Bind a server's address; its `unreachable` fault closes and reopens these sockets."""
-        listener = DnsListener(running.plan.address, port, running.faulty.handle, reuse_port=self.reuse_port)
+        tapped = self.taps.wrap(running.faulty.handle, running.plan.address, running.plan.address)
+        listener = DnsListener(running.plan.address, port, tapped, reuse_port=self.reuse_port)
         await listener.start()
+        tapped.port = listener.port
         running.listener = listener
         running.faulty.on_reachable = listener.set_listening
         if running.faulty.state.unreachable:

@@ -42,6 +42,7 @@ import dns.name
 import dns.rcode
 
 from dnslab.core.wire import DO_BIT, EDNS_UDP_SIZE, HEADER, MAX_MESSAGE, OPT, QR
+from dnslab.services.capture import UPSTREAM, Packet, Sink
 
 if TYPE_CHECKING:
     from dnslab.resolution.iterator import Query
@@ -115,6 +116,8 @@ class Upstream:
         self.port = port
         self.dnssec = dnssec  # DO=1 on every query: a validating resolver needs RRSIGs and NSEC records
         self._flights: dict[FlightKey, asyncio.Future[Exchange]] = {}
+        # `dnslab capture resolver`: our UDP queries and every datagram back (services/capture.py).
+        self.tap: Sink | None = None
 
     async def exchange(self, query: Query, timeout: float, wait_limit: float, merge: bool = True) -> Exchange:
         """Send *query*, or, with *merge*, join the same question already in flight.
@@ -163,11 +166,11 @@ class Upstream:
             message.flags &= ~dns.flags.RD  # iterative: we do the recursion
             return await dns.asyncquery.tcp(message, query.address, timeout=timeout, port=self.port)
         return await udp_exchange(query.address, self.port, query.qname, query.qtype, query.edns, timeout,
-                                  self.dnssec)
+                                  self.dnssec, self.tap)
 
 
 async def udp_exchange(address: str, port: int, qname: dns.name.Name, qtype: int, edns: bool,
-                       timeout: float, dnssec: bool = False) -> dns.message.Message:
+                       timeout: float, dnssec: bool = False, tap: Sink | None = None) -> dns.message.Message:
     """Ask once over UDP from a fresh socket (a kernel-chosen random port) and a random ID.
 
     The socket is connected, so the kernel delivers only datagrams from the
@@ -186,6 +189,9 @@ async def udp_exchange(address: str, port: int, qname: dns.name.Name, qtype: int
             sock.setblocking(False)
         sock.connect((address, port))
         sock.send(wire)
+        local = sock.getsockname()[:2] if tap is not None else None
+        if tap is not None:
+            tap(Packet(time.time(), local, (address, port), False, wire, UPSTREAM))
         fd = sock.fileno()
         done: asyncio.Future[dns.message.Message] = loop.create_future()
 
@@ -198,6 +204,8 @@ async def udp_exchange(address: str, port: int, qname: dns.name.Name, qtype: int
                 except OSError as exc:
                     done.set_exception(exc)
                     return
+                if tap is not None:
+                    tap(Packet(time.time(), (address, port), local, False, data, UPSTREAM))  # type: ignore[arg-type]
                 if not reply_matches(data, qid, question):
                     continue
                 try:

@@ -482,6 +482,11 @@
         out.textContent = `${t.rcode} · walked from the root: ${t.upstream_queries} upstream quer` +
           `${t.upstream_queries === 1 ? "y" : "ies"} · ${ms(t.total_ms)} ms (a private empty cache; the shared cache is untouched)`;
         out.title = "";
+        if (t.packets) {
+          // The packets of this walk, as `dnslab capture all` writes them: a pcap for tshark or Wireshark.
+          out.append(" · ", h("a", { href: `/api/capture/${t.query_id}?token=${encodeURIComponent(token)}`,
+            download: `dnslab-trace-${t.query_id}.pcap`, text: `${t.packets} packets (pcap)` }));
+        }
         if (!rows.has(t.query_id)) {
           const found = await getJson(`/api/trace/${t.query_id}`);
           if (found) addQueries([found.query], true);
