@@ -199,6 +199,7 @@ def test_capture_bounds_and_bad_targets(make_dns_lab: Callable[..., DnsLab], tmp
                               capture_output=True, text=True, env=env, timeout=60)
         assert done.returncode == code and says in done.stderr.splitlines()[-1], done.stderr
         assert "Traceback" not in done.stderr
+    assert not (tmp_path / "x.pcap").exists()  # a refused capture leaves no file behind
 
 
 def test_the_web_view_offers_a_traces_packets_as_a_pcap() -> None:

@@ -117,6 +117,7 @@ def cmd_capture(args: argparse.Namespace, out: TextIO) -> int:
     def started() -> None:
         print(f"dnslab: capturing {args.target} of the lab on port {state.port} into {where} "
               f"(at most {args.count} packets or {args.seconds:g} s; Ctrl-C stops)", file=sys.stderr, flush=True)
+    new_file = args.write != "-" and not Path(args.write).exists()
     with _output(args.write) as handle:
         try:
             written = capture_lab(state, handle, args.target, args.count, args.seconds, started)
@@ -124,5 +125,9 @@ def cmd_capture(args: argparse.Namespace, out: TextIO) -> int:
             handle.flush()
             print("dnslab: capture stopped; the file holds what came before", file=sys.stderr)
             return 0
+        except DnslabError:
+            if new_file:  # refused before any packet (a target the lab does not have): leave no empty file
+                Path(args.write).unlink(missing_ok=True)
+            raise
     print(f"dnslab: {written} packet(s) written to {where}", file=sys.stderr)
     return 0
