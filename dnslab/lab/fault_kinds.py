@@ -313,6 +313,8 @@ def listing() -> dict[str, Any]:
     def entry_json(entry: Entry) -> dict[str, Any]:
         return {"name": entry.name, "targets": [t.value for t in Target if t in entry.targets],
                 "help": entry.help, "label": entry.label, "usage": entry.usage,
+                # a Selector may narrow it (the page's "only for" inputs)
+                "selectable": isinstance(entry, FaultKind) and entry.selectable and entry.target is _SERVER,
                 "args": [{"name": arg.name, "field": field, "help": arg.help, "low": arg.low, "high": arg.high,
                           "unit": arg.unit, "optional": arg.optional, "example": arg.example}
                          for arg, field in zip(entry.args, ARG_FIELDS)]}
