@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import enum
 import fnmatch
+import functools
+import re
 import textwrap
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import dns.exception
 import dns.name
@@ -209,7 +211,15 @@ class Selector:
         """*name* lowercased, without its final dot (the root: "")."""
         if self.types and rdtype not in self.types:
             return False
-        return not self.names or any(_name_matches(name, pattern) for pattern in self.names)
+        return self.name_matches(name)
+
+    def name_matches(self, name: str) -> bool:
+        return not self.names or any(match(name) for match in self._matchers)
+
+    @functools.cached_property
+    def _matchers(self) -> tuple[Callable[[str], bool], ...]:
+        """One test per pattern, globs compiled once (fnmatch's own cache cost ~5 µs a query)."""
+        return tuple(_matcher(pattern) for pattern in self.names)
 
     def describe(self) -> str:
         parts = [f"name {' '.join(p or '.' for p in self.names)}"] if self.names else []
@@ -227,10 +237,14 @@ class Selector:
                 "every": self.every or None, "pct": self.pct or None}
 
 
-def _name_matches(name: str, pattern: str) -> bool:
+def _matcher(pattern: str) -> Callable[[str], bool]:
     if any(c in pattern for c in "*?["):
-        return fnmatch.fnmatchcase(name, pattern)
-    return not pattern or name == pattern or name.endswith("." + pattern)
+        glob = re.compile(fnmatch.translate(pattern))
+        return lambda name: glob.match(name) is not None
+    if not pattern:
+        return lambda name: True  # the root: every name
+    below = "." + pattern
+    return lambda name: name == pattern or name.endswith(below)
 
 
 def selector(names: Sequence[Any] | None = (), types: Sequence[Any] | None = (), every: Any = None,
