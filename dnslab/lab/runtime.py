@@ -418,7 +418,7 @@ class Lab:
             raise DnslabError(f"{entry.name} is for a server, and {name_or_address} is a zone "
                               f"(its faults: {', '.join(k.name for k in fault_kinds.kinds(target.ZONE))}, clear)")
         running = self.server(name_or_address)
-        running.faulty.apply(entry, *args, select=select)  # type: ignore[misc]
+        running.faulty.apply(entry, *args, select=select)
         if entry is fault_kinds.CLEAR and self.resolver is not None:
             # The server is mended: its lame marks would otherwise keep it passed over for lame_ttl.
             self.resolver.infra.forget_lame(running.plan.address)
