@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
+import dns.flags
 import dns.message
 import dns.query
 import dpkt
@@ -235,3 +236,19 @@ def test_the_web_view_offers_a_traces_packets_as_a_pcap() -> None:
     finally:
         lab.run(server.stop())
         lab.stop()
+
+
+def test_the_resolver_target_has_its_tcp_queries_upstream(make_dns_lab: Callable[..., DnsLab]) -> None:
+    """TC=1 from example.com's servers: the resolver asks again over TCP, and `resolver` shows that too."""
+    lab = make_dns_lab()
+    for server in ("ns1.example.com", "ns2.example.com"):
+        lab.server(server).truncate()
+    packets = captured(lab, "resolver", lambda: lab.resolver.resolve("www.example.com", "A"))
+    tcp = [p for p in packets if p.tcp]
+    assert len(tcp) == 2 and {tcp[0].dst[0], tcp[1].src[0]} <= {"127.0.3.1", "127.0.3.2"}
+    assert tcp[0].src == tcp[1].dst and tcp[0].src[0] == "127.0.0.1"  # the resolver's own socket, both ways
+    query, reply = (dns.message.from_wire(p.payload[2:]) for p in tcp)
+    assert query.question[0].name.to_text() == "www.example.com." and reply.id == query.id and reply.answer
+    udp_truncated = [dns.message.from_wire(p.payload) for p in packets
+                     if p.at == "resolver-upstream" and p.src[0] in ("127.0.3.1", "127.0.3.2")]
+    assert udp_truncated and all(m.flags & dns.flags.TC for m in udp_truncated)

@@ -240,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "or at Ctrl-C. The lab port is not 53: tell tshark `-d udp.port==PORT,dns -d "
                     "tcp.port==PORT,dns`.")
     capture.add_argument("target", nargs="?", default="all", metavar="SERVER|resolver|all",
-                         help="a lab server (address or NS name); resolver: its clients and its own UDP "
+                         help="a lab server (address or NS name); resolver: its clients and its own "
                               "queries upstream; all (default): every server and the resolver's clients")
     capture.add_argument("-w", "--write", required=True, metavar="FILE", help="the pcap file (- for standard output)")
     capture.add_argument("--count", type=arg(validate.whole, 1, capturing.MAX_PACKETS),

@@ -368,7 +368,7 @@ class Lab:
 
         `all` is every listener, lab servers and the resolver's clients: the resolver's queries
         upstream are seen once, where the servers receive them.  `resolver` is its clients'
-        side and its own UDP queries upstream.
+        side and its own queries upstream (UDP where it sends them, TCP where the server gets them).
         """
         if target == "all":
             def wanted(packet: Packet) -> bool:
@@ -377,8 +377,13 @@ class Lab:
             if self.resolver_address is None:
                 raise DnslabError("this lab runs without a resolver (dnslab up --no-resolver)")
 
+            resolver = self.resolver
+
             def wanted(packet: Packet) -> bool:
-                return packet.at in (RESOLVER, UPSTREAM)
+                # Its TCP queries upstream are taken where the lab server sees them (services/upstream.py).
+                return packet.at in (RESOLVER, UPSTREAM) or (
+                    packet.tcp and resolver is not None
+                    and (packet.src in resolver.upstream.tcp_endpoints or packet.dst in resolver.upstream.tcp_endpoints))
         else:
             address = self.server(target).plan.address
 

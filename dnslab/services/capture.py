@@ -3,7 +3,7 @@
 The lab owns no raw sockets (it runs without root), so a capture is taken
 where the bytes pass through dnslab: a listener's handler (a lab server or the
 resolver's client side: the query in, the replies out) and the resolver's own
-UDP queries upstream.  Each becomes a `Packet` with the real addresses and
+UDP queries upstream (its TCP ones are taken at the lab server, services/upstream.py).  Each becomes a `Packet` with the real addresses and
 ports and the exact bytes: a datagram, or for TCP the stream bytes with their
 RFC 7766 length prefix.  Whoever wants them (the control endpoint's `capture`)
 subscribes a sink; with none subscribed a tapped handler costs one attribute
