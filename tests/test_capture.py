@@ -107,7 +107,9 @@ def test_a_capture_holds_the_exact_messages_both_ways(make_dns_lab: Callable[...
     # The cold resolver's walk: queries to the root, com and example.com servers on the lab port, each answered.
     upstream = [r for r in records if resolver not in (r[0], r[1])]
     servers = {r[1][0] for r in upstream if r[1][1] == lab.port}
-    assert {"127.0.0.2", "127.0.1.1"} & servers and servers & {"127.0.3.1", "127.0.3.2"}, servers
+    roots = {s.address for s in lab.servers if any("root-servers" in n for n in s.names)}
+    coms = {s.address for s in lab.servers if any(n.endswith("nic.com.") for n in s.names)}
+    assert servers & roots and servers & coms and servers & {"127.0.3.1", "127.0.3.2"}, servers
     for src, dst, tcp, payload in upstream:
         message = dns.message.from_wire(payload[2:] if tcp else payload)
         assert message.question  # every one a DNS message, as sent
@@ -252,3 +254,14 @@ def test_the_resolver_target_has_its_tcp_queries_upstream(make_dns_lab: Callable
     udp_truncated = [dns.message.from_wire(p.payload) for p in packets
                      if p.at == "resolver-upstream" and p.src[0] in ("127.0.3.1", "127.0.3.2")]
     assert udp_truncated and all(m.flags & dns.flags.TC for m in udp_truncated)
+
+
+def test_a_64k_tcp_message_is_cut_into_segments_that_add_up() -> None:
+    big = bytes(range(256)) * 256  # 65,536 bytes: more than one IPv4 packet can carry
+    out = io.BytesIO()
+    writer = PcapWriter(out)
+    writer.write(Packet(1.0, ("127.0.3.1", 53), ("127.0.0.1", 4000), True, big, "x"))
+    assert writer.count == 1
+    records = read_pcap(out.getvalue())
+    assert len(records) == 2 and b"".join(r[3] for r in records) == big
+    assert dpkt.pcap.Reader(io.BytesIO(out.getvalue())).snaplen >= len(big)
