@@ -248,3 +248,23 @@ def test_lab_toml_servers_tables_are_checked(tmp_path: Path) -> None:
         LabSettings.load(tmp_path / "lab.toml")
     (tmp_path / "lab.toml").write_text('[servers."ns9.example.com"]\nhandler = "json:dumps"\n')
     assert LabSettings.load(tmp_path / "lab.toml").handlers == (("ns9.example.com", "json:dumps"),)
+
+
+def test_dnslab_up_serves_a_scripted_server_from_lab_toml_and_says_so(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from conftest import ENV, read_until, stop
+
+    folder = lab_folder(tmp_path, "scripts_for_lab:ttl_one")
+    proc = subprocess.Popen([sys.executable, "-m", "dnslab", "up", "--zones", str(folder), "--port", "0", "--no-web",
+                             "--hints", str(tmp_path / "root.hints")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**ENV, "DNSLAB_STATE": str(tmp_path / "state")})
+    try:
+        port = int(read_until(proc, "Ctrl-C stops the lab.").splitlines()[0].split()[3])
+        reply = dns.query.udp(dns.message.make_query("www.example.com", "A"), "127.0.3.1", port=port, timeout=5)
+        assert reply.answer and reply.answer[0].ttl == 1
+    finally:
+        code, _, err = stop(proc)
+    assert code == 0
+    assert "127.0.3.1 answers through the scripted handler scripts_for_lab:ttl_one (lab.toml)" in err

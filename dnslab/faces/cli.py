@@ -535,6 +535,12 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
         print(problem, file=sys.stderr)
     for warning in lab.hierarchy.warnings:
         print(f"dnslab: warning: {warning}", file=sys.stderr)
+    for running in lab.servers:  # lab.toml's [servers.X] handler: said, as these servers do not answer from zones
+        if running.handler is not None:
+            script = running.handler
+            print(f"dnslab: {running.plan.address} answers through the scripted handler "
+                  f"{getattr(script, '__module__', '?')}:{getattr(script, '__qualname__', script)} (lab.toml)",
+                  file=sys.stderr)
     hints_path = args.hints if args.hints is not None else default_hints_path()
     web = None if args.no_web else functools.partial(_web_view, port=args.web_port)
     runner = Runner(lab, RunOptions(hints=hints_path, state_dir=state_dir(), workers=args.workers, web=web))
