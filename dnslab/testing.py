@@ -30,6 +30,9 @@ from dnslab.lab.scenario.run import VariantResult, run_variant_on
 from dnslab.lab.scenario.shipped import find as find_scenario
 from dnslab.lab.scenario.spec import parse as parse_scenario
 from dnslab.lab.runtime import SAMPLE_ZONES, Change, Lab, LabSettings, RunningServer, dnssec_settings
+from dnslab.lab.runtime import (SAMPLE_ZONES, Change, Lab, LabSettings, RunningServer, apply_handlers,
+                                dnssec_settings)
+from dnslab.lab.scripted import ZONE, ScriptedQuery, ScriptHandler  # noqa: F401 - for handlers to import
 from dnslab.lab.hierarchy import zone_files
 from dnslab.lab.level_plan import LevelSpec, parse_levels
 from dnslab.lab.levels import RunningLevel
@@ -59,11 +62,18 @@ class ServerHandle:
         self.address = running.plan.address
         self.names = [name.to_text() for name in running.plan.names]
 
-    def fault(self, kind: Entry | str, *args: float) -> "ServerHandle":
+    def fault(self, kind: Entry | str, *args: float, name: str | list[str] | None = None,
+              type: str | list[str] | None = None, every: int | None = None,
+              pct: float | None = None) -> "ServerHandle":
         """Any server fault or verb of the registry (dnslab.lab.fault_kinds) by name, with its
-        numbers: `fault("delay", 200, 50)`.  The methods below are the same, by name."""
+        numbers: `fault("delay", 200, 50)`.  The methods below are the same, by name.
+        *name*, *type*, *every* and *pct* narrow it to some queries, as `dnslab fault --name ...`:
+        `fault("down", name="*.example.com", type="AAAA", every=3)`."""
+        select = fault_kinds.selector([name] if isinstance(name, str) else name,
+                                      [type] if isinstance(type, str) else type, every, pct)
+
         async def apply() -> None:
-            self._lab.lab.fault(self.address, kind, *args)
+            self._lab.lab.fault(self.address, kind, *args, select=select)
             await self._lab.lab.settled()  # an unreachable server's sockets are closed before we return
         self._lab.run(apply())
         return self
@@ -105,6 +115,17 @@ class ServerHandle:
     @property
     def faults(self) -> list[str]:
         return self._lab.call(self._running.faulty.state.describe)
+
+    @property
+    def handler(self) -> ScriptHandler | None:
+        """The function scripting this server's answers (docs/TESTING-SOFTWARE.md), or None."""
+        return self._running.handler
+
+    @handler.setter
+    def handler(self, script: ScriptHandler | None) -> None:
+        """`server.handler = f`: f(query) answers each query (bytes, a dnslib record, None for
+        silence, ZONE for the zone's answer); None gives the server back to its zone data."""
+        self._lab.call(lambda: self._lab.lab.set_handler(self.address, script))
 
     @property
     def queries(self) -> Counter[tuple[str, str]]:
@@ -353,6 +374,7 @@ class DnsLab(LabRunner):
                   resolver_settings=resolver_settings or settings.resolver, clock=self.clock,
                   dnssec=signing or False, levels=_levels(levels, settings, resolver_settings))
         lab.zones_dir = folder
+        apply_handlers(lab, settings, folder)
         super().__init__(lab, RunOptions(hints=Path(hints) if hints is not None else None,
                                          state_dir=Path(state_dir) if state_dir is not None else None))
         self._keep_traces = keep_traces

@@ -856,7 +856,7 @@ def test_a_fault_kind_added_to_the_registry_shows_in_the_cli_the_api_and_the_pag
     assert [v["name"] for v in listing["verbs"]] == ["up", "clear"]
     assert listing["kinds"][-1] == {
         "name": "drip", "targets": ["server"], "help": "answer BPS bytes a second (named in this test only)",
-        "label": "Drip", "usage": "drip BPS",
+        "label": "Drip", "usage": "drip BPS", "selectable": True,
         "args": [{"name": "BPS", "field": "value", "help": "bytes a second", "low": 1, "high": 1000, "unit": "B/s",
                   "optional": False, "example": 64}]}
     assert web.command("fault", server="127.0.3.1", kind="drip", value=5000)["error"] == (
@@ -904,3 +904,45 @@ def test_the_state_shows_each_caching_level_with_its_kept_answers(web: Web) -> N
     _, _, body = web.request("GET", "/api/state")
     os_entries = {row["level"]: row for row in json.loads(body)["levels"]}["os"]["entries"]
     assert os_entries[0]["remaining"] == 280     # the countdown follows the lab clock
+
+
+def test_a_fault_narrowed_from_the_page_by_a_selector(browser: Any, web: Web) -> None:
+    tab = Page(browser, web.server.url)
+    page = tab.page
+    page.wait_for_selector("#fault-buttons button[data-fault='servfail']", state="attached")
+    page.locator(".chip[data-address='127.0.3.1']").first.click()
+    page.fill("#fault-select-name", "*.example.com")
+    page.fill("#fault-select-type", "AAAA")
+    page.fill("#fault-select-every", "2")
+    page.click("button[data-fault='servfail']")
+    page.wait_for_selector("#toast:has-text('servfail [name *.example.com, type AAAA, 1 in 2]')")
+    assert web.lab.server("127.0.3.1").faults == ["servfail [name *.example.com, type AAAA, 1 in 2]"]
+    page.click("button[data-fault='clear']")  # a verb: sent without the selector, so it is not refused
+    page.wait_for_selector("#toast:has-text('no faults')")
+    assert web.lab.server("127.0.3.1").faults == []
+    assert not tab.errors, tab.errors
+    tab.close()
+
+
+def test_a_walk_from_the_page_offers_its_packets_as_a_pcap(browser: Any, web: Web) -> None:
+    import io
+    import socket
+
+    import dpkt
+
+    tab = Page(browser, web.server.url)
+    page = tab.page
+    page.check("#ask-cold")
+    page.fill("#ask-name", "www.example.com")
+    page.click("#ask-send")
+    link = page.wait_for_selector("#ask-pcap")
+    with page.expect_download() as download:
+        link.click()
+    data = Path(download.value.path()).read_bytes()
+    records = [dpkt.ethernet.Ethernet(frame).data for _, frame in dpkt.pcap.Reader(io.BytesIO(data))]
+    assert f"{len(records)} packets" in link.inner_text() and len(records) >= 8
+    asked = [dns.message.from_wire(ip.data.data) for ip in records if ip.data.dport == web.lab.port]
+    assert asked[-1].question[0].name.to_text() == "www.example.com."
+    servers = {socket.inet_ntoa(ip.dst) for ip in records if ip.data.dport == web.lab.port}
+    assert servers & {"127.0.3.1", "127.0.3.2"}, servers  # down to an example.com server
+    tab.close()

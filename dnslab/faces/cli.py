@@ -25,7 +25,7 @@ import dns.rrset
 from dnslab import __version__
 from dnslab.core.clock import FakeClock
 from dnslab.resolution.options import OPTIONS, load_toml, resolver_settings
-from dnslab.lab import fault_kinds
+from dnslab.lab import capturing, fault_kinds
 from dnslab.lab.control import LabState, runtime_dir, state_dir
 from dnslab.lab.runner import RunOptions, Runner, WebView
 from dnslab.faces import scenario_cli
@@ -246,7 +246,32 @@ def build_parser() -> argparse.ArgumentParser:
     fault.add_argument("kind", metavar="KIND", help="one of those below")
     fault.add_argument("args", nargs="*", action=_FaultArgs, metavar="ARG",
                        help="the kind's numbers, as below (delay MS [JITTER], loss PCT)")
+    fault.add_argument("--name", action="append", default=None, metavar="PATTERN", dest="select_names",
+                       help="only queries for this name and below, or a glob like '*.example.com' (repeatable)")
+    fault.add_argument("--type", action="append", default=None, metavar="TYPE", dest="select_types",
+                       help="only queries of this type (repeatable)")
+    fault.add_argument("--every", type=arg(validate.whole, 1, fault_kinds.MAX_EVERY), default=None, metavar="N",
+                       help="one in N of the matching queries: the 1st, then every Nth (CoreDNS erratic)")
+    fault.add_argument("--pct", type=arg(validate.amount, 0.001, 100, "%"), default=None, metavar="PCT",
+                       help="each matching query with this probability (seeded per server)")
     commands.add_parser("faults", parents=[pick], help="list the faults in force")
+    capture = commands.add_parser(
+        "capture", parents=[pick], help="write what lab servers and the resolver send and receive to a pcap file",
+        description="Capture DNS messages as the lab's listeners see them (no root, no raw sockets): real "
+                    "addresses and ports, synthesised IPv4/UDP/TCP headers, in a pcap file that tcpdump -r, "
+                    "tshark and Wireshark read. Stops after --count packets or --seconds, whichever first, "
+                    "or at Ctrl-C. The lab port is not 53: tell tshark `-d udp.port==PORT,dns -d "
+                    "tcp.port==PORT,dns`.")
+    capture.add_argument("target", nargs="?", default="all", metavar="SERVER|resolver|all",
+                         help="a lab server (address or NS name); resolver: its clients and its own "
+                              "queries upstream; all (default): every server and the resolver's clients")
+    capture.add_argument("-w", "--write", required=True, metavar="FILE", help="the pcap file (- for standard output)")
+    capture.add_argument("--count", type=arg(validate.whole, 1, capturing.MAX_PACKETS),
+                         default=capturing.DEFAULT_PACKETS, metavar="N",
+                         help=f"stop after N packets (default {capturing.DEFAULT_PACKETS})")
+    capture.add_argument("--seconds", type=arg(validate.amount, 0.001, capturing.MAX_SECONDS, "s"),
+                         default=capturing.DEFAULT_SECONDS, metavar="S",
+                         help=f"stop after S seconds (default {capturing.DEFAULT_SECONDS:g})")
     queries = commands.add_parser("queries", parents=[pick], help="what a lab server was asked, by name and type")
     queries.add_argument("server", metavar="SERVER")
     queries.add_argument("--reset", action="store_true", help="then start counting from zero")
@@ -347,6 +372,9 @@ def _main(argv: Sequence[str] | None) -> int:
             return cmd_serve(args, sys.stdout)
         if args.command == "resolver":
             return cmd_resolver(args, sys.stdout)
+        if args.command == "capture":
+            from dnslab.faces.capture import cmd_capture
+            return cmd_capture(args, sys.stdout)
         if args.command in INSPECT:
             return INSPECT[args.command](args, sys.stdout)
         if args.command == "check-zone":
@@ -533,6 +561,12 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
         print(problem, file=sys.stderr)
     for warning in lab.hierarchy.warnings:
         print(f"dnslab: warning: {warning}", file=sys.stderr)
+    for running in lab.servers:  # lab.toml's [servers.X] handler: said, as these servers do not answer from zones
+        if running.handler is not None:
+            script = running.handler
+            print(f"dnslab: {running.plan.address} answers through the scripted handler "
+                  f"{getattr(script, '__module__', '?')}:{getattr(script, '__qualname__', script)} (lab.toml)",
+                  file=sys.stderr)
     hints_path = args.hints if args.hints is not None else default_hints_path()
     web = None if args.no_web else functools.partial(_web_view, port=args.web_port)
     runner = Runner(lab, RunOptions(hints=hints_path, state_dir=state_dir(), workers=args.workers, web=web))

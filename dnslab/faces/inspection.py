@@ -189,8 +189,11 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_fault(args: argparse.Namespace, out: TextIO) -> int:
+    select = fault_kinds.selector(args.select_names, args.select_types, args.every, args.pct)
+    fault_kinds.check_selectable(fault_kinds.lookup(args.kind), select)  # said before the lab is asked
+    fields = {"select": select.to_fields()} if select is not None else {}
     result = _client(args).call_all("fault", {"server": args.server, "kind": args.kind,
-                                              **fault_kinds.to_fields(args.args)})[0]
+                                              **fault_kinds.to_fields(args.args), **fields})[0]
     print(f"{result['server']}: {', '.join(result['faults']) or 'no faults'}", file=out)
     return 0
 

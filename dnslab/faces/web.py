@@ -15,7 +15,9 @@ fetched from elsewhere); everything live comes from this process:
   one implementation, and with worker processes the commands the CLI sends to
   every worker are sent to every worker here too;
 - ``GET /api/trace/ID`` and ``GET /trace/ID`` give a recorded query's trace
-  events, and the same picture `dnslab trace --html` draws.
+  events, and the same picture `dnslab trace --html` draws;
+- ``GET /api/capture/ID`` gives the packets of a trace run from the page as
+  a pcap file (what `dnslab capture all` would have written meanwhile).
 
 Protection is the control endpoint's: the server binds 127.0.0.1 only, and
 every API request must carry the lab's control token (header ``X-Dnslab-Token``,
@@ -76,6 +78,10 @@ STATIC = {
 }
 PAGE_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
                "frame-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+# A trace run from the page is captured (dnslab capture all, for the trace's time): the last
+# KEPT_CAPTURES are kept for download, each of at most MAX_TRACE_PACKETS packets.
+KEPT_CAPTURES = 32
+MAX_TRACE_PACKETS = 2000
 # The trace picture is render_html's page: inline CSS only, shown in the page's frame.
 TRACE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'self'"
 REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
@@ -120,6 +126,8 @@ class WebServer:
         self.address = "127.0.0.1"
         self.port = port
         self.tap = QueryTap(rate)
+        # The packets of the page's last traces, by query id, for GET /api/capture/ID (a pcap download).
+        self._captures: dict[int, list[Any]] = {}
         self._server: asyncio.base_events.Server | None = None
         self._viewers: set[_Viewer] = set()
         self._connections = 0
@@ -220,6 +228,10 @@ class WebServer:
             _respond(writer, 200, _json(await self._command(body)), "application/json")
         elif path == "/api/view" and method == "POST":
             _respond(writer, 200, _json(self._view(body)), "application/json")
+        elif path.startswith("/api/capture/") and method == "GET":
+            body, name = self._pcap(path.removeprefix("/api/capture/"))
+            _respond(writer, 200, body, "application/vnd.tcpdump.pcap",
+                     {"Content-Disposition": f'attachment; filename="{name}"'})
         elif path.startswith("/api/trace/") and method == "GET":
             tapped = self._tapped(path.removeprefix("/api/trace/"))
             _respond(writer, 200, _json({"query": tapped.summary(), "events": tapped.trace()}), "application/json")
@@ -298,14 +310,41 @@ class WebServer:
                 raise DnslabError("this lab runs without a resolver (dnslab up --no-resolver)")
             qname, qtype = _question(args)
             recording = Recording()
-            result = await self.lab.resolver.trace(qname, qtype, recording.sink, cold=bool(args.get("cold")))
+            packets: list[Any] = []
+            stop_capture = self.lab.capture("all", packets.append)  # the trace's packets, for a pcap download
+            try:
+                result = await self.lab.resolver.trace(qname, qtype, recording.sink, cold=bool(args.get("cold")))
+            finally:
+                stop_capture()
         except DnslabError as exc:
             return {"ok": False, "error": str(exc)}
         finally:
             self._urgent.set()
         tapped = self.tap.traced(recording, qname, qtype, result, bool(args.get("cold")))
+        self._captures[tapped.id] = packets[:MAX_TRACE_PACKETS]
+        for old in sorted(self._captures)[:-KEPT_CAPTURES]:
+            del self._captures[old]
         return {"ok": True, "result": {"rcode": tapped.rcode, "upstream_queries": result.upstream_queries,
-                                       "total_ms": tapped.ms, "query_id": tapped.id, "events": tapped.trace()}}
+                                       "total_ms": tapped.ms, "query_id": tapped.id, "events": tapped.trace(),
+                                       "packets": len(self._captures[tapped.id])}}
+
+    def _pcap(self, text: str) -> tuple[bytes, str]:
+        """A trace's packets as a pcap file (faces/pcap.py), and a file name for it."""
+        import io
+
+        from dnslab.faces.pcap import PcapWriter
+
+        try:
+            packets = self._captures.get(int(text))
+        except ValueError:
+            packets = None
+        if packets is None:
+            raise HttpError(404, f"no capture kept for {text} (the page's last {KEPT_CAPTURES} traces have one)")
+        out = io.BytesIO()
+        writer = PcapWriter(out)
+        for packet in packets:
+            writer.write(packet)
+        return out.getvalue(), f"dnslab-trace-{text}.pcap"
 
     def _view(self, body: bytes) -> dict[str, Any]:
         """A viewer's choice of what part of the cache to watch."""

@@ -39,7 +39,7 @@ from dnslab.core.clock import FakeClock
 from dnslab.core.errors import DnslabError
 from dnslab.core.events import Event, Recording, stamped, to_ms
 from dnslab.core.zone import Zone
-from dnslab.lab import fault_kinds
+from dnslab.lab import capturing, fault_kinds
 
 if TYPE_CHECKING:
     from dnslab.lab.runtime import Change, Lab
@@ -218,6 +218,7 @@ class ControlServer:
             "clock.advance": self._clock_advance,
             "query": self._query,
             "levels": self._levels,
+            "capture": functools.partial(capturing.capture, self.lab),
         }
 
     async def start(self) -> None:
@@ -397,7 +398,8 @@ class ControlServer:
     async def _fault(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
         """Checked against the registry (fault_kinds) first: a bad name or number changes nothing."""
         target = self.lab.fault(str(args.get("server", "")), str(args.get("kind", "")),
-                                *fault_kinds.from_fields(args))
+                                *fault_kinds.from_fields(args),
+                                select=fault_kinds.selector_from_fields(args.get("select")))
         await self.lab.settled()  # `unreachable` (or `up` after it): the sockets are closed (open) on return
         if isinstance(target, Zone):  # a DNSSEC fault, on a zone's data
             return {"server": target.origin.to_text(), "zone": target.origin.to_text(),

@@ -14,9 +14,16 @@ Sans-I/O: a table and its checks, no sockets, no event loop.
 from __future__ import annotations
 
 import enum
+import fnmatch
+import functools
+import re
 import textwrap
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
+
+import dns.exception
+import dns.name
+import dns.rdatatype
 
 from dnslab.core import validate
 from dnslab.core.errors import ConfigError
@@ -58,6 +65,7 @@ class FaultKind:
     help: str
     label: str           # the web page's button
     args: tuple[FaultArg, ...] = ()
+    selectable: bool = True  # may be narrowed to some queries (Selector); not when it closes the sockets
 
     def __post_init__(self) -> None:
         if len(self.args) > len(ARG_FIELDS):
@@ -95,7 +103,7 @@ MAX_MS = 60_000  # a minute: far past any resolver's timeout
 
 DOWN = FaultKind("down", _SERVER, "no answer at all: resolvers wait out a timeout", "Take down")
 UNREACHABLE = FaultKind("unreachable", _SERVER, "nothing listens: ICMP port unreachable (UDP), RST (TCP), so "
-                        "resolvers move on at once; the fast outage for tests", "Unreachable")
+                        "resolvers move on at once; the fast outage for tests", "Unreachable", selectable=False)
 DELAY = FaultKind("delay", _SERVER, "answer MS milliseconds late, JITTER more or less", "Slow",
                   (FaultArg("MS", "milliseconds late", 0, MAX_MS, "ms", example=200),
                    FaultArg("JITTER", "± milliseconds", 0, MAX_MS, "ms", optional=True)))
@@ -177,6 +185,117 @@ def to_fields(values: Sequence[Any]) -> dict[str, Any]:
     return {name: value for name, value in zip(ARG_FIELDS, values)}
 
 
+MAX_EVERY = 1_000_000
+
+
+@dataclass(frozen=True)
+class Selector:
+    """Which queries a server fault applies to; every part given must match (none given: all).
+
+    *names*: a pattern without wildcards is that name and every name below it;
+    with `*`, `?` or `[...]` it is a shell glob on the whole name (`*.example.com`:
+    the names below example.com, not example.com itself), case-insensitive.
+    *types*: query types.  *every* N: one in N of the queries that match so far,
+    the first and then every Nth after it, as CoreDNS's erratic plugin counts
+    (`drop 3`: the 1st, 4th, 7th...).  *pct*: each query that passed the rest
+    with this probability, drawn from the server's seeded generator (the same
+    ones each run, as `loss` draws).
+    """
+
+    names: tuple[str, ...] = ()
+    types: tuple[int, ...] = ()
+    every: int = 0
+    pct: float = 0.0
+
+    def question_matches(self, name: str, rdtype: int) -> bool:
+        """*name* lowercased, without its final dot (the root: "")."""
+        if self.types and rdtype not in self.types:
+            return False
+        return self.name_matches(name)
+
+    def name_matches(self, name: str) -> bool:
+        return not self.names or any(match(name) for match in self._matchers)
+
+    @functools.cached_property
+    def _matchers(self) -> tuple[Callable[[str], bool], ...]:
+        """One test per pattern, globs compiled once (fnmatch's own cache cost ~5 µs a query)."""
+        return tuple(_matcher(pattern) for pattern in self.names)
+
+    def describe(self) -> str:
+        parts = [f"name {' '.join(p or '.' for p in self.names)}"] if self.names else []
+        if self.types:
+            parts.append("type " + " ".join(dns.rdatatype.to_text(t) for t in self.types))
+        if self.every > 1:
+            parts.append(f"1 in {self.every}")
+        if self.pct:
+            parts.append(f"{self.pct:g}% of them")
+        return ", ".join(parts)
+
+    def to_fields(self) -> dict[str, Any]:
+        """As the control endpoint's `select` object (what `dnslab fault --name ...` sends)."""
+        return {"names": list(self.names), "types": [dns.rdatatype.to_text(t) for t in self.types],
+                "every": self.every or None, "pct": self.pct or None}
+
+
+def _matcher(pattern: str) -> Callable[[str], bool]:
+    if any(c in pattern for c in "*?["):
+        glob = re.compile(fnmatch.translate(pattern))
+        return lambda name: glob.match(name) is not None
+    if not pattern:
+        return lambda name: True  # the root: every name
+    below = "." + pattern
+    return lambda name: name == pattern or name.endswith(below)
+
+
+def selector(names: Sequence[Any] | None = (), types: Sequence[Any] | None = (), every: Any = None,
+             pct: Any = None) -> Selector | None:
+    """A checked Selector from what a person typed (None when nothing narrows the fault).
+
+    One line (ConfigError) for a bad name pattern, an unknown type or a number out of range.
+    """
+    patterns = []
+    for pattern in names or ():
+        text = str(pattern).strip().lower().rstrip(".")
+        if not str(pattern).strip() or any(c.isspace() for c in text):
+            raise ConfigError(f"--name {pattern!r}: a name or a glob like '*.example.com'")
+        try:
+            dns.name.from_text(text.replace("*", "x").replace("?", "x").replace("[", "x").replace("]", "x") or ".")
+        except dns.exception.DNSException as exc:
+            raise ConfigError(f"--name {pattern!r}: not a name pattern ({exc})") from None
+        patterns.append(text)
+    rdtypes = []
+    for rdtype in types or ():
+        try:
+            rdtypes.append(int(dns.rdatatype.from_text(str(rdtype).strip())))
+        except (dns.exception.DNSException, ValueError):
+            raise ConfigError(f"--type {rdtype!r}: not a record type (A, AAAA, MX, TYPE65...)") from None
+    count = validate.whole(every, "--every", 1, MAX_EVERY) if every is not None else 0
+    share = validate.amount(pct, "--pct", 0.001, 100, "%") if pct is not None else 0.0
+    if not (patterns or rdtypes or count > 1 or share):
+        return None
+    return Selector(tuple(patterns), tuple(rdtypes), count if count > 1 else 0, share if share < 100 else 0.0)
+
+
+def selector_from_fields(fields: Any) -> Selector | None:
+    """The control endpoint's `select` object ({names, types, every, pct}), checked."""
+    if fields is None:
+        return None
+    if not isinstance(fields, dict) or set(fields) - {"names", "types", "every", "pct"}:
+        raise ConfigError("select must be an object with names, types, every and pct")
+    names, types = fields.get("names") or [], fields.get("types") or []
+    if not isinstance(names, list) or not isinstance(types, list):
+        raise ConfigError("select names and types must be lists")
+    return selector(names, types, fields.get("every"), fields.get("pct"))
+
+
+def check_selectable(entry: Entry, select: Selector | None) -> None:
+    """A selector only narrows a server fault that plays per query (not unreachable, zones or verbs)."""
+    if select is not None and not (isinstance(entry, FaultKind) and entry.target is Target.SERVER
+                                   and entry.selectable):
+        raise ConfigError(f"{entry.name} applies to every query: --name, --type, --every and --pct narrow "
+                          f"only {', '.join(k.name for k in kinds(Target.SERVER) if k.selectable)}")
+
+
 def help_text() -> str:
     """`dnslab fault --help`'s list of kinds, one a line, grouped by what they break."""
     lines = []
@@ -186,6 +305,11 @@ def help_text() -> str:
         lines += _rows(kinds(target))
     lines.append("mending (not faults):")
     lines += _rows(VERBS.values(), with_targets=True)
+    lines.append("narrowing a server fault to some queries (CoreDNS erratic's AMOUNT, and more):")
+    lines += textwrap.wrap("--name PATTERN (repeatable; a name and the names below it, or a glob like "
+                           "'*.example.com'), --type TYPE (repeatable), --every N (the 1st matching query, "
+                           "then every Nth), --pct PCT (each with this probability, seeded); all given must "
+                           "match. Not for unreachable.", 96, initial_indent="  ", subsequent_indent="  ")
     return "\n".join(lines)
 
 
@@ -203,6 +327,8 @@ def listing() -> dict[str, Any]:
     def entry_json(entry: Entry) -> dict[str, Any]:
         return {"name": entry.name, "targets": [t.value for t in Target if t in entry.targets],
                 "help": entry.help, "label": entry.label, "usage": entry.usage,
+                # a Selector may narrow it (the page's "only for" inputs)
+                "selectable": isinstance(entry, FaultKind) and entry.selectable and entry.target is _SERVER,
                 "args": [{"name": arg.name, "field": field, "help": arg.help, "low": arg.low, "high": arg.high,
                           "unit": arg.unit, "optional": arg.optional, "example": arg.example}
                          for arg, field in zip(entry.args, ARG_FIELDS)]}

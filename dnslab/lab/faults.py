@@ -17,7 +17,7 @@ import asyncio
 import inspect
 import random
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
 import dns.exception
@@ -30,7 +30,7 @@ import dns.rdatatype
 from dnslab.core.errors import DnslabError
 from dnslab.core.wire import QUESTION_IN_KEY, query_key
 from dnslab.lab import fault_kinds as kinds
-from dnslab.lab.fault_kinds import Entry, FaultKind
+from dnslab.lab.fault_kinds import Entry, FaultKind, Selector
 from dnslab.services.transport import Handler, Peer
 
 
@@ -52,6 +52,8 @@ class FaultState:
     jitter_ms: float = 0.0
     loss_pct: float = 0.0
     answer: FaultKind | None = None
+    # The faults narrowed to some queries, by kind name (fault_kinds.Selector); the others hit every query.
+    selectors: dict[str, Selector] = field(default_factory=dict)
 
     def describe(self) -> list[str]:
         """The faults in force, as `dnslab faults` lists them."""
@@ -64,7 +66,11 @@ class FaultState:
             found.append(f"loss {self.loss_pct:g}%")
         if self.answer is not None:
             found.append(self.answer.name)
-        return found
+        return [self._narrowed(text) for text in found]
+
+    def _narrowed(self, text: str) -> str:
+        select = self.selectors.get(text.split(" ", 1)[0])
+        return text if select is None else f"{text} [{select.describe()}]"
 
 
 class FaultyServer:
@@ -83,6 +89,7 @@ class FaultyServer:
         self._received: Counter[bytes] = Counter()
         self._older = 0
         self._rng = random.Random(seed)
+        self._matched: Counter[str] = Counter()  # queries a narrowed fault's selector matched, for --every
         # Told when `unreachable` comes or goes: the lab closes or reopens the server's
         # sockets, so the kernel itself refuses (a fault in the handler could only stay silent).
         self.on_reachable: Callable[[bool], None] | None = None
@@ -91,16 +98,27 @@ class FaultyServer:
     def down(self) -> bool:
         return self.state.down
 
-    def apply(self, kind: Entry | str, value: float | None = None, jitter: float | None = None) -> None:
+    def apply(self, kind: Entry | str, value: float | None = None, jitter: float | None = None,
+              select: Selector | None = None) -> None:
         """Put a fault in force (or lift it); the one entry point for every interface.
 
         The name and its arguments are checked against the registry (fault_kinds); what each
-        server fault does is decided here and in `handle`.
+        server fault does is decided here and in `handle`.  *select* narrows the fault to the
+        queries it matches; applying a fault again replaces its selector (None: every query).
         """
         entry, args = kinds.order(kind, (value, jitter))
         if kinds.Target.SERVER not in entry.targets:
             raise DnslabError(f"{entry.name} breaks a zone, not a server: dnslab fault ZONE {entry.name}")
+        kinds.check_selectable(entry, select)
         state = self.state
+        if isinstance(entry, FaultKind):
+            state.selectors.pop(kinds.DOWN.name if entry is kinds.UNREACHABLE else entry.name, None)
+            if entry in ANSWER_FAULTS:
+                for other in ANSWER_FAULTS:  # one answer fault at a time: the one it replaces goes
+                    state.selectors.pop(other.name, None)
+            if select is not None:
+                state.selectors[entry.name] = select
+            self._matched.pop(entry.name, None)
         was_unreachable = state.unreachable
         if entry is kinds.DOWN:  # silent and refusing are two ways of being out: one at a time
             state.down, state.unreachable = True, False
@@ -108,16 +126,23 @@ class FaultyServer:
             state.down, state.unreachable = False, True
         elif entry is kinds.UP:
             state.down = state.unreachable = False
+            state.selectors.pop(kinds.DOWN.name, None)
         elif entry is kinds.DELAY:
             state.delay_ms, state.jitter_ms = args[0], args[1] if len(args) > 1 else 0.0
         elif entry is kinds.LOSS:
             state.loss_pct = args[0]
         elif entry is kinds.CLEAR:
             self.state = FaultState()
+            self._matched.clear()
         elif entry in ANSWER_FAULTS:
             state.answer = entry  # type: ignore[assignment]
         else:
             raise DnslabError(f"fault {entry.name} is declared (fault_kinds) but a lab server cannot play it yet")
+        in_force = {name for name, on in ((kinds.DOWN.name, self.state.down), (kinds.LOSS.name, self.state.loss_pct),
+                                          (kinds.DELAY.name, self.state.delay_ms or self.state.jitter_ms)) if on}
+        if self.state.answer is not None:
+            in_force.add(self.state.answer.name)
+        self.state.selectors = {name: sel for name, sel in self.state.selectors.items() if name in in_force}
         self._faultless = self.state == FaultState()
         if self.state.unreachable != was_unreachable and self.on_reachable is not None:
             self.on_reachable(not self.state.unreachable)
@@ -156,27 +181,60 @@ class FaultyServer:
         return len(self._received)
 
     def handle(self, wire: bytes, via_tcp: bool, peer: Peer | None = None) -> bytes | None | Awaitable[bytes | None]:
-        self._count(wire)
+        question = self._count(wire)
         if self._faultless:
             return self.inner(wire, via_tcp, peer)  # type: ignore[return-value]
         state = self.state
-        if state.down or state.unreachable:  # (unreachable: a query already on an open TCP connection)
+        hits = self._hits(question) if state.selectors else None
+        if state.unreachable or (state.down and (hits is None or kinds.DOWN.name in hits)):
+            return None  # (unreachable: a query already on an open TCP connection)
+        if state.loss_pct and (hits is None or kinds.LOSS.name in hits) and self._rng.random() * 100 < state.loss_pct:
             return None
-        if state.loss_pct and self._rng.random() * 100 < state.loss_pct:
-            return None
-        if state.delay_ms or state.jitter_ms:
-            return self._late(wire, via_tcp, peer)
-        return self._answer(wire, via_tcp, peer)
+        answer = state.answer if state.answer is not None and (hits is None or state.answer.name in hits) else None
+        if (state.delay_ms or state.jitter_ms) and (hits is None or kinds.DELAY.name in hits):
+            return self._late(wire, via_tcp, peer, answer)
+        return self._answer(wire, via_tcp, peer, answer)
 
-    async def _late(self, wire: bytes, via_tcp: bool, peer: Peer | None) -> bytes | None:
+    def _hits(self, question: bytes) -> set[str]:
+        """The faults in force that apply to this query: those without a selector, and those whose
+        selector matches it (each matching query counted, for --every, then --pct drawn)."""
+        # The type is the question's 4th- and 3rd-last bytes; the name is decoded only if a selector names one.
+        rdtype = int.from_bytes(question[-4:-2], "big") if len(question) >= 5 else -1
+        text: str | None = None
+        state = self.state
+        hits = set()
+        for kind in (kinds.DOWN, kinds.LOSS, kinds.DELAY, state.answer):
+            if kind is None:
+                continue
+            select = state.selectors.get(kind.name)
+            if select is None:
+                hits.add(kind.name)
+                continue
+            if select.types and rdtype not in select.types:
+                continue
+            if select.names:
+                text = _question_name(question) if text is None else text
+                if not select.name_matches(text):
+                    continue
+            seen = self._matched[kind.name]
+            self._matched[kind.name] = seen + 1
+            if select.every and seen % select.every:
+                continue
+            if select.pct and self._rng.random() * 100 >= select.pct:
+                continue
+            hits.add(kind.name)
+        return hits
+
+    async def _late(self, wire: bytes, via_tcp: bool, peer: Peer | None,
+                    answer: FaultKind | None) -> bytes | None:
         state = self.state
         delay = state.delay_ms + (self._rng.uniform(-state.jitter_ms, state.jitter_ms) if state.jitter_ms else 0)
         await asyncio.sleep(max(0.0, delay) / 1000)  # network time stays real, even on a fake clock
-        reply = self._answer(wire, via_tcp, peer)
+        reply = self._answer(wire, via_tcp, peer, answer)
         return await reply if inspect.isawaitable(reply) else reply
 
-    def _answer(self, wire: bytes, via_tcp: bool, peer: Peer | None) -> bytes | None | Awaitable[bytes | None]:
-        fault = self.state.answer
+    def _answer(self, wire: bytes, via_tcp: bool, peer: Peer | None,
+                fault: FaultKind | None) -> bytes | None | Awaitable[bytes | None]:
         if fault is None or (fault is kinds.TRUNCATE and via_tcp):
             return self.inner(wire, via_tcp, peer)  # type: ignore[arg-type]
         try:
@@ -194,18 +252,24 @@ class FaultyServer:
         # LAME: NOERROR, no AA, nothing in any section: a server not configured for the zone.
         return reply.to_wire()
 
-    def _count(self, wire: bytes) -> None:
+    def _count(self, wire: bytes) -> bytes:
+        """Count the query; its question as wire bytes (b"": none readable), for the selectors."""
         parsed = query_key(wire)
         if parsed is not None:
-            self._add(parsed[0][QUESTION_IN_KEY:])
-            return
+            question = parsed[0][QUESTION_IN_KEY:]
+            self._add(question)
+            return question
         try:  # the rare query the quick reader leaves alone (compressed, odd sections)
             rrsets = dns.message.from_wire(wire, question_only=True).question
         except Exception:  # noqa: BLE001 - garbage is counted as such, never raised
             self._add(b"")
-            return
+            return b""
+        first = b""
         for rrset in rrsets:
-            self._add(rrset.name.to_wire() + rrset.rdtype.to_bytes(2, "big") + b"\x00\x01")
+            question = rrset.name.to_wire() + rrset.rdtype.to_bytes(2, "big") + b"\x00\x01"
+            first = first or question
+            self._add(question)
+        return first
 
     def _add(self, question: bytes) -> None:
         received = self._received
@@ -217,3 +281,19 @@ class FaultyServer:
             oldest = next(iter(received))  # dicts keep insertion order: the first one counted
             self._older += received.pop(oldest)
         received[question] = 1
+
+
+def _question_name(question: bytes) -> str:
+    """The name lowercased, without its final dot, from an uncompressed question's bytes (as the
+    counter keeps them); read by hand: dnspython's parser cost ~15 µs a query on the faulted path."""
+    labels = []
+    at = 0
+    try:
+        while question[at]:
+            length = question[at]
+            labels.append(question[at + 1:at + 1 + length])
+            at += 1 + length
+    except IndexError:
+        return "\x00<unparsable>"  # matches no pattern: only faults without a name selector apply
+    # ASCII-only case folding (RFC 4343), as bytes.lower does; other bytes kept one for one.
+    return b".".join(labels).lower().decode("latin-1")

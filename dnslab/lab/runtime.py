@@ -12,7 +12,7 @@ import logging
 import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import dns.exception
 import dns.name
@@ -32,9 +32,11 @@ from dnslab.services.resolver import RecursiveResolver
 from dnslab.resolution.settings import ResolverSettings
 from dnslab.authority.server import AuthoritativeServer
 from dnslab.services.transport import DnsListener, Handler, Peer
+from dnslab.services.capture import RESOLVER, UPSTREAM, Packet, Sink, Taps
 from dnslab.lab import fault_kinds
 from dnslab.lab.fault_kinds import Entry
 from dnslab.lab.faults import FaultyServer
+from dnslab.lab.scripted import ScriptedServer, ScriptHandler, load_handler
 from dnslab.core.zone import Problem, Zone, changed_zone, load_zones
 from dnslab.lab.hierarchy import Hierarchy, ServerPlan, derive_hierarchy, lame_delegations, zone_files
 from dnslab.lab.level_plan import LevelSpec, check_addresses, default_levels, parse_levels
@@ -67,6 +69,8 @@ class LabSettings:
     dnssec_algorithm: str = DEFAULT_ALGORITHM.name
     # Caching levels in front of the resolver (docs/LEVELS.md): browser -> os -> resolver, plus [levels.NAME].
     levels: tuple[LevelSpec, ...] = field(default_factory=default_levels)
+    # [servers."NAME_OR_ADDRESS"] handler = "module:function": scripted servers (lab/scripted.py).
+    handlers: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def load(cls, path: Path) -> "LabSettings":
@@ -74,7 +78,7 @@ class LabSettings:
             return cls()
         data = load_toml(path)
         known = {"port", "start_down", "resolver_address", "resolver", "dnssec", "nsec3", "keys_dir",
-                 "dnssec_unsigned", "dnssec_algorithm", "levels"}
+                 "dnssec_unsigned", "dnssec_algorithm", "levels", "servers"}
         unknown = set(data) - known
         if unknown:
             raise ConfigError(f"{path}: unknown setting(s): {', '.join(sorted(unknown))} "
@@ -105,10 +109,39 @@ class LabSettings:
         except ConfigError as exc:
             raise ConfigError(f"{path}: dnssec_algorithm: {exc}") from None
         levels = parse_levels(data.get("levels", {}), str(path), base=resolver)
+        handlers = _handlers(data.get("servers", {}), path)
         return cls(port=port, start_down=tuple(down), resolver_address=address, resolver=resolver, levels=levels,
+                   handlers=handlers,
                    dnssec=data.get("dnssec", False), nsec3=data.get("nsec3", False),
                    keys_dir=path.parent / keys_dir if keys_dir is not None else None,
                    dnssec_unsigned=tuple(unsigned), dnssec_algorithm=str(algorithm))
+
+
+def _handlers(servers: Any, path: Path) -> tuple[tuple[str, str], ...]:
+    """[servers."ns1.example.com"] tables: only `handler` is known in them."""
+    if not isinstance(servers, dict) or not all(isinstance(v, dict) for v in servers.values()):
+        raise ConfigError(f'{path}: [servers] must hold tables like [servers."ns1.example.com"]')
+    found = []
+    for name, table in servers.items():
+        unknown = set(table) - {"handler"}
+        if unknown:
+            raise ConfigError(f"{path}: [servers.{name!r}]: unknown setting(s): {', '.join(sorted(unknown))} "
+                              "(known: handler)")
+        if "handler" in table:
+            if not isinstance(table["handler"], str):
+                raise ConfigError(f"{path}: [servers.{name!r}] handler must be a string 'module:function'")
+            found.append((name, table["handler"]))
+    return tuple(found)
+
+
+def apply_handlers(lab: "Lab", settings: LabSettings, folder: Path) -> None:
+    """lab.toml's scripted servers, imported (the zone folder first on the path) and put in place."""
+    for name, spec in settings.handlers:
+        where = f"{folder / SETTINGS_FILE}: [servers.{name!r}]"
+        function = load_handler(spec, where, folder)
+        if lab.hierarchy.find(name) is None:
+            raise ConfigError(f"{where}: {name!r} is not a lab server's address or name")
+        lab.set_handler(name, function)
 
 
 def _data_problem(values: list[str], rdtype: str, exc: Exception) -> str:
@@ -153,6 +186,18 @@ class RunningServer:
     @property
     def up(self) -> bool:
         return self.listener is not None and not self.faulty.down and not self.faulty.state.unreachable
+
+    @property
+    def handler(self) -> ScriptHandler | None:
+        """The scripted handler answering in place of the zone data (lab/scripted.py), or None."""
+        inner = self.faulty.inner
+        return inner.script if isinstance(inner, ScriptedServer) else None
+
+    @handler.setter
+    def handler(self, script: ScriptHandler | None) -> None:
+        inner = self.faulty.inner
+        zone = inner.zone if isinstance(inner, ScriptedServer) else inner
+        self.faulty.inner = zone if script is None else ScriptedServer(script, zone, self.plan.address)
 
 
 @dataclass
@@ -255,6 +300,7 @@ class Lab:
         self.levels = Levels(specs, self.clock)
         self.control = ControlServer(self)
         self._resolver_listener: DnsListener | None = None
+        self.taps = Taps()  # `dnslab capture`: every listener's traffic, while a capture runs
 
     def _new_server(self, plan: ServerPlan) -> RunningServer:
         server = AuthoritativeServer(plan.zones)
@@ -275,6 +321,7 @@ class Lab:
                   resolver_settings=settings.resolver, clock=clock, dnssec=signing or False,
                   levels=settings.levels)
         lab.zones_dir = zones_dir
+        apply_handlers(lab, settings, zones_dir)
         return lab, problems
 
     # --- DNSSEC -----------------------------------------------------------------------------
@@ -326,18 +373,68 @@ class Lab:
             raise DnslabError(f"no lab server {name_or_address!r} (addresses: {known}; NS names work too)")
         return next(running for running in self.servers if running.plan is plan)
 
+    def set_handler(self, name_or_address: str, script: ScriptHandler | None) -> RunningServer:
+        """Script a server's answers (None: the zone data answers again); its faults stay in front."""
+        running = self.server(name_or_address)
+        running.handler = script
+        return running
+
+    def capture(self, target: str, sink: Sink) -> Callable[[], None]:
+        """Send the packets of *target* (a server's name or address, `resolver`, or `all`) to *sink*
+        until the returned function is called (services/capture.py says where packets are seen).
+
+        `all` is every listener, lab servers and the resolver's clients: the resolver's queries
+        upstream are seen once, where the servers receive them.  `resolver` is its clients'
+        side and its own queries upstream (UDP where it sends them, TCP where the server gets them).
+        """
+        if target == "all":
+            def wanted(packet: Packet) -> bool:
+                return packet.at != UPSTREAM
+        elif target == RESOLVER:
+            if self.resolver_address is None:
+                raise DnslabError("this lab runs without a resolver (dnslab up --no-resolver)")
+
+            resolver = self.resolver
+
+            def wanted(packet: Packet) -> bool:
+                # Its TCP queries upstream are taken where the lab server sees them (services/upstream.py).
+                return packet.at in (RESOLVER, UPSTREAM) or (
+                    packet.tcp and resolver is not None
+                    and (packet.src in resolver.upstream.tcp_endpoints or packet.dst in resolver.upstream.tcp_endpoints))
+        else:
+            address = self.server(target).plan.address
+
+            def wanted(packet: Packet) -> bool:
+                return packet.at == address
+
+        def filtered(packet: Packet) -> None:
+            if wanted(packet):
+                sink(packet)
+        self.taps.subscribe(filtered)
+        if self.resolver is not None:
+            self.resolver.upstream.tap = self.taps.emit
+
+        def stop() -> None:
+            self.taps.unsubscribe(filtered)
+            if self.resolver is not None and not self.taps.sinks:
+                self.resolver.upstream.tap = None
+        return stop
+
     def fault(self, name_or_address: str, kind: Entry | str, value: float | None = None,
-              jitter: float | None = None) -> RunningServer | Zone | RunningLevel:
+              jitter: float | None = None,
+              select: fault_kinds.Selector | None = None) -> RunningServer | Zone | RunningLevel:
         """A server fault (returns the server) or, for the dnssec-* kinds, a zone fault (returns the zone).
 
         `clear` given a zone name lifts that zone's DNSSEC faults.  Names and arguments are
-        checked against the registry (fault_kinds) before anything changes.
+        checked against the registry (fault_kinds) before anything changes.  *select* narrows a
+        server fault to some queries (fault_kinds.Selector).
         """
         entry, args = fault_kinds.order(kind, (value, jitter))
+        fault_kinds.check_selectable(entry, select)
         target = fault_kinds.Target
         level = self.levels.find(name_or_address)
         if level is not None and not self._is_server(name_or_address):
-            return self.level_fault(level, entry, *args)
+            return self.level_fault(level, entry, *args, select=select)
         is_zone, is_server = self._is_zone(name_or_address), self._is_server(name_or_address)
         if target.SERVER not in entry.targets and is_server and not is_zone:
             raise DnslabError(f"{entry.name} breaks a zone, not a server: dnslab fault ZONE {entry.usage}")
@@ -347,17 +444,18 @@ class Lab:
             raise DnslabError(f"{entry.name} is for a server, and {name_or_address} is a zone "
                               f"(its faults: {', '.join(k.name for k in fault_kinds.kinds(target.ZONE))}, clear)")
         running = self.server(name_or_address)
-        running.faulty.apply(entry, *args)
+        running.faulty.apply(entry, *args, select=select)
         if entry is fault_kinds.CLEAR and self.resolver is not None:
             # The server is mended: its lame marks would otherwise keep it passed over for lame_ttl.
             self.resolver.infra.forget_lame(running.plan.address)
         return running
 
-    def level_fault(self, level: RunningLevel, entry: Entry, *args: float) -> RunningLevel:
+    def level_fault(self, level: RunningLevel, entry: Entry, *args: float,
+                    select: fault_kinds.Selector | None = None) -> RunningLevel:
         """A server fault on a caching level (down, unreachable, delay...): its clients fail over as stubs do."""
         if fault_kinds.Target.SERVER not in entry.targets:
             raise DnslabError(f"{entry.name} breaks a zone; {level.name} is a caching level")
-        level.faulty.apply(entry, *args)
+        level.faulty.apply(entry, *args, select=select)
         return level
 
     def zone_fault(self, zone_name: str, kind: Entry | str) -> Zone:
@@ -629,9 +727,12 @@ class Lab:
             settings = replace(self.resolver_settings, upstream_port=port)
             self.resolver = RecursiveResolver(self.hierarchy.root_hints, settings, clock=self.clock,
                                               rng=self.resolver_rng)
-            self._resolver_listener = DnsListener(self.resolver_address, port, self.resolver.handle,
-                                                  reuse_port=self.reuse_port)
+            tapped = self.taps.wrap(self.resolver.handle, self.resolver_address, RESOLVER)
+            self._resolver_listener = DnsListener(self.resolver_address, port, tapped, reuse_port=self.reuse_port)
             await self._resolver_listener.start()
+            tapped.port = self._resolver_listener.port
+            if self.taps.sinks:
+                self.resolver.upstream.tap = self.taps.emit
             await self.levels.start(port, self.resolver_address, settings, self.hierarchy.root_hints,
                                     reuse_port=self.reuse_port)
         await self.control.start()
@@ -639,8 +740,10 @@ class Lab:
 
     async def _listen(self, running: RunningServer, port: int) -> None:
         """Bind a server's address; its `unreachable` fault closes and reopens these sockets."""
-        listener = DnsListener(running.plan.address, port, running.faulty.handle, reuse_port=self.reuse_port)
+        tapped = self.taps.wrap(running.faulty.handle, running.plan.address, running.plan.address)
+        listener = DnsListener(running.plan.address, port, tapped, reuse_port=self.reuse_port)
         await listener.start()
+        tapped.port = listener.port
         running.listener = listener
         running.faulty.on_reachable = listener.set_listening
         if running.faulty.state.unreachable:

@@ -32,6 +32,17 @@ UDP_RECEIVE_BUFFER = 1 << 20
 _FREE_PORT_ATTEMPTS = 20  # for port 0: how many free UDP ports to try for TCP too
 
 
+class Several(tuple):  # type: ignore[type-arg]
+    """Several messages for one query (a scripted server's forged reply, then the real one):
+    one datagram each over UDP, each framed over TCP."""
+
+
+class Unframed(bytes):
+    """Bytes a TCP client gets exactly as they are, without the RFC 7766 length prefix, after
+    which the connection is closed: how a scripted server sends a truncated TCP stream.  Over
+    UDP, one datagram like any reply."""
+
+
 @dataclass(frozen=True)
 class TcpLimits:
     """NSD's defaults are tcp-count 100 and tcp-timeout 120 s; a lab needs fewer and shorter."""
@@ -78,7 +89,14 @@ class _UdpProtocol(asyncio.DatagramProtocol):
             self.pending.add(task)
             task.add_done_callback(self.pending.discard)
         elif reply is not None and self.transport is not None:
-            self.transport.sendto(reply, addr)
+            self._send(reply, addr)
+
+    def _send(self, reply: bytes, addr: Peer) -> None:
+        if type(reply) is Several:
+            for message in reply:
+                self.transport.sendto(message, addr)  # type: ignore[union-attr]
+        else:
+            self.transport.sendto(reply, addr)  # type: ignore[union-attr]
 
     async def _reply_later(self, reply: Awaitable[bytes | None], addr: Peer, data: bytes) -> None:
         try:
@@ -87,7 +105,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
             log.exception("handler failed for a datagram from %s", addr)
             wire = _servfail(data)
         if wire is not None and self.transport is not None:
-            self.transport.sendto(wire, addr)
+            self._send(wire, addr)
 
     def error_received(self, exc: Exception) -> None:
         log.debug("UDP error: %s", exc)
@@ -216,7 +234,12 @@ class DnsListener:
                     reply = _servfail(message)
                 if reply is None:
                     continue
-                writer.write(_LENGTH.pack(len(reply)) + reply)
+                if type(reply) is Unframed:  # a scripted server's broken stream: as is, then closed
+                    writer.write(reply)
+                    await asyncio.wait_for(writer.drain(), timeout)
+                    break
+                for message in (reply if type(reply) is Several else (reply,)):
+                    writer.write(_LENGTH.pack(len(message)) + message)
                 await asyncio.wait_for(writer.drain(), timeout)
         except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):
             pass

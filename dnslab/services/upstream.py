@@ -34,14 +34,17 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+import dns.asyncbackend
 import dns.asyncquery
 import dns.exception
 import dns.flags
+import dns.inet
 import dns.message
 import dns.name
 import dns.rcode
 
 from dnslab.core.wire import DO_BIT, EDNS_UDP_SIZE, HEADER, MAX_MESSAGE, OPT, QR
+from dnslab.services.capture import UPSTREAM, Packet, Sink
 
 if TYPE_CHECKING:
     from dnslab.resolution.iterator import Query
@@ -115,6 +118,10 @@ class Upstream:
         self.port = port
         self.dnssec = dnssec  # DO=1 on every query: a validating resolver needs RRSIGs and NSEC records
         self._flights: dict[FlightKey, asyncio.Future[Exchange]] = {}
+        # `dnslab capture resolver`: our UDP queries and every datagram back (services/capture.py), and
+        # while it runs, the local ends of our TCP exchanges in flight.
+        self.tap: Sink | None = None
+        self.tcp_endpoints: set[tuple[str, int]] = set()
 
     async def exchange(self, query: Query, timeout: float, wait_limit: float, merge: bool = True) -> Exchange:
         """Send *query*, or, with *merge*, join the same question already in flight.
@@ -161,13 +168,32 @@ class Upstream:
             message = dns.message.make_query(query.qname, query.qtype, use_edns=0 if query.edns else False,
                                              payload=EDNS_UDP_SIZE, want_dnssec=self.dnssec and query.edns)
             message.flags &= ~dns.flags.RD  # iterative: we do the recursion
+            if self.tap is not None:
+                return await self._tcp_seen(message, query.address, timeout)
             return await dns.asyncquery.tcp(message, query.address, timeout=timeout, port=self.port)
         return await udp_exchange(query.address, self.port, query.qname, query.qtype, query.edns, timeout,
-                                  self.dnssec)
+                                  self.dnssec, self.tap)
+
+
+    async def _tcp_seen(self, message: dns.message.Message, address: str, timeout: float) -> dns.message.Message:
+        """dnspython's TCP exchange on a socket opened here, while a capture runs, so that its local
+        address is known: `tcp_endpoints` lets the capture take the exchange's exact bytes where the
+        lab server sees them (services/capture.py; dnspython hands back a parsed reply, not its bytes)."""
+        started = time.perf_counter()
+        backend = dns.asyncbackend.get_default_backend()
+        async with await backend.make_socket(dns.inet.af_for_address(address), socket.SOCK_STREAM, 0, None,
+                                             (address, self.port), timeout) as sock:
+            local = tuple((await sock.getsockname())[:2])
+            self.tcp_endpoints.add(local)  # type: ignore[arg-type]
+            try:
+                left = max(0.0, timeout - (time.perf_counter() - started))
+                return await dns.asyncquery.tcp(message, address, timeout=left, port=self.port, sock=sock)
+            finally:
+                self.tcp_endpoints.discard(local)  # type: ignore[arg-type]
 
 
 async def udp_exchange(address: str, port: int, qname: dns.name.Name, qtype: int, edns: bool,
-                       timeout: float, dnssec: bool = False) -> dns.message.Message:
+                       timeout: float, dnssec: bool = False, tap: Sink | None = None) -> dns.message.Message:
     """Ask once over UDP from a fresh socket (a kernel-chosen random port) and a random ID.
 
     The socket is connected, so the kernel delivers only datagrams from the
@@ -186,6 +212,9 @@ async def udp_exchange(address: str, port: int, qname: dns.name.Name, qtype: int
             sock.setblocking(False)
         sock.connect((address, port))
         sock.send(wire)
+        local = sock.getsockname()[:2] if tap is not None else None
+        if tap is not None:
+            tap(Packet(time.time(), local, (address, port), False, wire, UPSTREAM))
         fd = sock.fileno()
         done: asyncio.Future[dns.message.Message] = loop.create_future()
 
@@ -198,6 +227,8 @@ async def udp_exchange(address: str, port: int, qname: dns.name.Name, qtype: int
                 except OSError as exc:
                     done.set_exception(exc)
                     return
+                if tap is not None:
+                    tap(Packet(time.time(), (address, port), local, False, data, UPSTREAM))  # type: ignore[arg-type]
                 if not reply_matches(data, qid, question):
                     continue
                 try:

@@ -299,13 +299,43 @@
     faultKinds = reply.result;
     buildFaultControls(faultKinds);
   }
+  // "Only for": a selector narrowing the next fault to some queries (dnslab fault --name --type --every --pct).
+  const selectInputs = {
+    names: h("input", { id: "fault-select-name", type: "text", placeholder: "*.example.com", size: 14,
+      title: "Only queries for this name and below, or a glob; several separated by spaces" }),
+    types: h("input", { id: "fault-select-type", type: "text", placeholder: "AAAA", size: 6,
+      title: "Only queries of this type; several separated by spaces" }),
+    every: h("input", { id: "fault-select-every", type: "number", min: 1, step: 1, placeholder: "N",
+      title: "One in N of the matching queries: the first, then every Nth (CoreDNS erratic)" }),
+    pct: h("input", { id: "fault-select-pct", type: "number", min: 0.001, max: 100, placeholder: "%",
+      title: "Each matching query with this probability (seeded)" }),
+  };
+  function selection() {
+    const words = (input) => input.value.trim().split(/\s+/).filter(Boolean);
+    const select = { names: words(selectInputs.names), types: words(selectInputs.types),
+      every: selectInputs.every.value ? Number(selectInputs.every.value) : null,
+      pct: selectInputs.pct.value ? Number(selectInputs.pct.value) : null };
+    return select.names.length || select.types.length || select.every || select.pct ? select : null;
+  }
+  function faultArgs(entry, args) {
+    const select = entry.selectable ? selection() : null;
+    return select ? { ...args, select } : args;
+  }
   function buildFaultControls(listing) {
     const forServer = (entry) => entry.targets.includes("server");
     const capital = (text) => text.charAt(0).toUpperCase() + text.slice(1);
     const plain = [...listing.kinds.filter((k) => forServer(k) && !k.args.length), ...listing.verbs.filter(forServer)];
+    if (!$("fault-select")) {
+      $("fault-buttons").before(h("div", { id: "fault-select", class: "inline-form", role: "group",
+        "aria-label": "Only for some queries" },
+        h("label", { for: "fault-select-name", text: "Only for name" }), selectInputs.names,
+        h("label", { for: "fault-select-type", text: "type" }), selectInputs.types,
+        h("label", { for: "fault-select-every", text: "1 in" }), selectInputs.every,
+        h("label", { for: "fault-select-pct", text: "chance" }), selectInputs.pct, h("span", { class: "unit", text: "%" })));
+    }
     $("fault-buttons").replaceChildren(...plain.map((entry) => h("button", {
       type: "button", "data-fault": entry.name, title: capital(entry.help), text: entry.label,
-      onclick: () => { if (selectedServer) act("fault", { server: selectedServer, kind: entry.name }, faultSaid); },
+      onclick: () => { if (selectedServer) act("fault", faultArgs(entry, { server: selectedServer, kind: entry.name }), faultSaid); },
     })));
     const forms = listing.kinds.filter((k) => forServer(k) && k.args.length).map((kind) => {
       const inputs = kind.args.map((arg) => h("input", {
@@ -325,7 +355,7 @@
           if (!selectedServer) return;
           const args = { server: selectedServer, kind: kind.name };
           kind.args.forEach((arg, i) => { args[arg.field] = Number(inputs[i].value); });
-          act("fault", args, faultSaid);
+          act("fault", faultArgs(kind, args), faultSaid);
         },
       }, parts, h("button", { type: "submit", text: kind.label }));
     });
@@ -482,6 +512,14 @@
         out.textContent = `${t.rcode} · walked from the root: ${t.upstream_queries} upstream quer` +
           `${t.upstream_queries === 1 ? "y" : "ies"} · ${ms(t.total_ms)} ms (a private empty cache; the shared cache is untouched)`;
         out.title = "";
+        if (t.packets) {
+          // The packets of this walk, as `dnslab capture all` writes them: a pcap for tshark or Wireshark
+          // (early in the line, which the page cuts short when it is long).
+          const rest = out.textContent.slice(t.rcode.length);
+          out.replaceChildren(`${t.rcode} · `, h("a", {
+            href: `/api/capture/${t.query_id}?token=${encodeURIComponent(token)}`, id: "ask-pcap",
+            download: `dnslab-trace-${t.query_id}.pcap`, text: `${t.packets} packets (pcap)` }), rest);
+        }
         if (!rows.has(t.query_id)) {
           const found = await getJson(`/api/trace/${t.query_id}`);
           if (found) addQueries([found.query], true);
