@@ -282,7 +282,12 @@ class ControlServer:
 
     # --- commands ------------------------------------------------------------------------
 
-    def _resolver(self):  # type: ignore[no-untyped-def]
+    def _resolver(self, command: str = "") -> Any:
+        if self.lab.foreign is not None:  # a real program: nothing of it to look into (docs/FOREIGN.md)
+            title = self.lab.foreign.title
+            raise DnslabError(f"the lab's resolver is {title} (dnslab up --resolver {self.lab.foreign.name}), "
+                              f"not dnslab's: dnslab {command or 'this command'} looks inside dnslab's own "
+                              f"resolver only; ask {title} with dig")
         if self.lab.resolver is None:
             raise DnslabError("this lab runs without a resolver (dnslab up --no-resolver)")
         return self.lab.resolver
@@ -291,7 +296,7 @@ class ControlServer:
         return {"pid": os.getpid()}
 
     async def _trace(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
-        resolver = self._resolver()
+        resolver = self._resolver("trace")
         qname, qtype = _question(args)
         clock = Recording()
 
@@ -303,7 +308,7 @@ class ControlServer:
                 "total_ms": clock.elapsed_ms()}
 
     async def _cache_show(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
-        resolver = self._resolver()
+        resolver = self._resolver("cache show")
         under = _name(args["name"]) if args.get("name") else None
         # The web view asks for a page, not for every one of 100,000 entries each second.
         limit = validate.whole(args["limit"], "limit", 1, 10**9) if args.get("limit") is not None else None
@@ -326,6 +331,10 @@ class ControlServer:
         return {"entries": entries, "size": len(resolver.cache), "truncated": truncated}
 
     async def _cache_flush(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
+        if self.lab.foreign_resolver is not None:  # Unbound: unbound-control flush, flush_zone
+            name = _name(args["name"]).to_text() if args.get("name") else None
+            said = await asyncio.to_thread(self.lab.foreign_resolver.flush, name, bool(args.get("tree")))
+            return {"flushed": None, "program": self.lab.foreign_resolver.program.title, "said": said}
         resolver = self._resolver()
         if not args.get("name"):
             count = len(resolver.cache)
@@ -334,7 +343,7 @@ class ControlServer:
         return {"flushed": resolver.cache.flush_name(_name(args["name"]), subtree=bool(args.get("tree")))}
 
     async def _servers(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
-        resolver = self._resolver()
+        resolver = self._resolver("servers")
         now = resolver.clock.now()
         names = {plan.address: [n.to_text() for n in plan.names] for plan in self.lab.hierarchy.servers}
         rows = []
@@ -353,7 +362,7 @@ class ControlServer:
         return {"servers": rows}
 
     async def _stats(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
-        resolver = self._resolver()
+        resolver = self._resolver("stats")
         return {**resolver.stats.to_json(), "cache_entries": len(resolver.cache)}
 
 

@@ -8,6 +8,7 @@ their addresses are the root hints.  ``lab.toml`` holds settings only.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,6 +35,8 @@ from dnslab.services.transport import DnsListener, Handler, Peer
 from dnslab.lab import fault_kinds
 from dnslab.lab.fault_kinds import Entry
 from dnslab.lab.faults import FaultyServer
+from dnslab.lab import programs
+from dnslab.lab.foreign import ForeignResolver, ForeignServer
 from dnslab.core.zone import Problem, Zone, changed_zone, load_zones
 from dnslab.lab.hierarchy import Hierarchy, ServerPlan, derive_hierarchy, lame_delegations, zone_files
 from dnslab.resolution.hints import root_hints_text
@@ -62,6 +65,9 @@ class LabSettings:
     keys_dir: Path | None = None  # default: .keys in the zone folder
     dnssec_unsigned: tuple[str, ...] = ()
     dnssec_algorithm: str = DEFAULT_ALGORITHM.name
+    # Real DNS software as lab members (docs/FOREIGN.md): `resolver = "unbound"`, `servers = {NAME = "nsd"}`.
+    resolver_program: str = programs.DNSLAB
+    server_programs: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def load(cls, path: Path) -> "LabSettings":
@@ -69,7 +75,7 @@ class LabSettings:
             return cls()
         data = load_toml(path)
         known = {"port", "start_down", "resolver_address", "resolver", "dnssec", "nsec3", "keys_dir",
-                 "dnssec_unsigned", "dnssec_algorithm"}
+                 "dnssec_unsigned", "dnssec_algorithm", "servers"}
         unknown = set(data) - known
         if unknown:
             raise ConfigError(f"{path}: unknown setting(s): {', '.join(sorted(unknown))} "
@@ -82,8 +88,17 @@ class LabSettings:
         if not isinstance(address, str):
             raise ConfigError(f"{path}: resolver_address must be an address like '127.0.0.1'")
         options = data.get("resolver", {})
+        program = programs.DNSLAB
+        if isinstance(options, str):  # resolver = "unbound": that program, with no dnslab options
+            program, options = options, {}
+            programs.resolver_program(program, f"{path}: resolver")
         if not isinstance(options, dict):
-            raise ConfigError(f"{path}: [resolver] must be a table of resolver options")
+            raise ConfigError(f"{path}: [resolver] must be a table of resolver options, or a program's name")
+        servers = data.get("servers", {})
+        if not isinstance(servers, dict) or not all(isinstance(v, str) for v in servers.values()):
+            raise ConfigError(f'{path}: servers must be a table of NAME_OR_ADDRESS = "PROGRAM" (e.g. "nsd")')
+        for program_name in servers.values():
+            programs.server_program(program_name, f"{path}: servers")
         resolver = resolver_settings(options, f"{path} [resolver]")
         for flag in ("dnssec", "nsec3"):
             if not isinstance(data.get(flag, False), bool):
@@ -102,7 +117,8 @@ class LabSettings:
         return cls(port=port, start_down=tuple(down), resolver_address=address, resolver=resolver,
                    dnssec=data.get("dnssec", False), nsec3=data.get("nsec3", False),
                    keys_dir=path.parent / keys_dir if keys_dir is not None else None,
-                   dnssec_unsigned=tuple(unsigned), dnssec_algorithm=str(algorithm))
+                   dnssec_unsigned=tuple(unsigned), dnssec_algorithm=str(algorithm),
+                   resolver_program=program, server_programs=tuple(servers.items()))
 
 
 def _data_problem(values: list[str], rdtype: str, exc: Exception) -> str:
@@ -186,8 +202,13 @@ class Lab:
     def __init__(self, zones: list[Zone], port: int = DEFAULT_PORT, start_down: Iterable[str] = (),
                  resolver_address: str | None = DEFAULT_RESOLVER_ADDRESS,
                  resolver_settings: ResolverSettings | None = None, clock: Clock | None = None,
-                 dnssec: bool | DnssecSettings = False) -> None:
+                 dnssec: bool | DnssecSettings = False, resolver_program: str = programs.DNSLAB,
+                 server_programs: Iterable[tuple[str, str]] = ()) -> None:
         """*resolver_address* None runs the hierarchy alone, without the recursive resolver.
+
+        *resolver_program* "unbound", "kresd" or "bind" runs that program as the resolver instead of
+        dnslab's; *server_programs* (server name or address, "nsd" or "bind") serves those servers'
+        zones with that program, behind the lab's fault layer (dnslab.lab.foreign).
 
         *clock* is the resolver's time source (TTLs, hold-downs); tests pass a FakeClock.
         *dnssec* signs the zones: True with the defaults (keys in the runtime folder),
@@ -220,6 +241,18 @@ class Lab:
             if plan is None:
                 raise ConfigError(f"start_down: {item!r} is not a lab server's address or name")
             down.add(plan.address)
+        self.foreign = programs.resolver_program(resolver_program) if resolver_address is not None else None
+        if self.foreign is not None:
+            programs.needed_port(self.foreign, port)
+        self.foreign_resolver: ForeignResolver | None = None
+        self.foreign_servers: dict[str, ForeignServer] = {}
+        for item, program_name in server_programs:
+            plan = self.hierarchy.find(item)
+            if plan is None:
+                raise ConfigError(f"--server {item}={program_name}: {item!r} is not a lab server's address or name")
+            server_program = programs.server_program(program_name)
+            self.foreign_servers[plan.address] = ForeignServer(
+                server_program, plan.address, runtime_dir() / f"foreign-{port}" / f"{server_program.name}-{plan.address}")
         self.servers: list[RunningServer] = []
         for plan in self.hierarchy.servers:
             running = self._new_server(plan)
@@ -244,20 +277,31 @@ class Lab:
     def _new_server(self, plan: ServerPlan) -> RunningServer:
         server = AuthoritativeServer(plan.zones)
         handler = server.handle if self.signer is None else self._fresh(server.handle)
+        if plan.address in self.foreign_servers:
+            handler = self.foreign_servers[plan.address].forward  # the real program answers, faults in front
         return RunningServer(plan, server, FaultyServer(handler, seed=plan.address))  # loss is seeded, per server
 
     @classmethod
     def from_folder(cls, zones_dir: Path, port: int | None = None, with_resolver: bool = True,
                     clock: Clock | None = None, dnssec: bool | None = None, nsec3: bool | None = None,
-                    keys_dir: Path | None = None,
-                    anchor_file: Path | None = None) -> tuple["Lab", list[Problem]]:
-        """A lab from a folder of *.zone files and its optional lab.toml (arguments left None: lab.toml's)."""
+                    keys_dir: Path | None = None, anchor_file: Path | None = None,
+                    resolver_program: str | None = None,
+                    server_programs: Iterable[tuple[str, str]] = ()) -> tuple["Lab", list[Problem]]:
+        """A lab from a folder of *.zone files and its optional lab.toml (arguments left None: lab.toml's).
+
+        A resolver program that cannot send its queries to another port (Unbound, kresd) runs the lab
+        on port 53 unless *port* says otherwise (and then it is refused, saying why)."""
         settings = LabSettings.load(zones_dir / SETTINGS_FILE)
         zones, problems = load_zones(zone_files(zones_dir))
         signing = dnssec_settings(settings, zones_dir, dnssec, nsec3, keys_dir, anchor_file)
-        lab = cls(zones, port=settings.port if port is None else port, start_down=settings.start_down,
+        program = settings.resolver_program if resolver_program is None else resolver_program
+        chosen = programs.resolver_program(program) if with_resolver else None
+        if port is None:
+            port = 53 if chosen is not None and not chosen.any_port else settings.port
+        lab = cls(zones, port=port, start_down=settings.start_down,
                   resolver_address=settings.resolver_address if with_resolver else None,
-                  resolver_settings=settings.resolver, clock=clock, dnssec=signing or False)
+                  resolver_settings=settings.resolver, clock=clock, dnssec=signing or False,
+                  resolver_program=program, server_programs=[*settings.server_programs, *server_programs])
         lab.zones_dir = zones_dir
         return lab, problems
 
@@ -375,7 +419,9 @@ class Lab:
         now = self.clock.now()
         return {"fake": fake, "now": now, "since_start_s": round(now - self._clock_origin, 3),
                 "advanced_s": round(self.clock.advanced, 3) if fake else 0.0,  # type: ignore[attr-defined]
-                "wall": self.clock.wall()}
+                "wall": self.clock.wall(),
+                # A real resolver keeps the machine's time: the lab clock moves the servers' side only.
+                **({"outside": self.foreign.title} if self.foreign is not None else {})}
 
     def faults(self) -> dict[str, list[str]]:
         """The faults in force, by server address, then DNSSEC faults by zone name (none: left out)."""
@@ -588,10 +634,16 @@ class Lab:
     async def _bind_all(self, port: int) -> None:
         if self.signer is not None:
             self.signer.write_anchor()
+        for address, foreign in self.foreign_servers.items():  # before the listeners that forward to them
+            plan = self.hierarchy.server_at(address)
+            await asyncio.to_thread(foreign.start, plan.zones if plan is not None else [], self.signer is not None)
         for running in self.servers:
             await self._listen(running, port)
             port = running.listener.port  # type: ignore[union-attr]
-        if self.resolver_address is not None:
+        if self.resolver_address is not None and self.foreign is not None:
+            self.foreign_resolver = self._foreign_resolver(self.foreign, port)
+            await asyncio.to_thread(self.foreign_resolver.start)
+        elif self.resolver_address is not None:
             # The lab's servers answer on the lab port, so that is the resolver's upstream port.
             settings = replace(self.resolver_settings, upstream_port=port)
             self.resolver = RecursiveResolver(self.hierarchy.root_hints, settings, clock=self.clock)
@@ -600,6 +652,19 @@ class Lab:
             await self._resolver_listener.start()
         await self.control.start()
         self.bound_port = port
+
+    def _foreign_resolver(self, program: programs.Program, port: int) -> ForeignResolver:
+        """Unbound, kresd or BIND on the resolver's address and the lab's port, told about the lab."""
+        assert self.resolver_address is not None
+        workdir = runtime_dir() / f"foreign-{port}" / program.name
+        anchors = self.resolver_settings.trust_anchors
+        cache = self.resolver_settings.cache
+        setup = programs.ResolverSetup(
+            self.resolver_address, port, workdir, workdir / "root.hints", anchors=anchors,
+            anchor_file=self.trust_anchor_file if anchors else None,
+            cache_mb=programs.cache_megabytes(cache.max_entries), max_ttl=cache.max_ttl, min_ttl=cache.min_ttl,
+            negative_max_ttl=cache.negative_max_ttl)
+        return ForeignResolver(program, setup, root_hints_text(self.hierarchy.root_hints))
 
     async def _listen(self, running: RunningServer, port: int) -> None:
         """Bind a server's address; its `unreachable` fault closes and reopens these sockets."""
@@ -619,6 +684,10 @@ class Lab:
 
     async def stop(self) -> None:
         await self.control.stop()
+        if self.foreign_resolver is not None:
+            await asyncio.to_thread(self.foreign_resolver.stop)
+        for foreign in self.foreign_servers.values():
+            await asyncio.to_thread(foreign.stop)
         if self._resolver_listener is not None:
             await self._resolver_listener.stop()
             self._resolver_listener = None

@@ -14,19 +14,9 @@ from pathlib import Path
 from typing import Callable
 
 from tools.common.net import free_port, query_wire, wait_answering
+from dnslab.lab.processes import SBIN, find_binary
 from tools.common.procs import Managed
 from tools.common.report import tail
-
-SBIN = ("/usr/sbin", "/usr/local/sbin", "/usr/bin", "/usr/local/bin", "/opt/homebrew/sbin")
-
-
-def find_binary(name: str, given: str | None = None) -> str | None:
-    """*given* when it is executable; else *name* on PATH or in the sbin folders (Debian puts servers
-    in /usr/sbin, not always on a user's PATH)."""
-    if given:
-        return given if os.access(given, os.X_OK) else None
-    return shutil.which(name) or next((f"{d}/{name}" for d in SBIN if os.access(f"{d}/{name}", os.X_OK)), None)
-
 
 def not_installed(tool: str, package: str | None = None) -> str:
     """The one line a tool prints when a program it needs is missing."""
