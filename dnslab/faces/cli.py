@@ -567,7 +567,7 @@ def print_foreign(lab: Lab, out: TextIO) -> None:
         if not program.any_port:
             print(f"  {program.port_note}: the lab runs on port 53", file=out)
     for address, foreign in lab.foreign_servers.items():
-        print(f"Server {address}: {foreign.program.title} on {address}:{foreign.port}, behind the lab's "
+        print(f"Server {address}: {foreign.program.title} on {foreign.listen_address}:{foreign.port}, behind the lab's "
               f"fault layer; files in {foreign.workdir}; record changes, reloads and DNSSEC faults do "
               "not reach it", file=out)
 

@@ -160,6 +160,10 @@ class ForeignServer:
     def __init__(self, program: Program, address: str, workdir: Path) -> None:
         self.program = program
         self.address = address
+        # named listens only on addresses configured on an interface (it scans them), and 127.0.3.1 is
+        # not one on Linux: BIND listens on 127.0.0.1 at a port of its own; the lab's proxy makes no
+        # difference to a client.  NSD binds the lab server's own address.
+        self.listen_address = "127.0.0.1" if program.name == "bind" else address
         self.workdir = workdir
         self.binary = binary_of(program)
         self.port = 0
@@ -183,14 +187,14 @@ class ForeignServer:
         name, render = SERVER_CONFS[self.program.name]
         conf = self.workdir / name
         for attempt in range(BIND_TRIES):
-            self.port = free_port(self.address)
-            setup = ServerSetup(self.address, self.port, self.workdir, tuple(files))
+            self.port = free_port(self.listen_address)
+            setup = ServerSetup(self.listen_address, self.port, self.workdir, tuple(files))
             conf.write_text(render(setup), encoding="utf-8")
             setup.log.unlink(missing_ok=True)
             self.process = Managed(self.program.title, server_argv(self.program, self.binary, conf),
                                    self.workdir / "output.log", cwd=self.workdir)
             try:
-                wait_answering(self.process, self.address, self.port, setup.log)
+                wait_answering(self.process, self.listen_address, self.port, setup.log)
                 return
             except DnslabError as exc:
                 self.process = None
@@ -217,7 +221,7 @@ class ForeignServer:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.setblocking(False)
         try:
-            sock.connect((self.address, self.port))
+            sock.connect((self.listen_address, self.port))
             await loop.sock_sendall(sock, wire)
             while True:  # only the reply to this query (same ID) ends the wait
                 data = await loop.sock_recv(sock, 65535)
@@ -227,7 +231,7 @@ class ForeignServer:
             sock.close()
 
     async def _tcp(self, wire: bytes) -> bytes:
-        reader, writer = await asyncio.open_connection(self.address, self.port)
+        reader, writer = await asyncio.open_connection(self.listen_address, self.port)
         try:
             writer.write(struct.pack("!H", len(wire)) + wire)
             await writer.drain()
