@@ -282,11 +282,11 @@ class ControlServer:
 
     # --- commands ------------------------------------------------------------------------
 
-    def _resolver(self, command: str = "") -> Any:
+    def _resolver(self, command: str = "this command") -> Any:
         if self.lab.foreign is not None:  # a real program: nothing of it to look into (docs/FOREIGN.md)
             title = self.lab.foreign.title
             raise DnslabError(f"the lab's resolver is {title} (dnslab up --resolver {self.lab.foreign.name}), "
-                              f"not dnslab's: dnslab {command or 'this command'} looks inside dnslab's own "
+                              f"not dnslab's: dnslab {command} looks inside dnslab's own "
                               f"resolver only; ask {title} with dig")
         if self.lab.resolver is None:
             raise DnslabError("this lab runs without a resolver (dnslab up --no-resolver)")
@@ -435,13 +435,15 @@ class ControlServer:
         """
         from dnslab.services.query import format_dig, send_query, to_json
 
-        resolver = self._resolver()
+        # A real resolver (--resolver unbound) is asked the same way; its walk is not seen (no trace).
+        limit = (self.lab.resolver_settings if self.lab.foreign is not None
+                 else self._resolver().settings).query_time_limit
         qname, qtype = _question(args)
         assert self.lab.resolver_address is not None
         ask = functools.partial(send_query, qname.to_text(), dns.rdatatype.to_text(qtype), self.lab.resolver_address,
                                 self.lab.actual_port, tcp=bool(args.get("tcp")),
                                 recurse=args.get("recurse", True) is not False,
-                                timeout=resolver.settings.query_time_limit + 1)
+                                timeout=limit + 1)
         # The client blocks, and the resolver it asks runs on this loop: the client gets a thread.
         result = await asyncio.get_running_loop().run_in_executor(None, ask)
         return {"reply": to_json(result), "dig": format_dig(result)}
