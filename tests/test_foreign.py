@@ -154,6 +154,7 @@ def test_lab_toml_names_the_programs(tmp_path):
     (["--server", "ns9.example.com=nsd"], "'ns9.example.com' is not a lab server's address or name"),
     (["--server", "ns1.example.com=knot"], "unknown server program 'knot'"),
     (["--resolver", "unbound", "--port", "53", "--workers", "2"], "leave out --workers"),
+    (["--resolver", "unbound", "--no-resolver"], "leave out --resolver, or --no-resolver"),
 ])
 def test_up_refuses_bad_choices_in_one_line(argv, message, capsys):
     assert main(["up", "--no-web", *argv]) != 0
@@ -179,6 +180,8 @@ def test_nsd_serves_a_lab_server_behind_its_faults(make_dns_lab):
     tcp = dns.query.tcp(dns.message.make_query("www.example.com", "A"), "127.0.3.1", port=lab.port, timeout=5)
     assert tcp.rcode() == dns.rcode.SERVFAIL
     lab.server("ns1.example.com").clear()
+    change = lab.record_set("www.example.com", "A", "192.0.2.99")  # the lab's copy changes, NSD's not
+    assert any("served by NSD" in warning for warning in change.warnings)
     tcp = dns.query.tcp(dns.message.make_query("www.example.com", "A"), "127.0.3.1", port=lab.port, timeout=5)
     assert tcp.rcode() == dns.rcode.NOERROR and tcp.answer
 

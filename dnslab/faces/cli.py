@@ -507,6 +507,8 @@ def cmd_resolver(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
     zones_dir = args.zones if args.zones is not None else default_zones_dir()
+    if args.no_resolver and args.resolver is not None:
+        raise ConfigError("--no-resolver runs no resolver at all; leave out --resolver, or --no-resolver")
     chosen = [programs.parse_server_choice(text) for text in args.server]
     lab, problems = Lab.from_folder(zones_dir, port=args.port, with_resolver=not args.no_resolver,
                                     clock=FakeClock() if args.fake_clock else None, dnssec=args.dnssec,

@@ -139,6 +139,9 @@ def unbound_conf(setup: ResolverSetup) -> str:
         f"  interface: {setup.address}@{setup.port}",
         f"  port: {setup.port}",
         "  interface-automatic: no",
+        # Alone on its address: with SO_REUSEPORT another Unbound could bind it too and take a share
+        # of the lab's queries without a word.
+        "  so-reuseport: no",
         "  do-ip4: yes", "  do-ip6: no", "  do-udp: yes", "  do-tcp: yes",
         '  username: ""', '  chroot: ""',
         f'  directory: "{setup.workdir}"', f'  pidfile: "{setup.workdir / "unbound.pid"}"',

@@ -36,7 +36,7 @@ from dnslab.lab import fault_kinds
 from dnslab.lab.fault_kinds import Entry
 from dnslab.lab.faults import FaultyServer
 from dnslab.lab import programs
-from dnslab.lab.foreign import ForeignResolver, ForeignServer
+from dnslab.lab.foreign import ForeignResolver, ForeignServer, binary_of
 from dnslab.core.zone import Problem, Zone, changed_zone, load_zones
 from dnslab.lab.hierarchy import Hierarchy, ServerPlan, derive_hierarchy, lame_delegations, zone_files
 from dnslab.resolution.hints import root_hints_text
@@ -244,6 +244,7 @@ class Lab:
         self.foreign = programs.resolver_program(resolver_program) if resolver_address is not None else None
         if self.foreign is not None:
             programs.needed_port(self.foreign, port)
+            binary_of(self.foreign)  # not installed: say so now, before anything listens
         self.foreign_resolver: ForeignResolver | None = None
         self.foreign_servers: dict[str, ForeignServer] = {}
         for item, program_name in server_programs:
@@ -557,6 +558,12 @@ class Lab:
         if self.resolver is not None and hierarchy.root_hints and hierarchy.root_hints != previous.root_hints:
             self.resolver.hints = list(hierarchy.root_hints)  # what a resolver primes from next
         warnings = [w for w in (*hierarchy.warnings, *lame_delegations(self.zones, hierarchy)) if w not in old_warnings]
+        for address, foreign in self.foreign_servers.items():  # a real program keeps what it loaded at start
+            for origin in fresh:
+                serving = running_at.get(address)
+                if serving is not None and any(zone.origin == origin for zone in serving.plan.zones):
+                    warnings.append(f"{origin} on {address} is served by {foreign.program.title}, which keeps the "
+                                    "zone it loaded at start: this change does not reach it")
         for warning in warnings:
             log.warning("%s", warning)
         return Change(zones=[served[origin] for origin in fresh], started=started,
