@@ -67,6 +67,16 @@ def test_named_conf_has_the_lab_port_for_both_directions_and_the_ds(tmp_path):
     assert "dnssec-validation no;" in programs.named_resolver_conf(setup(tmp_path))
 
 
+def test_pdns_recursor_conf_allows_loopback_and_trusts_only_the_lab(tmp_path):
+    unsigned = programs.pdns_recursor_conf(setup(tmp_path))
+    assert "local-port=53" in unsigned and "dont-query=\n" in unsigned and "dnssec=off" in unsigned
+    assert f"hint-file={tmp_path / 'root.hints'}" in unsigned and "lua-config-file" not in unsigned
+    assert "security-poll-suffix=\n" in unsigned  # no version check sent into the lab
+    signed = setup(tmp_path, signed=True)
+    assert "dnssec=validate" in programs.pdns_recursor_conf(signed)
+    assert programs.pdns_recursor_lua(signed).splitlines()[1:] == ["clearTA()", "addTA('.', '12345 13 2 " + "ab" * 32 + "')"]
+
+
 def test_nsd_conf_serves_the_zone_files(tmp_path):
     text = programs.nsd_conf(programs.ServerSetup("127.0.3.1", 40000, tmp_path,
                                                   (("example.com.", tmp_path / "example.com.zone"),)))

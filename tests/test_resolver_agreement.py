@@ -2,10 +2,11 @@
 
 Each test asks the lab's resolver through the network (dnspython's stub) and reads what the lab's
 servers were asked, so the same assertions hold for any resolver: where Unbound, kresd or BIND do the
-same as dnslab, the test passes for each; where they differ, the test says so (xfail with the reason).
+same as dnslab, the test passes for each; where they differ, the test says so (a strict xfail with
+the reason, measured).
 TTL countdown on the fake clock is left out: the lab clock cannot reach into another program.
-A resolver not installed here is skipped with the package to install; Unbound and kresd need root
-(the lab runs on port 53 for them).
+A resolver not installed here is skipped with the package to install; Unbound, kresd and the
+PowerDNS Recursor need root (the lab runs on port 53 for them).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import dns.rdatatype
 import dns.resolver
 import pytest
 
-RESOLVERS = ["dnslab", "unbound", "kresd", "bind"]
+RESOLVERS = ["dnslab", "unbound", "kresd", "bind", "pdns-recursor"]
 EXAMPLE_SERVERS = ("ns1.example.com", "ns2.example.com")
 
 
@@ -100,7 +101,12 @@ def test_a_zone_with_every_server_down_is_servfail(lab, request):
     assert ask(lab, "www.example.com", timeout=20).rcode() == dns.rcode.SERVFAIL
 
 
-def test_rotates_a_multi_record_answer(lab):
+def test_rotates_a_multi_record_answer(lab, request):
+    if lab.resolver_name == "pdns-recursor":  # measured with 4.8.8: six asks, one order
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="the PowerDNS Recursor answers a repeated question in the same order "
+                                "(its packet cache replays the reply: with disable-packetcache=yes it shuffles); "
+                                "dnslab, Unbound, kresd and BIND rotate"))
     orders = {tuple(r.address for r in ask(lab, "www.example.com").answer[0]) for _ in range(6)}
     assert len(orders) > 1
 

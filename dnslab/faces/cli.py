@@ -96,8 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run only the hierarchy, without the recursive resolver on 127.0.0.1")
     up.add_argument("--resolver", choices=programs.RESOLVER_CHOICES, default=None, metavar="PROGRAM",
                     help="the recursive resolver: dnslab (default, lab.toml: resolver), or a real one run "
-                         "with a configuration made from the lab: unbound, kresd (both only on port 53, "
-                         "which --port then defaults to), bind (docs/FOREIGN.md)")
+                         "with a configuration made from the lab: unbound, kresd, pdns-recursor (only on "
+                         "port 53, which --port then defaults to), bind (docs/FOREIGN.md)")
     up.add_argument("--server", action="append", default=[], metavar="NAME_OR_ADDR=PROGRAM",
                     help="serve that lab server's zones with nsd or bind, behind the lab's fault layer "
                          "(repeatable; lab.toml: servers)")

@@ -31,7 +31,7 @@ from dnslab.core.zone import Zone
 from dnslab.dnssec.signing import zone_text
 from dnslab.lab.processes import Managed, find_binary, tail
 from dnslab.lab.programs import (RESOLVER_CONFS, SERVER_CONFS, Program, ResolverSetup, ServerSetup,
-                                 resolver_argv, server_argv)
+                                 pdns_recursor_lua, resolver_argv, server_argv)
 
 START_TIMEOUT = 20.0    # seconds for a program to answer its first query
 FORWARD_TIMEOUT = 3.0   # seconds a forwarded query waits for the foreign server's reply
@@ -105,6 +105,8 @@ class ForeignResolver:
             setup.hints.write_text(self.hints_text, encoding="utf-8")
             _, render = RESOLVER_CONFS[self.program.name]
             self.conf.write_text(render(setup), encoding="utf-8")
+            if self.program.name == "pdns-recursor":
+                (setup.workdir / "recursor.lua").write_text(pdns_recursor_lua(setup), encoding="utf-8")
             setup.log.unlink(missing_ok=True)
             shutil.rmtree(setup.workdir / "cache", ignore_errors=True)  # kresd's cache outlives it: start cold
         except OSError as exc:
@@ -113,7 +115,8 @@ class ForeignResolver:
         if probe(setup.address, setup.port, 0.2):
             raise ConfigError(f"something already answers on {setup.address}:{setup.port}: "
                               f"{self.program.title} cannot listen there")
-        output = setup.log if self.program.name == "kresd" else setup.workdir / "output.log"  # kresd logs there
+        # kresd and the PowerDNS Recursor log to their output
+        output = setup.log if self.program.name in ("kresd", "pdns-recursor") else setup.workdir / "output.log"
         self.process = Managed(self.program.title, resolver_argv(self.program, self.binary, setup, self.conf),
                                output, cwd=setup.workdir)
         wait_answering(self.process, setup.address, setup.port, setup.log)
