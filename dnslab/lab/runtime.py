@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
@@ -247,13 +249,16 @@ class Lab:
             binary_of(self.foreign)  # not installed: say so now, before anything listens
         self.foreign_resolver: ForeignResolver | None = None
         self.foreign_servers: dict[str, ForeignServer] = {}
+        # The programs' files: by port, where a user finds them; a lab on a free port (tests) gets a
+        # folder of its own, removed when it stops.
+        self.foreign_dir = runtime_dir() / (f"foreign-{port}" if port else f"foreign-{os.getpid()}-{id(self):x}")
         for item, program_name in server_programs:
             plan = self.hierarchy.find(item)
             if plan is None:
                 raise ConfigError(f"--server {item}={program_name}: {item!r} is not a lab server's address or name")
             server_program = programs.server_program(program_name)
             self.foreign_servers[plan.address] = ForeignServer(
-                server_program, plan.address, runtime_dir() / f"foreign-{port}" / f"{server_program.name}-{plan.address}")
+                server_program, plan.address, self.foreign_dir / f"{server_program.name}-{plan.address}")
         self.servers: list[RunningServer] = []
         for plan in self.hierarchy.servers:
             running = self._new_server(plan)
@@ -663,7 +668,7 @@ class Lab:
     def _foreign_resolver(self, program: programs.Program, port: int) -> ForeignResolver:
         """Unbound, kresd or BIND on the resolver's address and the lab's port, told about the lab."""
         assert self.resolver_address is not None
-        workdir = runtime_dir() / f"foreign-{port}" / program.name
+        workdir = self.foreign_dir / program.name
         anchors = self.resolver_settings.trust_anchors
         cache = self.resolver_settings.cache
         setup = programs.ResolverSetup(
@@ -695,6 +700,8 @@ class Lab:
             await asyncio.to_thread(self.foreign_resolver.stop)
         for foreign in self.foreign_servers.values():
             await asyncio.to_thread(foreign.stop)
+        if self.port == 0 and (self.foreign is not None or self.foreign_servers):
+            shutil.rmtree(self.foreign_dir, ignore_errors=True)
         if self._resolver_listener is not None:
             await self._resolver_listener.stop()
             self._resolver_listener = None
