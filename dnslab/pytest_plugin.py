@@ -14,21 +14,32 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from dnslab.testing import DnsLab
+from dnslab.core.errors import BindError
+from dnslab.testing import DnsLab, unavailable
 
 
 @pytest.fixture
 def make_dns_lab() -> Iterator[Callable[..., DnsLab]]:
-    """A factory: `make_dns_lab(zones=DIR, fake_clock=True, start_down=[...], resolver_settings=..., dnssec=True)`.
+    """A factory: `make_dns_lab(zones=DIR, fake_clock=True, start_down=[...], resolver_settings=..., dnssec=True)`;
+    `resolver="unbound"` (or kresd, bind) and `servers={"ns1.example.com": "nsd"}` run real programs
+    (docs/FOREIGN.md); a test that asks for one not installed here is skipped, saying which.
 
     Labs made in a test are all stopped when it ends.
     """
     labs: list[DnsLab] = []
 
     def make(zones: str | Path | None = None, **options: Any) -> DnsLab:
+        reason = unavailable(options.get("resolver"), options.get("servers"))
+        if reason is not None:  # make_dns_lab(resolver="unbound") where Unbound is not installed
+            pytest.skip(reason)
         lab = DnsLab(zones, **options)
         labs.append(lab)
-        return lab.start()
+        try:
+            return lab.start()
+        except BindError as exc:
+            if lab.lab.port != 53:
+                raise
+            pytest.skip(f"port 53 is taken here, which the lab needs with {lab.resolver_name}: {exc}")
 
     yield make
     errors = []

@@ -10,6 +10,8 @@ addresses, so any number of labs (and pytest-xdist workers) never collide.
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import threading
 from collections import Counter
 from pathlib import Path
@@ -22,7 +24,7 @@ import dns.resolver
 from dnslab.core.clock import FakeClock
 from dnslab.core.errors import DnslabError
 from dnslab.core.events import Recording
-from dnslab.lab import fault_kinds
+from dnslab.lab import fault_kinds, programs
 from dnslab.lab.fault_kinds import Entry
 from dnslab.lab.control import LabState
 from dnslab.lab.runner import RunOptions, Runner
@@ -36,6 +38,7 @@ from dnslab.lab.scripted import ZONE, ScriptedQuery, ScriptHandler  # noqa: F401
 from dnslab.lab.hierarchy import zone_files
 from dnslab.lab.level_plan import LevelSpec, parse_levels
 from dnslab.lab.levels import RunningLevel
+from dnslab.lab.processes import find_binary
 from dnslab.resolution.settings import ResolverSettings
 from dnslab.core.zone import Zone, load_zones
 
@@ -147,16 +150,26 @@ class CacheHandle:
 
     def entries(self, name: str | None = None) -> list[Any]:
         """EntryView values (name, rdtype, kind, remaining, original_ttl, rank, stale, rrset, source)."""
+        self._lab.own_resolver("cache.entries")
         under = dns.name.from_text(name) if name else None
         return self._lab.call(lambda: [e for e in self._lab.lab.resolver.cache.entries()  # type: ignore[union-attr]
                                        if under is None or e.name.is_subdomain(under)])
 
     def get(self, name: str, rdtype: str = "A") -> Any:
         """The live CacheHit for (name, type), or None."""
+        self._lab.own_resolver("cache.get")
         return self._lab.call(lambda: self._lab.lab.resolver.cache.get(  # type: ignore[union-attr]
             dns.name.from_text(name), dns.rdatatype.from_text(rdtype)))
 
     def flush(self, name: str | None = None, tree: bool = False) -> int:
+        """Forget all, a name or a subtree; the entries forgotten (Unbound: the RRsets it says it removed)."""
+        foreign = self._lab.lab.foreign_resolver
+        if foreign is not None:  # Unbound through unbound-control; the others raise, saying so
+            said = foreign.flush(dns.name.from_text(name).to_text() if name else None, tree)
+            found = re.search(r"removed (\d+) rrsets", said)
+            return int(found.group(1)) if found else 0
+        self._lab.own_resolver("cache.flush")
+
         def run() -> int:
             cache = self._lab.lab.resolver.cache  # type: ignore[union-attr]
             if name is None:
@@ -355,7 +368,8 @@ class DnsLab(LabRunner):
                  resolver_settings: ResolverSettings | None = None, start_down: list[str] | None = None,
                  keep_traces: bool = True, dnssec: bool | None = None, nsec3: bool | None = None,
                  keys_dir: str | Path | None = None, hints: str | Path | None = None,
-                 state_dir: str | Path | None = None, levels: Any = None) -> None:
+                 state_dir: str | Path | None = None, levels: Any = None, resolver: str | None = None,
+                 servers: dict[str, str] | None = None) -> None:
         """*dnssec* signs the zones (None: as lab.toml says); keys are kept in *keys_dir*
         (default: as `dnslab up --dnssec` keeps them: .keys in the zone folder; for the sample zones,
         which live inside the package, the per-user runtime folder).  *hints* is a file to write the
@@ -363,16 +377,23 @@ class DnsLab(LabRunner):
         `dnslab up` does, so the command line (DNSLAB_STATE=FOLDER dnslab trace ...) reaches the lab.
         *levels* replaces the caching levels in front of the resolver (None: lab.toml's, which start
         from the default chain browser -> os -> resolver): a dict of `[levels.NAME]` tables as lab.toml
-        writes them (docs/LEVELS.md), or () for none."""
+        writes them (docs/LEVELS.md), or () for none.
+        *resolver* "unbound", "kresd" or "bind" runs that program as the lab's resolver (None: as
+        lab.toml says, else dnslab's own); *servers* {"ns1.example.com": "nsd"} serves those servers'
+        zones with that program (docs/FOREIGN.md).  Unbound and kresd need the lab on port 53."""
         folder = Path(zones) if zones is not None else SAMPLE_ZONES
         settings = LabSettings.load(folder / "lab.toml")
         self.clock = FakeClock() if fake_clock else None
         signing = dnssec_settings(settings, folder, dnssec, nsec3, Path(keys_dir) if keys_dir else None)
-        lab = Lab(list(_zones(folder)), port=0,
+        program = settings.resolver_program if resolver is None else resolver
+        chosen = programs.resolver_program(program, "resolver")
+        lab = Lab(list(_zones(folder)), port=53 if chosen is not None and not chosen.any_port else 0,
                   start_down=settings.start_down if start_down is None else start_down,
                   resolver_address=settings.resolver_address,
                   resolver_settings=resolver_settings or settings.resolver, clock=self.clock,
-                  dnssec=signing or False, levels=_levels(levels, settings, resolver_settings))
+                  dnssec=signing or False, levels=_levels(levels, settings, resolver_settings),
+                  resolver_program=program,
+                  server_programs=[*settings.server_programs, *(servers or {}).items()])
         lab.zones_dir = folder
         apply_handlers(lab, settings, folder)
         super().__init__(lab, RunOptions(hints=Path(hints) if hints is not None else None,
@@ -447,8 +468,25 @@ class DnsLab(LabRunner):
     def cache(self) -> CacheHandle:
         return CacheHandle(self)
 
+    @property
+    def resolver_name(self) -> str:
+        """"dnslab", or the program running as the resolver ("unbound", ...)."""
+        return self.lab.foreign.name if self.lab.foreign is not None else programs.DNSLAB
+
+    def own_resolver(self, what: str) -> Any:
+        """dnslab's own resolver, or an error saying why *what* cannot be had (a foreign one, or none)."""
+        if self.lab.foreign is not None:
+            raise DnslabError(f"{what}: the lab's resolver is {self.lab.foreign.title}, not dnslab's; "
+                              f"{what} looks inside dnslab's own resolver only (docs/FOREIGN.md)")
+        if self.lab.resolver is None:
+            raise DnslabError("this lab has no resolver")
+        return self.lab.resolver
+
     def advance(self, seconds: float) -> None:
         """Move the fake clock (also available as lab.clock.advance)."""
+        if self.lab.foreign is not None:
+            raise DnslabError(f"advance: the lab clock does not reach {self.lab.foreign.title}, which keeps the "
+                              "machine's time (docs/FOREIGN.md)")
         if self.clock is None:
             raise DnslabError("this lab runs on real time (fake_clock=False)")
         def move() -> None:
@@ -458,9 +496,7 @@ class DnsLab(LabRunner):
 
     def trace(self, name: str, rdtype: str = "A", cold: bool = False) -> list[dict[str, Any]]:
         """Resolve with tracing on; the events as `dnslab trace --json` prints them (with `t_ms`)."""
-        resolver = self.lab.resolver
-        if resolver is None:
-            raise DnslabError("this lab has no resolver")
+        resolver = self.own_resolver("trace")
 
         async def traced() -> list[dict[str, Any]]:
             recording = Recording()
@@ -471,9 +507,7 @@ class DnsLab(LabRunner):
     @property
     def stats(self) -> dict[str, Any]:
         """The resolver's counters, as `dnslab stats --json` shows them (queries, timeouts, network_errors...)."""
-        resolver = self.lab.resolver
-        if resolver is None:
-            raise DnslabError("this lab has no resolver")
+        resolver = self.own_resolver("stats")
         return self.call(resolver.stats.to_json)
 
     @property
@@ -524,3 +558,16 @@ class DnsLab(LabRunner):
     def wall_time(self) -> float:
         """POSIX seconds by the lab clock: validate signatures against this, not time.time()."""
         return self.call(self.lab.wall_time)
+
+
+def unavailable(resolver: str | None = None, servers: dict[str, str] | None = None) -> str | None:
+    """Why a lab with these programs cannot run on this machine (a program not installed, or port 53
+    without root), or None: what the pytest plugin skips a test with."""
+    wanted = [programs.server_program(name) for name in (servers or {}).values()]
+    chosen = programs.resolver_program(resolver, "resolver") if resolver else None
+    for program in ([chosen] if chosen is not None else []) + wanted:
+        if find_binary(program.binary) is None:
+            return program.missing()
+    if chosen is not None and not chosen.any_port and os.geteuid() != 0:
+        return f"{chosen.port_note}: the lab must run on port 53, which needs root"
+    return None

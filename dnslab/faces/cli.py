@@ -25,7 +25,7 @@ import dns.rrset
 from dnslab import __version__
 from dnslab.core.clock import FakeClock
 from dnslab.resolution.options import OPTIONS, load_toml, resolver_settings
-from dnslab.lab import capturing, fault_kinds
+from dnslab.lab import capturing, fault_kinds, programs
 from dnslab.lab.control import LabState, runtime_dir, state_dir
 from dnslab.lab.runner import RunOptions, Runner, WebView
 from dnslab.faces import scenario_cli
@@ -98,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="port for every server (default: lab.toml's port, else 5300; 0 picks a free one)")
     up.add_argument("--no-resolver", action="store_true",
                     help="run only the hierarchy, without the recursive resolver on 127.0.0.1")
+    up.add_argument("--resolver", choices=programs.RESOLVER_CHOICES, default=None, metavar="PROGRAM",
+                    help="the recursive resolver: dnslab (default, lab.toml: resolver), or a real one run "
+                         "with a configuration made from the lab: unbound, kresd, pdns-recursor (only on "
+                         "port 53, which --port then defaults to), bind (docs/FOREIGN.md)")
+    up.add_argument("--server", action="append", default=[], metavar="NAME_OR_ADDR=PROGRAM",
+                    help="serve that lab server's zones with nsd or bind, behind the lab's fault layer "
+                         "(repeatable; lab.toml: servers)")
     up.add_argument("--workers", type=arg(validate.whole, 1, MAX_WORKERS), default=1, metavar="N",
                     help="run N processes that share every address and port (SO_REUSEPORT); each has its "
                          f"own cache and server state (default 1, at most {MAX_WORKERS}); one that dies "
@@ -554,9 +561,17 @@ def cmd_resolver(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
     zones_dir = args.zones if args.zones is not None else default_zones_dir()
+    if args.no_resolver and args.resolver is not None:
+        raise ConfigError("--no-resolver runs no resolver at all; leave out --resolver, or --no-resolver")
+    chosen = [programs.parse_server_choice(text) for text in args.server]
     lab, problems = Lab.from_folder(zones_dir, port=args.port, with_resolver=not args.no_resolver,
                                     clock=FakeClock() if args.fake_clock else None, dnssec=args.dnssec,
-                                    nsec3=args.nsec3, keys_dir=args.keys, anchor_file=args.anchor)
+                                    nsec3=args.nsec3, keys_dir=args.keys, anchor_file=args.anchor,
+                                    resolver_program=args.resolver,
+                                    server_programs=[(server, program.name) for server, program in chosen])
+    if (lab.foreign is not None or lab.foreign_servers) and args.workers > 1:
+        raise ConfigError("--workers shares the lab among processes, and a real program runs once: "
+                          "leave out --workers with --resolver or --server")
     for problem in problems:
         print(problem, file=sys.stderr)
     for warning in lab.hierarchy.warnings:
@@ -600,6 +615,25 @@ def _web_view(lab: Lab, workers: list[LabState], port: int) -> WebView:
     return WebServer(lab, workers, port=port)
 
 
+def print_foreign(lab: Lab, out: TextIO) -> None:
+    """What runs as a real program, where its files are, and what the lab cannot do with it."""
+    if lab.foreign_resolver is not None:
+        program, setup = lab.foreign, lab.foreign_resolver.setup
+        assert program is not None
+        print(f"Resolver: {program.title} ({lab.foreign_resolver.binary}), configuration "
+              f"{lab.foreign_resolver.conf}, log {setup.log}", file=out)
+        flush = "" if program.name == "unbound" else ", cache flush"
+        print(f"  Not with {program.title}: dnslab trace, cache show{flush}, servers, stats (they look "
+              "inside dnslab's own resolver); the lab clock does not reach it (its TTLs run on the "
+              "machine's time)", file=out)
+        if not program.any_port:
+            print(f"  {program.port_note}: the lab runs on port 53", file=out)
+    for address, foreign in lab.foreign_servers.items():
+        print(f"Server {address}: {foreign.program.title} on {foreign.listen_address}:{foreign.port}, behind the lab's "
+              f"fault layer; files in {foreign.workdir}; record changes, reloads and DNSSEC faults do "
+              "not reach it", file=out)
+
+
 def print_lab(lab: Lab, zones_dir: Path, hints_path: Path, out: TextIO, web_url: str | None = None) -> None:
     """The resolver's dig line first, and the web view; then the table of servers and a walk to paste by hand."""
     port = lab.actual_port
@@ -607,7 +641,8 @@ def print_lab(lab: Lab, zones_dir: Path, hints_path: Path, out: TextIO, web_url:
     name = walk[0].to_text(omit_final_dot=True) if walk is not None else "www.example.com"
     if lab.resolver_address is not None:
         print(f"dig @{lab.resolver_address} -p {port} {name}", file=out)
-        print(f"  (the recursive resolver on {lab.resolver_address}:{port}, UDP and TCP)"
+        who = f"{lab.foreign.title}, " if lab.foreign is not None else ""
+        print(f"  ({who}the recursive resolver on {lab.resolver_address}:{port}, UDP and TCP)"
               + ("" if web_url or lab.trust_anchor_file else "\n"), file=out)
         if lab.trust_anchor_file is not None:
             print(f"  (signed zones, validated: the ad flag means secure; dig +dnssec shows the RRSIGs, "
@@ -623,6 +658,8 @@ def print_lab(lab: Lab, zones_dir: Path, hints_path: Path, out: TextIO, web_url:
         plan = running.plan
         zones = " ".join(zone.origin.to_text() for zone in plan.zones)
         state = "" if running.up else "   (down)"
+        if plan.address in lab.foreign_servers:
+            state += f"   (served by {lab.foreign_servers[plan.address].program.title})"
         rows.append((plan.role.value, plan.name.to_text(), f"{plan.address}:{port}", zones + state))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     up_count = sum(1 for r in lab.servers if r.up)
@@ -642,6 +679,7 @@ def print_lab(lab: Lab, zones_dir: Path, hints_path: Path, out: TextIO, web_url:
               + (f"; left unsigned: {unsigned}" if unsigned else ""), file=out)
         if lab.trust_anchor_file is not None:
             print(f"Trust anchor (root DS; Unbound's trust-anchor-file): {lab.trust_anchor_file}", file=out)
+    print_foreign(lab, out)
     if walk is not None:
         print("\nOr walk the hierarchy yourself, from the root down:", file=out)
         for plan in walk[1]:

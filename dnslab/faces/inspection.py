@@ -96,10 +96,12 @@ def cmd_trace(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_cache(args: argparse.Namespace, out: TextIO) -> int:
     client = _client(args)
     if args.cache_command == "flush":
-        result = {"flushed": sum(r["flushed"] for r in client.call_all("cache.flush", {"name": args.name,
-                                                                                        "tree": args.tree,
-                                                                                        "level": args.level}))}
+        replies = client.call_all("cache.flush", {"name": args.name, "tree": args.tree, "level": args.level})
         what = args.name + (" and below" if args.tree else "") if args.name else "everything"
+        if replies and "program" in replies[0]:  # a real resolver (--resolver unbound): its own words
+            print(f"{replies[0]['program']}: flushed {what} ({replies[0]['said'] or 'ok'})", file=out)
+            return 0
+        result = {"flushed": sum(r["flushed"] for r in replies)}
         print(f"flushed {result['flushed']} entr{'y' if result['flushed'] == 1 else 'ies'} ({what})", file=out)
         return 0
     result = client.call("cache.show", {"name": args.name, "level": args.level})
@@ -279,7 +281,11 @@ def clock_text(status: dict[str, Any]) -> str:
         return head + "\n" + f"lab date:  {date}"
     head = (f"lab clock: fake (dnslab up --fake-clock), {since}; it moves only by 'dnslab clock advance' "
             f"(advanced {status['advanced_s']:g} s in all); network timeouts stay real")
-    return head + "\n" + f"lab date:  {date} (real start time + the advance: DNSSEC signatures are checked against it)"
+    text = head + "\n" + f"lab date:  {date} (real start time + the advance: DNSSEC signatures are checked against it)"
+    if status.get("outside"):
+        text += (f"\nnot in {status['outside']}: the lab's resolver keeps the machine's time (its TTLs, hold-downs "
+                 "and signature checks); the lab clock moves the lab's servers only")
+    return text
 
 
 def cmd_web(args: argparse.Namespace, out: TextIO) -> int:

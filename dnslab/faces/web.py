@@ -278,7 +278,7 @@ class WebServer:
         events: list[dict[str, Any]] = []
         watch = None
         try:
-            if command == "query":
+            if command == "query" and self.lab.foreign is None:  # a real resolver's walk is not seen
                 # The page's own question: recorded whatever the sample says, and named in the answer
                 # so the page can draw its trace.
                 watch = self.tap.watch(*_question(args))

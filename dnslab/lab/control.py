@@ -284,7 +284,12 @@ class ControlServer:
 
     # --- commands ------------------------------------------------------------------------
 
-    def _resolver(self):  # type: ignore[no-untyped-def]
+    def _resolver(self, command: str = "this command") -> Any:
+        if self.lab.foreign is not None:  # a real program: nothing of it to look into (docs/FOREIGN.md)
+            title = self.lab.foreign.title
+            raise DnslabError(f"the lab's resolver is {title} (dnslab up --resolver {self.lab.foreign.name}), "
+                              f"not dnslab's: dnslab {command} looks inside dnslab's own "
+                              f"resolver only; ask {title} with dig")
         if self.lab.resolver is None:
             raise DnslabError("this lab runs without a resolver (dnslab up --no-resolver)")
         return self.lab.resolver
@@ -303,7 +308,7 @@ class ControlServer:
 
             return {**await trace_via(self.lab, str(args["via"]), qname, qtype, tagged),
                     "total_ms": clock.elapsed_ms()}
-        resolver = self._resolver()
+        resolver = self._resolver("trace")
 
         def sink(event: Event) -> None:
             send(stamped(clock.elapsed_ms(), event))
@@ -316,10 +321,10 @@ class ControlServer:
         """The caching level named by args["level"] (dnslab.lab.levels.RunningLevel), or None."""
         return self.lab.levels.get(str(args["level"])) if args.get("level") else None
 
-    def _resolver_of(self, args: dict[str, Any]):  # type: ignore[no-untyped-def]
+    def _resolver_of(self, args: dict[str, Any], command: str = "this command"):  # type: ignore[no-untyped-def]
         """The lab's resolver, or the further resolver args["level"] names."""
         level = self._level(args)
-        return level.resolver if level is not None and level.resolver is not None else self._resolver()
+        return level.resolver if level is not None and level.resolver is not None else self._resolver(command)
 
     async def _levels(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
         """Every caching level: level, kind, address, port, upstream (dnslab levels)."""
@@ -334,7 +339,7 @@ class ControlServer:
         level = self._level(args)
         if level is not None and level.level is not None:
             return _level_cache(level.level.cache, args)
-        resolver = self._resolver_of(args)
+        resolver = self._resolver_of(args, "cache show")
         under = _name(args["name"]) if args.get("name") else None
         # The web view asks for a page, not for every one of 100,000 entries each second.
         limit = validate.whole(args["limit"], "limit", 1, 10**9) if args.get("limit") is not None else None
@@ -361,7 +366,11 @@ class ControlServer:
         if level is not None and level.level is not None:
             name = _name(args["name"]) if args.get("name") else None
             return {"flushed": level.level.cache.flush(name, tree=bool(args.get("tree")))}
-        resolver = self._resolver_of(args)
+        if self.lab.foreign_resolver is not None and level is None:  # Unbound: unbound-control flush
+            name = _name(args["name"]).to_text() if args.get("name") else None
+            said = await asyncio.to_thread(self.lab.foreign_resolver.flush, name, bool(args.get("tree")))
+            return {"flushed": None, "program": self.lab.foreign_resolver.program.title, "said": said}
+        resolver = self._resolver_of(args, "cache flush")
         if not args.get("name"):
             count = len(resolver.cache)
             resolver.cache.flush()
@@ -369,7 +378,7 @@ class ControlServer:
         return {"flushed": resolver.cache.flush_name(_name(args["name"]), subtree=bool(args.get("tree")))}
 
     async def _servers(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
-        resolver = self._resolver()
+        resolver = self._resolver("servers")
         now = resolver.clock.now()
         names = {plan.address: [n.to_text() for n in plan.names] for plan in self.lab.hierarchy.servers}
         rows = []
@@ -391,7 +400,7 @@ class ControlServer:
         level = self._level(args)
         if level is not None:
             return level.stats()
-        resolver = self._resolver()
+        resolver = self._resolver("stats")
         return {**resolver.stats.to_json(), "cache_entries": len(resolver.cache)}
 
 
@@ -470,13 +479,15 @@ class ControlServer:
         """
         from dnslab.services.query import format_dig, send_query, to_json
 
-        resolver = self._resolver()
+        # A real resolver (--resolver unbound) is asked the same way; its walk is not seen (no trace).
+        limit = (self.lab.resolver_settings if self.lab.foreign is not None
+                 else self._resolver().settings).query_time_limit
         qname, qtype = _question(args)
         assert self.lab.resolver_address is not None
         ask = functools.partial(send_query, qname.to_text(), dns.rdatatype.to_text(qtype), self.lab.resolver_address,
                                 self.lab.actual_port, tcp=bool(args.get("tcp")),
                                 recurse=args.get("recurse", True) is not False,
-                                timeout=resolver.settings.query_time_limit + 1)
+                                timeout=limit + 1)
         # The client blocks, and the resolver it asks runs on this loop: the client gets a thread.
         result = await asyncio.get_running_loop().run_in_executor(None, ask)
         return {"reply": to_json(result), "dig": format_dig(result)}

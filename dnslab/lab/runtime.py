@@ -8,8 +8,11 @@ their addresses are the root hints.  ``lab.toml`` holds settings only.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import random
+import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -37,6 +40,8 @@ from dnslab.lab import fault_kinds
 from dnslab.lab.fault_kinds import Entry
 from dnslab.lab.faults import FaultyServer
 from dnslab.lab.scripted import ScriptedServer, ScriptHandler, load_handler
+from dnslab.lab import programs
+from dnslab.lab.foreign import ForeignResolver, ForeignServer, binary_of
 from dnslab.core.zone import Problem, Zone, changed_zone, load_zones
 from dnslab.lab.hierarchy import Hierarchy, ServerPlan, derive_hierarchy, lame_delegations, zone_files
 from dnslab.lab.level_plan import LevelSpec, check_addresses, default_levels, parse_levels
@@ -71,6 +76,9 @@ class LabSettings:
     levels: tuple[LevelSpec, ...] = field(default_factory=default_levels)
     # [servers."NAME_OR_ADDRESS"] handler = "module:function": scripted servers (lab/scripted.py).
     handlers: tuple[tuple[str, str], ...] = ()
+    # Real DNS software as lab members (docs/FOREIGN.md): `resolver = "unbound"`, `[servers."NAME"] program = "nsd"`.
+    resolver_program: str = programs.DNSLAB
+    server_programs: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def load(cls, path: Path) -> "LabSettings":
@@ -91,8 +99,12 @@ class LabSettings:
         if not isinstance(address, str):
             raise ConfigError(f"{path}: resolver_address must be an address like '127.0.0.1'")
         options = data.get("resolver", {})
+        program = programs.DNSLAB
+        if isinstance(options, str):  # resolver = "unbound": that program, with no dnslab options
+            program, options = options, {}
+            programs.resolver_program(program, f"{path}: resolver")
         if not isinstance(options, dict):
-            raise ConfigError(f"{path}: [resolver] must be a table of resolver options")
+            raise ConfigError(f"{path}: [resolver] must be a table of resolver options, or a program's name")
         resolver = resolver_settings(options, f"{path} [resolver]")
         for flag in ("dnssec", "nsec3"):
             if not isinstance(data.get(flag, False), bool):
@@ -109,29 +121,40 @@ class LabSettings:
         except ConfigError as exc:
             raise ConfigError(f"{path}: dnssec_algorithm: {exc}") from None
         levels = parse_levels(data.get("levels", {}), str(path), base=resolver)
-        handlers = _handlers(data.get("servers", {}), path)
+        handlers, server_programs = _server_tables(data.get("servers", {}), path)
         return cls(port=port, start_down=tuple(down), resolver_address=address, resolver=resolver, levels=levels,
                    handlers=handlers,
                    dnssec=data.get("dnssec", False), nsec3=data.get("nsec3", False),
                    keys_dir=path.parent / keys_dir if keys_dir is not None else None,
-                   dnssec_unsigned=tuple(unsigned), dnssec_algorithm=str(algorithm))
+                   dnssec_unsigned=tuple(unsigned), dnssec_algorithm=str(algorithm),
+                   resolver_program=program, server_programs=server_programs)
 
 
-def _handlers(servers: Any, path: Path) -> tuple[tuple[str, str], ...]:
-    """[servers."ns1.example.com"] tables: only `handler` is known in them."""
+def _server_tables(servers: Any, path: Path) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    """[servers."ns1.example.com"] tables: `handler = "module:function"` scripts the server
+    (lab/scripted.py), `program = "nsd"` serves its zones with real software (lab/foreign.py)."""
     if not isinstance(servers, dict) or not all(isinstance(v, dict) for v in servers.values()):
-        raise ConfigError(f'{path}: [servers] must hold tables like [servers."ns1.example.com"]')
-    found = []
+        raise ConfigError(f'{path}: [servers] must hold tables like [servers."ns1.example.com"] '
+                          '(handler = "module:function" or program = "nsd")')
+    handlers: list[tuple[str, str]] = []
+    chosen: list[tuple[str, str]] = []
     for name, table in servers.items():
-        unknown = set(table) - {"handler"}
+        where = f"{path}: [servers.{name!r}]"
+        unknown = set(table) - {"handler", "program"}
         if unknown:
-            raise ConfigError(f"{path}: [servers.{name!r}]: unknown setting(s): {', '.join(sorted(unknown))} "
-                              "(known: handler)")
+            raise ConfigError(f"{where}: unknown setting(s): {', '.join(sorted(unknown))} (known: handler, program)")
+        if "handler" in table and "program" in table:
+            raise ConfigError(f"{where}: a server is scripted (handler) or run by a program, not both")
         if "handler" in table:
             if not isinstance(table["handler"], str):
-                raise ConfigError(f"{path}: [servers.{name!r}] handler must be a string 'module:function'")
-            found.append((name, table["handler"]))
-    return tuple(found)
+                raise ConfigError(f"{where} handler must be a string 'module:function'")
+            handlers.append((name, table["handler"]))
+        if "program" in table:
+            if not isinstance(table["program"], str):
+                raise ConfigError(f'{where} program must be a program\'s name, e.g. "nsd"')
+            programs.server_program(table["program"], f"{where} program")
+            chosen.append((name, table["program"]))
+    return tuple(handlers), tuple(chosen)
 
 
 def apply_handlers(lab: "Lab", settings: LabSettings, folder: Path) -> None:
@@ -237,11 +260,15 @@ class Lab:
     def __init__(self, zones: list[Zone], port: int = DEFAULT_PORT, start_down: Iterable[str] = (),
                  resolver_address: str | None = DEFAULT_RESOLVER_ADDRESS,
                  resolver_settings: ResolverSettings | None = None, clock: Clock | None = None,
-                 dnssec: bool | DnssecSettings = False, levels: tuple[LevelSpec, ...] | None = None) -> None:
+                 dnssec: bool | DnssecSettings = False, levels: tuple[LevelSpec, ...] | None = None,
+                 resolver_program: str = programs.DNSLAB, server_programs: Iterable[tuple[str, str]] = ()) -> None:
         """*resolver_address* None runs the hierarchy alone, without the recursive resolver.
 
         *levels* are the caching levels in front of the resolver (None: the default chain,
         browser -> os -> resolver; () for none); a lab without a resolver runs none.
+        *resolver_program* "unbound", "kresd" or "bind" runs that program as the resolver instead of
+        dnslab's; *server_programs* (server name or address, "nsd" or "bind") serves those servers'
+        zones with that program, behind the lab's fault layer (dnslab.lab.foreign).
 
         *clock* is the resolver's time source (TTLs, hold-downs); tests pass a FakeClock.
         *dnssec* signs the zones: True with the defaults (keys in the runtime folder),
@@ -274,6 +301,22 @@ class Lab:
             if plan is None:
                 raise ConfigError(f"start_down: {item!r} is not a lab server's address or name")
             down.add(plan.address)
+        self.foreign = programs.resolver_program(resolver_program) if resolver_address is not None else None
+        if self.foreign is not None:
+            programs.needed_port(self.foreign, port)
+            binary_of(self.foreign)  # not installed: say so now, before anything listens
+        self.foreign_resolver: ForeignResolver | None = None
+        self.foreign_servers: dict[str, ForeignServer] = {}
+        # The programs' files: by port, where a user finds them; a lab on a free port (tests) gets a
+        # folder of its own, removed when it stops.
+        self.foreign_dir = runtime_dir() / (f"foreign-{port}" if port else f"foreign-{os.getpid()}-{id(self):x}")
+        for item, program_name in server_programs:
+            plan = self.hierarchy.find(item)
+            if plan is None:
+                raise ConfigError(f"--server {item}={program_name}: {item!r} is not a lab server's address or name")
+            server_program = programs.server_program(program_name)
+            self.foreign_servers[plan.address] = ForeignServer(
+                server_program, plan.address, self.foreign_dir / f"{server_program.name}-{plan.address}")
         self.servers: list[RunningServer] = []
         for plan in self.hierarchy.servers:
             running = self._new_server(plan)
@@ -305,21 +348,32 @@ class Lab:
     def _new_server(self, plan: ServerPlan) -> RunningServer:
         server = AuthoritativeServer(plan.zones)
         handler = server.handle if self.signer is None else self._fresh(server.handle)
+        if plan.address in self.foreign_servers:
+            handler = self.foreign_servers[plan.address].forward  # the real program answers, faults in front
         return RunningServer(plan, server, FaultyServer(handler, seed=plan.address))  # loss is seeded, per server
 
     @classmethod
     def from_folder(cls, zones_dir: Path, port: int | None = None, with_resolver: bool = True,
                     clock: Clock | None = None, dnssec: bool | None = None, nsec3: bool | None = None,
-                    keys_dir: Path | None = None,
-                    anchor_file: Path | None = None) -> tuple["Lab", list[Problem]]:
-        """A lab from a folder of *.zone files and its optional lab.toml (arguments left None: lab.toml's)."""
+                    keys_dir: Path | None = None, anchor_file: Path | None = None,
+                    resolver_program: str | None = None,
+                    server_programs: Iterable[tuple[str, str]] = ()) -> tuple["Lab", list[Problem]]:
+        """A lab from a folder of *.zone files and its optional lab.toml (arguments left None: lab.toml's).
+
+        A resolver program that cannot send its queries to another port (Unbound, kresd) runs the lab
+        on port 53 unless *port* says otherwise (and then it is refused, saying why)."""
         settings = LabSettings.load(zones_dir / SETTINGS_FILE)
         zones, problems = load_zones(zone_files(zones_dir))
         signing = dnssec_settings(settings, zones_dir, dnssec, nsec3, keys_dir, anchor_file)
-        lab = cls(zones, port=settings.port if port is None else port, start_down=settings.start_down,
+        program = settings.resolver_program if resolver_program is None else resolver_program
+        chosen = programs.resolver_program(program) if with_resolver else None
+        if port is None:
+            port = 53 if chosen is not None and not chosen.any_port else settings.port
+        lab = cls(zones, port=port, start_down=settings.start_down,
                   resolver_address=settings.resolver_address if with_resolver else None,
                   resolver_settings=settings.resolver, clock=clock, dnssec=signing or False,
-                  levels=settings.levels)
+                  levels=settings.levels, resolver_program=program,
+                  server_programs=[*settings.server_programs, *server_programs])
         lab.zones_dir = zones_dir
         apply_handlers(lab, settings, zones_dir)
         return lab, problems
@@ -499,7 +553,9 @@ class Lab:
         now = self.clock.now()
         return {"fake": fake, "now": now, "since_start_s": round(now - self._clock_origin, 3),
                 "advanced_s": round(self.clock.advanced, 3) if fake else 0.0,  # type: ignore[attr-defined]
-                "wall": self.clock.wall()}
+                "wall": self.clock.wall(),
+                # A real resolver keeps the machine's time: the lab clock moves the servers' side only.
+                **({"outside": self.foreign.title} if self.foreign is not None else {})}
 
     def faults(self) -> dict[str, list[str]]:
         """The faults in force, by server address, then DNSSEC faults by zone name (none: left out)."""
@@ -638,6 +694,12 @@ class Lab:
             self.resolver.hints = list(hierarchy.root_hints)  # what a resolver primes from next
             self.levels.set_hints(hierarchy.root_hints)
         warnings = [w for w in (*hierarchy.warnings, *lame_delegations(self.zones, hierarchy)) if w not in old_warnings]
+        for address, foreign in self.foreign_servers.items():  # a real program keeps what it loaded at start
+            for origin in fresh:
+                serving = running_at.get(address)
+                if serving is not None and any(zone.origin == origin for zone in serving.plan.zones):
+                    warnings.append(f"{origin} on {address} is served by {foreign.program.title}, which keeps the "
+                                    "zone it loaded at start: this change does not reach it")
         for warning in warnings:
             log.warning("%s", warning)
         return Change(zones=[served[origin] for origin in fresh], started=started,
@@ -719,10 +781,16 @@ class Lab:
     async def _bind_all(self, port: int) -> None:
         if self.signer is not None:
             self.signer.write_anchor()
+        for address, foreign in self.foreign_servers.items():  # before the listeners that forward to them
+            plan = self.hierarchy.server_at(address)
+            await asyncio.to_thread(foreign.start, plan.zones if plan is not None else [], self.signer is not None)
         for running in self.servers:
             await self._listen(running, port)
             port = running.listener.port  # type: ignore[union-attr]
-        if self.resolver_address is not None:
+        if self.resolver_address is not None and self.foreign is not None:
+            self.foreign_resolver = self._foreign_resolver(self.foreign, port)
+            await asyncio.to_thread(self.foreign_resolver.start)
+        elif self.resolver_address is not None:
             # The lab's servers answer on the lab port, so that is the resolver's upstream port.
             settings = replace(self.resolver_settings, upstream_port=port)
             self.resolver = RecursiveResolver(self.hierarchy.root_hints, settings, clock=self.clock,
@@ -733,10 +801,24 @@ class Lab:
             tapped.port = self._resolver_listener.port
             if self.taps.sinks:
                 self.resolver.upstream.tap = self.taps.emit
-            await self.levels.start(port, self.resolver_address, settings, self.hierarchy.root_hints,
-                                    reuse_port=self.reuse_port)
+        if self.resolver_address is not None:  # the levels sit in front of whichever resolver runs
+            await self.levels.start(port, self.resolver_address, replace(self.resolver_settings, upstream_port=port),
+                                    self.hierarchy.root_hints, reuse_port=self.reuse_port)
         await self.control.start()
         self.bound_port = port
+
+    def _foreign_resolver(self, program: programs.Program, port: int) -> ForeignResolver:
+        """Unbound, kresd or BIND on the resolver's address and the lab's port, told about the lab."""
+        assert self.resolver_address is not None
+        workdir = self.foreign_dir / program.name
+        anchors = self.resolver_settings.trust_anchors
+        cache = self.resolver_settings.cache
+        setup = programs.ResolverSetup(
+            self.resolver_address, port, workdir, workdir / "root.hints", anchors=anchors,
+            anchor_file=self.trust_anchor_file if anchors else None,
+            cache_mb=programs.cache_megabytes(cache.max_entries), max_ttl=cache.max_ttl, min_ttl=cache.min_ttl,
+            negative_max_ttl=cache.negative_max_ttl)
+        return ForeignResolver(program, setup, root_hints_text(self.hierarchy.root_hints))
 
     async def _listen(self, running: RunningServer, port: int) -> None:
         """Bind a server's address; its `unreachable` fault closes and reopens these sockets."""
@@ -759,6 +841,12 @@ class Lab:
     async def stop(self) -> None:
         await self.control.stop()
         await self.levels.stop()
+        if self.foreign_resolver is not None:
+            await asyncio.to_thread(self.foreign_resolver.stop)
+        for foreign in self.foreign_servers.values():
+            await asyncio.to_thread(foreign.stop)
+        if self.port == 0 and (self.foreign is not None or self.foreign_servers):
+            shutil.rmtree(self.foreign_dir, ignore_errors=True)
         if self._resolver_listener is not None:
             await self._resolver_listener.stop()
             self._resolver_listener = None

@@ -14,19 +14,10 @@ from pathlib import Path
 from typing import Callable
 
 from tools.common.net import free_port, query_wire, wait_answering
+from dnslab.lab.processes import SBIN, find_binary  # noqa: F401 - SBIN: kept where the tools found it
+from dnslab.lab.programs import nsd_server_lines, nsd_zone_lines, unbound_server_lines
 from tools.common.procs import Managed
 from tools.common.report import tail
-
-SBIN = ("/usr/sbin", "/usr/local/sbin", "/usr/bin", "/usr/local/bin", "/opt/homebrew/sbin")
-
-
-def find_binary(name: str, given: str | None = None) -> str | None:
-    """*given* when it is executable; else *name* on PATH or in the sbin folders (Debian puts servers
-    in /usr/sbin, not always on a user's PATH)."""
-    if given:
-        return given if os.access(given, os.X_OK) else None
-    return shutil.which(name) or next((f"{d}/{name}" for d in SBIN if os.access(f"{d}/{name}", os.X_OK)), None)
-
 
 def not_installed(tool: str, package: str | None = None) -> str:
     """The one line a tool prints when a program it needs is missing."""
@@ -89,18 +80,11 @@ def version(binary: str | None, flag: str, pattern: str) -> str | None:
 
 def unbound_config(address: tuple[str, int], workdir: Path, hints: Path, options: list[str]) -> str:
     """An unbound.conf for one foreground Unbound on address, asking the lab's servers (on loopback)
-    from *hints*; *options* are further `server:` lines ("  name: value")."""
+    from *hints*; *options* are further `server:` lines ("  name: value").  The common lines are the
+    lab's own (dnslab.lab.programs, which also runs Unbound as the lab's resolver)."""
     return "\n".join([
         "server:",
-        f"  interface: {address[0]}@{address[1]}",
-        "  interface-automatic: no",
-        "  do-ip4: yes", "  do-ip6: no", "  do-udp: yes", "  do-tcp: yes",
-        '  username: ""', '  chroot: ""',
-        f'  directory: "{workdir}"', f'  pidfile: "{workdir / "unbound.pid"}"',
-        "  use-syslog: no", f'  logfile: "{workdir / "unbound.log"}"',
-        "  do-daemonize: no",
-        f'  root-hints: "{hints}"',
-        "  do-not-query-localhost: no",
+        *unbound_server_lines(address[0], address[1], workdir, hints, workdir / "unbound.log"),
         *options,
         "remote-control:",
         "  control-enable: no",
@@ -169,20 +153,14 @@ def _start(what: str, host: str, port: int | None, launch: Callable[[tuple[str, 
 
 def nsd_config(address: tuple[str, int], workdir: Path, zones: list[tuple[str, Path]], options: list[str]) -> str:
     """An nsd.conf for one foreground NSD on address serving zones [(origin, file)]; *options* are
-    further `server:` lines."""
+    further `server:` lines.  The common lines are the lab's own (dnslab.lab.programs)."""
     return "\n".join([
         "server:",
-        f"  ip-address: {address[0]}@{address[1]}",
-        "  do-ip6: no",
-        '  username: ""', '  chroot: ""',
-        '  database: ""',
-        f'  pidfile: "{workdir / "nsd.pid"}"', f'  logfile: "{workdir / "nsd.log"}"',
-        f'  xfrdfile: "{workdir / "xfrd.state"}"', f'  zonelistfile: "{workdir / "zone.list"}"',
-        "  zonefiles-write: 0",
+        *nsd_server_lines(address[0], address[1], workdir, workdir / "nsd.log"),
         *options,
         "remote-control:",
         "  control-enable: no",
-        *(line for origin, path in zones for line in ("zone:", f'  name: "{origin}"', f'  zonefile: "{path}"')),
+        *nsd_zone_lines(zones),
         "",
     ])
 

@@ -6,6 +6,10 @@ import sys
 from collections.abc import Sequence
 from typing import Callable, TextIO
 
+from dnslab.lab.processes import tail
+
+__all__ = ["sayer", "tail", "format_table"]
+
 
 def sayer(prefix: str = "", stream: TextIO | None = None) -> Callable[..., None]:
     """A `say(*parts)` that prints one flushed line, with the tool's name in front when *prefix* is
@@ -13,11 +17,6 @@ def sayer(prefix: str = "", stream: TextIO | None = None) -> Callable[..., None]
     def say(*parts: object) -> None:
         print(*((prefix,) if prefix else ()), *parts, file=stream or sys.stdout, flush=True)
     return say
-
-
-def tail(text: str, lines: int = 12, indent: str = "    ") -> str:
-    """The last lines of a log, indented, for an error message."""
-    return "\n".join(indent + line for line in text.strip().splitlines()[-lines:])
 
 
 def format_table(rows: Sequence[Sequence[object]], rule: bool = True) -> str:
