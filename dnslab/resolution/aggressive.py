@@ -150,7 +150,6 @@ class NsecStore:
         self._zones: dict[tuple[bytes, ...], _Zone] = {}
         # Every stored record by (zone, where, key), oldest use first: the LRU bound.
         self._lru: OrderedDict[tuple, None] = OrderedDict()
-        self.synthesised = 0  # answers made from the store (for statistics and tests)
 
     def __len__(self) -> int:
         return len(self._lru)
@@ -284,7 +283,6 @@ class NsecStore:
             ttl = min([left] + [r.ttl for r in synthesis.proof])
             synthesis = Synthesis(synthesis.kind, zone_name, synthesis.proof, _with_ttl(rrset, ttl),
                                   _with_ttl(sigs, ttl) if sigs is not None else None, why=synthesis.why)
-        self.synthesised += 1
         return synthesis
 
     def _zone_for(self, name: dns.name.Name) -> tuple[dns.name.Name, _Zone] | None:
