@@ -39,9 +39,8 @@ import dns.rrset
 
 from dnslab.core.clock import Clock
 from dnslab.resolution.cache import NegativeKind
-from dnslab.resolution.validator import (_closest_encloser_nsec, _is_delegation, _nsec3_hash, _nsec3_span,
-                                         _nsec_covering, _Proof, _proves_nodata, _proves_nxdomain, _types,
-                                         MAX_NSEC3_ITERATIONS, Security)
+from dnslab.resolution.validator import (_closest_encloser_nsec, _nsec3_hash, _nsec3_span, _Proof,
+                                         _proves_nodata, _proves_nxdomain, _types, MAX_NSEC3_ITERATIONS, Security)
 
 RdataType = dns.rdatatype.RdataType
 
@@ -89,6 +88,7 @@ class _Held:
     rrset: dns.rrset.RRset
     sigs: dns.rrset.RRset | None
     expires_at: float
+    types: frozenset[int] = frozenset()  # NSEC/NSEC3: the type bitmap, read once (reading it is slow)
 
 
 class _Chain:
@@ -214,7 +214,8 @@ class NsecStore:
             ttl = min(ttl, math.floor(min(s.expiration for s in sigs) - wall))  # type: ignore[attr-defined]
         if ttl <= 0:
             return
-        held = _Held(rrset.copy(), sigs.copy() if sigs is not None else None, self._clock.now() + ttl)
+        types = frozenset(_types(rrset)) if rrset.rdtype in (RdataType.NSEC, RdataType.NSEC3) else frozenset()
+        held = _Held(rrset.copy(), sigs.copy() if sigs is not None else None, self._clock.now() + ttl, types)
         zone = self._zones.setdefault(zone_key, _Zone())
         kind = where[0]
         if kind == "soa":
@@ -286,13 +287,12 @@ class NsecStore:
         return synthesis
 
     def _zone_for(self, name: dns.name.Name) -> tuple[dns.name.Name, _Zone] | None:
-        while True:
-            zone = self._zones.get(_canonical(name))
+        key = _canonical(name)  # an ancestor's key is a prefix of it
+        for labels in range(len(key), 0, -1):
+            zone = self._zones.get(key[:labels])
             if zone is not None:
-                return name, zone
-            if name == dns.name.root:
-                return None
-            name = name.parent()
+                return dns.name.Name(name.labels[len(key) - labels:]), zone
+        return None
 
     def _live(self, held: _Held | None, where: tuple,
               zone_name: dns.name.Name) -> tuple[dns.rrset.RRset, dns.rrset.RRset | None, int] | None:
@@ -310,29 +310,39 @@ class NsecStore:
         return (_with_ttl(held.rrset, remaining),
                 _with_ttl(held.sigs, remaining) if held.sigs is not None else None, remaining)
 
-    def _nsec_at_or_before(self, zone_name: dns.name.Name, zone: _Zone,
-                           name: dns.name.Name) -> tuple[dns.rrset.RRset, dns.rrset.RRset | None] | None:
-        found = zone.nsec.at_or_before(_canonical(name))
+    def _nsec_at_or_before(self, zone_name: dns.name.Name, zone: _Zone, name: dns.name.Name,
+                           key: tuple[bytes, ...]) -> tuple[dns.rrset.RRset, dns.rrset.RRset | None,
+                                                            frozenset[int]] | None:
+        """The live NSEC at *name* (canonical *key*) or covering it, with its types; None if neither.
+
+        Tested on canonical keys first, cheaply: most questions are in no stored span.
+        """
+        found = zone.nsec.at_or_before(key)
         if found is None:
             return None
-        live = self._live(found[1], ("nsec", found[0]), zone_name)
-        return None if live is None else (live[0], live[1])
+        owner, held = found
+        if owner != key:
+            after = _canonical(held.rrset[0].next)  # type: ignore[attr-defined]
+            inside = (owner < key < after) if owner < after else (
+                (key > owner or key < after) and key[:len(after)] == after)  # the last span wraps to the apex
+            if not inside:
+                return None
+        live = self._live(held, ("nsec", owner), zone_name)
+        return None if live is None else (live[0], live[1], held.types)
 
     def _from_nsec(self, zone_name: dns.name.Name, zone: _Zone, qname: dns.name.Name,
                    qtype: int) -> Synthesis | None:
         """RFC 4035 §5.4 with the stored NSEC chain: the NSEC at the name, or the one covering it."""
-        at = self._nsec_at_or_before(zone_name, zone, qname)
+        at = self._nsec_at_or_before(zone_name, zone, qname, _canonical(qname))
         if at is None:
             return None
-        nsec, sigs = at
+        nsec, sigs, types = at
         if nsec.name == qname:
             proved, how = _proves_nodata(_Proof(nsec=[nsec]), qname, qtype, zone_name)
             if proved is not Security.SECURE:
                 return None  # the name has the type (or a CNAME): an answer, not a denial
             return Synthesis(Kind.NODATA, zone_name, _signed(nsec, sigs), why=how)
-        if _nsec_covering([nsec], qname) is None:
-            return None
-        if qname.is_subdomain(nsec.name) and (_is_delegation(nsec) or RdataType.DNAME in _types(nsec)):
+        if qname.is_subdomain(nsec.name) and (_delegates(types) or RdataType.DNAME in types):
             return None  # below a zone cut or a DNAME: the names there are not this chain's to deny
         proof = _signed(nsec, sigs)
         after: dns.name.Name = nsec[0].next  # type: ignore[attr-defined]
@@ -345,12 +355,12 @@ class NsecStore:
         expanded = self._expand(zone_name, zone, wildcard, qname, qtype, proof)
         if expanded is not None:
             return expanded
-        at_wild = self._nsec_at_or_before(zone_name, zone, wildcard)
+        at_wild = self._nsec_at_or_before(zone_name, zone, wildcard, _canonical(wildcard))
         if at_wild is None:
             return None
-        wild_nsec, wild_sigs = at_wild
+        wild_nsec, wild_sigs, wild_types = at_wild
         if wild_nsec.name == wildcard:
-            if qtype in _types(wild_nsec) or RdataType.CNAME in _types(wild_nsec):
+            if qtype in wild_types or RdataType.CNAME in wild_types:
                 return None  # the wildcard has the data, but it is not stored: ask
             proved, how = _proves_nodata(_Proof(nsec=[nsec, wild_nsec]), qname, qtype, zone_name)
             kind = Kind.NODATA
@@ -366,30 +376,28 @@ class NsecStore:
         """RFC 5155 §8.4-8.7 with one stored NSEC3 chain: a match, or a closest-encloser proof."""
         chain = zone.nsec3[params]
 
-        def find(name: dns.name.Name) -> tuple[bool, dns.rrset.RRset, dns.rrset.RRset | None] | None:
-            """(exact, record, RRSIGs): the NSEC3 matching the name's hash, or covering it."""
+        def find(name: dns.name.Name) -> tuple[bool, dns.rrset.RRset, dns.rrset.RRset | None,
+                                                   frozenset[int]] | None:
+            """(exact, record, RRSIGs, types): the NSEC3 matching the name's hash, or covering it."""
             if not chain.keys:
                 return None
             hashed = _nsec3_hash(name, next(iter(chain.held.values())).rrset)
             found = chain.at_or_before(hashed)
             if found is None:
                 return None
-            live = self._live(found[1], ("nsec3", params, found[0]), zone_name)
-            if live is None:
+            owner, after = _nsec3_span(found[1].rrset)
+            exact = owner == hashed
+            if not exact and not ((owner < hashed < after) if owner < after else (hashed > owner or hashed < after)):
                 return None
-            record, sigs = live[0], live[1]
-            owner, after = _nsec3_span(record)
-            if owner == hashed:
-                return True, record, sigs
-            inside = (owner < hashed < after) if owner < after else (hashed > owner or hashed < after)
-            return (False, record, sigs) if inside else None
+            live = self._live(found[1], ("nsec3", params, found[0]), zone_name)
+            return None if live is None else (exact, live[0], live[1], found[1].types)
 
         if not qname.is_subdomain(zone_name):
             return None
         exact = find(qname)
         if exact is not None and exact[0]:
             record = exact[1]
-            if qtype != RdataType.DS and _is_delegation(record):
+            if qtype != RdataType.DS and _delegates(exact[3]):
                 return None
             proved, how = _proves_nodata(_Proof(nsec3=[record]), qname, qtype, zone_name)
             if proved is not Security.SECURE:
@@ -404,7 +412,7 @@ class NsecStore:
             if match is None or not match[0]:
                 continue
             encloser, next_closer = names[index], names[index - 1]
-            if _is_delegation(match[1]) or RdataType.DNAME in _types(match[1]):
+            if _delegates(match[3]) or RdataType.DNAME in match[3]:
                 return None
             cover = exact if index == 1 else find(next_closer)
             if cover is None or cover[0] or cover[1][0].flags & 1:  # type: ignore[attr-defined]
@@ -419,7 +427,7 @@ class NsecStore:
                 return None
             records = [match[1], cover[1], wild[1]]
             if wild[0]:
-                if qtype in _types(wild[1]) or RdataType.CNAME in _types(wild[1]):
+                if qtype in wild[3] or RdataType.CNAME in wild[3]:
                     return None  # the wildcard has the data, but it is not stored: ask
                 proved, how = _proves_nodata(_Proof(nsec3=records), qname, qtype, zone_name)
                 kind = Kind.NODATA
@@ -456,6 +464,11 @@ class NsecStore:
                                  answer_sigs=_renamed(sigs, qname) if sigs is not None else None,
                                  why=f"expanded from {wildcard}")
         return None
+
+
+def _delegates(types: frozenset[int]) -> bool:
+    """A zone cut (NS without SOA), as the validator's `_is_delegation` reads an NSEC's bitmap."""
+    return RdataType.NS in types and RdataType.SOA not in types
 
 
 def _with_ttl(rrset: dns.rrset.RRset, ttl: int) -> dns.rrset.RRset:
