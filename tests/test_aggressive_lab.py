@@ -160,3 +160,12 @@ def _covers(nsec3: dns.rrset.RRset, name: dns.name.Name) -> bool:
     after = base64.b32encode(rd.next).translate(bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567",
                                                                  b"0123456789ABCDEFGHIJKLMNOPQRSTUV")).decode().lower()
     return (owner < hashed < after) if owner < after else (hashed > owner or hashed < after)
+
+
+def test_the_trace_shows_the_span_that_answered(lab: DnsLab) -> None:
+    ask(lab, FIRST)
+    events = lab.trace(SECOND)
+    cache = [e for e in events if e["event"] == "cache" and e["result"] == "negative"]
+    assert cache and any(" NSEC " in line for line in cache[0]["records"])
+    assert not any(e["event"] == "query" for e in events)  # nothing was sent
+    assert events[-1]["event"] == "done" and events[-1]["upstream_queries"] == 0

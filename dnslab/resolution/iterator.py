@@ -444,8 +444,9 @@ class Resolution:
             return self._finish(dns.rcode.NOERROR)
         assert synthesis.soa is not None
         rcode = dns.rcode.NXDOMAIN if negative is NegativeKind.NXDOMAIN else dns.rcode.NOERROR
+        # The trace's records show the SOA and the NSEC/NSEC3 records that prove it (RFC 8198).
         self._emit_cache(self.qtype, "negative", synthesis.soa.ttl, rcode=dns.rcode.to_text(rcode),
-                         records=lines([synthesis.soa]))
+                         records=lines([synthesis.soa] + [r for r in synthesis.proof if r.rdtype != RdataType.RRSIG]))
         self.answer.denial = Evidence(synthesis.soa, synthesis.soa_sigs, synthesis.zone, synthesis.proof,
                                       synthesis.security, negative=negative)
         return self._finish(rcode, authority=[synthesis.soa])
