@@ -216,3 +216,18 @@ def test_an_nsec3_wildcard_answers_without_the_encloser_record(signed_nsec3: Hie
     spans_only, _ = store_for()
     spans_only.learn_denial(None, None, proof, NOW)
     assert len(spans_only) == 1 and spans_only.synthesise(N(second), T.A) is None
+
+
+def test_answers_from_the_store_do_not_renew_it(signed: Hierarchy) -> None:
+    store, clock = store_for()
+    learn(store, signed, "nope.example.com.", T.A, NegativeKind.NXDOMAIN)
+    soa = signed.rrset(signed.zones[N("example.com.")], N("example.com."), T.SOA)[0]
+    for _ in range(4 * min(soa.ttl, soa[0].minimum)):  # asked every half second, judged, remembered
+        clock.advance(0.5)
+        synthesis = store.synthesise(N("nope2.example.com."), T.A)
+        if synthesis is None:
+            break
+        evidence = Evidence(synthesis.soa, synthesis.soa_sigs, synthesis.zone, synthesis.proof, synthesis.security,
+                            negative=synthesis.negative)
+        remember_spans(store, Verdict(Security.SECURE, parts=((evidence, Security.SECURE),)), NOW + clock.advanced)
+    assert clock.advanced == min(soa.ttl, soa[0].minimum)  # gone exactly when the first span ran out

@@ -165,9 +165,11 @@ def remember_verdicts(cache: Cache, verdict: Verdict, result: Result, qname: dns
 
 def remember_spans(nsec: NsecStore, verdict: Verdict, wall: float) -> None:
     """Give the RFC 8198 store what was judged SECURE, and nothing else: denials (SOA and
-    NSEC/NSEC3 proof) and wildcard expansions (their source and proof)."""
+    NSEC/NSEC3 proof) and wildcard expansions (their source and proof).  Evidence that came with a
+    verdict (from the cache, or made from the store itself) was learned when it was first judged:
+    learned again with its remaining TTL rounded up, it would outlive its span."""
     for evidence, security in verdict.parts:
-        if security is not Security.SECURE:
+        if security is not Security.SECURE or evidence.security is not None:
             continue
         if evidence.negative is not None:
             nsec.learn_denial(evidence.rrset, evidence.sigs, evidence.proof, wall)
