@@ -169,3 +169,6 @@ def test_the_trace_shows_the_span_that_answered(lab: DnsLab) -> None:
     assert cache and any(" NSEC " in line for line in cache[0]["records"])
     assert not any(e["event"] == "query" for e in events)  # nothing was sent
     assert events[-1]["event"] == "done" and events[-1]["upstream_queries"] == 0
+    # A cold trace starts from nothing: no span, so the walk is seen down to example.com's servers.
+    cold = lab.trace(SECOND, cold=True)
+    assert any(e["event"] == "query" and e["zone"] == "example.com." for e in cold)

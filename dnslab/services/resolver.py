@@ -35,13 +35,13 @@ from dnslab.core.events import Event, Sink
 from dnslab.core.fastpath import AnswerCache
 from dnslab.core.wire import header_only_reply, query_key
 from dnslab.resolution import policy
+from dnslab.resolution.aggressive import DEFAULT_MAX_RECORDS, NsecStore
 from dnslab.resolution.answer import build_reply, error_reply, fast_answer, refusal, render, size_limit
 from dnslab.resolution.cache import Cache
 from dnslab.resolution.hints import RootHints
 from dnslab.resolution.infra import Failure, Infra
 from dnslab.resolution.iterator import Resolution, Result
 from dnslab.resolution.settings import ResolverSettings
-from dnslab.resolution.aggressive import DEFAULT_MAX_RECORDS, NsecStore
 from dnslab.resolution.validator import KeyCache, Security, Validator
 from dnslab.resolution.verdicts import AnswerLast, Lookup, Step, client_answer, judge
 from dnslab.services.observers import QueryLog, QueryObserver
@@ -193,7 +193,8 @@ class RecursiveResolver:
             resolution = Resolution(need.qname, need.qtype, cache=cache, infra=self.infra, hints=self.hints,
                                     settings=self.settings.iterator, trace=need.trace, depth=1,
                                     why=f"DNSSEC: the {dns.rdatatype.to_text(need.qtype)} of {need.qname}",
-                                    purpose="DNSSEC", avoid=need.avoid, nsec=self.nsec)
+                                    purpose="DNSSEC", avoid=need.avoid,
+                                    nsec=self.nsec if cache is self.cache else None)  # a cold trace: its own
         else:
             resolution = self._resolution(need.qname, need.qtype, trace=need.trace, avoid=need.avoid)
         return await self._drive(resolution, count=count)
