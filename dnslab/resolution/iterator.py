@@ -25,7 +25,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import dns.flags
 import dns.message
@@ -39,6 +39,9 @@ from dnslab.resolution.classify import Classified, ReplyKind, classify, synthesi
 from dnslab.core.events import (CacheLookup, Delegation, Done, Event, Failed, QuerySent, Reply, Restart,
                            ServerChoice, Sink, Start, lines, to_ms)
 from dnslab.resolution.infra import Choice, Failure, Infra, Reason
+
+if TYPE_CHECKING:  # the store's module imports the validator, which imports this one
+    from dnslab.resolution.aggressive import NsecStore, Synthesis
 
 RdataType = dns.rdatatype.RdataType
 
@@ -274,14 +277,17 @@ class Resolution:
                  budget: Budget | None = None, depth: int = 0,
                  goals: tuple[tuple[dns.name.Name, int], ...] = (), cache_only: bool = False,
                  trace: Sink | None = None, why: str = "", purpose: Purpose | str = Purpose.GLUELESS_NS,
-                 avoid: frozenset[str] = frozenset(), states: list[State] | None = None) -> None:
+                 avoid: frozenset[str] = frozenset(), states: list[State] | None = None,
+                 nsec: NsecStore | None = None) -> None:
         """*trace*, when given, receives an Event for every step; it never changes a decision.
 
         *purpose* names this lookup's queries in the trace when it is a sub-lookup
         (depth > 0): an NS name's address, or a DNSSEC key the validator needs.
         *avoid*: server addresses not to ask (they sent data that failed validation).
         *states*, when given, receives every state entered, in order (for tests and debugging).
+        *nsec*: validated NSEC/NSEC3 spans that may answer from the cache (RFC 8198); None: never.
         """
+        self.nsec = nsec
         self.qname, self.qtype = qname, qtype
         self.trace = trace
         self.cache, self.infra, self.hints, self.settings = cache, infra, hints, settings
@@ -406,6 +412,9 @@ class Resolution:
             return self._follow_cached_dname(dname)
         cname = self.cache.get(self.sname, RdataType.CNAME) if self.qtype != RdataType.CNAME else None
         if cname is None:
+            synthesis = self.nsec.synthesise(self.sname, self.qtype) if self.nsec is not None else None
+            if synthesis is not None:
+                return self._from_spans(synthesis)
             self._emit_cache(self.qtype, "miss")
             if self.cache_only:
                 return self._refer_from_cache()
@@ -417,6 +426,30 @@ class Resolution:
         if not self._restart_at(cname.rrset[0].target, "CNAME"):  # type: ignore[attr-defined]
             return State.DONE
         return State.RESTART
+
+    def _from_spans(self, synthesis: Synthesis) -> State:
+        """RFC 8198: a denial or a wildcard answer proven by validated NSEC/NSEC3 records alone.
+
+        It goes to the validator already judged (the store keeps only secure records), with its
+        proof, so a DO client gets the NSEC/NSEC3 records and RRSIGs the servers would have sent.
+        """
+        negative = synthesis.negative
+        if negative is None:
+            assert synthesis.answer is not None
+            rrset = synthesis.answer
+            self._emit_cache(self.qtype, "hit", rrset.ttl, rrset.ttl, records=lines([rrset]))
+            self._add(Evidence(rrset, synthesis.answer_sigs, synthesis.zone, synthesis.proof, synthesis.security))
+            if rrset.rdtype == RdataType.CNAME and self.qtype != RdataType.CNAME:
+                return State.RESTART if self._restart_at(rrset[0].target, "CNAME") else State.DONE  # type: ignore[attr-defined]
+            return self._finish(dns.rcode.NOERROR)
+        assert synthesis.soa is not None
+        rcode = dns.rcode.NXDOMAIN if negative is NegativeKind.NXDOMAIN else dns.rcode.NOERROR
+        # The trace's records show the SOA and the NSEC/NSEC3 records that prove it (RFC 8198).
+        self._emit_cache(self.qtype, "negative", synthesis.soa.ttl, rcode=dns.rcode.to_text(rcode),
+                         records=lines([synthesis.soa] + [r for r in synthesis.proof if r.rdtype != RdataType.RRSIG]))
+        self.answer.denial = Evidence(synthesis.soa, synthesis.soa_sigs, synthesis.zone, synthesis.proof,
+                                      synthesis.security, negative=negative)
+        return self._finish(rcode, authority=[synthesis.soa])
 
     def _cached_dname(self) -> CacheHit | None:
         """A cached DNAME owned by an ancestor of sname (the closest): it redirects sname before any
@@ -678,7 +711,7 @@ class Resolution:
                 self.child = Resolution(name, rdtype, cache=self.cache, infra=self.infra, hints=self.hints,
                                         settings=self.settings, budget=self.budget, depth=self.depth + 1,
                                         goals=self.goals, trace=self.trace, avoid=self.avoid,
-                                        why=f"address of {name} for zone {pool.zone}")
+                                        why=f"address of {name} for zone {pool.zone}", nsec=self.nsec)
                 return True
         return False
 

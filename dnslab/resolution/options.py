@@ -83,6 +83,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("trust_anchor_file", "resolver", "trust_anchors", str,
            "validate DNSSEC from the DS/DNSKEY records in this file (Unbound's trust-anchor-file format)",
            lambda v: read_trust_anchors(str(v))),
+    Option("aggressive_nsec", "resolver", "aggressive_nsec", bool,
+           "RFC 8198: answer NXDOMAIN, NODATA and wildcard questions from validated NSEC/NSEC3 records in the "
+           "cache without asking (default on, as Unbound's aggressive-nsec); needs trust_anchor_file"),
     Option("qname_minimisation", "iterator", "qname_minimisation", bool, "RFC 9156 QNAME minimisation (default on)"),
     Option("qname_minimisation_type", "iterator", "minimise_qtype", str,
            "minimised queries as Unbound sends them, A queries one label at a time (A, the default), or as "

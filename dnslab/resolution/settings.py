@@ -35,6 +35,8 @@ class ResolverSettings:
     ttl_clock: str = "monotonic"
     # DNSSEC trust anchors (DS or DNSKEY RRsets, usually the root's); validation is on when any is set.
     trust_anchors: tuple[dns.rrset.RRset, ...] = ()
+    # RFC 8198: answer from validated NSEC/NSEC3 spans in the cache (Unbound's aggressive-nsec, on by default).
+    aggressive_nsec: bool = True
     iterator: IteratorSettings = field(default_factory=IteratorSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
     infra: InfraSettings = field(default_factory=InfraSettings)

@@ -28,6 +28,7 @@ import dns.name
 import dns.rcode
 
 from dnslab.core.events import Done, Event, QuerySent, Sink
+from dnslab.resolution.aggressive import NsecStore
 from dnslab.resolution.cache import Cache
 from dnslab.resolution.iterator import Result, chain_end
 from dnslab.resolution.validator import KeyCache, Security, Validator, Verdict
@@ -78,14 +79,17 @@ Steps = Generator[Lookup, Result, Judged]
 
 def client_answer(validator: Validator | None, cache: Cache, qname: dns.name.Name, qtype: int,
                   trace: Sink | None = None, cache_only: bool = False,
-                  checking_disabled: bool = False) -> Generator[Lookup, Result, Answered]:
-    """A client's answer: resolved, then validated unless the client set CD=1 (RFC 4035 §3.2.2)."""
+                  checking_disabled: bool = False, nsec: NsecStore | None = None) -> Generator[Lookup, Result, Answered]:
+    """A client's answer: resolved, then validated unless the client set CD=1 (RFC 4035 §3.2.2).
+
+    *nsec*, when given, learns the NSEC/NSEC3 records of every secure verdict (RFC 8198).
+    """
     if validator is None or cache_only or checking_disabled:
         result = yield Lookup(Step.ASK, qname, qtype, trace, cache_only=cache_only)
         return Answered(result)
     held = AnswerLast(trace) if trace is not None else None
     result = yield Lookup(Step.ASK, qname, qtype, held)
-    judged = yield from judge(validator, cache, result, qname, qtype, held)
+    judged = yield from judge(validator, cache, result, qname, qtype, held, nsec=nsec)
     validated, verdict = judged.result, judged.verdict
     avoid: frozenset[str] = frozenset()
     for _ in range(MAX_BOGUS_RETRIES):
@@ -100,7 +104,7 @@ def client_answer(validator: Validator | None, cache: Cache, qname: dns.name.Nam
         if retry.rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
             break  # nobody else answers: the first verdict stands
         result = retry
-        judged = yield from judge(validator, cache, retry, qname, qtype, held, avoid=avoid)
+        judged = yield from judge(validator, cache, retry, qname, qtype, held, avoid=avoid, nsec=nsec)
         validated, verdict = judged.result, judged.verdict
     # One verdict per client answer in the statistics, however many tries it took.
     counted = validated.security
@@ -115,7 +119,8 @@ def client_answer(validator: Validator | None, cache: Cache, qname: dns.name.Nam
 
 
 def judge(validator: Validator, cache: Cache, result: Result, qname: dns.name.Name, qtype: int,
-          trace: Sink | None = None, keys: KeyCache | None = None, avoid: frozenset[str] = frozenset()) -> Steps:
+          trace: Sink | None = None, keys: KeyCache | None = None, avoid: frozenset[str] = frozenset(),
+          nsec: NsecStore | None = None) -> Steps:
     """Judge a result; bogus becomes SERVFAIL with the reason as an Extended DNS Error.
 
     *cache* and *keys* may be private ones (a cold trace); the validator's fetches
@@ -132,6 +137,8 @@ def judge(validator: Validator, cache: Cache, result: Result, qname: dns.name.Na
     except StopIteration as done:
         verdict: Verdict = done.value
     remember_verdicts(cache, verdict, result, qname, qtype, validator.clock.wall())
+    if nsec is not None:
+        remember_spans(nsec, verdict, validator.clock.wall())
     if verdict.security is Security.BOGUS:
         return Judged(Result(dns.rcode.SERVFAIL, reason=f"DNSSEC validation failed: {verdict.reason}",
                              from_cache=result.from_cache, upstream_queries=result.upstream_queries,
@@ -154,6 +161,20 @@ def remember_verdicts(cache: Cache, verdict: Verdict, result: Result, qname: dns
         else:
             cache.set_security(chain_end(qname, result.answer), qtype, None, security.value,
                                negative=evidence.negative, valid_for=valid_for)
+
+
+def remember_spans(nsec: NsecStore, verdict: Verdict, wall: float) -> None:
+    """Give the RFC 8198 store what was judged SECURE, and nothing else: denials (SOA and
+    NSEC/NSEC3 proof) and wildcard expansions (their source and proof).  Evidence that came with a
+    verdict (from the cache, or made from the store itself) was learned when it was first judged:
+    learned again with its remaining TTL rounded up, it would outlive its span."""
+    for evidence, security in verdict.parts:
+        if security is not Security.SECURE or evidence.security is not None:
+            continue
+        if evidence.negative is not None:
+            nsec.learn_denial(evidence.rrset, evidence.sigs, evidence.proof, wall)
+        elif evidence.proof and not evidence.synthesised:
+            nsec.learn_wildcard(evidence.rrset, evidence.sigs, evidence.proof, wall)
 
 
 def forget(cache: Cache, result: Result, verdict: Verdict, qname: dns.name.Name) -> None:

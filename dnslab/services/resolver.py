@@ -35,6 +35,7 @@ from dnslab.core.events import Event, Sink
 from dnslab.core.fastpath import AnswerCache
 from dnslab.core.wire import header_only_reply, query_key
 from dnslab.resolution import policy
+from dnslab.resolution.aggressive import DEFAULT_MAX_RECORDS, NsecStore
 from dnslab.resolution.answer import build_reply, error_reply, fast_answer, refusal, render, size_limit
 from dnslab.resolution.cache import Cache
 from dnslab.resolution.hints import RootHints
@@ -112,6 +113,12 @@ class RecursiveResolver:
         self.validator = Validator(settings.trust_anchors, self.clock) if settings.trust_anchors else None
         if self.validator is not None:
             self.cache.on_flush.append(self.validator.keys.clear)
+        # RFC 8198: validated NSEC/NSEC3 spans answer later questions in them (Unbound's aggressive-nsec).
+        self.nsec = (NsecStore(self.clock, min(DEFAULT_MAX_RECORDS, settings.cache.max_entries),
+                               settings.cache.max_ttl, settings.cache.negative_max_ttl)
+                     if self.validator is not None and settings.aggressive_nsec else None)
+        if self.nsec is not None:
+            self.cache.on_flush.append(self.nsec.clear)
         self.upstream = Upstream(settings.upstream_port, dnssec=self.validator is not None)
         self._in_flight: dict[tuple[dns.name.Name, int, bool], asyncio.Future[Result]] = {}
         self._tasks: set[asyncio.Future[Result]] = set()  # lookups refreshing stale data
@@ -160,7 +167,7 @@ class RecursiveResolver:
                      trace: Sink | None = None) -> Result:
         """A client's answer: resolved, then validated unless the client set CD=1 (RFC 4035 §3.2.2)."""
         answered = await self._run(client_answer(self.validator, self.cache, qname, qtype, trace, cache_only,
-                                                 checking_disabled), self.cache)
+                                                 checking_disabled, nsec=self.nsec), self.cache)
         self.stats.bogus += answered.security == Security.BOGUS
         self.stats.secure += answered.security == Security.SECURE
         return answered.result
@@ -186,7 +193,8 @@ class RecursiveResolver:
             resolution = Resolution(need.qname, need.qtype, cache=cache, infra=self.infra, hints=self.hints,
                                     settings=self.settings.iterator, trace=need.trace, depth=1,
                                     why=f"DNSSEC: the {dns.rdatatype.to_text(need.qtype)} of {need.qname}",
-                                    purpose="DNSSEC", avoid=need.avoid)
+                                    purpose="DNSSEC", avoid=need.avoid,
+                                    nsec=self.nsec if cache is self.cache else None)  # a cold trace: its own
         else:
             resolution = self._resolution(need.qname, need.qtype, trace=need.trace, avoid=need.avoid)
         return await self._drive(resolution, count=count)
@@ -210,7 +218,8 @@ class RecursiveResolver:
     def _resolution(self, qname: dns.name.Name, qtype: int, cache_only: bool = False,
                     trace: Sink | None = None, avoid: frozenset[str] = frozenset()) -> Resolution:
         return Resolution(qname, qtype, cache=self.cache, infra=self.infra, hints=self.hints,
-                          settings=self.settings.iterator, cache_only=cache_only, trace=trace, avoid=avoid)
+                          settings=self.settings.iterator, cache_only=cache_only, trace=trace, avoid=avoid,
+                          nsec=self.nsec)
 
     def _finished_in_background(self, task: asyncio.Future[Result], qname: dns.name.Name, qtype: int) -> None:
         self._tasks.discard(task)  # type: ignore[arg-type]
@@ -352,12 +361,13 @@ class RecursiveResolver:
         cache = Cache(self.clock, self.settings.cache, random.Random()) if cold else self.cache
         held = AnswerLast(sink) if self.validator is not None else None
         resolution = Resolution(qname, qtype, cache=cache, infra=self.infra, hints=self.hints,
-                                settings=self.settings.iterator, trace=held or sink)
+                                settings=self.settings.iterator, trace=held or sink, nsec=None if cold else self.nsec)
         result = await self._drive(resolution, count=False)
         if held is None or self.validator is None:
             return result
         judged = await self._run(judge(self.validator, cache, result, qname, qtype, held,
-                                       keys=KeyCache(self.clock) if cold else None), cache, count=False)
+                                       keys=KeyCache(self.clock) if cold else None, nsec=None if cold else self.nsec),
+                                 cache, count=False)
         held.release(result, judged.result)
         return judged.result
 
