@@ -946,3 +946,41 @@ def test_a_walk_from_the_page_offers_its_packets_as_a_pcap(browser: Any, web: We
     servers = {socket.inet_ntoa(ip.dst) for ip in records if ip.data.dport == web.lab.port}
     assert servers & {"127.0.3.1", "127.0.3.2"}, servers  # down to an example.com server
     tab.close()
+
+
+def test_a_scenario_started_from_the_api_fills_its_charts_and_ends_with_its_report(web: Web) -> None:
+    _, _, body = web.request("GET", "/api/scenarios")
+    names = [item["name"] for item in json.loads(body)["result"]]
+    assert "graceful-transition" in names
+    _, _, body = web.request("POST", "/api/scenario", {"name": "../etc/passwd.toml"})
+    assert not json.loads(body)["ok"]  # shipped names only: the page offers no file path
+    _, _, body = web.request("POST", "/api/scenario", {"name": "graceful-transition", "clients": 20})
+    assert json.loads(body) == {"ok": True, "result": {"name": "graceful-transition", "clients": 20}}
+    _, _, body = web.request("POST", "/api/scenario", {"name": "failover"})
+    assert "still running" in json.loads(body)["error"]  # one at a time
+    status: dict[str, Any] = {}
+    for _ in range(600):  # bounded: at most a minute of polling
+        _, _, body = web.request("GET", "/api/scenario")
+        status = json.loads(body)["result"]
+        if not status["running"]:
+            break
+        time.sleep(0.1)
+    assert not status["running"] and status["error"] is None and status["progress"] == 1.0
+    assert status["charts"] and all(chart["svg"].startswith("<svg") for chart in status["charts"])
+    assert "Time until clients have 192.0.2.60" in status["report"]
+    assert web.lab.lab.resolver is not None and web.lab.stats["queries"] == 0  # the lab itself was left alone
+
+
+def test_a_scenario_runs_from_the_page(browser: Any, web: Web) -> None:
+    tab = Page(browser, web.server.url)
+    page = tab.page
+    page.click("#tab-scenario")
+    page.wait_for_selector("#scenario-name option[value='load-balancing']", state="attached")
+    page.select_option("#scenario-name", "load-balancing")
+    page.fill("#scenario-clients", "15")
+    page.click("#scenario-run")
+    page.wait_for_selector("#scenario-status:has-text('done')", timeout=120_000)
+    assert page.locator("#scenario-charts svg").count() >= 2
+    assert "Connections per endpoint" in page.inner_text("#scenario-report")
+    assert not tab.errors, tab.errors
+    tab.close()

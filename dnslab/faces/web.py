@@ -17,7 +17,11 @@ fetched from elsewhere); everything live comes from this process:
 - ``GET /api/trace/ID`` and ``GET /trace/ID`` give a recorded query's trace
   events, and the same picture `dnslab trace --html` draws;
 - ``GET /api/capture/ID`` gives the packets of a trace run from the page as
-  a pcap file (what `dnslab capture all` would have written meanwhile).
+  a pcap file (what `dnslab capture all` would have written meanwhile);
+- ``GET /api/scenarios`` lists the shipped scenarios, ``POST /api/scenario``
+  ``{"name": ..., "clients": N}`` starts one (on fresh labs of its own, as
+  `dnslab scenario run` does, in this process), and ``GET /api/scenario`` says
+  how far it is, with its charts so far (SVG) and, at the end, its report.
 
 Protection is the control endpoint's: the server binds 127.0.0.1 only, and
 every API request must carry the lab's control token (header ``X-Dnslab-Token``,
@@ -51,7 +55,8 @@ import dns.rdatatype
 from dnslab import __version__
 from dnslab.core.clock import FakeClock
 from dnslab.lab.control import LabState, _question
-from dnslab.core.errors import DnslabError
+from dnslab.core import validate
+from dnslab.core.errors import ConfigError, DnslabError
 from dnslab.faces.querytap import DEFAULT_RATE, QueryTap, Tapped
 
 if TYPE_CHECKING:
@@ -128,6 +133,7 @@ class WebServer:
         self.tap = QueryTap(rate)
         # The packets of the page's last traces, by query id, for GET /api/capture/ID (a pcap download).
         self._captures: dict[int, list[Any]] = {}
+        self._scenario: Any = None  # the scenario the page started (dnslab.lab.scenario.run.LiveScenario)
         self._server: asyncio.base_events.Server | None = None
         self._viewers: set[_Viewer] = set()
         self._connections = 0
@@ -156,6 +162,8 @@ class WebServer:
 
     async def stop(self) -> None:
         self._stopping = True
+        if self._scenario is not None:
+            await self._scenario.stop()
         if self._ticker is not None:
             self._ticker.cancel()
             try:
@@ -232,6 +240,12 @@ class WebServer:
             body, name = self._pcap(path.removeprefix("/api/capture/"))
             _respond(writer, 200, body, "application/vnd.tcpdump.pcap",
                      {"Content-Disposition": f'attachment; filename="{name}"'})
+        elif path == "/api/scenarios" and method == "GET":
+            _respond(writer, 200, _json(_shipped_scenarios()), "application/json")
+        elif path == "/api/scenario" and method == "POST":
+            _respond(writer, 200, _json(self._start_scenario(body)), "application/json")
+        elif path == "/api/scenario" and method == "GET":
+            _respond(writer, 200, _json(self._scenario_status()), "application/json")
         elif path.startswith("/api/trace/") and method == "GET":
             tapped = self._tapped(path.removeprefix("/api/trace/"))
             _respond(writer, 200, _json({"query": tapped.summary(), "events": tapped.trace()}), "application/json")
@@ -327,6 +341,41 @@ class WebServer:
         return {"ok": True, "result": {"rcode": tapped.rcode, "upstream_queries": result.upstream_queries,
                                        "total_ms": tapped.ms, "query_id": tapped.id, "events": tapped.trace(),
                                        "packets": len(self._captures[tapped.id])}}
+
+    def _start_scenario(self, body: bytes) -> dict[str, Any]:
+        """One scenario at a time, by a shipped scenario's name (the page offers no file path)."""
+        from dnslab.faces.scenario_cli import adjusted
+        from dnslab.lab.scenario.run import LiveScenario
+        from dnslab.lab.scenario.shipped import find
+
+        try:
+            args = json.loads(body or b"{}")
+            name = str(args.get("name", ""))
+            if not name or "/" in name or name.endswith(".toml"):
+                raise ConfigError(f"scenario: expected a shipped scenario's name, got {name!r}")
+            clients = args.get("clients")
+            scenario = adjusted(find(name), None, None if clients is None else
+                                validate.whole(clients, "clients", 1, 10_000))
+        except (ValueError, DnslabError) as exc:
+            return {"ok": False, "error": str(exc)}
+        if self._scenario is not None and self._scenario.running:
+            return {"ok": False, "error": f"the scenario {self._scenario.scenario.name} is still running"}
+        self._scenario = LiveScenario(scenario)
+        self._scenario.start()
+        return {"ok": True, "result": {"name": scenario.name, "clients": scenario.population}}
+
+    def _scenario_status(self) -> dict[str, Any]:
+        from dnslab.faces.scenario_report import charts, text_report
+
+        live = self._scenario
+        if live is None:
+            return {"ok": True, "result": None}
+        result = live.partial()
+        return {"ok": True, "result": {
+            "name": live.scenario.name, "title": live.scenario.title, "running": live.running,
+            "progress": round(live.progress(), 3), "error": live.error,
+            "charts": [{"title": title, "svg": svg} for title, svg in charts(result)] if result.variants else [],
+            "report": text_report(result) if not live.running and live.error is None else None}}
 
     def _pcap(self, text: str) -> tuple[bytes, str]:
         """A trace's packets as a pcap file (faces/pcap.py), and a file name for it."""
@@ -501,6 +550,14 @@ class WebServer:
                 "servers": servers, "stats": stats, "cache": cache, "dnssec": dnssec, "in_use": in_use,
                 "levels": levels,
                 "tap": {"rate": self.tap.rate, "skipped": self.tap.skipped, "recorded": self.tap.recorded}}
+
+
+def _shipped_scenarios() -> dict[str, Any]:
+    from dnslab.lab.scenario.shipped import shipped
+
+    return {"ok": True, "result": [{"name": item.name, "title": item.title, "clients": item.population,
+                                    "variants": [variant.name for variant in item.variants]}
+                                   for item in shipped()]}
 
 
 def _ignore(_: dict[str, Any]) -> None:

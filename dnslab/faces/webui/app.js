@@ -698,7 +698,7 @@
   });
 
   // --- tabs ------------------------------------------------------------------------------------
-  const TABS = ["trace", "cache", "records"];
+  const TABS = ["trace", "cache", "records", "scenario"];
   function showTab(name) {
     for (const tab of TABS) {
       const on = tab === name;
@@ -911,6 +911,50 @@
     updateCache(state.cache);
     updateLevels(state.levels);
   }
+
+  // --- scenarios (dnslab scenario run, from the page) -------------------------------------------
+  let scenarioTimer = null;
+  async function loadScenarios() {
+    const reply = await getJson("/api/scenarios");
+    if (!reply || !reply.ok) return;
+    $("scenario-name").replaceChildren(...reply.result.map((item) =>
+      h("option", { value: item.name, text: `${item.name}: ${item.title} (${item.clients} clients)` })));
+  }
+  function drawScenario(status) {
+    if (!status) return;
+    const percent = Math.round(status.progress * 100);
+    $("scenario-status").textContent = status.error ? `${status.name}: ${status.error}`
+      : status.running ? `${status.title}: ${percent} % of the lab time played` : `${status.title}: done`;
+    $("scenario-status").classList.toggle("error", Boolean(status.error));
+    const parser = new DOMParser();
+    $("scenario-charts").replaceChildren(...status.charts.map((chart) => {
+      const svg = parser.parseFromString(chart.svg, "image/svg+xml").documentElement;
+      return h("figure", { "aria-label": chart.title }, document.importNode(svg, true));
+    }));
+    $("scenario-report").hidden = !status.report;
+    $("scenario-report").textContent = status.report || "";
+  }
+  async function pollScenario() {
+    const reply = await getJson("/api/scenario");
+    const status = reply && reply.ok ? reply.result : null;
+    drawScenario(status);
+    clearTimeout(scenarioTimer);
+    if (status && status.running) scenarioTimer = setTimeout(pollScenario, 1000);
+    $("scenario-run").disabled = Boolean(status && status.running);
+  }
+  $("tab-scenario").addEventListener("click", () => { loadScenarios(); pollScenario(); });
+  $("scenario-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const clients = $("scenario-clients").value.trim();
+    const response = await fetch("/api/scenario", {
+      method: "POST", headers: { "Content-Type": "application/json", "X-Dnslab-Token": token },
+      body: JSON.stringify({ name: $("scenario-name").value, ...(clients ? { clients: Number(clients) } : {}) }),
+    });
+    const reply = response.ok ? await response.json() : { ok: false, error: `HTTP ${response.status}` };
+    if (!reply.ok) { toast(reply.error, true); return; }
+    toast(`started ${reply.result.name} with ${reply.result.clients} clients`);
+    pollScenario();
+  });
 
   connect();
 })();

@@ -226,6 +226,8 @@ class _Run:
         self.applied: list[dict[str, Any]] = []
         self.targets: dict[str, _Target] = {}
         self.limit = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self.now = 0.0  # lab time reached, from the run's start
+        self.started = time.perf_counter()
         self._counted: dict[str, int] = {}
 
     async def run(self) -> VariantResult:
@@ -267,7 +269,7 @@ class _Run:
             if moment > now:
                 self.clock.advance(moment - now)
                 self.lab.refresh_signatures()
-                now = moment
+                now = self.now = moment
             while events and events[0].at <= now:
                 await self._apply(events.pop(0), now)
             due = self.population.due(now) if now < duration else []
@@ -286,6 +288,11 @@ class _Run:
             if self.progress is not None and now - reported >= duration / 10:
                 reported = now
                 self.progress(f"{self.variant.name}: {now / duration:.0%} of the simulated time")
+
+    def partial(self) -> VariantResult:
+        """The run so far (the web view draws it while it fills)."""
+        return VariantResult(self.variant, self.series, list(self.applied), time.perf_counter() - self.started,
+                             frozenset(self.targets))
 
     async def _query(self, client: Client, now: float) -> None:
         target = self.targets[client.target]
@@ -364,3 +371,55 @@ async def run_scenario(scenario: Scenario, progress: Progress | None = None) -> 
         finally:
             await lab.stop()
     return ScenarioResult(scenario, results)
+
+
+class LiveScenario:
+    """A scenario running in the background of a lab process (the web view starts one), each variant
+    on its own fresh lab, as `dnslab scenario run` does; `partial()` is what it measured so far."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.done: list[VariantResult] = []
+        self.current: _Run | None = None
+        self.error: str | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.ensure_future(self._run())
+
+    @property
+    def running(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+    def progress(self) -> float:
+        """The share of the whole run's lab time already played, over every variant."""
+        whole = len(self.scenario.variants) * self.scenario.duration
+        now = self.current.now if self.current is not None and self.running else 0.0
+        return min(1.0, (len(self.done) * self.scenario.duration + now) / whole) if whole else 1.0
+
+    def partial(self) -> ScenarioResult:
+        variants = list(self.done)
+        if self.current is not None and self.running:
+            variants.append(self.current.partial())
+        return ScenarioResult(self.scenario, variants)
+
+    async def stop(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+            try:
+                await self.task
+            except asyncio.CancelledError:
+                pass
+
+    async def _run(self) -> None:
+        try:
+            for variant in self.scenario.variants:
+                lab, clock = lab_for(self.scenario, variant)
+                await lab.start()
+                try:
+                    self.current = _Run(self.scenario, variant, lab, clock, None)
+                    self.done.append(await self.current.run())
+                finally:
+                    await lab.stop()
+        except DnslabError as exc:
+            self.error = str(exc)
