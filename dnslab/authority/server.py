@@ -23,7 +23,10 @@ import dns.rdatatype
 import dns.rrset
 import dnslib
 
+from dnslab.authority import tsig
 from dnslab.authority.lookup import Authority, Outcome, Response
+from dnslab.authority.operations import NOTIFY, UPDATE, Operations
+from dnslab.authority.transfer import TransferQuery
 from dnslab.core.fastpath import ReplyCache
 from dnslab.core.wire import (EDNS_UDP_SIZE, HEADER, MAX_MESSAGE, OPCODE_MASK, PLAIN_UDP_SIZE, QR,
                          header_only_reply, query_key)
@@ -74,6 +77,8 @@ class AuthoritativeServer:
         self.replies = ReplyCache()
         self._converted: dict[int, list[dnslib.RR]] = {}
         self._convert()
+        # Transfers, NOTIFY, UPDATE and TSIG: policy and journals (authority.operations).
+        self.ops = Operations()
 
     def _convert(self) -> None:
         """Zone data is converted to dnslib records once; only synthesised RRsets
@@ -88,13 +93,17 @@ class AuthoritativeServer:
 
     def replace_zone(self, zone: Zone) -> None:
         """Serve a new version of one of our zones from the next query on."""
+        self.ops.changed(self.authority.zones.get(zone.origin), zone)
         self.authority.zones[zone.origin] = zone
         self._convert()
         self.replies.clear()
 
     def set_zones(self, zones: Iterable[Zone]) -> None:
         """Serve exactly these zones from the next query on (the lab's hierarchy changed)."""
-        self.authority.zones = {zone.origin: zone for zone in zones}
+        fresh = {zone.origin: zone for zone in zones}
+        for origin, zone in fresh.items():
+            self.ops.changed(self.authority.zones.get(origin), zone)
+        self.authority.zones = fresh
         self._convert()
         self.replies.clear()
 
@@ -102,10 +111,14 @@ class AuthoritativeServer:
     def zones(self) -> list[Zone]:
         return list(self.authority.zones.values())
 
-    def handle(self, wire: bytes, via_tcp: bool = False, peer: tuple[str, int] | None = None) -> bytes | None:
+    def handle(self, wire: bytes, via_tcp: bool = False, peer: tuple[str, int] | None = None,
+               signer: tsig.Signer | None = None) -> Any:
         """The reply to send, or None to stay silent (unreadable header, or not a query).
 
-        *peer* is unused: an authoritative server answers everyone, as NSD does.
+        A zone transfer's reply is a list of messages; an UPDATE's, an awaitable
+        (the lab applies it).  *peer* matters only to transfers and NOTIFY: queries
+        are answered for everyone, as NSD does.  *signer* is set when the request
+        came TSIG-signed (the call for its unsigned remainder, see `_signed`).
         """
         parsed = query_key(wire)
         key = None
@@ -119,13 +132,25 @@ class AuthoritativeServer:
         _, flags, *_ = HEADER.unpack_from(wire)
         if flags & QR:
             return None  # a response sent to us: answering could start a loop
+        if parsed is None and signer is None and (start := tsig.find(wire)) is not None:
+            return self._signed(wire, start, via_tcp, peer)
         if flags & OPCODE_MASK != OPCODE_QUERY << 11:
+            opcode = (flags & OPCODE_MASK) >> 11
+            if opcode == NOTIFY:
+                return self.ops.notify(wire, self.authority.zones, peer)
+            if opcode == UPDATE:
+                return self.ops.update(wire, self.authority.zones, signer)
             return header_only_reply(wire, dns.rcode.NOTIMP)
         try:
             request = _parse(wire)
         except _FormatError as exc:
             log.debug("FORMERR: %s", exc)
             return header_only_reply(wire, dns.rcode.FORMERR)
+        if request.qtype in _TRANSFER_TYPES:
+            stream = self._stream(request, via_tcp, peer, signer)
+            if stream is not None:
+                return stream
+            key = None  # a refusal depends on who asks: never replayed to another client
         try:
             reply = self._respond(request, via_tcp)
         except Exception:  # noqa: BLE001 - one packet must never stop the server
@@ -167,6 +192,43 @@ class AuthoritativeServer:
         limit = MAX_MESSAGE if via_tcp else _udp_limit(request.edns_size)
         return _pack_within(reply, opt, limit, cut)
 
+    def _signed(self, wire: bytes, start: int, via_tcp: bool, peer: tuple[str, int] | None) -> Any:
+        """A TSIG-signed request: checked (RFC 8945 §5.2), answered as if unsigned, the reply signed."""
+        checked = tsig.check(wire, start, self.ops.keyring, self.ops.clock.wall())
+        if checked.reply is not None:
+            log.info("TSIG %s from %s", dns.rcode.to_text(checked.error), peer)
+            return checked.reply
+        signer = checked.signer
+        assert signer is not None
+        reply = self.handle(checked.unsigned, via_tcp, peer, signer=signer)
+        if reply is None:
+            return None
+        if isinstance(reply, bytes):
+            return signer.sign([reply])[0]
+        if isinstance(reply, list):
+            return signer.sign(reply)
+        return _sign_later(reply, signer)
+
+    def _stream(self, request: Request, via_tcp: bool, peer: tuple[str, int] | None,
+                signer: tsig.Signer | None) -> list[bytes] | bytes | None:
+        """The messages of an AXFR or IXFR we may send, or None for `_transfer`'s refusal."""
+        record = request.record
+        zone = self.authority.zones.get(request.qname)
+        if (zone is None or record.q.qclass != dns.rdataclass.IN or _edns_version(record)
+                or (request.qtype == dns.rdatatype.AXFR and not via_tcp)
+                or not self.ops.may_transfer(peer, signer)):
+            return None
+        client_serial = None
+        if request.qtype == dns.rdatatype.IXFR:
+            soa = [rr for rr in record.auth if rr.rtype == dnslib.QTYPE.SOA]
+            if len(soa) != 1 or len(record.auth) != 1:
+                return _formerr(record)
+            client_serial = soa[0].rdata.times[0]
+        query = TransferQuery(record.header.id, bool(record.header.rd), request.qname, request.qtype,
+                              request.edns_size is not None, request.dnssec_ok)
+        messages = self.ops.stream(query, zone, client_serial, via_tcp, _udp_limit(request.edns_size))
+        return messages if via_tcp else messages[0]
+
     def _transfer(self, request: Request, via_tcp: bool) -> tuple[int, int | None]:
         """The rcode (and EDE) for AXFR and IXFR: dnslab transfers no zones, and says so as NSD does."""
         if request.qtype == dns.rdatatype.AXFR and not via_tcp:
@@ -196,6 +258,21 @@ class AuthoritativeServer:
             converted = self._converted.get(id(rrset))
             out.extend(converted if converted is not None else to_dnslib(rrset))
         return out
+
+
+_TRANSFER_TYPES = (dns.rdatatype.AXFR, dns.rdatatype.IXFR)
+
+
+async def _sign_later(reply: Any, signer: tsig.Signer) -> bytes | None:
+    wire = await reply
+    return None if wire is None else signer.sign([wire])[0]
+
+
+def _formerr(record: dnslib.DNSRecord) -> bytes:
+    """FORMERR keeping the question (an IXFR without the client's SOA, RFC 1995 §3)."""
+    reply = dnslib.DNSRecord(dnslib.DNSHeader(id=record.header.id, qr=1, rd=record.header.rd,
+                                              rcode=dns.rcode.FORMERR), q=record.q)
+    return _pack(reply)
 
 
 class _FormatError(Exception):

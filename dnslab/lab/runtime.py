@@ -34,6 +34,8 @@ from dnslab.services.transport import DnsListener, Handler, Peer
 from dnslab.lab import fault_kinds
 from dnslab.lab.fault_kinds import Entry
 from dnslab.lab.faults import FaultyServer
+from dnslab.lab import replication
+from dnslab.lab.replication import Replication, ReplicationSettings
 from dnslab.core.zone import Problem, Zone, changed_zone, load_zones
 from dnslab.lab.hierarchy import Hierarchy, ServerPlan, derive_hierarchy, lame_delegations, zone_files
 from dnslab.resolution.hints import root_hints_text
@@ -62,6 +64,8 @@ class LabSettings:
     keys_dir: Path | None = None  # default: .keys in the zone folder
     dnssec_unsigned: tuple[str, ...] = ()
     dnssec_algorithm: str = DEFAULT_ALGORITHM.name
+    # TSIG keys and who may transfer zones (docs/ZONE_OPERATIONS.md).
+    replication: ReplicationSettings = field(default_factory=ReplicationSettings)
 
     @classmethod
     def load(cls, path: Path) -> "LabSettings":
@@ -69,7 +73,7 @@ class LabSettings:
             return cls()
         data = load_toml(path)
         known = {"port", "start_down", "resolver_address", "resolver", "dnssec", "nsec3", "keys_dir",
-                 "dnssec_unsigned", "dnssec_algorithm"}
+                 "dnssec_unsigned", "dnssec_algorithm", *replication.SETTINGS}
         unknown = set(data) - known
         if unknown:
             raise ConfigError(f"{path}: unknown setting(s): {', '.join(sorted(unknown))} "
@@ -102,7 +106,8 @@ class LabSettings:
         return cls(port=port, start_down=tuple(down), resolver_address=address, resolver=resolver,
                    dnssec=data.get("dnssec", False), nsec3=data.get("nsec3", False),
                    keys_dir=path.parent / keys_dir if keys_dir is not None else None,
-                   dnssec_unsigned=tuple(unsigned), dnssec_algorithm=str(algorithm))
+                   dnssec_unsigned=tuple(unsigned), dnssec_algorithm=str(algorithm),
+                   replication=ReplicationSettings.from_toml(data, path))
 
 
 def _data_problem(values: list[str], rdtype: str, exc: Exception) -> str:
@@ -186,12 +191,13 @@ class Lab:
     def __init__(self, zones: list[Zone], port: int = DEFAULT_PORT, start_down: Iterable[str] = (),
                  resolver_address: str | None = DEFAULT_RESOLVER_ADDRESS,
                  resolver_settings: ResolverSettings | None = None, clock: Clock | None = None,
-                 dnssec: bool | DnssecSettings = False) -> None:
+                 dnssec: bool | DnssecSettings = False, replication: ReplicationSettings | None = None) -> None:
         """*resolver_address* None runs the hierarchy alone, without the recursive resolver.
 
         *clock* is the resolver's time source (TTLs, hold-downs); tests pass a FakeClock.
         *dnssec* signs the zones: True with the defaults (keys in the runtime folder),
         or DnssecSettings (keys folder, NSEC3, algorithm, zones left unsigned).
+        *replication*: TSIG keys and the transfer policy (default: a fresh key, loopback may transfer).
         """
         port = validate.port(port)  # the Python API too: 99999 must not wrap round to 34463
         wall = resolver_settings is not None and resolver_settings.ttl_clock == "wall"
@@ -220,6 +226,7 @@ class Lab:
             if plan is None:
                 raise ConfigError(f"start_down: {item!r} is not a lab server's address or name")
             down.add(plan.address)
+        self.replication = Replication(self, replication or ReplicationSettings())
         self.servers: list[RunningServer] = []
         for plan in self.hierarchy.servers:
             running = self._new_server(plan)
@@ -243,6 +250,7 @@ class Lab:
 
     def _new_server(self, plan: ServerPlan) -> RunningServer:
         server = AuthoritativeServer(plan.zones)
+        self.replication.attach(server)
         handler = server.handle if self.signer is None else self._fresh(server.handle)
         return RunningServer(plan, server, FaultyServer(handler, seed=plan.address))  # loss is seeded, per server
 
@@ -257,7 +265,8 @@ class Lab:
         signing = dnssec_settings(settings, zones_dir, dnssec, nsec3, keys_dir, anchor_file)
         lab = cls(zones, port=settings.port if port is None else port, start_down=settings.start_down,
                   resolver_address=settings.resolver_address if with_resolver else None,
-                  resolver_settings=settings.resolver, clock=clock, dnssec=signing or False)
+                  resolver_settings=settings.resolver, clock=clock, dnssec=signing or False,
+                  replication=settings.replication)
         lab.zones_dir = zones_dir
         return lab, problems
 

@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 SERVFAIL = 2
 
 Peer = tuple[str, int]
-Handler = Callable[[bytes, bool, Peer], "bytes | None | Awaitable[bytes | None]"]
+# A TCP reply may be a list of messages (a zone transfer), sent one after the other.
+Handler = Callable[[bytes, bool, Peer], "bytes | list[bytes] | None | Awaitable[bytes | None]"]
 _LENGTH = struct.Struct("!H")
 UDP_RECEIVE_BUFFER = 1 << 20
 _FREE_PORT_ATTEMPTS = 20  # for port 0: how many free UDP ports to try for TCP too
@@ -216,7 +217,10 @@ class DnsListener:
                     reply = _servfail(message)
                 if reply is None:
                     continue
-                writer.write(_LENGTH.pack(len(reply)) + reply)
+                if isinstance(reply, list):  # a zone transfer: several messages (RFC 5936 §2.2)
+                    writer.writelines(_LENGTH.pack(len(part)) + part for part in reply)
+                else:
+                    writer.write(_LENGTH.pack(len(reply)) + reply)
                 await asyncio.wait_for(writer.drain(), timeout)
         except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):
             pass
