@@ -234,7 +234,7 @@ class DnsLab(LabRunner):
                   start_down=settings.start_down if start_down is None else start_down,
                   resolver_address=settings.resolver_address,
                   resolver_settings=resolver_settings or settings.resolver, clock=self.clock,
-                  dnssec=signing or False)
+                  dnssec=signing or False, replication=settings.replication)
         lab.zones_dir = folder
         super().__init__(lab, RunOptions(hints=Path(hints) if hints is not None else None,
                                          state_dir=Path(state_dir) if state_dir is not None else None))

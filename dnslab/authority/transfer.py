@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
+
 import dns.edns
 import dns.exception
 import dns.flags
@@ -83,41 +84,40 @@ def _whole(zone: Zone) -> list[dns.rrset.RRset]:
 
 def _pack(query: TransferQuery, rrsets: Iterable[dns.rrset.RRset], limit: int) -> list[bytes]:
     """RRsets into messages of at most *limit* bytes; an RRset too big for one message is split."""
-    messages: list[bytes] = []
-    renderer, count = _start(query, limit, first=True), 0
+    packer = _Packer(query, limit)
     for rrset in rrsets:
-        try:
-            renderer.add_rrset(dns.renderer.ANSWER, rrset)
-            count += 1
-            continue
-        except dns.exception.TooBig:
-            pass
-        if count == 0:
-            if len(rrset) == 1:
-                raise dns.exception.TooBig(f"{rrset.name} {dns.rdatatype.to_text(rrset.rdtype)} "
-                                           f"does not fit a {limit}-byte message")
+        if not packer.add(rrset):
             for single in _split(rrset):  # an RRset larger than a message: record by record
-                messages, renderer, count = _add_one(query, messages, renderer, count, single, limit)
-            continue
-        messages.append(_finish(query, renderer))
-        renderer, count = _start(query, limit, first=False), 0
-        messages, renderer, count = _add_one(query, messages, renderer, count, rrset, limit)
-    messages.append(_finish(query, renderer))
-    return messages
+                if not packer.add(single):
+                    raise dns.exception.TooBig(f"{rrset.name} {dns.rdatatype.to_text(rrset.rdtype)} "
+                                               f"does not fit a {limit}-byte message")
+    return packer.done()
 
 
-def _add_one(query: TransferQuery, messages: list[bytes], renderer: dns.renderer.Renderer, count: int,
-             rrset: dns.rrset.RRset, limit: int) -> tuple[list[bytes], dns.renderer.Renderer, int]:
-    try:
-        renderer.add_rrset(dns.renderer.ANSWER, rrset)
-        return messages, renderer, count + 1
-    except dns.exception.TooBig:
-        if count == 0:
-            raise
-    messages.append(_finish(query, renderer))
-    renderer = _start(query, limit, first=False)
-    renderer.add_rrset(dns.renderer.ANSWER, rrset)
-    return messages, renderer, 1
+class _Packer:
+    """Fills one message after the other."""
+
+    def __init__(self, query: TransferQuery, limit: int) -> None:
+        self.query, self.limit = query, limit
+        self.messages: list[bytes] = []
+        self.renderer, self.count = _start(query, limit, first=True), 0
+
+    def add(self, rrset: dns.rrset.RRset) -> bool:
+        """Add to this message, else to a new one; False if it fits not even an empty message."""
+        for _ in range(2):
+            try:
+                self.renderer.add_rrset(dns.renderer.ANSWER, rrset)
+                self.count += 1
+                return True
+            except dns.exception.TooBig:
+                if self.count == 0:
+                    return False
+                self.messages.append(_finish(self.query, self.renderer))
+                self.renderer, self.count = _start(self.query, self.limit, first=False), 0
+        return False
+
+    def done(self) -> list[bytes]:
+        return [*self.messages, _finish(self.query, self.renderer)]
 
 
 def _split(rrset: dns.rrset.RRset) -> Iterator[dns.rrset.RRset]:

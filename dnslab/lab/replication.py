@@ -87,6 +87,9 @@ class Replication:
         self.keyring: tsig.Keyring = {key.name: key for key in keys}
         self._lock = asyncio.Lock()
         self.updates = 0  # dynamic updates that changed a zone
+        # TSIG's time is the lab clock's wall time; a fake clock fixes it when first read, so read it
+        # now: `dnslab clock advance` then moves it, and a client's signature can fall out of the fudge.
+        self.lab.clock.wall()
 
     @property
     def key(self) -> dns.tsig.Key:
