@@ -68,11 +68,14 @@ class Operations:
     keyring: tsig.Keyring = field(default_factory=dict)
     clock: Clock = field(default_factory=WallClock)  # TSIG's time: the lab clock's wall time
     transfer_acl: tuple[Network, ...] = LOOPBACK
-    refuse_transfers: bool = False  # the `xfr-refused` fault
+    transfers_refused: Callable[[], bool] = lambda: False  # the `xfr-refused` fault
     journals: dict[dns.name.Name, Journal] = field(default_factory=dict)
     update_hook: UpdateHook | None = None
     notify_hook: NotifyHook | None = None
     transfers: int = 0  # transfers served (AXFR or IXFR), for tests and the learner
+    last_transfer: str = ""  # "IXFR of example.com.: incremental", for `dnslab servers`
+    secondary: set[dns.name.Name] = field(default_factory=set)  # zones served from transfers
+    on_change: Callable[[Zone], None] | None = None  # a new version served: the lab NOTIFYs the secondaries
 
     # --- journals ---
 
@@ -81,11 +84,13 @@ class Operations:
         if old is None or old is new:
             return
         self.journals.setdefault(new.origin, Journal()).record(old, new)
+        if self.on_change is not None and old.soa != new.soa:
+            self.on_change(new)
 
     # --- transfers ---
 
     def may_transfer(self, peer: tuple[str, int] | None, signer: tsig.Signer | None) -> bool:
-        if self.refuse_transfers:
+        if self.transfers_refused():
             return False
         if signer is not None:
             return True
@@ -109,6 +114,7 @@ class Operations:
             messages, kind = transfer.ixfr(query, zone, self.journals.get(zone.origin), client_serial,
                                            limit=limit, udp=not via_tcp)
         self.transfers += 1
+        self.last_transfer = f"{dns.rdatatype.to_text(query.qtype)} of {zone.origin}: {kind}"
         log.info("%s of %s: %s, %d message(s)", dns.rdatatype.to_text(query.qtype), zone.origin, kind,
                  len(messages))
         return messages
@@ -146,7 +152,7 @@ class Operations:
         if origin not in zones:
             return _reply(wire, dns.rcode.NOTAUTH)
         hook = self.update_hook
-        if hook is None:  # a secondary, or a server outside a lab: no forwarding (BIND's default)
+        if hook is None or origin in self.secondary:  # a secondary, or a server outside a lab: no forwarding (BIND's default)
             return _reply(wire, dns.rcode.REFUSED)
         return self._update(hook, wire, origin, message)
 

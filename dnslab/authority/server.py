@@ -93,6 +93,8 @@ class AuthoritativeServer:
 
     def replace_zone(self, zone: Zone) -> None:
         """Serve a new version of one of our zones from the next query on."""
+        if zone.origin in self.ops.secondary:
+            return  # a secondary serves what it transferred, not the lab's files
         self.ops.changed(self.authority.zones.get(zone.origin), zone)
         self.authority.zones[zone.origin] = zone
         self._convert()
@@ -100,12 +102,31 @@ class AuthoritativeServer:
 
     def set_zones(self, zones: Iterable[Zone]) -> None:
         """Serve exactly these zones from the next query on (the lab's hierarchy changed)."""
-        fresh = {zone.origin: zone for zone in zones}
+        fresh = {zone.origin: zone for zone in zones if zone.origin not in self.ops.secondary}
+        fresh.update({origin: zone for origin, zone in self.authority.zones.items() if origin in self.ops.secondary})
         for origin, zone in fresh.items():
             self.ops.changed(self.authority.zones.get(origin), zone)
         self.authority.zones = fresh
         self._convert()
         self.replies.clear()
+
+    def serve_transferred(self, origin: dns.name.Name, zone: Zone | None) -> None:
+        """A secondary's copy of *origin*: serve *zone*, or None: SERVFAIL for it (empty or expired)."""
+        self.ops.secondary.add(origin)
+        if zone is None:
+            self.authority.zones.pop(origin, None)
+        else:
+            self.ops.changed(self.authority.zones.get(origin), zone)
+            self.authority.zones[origin] = zone
+        self._convert()
+        self.replies.clear()
+
+    def _unavailable(self, qname: dns.name.Name) -> bool:
+        """The closest zone for *qname* is one we are a secondary of but hold no valid copy of."""
+        served = max((o for o in self.authority.zones if qname.is_subdomain(o)), key=len, default=None)
+        missing = max((o for o in self.ops.secondary if qname.is_subdomain(o) and o not in self.authority.zones),
+                      key=len, default=None)
+        return missing is not None and (served is None or len(missing) > len(served))
 
     @property
     def zones(self) -> list[Zone]:
@@ -181,6 +202,8 @@ class AuthoritativeServer:
             ede = EDE_NOT_SUPPORTED
         elif request.qtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR):
             reply.header.rcode, ede = self._transfer(request, via_tcp)
+        elif self.ops.secondary and self._unavailable(request.qname):
+            reply.header.rcode = dns.rcode.SERVFAIL  # a secondary's zone not (or no longer) loaded, as NSD
         else:
             response = self.authority.lookup(request.qname, request.qtype, dnssec=request.dnssec_ok)
             self._fill(reply, response, any_class=qclass == dns.rdataclass.ANY)

@@ -52,6 +52,10 @@ class FaultState:
     jitter_ms: float = 0.0
     loss_pct: float = 0.0
     answer: FaultKind | None = None
+    # Replication: read by the lab's NOTIFY sender, the server's transfer policy and the secondary driver.
+    notify_lost: bool = False
+    xfr_refused: bool = False
+    xfr_delay_ms: float = 0.0
 
     def describe(self) -> list[str]:
         """The faults in force, as `dnslab faults` lists them."""
@@ -64,6 +68,10 @@ class FaultState:
             found.append(f"loss {self.loss_pct:g}%")
         if self.answer is not None:
             found.append(self.answer.name)
+        found += [kind.name for kind, on in ((kinds.NOTIFY_LOST, self.notify_lost),
+                                             (kinds.XFR_REFUSED, self.xfr_refused)) if on]
+        if self.xfr_delay_ms:
+            found.append(f"xfr-delay {self.xfr_delay_ms:g} ms")
         return found
 
 
@@ -114,6 +122,12 @@ class FaultyServer:
             state.loss_pct = args[0]
         elif entry is kinds.CLEAR:
             self.state = FaultState()
+        elif entry is kinds.NOTIFY_LOST:
+            state.notify_lost = True
+        elif entry is kinds.XFR_REFUSED:
+            state.xfr_refused = True
+        elif entry is kinds.XFR_DELAY:
+            state.xfr_delay_ms = args[0]
         elif entry in ANSWER_FAULTS:
             state.answer = entry  # type: ignore[assignment]
         else:

@@ -33,15 +33,15 @@ import dns.update
 
 from dnslab.authority import tsig, update
 from dnslab.authority.operations import LOOPBACK, Network, networks
-from dnslab.authority.server import AuthoritativeServer
 from dnslab.core.errors import ConfigError, DnslabError
+from dnslab.lab.secondaries import Secondaries, parse_primaries
 
 if TYPE_CHECKING:
-    from dnslab.lab.runtime import Lab
+    from dnslab.lab.runtime import Lab, RunningServer
 
 log = logging.getLogger(__name__)
 
-SETTINGS = ("allow_transfer", "tsig_keys", "tsig_key_file")
+SETTINGS = ("allow_transfer", "tsig_keys", "tsig_key_file", "primaries")
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ class ReplicationSettings:
 
     keys: tuple[dns.tsig.Key, ...] = ()
     allow_transfer: tuple[Network, ...] = LOOPBACK
+    primaries: dict[dns.name.Name, str] = field(default_factory=dict)  # zone -> its primary (secondaries.py)
 
     @classmethod
     def from_toml(cls, data: dict[str, Any], path: Path) -> "ReplicationSettings":
@@ -72,7 +73,8 @@ class ReplicationSettings:
                 acl = networks(allowed, f"{path}: allow_transfer")
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
-        return cls(keys=tuple(keys), allow_transfer=acl)
+        primaries = parse_primaries(data.get("primaries", {}), str(path))
+        return cls(keys=tuple(keys), allow_transfer=acl, primaries=primaries)
 
 
 @dataclass
@@ -90,15 +92,17 @@ class Replication:
         # TSIG's time is the lab clock's wall time; a fake clock fixes it when first read, so read it
         # now: `dnslab clock advance` then moves it, and a client's signature can fall out of the fudge.
         self.lab.clock.wall()
+        self.secondaries = Secondaries(self.lab, dict(self.settings.primaries))
 
     @property
     def key(self) -> dns.tsig.Key:
         """The first key: the one `dnslab up` prints and tests sign with."""
         return next(iter(self.keyring.values()))
 
-    def attach(self, server: AuthoritativeServer) -> None:
-        """Give a lab server the keys, the transfer policy, the lab clock and the update hook."""
-        ops = server.ops
+    def attach(self, running: "RunningServer") -> None:
+        """Give a lab server the keys, the transfer policy (and its fault), the lab clock and the update hook."""
+        ops = running.server.ops
+        ops.transfers_refused = lambda: running.faulty.state.xfr_refused
         ops.keyring = self.keyring
         ops.transfer_acl = self.settings.allow_transfer
         ops.clock = self.lab.clock

@@ -250,9 +250,10 @@ class Lab:
 
     def _new_server(self, plan: ServerPlan) -> RunningServer:
         server = AuthoritativeServer(plan.zones)
-        self.replication.attach(server)
         handler = server.handle if self.signer is None else self._fresh(server.handle)
-        return RunningServer(plan, server, FaultyServer(handler, seed=plan.address))  # loss is seeded, per server
+        running = RunningServer(plan, server, FaultyServer(handler, seed=plan.address))  # loss is seeded, per server
+        self.replication.attach(running)
+        return running
 
     @classmethod
     def from_folder(cls, zones_dir: Path, port: int | None = None, with_resolver: bool = True,
@@ -519,6 +520,8 @@ class Lab:
                 running.listener = None
         if self.resolver is not None and hierarchy.root_hints and hierarchy.root_hints != previous.root_hints:
             self.resolver.hints = list(hierarchy.root_hints)  # what a resolver primes from next
+        if self.replication.secondaries.primaries:
+            self.replication.secondaries.replan()  # servers new to a replicated zone start as its secondaries
         warnings = [w for w in (*hierarchy.warnings, *lame_delegations(self.zones, hierarchy)) if w not in old_warnings]
         for warning in warnings:
             log.warning("%s", warning)
@@ -587,6 +590,7 @@ class Lab:
         for attempt in range(attempts if self.port == 0 else 1):
             try:
                 await self._bind_all(self.port)
+                await self.replication.secondaries.start()  # secondaries transfer before the lab is up
                 return
             except BindError:
                 await self.stop()
@@ -627,6 +631,7 @@ class Lab:
                 await running.listener.settled()
 
     async def stop(self) -> None:
+        await self.replication.secondaries.stop()
         await self.control.stop()
         if self._resolver_listener is not None:
             await self._resolver_listener.stop()
