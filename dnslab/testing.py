@@ -97,6 +97,25 @@ class ServerHandle:
     def clear(self) -> "ServerHandle":
         return self.fault(fault_kinds.CLEAR)
 
+    # Replication (docs/ZONE_OPERATIONS.md).
+    def notify_lost(self) -> "ServerHandle":
+        """As a primary, its NOTIFYs are lost: secondaries catch up at their SOA refresh (lab.advance)."""
+        return self.fault(fault_kinds.NOTIFY_LOST)
+
+    def xfr_refused(self) -> "ServerHandle":
+        """As a primary, it refuses zone transfers: secondaries retry, then expire."""
+        return self.fault(fault_kinds.XFR_REFUSED)
+
+    def xfr_delay(self, ms: float) -> "ServerHandle":
+        """As a secondary, it starts every refresh *ms* milliseconds late."""
+        return self.fault(fault_kinds.XFR_DELAY, ms)
+
+    def secondary(self, zone: str) -> dict[str, Any]:
+        """This server's copy of *zone* as a secondary: serial, state (empty/current/retrying/expired), timers."""
+        def read() -> dict[str, Any]:
+            return self._lab.lab.replication.secondaries.copy(self.address, zone).to_json(self._lab.lab.clock.now())
+        return self._lab.call(read)
+
     @property
     def faults(self) -> list[str]:
         return self._lab.call(self._running.faulty.state.describe)
@@ -308,6 +327,11 @@ class DnsLab(LabRunner):
             self.clock.advance(seconds)  # type: ignore[union-attr]
             self.lab.refresh_signatures()
         self.call(move)
+
+    def refresh_secondaries(self) -> None:
+        """Run the secondaries' checks that are due now (say, after `advance` past a refresh) and wait
+        for them; the lab also runs them by itself within a quarter of a second."""
+        self.run(self.lab.replication.secondaries.poll())
 
     def trace(self, name: str, rdtype: str = "A", cold: bool = False) -> list[dict[str, Any]]:
         """Resolve with tracing on; the events as `dnslab trace --json` prints them (with `t_ms`)."""

@@ -75,6 +75,7 @@ class Operations:
     transfers: int = 0  # transfers served (AXFR or IXFR), for tests and the learner
     last_transfer: str = ""  # "IXFR of example.com.: incremental", for `dnslab servers`
     secondary: set[dns.name.Name] = field(default_factory=set)  # zones served from transfers
+    transfer_peers: frozenset[str] = frozenset()  # our secondaries' addresses: they may always transfer
     on_change: Callable[[Zone], None] | None = None  # a new version served: the lab NOTIFYs the secondaries
 
     # --- journals ---
@@ -96,6 +97,8 @@ class Operations:
             return True
         if peer is None:
             return False
+        if peer[0] in self.transfer_peers:
+            return True
         try:
             address = ipaddress.ip_address(peer[0])
         except ValueError:

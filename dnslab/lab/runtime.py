@@ -233,6 +233,8 @@ class Lab:
             if plan.address in down:  # "down" from the start: a fault like any other, so it can be lifted
                 running.faulty.apply(fault_kinds.DOWN)
             self.servers.append(running)
+        if self.replication.secondaries.primaries:
+            self.replication.secondaries.replan()  # [primaries] checked now; secondaries start empty
         # `record set/delete` changes since the start or the last reload, which a reload replaces.
         self.runtime_changes = 0
         self.zones_dir: Path | None = None

@@ -78,6 +78,7 @@ class Copy:
     running: "RunningServer"
     state: SecondaryZone
     store: dns.zone.Zone | None = None
+    external: bool = False  # the primary is outside the lab: transfers are TSIG-signed
 
 
 @dataclass
@@ -98,7 +99,7 @@ class Secondaries:
     # --- who is whose secondary ---
 
     def primary_of(self, origin: dns.name.Name) -> tuple[str, int, "RunningServer | None"]:
-        """The primary's address, port and lab server (None: outside the lab)."""
+        """The primary's address, port (0: the lab's port, known once bound) and lab server (None: outside the lab)."""
         spec = self.primaries[origin]
         if "@" in spec:
             address, _, port = spec.partition("@")
@@ -113,7 +114,7 @@ class Secondaries:
         running = next(r for r in self.lab.servers if r.plan.address == plan.address)
         if origin not in running.server.authority.zones:
             raise ConfigError(f"[primaries] {origin}: {spec} does not serve {origin}")
-        return plan.address, self.lab.actual_port, running
+        return plan.address, 0, running
 
     def replan(self) -> None:
         """Give every server of a zone with a primary its role (after start, and after each change)."""
@@ -126,16 +127,20 @@ class Secondaries:
             address, port, primary = self.primary_of(origin)
             if primary is not None:
                 primary.server.ops.on_change = lambda zone, source=primary: self._changed(source, zone)
+            secondaries = set()
             for running in self.lab.servers:
                 if running is primary or origin not in {z.origin for z in running.plan.zones}:
                     continue
                 key = (running.plan.address, origin)
                 wanted.add(key)
+                secondaries.add(running.plan.address)
                 if key not in self.copies:
-                    self.copies[key] = Copy(running, SecondaryZone(origin, (address, port)))
+                    self.copies[key] = Copy(running, SecondaryZone(origin, (address, port)), external=primary is None)
                     running.server.serve_transferred(origin, None)
                     running.server.ops.notify_hook = lambda zone, peer, me=running: self._notified(me, zone, peer)
                 self.copies[key].running = running
+            if primary is not None:  # NSD's `provide-xfr: SECONDARY NOKEY`, whatever allow_transfer says
+                primary.server.ops.transfer_peers = frozenset(secondaries)
         for key in set(self.copies) - wanted:
             del self.copies[key]
 
@@ -188,6 +193,7 @@ class Secondaries:
         if delay:
             await asyncio.sleep(delay / 1000)  # network time stays real, as the `delay` fault's
         address, port = state.primary
+        port = port or self.lab.actual_port
         source = running.plan.address
         try:
             query = dns.message.make_query(state.origin, dns.rdatatype.SOA)
@@ -217,10 +223,12 @@ class Secondaries:
         """IXFR into our copy (AXFR the first time); the result as a lab Zone."""
         state = copy.state
         store = copy.store if copy.store is not None else dns.zone.Zone(state.origin, relativize=False)
+        # Signed towards a primary outside the lab only: a lab primary knows its secondaries by address,
+        # and dnspython signs with the real time, which a lab on a fake clock would call BADTIME.
         key = self.lab.replication.key
-        keyring = {key.name: key}
-        query, _ = dns.xfr.make_query(store, serial=0 if copy.store is not None else None, keyring=keyring,
-                                      keyname=key.name, keyalgorithm=key.algorithm)
+        signing: dict[str, Any] = ({"keyring": {key.name: key}, "keyname": key.name, "keyalgorithm": key.algorithm}
+                                   if copy.external else {})
+        query, _ = dns.xfr.make_query(store, serial=0 if copy.store is not None else None, **signing)
         await asyncio.wait_for(dns.asyncquery.inbound_xfr(address, store, query, port=port, timeout=XFR_TIMEOUT,
                                                           source=source), XFR_TIMEOUT)
         copy.store = store
@@ -280,7 +288,8 @@ class Secondaries:
 
     def to_json(self) -> list[dict[str, object]]:
         now = self.lab.clock.now()
-        return [{"address": address, **copy.state.to_json(now)}
+        return [{"address": address, **copy.state.to_json(now),
+                 "primary": f"{copy.state.primary[0]}@{copy.state.primary[1] or self.lab.actual_port}"}
                 for (address, _), copy in sorted(self.copies.items(), key=lambda item: (item[0][1], item[0][0]))]
 
     def copy(self, address: str, origin: str) -> SecondaryZone:
