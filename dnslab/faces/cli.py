@@ -35,6 +35,7 @@ from dnslab.lab.runtime import SAMPLE_ZONES, Lab, example_walk
 from dnslab.services.observers import QueryLogger
 from dnslab.services.resolver import RecursiveResolver
 from dnslab.resolution.settings import ResolverSettings
+from dnslab.authority import tsig
 from dnslab.authority.server import AuthoritativeServer
 from dnslab.services.transport import Handler
 from dnslab.services.workers import ListenerWorker, WorkerPool, run_async, serve_until_stopped, stop_signals
@@ -534,6 +535,17 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def print_zone_operations(lab: Lab, out: TextIO) -> None:
+    """The TSIG key (for dig -y, nsupdate -y/-k) and each secondary, so zone transfers and updates can be tried."""
+    key = lab.replication.key
+    key_file = lab.replication.write_key_file(state_dir() / f"tsig-{lab.actual_port}.key")
+    print(f"TSIG key for UPDATE and signed transfers (docs/ZONE_OPERATIONS.md): -y {tsig.dig_option(key)}"
+          f"\n  (or nsupdate -k {key_file}); dig @ADDRESS -p {lab.actual_port} ZONE AXFR from loopback", file=out)
+    for copy in lab.replication.secondaries.to_json():
+        print(f"Secondary: {copy['zone']} on {copy['address']} from {copy['primary']}, serial {copy['serial']}, "
+              f"{copy['state']}", file=out)
+
+
 def _web_view(lab: Lab, workers: list[LabState], port: int) -> WebView:
     from dnslab.faces.web import WebServer  # only when served: it reads the page's files
 
@@ -581,6 +593,7 @@ def print_lab(lab: Lab, zones_dir: Path, hints_path: Path, out: TextIO, web_url:
               + (f"; left unsigned: {unsigned}" if unsigned else ""), file=out)
         if lab.trust_anchor_file is not None:
             print(f"Trust anchor (root DS; Unbound's trust-anchor-file): {lab.trust_anchor_file}", file=out)
+    print_zone_operations(lab, out)
     if walk is not None:
         print("\nOr walk the hierarchy yourself, from the root down:", file=out)
         for plan in walk[1]:
