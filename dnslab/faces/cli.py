@@ -538,7 +538,7 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
 def print_zone_operations(lab: Lab, out: TextIO) -> None:
     """The TSIG key (for dig -y, nsupdate -y/-k) and each secondary, so zone transfers and updates can be tried."""
     key = lab.replication.key
-    key_file = lab.replication.write_key_file(state_dir() / f"tsig-{lab.actual_port}.key")
+    key_file = lab.replication.write_key_file(runtime_dir() / f"tsig-{lab.actual_port}.key")
     print(f"TSIG key for UPDATE and signed transfers (docs/ZONE_OPERATIONS.md): -y {tsig.dig_option(key)}"
           f"\n  (or nsupdate -k {key_file}); dig @ADDRESS -p {lab.actual_port} ZONE AXFR from loopback", file=out)
     for copy in lab.replication.secondaries.to_json():
