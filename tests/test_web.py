@@ -192,7 +192,8 @@ def test_faults_from_the_api_are_the_labs_faults(web: Web) -> None:
     # Mistakes come back as the CLI's one-line errors, with HTTP 200: the request itself was fine.
     assert web.command("fault", server="127.0.3.1", kind="explode") == {
         "ok": False, "error": "unknown fault 'explode'; for a server: down, unreachable, delay, loss, servfail, "
-                              "refused, truncate, lame (or up, clear); for a zone: dnssec-bad-sig, dnssec-expired, "
+                              "refused, truncate, lame, notify-lost, xfr-refused, xfr-delay (or up, clear); for a zone: "
+                              "dnssec-bad-sig, dnssec-expired, "
                               "dnssec-missing-ds, dnssec-wrong-ds (or clear)"}
     assert web.command("fault", server="127.0.3.1", kind="loss", value=150) == {
         "ok": False, "error": "loss PCT: expected a number from 0 to 100 %, got 150"}
@@ -874,7 +875,7 @@ def test_a_fault_kind_added_to_the_registry_shows_in_the_cli_the_api_and_the_pag
         == expected
     assert ["blackhole", "Black hole"] in expected and ["clear", "Clear all"] == expected[-1]
     assert page.eval_on_selector_all("#fault-forms form", "fs => fs.map(f => f.dataset.faultForm)") == [
-        "delay", "loss", "drip"]
+        "delay", "loss", "xfr-delay", "drip"]
     assert page.eval_on_selector("#fault-drip-bps", "i => [i.min, i.max, i.value]") == ["1", "1000", "64"]
     page.locator(".chip[data-address='127.0.3.1']").first.click()
     page.click("#fault-forms form[data-fault-form='drip'] button[type='submit']")
