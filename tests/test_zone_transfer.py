@@ -303,3 +303,16 @@ def test_dig_with_the_labs_key_and_with_a_wrong_one(make_dns_lab: Any) -> None:
     wrong = f"hmac-sha256:{key.name.to_text()}:{'QUJD' * 8}"
     bad = dig("@127.0.3.1", "-p", str(lab.port), "www.example.com", "-y", wrong, "+noall", "+comments", "+additional")
     assert "status: NOTAUTH" in bad and "BADSIG" in bad
+
+
+def test_a_signed_udp_reply_that_the_signature_would_push_past_the_size_is_truncated_and_signed() -> None:
+    server = signed_server()
+    query = dns.message.make_query("big.example.test", "TXT")  # no EDNS: 512 bytes at most
+    query.use_tsig({KEY.name: KEY}, KEY.name)
+    wire = server.handle(query.to_wire(), False, AWAY)
+    assert len(wire) <= 512
+    reply = dns.message.from_wire(wire, keyring={KEY.name: KEY}, request_mac=query.mac)
+    assert reply.flags & dns.flags.TC and reply.had_tsig and reply.question and not reply.answer
+    over_tcp = dns.message.from_wire(server.handle(query.to_wire(), True, AWAY), keyring={KEY.name: KEY},
+                                     request_mac=query.mac)
+    assert len(over_tcp.answer[0]) == 30 and not over_tcp.flags & dns.flags.TC

@@ -28,7 +28,7 @@ from dnslab.authority.lookup import Authority, Outcome, Response
 from dnslab.authority.operations import NOTIFY, UPDATE, Operations
 from dnslab.authority.transfer import TransferQuery
 from dnslab.core.fastpath import ReplyCache
-from dnslab.core.wire import (EDNS_UDP_SIZE, HEADER, MAX_MESSAGE, OPCODE_MASK, PLAIN_UDP_SIZE, QR,
+from dnslab.core.wire import (EDNS_UDP_SIZE, HEADER, MAX_MESSAGE, OPCODE_MASK, PLAIN_UDP_SIZE, QR, TC,
                          header_only_reply, query_key)
 from dnslab.core.zone import Zone
 
@@ -227,7 +227,13 @@ class AuthoritativeServer:
         if reply is None:
             return None
         if isinstance(reply, bytes):
-            return signer.sign([reply])[0]
+            signed = signer.sign([reply])[0]
+            limit = None if via_tcp else (query_key(checked.unsigned) or (b"", 0, PLAIN_UDP_SIZE))[2]
+            if limit is not None and len(signed) > limit:
+                # The signature pushed it past the client's size: the question alone, TC=1, signed
+                # (RFC 8945 §5.3), and the client asks again over TCP.
+                signed = signer.sign([tsig.error_reply(checked.unsigned, 0, TC)])[0]
+            return signed
         if isinstance(reply, list):
             return signer.sign(reply)
         return _sign_later(reply, signer)
