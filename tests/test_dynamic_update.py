@@ -146,6 +146,16 @@ def test_dnspython_update_with_the_labs_key_is_served_by_every_server_of_the_zon
     assert lab.resolver.resolve("printer.example.com", "A")[0].to_text() == "192.0.2.77"
 
 
+def test_tsig_keeps_the_machines_time_when_the_fake_lab_clock_moves(make_dns_lab: Any) -> None:
+    """dig and nsupdate sign with the real time: days of lab clock must not make them BADTIME."""
+    lab = make_dns_lab()
+    lab.advance(30 * 86400)
+    key = lab.lab.replication.key
+    msg = signed_update(lab, key)
+    msg.add("later", 60, "A", "192.0.2.78")
+    assert dns.query.tcp(msg, "127.0.3.1", port=lab.port, timeout=5).rcode() == dns.rcode.NOERROR
+
+
 def test_unsigned_update_is_refused_and_a_wrong_key_notauth(make_dns_lab: Any) -> None:
     lab = make_dns_lab()
     msg = dns.update.UpdateMessage("example.com.")

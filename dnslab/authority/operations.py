@@ -66,7 +66,7 @@ class Operations:
     """A server's keys, transfer policy, journals and the lab's hooks (see the module docstring)."""
 
     keyring: tsig.Keyring = field(default_factory=dict)
-    clock: Clock = field(default_factory=WallClock)  # TSIG's time: the lab clock's wall time
+    clock: Clock = field(default_factory=WallClock)  # TSIG's time (its wall()); a test may pass a FakeClock
     transfer_acl: tuple[Network, ...] = LOOPBACK
     transfers_refused: Callable[[], bool] = lambda: False  # the `xfr-refused` fault
     journals: dict[dns.name.Name, Journal] = field(default_factory=dict)

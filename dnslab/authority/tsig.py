@@ -2,11 +2,11 @@
 
 The record is found and checked in the order RFC 8945 §5.2 gives: the key
 (unknown name or algorithm: BADKEY), the MAC (BADSIG), then the time (BADTIME,
-outside the fudge of our clock's wall time, so a test moves it with the lab
-clock).  Key and MAC errors are answered NOTAUTH with an unsigned TSIG carrying
-the error (§5.3.2: a server must not sign with a key it could not use);
-BADTIME is answered signed, with our time in Other Data (§5.2.3), as NSD and
-BIND do.  dnspython's dns.tsig does the digests; the request is handed on with
+outside the fudge of the clock we are given: the machine's in a lab, as the
+clients' is; a FakeClock in a test).  Key and MAC errors are answered NOTAUTH
+with an unsigned TSIG carrying the error (§5.3.2: a server must not sign with a
+key it could not use), as NSD does; BADTIME is answered signed, with our time
+in Other Data (§5.2.3; NSD 4.6 leaves it unsigned).  dnspython's dns.tsig does the digests; the request is handed on with
 its TSIG record removed, so the usual answering code never sees it, and the
 reply bytes that code makes are signed afterwards (each message of a zone
 transfer in turn, RFC 8945 §5.3.1).

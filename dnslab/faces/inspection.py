@@ -130,7 +130,8 @@ def cmd_servers(args: argparse.Namespace, out: TextIO) -> int:
         rows = [("ZONE", "SECONDARY", "PRIMARY", "SERIAL", "STATE", "NEXT CHECK", "EXPIRES IN", "LAST ERROR")]
         for copy in secondaries:
             rows.append((copy["zone"], copy["address"], copy["primary"], str(copy["serial"] or "-"), copy["state"],
-                         f"{copy['next_check_in']:g} s", "-" if copy["expires_in"] is None else f"{copy['expires_in']:g} s",
+                         f"{copy['next_check_in']:.0f} s",
+                         "-" if copy["expires_in"] is None else f"{copy['expires_in']:.0f} s",
                          copy["error"] or "-"))
         _table(rows, out)
     return 0

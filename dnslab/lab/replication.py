@@ -11,8 +11,8 @@ Without a key a lab makes one, HMAC-SHA256 with 32 random bytes, fresh at
 every start (`dnslab up` writes it where `nsupdate -k` reads it): a key known
 in advance to everyone would authenticate nobody.
 
-Each lab server gets the keys, the transfer policy and the lab clock (TSIG's
-time), and an update hook: an UPDATE is checked and made on the zone as
+Each lab server gets the keys, the transfer policy, the machine's clock for
+TSIG's time (the one dig and nsupdate sign with), and an update hook: an UPDATE is checked and made on the zone as
 written (a signed lab signs it again), one at a time, through the same path
 as `dnslab record set`, so every server of the zone serves it at once and
 each records the step in its journal for IXFR.
@@ -33,6 +33,7 @@ import dns.update
 
 from dnslab.authority import tsig, update
 from dnslab.authority.operations import LOOPBACK, Network, networks
+from dnslab.core.clock import WallClock
 from dnslab.core.errors import ConfigError, DnslabError
 from dnslab.lab.secondaries import Secondaries, parse_primaries
 
@@ -89,9 +90,6 @@ class Replication:
         self.keyring: tsig.Keyring = {key.name: key for key in keys}
         self._lock = asyncio.Lock()
         self.updates = 0  # dynamic updates that changed a zone
-        # TSIG's time is the lab clock's wall time; a fake clock fixes it when first read, so read it
-        # now: `dnslab clock advance` then moves it, and a client's signature can fall out of the fudge.
-        self.lab.clock.wall()
         self.secondaries = Secondaries(self.lab, dict(self.settings.primaries))
 
     @property
@@ -100,12 +98,14 @@ class Replication:
         return next(iter(self.keyring.values()))
 
     def attach(self, running: "RunningServer") -> None:
-        """Give a lab server the keys, the transfer policy (and its fault), the lab clock and the update hook."""
+        """Give a lab server the keys, the transfer policy (and its fault), TSIG's clock and the update hook."""
         ops = running.server.ops
         ops.transfers_refused = lambda: running.faulty.state.xfr_refused
         ops.keyring = self.keyring
         ops.transfer_acl = self.settings.allow_transfer
-        ops.clock = self.lab.clock
+        # TSIG's time is the machine's, not the lab clock: dig and nsupdate sign with the real time, and a
+        # fake clock moved by days (TTL and expiry demos) would make every signature BADTIME.
+        ops.clock = WallClock()
         ops.update_hook = self.apply_update
 
     def write_key_file(self, path: Path) -> Path:
