@@ -316,3 +316,50 @@ def test_a_signed_udp_reply_that_the_signature_would_push_past_the_size_is_trunc
     over_tcp = dns.message.from_wire(server.handle(query.to_wire(), True, AWAY), keyring={KEY.name: KEY},
                                      request_mac=query.mac)
     assert len(over_tcp.answer[0]) == 30 and not over_tcp.flags & dns.flags.TC
+
+
+def test_mangled_signed_requests_transfers_and_updates_never_raise() -> None:
+    """A bounded, seeded fuzz of the new paths: every mangled request gets a reply or silence."""
+    import asyncio
+    import inspect
+    import random
+
+    import dns.update
+
+    server = signed_server()
+    seeds = []
+    for name, rdtype in (("www.example.test", "A"), ("example.test", "AXFR")):
+        query = dns.message.make_query(name, rdtype)
+        query.use_tsig({KEY.name: KEY}, KEY.name)
+        seeds.append(query.to_wire())
+    seeds.append(ixfr_query("example.test.", 100).to_wire())
+    signed = dns.update.UpdateMessage("example.test", keyring={KEY.name: KEY}, keyname=KEY.name)
+    signed.add("a", 60, "A", "192.0.2.1")
+    signed.present("www")
+    seeds.append(signed.to_wire())
+
+    async def refused(origin: Any, message: Any) -> Any:
+        from dnslab.authority.update import UpdateRefused, apply
+        apply(server.zones[0], message)
+        raise UpdateRefused(dns.rcode.REFUSED, "test")
+
+    server.ops.update_hook = refused
+    rng = random.Random(22)
+
+    async def run() -> int:
+        answered = 0
+        for _ in range(600):
+            wire = bytearray(rng.choice(seeds))
+            for _ in range(rng.randint(1, 3)):
+                if rng.random() < 0.7 or len(wire) < 2:
+                    wire[rng.randrange(len(wire))] = rng.randrange(256)
+                else:
+                    del wire[rng.randrange(1, len(wire)):]
+            for via_tcp in (False, True):
+                reply = server.handle(bytes(wire), via_tcp, LOOP)
+                if inspect.isawaitable(reply):
+                    reply = await reply
+                answered += reply is not None
+        return answered
+
+    assert asyncio.run(run()) > 400

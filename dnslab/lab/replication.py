@@ -117,6 +117,9 @@ class Replication:
 
     async def apply_update(self, origin: dns.name.Name, message: dns.update.UpdateMessage) -> update.Outcome:
         """Make an UPDATE on the zone as written and serve it lab-wide; UpdateRefused says why not."""
+        if self.lab.reuse_port:  # worker processes: the update would reach only the one that got it
+            raise update.UpdateRefused(dns.rcode.REFUSED, "dynamic update needs one process (dnslab up without "
+                                                          "--workers); `dnslab record set` reaches every worker")
         async with self._lock:  # one at a time: each update sees the one before (RFC 2136 §3.7)
             source = next((zone for zone in self.lab._sources() if zone.origin == origin), None)
             if source is None:
