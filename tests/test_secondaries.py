@@ -57,13 +57,17 @@ def test_secondary_timers_follow_the_soa() -> None:
 # --- a lab with a secondary -----------------------------------------------------------------------
 
 
-@pytest.fixture
-def replicated(tmp_path: Path) -> Any:
+def replicated_folder(tmp_path: Path, primary: str = "ns1.example.com.") -> Path:
     folder = tmp_path / "zones"
     shutil.copytree(SAMPLE_ZONES, folder, ignore=shutil.ignore_patterns(".keys"))
     with open(folder / "lab.toml", "a", encoding="utf-8") as settings:
-        settings.write('\n[primaries]\n"example.com." = "ns1.example.com."\n')
-    with DnsLab(folder) as lab:
+        settings.write(f'\n[primaries]\n"example.com." = "{primary}"\n')
+    return folder
+
+
+@pytest.fixture
+def replicated(tmp_path: Path) -> Any:
+    with DnsLab(replicated_folder(tmp_path)) as lab:
         yield lab
 
 
@@ -156,23 +160,23 @@ def test_primary_gone_past_expire_the_secondary_servfails_and_the_resolver_fails
     assert ask(replicated, SECONDARY, "www.example.com").answer
 
 
-def test_an_expired_secondary_with_the_primary_up_the_resolver_fails_over(replicated: DnsLab) -> None:
-    replicated.server(PRIMARY).xfr_refused()
-    replicated.record_set("new.example.com", "A", "192.0.2.83")  # a newer serial the secondary cannot get
-    replicated.advance(EXPIRE)
-    replicated.refresh_secondaries()
-    copy = replicated.server(SECONDARY).secondary("example.com")
-    assert copy["state"] == "expired" and "REFUSED" in copy["error"], copy
-    assert ask(replicated, SECONDARY, "www.example.com").rcode() == dns.rcode.SERVFAIL
-    secondary = replicated.server(SECONDARY)
-    secondary.reset_queries()
-    for _ in range(8):  # the resolver picks a server by its own rules: ask until it has tried ns2
-        replicated.cache.flush()
-        answer = replicated.resolver.resolve("new.example.com", "A")  # ns1's answer, also after ns2's SERVFAIL
-        assert answer[0].to_text() == "192.0.2.83"
-        if secondary.queries["new.example.com.", "A"]:
-            break
-    assert secondary.queries["new.example.com.", "A"] >= 1
+def test_an_expired_secondary_with_the_primary_up_the_resolver_fails_over(tmp_path: Path) -> None:
+    # ns2 the primary, ns1 its secondary: the resolver asks ns1 first (both untried, in NS order).
+    ns1, ns2 = "127.0.3.1", "127.0.3.2"
+    with DnsLab(replicated_folder(tmp_path, "ns2.example.com.")) as lab:
+        lab.server(ns2).xfr_refused()
+        lab.record_set("new.example.com", "A", "192.0.2.83")  # a newer serial ns1 cannot get
+        lab.advance(EXPIRE)
+        lab.refresh_secondaries()
+        copy = lab.server(ns1).secondary("example.com")
+        assert copy["state"] == "expired" and "REFUSED" in copy["error"], copy
+        assert ask(lab, ns1, "www.example.com").rcode() == dns.rcode.SERVFAIL
+        lab.cache.flush()
+        events = lab.trace("new.example.com", "A", cold=True)
+        replies = [(e["address"], e.get("rcode")) for e in events
+                   if e["event"] in ("reply", "failed") and e.get("zone") == "example.com."]
+        assert replies[0][0] == ns1 and replies[-1] == (ns2, "NOERROR"), replies  # ns1, then ns2
+        assert events[-1]["rcode"] == "NOERROR" and "192.0.2.83" in str(events[-1]["records"])
 
 
 def test_a_slow_secondary_lags_behind(replicated: DnsLab) -> None:
@@ -193,3 +197,15 @@ def test_primaries_that_cannot_be_are_one_line_errors(tmp_path: Path) -> None:
         (folder / "lab.toml").write_text(settings + f"\n[primaries]\n{table}\n")
         with pytest.raises(ConfigError, match=message):
             DnsLab(folder).start()
+
+
+def test_a_server_added_to_the_zone_at_runtime_starts_as_a_secondary_and_one_removed_stops(
+        replicated: DnsLab) -> None:
+    replicated.record_set("ns3.example.com", "A", "127.0.3.50")
+    replicated.record_set("example.com", "NS", "ns1.example.com.", "ns2.example.com.", "ns3.example.com.")
+    assert eventually(lambda: bool(ask(replicated, "127.0.3.50", "www.example.com").answer))
+    copy = replicated.server("127.0.3.50").secondary("example.com")
+    assert copy["state"] == "current" and copy["serial"] == 2026112803
+    change = replicated.record_set("example.com", "NS", "ns1.example.com.", "ns3.example.com.")  # ns2 leaves
+    assert [plan.address for plan in change.stopped] == [SECONDARY]
+    assert [c["address"] for c in replicated.call(replicated.lab.replication.secondaries.to_json)] == ["127.0.3.50"]

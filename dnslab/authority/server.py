@@ -259,7 +259,7 @@ class AuthoritativeServer:
         return messages if via_tcp else messages[0]
 
     def _transfer(self, request: Request, via_tcp: bool) -> tuple[int, int | None]:
-        """The rcode (and EDE) for AXFR and IXFR: dnslab transfers no zones, and says so as NSD does."""
+        """The refusal of an AXFR or IXFR `_stream` will not send, as NSD words it."""
         if request.qtype == dns.rdatatype.AXFR and not via_tcp:
             return dns.rcode.NOTIMP, None  # AXFR is defined over TCP only (RFC 5936 §4.2)
         if request.qname in self.authority.zones:

@@ -523,7 +523,7 @@ class Lab:
         if self.resolver is not None and hierarchy.root_hints and hierarchy.root_hints != previous.root_hints:
             self.resolver.hints = list(hierarchy.root_hints)  # what a resolver primes from next
         if self.replication.secondaries.primaries:
-            self.replication.secondaries.replan()  # servers new to a replicated zone start as its secondaries
+            self.replication.secondaries.replan(strict=False)  # servers new to a replicated zone: secondaries
         warnings = [w for w in (*hierarchy.warnings, *lame_delegations(self.zones, hierarchy)) if w not in old_warnings]
         for warning in warnings:
             log.warning("%s", warning)

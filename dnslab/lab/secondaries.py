@@ -116,15 +116,26 @@ class Secondaries:
             raise ConfigError(f"[primaries] {origin}: {spec} does not serve {origin}")
         return plan.address, 0, running
 
-    def replan(self) -> None:
-        """Give every server of a zone with a primary its role (after start, and after each change)."""
+    def replan(self, strict: bool = True) -> None:
+        """Give every server of a zone with a primary its role (at start, and after each change).
+
+        *strict* (at start): a primary that cannot be is a ConfigError.  After a change to the running
+        lab (the primary no longer a name server of its zone, say) it is a warning, and the zone's
+        secondaries go on as they are: they fail to refresh, and in time expire, as real ones would.
+        """
         origins = {zone.origin for zone in self.lab.zones}
-        for origin in self.primaries:
-            if origin not in origins:
-                raise ConfigError(f"[primaries] {origin} is not a zone of this lab")
         wanted: set[tuple[str, dns.name.Name]] = set()
         for origin in self.primaries:
-            address, port, primary = self.primary_of(origin)
+            try:
+                if origin not in origins:
+                    raise ConfigError(f"[primaries] {origin} is not a zone of this lab")
+                address, port, primary = self.primary_of(origin)
+            except ConfigError as exc:
+                if strict:
+                    raise
+                log.warning("%s; its secondaries keep their copies", exc)
+                wanted |= {key for key in self.copies if key[1] == origin}
+                continue
             if primary is not None:
                 primary.server.ops.on_change = lambda zone, source=primary: self._changed(source, zone)
             secondaries = set()
@@ -141,8 +152,10 @@ class Secondaries:
                 self.copies[key].running = running
             if primary is not None:  # NSD's `provide-xfr: SECONDARY NOKEY`, whatever allow_transfer says
                 primary.server.ops.transfer_peers = frozenset(secondaries)
-        for key in set(self.copies) - wanted:
-            del self.copies[key]
+        for key in set(self.copies) - wanted:  # no longer a server of the zone: no longer its secondary
+            running = self.copies.pop(key).running
+            running.server.ops.secondary.discard(key[1])
+            running.server.set_zones(running.plan.zones)
 
     # --- the loop ---
 
