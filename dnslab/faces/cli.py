@@ -87,7 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
                              description="Start every server of the hierarchy, each on its own 127.x.y.z "
                                          "address, as derived from the zones' NS records and glue, and "
                                          "the recursive resolver on 127.0.0.1 (lab.toml: resolver_address, "
-                                         "[resolver] options). Ctrl-C or SIGTERM stops it.")
+                                         "[resolver] options). Zone transfers go to loopback clients, "
+                                         "TSIG-signed UPDATEs are applied, and the key is printed (lab.toml: "
+                                         "allow_transfer, tsig_keys, [primaries] for secondaries; see "
+                                         "docs/ZONE_OPERATIONS.md). Ctrl-C or SIGTERM stops it.")
     up.add_argument("--zones", type=Path, default=None, metavar="DIR",
                     help="folder of *.zone files and an optional lab.toml (default: the sample zones "
                          "that come with dnslab; 'dnslab init DIR' copies them out to edit)")
@@ -134,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run one authoritative server for some zone files",
                                 description="Serve the given zones authoritatively on one address, "
-                                            "over UDP and TCP. With no zones every query is REFUSED.")
+                                            "over UDP and TCP. With no zones every query is REFUSED. "
+                                            "AXFR and IXFR are served to loopback clients only.")
     serve.add_argument("--zone", type=Path, action="append", default=[], metavar="FILE",
                        help="a zone file to serve (repeatable)")
     serve.add_argument("--listen", required=True, metavar="ADDR[:PORT]",
@@ -209,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     flush.add_argument("name", nargs="?")
     flush.add_argument("--tree", action="store_true", help="also every name below NAME")
 
-    servers = commands.add_parser("servers", parents=[pick], help="the resolver's view of each upstream server")
+    servers = commands.add_parser("servers", parents=[pick], help="the resolver's view of each upstream server, and each secondary's copy")
     servers.add_argument("--json", action="store_true")
     stats = commands.add_parser("stats", parents=[pick], help="the resolver's counters")
     stats.add_argument("--json", action="store_true")
