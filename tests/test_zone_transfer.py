@@ -363,3 +363,21 @@ def test_mangled_signed_requests_transfers_and_updates_never_raise() -> None:
         return answered
 
     assert asyncio.run(run()) > 400
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[tsig_keys]\n"k" = "not base64!"', "secret of k is not base64"),
+    ('[tsig_keys]\n"k" = 5', "must be a table"),
+    ('tsig_key_file = "missing.key"', "cannot read TSIG key file"),
+    ('allow_transfer = ["127.0.0.0/33"]', "not an address or a network"),
+    ('allow_transfer = "127.0.0.1"', "must be a list"),
+    ('[primaries]\n"example.com." = 1', "must be a table"),
+])
+def test_zone_operation_settings_that_are_wrong_are_one_line_errors(tmp_path: Path, text: str, message: str) -> None:
+    from dnslab.core.errors import ConfigError
+    from dnslab.lab.runtime import LabSettings
+
+    (tmp_path / "lab.toml").write_text(text + "\n")
+    with pytest.raises(ConfigError, match=message) as caught:
+        LabSettings.load(tmp_path / "lab.toml")
+    assert "\n" not in str(caught.value)
