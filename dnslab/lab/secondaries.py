@@ -287,7 +287,11 @@ class Secondaries:
                 continue
             if reply.rcode() == dns.rcode.NOERROR:
                 self.notifies_answered += 1
+            log.info("NOTIFY for %s (serial %s) from %s to %s: %s", zone.origin, zone.soa[0].serial, source,
+                     copy.running.plan.address, dns.rcode.to_text(reply.rcode()))
             return
+        log.info("NOTIFY for %s from %s to %s: no answer after %d tries", zone.origin, source,
+                 copy.running.plan.address, NOTIFY_TRIES)
 
     def _notified(self, me: "RunningServer", origin: dns.name.Name, peer: str) -> bool:
         copy = self.copies.get((me.plan.address, origin))
