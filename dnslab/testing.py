@@ -112,9 +112,7 @@ class ServerHandle:
 
     def secondary(self, zone: str) -> dict[str, Any]:
         """This server's copy of *zone* as a secondary: serial, state (empty/current/retrying/expired), timers."""
-        def read() -> dict[str, Any]:
-            return self._lab.lab.replication.secondaries.copy(self.address, zone).to_json(self._lab.lab.clock.now())
-        return self._lab.call(read)
+        return self._lab.call(lambda: self._lab.lab.replication.secondaries.describe(self.address, zone))
 
     @property
     def faults(self) -> list[str]:

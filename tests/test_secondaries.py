@@ -13,6 +13,7 @@ import dns.message
 import dns.opcode
 import dns.query
 import dns.rcode
+import dns.rdatatype
 import dns.resolver
 import dns.update
 import pytest
@@ -209,3 +210,21 @@ def test_a_server_added_to_the_zone_at_runtime_starts_as_a_secondary_and_one_rem
     change = replicated.record_set("example.com", "NS", "ns1.example.com.", "ns3.example.com.")  # ns2 leaves
     assert [plan.address for plan in change.stopped] == [SECONDARY]
     assert [c["address"] for c in replicated.call(replicated.lab.replication.secondaries.to_json)] == ["127.0.3.50"]
+
+
+def test_a_signed_lab_gives_re_signed_zones_a_new_serial_so_secondaries_follow(tmp_path: Path) -> None:
+    with DnsLab(replicated_folder(tmp_path), dnssec=True) as lab:
+        def signatures(address: str) -> list[str]:
+            query = dns.message.make_query("www.example.com", "A", want_dnssec=True)
+            query.flags &= ~dns.flags.RD
+            reply = dns.query.udp(query, address, port=lab.port, timeout=5)
+            return sorted(r.to_text() for rrset in reply.answer if rrset.rdtype == dns.rdatatype.RRSIG
+                          for r in rrset)
+        assert signatures(SECONDARY) == signatures(PRIMARY) != []
+        before = lab.server(SECONDARY).secondary("example.com")["serial"]
+        lab.advance(20 * 86400)  # past the signer's refresh point: the primary signs again
+        ask(lab, PRIMARY, "example.com", "SOA")  # (a lab server re-signs when next asked)
+        lab.refresh_secondaries()
+        assert eventually(lambda: signatures(SECONDARY) == signatures(PRIMARY))
+        copy = lab.server(SECONDARY).secondary("example.com")
+        assert copy["serial"] == before + 1 and copy["state"] == "current" and copy["error"] == "", copy

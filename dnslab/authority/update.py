@@ -65,11 +65,21 @@ def apply(zone: Zone, message: dns.update.UpdateMessage) -> Outcome:
     if not changes:
         return Outcome(None, [])
     if not soa_set:
-        soa = data[(origin, int(RdataType.SOA))]
-        bumped = dns.rrset.RRset(soa.name, soa.rdclass, soa.rdtype)
-        bumped.add(soa[0].replace(serial=(serial_of(soa) + 1) % 2**32), soa.ttl)  # type: ignore[attr-defined]
-        data[(origin, int(RdataType.SOA))] = bumped
+        data[(origin, int(RdataType.SOA))] = _next_serial(data[(origin, int(RdataType.SOA))])
     return Outcome(Zone(origin, zone.filename, list(data.values())), changes)
+
+
+def bump_serial(zone: Zone) -> Zone:
+    """*zone* with its SOA serial one up (RFC 1982 wraps): a new version, as a signer makes when it
+    re-signs, so that secondaries, which compare serials only, transfer the new signatures."""
+    rrsets = [_next_serial(r) if r is zone.soa else r for r in zone.rrsets()]
+    return Zone(zone.origin, zone.filename, rrsets)
+
+
+def _next_serial(soa: dns.rrset.RRset) -> dns.rrset.RRset:
+    bumped = dns.rrset.RRset(soa.name, soa.rdclass, soa.rdtype)
+    bumped.add(soa[0].replace(serial=(serial_of(soa) + 1) % 2**32), soa.ttl)  # type: ignore[attr-defined]
+    return bumped
 
 
 def _names(data: dict[_Key, dns.rrset.RRset]) -> set[dns.name.Name]:

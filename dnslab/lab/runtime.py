@@ -292,6 +292,7 @@ class Lab:
         """Sign every zone again if its signatures near their end (or *force*); True if it did."""
         if self.signer is None or not (force or self.signer.due()):
             return False
+        self.replication.secondaries.before_resigning(self.signer.sources)
         signed = self.signer.sign_all()
         for zone in signed.values():
             self._serve(zone)

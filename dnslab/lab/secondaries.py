@@ -43,6 +43,7 @@ import dns.xfr
 import dns.zone
 
 from dnslab.authority.secondary import SecondaryZone, State
+from dnslab.authority.update import bump_serial
 from dnslab.core.errors import ConfigError
 from dnslab.core.zone import Zone
 
@@ -79,6 +80,9 @@ class Copy:
     state: SecondaryZone
     store: dns.zone.Zone | None = None
     external: bool = False  # the primary is outside the lab: transfers are TSIG-signed
+    # One check at a time per copy: the loop, a NOTIFY and a test's poll() may all find it due, and
+    # two IXFRs from the same serial into one store would apply the same deletions twice.
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 @dataclass
@@ -201,6 +205,11 @@ class Secondaries:
         await asyncio.gather(*due)
 
     async def _refresh(self, copy: Copy) -> None:
+        async with copy.lock:
+            if copy.state.due(self.lab.clock.now()):  # not done meanwhile by another round
+                await self._check(copy)
+
+    async def _check(self, copy: Copy) -> None:
         state, running = copy.state, copy.running
         delay = running.faulty.state.xfr_delay_ms
         if delay:
@@ -220,7 +229,15 @@ class Secondaries:
                 self._serve(copy)
                 return
             kind = "IXFR" if copy.store is not None else "AXFR"
-            zone = await self._transfer(copy, address, port, source)
+            try:
+                zone = await self._transfer(copy, address, port, source)
+            except dns.exception.DNSException as exc:
+                if kind != "IXFR" or isinstance(exc, dns.exception.Timeout):
+                    raise
+                # An IXFR our copy cannot take (NSD and BIND fall back the same way): the whole zone.
+                log.info("IXFR of %s on %s failed (%s): AXFR", state.origin, source, exc)
+                copy.store, kind = None, "AXFR"
+                zone = await self._transfer(copy, address, port, source)
         except (dns.exception.DNSException, OSError, EOFError, ValueError, asyncio.TimeoutError) as exc:
             why = str(exc) or type(exc).__name__
             log.info("refresh of %s on %s from %s failed: %s", state.origin, source, address, why)
@@ -255,6 +272,14 @@ class Secondaries:
         running, state = copy.running, copy.state
         if state.serving and running.server.authority.zones.get(state.origin) is not state.zone:
             running.server.serve_transferred(state.origin, state.zone)
+
+    def before_resigning(self, sources: dict[dns.name.Name, Zone]) -> None:
+        """A signed lab is about to sign every zone again: replicated zones get a new serial first,
+        as BIND's inline signing does, or their secondaries (which compare serials) would keep the
+        old signatures until they expired."""
+        for origin in self.primaries:
+            if origin in sources:
+                sources[origin] = bump_serial(sources[origin])
 
     # --- NOTIFY ---
 
@@ -304,16 +329,17 @@ class Secondaries:
     # --- for `dnslab servers`, the web view and tests ---
 
     def to_json(self) -> list[dict[str, object]]:
-        now = self.lab.clock.now()
-        return [{"address": address, **copy.state.to_json(now),
-                 "primary": f"{copy.state.primary[0]}@{copy.state.primary[1] or self.lab.actual_port}"}
-                for (address, _), copy in sorted(self.copies.items(), key=lambda item: (item[0][1], item[0][0]))]
+        return [self.describe(address, origin)
+                for address, origin in sorted(self.copies, key=lambda key: (key[1], key[0]))]
 
-    def copy(self, address: str, origin: str) -> SecondaryZone:
-        found = self.copies.get((address, dns.name.from_text(origin)))
-        if found is None:
-            raise ConfigError(f"{address} is not a secondary of {origin}")
-        return found.state
+    def describe(self, address: str, origin: str | dns.name.Name) -> dict[str, object]:
+        """One copy as `dnslab servers --json` shows it; ConfigError if *address* is no secondary of *origin*."""
+        name = origin if isinstance(origin, dns.name.Name) else dns.name.from_text(origin)
+        copy = self.copies.get((address, name))
+        if copy is None:
+            raise ConfigError(f"{address} is not a secondary of {name}")
+        return {"address": address, **copy.state.to_json(self.lab.clock.now()),
+                "primary": f"{copy.state.primary[0]}@{copy.state.primary[1] or self.lab.actual_port}"}
 
 
 __all__ = ["Secondaries", "State", "parse_primaries"]
