@@ -228,3 +228,16 @@ def test_a_signed_lab_gives_re_signed_zones_a_new_serial_so_secondaries_follow(t
         assert eventually(lambda: signatures(SECONDARY) == signatures(PRIMARY))
         copy = lab.server(SECONDARY).secondary("example.com")
         assert copy["serial"] == before + 1 and copy["state"] == "current" and copy["error"] == "", copy
+
+
+def test_a_reload_with_a_new_serial_reaches_the_secondary_as_ixfr(replicated: DnsLab) -> None:
+    zone_file = replicated.lab.zones_dir / "example.com.zone"  # type: ignore[operator]
+    text = zone_file.read_text()
+    assert "2026112801" in text
+    zone_file.write_text(text.replace("2026112801", "2026112805") + "\nreloaded IN A 192.0.2.85\n")
+    replicated.reload()
+    assert eventually(lambda: bool(ask(replicated, SECONDARY, "reloaded.example.com").answer))
+    copy = replicated.server(SECONDARY).secondary("example.com")
+    assert copy["serial"] == 2026112805 and copy["last_transfer"] == "IXFR"
+    assert replicated.call(lambda: replicated.lab.server(PRIMARY).server.ops.last_transfer) \
+        == "IXFR of example.com.: incremental"
