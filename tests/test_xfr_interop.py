@@ -14,12 +14,10 @@ from typing import Iterator
 import dns.exception
 import dns.flags
 import dns.message
-import dns.opcode
 import dns.query
 import dns.rcode
 import pytest
 
-from dnslab.authority import tsig
 from dnslab.lab.runtime import SAMPLE_ZONES
 from dnslab.testing import DnsLab
 
@@ -55,8 +53,8 @@ def until(check, tries: int = 100) -> bool:  # type: ignore[no-untyped-def]
     return False
 
 
-def start_nsd(folder: Path, zone_lines: list[str]) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port(NSD_ADDRESS)
+def start_nsd(folder: Path, zone_lines: list[str], port: int = 0) -> tuple[subprocess.Popen[bytes], int]:
+    port = port or free_port(NSD_ADDRESS)
     conf = folder / "nsd.conf"
     conf.write_text("\n".join([
         "server:", f"  ip-address: {NSD_ADDRESS}@{port}", "  do-ip6: no", '  username: ""', '  chroot: ""',
@@ -96,31 +94,32 @@ def lab_with_key(tmp_path: Path, extra: str = "") -> Path:
 
 
 def test_nsd_secondary_transfers_from_a_lab_primary_with_tsig(tmp_path: Path, nsd_folder: Path) -> None:
-    with DnsLab(lab_with_key(tmp_path)) as lab:
+    nsd_port = free_port(NSD_ADDRESS)
+    replication = (f'[primaries]\n"example.com." = "ns1.example.com."\n'
+                   f'[also_notify]\n"example.com." = ["{NSD_ADDRESS}@{nsd_port}"]')
+    with DnsLab(lab_with_key(tmp_path, replication)) as lab:
         process, port = start_nsd(nsd_folder, [f"  request-xfr: 127.0.3.1@{lab.port} {KEY_NAME}",
-                                               f"  allow-notify: 127.0.0.0/8 {KEY_NAME}"])
+                                               "  allow-notify: 127.0.3.1 NOKEY",
+                                               f"  allow-notify: 127.0.0.0/8 {KEY_NAME}"], nsd_port)
         try:
             assert until(lambda: (r := ask(NSD_ADDRESS, port, "www.example.com")) is not None and bool(r.answer)), \
                 "NSD did not load example.com from the lab"
             reply = ask(NSD_ADDRESS, port, "www.example.com")
             assert reply is not None and reply.flags & dns.flags.AA and len(reply.answer[0]) == 3
-            # A change, and a NOTIFY to NSD signed with the key: NSD asks the SOA and transfers (IXFR).
+            # A change: the lab primary NOTIFYs NSD ([also_notify]), which asks the SOA and transfers (IXFR).
             lab.record_set("interop.example.com", "A", "192.0.2.90")
-            key = tsig.make_key(KEY_NAME, SECRET)
-            notify = dns.message.make_query("example.com", "SOA")
-            notify.flags = dns.flags.AA
-            notify.set_opcode(dns.opcode.NOTIFY)
-            notify.use_tsig({key.name: key}, key.name)
-            answered = dns.query.udp(notify, NSD_ADDRESS, port=port, timeout=5, source="127.0.3.1")
-            assert answered.rcode() == dns.rcode.NOERROR
             assert until(lambda: (r := ask(NSD_ADDRESS, port, "interop.example.com")) is not None and bool(r.answer)), \
                 "NSD did not take the change"
+            lab.record_set("interop2.example.com", "A", "192.0.2.91")  # and again
+            assert until(lambda: (r := ask(NSD_ADDRESS, port, "interop2.example.com")) is not None and bool(r.answer)), \
+                "NSD did not take the second change"
             primary = lab.call(lambda: lab.lab.server("127.0.3.1").server.ops.last_transfer)
             assert primary.startswith("IXFR of example.com.")
         finally:
             log = stop_nsd(process, nsd_folder)
-        # NSD checked the lab's TSIG on both transfers (the second, the IXFR, of a few hundred bytes).
-        assert log.count(f"TSIG verified with key {KEY_NAME}") >= 2 and "updated to 2026112802" in log, log
+        # NSD took the lab's NOTIFYs and checked the lab's TSIG on every transfer (AXFR, then two IXFRs).
+        assert log.count("notify for example.com. from 127.0.3.1") >= 2, log
+        assert log.count(f"TSIG verified with key {KEY_NAME}") >= 3 and "updated to 2026112803" in log, log
 
 
 def test_lab_secondary_transfers_from_an_nsd_primary(tmp_path: Path, nsd_folder: Path) -> None:

@@ -35,14 +35,14 @@ from dnslab.authority import tsig, update
 from dnslab.authority.operations import LOOPBACK, Network, networks
 from dnslab.core.clock import WallClock
 from dnslab.core.errors import ConfigError, DnslabError
-from dnslab.lab.secondaries import Secondaries, parse_primaries
+from dnslab.lab.secondaries import Secondaries, parse_also_notify, parse_primaries
 
 if TYPE_CHECKING:
     from dnslab.lab.runtime import Lab, RunningServer
 
 log = logging.getLogger(__name__)
 
-SETTINGS = ("allow_transfer", "tsig_keys", "tsig_key_file", "primaries")
+SETTINGS = ("allow_transfer", "tsig_keys", "tsig_key_file", "primaries", "also_notify")
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ class ReplicationSettings:
     keys: tuple[dns.tsig.Key, ...] = ()
     allow_transfer: tuple[Network, ...] = LOOPBACK
     primaries: dict[dns.name.Name, str] = field(default_factory=dict)  # zone -> its primary (secondaries.py)
+    also_notify: dict[dns.name.Name, tuple[tuple[str, int], ...]] = field(default_factory=dict)  # outside secondaries
 
     @classmethod
     def from_toml(cls, data: dict[str, Any], path: Path) -> "ReplicationSettings":
@@ -75,7 +76,12 @@ class ReplicationSettings:
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
         primaries = parse_primaries(data.get("primaries", {}), str(path))
-        return cls(keys=tuple(keys), allow_transfer=acl, primaries=primaries)
+        also_notify = parse_also_notify(data.get("also_notify", {}), str(path))
+        for origin in also_notify:
+            if origin not in primaries:
+                raise ConfigError(f"{path}: [also_notify] {origin}: name its primary in [primaries] "
+                                  "(the server that sends the NOTIFYs)")
+        return cls(keys=tuple(keys), allow_transfer=acl, primaries=primaries, also_notify=also_notify)
 
 
 @dataclass
@@ -90,7 +96,7 @@ class Replication:
         self.keyring: tsig.Keyring = {key.name: key for key in keys}
         self._lock = asyncio.Lock()
         self.updates = 0  # dynamic updates that changed a zone
-        self.secondaries = Secondaries(self.lab, dict(self.settings.primaries))
+        self.secondaries = Secondaries(self.lab, dict(self.settings.primaries), dict(self.settings.also_notify))
 
     @property
     def key(self) -> dns.tsig.Key:

@@ -25,6 +25,7 @@ is done, so a test can advance the fake clock and then see the result.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -72,6 +73,31 @@ def parse_primaries(data: Any, where: str) -> dict[dns.name.Name, str]:
     return out
 
 
+def parse_also_notify(data: Any, where: str) -> dict[dns.name.Name, tuple[tuple[str, int], ...]]:
+    """[also_notify] from lab.toml: zone name -> ["ADDRESS@PORT", ...], secondaries outside the lab."""
+    if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
+        raise ConfigError(f'{where}: [also_notify] must be a table of "zone." = ["ADDRESS@PORT", ...]')
+    out = {}
+    for zone, targets in data.items():
+        try:
+            origin = dns.name.from_text(zone)
+        except dns.exception.DNSException as exc:
+            raise ConfigError(f"{where}: [also_notify] {zone!r} is not a zone name ({exc})") from None
+        parsed = []
+        for target in targets:
+            address, _, port = str(target).partition("@")
+            try:
+                ipaddress.ip_address(address)
+                number = int(port) if port else 53
+                if not 0 < number < 65536:
+                    raise ValueError
+            except ValueError:
+                raise ConfigError(f"{where}: [also_notify] {zone}: {target!r} is not ADDRESS@PORT") from None
+            parsed.append((address, number))
+        out[origin] = tuple(parsed)
+    return out
+
+
 @dataclass
 class Copy:
     """A secondary server's copy of one zone: its state machine and dnspython's zone for applying IXFR."""
@@ -91,6 +117,7 @@ class Secondaries:
 
     lab: "Lab"
     primaries: dict[dns.name.Name, str] = field(default_factory=dict)
+    also_notify: dict[dns.name.Name, tuple[tuple[str, int], ...]] = field(default_factory=dict)
     copies: dict[tuple[str, dns.name.Name], Copy] = field(default_factory=dict)
     notifies_sent: int = 0
     notifies_answered: int = 0
@@ -292,13 +319,15 @@ class Secondaries:
         if primary.faulty.state.notify_lost:
             log.info("NOTIFY for %s from %s lost (notify-lost fault)", zone.origin, primary.plan.address)
             return
-        for copy in list(self.copies.values()):
-            if copy.state.origin == zone.origin and copy.state.primary[0] == primary.plan.address:
-                future = asyncio.ensure_future(self._notify(primary.plan.address, copy, zone))
-                self._pending.add(future)
-                future.add_done_callback(self._pending.discard)
+        targets = [(copy.running.plan.address, self.lab.actual_port) for copy in list(self.copies.values())
+                   if copy.state.origin == zone.origin and copy.state.primary[0] == primary.plan.address]
+        targets += self.also_notify.get(zone.origin, ())
+        for target in targets:
+            future = asyncio.ensure_future(self._notify(primary.plan.address, target, zone))
+            self._pending.add(future)
+            future.add_done_callback(self._pending.discard)
 
-    async def _notify(self, source: str, copy: Copy, zone: Zone) -> None:
+    async def _notify(self, source: str, target: tuple[str, int], zone: Zone) -> None:
         query = dns.message.make_query(zone.origin, dns.rdatatype.SOA)
         query.flags = dns.flags.AA  # (the opcode lives in dnspython's flags: set it after)
         query.set_opcode(dns.opcode.NOTIFY)
@@ -306,17 +335,16 @@ class Secondaries:
         for _ in range(NOTIFY_TRIES):
             self.notifies_sent += 1
             try:
-                reply = await dns.asyncquery.udp(query, copy.running.plan.address, NOTIFY_TIMEOUT,
-                                                 self.lab.actual_port, source=source)
+                reply = await dns.asyncquery.udp(query, target[0], NOTIFY_TIMEOUT, target[1], source=source)
             except (dns.exception.Timeout, OSError):
                 continue
             if reply.rcode() == dns.rcode.NOERROR:
                 self.notifies_answered += 1
-            log.info("NOTIFY for %s (serial %s) from %s to %s: %s", zone.origin, zone.soa[0].serial, source,
-                     copy.running.plan.address, dns.rcode.to_text(reply.rcode()))
+            log.info("NOTIFY for %s (serial %s) from %s to %s@%s: %s", zone.origin, zone.soa[0].serial, source,
+                     target[0], target[1], dns.rcode.to_text(reply.rcode()))
             return
-        log.info("NOTIFY for %s from %s to %s: no answer after %d tries", zone.origin, source,
-                 copy.running.plan.address, NOTIFY_TRIES)
+        log.info("NOTIFY for %s from %s to %s@%s: no answer after %d tries", zone.origin, source,
+                 target[0], target[1], NOTIFY_TRIES)
 
     def _notified(self, me: "RunningServer", origin: dns.name.Name, peer: str) -> bool:
         copy = self.copies.get((me.plan.address, origin))
@@ -342,4 +370,4 @@ class Secondaries:
                 "primary": f"{copy.state.primary[0]}@{copy.state.primary[1] or self.lab.actual_port}"}
 
 
-__all__ = ["Secondaries", "State", "parse_primaries"]
+__all__ = ["Secondaries", "State", "parse_also_notify", "parse_primaries"]
