@@ -372,6 +372,9 @@ def test_mangled_signed_requests_transfers_and_updates_never_raise() -> None:
     ('allow_transfer = ["127.0.0.0/33"]', "not an address or a network"),
     ('allow_transfer = "127.0.0.1"', "must be a list"),
     ('[primaries]\n"example.com." = 1', "must be a table"),
+    ('[also_notify]\n"example.com." = ["127.0.98.1@5399"]', "name its primary in \\[primaries\\]"),
+    ('[primaries]\n"example.com." = "ns1.example.com."\n[also_notify]\n"example.com." = ["nsd@5399"]',
+     "is not ADDRESS@PORT"),
 ])
 def test_zone_operation_settings_that_are_wrong_are_one_line_errors(tmp_path: Path, text: str, message: str) -> None:
     from dnslab.core.errors import ConfigError
