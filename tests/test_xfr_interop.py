@@ -15,7 +15,6 @@ import dns.exception
 import dns.flags
 import dns.message
 import dns.query
-import dns.rcode
 import pytest
 
 from dnslab.lab.runtime import SAMPLE_ZONES

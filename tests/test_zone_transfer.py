@@ -11,10 +11,8 @@ from typing import Any
 import dns.flags
 import dns.message
 import dns.name
-import dns.query
 import dns.rcode
 import dns.rdatatype
-import dns.renderer
 import dns.rrset
 import dns.tsig
 import dns.xfr

@@ -17,7 +17,6 @@ from collections import deque
 from dataclasses import dataclass
 
 import dns.name
-import dns.rdata
 import dns.rdatatype
 import dns.rrset
 import dns.serial

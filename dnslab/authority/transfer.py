@@ -19,11 +19,9 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 
-import dns.edns
 import dns.exception
 import dns.flags
 import dns.name
-import dns.opcode
 import dns.rdataclass
 import dns.rdatatype
 import dns.renderer
