@@ -124,7 +124,7 @@ class Operations:
 
     # --- NOTIFY and UPDATE ---
 
-    def notify(self, wire: bytes, zones: dict[dns.name.Name, Zone], peer: tuple[str, int] | None) -> bytes:
+    def notify(self, wire: bytes, peer: tuple[str, int] | None) -> bytes:
         """NOERROR to a NOTIFY for a zone we are a secondary of (from our primary), else REFUSED."""
         try:
             message = dns.message.from_wire(wire, question_only=True)

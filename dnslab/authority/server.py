@@ -158,7 +158,7 @@ class AuthoritativeServer:
         if flags & OPCODE_MASK != OPCODE_QUERY << 11:
             opcode = (flags & OPCODE_MASK) >> 11
             if opcode == NOTIFY:
-                return self.ops.notify(wire, self.authority.zones, peer)
+                return self.ops.notify(wire, peer)
             if opcode == UPDATE:
                 return self.ops.update(wire, self.authority.zones, signer)
             return header_only_reply(wire, dns.rcode.NOTIMP)
