@@ -888,3 +888,29 @@ def test_a_fault_kind_added_to_the_registry_shows_in_the_cli_the_api_and_the_pag
     page.click("button[data-fault='clear']")
     page.wait_for_selector(".chip[data-address='127.0.3.1'] .badge.lossy", state="detached")
     tab.close()
+
+
+def test_the_page_and_the_banner_show_a_secondarys_serial_and_state(browser: Any, tmp_path: Path) -> None:
+    """lab.toml [primaries]: `dnslab up` names the secondary, the server panel shows its copy as it follows."""
+    import shutil
+
+    from dnslab.lab.runtime import SAMPLE_ZONES
+
+    folder = tmp_path / "zones"
+    shutil.copytree(SAMPLE_ZONES, folder, ignore=shutil.ignore_patterns(".keys"))
+    with open(folder / "lab.toml", "a", encoding="utf-8") as settings:
+        settings.write('\n[primaries]\n"example.com." = "ns1.example.com."\n')
+    lab = RunningLab(tmp_path, "--zones", str(folder))
+    try:
+        assert re.search(r"^Secondary: example\.com\. on 127\.0\.3\.2 from 127\.0\.3\.1@\d+, serial 2026112801, "
+                         r"current$", lab.banner, re.M), lab.banner
+        assert re.search(r"^TSIG key .*-y hmac-sha256:dnslab-key:\S+$", lab.banner, re.M), lab.banner
+        assert lab.url is not None
+        page = Page(browser, lab.url)
+        page.page.locator(".chip[data-address='127.0.3.2']").first.click()
+        page.page.wait_for_selector("#server-detail:has-text('secondary of example.com.: serial 2026112801, current')")
+        assert lab.dnslab("record", "set", "svc.example.com", "A", "192.0.2.80").returncode == 0
+        page.page.wait_for_selector("#server-detail:has-text('secondary of example.com.: serial 2026112802, current')")
+        page.close()
+    finally:
+        lab.stop()
