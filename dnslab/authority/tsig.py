@@ -41,6 +41,7 @@ DEFAULT_KEY_NAME = "dnslab-key."
 _ALGORITHMS = {str(name).rstrip(".").lower(): name for name in (
     dns.tsig.HMAC_SHA256, dns.tsig.HMAC_SHA512, dns.tsig.HMAC_SHA384, dns.tsig.HMAC_SHA224, dns.tsig.HMAC_SHA1,
     dns.tsig.HMAC_MD5)}
+_ALGORITHMS["hmac-md5"] = dns.tsig.HMAC_MD5  # as key files write it (its DNS name is HMAC-MD5.SIG-ALG.REG.INT.)
 
 Keyring = dict[dns.name.Name, dns.tsig.Key]
 
