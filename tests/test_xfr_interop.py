@@ -15,6 +15,7 @@ import dns.exception
 import dns.flags
 import dns.message
 import dns.query
+import dns.rcode
 import pytest
 
 from dnslab.lab.runtime import SAMPLE_ZONES
@@ -135,5 +136,36 @@ def test_lab_secondary_transfers_from_an_nsd_primary(tmp_path: Path, nsd_folder:
                 reply = ask(address, lab.port, "www.example.com")
                 assert reply is not None and len(reply.answer[0]) == 3 and reply.flags & dns.flags.AA
             assert lab.resolver.resolve("mail.example.com", "A")
+    finally:
+        stop_nsd(process, nsd_folder)
+
+
+def test_tsig_answers_match_nsds(tmp_path: Path, nsd_folder: Path) -> None:
+    """The same key on NSD and the lab: a good signature, an unknown key and a wrong secret get the same
+    rcode and TSIG error from both (NSD drops the question from its error replies; dnslab keeps it)."""
+    import dns.name
+    import dns.tsig
+
+    shutil.copy(SAMPLE_ZONES / "example.com.zone", nsd_folder / "example.com.zone")
+    process, port = start_nsd(nsd_folder, [f'  zonefile: "{nsd_folder}/example.com.zone"'])
+    try:
+        assert until(lambda: ask(NSD_ADDRESS, port, "example.com", "SOA") is not None), "NSD did not start"
+        with DnsLab(lab_with_key(tmp_path)) as lab:
+            def outcome(address: str, at: int, name: str, secret: str) -> tuple[str, str, bool]:
+                key = dns.tsig.Key(name, secret)
+                query = dns.message.make_query("www.example.com", "A")
+                query.use_tsig({key.name: key}, key.name)
+                reply = dns.query.udp(query, address, port=at, timeout=5)  # raises if a signed reply is bad
+                return dns.rcode.to_text(reply.rcode()), dns.rcode.to_text(reply.tsig_error), reply.had_tsig
+
+            for name, secret in ((KEY_NAME, SECRET), ("unknown-key", SECRET), (KEY_NAME, "QUJD" * 8)):
+                results = []
+                for address, at in ((NSD_ADDRESS, port), ("127.0.3.1", lab.port)):
+                    try:
+                        results.append(outcome(address, at, name, secret))
+                    except dns.tsig.PeerError as exc:  # dnspython raises on an error reply
+                        results.append(("NOTAUTH", type(exc).__name__, True))
+                assert results[0] == results[1], (name, results)
+            assert results[0] == ("NOTAUTH", "PeerBadSignature", True)
     finally:
         stop_nsd(process, nsd_folder)
