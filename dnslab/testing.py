@@ -115,6 +115,23 @@ class ServerHandle:
     def clear(self) -> "ServerHandle":
         return self.fault(fault_kinds.CLEAR)
 
+    # Replication (docs/ZONE_OPERATIONS.md).
+    def notify_lost(self) -> "ServerHandle":
+        """As a primary, its NOTIFYs are lost: secondaries catch up at their SOA refresh (lab.advance)."""
+        return self.fault(fault_kinds.NOTIFY_LOST)
+
+    def xfr_refused(self) -> "ServerHandle":
+        """As a primary, it refuses zone transfers: secondaries retry, then expire."""
+        return self.fault(fault_kinds.XFR_REFUSED)
+
+    def xfr_delay(self, ms: float) -> "ServerHandle":
+        """As a secondary, it starts every refresh *ms* milliseconds late."""
+        return self.fault(fault_kinds.XFR_DELAY, ms)
+
+    def secondary(self, zone: str) -> dict[str, Any]:
+        """This server's copy of *zone* as a secondary: serial, state (empty/current/retrying/expired), timers."""
+        return self._lab.call(lambda: self._lab.lab.replication.secondaries.describe(self.address, zone))
+
     @property
     def faults(self) -> list[str]:
         return self._lab.call(self._running.faulty.state.describe)
@@ -393,7 +410,8 @@ class DnsLab(LabRunner):
                   resolver_settings=resolver_settings or settings.resolver, clock=self.clock,
                   dnssec=signing or False, levels=_levels(levels, settings, resolver_settings),
                   resolver_program=program,
-                  server_programs=[*settings.server_programs, *(servers or {}).items()])
+                  server_programs=[*settings.server_programs, *(servers or {}).items()],
+                  replication=settings.replication)
         lab.zones_dir = folder
         apply_handlers(lab, settings, folder)
         super().__init__(lab, RunOptions(hints=Path(hints) if hints is not None else None,
@@ -493,6 +511,11 @@ class DnsLab(LabRunner):
             self.clock.advance(seconds)  # type: ignore[union-attr]
             self.lab.refresh_signatures()
         self.call(move)
+
+    def refresh_secondaries(self) -> None:
+        """Run the secondaries' checks that are due now (say, after `advance` past a refresh) and wait
+        for them; the lab also runs them by itself within a quarter of a second."""
+        self.run(self.lab.replication.secondaries.poll())
 
     def trace(self, name: str, rdtype: str = "A", cold: bool = False) -> list[dict[str, Any]]:
         """Resolve with tracing on; the events as `dnslab trace --json` prints them (with `t_ms`)."""

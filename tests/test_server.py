@@ -210,9 +210,7 @@ def test_non_in_class_is_refused(rdclass: int) -> None:
 # --- requests that are not processed ---------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "opcode", [dns.opcode.IQUERY, dns.opcode.STATUS, dns.opcode.NOTIFY, dns.opcode.UPDATE, 3, 6, 15]
-)
+@pytest.mark.parametrize("opcode", [dns.opcode.IQUERY, dns.opcode.STATUS, 3, 6, 15])
 @pytest.mark.parametrize("rd", [True, False])
 def test_other_opcodes_get_notimp_header_only(opcode: int, rd: bool) -> None:
     wire = query("lab.test", "SOA", rd=rd)
@@ -220,6 +218,17 @@ def test_other_opcodes_get_notimp_header_only(opcode: int, rd: bool) -> None:
     message = assert_header_only(handle(wire), QID, dns.rcode.NOTIMP)
     assert message.opcode() == opcode, "the opcode is echoed"
     assert bool(message.flags & dns.flags.RD) is rd
+
+
+@pytest.mark.parametrize("opcode", [dns.opcode.NOTIFY, dns.opcode.UPDATE])
+@pytest.mark.parametrize("rd", [True, False])
+def test_notify_to_a_non_secondary_and_unsigned_update_are_refused_with_the_question(opcode: int, rd: bool) -> None:
+    """NSD answers such a NOTIFY REFUSED; BIND an UPDATE no key allows (docs/ZONE_OPERATIONS.md)."""
+    wire = with_header(query("lab.test", "SOA", rd=rd), flags=(opcode << 11) | (0x0100 if rd else 0))
+    message = dns.message.from_wire(handle(wire))
+    assert message.rcode() == dns.rcode.REFUSED and message.opcode() == opcode
+    assert message.question[0].name == dns.name.from_text("lab.test")
+    assert bool(message.flags & dns.flags.RD) is rd and not message.answer
 
 
 @pytest.mark.parametrize(

@@ -192,7 +192,8 @@ def test_faults_from_the_api_are_the_labs_faults(web: Web) -> None:
     # Mistakes come back as the CLI's one-line errors, with HTTP 200: the request itself was fine.
     assert web.command("fault", server="127.0.3.1", kind="explode") == {
         "ok": False, "error": "unknown fault 'explode'; for a server: down, unreachable, delay, loss, servfail, "
-                              "refused, truncate, lame (or up, clear); for a zone: dnssec-bad-sig, dnssec-expired, "
+                              "refused, truncate, lame, notify-lost, xfr-refused, xfr-delay (or up, clear); for a zone: "
+                              "dnssec-bad-sig, dnssec-expired, "
                               "dnssec-missing-ds, dnssec-wrong-ds (or clear)"}
     assert web.command("fault", server="127.0.3.1", kind="loss", value=150) == {
         "ok": False, "error": "loss PCT: expected a number from 0 to 100 %, got 150"}
@@ -874,7 +875,7 @@ def test_a_fault_kind_added_to_the_registry_shows_in_the_cli_the_api_and_the_pag
         == expected
     assert ["blackhole", "Black hole"] in expected and ["clear", "Clear all"] == expected[-1]
     assert page.eval_on_selector_all("#fault-forms form", "fs => fs.map(f => f.dataset.faultForm)") == [
-        "delay", "loss", "drip"]
+        "delay", "loss", "xfr-delay", "drip"]
     assert page.eval_on_selector("#fault-drip-bps", "i => [i.min, i.max, i.value]") == ["1", "1000", "64"]
     page.locator(".chip[data-address='127.0.3.1']").first.click()
     page.click("#fault-forms form[data-fault-form='drip'] button[type='submit']")
@@ -984,3 +985,29 @@ def test_a_scenario_runs_from_the_page(browser: Any, web: Web) -> None:
     assert "Connections per endpoint" in page.inner_text("#scenario-report")
     assert not tab.errors, tab.errors
     tab.close()
+
+
+def test_the_page_and_the_banner_show_a_secondarys_serial_and_state(browser: Any, tmp_path: Path) -> None:
+    """lab.toml [primaries]: `dnslab up` names the secondary, the server panel shows its copy as it follows."""
+    import shutil
+
+    from dnslab.lab.runtime import SAMPLE_ZONES
+
+    folder = tmp_path / "zones"
+    shutil.copytree(SAMPLE_ZONES, folder, ignore=shutil.ignore_patterns(".keys"))
+    with open(folder / "lab.toml", "a", encoding="utf-8") as settings:
+        settings.write('\n[primaries]\n"example.com." = "ns1.example.com."\n')
+    lab = RunningLab(tmp_path, "--zones", str(folder))
+    try:
+        assert re.search(r"^Secondary: example\.com\. on 127\.0\.3\.2 from 127\.0\.3\.1@\d+, serial 2026112801, "
+                         r"current$", lab.banner, re.M), lab.banner
+        assert re.search(r"^TSIG key .*-y hmac-sha256:dnslab-key:\S+$", lab.banner, re.M), lab.banner
+        assert lab.url is not None
+        page = Page(browser, lab.url)
+        page.page.locator(".chip[data-address='127.0.3.2']").first.click()
+        page.page.wait_for_selector("#server-detail:has-text('secondary of example.com.: serial 2026112801, current')")
+        assert lab.dnslab("record", "set", "svc.example.com", "A", "192.0.2.80").returncode == 0
+        page.page.wait_for_selector("#server-detail:has-text('secondary of example.com.: serial 2026112802, current')")
+        page.close()
+    finally:
+        lab.stop()

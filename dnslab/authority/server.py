@@ -23,9 +23,12 @@ import dns.rdatatype
 import dns.rrset
 import dnslib
 
+from dnslab.authority import tsig
 from dnslab.authority.lookup import Authority, Outcome, Response
+from dnslab.authority.operations import NOTIFY, UPDATE, Operations
+from dnslab.authority.transfer import TransferQuery
 from dnslab.core.fastpath import ReplyCache
-from dnslab.core.wire import (EDNS_UDP_SIZE, HEADER, MAX_MESSAGE, OPCODE_MASK, PLAIN_UDP_SIZE, QR,
+from dnslab.core.wire import (EDNS_UDP_SIZE, HEADER, MAX_MESSAGE, OPCODE_MASK, PLAIN_UDP_SIZE, QR, TC,
                          header_only_reply, query_key)
 from dnslab.core.zone import Zone
 
@@ -74,6 +77,8 @@ class AuthoritativeServer:
         self.replies = ReplyCache()
         self._converted: dict[int, list[dnslib.RR]] = {}
         self._convert()
+        # Transfers, NOTIFY, UPDATE and TSIG: policy and journals (authority.operations).
+        self.ops = Operations()
 
     def _convert(self) -> None:
         """Zone data is converted to dnslib records once; only synthesised RRsets
@@ -88,24 +93,53 @@ class AuthoritativeServer:
 
     def replace_zone(self, zone: Zone) -> None:
         """Serve a new version of one of our zones from the next query on."""
+        if zone.origin in self.ops.secondary:
+            return  # a secondary serves what it transferred, not the lab's files
+        self.ops.changed(self.authority.zones.get(zone.origin), zone)
         self.authority.zones[zone.origin] = zone
         self._convert()
         self.replies.clear()
 
     def set_zones(self, zones: Iterable[Zone]) -> None:
         """Serve exactly these zones from the next query on (the lab's hierarchy changed)."""
-        self.authority.zones = {zone.origin: zone for zone in zones}
+        fresh = {zone.origin: zone for zone in zones if zone.origin not in self.ops.secondary}
+        fresh.update({origin: zone for origin, zone in self.authority.zones.items() if origin in self.ops.secondary})
+        for origin, zone in fresh.items():
+            self.ops.changed(self.authority.zones.get(origin), zone)
+        self.authority.zones = fresh
         self._convert()
         self.replies.clear()
+
+    def serve_transferred(self, origin: dns.name.Name, zone: Zone | None) -> None:
+        """A secondary's copy of *origin*: serve *zone*, or None: SERVFAIL for it (empty or expired)."""
+        self.ops.secondary.add(origin)
+        if zone is None:
+            self.authority.zones.pop(origin, None)
+        else:
+            self.ops.changed(self.authority.zones.get(origin), zone)
+            self.authority.zones[origin] = zone
+        self._convert()
+        self.replies.clear()
+
+    def _unavailable(self, qname: dns.name.Name) -> bool:
+        """The closest zone for *qname* is one we are a secondary of but hold no valid copy of."""
+        served = max((o for o in self.authority.zones if qname.is_subdomain(o)), key=len, default=None)
+        missing = max((o for o in self.ops.secondary if qname.is_subdomain(o) and o not in self.authority.zones),
+                      key=len, default=None)
+        return missing is not None and (served is None or len(missing) > len(served))
 
     @property
     def zones(self) -> list[Zone]:
         return list(self.authority.zones.values())
 
-    def handle(self, wire: bytes, via_tcp: bool = False, peer: tuple[str, int] | None = None) -> bytes | None:
+    def handle(self, wire: bytes, via_tcp: bool = False, peer: tuple[str, int] | None = None,
+               signer: tsig.Signer | None = None) -> Any:
         """The reply to send, or None to stay silent (unreadable header, or not a query).
 
-        *peer* is unused: an authoritative server answers everyone, as NSD does.
+        A zone transfer's reply is a list of messages; an UPDATE's, an awaitable
+        (the lab applies it).  *peer* matters only to transfers and NOTIFY: queries
+        are answered for everyone, as NSD does.  *signer* is set when the request
+        came TSIG-signed (the call for its unsigned remainder, see `_signed`).
         """
         parsed = query_key(wire)
         key = None
@@ -119,13 +153,25 @@ class AuthoritativeServer:
         _, flags, *_ = HEADER.unpack_from(wire)
         if flags & QR:
             return None  # a response sent to us: answering could start a loop
+        if parsed is None and signer is None and (start := tsig.find(wire)) is not None:
+            return self._signed(wire, start, via_tcp, peer)
         if flags & OPCODE_MASK != OPCODE_QUERY << 11:
+            opcode = (flags & OPCODE_MASK) >> 11
+            if opcode == NOTIFY:
+                return self.ops.notify(wire, peer)
+            if opcode == UPDATE:
+                return self.ops.update(wire, self.authority.zones, signer)
             return header_only_reply(wire, dns.rcode.NOTIMP)
         try:
             request = _parse(wire)
         except _FormatError as exc:
             log.debug("FORMERR: %s", exc)
             return header_only_reply(wire, dns.rcode.FORMERR)
+        if request.qtype in _TRANSFER_TYPES:
+            stream = self._stream(request, via_tcp, peer, signer)
+            if stream is not None:
+                return stream
+            key = None  # a refusal depends on who asks: never replayed to another client
         try:
             reply = self._respond(request, via_tcp)
         except Exception:  # noqa: BLE001 - one packet must never stop the server
@@ -156,6 +202,8 @@ class AuthoritativeServer:
             ede = EDE_NOT_SUPPORTED
         elif request.qtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR):
             reply.header.rcode, ede = self._transfer(request, via_tcp)
+        elif self.ops.secondary and self._unavailable(request.qname):
+            reply.header.rcode = dns.rcode.SERVFAIL  # a secondary's zone not (or no longer) loaded, as NSD
         else:
             response = self.authority.lookup(request.qname, request.qtype, dnssec=request.dnssec_ok)
             self._fill(reply, response, any_class=qclass == dns.rdataclass.ANY)
@@ -167,8 +215,51 @@ class AuthoritativeServer:
         limit = MAX_MESSAGE if via_tcp else _udp_limit(request.edns_size)
         return _pack_within(reply, opt, limit, cut)
 
+    def _signed(self, wire: bytes, start: int, via_tcp: bool, peer: tuple[str, int] | None) -> Any:
+        """A TSIG-signed request: checked (RFC 8945 §5.2), answered as if unsigned, the reply signed."""
+        checked = tsig.check(wire, start, self.ops.keyring, self.ops.clock.wall())
+        if checked.reply is not None:
+            log.info("TSIG %s from %s", dns.rcode.to_text(checked.error), peer)
+            return checked.reply
+        signer = checked.signer
+        assert signer is not None
+        reply = self.handle(checked.unsigned, via_tcp, peer, signer=signer)
+        if reply is None:
+            return None
+        if isinstance(reply, bytes):
+            signed = signer.sign([reply])[0]
+            limit = None if via_tcp else (query_key(checked.unsigned) or (b"", 0, PLAIN_UDP_SIZE))[2]
+            if limit is not None and len(signed) > limit:
+                # The signature pushed it past the client's size: the question alone, TC=1, signed
+                # (RFC 8945 §5.3), and the client asks again over TCP.
+                signed = signer.sign([tsig.error_reply(checked.unsigned, 0, TC)])[0]
+            return signed
+        if isinstance(reply, list):
+            return signer.sign(reply)
+        return _sign_later(reply, signer)
+
+    def _stream(self, request: Request, via_tcp: bool, peer: tuple[str, int] | None,
+                signer: tsig.Signer | None) -> list[bytes] | bytes | None:
+        """The messages of an AXFR or IXFR we may send, or None for `_transfer`'s refusal."""
+        record = request.record
+        zone = self.authority.zones.get(request.qname)
+        if (zone is None or record.q.qclass != dns.rdataclass.IN or _edns_version(record)
+                or (request.qtype == dns.rdatatype.AXFR and not via_tcp)
+                or not self.ops.may_transfer(peer, signer)):
+            return None
+        client_serial = None
+        if request.qtype == dns.rdatatype.IXFR:
+            soa = [rr for rr in record.auth if rr.rtype == dnslib.QTYPE.SOA]
+            if len(soa) != 1 or len(record.auth) != 1:
+                return _formerr(record)
+            client_serial = soa[0].rdata.times[0]
+        query = TransferQuery(record.header.id, bool(record.header.rd), request.qname, request.qtype,
+                              request.edns_size is not None, request.dnssec_ok)
+        messages = self.ops.stream(query, zone, client_serial, via_tcp, _udp_limit(request.edns_size))
+        return messages if via_tcp else messages[0]
+
     def _transfer(self, request: Request, via_tcp: bool) -> tuple[int, int | None]:
-        """The rcode (and EDE) for AXFR and IXFR: dnslab transfers no zones, and says so as NSD does."""
+        """The refusal of an AXFR or IXFR `_stream` will not send, as NSD words it."""
         if request.qtype == dns.rdatatype.AXFR and not via_tcp:
             return dns.rcode.NOTIMP, None  # AXFR is defined over TCP only (RFC 5936 §4.2)
         if request.qname in self.authority.zones:
@@ -196,6 +287,21 @@ class AuthoritativeServer:
             converted = self._converted.get(id(rrset))
             out.extend(converted if converted is not None else to_dnslib(rrset))
         return out
+
+
+_TRANSFER_TYPES = (dns.rdatatype.AXFR, dns.rdatatype.IXFR)
+
+
+async def _sign_later(reply: Any, signer: tsig.Signer) -> bytes | None:
+    wire = await reply
+    return None if wire is None else signer.sign([wire])[0]
+
+
+def _formerr(record: dnslib.DNSRecord) -> bytes:
+    """FORMERR keeping the question (an IXFR without the client's SOA, RFC 1995 §3)."""
+    reply = dnslib.DNSRecord(dnslib.DNSHeader(id=record.header.id, qr=1, rd=record.header.rd,
+                                              rcode=dns.rcode.FORMERR), q=record.q)
+    return _pack(reply)
 
 
 class _FormatError(Exception):

@@ -37,6 +37,7 @@ from dnslab.lab.runtime import SAMPLE_ZONES, Lab, example_walk
 from dnslab.services.observers import QueryLogger
 from dnslab.services.resolver import RecursiveResolver
 from dnslab.resolution.settings import ResolverSettings
+from dnslab.authority import tsig
 from dnslab.authority.server import AuthoritativeServer
 from dnslab.services.transport import Handler
 from dnslab.services.workers import ListenerWorker, WorkerPool, run_async, serve_until_stopped, stop_signals
@@ -90,7 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
                                          "the recursive resolver on 127.0.0.1 (lab.toml: resolver_address, "
                                          "[resolver] options), and the caching levels in front of it, each on "
                                          "its own address (browser -> os -> resolver by default; lab.toml "
-                                         "[levels.NAME]; dnslab levels lists them). Ctrl-C or SIGTERM stops it.")
+                                         "[levels.NAME]; dnslab levels lists them). Zone transfers go to loopback "
+                                         "clients, TSIG-signed UPDATEs are applied, and the key is printed "
+                                         "(lab.toml: allow_transfer, tsig_keys, [primaries] for secondaries; see "
+                                         "docs/ZONE_OPERATIONS.md). Ctrl-C or SIGTERM stops it.")
     up.add_argument("--zones", type=Path, default=None, metavar="DIR",
                     help="folder of *.zone files and an optional lab.toml (default: the sample zones "
                          "that come with dnslab; 'dnslab init DIR' copies them out to edit)")
@@ -144,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run one authoritative server for some zone files",
                                 description="Serve the given zones authoritatively on one address, "
-                                            "over UDP and TCP. With no zones every query is REFUSED.")
+                                            "over UDP and TCP. With no zones every query is REFUSED. "
+                                            "AXFR and IXFR are served to loopback clients only.")
     serve.add_argument("--zone", type=Path, action="append", default=[], metavar="FILE",
                        help="a zone file to serve (repeatable)")
     serve.add_argument("--listen", required=True, metavar="ADDR[:PORT]",
@@ -230,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     flush.add_argument("--level", default=None, metavar="LEVEL",
                        help="flush a caching level's cache (browser, os, ...) instead of the resolver's")
 
-    servers = commands.add_parser("servers", parents=[pick], help="the resolver's view of each upstream server")
+    servers = commands.add_parser("servers", parents=[pick], help="the resolver's view of each upstream server, and each secondary's copy")
     servers.add_argument("--json", action="store_true")
     stats = commands.add_parser("stats", parents=[pick], help="the resolver's counters, and each caching level's")
     stats.add_argument("--json", action="store_true")
@@ -609,6 +614,17 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def print_zone_operations(lab: Lab, out: TextIO) -> None:
+    """The TSIG key (for dig -y, nsupdate -y/-k) and each secondary, so zone transfers and updates can be tried."""
+    key = lab.replication.key
+    key_file = lab.replication.write_key_file(runtime_dir() / f"tsig-{lab.actual_port}.key")
+    print(f"TSIG key for UPDATE and signed transfers (docs/ZONE_OPERATIONS.md): -y {tsig.dig_option(key)}"
+          f"\n  (or nsupdate -k {key_file}); dig @ADDRESS -p {lab.actual_port} ZONE AXFR from loopback", file=out)
+    for copy in lab.replication.secondaries.to_json():
+        print(f"Secondary: {copy['zone']} on {copy['address']} from {copy['primary']}, serial {copy['serial']}, "
+              f"{copy['state']}", file=out)
+
+
 def _web_view(lab: Lab, workers: list[LabState], port: int) -> WebView:
     from dnslab.faces.web import WebServer  # only when served: it reads the page's files
 
@@ -680,6 +696,7 @@ def print_lab(lab: Lab, zones_dir: Path, hints_path: Path, out: TextIO, web_url:
         if lab.trust_anchor_file is not None:
             print(f"Trust anchor (root DS; Unbound's trust-anchor-file): {lab.trust_anchor_file}", file=out)
     print_foreign(lab, out)
+    print_zone_operations(lab, out)
     if walk is not None:
         print("\nOr walk the hierarchy yourself, from the root down:", file=out)
         for plan in walk[1]:

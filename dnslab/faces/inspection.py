@@ -137,6 +137,16 @@ def cmd_servers(args: argparse.Namespace, out: TextIO) -> int:
                      str(server["timeouts"]), state,
                      ", ".join(f"{m['zone']} ({m['left_s']:g} s more)" for m in server["lame"]) or "-"))
     _table(rows, out)
+    secondaries = result.get("secondaries") or []
+    if secondaries:
+        print("\nSecondaries (lab.toml [primaries]):", file=out)
+        rows = [("ZONE", "SECONDARY", "PRIMARY", "SERIAL", "STATE", "NEXT CHECK", "EXPIRES IN", "LAST ERROR")]
+        for copy in secondaries:
+            rows.append((copy["zone"], copy["address"], copy["primary"], str(copy["serial"] or "-"), copy["state"],
+                         f"{copy['next_check_in']:.0f} s",
+                         "-" if copy["expires_in"] is None else f"{copy['expires_in']:.0f} s",
+                         copy["error"] or "-"))
+        _table(rows, out)
     return 0
 
 

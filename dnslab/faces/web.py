@@ -525,6 +525,7 @@ class WebServer:
             cache["filter"] = cache_filter
             _against_the_zones(cache["entries"], lab.zones)
         servers = []
+        copies = lab.replication.secondaries.to_json()
         for running in lab.servers:
             state = running.faulty.state
             servers.append({
@@ -534,6 +535,7 @@ class WebServer:
                           "loss_pct": state.loss_pct, "answer": state.answer.name if state.answer else None},
                 "received": sum(running.faulty.queries.values()),
                 "resolver": views.get(running.plan.address),
+                "secondary": [copy for copy in copies if copy["address"] == running.plan.address],
             })
         # Per zone, the server the resolver prefers now (lowest estimated RTT, as Infra.choose ranks
         # them): the one a learner takes down to see a failover.

@@ -394,7 +394,8 @@ class ControlServer:
                 "lame_zones": list(view.lame_zones),
                 "lame": [{"zone": zone, "left_s": round(left, 1)} for zone, left in view.lame],
             })
-        return {"servers": rows}
+        # Each secondary's copy of its zone (lab.toml [primaries]): serial, state, timers.
+        return {"servers": rows, "secondaries": self.lab.replication.secondaries.to_json()}
 
     async def _stats(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
         level = self._level(args)

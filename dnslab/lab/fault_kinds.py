@@ -113,6 +113,13 @@ SERVFAIL = FaultKind("servfail", _SERVER, "answer SERVFAIL", "SERVFAIL")
 REFUSED = FaultKind("refused", _SERVER, "answer REFUSED", "REFUSED")
 TRUNCATE = FaultKind("truncate", _SERVER, "TC=1 and no records over UDP, every time (TCP answers)", "Truncate")
 LAME = FaultKind("lame", _SERVER, "answer without authority for its zones (NOERROR, no AA, nothing)", "Lame")
+# Replication (docs/ZONE_OPERATIONS.md): a primary's NOTIFYs lost or its transfers refused, a secondary slow.
+NOTIFY_LOST = FaultKind("notify-lost", _SERVER, "its NOTIFYs are lost: its secondaries catch up only at their SOA "
+                        "refresh", "Lose NOTIFY")
+XFR_REFUSED = FaultKind("xfr-refused", _SERVER, "refuse zone transfers (AXFR, IXFR): its secondaries retry, "
+                        "then expire", "Refuse XFR")
+XFR_DELAY = FaultKind("xfr-delay", _SERVER, "as a secondary, start every refresh MS milliseconds late",
+                      "Slow secondary", (FaultArg("MS", "milliseconds late", 0, MAX_MS, "ms", example=2000),))
 DNSSEC_BAD_SIG = FaultKind("dnssec-bad-sig", _ZONE, "its signatures do not verify (the DNSKEY RRset's do)",
                            "Bad signatures")
 DNSSEC_EXPIRED = FaultKind("dnssec-expired", _ZONE, "its signatures expired a week ago", "Expired signatures")
@@ -126,7 +133,7 @@ CLEAR = Verb("clear", frozenset({_SERVER, _ZONE}), "lift every fault (on a serve
 
 # The registry: declaration order is the order of every listing (help, the page's buttons, errors).
 KINDS: dict[str, FaultKind] = {kind.name: kind for kind in (
-    DOWN, UNREACHABLE, DELAY, LOSS, SERVFAIL, REFUSED, TRUNCATE, LAME,
+    DOWN, UNREACHABLE, DELAY, LOSS, SERVFAIL, REFUSED, TRUNCATE, LAME, NOTIFY_LOST, XFR_REFUSED, XFR_DELAY,
     DNSSEC_BAD_SIG, DNSSEC_EXPIRED, DNSSEC_MISSING_DS, DNSSEC_WRONG_DS)}
 VERBS: dict[str, Verb] = {verb.name: verb for verb in (UP, CLEAR)}
 

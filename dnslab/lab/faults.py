@@ -54,6 +54,10 @@ class FaultState:
     answer: FaultKind | None = None
     # The faults narrowed to some queries, by kind name (fault_kinds.Selector); the others hit every query.
     selectors: dict[str, Selector] = field(default_factory=dict)
+    # Replication: read by the lab's NOTIFY sender, the server's transfer policy and the secondary driver.
+    notify_lost: bool = False
+    xfr_refused: bool = False
+    xfr_delay_ms: float = 0.0
 
     def describe(self) -> list[str]:
         """The faults in force, as `dnslab faults` lists them."""
@@ -66,6 +70,10 @@ class FaultState:
             found.append(f"loss {self.loss_pct:g}%")
         if self.answer is not None:
             found.append(self.answer.name)
+        found += [kind.name for kind, on in ((kinds.NOTIFY_LOST, self.notify_lost),
+                                             (kinds.XFR_REFUSED, self.xfr_refused)) if on]
+        if self.xfr_delay_ms:
+            found.append(f"xfr-delay {self.xfr_delay_ms:g} ms")
         return [self._narrowed(text) for text in found]
 
     def _narrowed(self, text: str) -> str:
@@ -134,6 +142,12 @@ class FaultyServer:
         elif entry is kinds.CLEAR:
             self.state = FaultState()
             self._matched.clear()
+        elif entry is kinds.NOTIFY_LOST:
+            state.notify_lost = True
+        elif entry is kinds.XFR_REFUSED:
+            state.xfr_refused = True
+        elif entry is kinds.XFR_DELAY:
+            state.xfr_delay_ms = args[0]
         elif entry in ANSWER_FAULTS:
             state.answer = entry  # type: ignore[assignment]
         else:

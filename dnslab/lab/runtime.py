@@ -42,6 +42,8 @@ from dnslab.lab.faults import FaultyServer
 from dnslab.lab.scripted import ScriptedServer, ScriptHandler, load_handler
 from dnslab.lab import programs
 from dnslab.lab.foreign import ForeignResolver, ForeignServer, binary_of
+from dnslab.lab import replication
+from dnslab.lab.replication import Replication, ReplicationSettings
 from dnslab.core.zone import Problem, Zone, changed_zone, load_zones
 from dnslab.lab.hierarchy import Hierarchy, ServerPlan, derive_hierarchy, lame_delegations, zone_files
 from dnslab.lab.level_plan import LevelSpec, check_addresses, default_levels, parse_levels
@@ -79,6 +81,8 @@ class LabSettings:
     # Real DNS software as lab members (docs/FOREIGN.md): `resolver = "unbound"`, `[servers."NAME"] program = "nsd"`.
     resolver_program: str = programs.DNSLAB
     server_programs: tuple[tuple[str, str], ...] = ()
+    # TSIG keys and who may transfer zones (docs/ZONE_OPERATIONS.md).
+    replication: ReplicationSettings = field(default_factory=ReplicationSettings)
 
     @classmethod
     def load(cls, path: Path) -> "LabSettings":
@@ -86,7 +90,7 @@ class LabSettings:
             return cls()
         data = load_toml(path)
         known = {"port", "start_down", "resolver_address", "resolver", "dnssec", "nsec3", "keys_dir",
-                 "dnssec_unsigned", "dnssec_algorithm", "levels", "servers"}
+                 "dnssec_unsigned", "dnssec_algorithm", "levels", "servers", *replication.SETTINGS}
         unknown = set(data) - known
         if unknown:
             raise ConfigError(f"{path}: unknown setting(s): {', '.join(sorted(unknown))} "
@@ -127,7 +131,8 @@ class LabSettings:
                    dnssec=data.get("dnssec", False), nsec3=data.get("nsec3", False),
                    keys_dir=path.parent / keys_dir if keys_dir is not None else None,
                    dnssec_unsigned=tuple(unsigned), dnssec_algorithm=str(algorithm),
-                   resolver_program=program, server_programs=server_programs)
+                   resolver_program=program, server_programs=server_programs,
+                   replication=ReplicationSettings.from_toml(data, path))
 
 
 def _server_tables(servers: Any, path: Path) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
@@ -261,7 +266,8 @@ class Lab:
                  resolver_address: str | None = DEFAULT_RESOLVER_ADDRESS,
                  resolver_settings: ResolverSettings | None = None, clock: Clock | None = None,
                  dnssec: bool | DnssecSettings = False, levels: tuple[LevelSpec, ...] | None = None,
-                 resolver_program: str = programs.DNSLAB, server_programs: Iterable[tuple[str, str]] = ()) -> None:
+                 resolver_program: str = programs.DNSLAB, server_programs: Iterable[tuple[str, str]] = (),
+                 replication: ReplicationSettings | None = None) -> None:
         """*resolver_address* None runs the hierarchy alone, without the recursive resolver.
 
         *levels* are the caching levels in front of the resolver (None: the default chain,
@@ -273,6 +279,7 @@ class Lab:
         *clock* is the resolver's time source (TTLs, hold-downs); tests pass a FakeClock.
         *dnssec* signs the zones: True with the defaults (keys in the runtime folder),
         or DnssecSettings (keys folder, NSEC3, algorithm, zones left unsigned).
+        *replication*: TSIG keys and the transfer policy (default: a fresh key, loopback may transfer).
         """
         port = validate.port(port)  # the Python API too: 99999 must not wrap round to 34463
         wall = resolver_settings is not None and resolver_settings.ttl_clock == "wall"
@@ -317,12 +324,15 @@ class Lab:
             server_program = programs.server_program(program_name)
             self.foreign_servers[plan.address] = ForeignServer(
                 server_program, plan.address, self.foreign_dir / f"{server_program.name}-{plan.address}")
+        self.replication = Replication(self, replication or ReplicationSettings())
         self.servers: list[RunningServer] = []
         for plan in self.hierarchy.servers:
             running = self._new_server(plan)
             if plan.address in down:  # "down" from the start: a fault like any other, so it can be lifted
                 running.faulty.apply(fault_kinds.DOWN)
             self.servers.append(running)
+        if self.replication.secondaries.primaries:
+            self.replication.secondaries.replan()  # [primaries] checked now; secondaries start empty
         # `record set/delete` changes since the start or the last reload, which a reload replaces.
         self.runtime_changes = 0
         self.zones_dir: Path | None = None
@@ -350,7 +360,9 @@ class Lab:
         handler = server.handle if self.signer is None else self._fresh(server.handle)
         if plan.address in self.foreign_servers:
             handler = self.foreign_servers[plan.address].forward  # the real program answers, faults in front
-        return RunningServer(plan, server, FaultyServer(handler, seed=plan.address))  # loss is seeded, per server
+        running = RunningServer(plan, server, FaultyServer(handler, seed=plan.address))  # loss is seeded, per server
+        self.replication.attach(running)
+        return running
 
     @classmethod
     def from_folder(cls, zones_dir: Path, port: int | None = None, with_resolver: bool = True,
@@ -373,7 +385,8 @@ class Lab:
                   resolver_address=settings.resolver_address if with_resolver else None,
                   resolver_settings=settings.resolver, clock=clock, dnssec=signing or False,
                   levels=settings.levels, resolver_program=program,
-                  server_programs=[*settings.server_programs, *server_programs])
+                  server_programs=[*settings.server_programs, *server_programs],
+                  replication=settings.replication)
         lab.zones_dir = zones_dir
         apply_handlers(lab, settings, zones_dir)
         return lab, problems
@@ -397,6 +410,7 @@ class Lab:
         """Sign every zone again if its signatures near their end (or *force*); True if it did."""
         if self.signer is None or not (force or self.signer.due()):
             return False
+        self.replication.secondaries.before_resigning(self.signer.sources)
         signed = self.signer.sign_all()
         for zone in signed.values():
             self._serve(zone)
@@ -693,6 +707,8 @@ class Lab:
         if self.resolver is not None and hierarchy.root_hints and hierarchy.root_hints != previous.root_hints:
             self.resolver.hints = list(hierarchy.root_hints)  # what a resolver primes from next
             self.levels.set_hints(hierarchy.root_hints)
+        if self.replication.secondaries.primaries:
+            self.replication.secondaries.replan(strict=False)  # servers new to a replicated zone: secondaries
         warnings = [w for w in (*hierarchy.warnings, *lame_delegations(self.zones, hierarchy)) if w not in old_warnings]
         for address, foreign in self.foreign_servers.items():  # a real program keeps what it loaded at start
             for origin in fresh:
@@ -771,6 +787,7 @@ class Lab:
         for attempt in range(attempts if self.port == 0 else 1):
             try:
                 await self._bind_all(self.port)
+                await self.replication.secondaries.start()  # secondaries transfer before the lab is up
                 return
             except BindError:
                 await self.stop()
@@ -839,6 +856,7 @@ class Lab:
                 await running.listener.settled()
 
     async def stop(self) -> None:
+        await self.replication.secondaries.stop()
         await self.control.stop()
         await self.levels.stop()
         if self.foreign_resolver is not None:

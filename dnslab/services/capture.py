@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
-from dnslab.services.transport import Handler, Peer, Several, Unframed
+from dnslab.services.transport import Handler, Peer, Unframed
 
 log = logging.getLogger(__name__)
 _LENGTH = struct.Struct("!H")
@@ -119,7 +119,7 @@ class Tapped:
             messages: Any = [bytes(reply)]
             via = False  # already stream bytes: no prefix added
         else:
-            messages = reply if type(reply) is Several else (reply,)
+            messages = reply if isinstance(reply, list) else (reply,)  # Several, or a transfer's stream
             via = via_tcp
         for message in messages:
             self.taps.emit(Packet(time.time(), local, peer, via_tcp, framed(message, via), self.at))

@@ -26,15 +26,18 @@ log = logging.getLogger(__name__)
 SERVFAIL = 2
 
 Peer = tuple[str, int]
-Handler = Callable[[bytes, bool, Peer], "bytes | None | Awaitable[bytes | None]"]
+# A TCP reply may be a list of messages (a zone transfer), sent one after the other.
+Handler = Callable[[bytes, bool, Peer], "bytes | list[bytes] | None | Awaitable[bytes | None]"]
 _LENGTH = struct.Struct("!H")
 UDP_RECEIVE_BUFFER = 1 << 20
 _FREE_PORT_ATTEMPTS = 20  # for port 0: how many free UDP ports to try for TCP too
 
 
-class Several(tuple):  # type: ignore[type-arg]
-    """Several messages for one query (a scripted server's forged reply, then the real one):
-    one datagram each over UDP, each framed over TCP."""
+class Several(list):  # type: ignore[type-arg]
+    """Several messages for one query, as a handler may return them: a zone transfer's stream
+    (RFC 5936 §2.2; the authoritative side returns a plain list of messages, which is the same
+    thing), or a scripted server's forged reply and then the real one.  One datagram each over
+    UDP, each framed over TCP."""
 
 
 class Unframed(bytes):
@@ -92,7 +95,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
             self._send(reply, addr)
 
     def _send(self, reply: bytes, addr: Peer) -> None:
-        if type(reply) is Several:
+        if isinstance(reply, list):  # Several, or a transfer's list of messages
             for message in reply:
                 self.transport.sendto(message, addr)  # type: ignore[union-attr]
         else:
@@ -238,8 +241,9 @@ class DnsListener:
                     writer.write(reply)
                     await asyncio.wait_for(writer.drain(), timeout)
                     break
-                for message in (reply if type(reply) is Several else (reply,)):
-                    writer.write(_LENGTH.pack(len(message)) + message)
+                # Several messages (a zone transfer, RFC 5936 §2.2; a scripted server's) in one write.
+                writer.writelines(_LENGTH.pack(len(part)) + part
+                                  for part in (reply if isinstance(reply, list) else (reply,)))
                 await asyncio.wait_for(writer.drain(), timeout)
         except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):
             pass

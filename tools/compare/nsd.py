@@ -625,8 +625,16 @@ def _dname_nxdomain_proof(probe: Probe, nsd: Reply, lab: Reply) -> bool:
             and any(rr[3] == "NSEC" for rr in lab.fields.get("authority") or ()))  # type: ignore[union-attr]
 
 
-def _notify_notimp(probe: Probe, nsd: Reply, lab: Reply) -> bool:
-    return probe.opcode == dns.opcode.NOTIFY and lab.fields.get("rcode") == "NOTIMP"
+def _update_refused(probe: Probe, nsd: Reply, lab: Reply) -> bool:
+    """An unsigned UPDATE: dnslab refuses it (it takes signed ones), NSD implements no UPDATE."""
+    return probe.opcode == dns.opcode.UPDATE and nsd.fields.get("rcode") == "NOTIMP" \
+        and lab.fields.get("rcode") == "REFUSED"
+
+
+def _zone_operation_question(probe: Probe, nsd: Reply, lab: Reply) -> bool:
+    """A refused NOTIFY or UPDATE: dnslab keeps the question (the zone section), NSD sends none."""
+    return probe.opcode in (dns.opcode.NOTIFY, dns.opcode.UPDATE) and nsd.fields.get("question") == "-" \
+        and lab.fields.get("rcode") in ("REFUSED", nsd.fields.get("rcode"))
 
 
 # Differences dnslab keeps on purpose (kind, reason, applies(probe, nsd, lab)): reported, not counted.
@@ -657,8 +665,11 @@ DELIBERATE: list[Rule] = [
     Rule("authority", "NXDOMAIN for a DNAME's target: dnslab's proof has the NSEC covering the target "
                "name (RFC 4035 §3.1.3.2; Unbound validates it), NSD 4.6 only the one denying the wildcard",
                _dname_nxdomain_proof),
-    Rule("rcode", "NOTIFY gets NOTIMP, RFC 1035's code for an operation not implemented (dnslab "
-               "has no secondaries); NSD's REFUSED/NXDOMAIN come from its allow-notify checks", _notify_notimp),
+    Rule("rcode", "an unsigned UPDATE is REFUSED: dnslab applies TSIG-signed dynamic updates (RFC 2136, "
+               "as BIND with allow-update { key K; }); NSD implements no UPDATE (NOTIMP)", _update_refused),
+    Rule("question", "a refused NOTIFY or UPDATE keeps its question (the zone section), as every dnslab "
+                  "error reply does; NSD sends none", _zone_operation_question),
+    Rule("counts", "(the question kept above counts in QDCOUNT)", _zone_operation_question),
 ]
 
 
@@ -793,6 +804,7 @@ def run_folder(folder: Path, args: argparse.Namespace, binary: str) -> Tally | N
         Probes.dnssec_ok_too = lab.dnssec
         for running in lab.servers:  # compare every server, also those lab.toml starts down
             running.faulty.apply("clear")
+            running.server.ops.transfer_acl = ()  # no transfers, as NSD without provide-xfr
         groups = groups_of(lab)
         runner = LabRunner(lab)
         try:

@@ -284,7 +284,9 @@
     }
   }
   function updateServerDetail(server) {
-    serverFields.state.textContent = `${describeState(server)} · ${num(server.received)} queries received`;
+    // A secondary's copies (lab.toml [primaries]): "secondary of example.com.: serial N, current".
+    const copies = (server.secondary || []).map((c) => ` · secondary of ${c.zone}: serial ${c.serial ?? "none"}, ${c.state}`);
+    serverFields.state.textContent = `${describeState(server)} · ${num(server.received)} queries received${copies.join("")}`;
     const view = server.resolver;
     serverFields.resolver.textContent = resolverView(view) +
       (view && view.lame_zones.length ? ` · lame for ${view.lame_zones.join(" ")}` : "");
