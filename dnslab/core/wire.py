@@ -106,16 +106,27 @@ def ttl_offsets(wire: bytes) -> list[tuple[int, int]]:
 
     Used to patch TTLs in a ready reply; only our own well-formed replies are read.
     """
+    return [(ttl, rtype) for _, ttl, _, rtype in record_spans(wire)]
+
+
+def record_spans(wire: bytes) -> list[tuple[int, int, int, int]]:
+    """(start, offset of the TTL field, end, TYPE) of every record in a message we rendered, in order.
+
+    The spans let a ready reply move whole records (round-robin order) without
+    rendering it again; only our own well-formed replies are read.
+    """
     count = sum(_U16.unpack_from(wire, position)[0] for position in (6, 8, 10))
     offset = HEADER.size
     for _ in range(_U16.unpack_from(wire, 4)[0]):
         offset = _skip_name(wire, offset) + 4
     found = []
     for _ in range(count):
+        start = offset
         offset = _skip_name(wire, offset)
         rtype, _, _, rdlength = struct.unpack_from("!HHIH", wire, offset)
-        found.append((offset + 4, rtype))
-        offset += 10 + rdlength
+        end = offset + 10 + rdlength
+        found.append((start, offset + 4, end, rtype))
+        offset = end
     return found
 
 

@@ -330,7 +330,7 @@ class RecursiveResolver:
                 observer.answered(entry, result, recording)
         reply = build_reply(query, result, self.cache)
         wire_reply = self._render(reply.message, query, via_tcp)
-        if (key is not None and reply.replay is not None and not wire_reply[2] & 0x02  # not truncated
+        if (key is not None and reply.replay is not None
                 and self.fast is not None and self.fast.asked_before(key)):
             limit = size_limit(query, via_tcp, self.settings.max_udp_size)
             ready = fast_answer(reply, wire_reply, self.settings.cache.rotation, lambda m: render(m, limit))
