@@ -18,6 +18,7 @@ from typing import Iterator
 
 import dns.flags
 import dns.message
+import dns.rcode
 import dns.rdatatype
 import pytest
 
@@ -133,7 +134,8 @@ def test_fast_and_full_paths_give_identical_replies_over_time(pair: Pair) -> Non
 
 
 SIGNED_QUESTIONS = [("www.example.com.", "A"), ("nope.example.com.", "A"), ("www.example.com.", "SSHFP"),
-                    ("q.apps.pages.net.", "A"), ("www.example.org.", "A"), ("rr.ttl-demo.org.", "A")]
+                    ("q.apps.pages.net.", "A"), ("www.example.org.", "A"), ("rr.ttl-demo.org.", "A"),
+                    ("foo.pages.net.", "A"), ("nope.ttl-demo.org.", "A")]  # a wildcard; a 10 s denial
 
 
 def test_validated_answers_are_identical_too(signed_pair: Pair) -> None:
@@ -276,6 +278,11 @@ def test_large_and_truncated_answers_replay_byte_for_byte(mix_pair: Pair) -> Non
         assert plain.flags & dns.flags.TC and not plain.answer
         txt = dns.message.from_wire(same(mix_pair.ask("txt.kinds.mix.", "TXT", use_edns=0)))
         assert txt.flags & dns.flags.TC
+        # DO=1: the signed denial (SOA, RRSIGs, NSECs) and the wildcard's proof, replayed too.
+        denial = dns.message.from_wire(same(mix_pair.ask("nothere.kinds.mix.", want_dnssec=True)))
+        assert denial.rcode() == dns.rcode.NXDOMAIN and len(denial.authority) >= 4
+        wild = dns.message.from_wire(same(mix_pair.ask("q.wild.kinds.mix.", want_dnssec=True)))
+        assert len(wild.answer) == 2 and wild.authority
         if step % 10 == 9:
             whole = dns.message.from_wire(same(mix_pair.ask("big.kinds.mix.", tcp=True)))
             assert len(whole.answer[0]) == 100
@@ -288,3 +295,4 @@ def test_large_and_truncated_answers_replay_byte_for_byte(mix_pair: Pair) -> Non
     kept = list(fast.fast._answers.values())
     assert sum(answer.spin is not None for answer in kept) == 2  # forty over EDNS, big over TCP
     assert sum(answer.variants[0][0][2] & 0x02 != 0 for answer in kept) == 4  # big x2, forty plain, txt
+    assert len(kept) == 8  # and the DO=1 denial and wildcard

@@ -130,15 +130,21 @@ def build_reply(query: dns.message.Message, result: Result, cache: Cache) -> Rep
                 sources.extend([(hit.expires_at, hit.original_ttl)] * len(sigs))
             else:
                 sources = None
+    if len(rotating) > 1:
+        sources = None  # two round-robin counters: the replay could not follow both
     if dnssec_ok and any(e.proof for e in result.evidence):
         # A wildcard expansion: the NSEC/NSEC3 proof that no closer name exists (RFC 4035 §3.1.3.3).
         reply.authority = []
         for rrset in (r for e in result.evidence for r in e.proof):
             if rrset not in reply.authority:  # RRsets are not hashable; a proof is a few of them
                 reply.authority.append(rrset)
-        return Reply(reply)
-    if len(rotating) > 1:
-        sources = None  # two round-robin counters: the replay could not follow both
+        if sources is None or result.rcode == dns.rcode.SERVFAIL or not sources:
+            return Reply(reply)
+        # The cache hands the proof out with the TTLs it was stored with (they do not count
+        # down): replayed as they are for as long as the answer itself lives.
+        lives = min(expires for expires, _ in sources)
+        sources.extend((lives + rrset.ttl, rrset.ttl) for rrset in reply.authority for _ in rrset)
+        return _replayable(reply, sources, rotating)
     if result.rcode == dns.rcode.SERVFAIL:
         return Reply(reply)
     reply.authority = list(result.authority)
@@ -149,7 +155,17 @@ def build_reply(query: dns.message.Message, result: Result, cache: Cache) -> Rep
         soa_signed = denial.sigs is not None and denial.rrset.rdtype == dns.rdatatype.SOA
         extra = [with_ttl(denial.sigs, denial.rrset.ttl)] if soa_signed else []  # type: ignore[arg-type]
         reply.authority += extra + list(denial.proof)
-        return Reply(reply)
+        negative = (cache.get_negative(chain_end(query.question[0].name, result.answer), query.question[0].rdtype)
+                    if sources is not None and soa_signed and result.authority == [denial.rrset] else None)
+        if (negative is None or negative.ns is not None or negative.sigs is None or negative.soa != denial.rrset
+                or len(negative.proof) != len(denial.proof)):
+            return Reply(reply)
+        # The signed denial as the cache holds it (SOA, its RRSIGs, the NSEC/NSEC3 proof):
+        # every TTL is min(its own, what is left of the entry), so the replay counts them down.
+        reply.authority = [negative.soa, with_ttl(negative.sigs, negative.soa.ttl), *negative.proof]
+        assert sources is not None
+        sources.extend((negative.expires_at, rrset.ttl) for rrset in reply.authority for _ in rrset)
+        return _replayable(reply, sources, rotating)
     if result.authority:
         negative = None
         if result.authority[0].rdtype == dns.rdatatype.SOA:
@@ -165,6 +181,11 @@ def build_reply(query: dns.message.Message, result: Result, cache: Cache) -> Rep
         sources = None
     if sources is None:
         return Reply(reply)
+    return _replayable(reply, sources, rotating)
+
+
+def _replayable(reply: dns.message.Message, sources: list[tuple[float, int]], rotating: list[RoundRobin]) -> Reply:
+    """*reply* with what the fast path needs to replay it: each record's expiry and TTL, and its turn."""
     rotation = rotating[0] if rotating else None
     # The entry's turn was just taken for this reply: the one before its counter now.
     return Reply(reply, Replay(tuple(sources), rotation, rotation.turn - 1 if rotation is not None else 0))
