@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """dnslab's performance benchmark: dnslab side by side with Unbound and NSD, on loopback.
 
-    scripts/bench [--json] [--only hits,auth,cold,memory] [--duration S] [--outstanding N]
-                  [--latency-duration S] [--pace F] [--cold-outstanding N] [--cold-limit S]
+    scripts/bench [--json] [--only hits,auth,mix,cold,memory] [--duration S] [--outstanding N]
+                  [--latency-duration S] [--pace F] [--kind-duration S] [--cold-outstanding N] [--cold-limit S]
                   [--hierarchy DIR] [--python PATH] [--python-load] [--no-install] [--keep]
 
 Scenarios (each run bounded in time; every address is in 127.0.0.0/8):
@@ -21,6 +21,16 @@ Scenarios (each run bounded in time; every address is in 127.0.0.0/8):
           (127.0.3.1; CPU of the lab process, whose other servers are idle),
           at `dnslab serve` with example.com alone, and at NSD serving the
           same zone file (server-count 1, no RRL).
+  mix     Every kind of answer (tools/bench_mix.py).  A signed hierarchy of
+          its own (a 100- and a 40-record A set, a 2 KB TXT, CNAME and DNAME
+          chains, a wildcard, NXDOMAIN, NODATA) on port 53; dnslab's resolver
+          and Unbound (both validating from the lab's trust anchor) warmed,
+          then each kind alone for --kind-duration seconds (plain-DNS, EDNS
+          and DO=1 clients; replies that truncate included), then all at once
+          (one dnsperf per way of asking) for --duration; the CPU per query of
+          each kind beside Unbound's, against 3x the median kind.  The same
+          for the authoritative servers (large answers, TC, a referral with
+          glue): the lab's server, `dnslab serve` and NSD, same zone file.
   cold    Cold resolution.  scripts/gen-hierarchy writes a hierarchy (136
           zones, 10,000 names; or --hierarchy DIR), served on port 53; a freshly
           started dnslab resolver, then a freshly started Unbound, resolve
@@ -36,7 +46,7 @@ rate, the same rate for both: -v costs dnsperf CPU the server would lack at
 full speed), queries lost (and how many the server's socket dropped, from
 /proc/net/udp), and server CPU time per answered query (utime + stime of the
 server's processes from /proc, before and after, divided by the queries
-answered).  Progress goes to stderr.  A whole run takes about 2.5 minutes.
+answered).  Progress goes to stderr.  A whole run takes about 6 minutes.
 
 Needs Debian's dnsperf, and unbound and nsd as references: installed with
 apt-get when missing (as root, unless --no-install).  Without a reference its
