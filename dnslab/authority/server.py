@@ -25,7 +25,7 @@ import dnslib
 
 from dnslab.authority.lookup import Authority, Outcome, Response
 from dnslab.core.fastpath import ReplyCache
-from dnslab.core.wire import (EDNS_UDP_SIZE, TCP_PREFIX, HEADER, MAX_MESSAGE, OPCODE_MASK, PLAIN_UDP_SIZE, QR,
+from dnslab.core.wire import (EDNS_UDP_SIZE, HEADER, MAX_MESSAGE, OPCODE_MASK, PLAIN_UDP_SIZE, QR, TCP_PREFIX,
                          header_only_reply, query_key)
 from dnslab.core.zone import Zone
 
