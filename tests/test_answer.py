@@ -151,14 +151,19 @@ def test_rrsigs_follow_their_rrset_with_its_ttl_only_for_do() -> None:
     assert [r.rdtype for r in build_reply(query(), result, store).message.answer] == [A]
 
 
-def test_a_wildcard_proof_goes_in_the_authority_section_and_is_never_replayed() -> None:
+def test_a_wildcard_proof_goes_in_the_authority_section_and_is_replayed_as_given() -> None:
     store, _ = cache()
     data = rrset("a.wild.example.", 300, "A", "192.0.2.1")
     store.put(data, Rank.ANSWER)
-    nsec = rrset("wild.example.", 300, "NSEC", "z.example. A RRSIG NSEC")
+    hit = store.get(dns.name.from_text("a.wild.example."), A)
+    assert hit is not None
+    nsec = rrset("wild.example.", 200, "NSEC", "z.example. A RRSIG NSEC")
     result = Result(NOERROR, [data], evidence=[Evidence(data, proof=(nsec, nsec))])
     reply = build_reply(query("a.wild.example.", want_dnssec=True), result, store)
-    assert reply.message.authority == [nsec] and reply.replay is None  # once, though proved twice
+    assert reply.message.authority == [nsec]  # once, though proved twice
+    # The data counts down from its expiry; the proof keeps the TTL the cache gives it while the data lives.
+    assert reply.replay is not None
+    assert reply.replay.sources == ((hit.expires_at, 300), (hit.expires_at + 200, 200))
     assert build_reply(query("a.wild.example."), result, store).message.authority == []
 
 

@@ -698,3 +698,33 @@ def test_lower_and_mixed_case_owners_are_found_either_way(owner: str) -> None:
         assert hit is not None and hit.rrset.name.to_text() == owner
     assert cache.flush_name(n("www.EXAMPLE.")) == 1
     assert cache.get(n("www.example."), A) is None
+
+
+# -- the iterator's cheaper reads ------------------------------------------------
+
+
+def test_addresses_read_what_get_would_without_an_rrset() -> None:
+    cache, clock = make()
+    cache.put(a("ns1.example.", 10, "192.0.2.1", "192.0.2.2"), Rank.ADDITIONAL)
+    cache.put(rrset("ns1.example.", 10, "AAAA", "2001:db8::1"), Rank.ADDITIONAL)
+    assert cache.addresses(n("NS1.example."), A) == ["192.0.2.1", "192.0.2.2"]
+    assert cache.addresses(n("ns1.example."), AAAA) == ["2001:db8::1"]
+    assert cache.addresses(n("ns2.example."), A) == []
+    clock.advance(10)  # expired: as `get`, nothing
+    assert cache.get(n("ns1.example."), A) is None and cache.addresses(n("ns1.example."), A) == []
+
+
+def test_get_above_finds_the_closest_ancestor_of_rank_enough() -> None:
+    cache, clock = make()
+    dname = dns.rdatatype.DNAME
+    cache.put(rrset("example.", 300, "DNAME", "example.net."), Rank.ANSWER)
+    cache.put(rrset("b.example.", 100, "DNAME", "example.org."), Rank.ADDITIONAL)
+    hit = cache.get_above(n("a.B.example."), dname, Rank.ANSWER)
+    assert hit is not None and hit.rrset.name == n("example.")  # b.example.'s rank is too low
+    assert cache.get_above(n("example."), dname, Rank.ANSWER) is None  # proper ancestors only
+    cache.put(rrset("b.example.", 100, "DNAME", "example.org."), Rank.ANSWER)
+    hit = cache.get_above(n("x.a.b.example."), dname, Rank.ANSWER)
+    assert hit is not None and hit.rrset.name == n("b.example.") and hit.remaining == 100
+    clock.advance(100)  # the closer one expired: the next one up answers
+    hit = cache.get_above(n("x.a.b.example."), dname, Rank.ANSWER)
+    assert hit is not None and hit.rrset.name == n("example.")

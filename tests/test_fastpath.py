@@ -18,6 +18,7 @@ from typing import Iterator
 
 import dns.flags
 import dns.message
+import dns.rcode
 import dns.rdatatype
 import pytest
 
@@ -31,15 +32,17 @@ from dnslab.authority.server import AuthoritativeServer
 from dnslab.core.zone import load_zones
 
 from conftest import SAMPLE_ZONES, LabThread
+from tools import bench_mix
 
 
 class Pair:
     """Two identical labs, fast path on and off, driven in lockstep."""
 
-    def __init__(self, keys: Path | None = None) -> None:
-        """*keys*: sign both labs with the keys in that folder (the resolvers then validate)."""
-        zones, _ = load_zones(zone_files(SAMPLE_ZONES))
-        down = LabSettings.load(SAMPLE_ZONES / "lab.toml").start_down
+    def __init__(self, keys: Path | None = None, folder: Path = SAMPLE_ZONES) -> None:
+        """*keys*: sign both labs with the keys in that folder (the resolvers then validate);
+        *folder*: the zones (the sample lab's by default)."""
+        zones, _ = load_zones(zone_files(folder))
+        down = LabSettings.load(folder / "lab.toml").start_down
         # One wall time for both: signatures (deterministic ECDSA) then come out byte for byte the same.
         self.clocks = [FakeClock(wall_start=1_800_000_000.0), FakeClock(wall_start=1_800_000_000.0)]
         signing = DnssecSettings(keys_dir=keys) if keys is not None else False
@@ -92,6 +95,12 @@ def signed_pair(tmp_path: Path) -> Iterator[Pair]:
     yield from _running(Pair(keys=tmp_path / "keys"))
 
 
+@pytest.fixture
+def mix_pair(tmp_path: Path) -> Iterator[Pair]:
+    """The bench's mix zones (tools/bench_mix.py): 100- and 40-record A sets, a 2 KB TXT, ..., signed."""
+    yield from _running(Pair(keys=tmp_path / "keys", folder=bench_mix.write_zones(tmp_path / "zones")))
+
+
 def _running(pair: Pair) -> Iterator[Pair]:
     for thread in pair.threads:
         thread.__enter__()
@@ -125,7 +134,8 @@ def test_fast_and_full_paths_give_identical_replies_over_time(pair: Pair) -> Non
 
 
 SIGNED_QUESTIONS = [("www.example.com.", "A"), ("nope.example.com.", "A"), ("www.example.com.", "SSHFP"),
-                    ("q.apps.pages.net.", "A"), ("www.example.org.", "A"), ("rr.ttl-demo.org.", "A")]
+                    ("q.apps.pages.net.", "A"), ("www.example.org.", "A"), ("rr.ttl-demo.org.", "A"),
+                    ("foo.pages.net.", "A"), ("nope.ttl-demo.org.", "A")]  # a wildcard; a 10 s denial
 
 
 def test_validated_answers_are_identical_too(signed_pair: Pair) -> None:
@@ -249,3 +259,40 @@ def test_a_ready_reply_is_kept_from_the_second_asking_on(pair: Pair) -> None:
     hits = fast.stats.cache_hits
     same(pair.ask("mail.example.com."))
     assert fast.stats.cache_hits == hits + 1 and len(fast.fast) == 1
+
+
+def test_large_and_truncated_answers_replay_byte_for_byte(mix_pair: Pair) -> None:
+    # 100 A records: TC=1 over UDP for plain-DNS and EDNS clients, whole over TCP; 40 A
+    # records: whole for EDNS (more orders than templates: one template, rotated), TC=1
+    # without EDNS; a 2 KB TXT: TC=1 at 1232 bytes.  The counter turns on every reply, so
+    # the TCP answers' order shows the replayed TC replies turned it as rebuilt ones did.
+    firsts = []
+    for step in range(45):
+        for edns in (0, -1):
+            big = dns.message.from_wire(same(mix_pair.ask("big.kinds.mix.", use_edns=edns)))
+            assert big.flags & dns.flags.TC and not big.answer
+        forty = dns.message.from_wire(same(mix_pair.ask("forty.kinds.mix.", use_edns=0)))
+        assert not forty.flags & dns.flags.TC and len(forty.answer[0]) == 40
+        firsts.append(forty.answer[0][0].address)
+        plain = dns.message.from_wire(same(mix_pair.ask("forty.kinds.mix.", use_edns=-1)))
+        assert plain.flags & dns.flags.TC and not plain.answer
+        txt = dns.message.from_wire(same(mix_pair.ask("txt.kinds.mix.", "TXT", use_edns=0)))
+        assert txt.flags & dns.flags.TC
+        # DO=1: the signed denial (SOA, RRSIGs, NSECs) and the wildcard's proof, replayed too.
+        denial = dns.message.from_wire(same(mix_pair.ask("nothere.kinds.mix.", want_dnssec=True)))
+        assert denial.rcode() == dns.rcode.NXDOMAIN and len(denial.authority) >= 4
+        wild = dns.message.from_wire(same(mix_pair.ask("q.wild.kinds.mix.", want_dnssec=True)))
+        assert len(wild.answer) == 2 and wild.authority
+        if step % 10 == 9:
+            whole = dns.message.from_wire(same(mix_pair.ask("big.kinds.mix.", tcp=True)))
+            assert len(whole.answer[0]) == 100
+        mix_pair.advance(0.4)  # TTLs tick on the way
+    # Round-robin: every reply about forty (the TC one too) turns its counter, past its 40 records.
+    start = int(firsts[0].rsplit(".", 1)[1]) - 1
+    assert firsts == [f"198.19.1.{1 + (start + 2 * i) % 40}" for i in range(45)]
+    fast = mix_pair.labs[0].resolver
+    assert fast is not None and fast.fast is not None
+    kept = list(fast.fast._answers.values())
+    assert sum(answer.spin is not None for answer in kept) == 2  # forty over EDNS, big over TCP
+    assert sum(answer.variants[0][0][2] & 0x02 != 0 for answer in kept) == 4  # big x2, forty plain, txt
+    assert len(kept) == 8  # and the DO=1 denial and wildcard

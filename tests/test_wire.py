@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dns.message
 
-from dnslab.core.wire import KEY_MEMORY, QUESTION_IN_KEY, _key_after_id, query_key
+from dnslab.core.wire import KEY_MEMORY, QUESTION_IN_KEY, UDP_PREFIX, _key_after_id, query_key
 
 
 def _wire(name: str, ident: int, **make: object) -> bytes:
@@ -16,8 +16,9 @@ def _wire(name: str, ident: int, **make: object) -> bytes:
 def test_the_id_never_changes_the_key_and_everything_else_that_matters_does() -> None:
     plain = query_key(_wire("www.example.com", 1))
     assert plain is not None and plain == query_key(_wire("www.example.com", 2))
-    key, qtype, limit = plain
+    key, qtype, limit, udp_key = plain
     assert qtype == 1 and limit == 512 and key[QUESTION_IN_KEY:].startswith(b"\x03www\x07example\x03com\x00")
+    assert udp_key == UDP_PREFIX + key
     others = [query_key(_wire("WWW.example.com", 1)), query_key(_wire("www.example.com", 1, use_edns=0)),
               query_key(_wire("www.example.com", 1, use_edns=0, want_dnssec=True)),
               query_key(_wire("www.example.com", 1, flags=0))]

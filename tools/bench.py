@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """dnslab's performance benchmark: dnslab side by side with Unbound and NSD, on loopback.
 
-    scripts/bench [--json] [--only hits,auth,cold,memory] [--duration S] [--outstanding N]
-                  [--latency-duration S] [--pace F] [--cold-outstanding N] [--cold-limit S]
+    scripts/bench [--json] [--only hits,auth,mix,cold,memory] [--duration S] [--outstanding N]
+                  [--latency-duration S] [--pace F] [--kind-duration S] [--cold-outstanding N] [--cold-limit S]
                   [--hierarchy DIR] [--python PATH] [--python-load] [--no-install] [--keep]
 
 Scenarios (each run bounded in time; every address is in 127.0.0.0/8):
@@ -21,6 +21,16 @@ Scenarios (each run bounded in time; every address is in 127.0.0.0/8):
           (127.0.3.1; CPU of the lab process, whose other servers are idle),
           at `dnslab serve` with example.com alone, and at NSD serving the
           same zone file (server-count 1, no RRL).
+  mix     Every kind of answer (tools/bench_mix.py).  A signed hierarchy of
+          its own (a 100- and a 40-record A set, a 2 KB TXT, CNAME and DNAME
+          chains, a wildcard, NXDOMAIN, NODATA) on port 53; dnslab's resolver
+          and Unbound (both validating from the lab's trust anchor) warmed,
+          then each kind alone for --kind-duration seconds (plain-DNS, EDNS
+          and DO=1 clients; replies that truncate included), then all at once
+          (one dnsperf per way of asking) for --duration; the CPU per query of
+          each kind beside Unbound's, against 3x the median kind.  The same
+          for the authoritative servers (large answers, TC, a referral with
+          glue): the lab's server, `dnslab serve` and NSD, same zone file.
   cold    Cold resolution.  scripts/gen-hierarchy writes a hierarchy (136
           zones, 10,000 names; or --hierarchy DIR), served on port 53; a freshly
           started dnslab resolver, then a freshly started Unbound, resolve
@@ -36,7 +46,7 @@ rate, the same rate for both: -v costs dnsperf CPU the server would lack at
 full speed), queries lost (and how many the server's socket dropped, from
 /proc/net/udp), and server CPU time per answered query (utime + stime of the
 server's processes from /proc, before and after, divided by the queries
-answered).  Progress goes to stderr.  A whole run takes about 2.5 minutes.
+answered).  Progress goes to stderr.  A whole run takes about 6 minutes.
 
 Needs Debian's dnsperf, and unbound and nsd as references: installed with
 apt-get when missing (as root, unless --no-install).  Without a reference its
@@ -73,6 +83,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from tools import bench_mix
 from tools.common import lab as labs
 from tools.common.lab import REPO, SAMPLE_ZONES, LabUnavailable, UpLab
 from tools.common.net import RCODES, ask_rcode, free_port, query_wire, udp_drops, wait_answering
@@ -233,19 +244,34 @@ class LoadGenerator:
 
     def run(self, address: tuple[str, int], queries: list[tuple[str, str]], *, duration: float,
             outstanding: int, passes: int | None = None, timeout: float = 2.0, verbose: bool = False,
-            rate: int | None = None, server_pid: int | None = None, label: str = "") -> Perf:
+            rate: int | None = None, server_pid: int | None = None, label: str = "", mode: str = "edns") -> Perf:
         """Measure one run; CPU and RSS of server_pid's process tree around it.
 
         verbose: per-query latencies (dnsperf -v), for the 99th percentile.  It costs
         dnsperf CPU, which on two cores the server then lacks: max-rate runs go without.
+        mode: "edns" (EDNS0, 1232 bytes), "plain" (no EDNS) or "do" (EDNS with DO=1).
         """
+        return self.run_together(address, {mode: queries}, duration=duration, outstanding=outstanding,
+                                 passes=passes, timeout=timeout, verbose=verbose, rate=rate,
+                                 server_pid=server_pid, label=label)
+
+    def run_together(self, address: tuple[str, int], parts: dict[str, list[tuple[str, str]]], *, duration: float,
+                     outstanding: int, passes: int | None = None, timeout: float = 2.0, verbose: bool = False,
+                     rate: int | None = None, server_pid: int | None = None, label: str = "") -> Perf:
+        """One run with a load generator per mode in *parts* at once (dnsperf sets EDNS and DO for a
+        whole run, a mix needs all three), *outstanding* shared among them; their figures added up."""
         before_cpu = cpu_seconds(server_pid) if server_pid else None
         before_rss = rss_kib(server_pid) if server_pid else None
         before_drops = udp_drops(address)
+        share = max(1, outstanding // len(parts))
         if self.dnsperf:
-            perf = self._dnsperf(address, queries, duration, outstanding, passes, timeout, verbose, rate, label)
+            starts = {mode: self._dnsperf_start(address, queries, duration, share, passes, timeout, verbose, rate,
+                                                f"{label}-{mode}" if len(parts) > 1 else label, mode)
+                      for mode, queries in parts.items()}
+            perf = _added([self._dnsperf_finish(*started, duration, timeout) for started in starts.values()])
         else:
-            perf = self._python(address, queries, duration, outstanding, passes, timeout, rate)
+            perf = _added([self._python(address, queries, duration, share, passes, timeout, rate, mode)
+                           for mode, queries in parts.items()])
         perf.rate_limit = rate
         after_drops = udp_drops(address)
         if before_drops is not None and after_drops is not None:
@@ -257,15 +283,15 @@ class LoadGenerator:
                 perf.cpu_us_per_query = perf.cpu_s / perf.completed * 1e6
         return perf
 
-    def _dnsperf(self, address: tuple[str, int], queries: list[tuple[str, str]], duration: float,
-                 outstanding: int, passes: int | None, timeout: float, verbose: bool, rate: int | None,
-                 label: str) -> Perf:
+    def _dnsperf_start(self, address: tuple[str, int], queries: list[tuple[str, str]], duration: float,
+                       outstanding: int, passes: int | None, timeout: float, verbose: bool, rate: int | None,
+                       label: str, mode: str) -> tuple[subprocess.Popen[bytes], Path]:
         self.runs += 1
         data = self.workdir / f"dnsperf-{self.runs}-{label}.txt"
         data.write_text("".join(f"{name} {qtype}\n" for name, qtype in queries), encoding="ascii")
         out_path = self.workdir / f"dnsperf-{self.runs}-{label}.out"
         argv = [self.dnsperf, "-s", address[0], "-p", str(address[1]), "-d", str(data), "-l", f"{duration:g}",
-                "-q", str(outstanding), "-t", f"{timeout:g}", "-e"]
+                "-q", str(outstanding), "-t", f"{timeout:g}", *MODE_FLAGS[mode]]
         if verbose:
             argv.append("-v")
         if rate:
@@ -273,26 +299,29 @@ class LoadGenerator:
         if passes is not None:
             argv += ["-n", str(passes)]
         with open(out_path, "wb") as out:
-            process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
-            try:
-                process.wait(duration + timeout + 30)
-            except subprocess.TimeoutExpired:
+            return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True), out_path
+
+    def _dnsperf_finish(self, process: subprocess.Popen[bytes], out_path: Path, duration: float,
+                        timeout: float) -> Perf:
+        try:
+            process.wait(duration + timeout + 30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+            raise RuntimeError(f"dnsperf did not finish in time; see {out_path}")
+        finally:
+            if process.poll() is None:
                 process.kill()
-                process.wait(5)
-                raise RuntimeError(f"dnsperf did not finish in time; see {out_path}")
-            finally:
-                if process.poll() is None:
-                    process.kill()
         text = out_path.read_text(errors="replace")
         if process.returncode != 0 or "Queries sent" not in text:
             raise RuntimeError(f"dnsperf failed (status {process.returncode}):\n{tail(text)}")
         return parse_dnsperf(text)
 
     def _python(self, address: tuple[str, int], queries: list[tuple[str, str]], duration: float,
-                outstanding: int, passes: int | None, timeout: float, rate: int | None) -> Perf:
-        """A window of queries in flight on one socket: a stand-in when dnsperf is missing."""
-        wires = [query_wire(name, qtype, 0) for name, qtype in queries]
+                outstanding: int, passes: int | None, timeout: float, rate: int | None, mode: str = "edns") -> Perf:
+        """A window of queries in flight on one socket: a stand-in when dnsperf is missing (DO not set)."""
+        wires = [query_wire(name, qtype, 0, edns=mode != "plain") for name, qtype in queries]
         perf = Perf(tool="python")
         latencies: list[float] = []
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -356,6 +385,26 @@ class LoadGenerator:
         return perf
 
 
+# dnsperf's flags for each way of asking (a whole run asks one way).
+MODE_FLAGS = {"edns": ("-e",), "plain": (), "do": ("-e", "-D")}
+
+
+def _added(perfs: list[Perf]) -> Perf:
+    """Load generators that ran at once, as one: counts and rates added, the longest run time."""
+    if len(perfs) == 1:
+        return perfs[0]
+    total = Perf(tool=perfs[0].tool)
+    for perf in perfs:
+        total.sent += perf.sent
+        total.completed += perf.completed
+        total.lost += perf.lost
+        total.qps += perf.qps
+        total.runtime_s = max(total.runtime_s, perf.runtime_s)
+        for code, count in perf.rcodes.items():
+            total.rcodes[code] = total.rcodes.get(code, 0) + count
+    return total
+
+
 def parse_dnsperf(text: str) -> Perf:
     def number(pattern: str, cast=float):  # type: ignore[no-untyped-def]
         match = re.search(pattern, text)
@@ -417,10 +466,11 @@ class Dnslab(labs.Dnslab):
         wait_answering(address, process, 30, what)
         return process, address
 
-    def resolver(self, hints: Path, upstream_port: int) -> tuple[Managed, tuple[str, int]]:
+    def resolver(self, hints: Path, upstream_port: int, *options: str) -> tuple[Managed, tuple[str, int]]:
         address = (RESOLVER_ADDRESS, free_port(RESOLVER_ADDRESS))
         return self.answering("resolver", self.argv("resolver", "--root-hints", str(hints), "--listen",
-                                                    f"{address[0]}:{address[1]}", "--upstream-port", str(upstream_port)),
+                                                    f"{address[0]}:{address[1]}", "--upstream-port", str(upstream_port),
+                                                    *options),
                               address, "dnslab resolver")
 
     def floor(self) -> tuple[Managed, tuple[str, int]]:
@@ -451,8 +501,10 @@ def zone_origins(zones: Path) -> list[str]:
 
 
 
-def start_reference_unbound(binary: str, workdir: Path, hints: Path, zones: Path) -> tuple[Managed, tuple[str, int]]:
-    """Unbound in the foreground, one thread, iterator only, the lab's root hints (port 53)."""
+def start_reference_unbound(binary: str, workdir: Path, hints: Path, zones: Path,
+                            anchor: Path | None = None) -> tuple[Managed, tuple[str, int]]:
+    """Unbound in the foreground, one thread, iterator only, the lab's root hints (port 53);
+    with *anchor*, validating from that trust anchor as dnslab's resolver does with it."""
     # Unbound answers RFC 6303/6761 names itself (2.0.192.in-addr.arpa. for one):
     # the lab's zones must be resolved instead.
     nodefault = [origin for origin in zone_origins(zones) if origin != "."]
@@ -460,7 +512,8 @@ def start_reference_unbound(binary: str, workdir: Path, hints: Path, zones: Path
         "  verbosity: 1",
         "  num-threads: 1",
         "  so-reuseport: no",
-        '  module-config: "iterator"',
+        '  module-config: "iterator"' if anchor is None else '  module-config: "validator iterator"',
+        *([f'  trust-anchor-file: "{anchor}"', "  val-log-level: 1"] if anchor is not None else []),
         "  qname-minimisation: yes",
         "  access-control: 127.0.0.0/8 allow",
         "  prefetch: no",
@@ -704,6 +757,117 @@ class Bench:
         memory.note = "whole resolver: RRset cache, delegations, answer cache, infra"
         self.rows.append(memory)
 
+    def scenario_mix(self) -> None:
+        """Every kind of answer, each measured alone, then all at once (tools/bench_mix.py)."""
+        zones = bench_mix.write_zones(self.workdir / "mix-zones")
+        anchor = self.workdir / "mix-anchor.ds"
+        unbound = self.binaries["unbound"]
+        why_not = None
+        try:
+            hierarchy = self.dnslab.up(zones, 53, "--no-resolver", "--dnssec", "--anchor", str(anchor))
+        except LabUnavailable as exc:
+            why_not = f"port 53 unavailable on a lab address ({exc}); Unbound skipped"
+            say(why_not)
+            hierarchy = self.dnslab.up(zones, 0, "--no-resolver", "--dnssec", "--anchor", str(anchor))
+        config = self.workdir / "mix-resolver.toml"
+        config.write_text(f"trust_anchor_file = {json.dumps(str(anchor))}\n", encoding="utf-8")
+        kinds, mix_label = bench_mix.RESOLVER_KINDS, "mix: resolver, every kind at once"
+        mix = Row(mix_label, "mix", "q/s", "Unbound", target="≥0.5x q/s, CPU/q ≤2x floor")
+        rows = [Row(f"  resolver: {kind.label}", "mix-kind", "q/s", "Unbound", target="CPU/q ≤3x median")
+                for kind in kinds]
+        try:
+            resolver, address = self.dnslab.resolver(hierarchy.hints, hierarchy.port, "--config", str(config))
+            self.mix_runs("dnslab", address, resolver.pid, kinds, rows, mix, reference=False)
+            resolver.stop()
+            started = None
+            if unbound is None:
+                mix.note = "reference unavailable (unbound not installed)"
+            elif why_not:
+                mix.note = "reference unavailable: " + why_not
+            else:
+                started = self.reference(mix, lambda: start_reference_unbound(
+                    unbound, self.workdir / "unbound-mix", hierarchy.hints, zones, anchor))
+            if started:
+                process, address = started
+                self.mix_runs("Unbound", address, process.pid, kinds, rows, mix, reference=True)
+                process.stop()
+            auth_rows = self.auth_mix(hierarchy, zones)
+        finally:
+            hierarchy.stop()
+        self.finish_kinds(rows)
+        self.finish_rate(mix)
+        floor = next((row for row in self.rows if row.key == "floor"), None)
+        d, r = mix.dnslab_perf, mix.reference_perf
+        if d and r and mix.ratio is not None:
+            mix.target_met = mix.ratio >= 0.5
+            if floor is not None and floor.dnslab_perf and floor.dnslab_perf.cpu_us_per_query and d.cpu_us_per_query:
+                mix.target_met = mix.target_met and d.cpu_us_per_query <= 2 * floor.dnslab_perf.cpu_us_per_query
+        self.rows += [mix, *rows, *auth_rows]
+
+    def mix_runs(self, who: str, address: tuple[str, int], pid: int, kinds: tuple[bench_mix.Kind, ...],
+                 rows: list[Row], mix: Row, reference: bool) -> None:
+        """Warm, then each kind alone (--kind-duration), then the whole mix (--duration)."""
+        for _ in range(3):  # a ready reply is kept from a question's second full answer on
+            for kind in kinds:
+                for name, qtype in kind.queries:
+                    wire = query_wire(name, qtype, random.randrange(65536), edns=kind.mode != "plain")
+                    ask_rcode(address, bench_mix.with_mode(wire, kind.mode), 5.0)
+        for kind, row in zip(kinds, rows):
+            say(f"mix: {who}, {kind.label}: {self.args.kind_duration:g} s")
+            perf = self.load.run(address, list(kind.queries), duration=self.args.kind_duration,
+                                 outstanding=self.args.outstanding, server_pid=pid, label=f"kind-{who}", mode=kind.mode)
+            setattr(row, "reference_perf" if reference else "dnslab_perf", perf)
+        say(f"mix: {who}, every kind at once: {self.args.duration:g} s")
+        perf = self.load.run_together(address, bench_mix.by_mode(kinds), duration=self.args.duration,
+                                      outstanding=self.args.outstanding, server_pid=pid, label=f"mix-{who}")
+        setattr(mix, "reference_perf" if reference else "dnslab_perf", perf)
+
+    def auth_mix(self, hierarchy: UpLab, zones: Path) -> list[Row]:
+        """The authoritative kinds: the lab's kinds.mix. server, `dnslab serve` and NSD, same file."""
+        kinds = bench_mix.AUTH_KINDS
+        zone = zones / (bench_mix.KINDS_ORIGIN.rstrip(".") + ".zone")
+        lab_rows = [Row(f"  lab server: {kind.label}", "mix-auth", "q/s", "NSD", target="CPU/q ≤3x median")
+                    for kind in kinds]
+        serve_rows = [Row(f"  dnslab serve: {kind.label}", "mix-auth", "q/s", "NSD", target="CPU/q ≤3x median")
+                      for kind in kinds]
+        queries = [[(name, qtype) for name, qtype in kind.queries] for kind in kinds]
+
+        def each(who: str, address: tuple[str, int], pid: int, rows: list[Row], reference: bool) -> None:
+            for kind, row, asked in zip(kinds, rows, queries):
+                say(f"mix, authoritative: {who}, {kind.label}: {self.args.kind_duration:g} s")
+                perf = self.load.run(address, asked, duration=self.args.kind_duration, outstanding=self.args.outstanding,
+                                     server_pid=pid, label=f"auth-kind-{who}", mode=kind.mode)
+                setattr(row, "reference_perf" if reference else "dnslab_perf", perf)
+
+        each("lab server", (bench_mix.KINDS_SERVER, hierarchy.port), hierarchy.pid, lab_rows, False)
+        process, address = self.dnslab.serve(zone)
+        each("dnslab serve", address, process.pid, serve_rows, False)
+        process.stop()
+        nsd = self.binaries["nsd"]
+        if nsd is not None and (started := self.reference(lab_rows[0], lambda: start_reference_nsd(
+                nsd, self.workdir / "nsd-mix", zone, bench_mix.KINDS_ORIGIN))):
+            process, address = started
+            each("NSD", address, process.pid, lab_rows, True)
+            for lab, serve in zip(lab_rows, serve_rows):
+                serve.reference_perf = lab.reference_perf
+            process.stop()
+        self.finish_kinds(lab_rows)
+        self.finish_kinds(serve_rows)
+        return lab_rows + serve_rows
+
+    def finish_kinds(self, rows: list[Row]) -> None:
+        """Rates, and each kind's CPU per query against the median kind's (no cliff: at most 3x)."""
+        for row in rows:
+            self.finish_rate(row)
+        costs = [row.dnslab_perf.cpu_us_per_query for row in rows
+                 if row.dnslab_perf and row.dnslab_perf.cpu_us_per_query]
+        if not costs:
+            return
+        median = statistics.median(costs)
+        for row in rows:
+            if row.dnslab_perf and row.dnslab_perf.cpu_us_per_query:
+                row.target_met = row.dnslab_perf.cpu_us_per_query <= 3 * median
+
     def scenario_memory(self) -> None:
         say(f"memory: {MEMORY_ENTRIES} RRsets into a dnslab.resolution.cache.Cache")
         code = textwrap.dedent(f"""
@@ -845,8 +1009,10 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.splitlines()[2:]))
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
-    parser.add_argument("--only", default="hits,auth,cold,memory",
-                        help="comma-separated scenarios: hits, auth, cold, memory (default: all)")
+    parser.add_argument("--only", default="hits,auth,mix,cold,memory",
+                        help="comma-separated scenarios: hits, auth, mix, cold, memory (default: all)")
+    parser.add_argument("--kind-duration", type=float, default=3.0, metavar="S",
+                        help="seconds of each per-kind run of the mix scenario (default 3)")
     parser.add_argument("--duration", type=float, default=12.0, metavar="S",
                         help="seconds of each steady-load run (default 12)")
     parser.add_argument("--outstanding", type=int, default=200, metavar="N",
@@ -868,7 +1034,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work folder (configs, logs, dnsperf output)")
     args = parser.parse_args(argv)
     args.only = {name.strip() for name in args.only.split(",") if name.strip()}
-    unknown = args.only - {"hits", "auth", "cold", "memory"}
+    unknown = args.only - {"hits", "auth", "mix", "cold", "memory"}
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     if args.hierarchy is not None and not (args.hierarchy / "queries.txt").exists():
@@ -904,6 +1070,8 @@ def main(argv: list[str] | None = None) -> int:
                 bench.scenario_auth(hierarchy, hierarchy.port)
             finally:
                 hierarchy.stop()
+        if "mix" in args.only:
+            bench.scenario_mix()
         if "cold" in args.only:
             bench.scenario_cold()
         if "memory" in args.only:

@@ -28,7 +28,7 @@ from dnslab.authority.lookup import Authority, Outcome, Response
 from dnslab.authority.operations import NOTIFY, UPDATE, Operations
 from dnslab.authority.transfer import TransferQuery
 from dnslab.core.fastpath import ReplyCache
-from dnslab.core.wire import (EDNS_UDP_SIZE, HEADER, MAX_MESSAGE, OPCODE_MASK, PLAIN_UDP_SIZE, QR, TC,
+from dnslab.core.wire import (EDNS_UDP_SIZE, HEADER, MAX_MESSAGE, OPCODE_MASK, PLAIN_UDP_SIZE, QR, TC, TCP_PREFIX,
                          header_only_reply, query_key)
 from dnslab.core.zone import Zone
 
@@ -144,7 +144,7 @@ class AuthoritativeServer:
         parsed = query_key(wire)
         key = None
         if parsed is not None:
-            key = (b"T" if via_tcp else b"U") + parsed[0]
+            key = TCP_PREFIX + parsed[0] if via_tcp else parsed[3]
             ready = self.replies.get(key, wire)
             if ready is not None:
                 return ready  # asked before: the same reply, with this query's ID

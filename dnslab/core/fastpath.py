@@ -70,6 +70,13 @@ class WireAnswer:
     Each step's patches are (offset, expires_at, original TTL) for every record:
     the TTL sent is min(original, ceil(expires_at - now)), as the RRset cache
     computes it.  The whole answer is void once its first RRset expires.
+
+    An RRset of more records than MAX_VARIANTS templates would hold (a 100-record
+    A set) keeps one template and a *spin*: the byte span of its records, all of
+    one size, which each step rotates by whole records (as Unbound and NSD keep
+    one wire form and rotate it), so a large answer costs what a small one does.
+    A truncated reply (TC=1, no records) has one template and no patches, and
+    still advances the counter, as its full-path rendering did.
     """
 
     variants: list[tuple[bytes, list[tuple[int, float, int]]]]  # (template, TTL patches) per step
@@ -78,12 +85,16 @@ class WireAnswer:
     type_text: str
     rotation: RoundRobin | None = None  # the cache entry whose `turn` counter picks the step (None: one step)
     base: int = 0         # that counter's value for the first template
+    spin: tuple[int, int, int] | None = None  # (start, end, record size) after the ID: records rotated per step
     # Per step, the last rendering after the ID and the span of time its TTLs hold for:
     # (since, until, bytes).  TTLs change at most once a second, queries come far faster.
     rendered: list[tuple[float, float, bytes] | None] = field(init=False)
+    steps: int = field(init=False)  # round-robin orders: one per template, or per record of the spin
 
     def __post_init__(self) -> None:
         self.rendered = [None] * len(self.variants)
+        spin = self.spin
+        self.steps = len(self.variants) if spin is None else (spin[1] - spin[0]) // spin[2]
 
 
 class AnswerCache:
@@ -118,22 +129,30 @@ class AnswerCache:
         step = 0
         entry = answer.rotation
         if entry is not None:
-            step = (entry.turn - answer.base) % len(answer.variants)
+            step = (entry.turn - answer.base) % answer.steps
             entry.turn += 1
+        spin = answer.spin
+        index = step if spin is None else 0  # a spin's one template, rotated below
         now = self.clock.now()
-        last = answer.rendered[step]
+        last = answer.rendered[index]
         if last is not None and last[0] <= now < last[1]:
-            return wire[:2] + last[2]
-        template, patches = answer.variants[step]
-        out = bytearray(template)
-        until = answer.expires_at
-        for offset, expires_at, ttl in patches:
-            sent = min(ttl, math.ceil(expires_at - now))
-            _TTL.pack_into(out, offset, sent)
-            # This record's TTL stays `sent` until expires_at - now drops to sent - 1.
-            until = min(until, expires_at - sent + 1 - _ROUNDING)
-        body = bytes(out[2:])
-        answer.rendered[step] = (now, until, body)
+            body = last[2]
+        else:
+            template, patches = answer.variants[index]
+            out = bytearray(template)
+            until = answer.expires_at
+            for offset, expires_at, ttl in patches:
+                sent = min(ttl, math.ceil(expires_at - now))
+                _TTL.pack_into(out, offset, sent)
+                # This record's TTL stays `sent` until expires_at - now drops to sent - 1.
+                until = min(until, expires_at - sent + 1 - _ROUNDING)
+            body = bytes(out[2:])
+            answer.rendered[index] = (now, until, body)
+        if spin is not None and step:
+            # Whole records of one size and one TTL move from the front to the back.
+            first, stop, size = spin
+            cut = first + step * size
+            body = body[:first] + body[cut:stop] + body[first:cut] + body[stop:]
         return wire[:2] + body
 
     def asked_before(self, key: bytes) -> bool:

@@ -41,10 +41,10 @@ DO_BIT = 0x8000
 KEY_MEMORY = 8192
 
 
-def query_key(wire: bytes) -> tuple[bytes, int, int] | None:
+def query_key(wire: bytes) -> tuple[bytes, int, int, bytes] | None:
     """The parts of a plain query that decide its answer, read without parsing the message.
 
-    Returns (key, qtype, udp_limit) for a query with one uncompressed question and
+    Returns (key, qtype, udp_limit, UDP_PREFIX + key) for a query with one uncompressed question and
     at most an EDNS0 OPT record, or None for anything else (the full parser then
     decides).  The key holds the question bytes exactly as sent (so a reply can
     echo them), the header bits that change an answer (opcode, RD, AD, CD), and the
@@ -53,13 +53,15 @@ def query_key(wire: bytes) -> tuple[bytes, int, int] | None:
 
     Everything after the ID decides the result, and busy clients repeat those
     bytes exactly, so results are remembered by them: reading the labels in
-    Python costs about 1.4 µs, the remembered result about 0.15 µs.
+    Python costs about 1.4 µs, the remembered result about 0.15 µs.  The fast paths key
+    UDP and TCP apart (their size limits differ); the UDP key, by far the commoner, is
+    remembered ready-made too.
     """
     return _key_after_id(wire[2:])
 
 
 @functools.lru_cache(maxsize=KEY_MEMORY)
-def _key_after_id(tail: bytes) -> tuple[bytes, int, int] | None:
+def _key_after_id(tail: bytes) -> tuple[bytes, int, int, bytes] | None:
     """query_key for a message without its first two bytes (offsets below are shifted by 2)."""
     size = len(tail)
     if size < HEADER.size - 2 + 5:
@@ -96,7 +98,11 @@ def _key_after_id(tail: bytes) -> tuple[bytes, int, int] | None:
     elif end != size:
         return None
     key = bytes((tail[0] & 0x79, tail[1] & 0x30)) + edns + _U16.pack(limit) + tail[start:end]
-    return key, qtype, limit
+    return key, qtype, limit, UDP_PREFIX + key
+
+
+# What the fast paths put before a query_key: a reply over TCP may be larger than over UDP.
+UDP_PREFIX, TCP_PREFIX = b"U", b"T"
 
 
 QUESTION_IN_KEY = 5  # where the question's bytes start in a query_key
@@ -107,16 +113,27 @@ def ttl_offsets(wire: bytes) -> list[tuple[int, int]]:
 
     Used to patch TTLs in a ready reply; only our own well-formed replies are read.
     """
+    return [(ttl, rtype) for _, ttl, _, rtype in record_spans(wire)]
+
+
+def record_spans(wire: bytes) -> list[tuple[int, int, int, int]]:
+    """(start, offset of the TTL field, end, TYPE) of every record in a message we rendered, in order.
+
+    The spans let a ready reply move whole records (round-robin order) without
+    rendering it again; only our own well-formed replies are read.
+    """
     count = sum(_U16.unpack_from(wire, position)[0] for position in (6, 8, 10))
     offset = HEADER.size
     for _ in range(_U16.unpack_from(wire, 4)[0]):
         offset = _skip_name(wire, offset) + 4
     found = []
     for _ in range(count):
+        start = offset
         offset = _skip_name(wire, offset)
         rtype, _, _, rdlength = struct.unpack_from("!HHIH", wire, offset)
-        found.append((offset + 4, rtype))
-        offset += 10 + rdlength
+        end = offset + 10 + rdlength
+        found.append((start, offset + 4, end, rtype))
+        offset = end
     return found
 
 

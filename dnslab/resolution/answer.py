@@ -29,7 +29,7 @@ import dns.rdatatype
 import dns.rrset
 
 from dnslab.core.fastpath import MAX_VARIANTS, RoundRobin, WireAnswer
-from dnslab.core.wire import EDNS_UDP_SIZE, OPT, PLAIN_UDP_SIZE, ttl_offsets
+from dnslab.core.wire import EDNS_UDP_SIZE, OPT, PLAIN_UDP_SIZE, record_spans, ttl_offsets
 from dnslab.resolution.cache import Cache, CacheHit, Rotation
 from dnslab.resolution.iterator import Result, chain_end
 from dnslab.resolution.validator import Security
@@ -130,15 +130,21 @@ def build_reply(query: dns.message.Message, result: Result, cache: Cache) -> Rep
                 sources.extend([(hit.expires_at, hit.original_ttl)] * len(sigs))
             else:
                 sources = None
+    if len(rotating) > 1:
+        sources = None  # two round-robin counters: the replay could not follow both
     if dnssec_ok and any(e.proof for e in result.evidence):
         # A wildcard expansion: the NSEC/NSEC3 proof that no closer name exists (RFC 4035 §3.1.3.3).
         reply.authority = []
         for rrset in (r for e in result.evidence for r in e.proof):
             if rrset not in reply.authority:  # RRsets are not hashable; a proof is a few of them
                 reply.authority.append(rrset)
-        return Reply(reply)
-    if len(rotating) > 1:
-        sources = None  # two round-robin counters: the replay could not follow both
+        if sources is None or result.rcode == dns.rcode.SERVFAIL or not sources:
+            return Reply(reply)
+        # The cache hands the proof out with the TTLs it was stored with (they do not count
+        # down): replayed as they are for as long as the answer itself lives.
+        lives = min(expires for expires, _ in sources)
+        sources.extend((lives + rrset.ttl, rrset.ttl) for rrset in reply.authority for _ in rrset)
+        return _replayable(reply, sources, rotating)
     if result.rcode == dns.rcode.SERVFAIL:
         return Reply(reply)
     reply.authority = list(result.authority)
@@ -149,7 +155,17 @@ def build_reply(query: dns.message.Message, result: Result, cache: Cache) -> Rep
         soa_signed = denial.sigs is not None and denial.rrset.rdtype == dns.rdatatype.SOA
         extra = [with_ttl(denial.sigs, denial.rrset.ttl)] if soa_signed else []  # type: ignore[arg-type]
         reply.authority += extra + list(denial.proof)
-        return Reply(reply)
+        negative = (cache.get_negative(chain_end(query.question[0].name, result.answer), query.question[0].rdtype)
+                    if sources is not None and soa_signed and result.authority == [denial.rrset] else None)
+        if (negative is None or negative.ns is not None or negative.sigs is None or negative.soa != denial.rrset
+                or len(negative.proof) != len(denial.proof)):
+            return Reply(reply)
+        # The signed denial as the cache holds it (SOA, its RRSIGs, the NSEC/NSEC3 proof):
+        # every TTL is min(its own, what is left of the entry), so the replay counts them down.
+        reply.authority = [negative.soa, with_ttl(negative.sigs, negative.soa.ttl), *negative.proof]
+        assert sources is not None
+        sources.extend((negative.expires_at, rrset.ttl) for rrset in reply.authority for _ in rrset)
+        return _replayable(reply, sources, rotating)
     if result.authority:
         negative = None
         if result.authority[0].rdtype == dns.rdatatype.SOA:
@@ -165,6 +181,11 @@ def build_reply(query: dns.message.Message, result: Result, cache: Cache) -> Rep
         sources = None
     if sources is None:
         return Reply(reply)
+    return _replayable(reply, sources, rotating)
+
+
+def _replayable(reply: dns.message.Message, sources: list[tuple[float, int]], rotating: list[RoundRobin]) -> Reply:
+    """*reply* with what the fast path needs to replay it: each record's expiry and TTL, and its turn."""
     rotation = rotating[0] if rotating else None
     # The entry's turn was just taken for this reply: the one before its counter now.
     return Reply(reply, Replay(tuple(sources), rotation, rotation.turn - 1 if rotation is not None else 0))
@@ -198,9 +219,20 @@ def fast_answer(reply: Reply, first: bytes, policy: Rotation,
         return None  # a replayed random order would not be random
     rotation = None if policy is Rotation.FIXED else replay.rotation
     steps = 1 if rotation is None else len(rotation.rdatas)
-    if steps > MAX_VARIANTS:
-        return None
     message = reply.message
+    expires = min(expires for expires, _ in replay.sources)
+    rcode_text, type_text = dns.rcode.to_text(message.rcode()), dns.rdatatype.to_text(message.question[0].rdtype)
+    turn = replay.turn if rotation is not None else 0
+    if first[2] & 0x02:
+        # Truncated: no records, so every order looks the same; the counter still turns.
+        return WireAnswer([(first, [])], expires, rcode_text, type_text, rotation, turn)
+    if steps > MAX_VARIANTS:
+        spin = _spin(message, first)
+        offsets = [offset for offset, rtype in ttl_offsets(first) if rtype != OPT]
+        if spin is None or len(offsets) != len(replay.sources):
+            return None  # too many orders to keep, and no way to rotate the one template
+        patches = [(offset, expires_at, ttl) for offset, (expires_at, ttl) in zip(offsets, replay.sources)]
+        return WireAnswer([(first, patches)], expires, rcode_text, type_text, rotation, turn, spin=spin)
     variants = []
     for step in range(steps):
         if step:
@@ -213,9 +245,33 @@ def fast_answer(reply: Reply, first: bytes, policy: Rotation,
             return None  # the reply is not the records we think it is: keep to the full path
         variants.append((wire, [(offset, expires, ttl) for offset, (expires, ttl) in zip(offsets, replay.sources)]))
     # The first template is the order just sent, the cache entry's turn before this reply.
-    return WireAnswer(variants, min(expires for expires, _ in replay.sources), dns.rcode.to_text(message.rcode()),
-                      dns.rdatatype.to_text(message.question[0].rdtype), rotation,
-                      replay.turn if rotation is not None else 0)
+    return WireAnswer(variants, expires, rcode_text, type_text, rotation, turn)
+
+
+# Types whose data holds no names, so records of one size can move without breaking compression.
+_NAMELESS = frozenset({dns.rdatatype.A, dns.rdatatype.AAAA})
+
+
+def _spin(message: dns.message.Message, wire: bytes) -> tuple[int, int, int] | None:
+    """The byte span (after the ID) of the reply's one rotating RRset and its record size, when its
+    records can be rotated as bytes: addresses (no names in the data), all of one size and owner
+    bytes, the same TTL (one RRset); else None."""
+    first = 0
+    found = None
+    for rrset in message.answer:
+        if len(rrset) > 1 and rrset.rdtype != dns.rdatatype.RRSIG:
+            if found is not None or rrset.rdtype not in _NAMELESS:
+                return None
+            found = (first, first + len(rrset))
+        first += len(rrset)
+    if found is None:
+        return None
+    spans = record_spans(wire)[found[0]:found[1]]
+    start, ttl, end, _ = spans[0]
+    size, owner = end - start, wire[start:ttl]  # owner name, type and class
+    if any(e - s != size or wire[s:t] != owner for s, t, e, _ in spans):
+        return None
+    return start - 2, spans[-1][2] - 2, size
 
 
 def rotated(rrset: dns.rrset.RRset, step: int) -> dns.rrset.RRset:

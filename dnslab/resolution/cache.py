@@ -411,6 +411,31 @@ class Cache:
             entry, _signatures(entry.sigs, remaining), entry.zone, entry.proof or (), entry.security
         )
 
+    def addresses(self, name: dns.name.Name, rdtype: int) -> list[str]:
+        """The addresses of a live A or AAAA RRset, [] without one: `get` without building an RRset.
+
+        The iterator reads its name servers' addresses several times for each
+        upstream query it sends; building an RRset for that (hashing each rdata
+        from its wire form) was a tenth of a cold lookup's CPU.
+        """
+        entry = self._use((_fold(name), rdtype))
+        if entry is None or entry.expires_at <= self._clock.now():
+            return []
+        return [rdata.address for rdata in entry.rdatas]  # type: ignore[attr-defined]
+
+    def get_above(self, name: dns.name.Name, rdtype: int, min_rank: Rank) -> CacheHit | None:
+        """`get` for the closest proper ancestor of *name* with a live *rdtype* RRset of at least
+        *min_rank* (a DNAME above a name): the keys are probed by label suffix, without making a
+        Name for each ancestor."""
+        folded = _fold(name)
+        for cut in range(1, len(folded)):
+            entry = self._use((folded[cut:], rdtype))
+            if entry is not None and entry.rank is not None and entry.rank >= min_rank:
+                hit = self.get(entry.name, rdtype)
+                if hit is not None:
+                    return hit
+        return None
+
     def get_stale(
         self, name: dns.name.Name, rdtype: int, rotate: bool = False
     ) -> CacheHit | None:

@@ -462,13 +462,7 @@ class Resolution:
         """
         if self.qtype == RdataType.DNAME:
             return None
-        name = self.sname
-        while name != dns.name.root:
-            name = name.parent()
-            hit = self.cache.get(name, RdataType.DNAME)
-            if hit is not None and hit.rank >= Rank.ANSWER:
-                return hit
-        return None
+        return self.cache.get_above(self.sname, RdataType.DNAME, Rank.ANSWER)
 
     def _follow_cached_dname(self, dname: CacheHit) -> State:
         """Put the DNAME and the CNAME it makes for sname in the chain and go on at the target.
@@ -662,9 +656,7 @@ class Resolution:
         found = list(self.learned.get(ns_name, ()))
         types = (RdataType.A, RdataType.AAAA) if self.settings.ipv6_upstream else (RdataType.A,)
         for rdtype in types:
-            hit = self.cache.get(ns_name, rdtype)
-            if hit is not None:
-                found.extend(rdata.address for rdata in hit.rrset)  # type: ignore[attr-defined]
+            found.extend(self.cache.addresses(ns_name, rdtype))
         if self.settings.do_not_query_localhost:
             # Only what the DNS said: root hints on loopback are the operator's own choice
             # (Knot Resolver exempts them too).
