@@ -524,7 +524,7 @@ class DnsLab(LabRunner):
         async def traced() -> list[dict[str, Any]]:
             recording = Recording()
             await resolver.trace(dns.name.from_text(name), dns.rdatatype.from_text(rdtype), recording.sink, cold)
-            return recording.to_json()
+            return [self.lab.replication.secondaries.annotate(event) for event in recording.to_json()]
         return self.run(traced())
 
     @property

@@ -248,3 +248,21 @@ def test_a_reload_with_a_new_serial_reaches_the_secondary_as_ixfr(replicated: Dn
     assert copy["serial"] == 2026112805 and copy["last_transfer"] == "IXFR"
     assert replicated.call(lambda: replicated.lab.server(PRIMARY).server.ops.last_transfer) \
         == "IXFR of example.com.: incremental"
+
+
+def test_the_trace_says_when_a_stale_secondary_answered(replicated: DnsLab) -> None:
+    from dnslab.faces.trace import TextRenderer  # what `dnslab trace` prints
+
+    replicated.server(PRIMARY).notify_lost()
+    replicated.record_set("www.example.com", "A", "192.0.2.99")  # the secondary keeps the old copy
+    replicated.server(PRIMARY).unreachable()  # so the walk gets its answer from the secondary
+    events = replicated.trace("www.example.com", "A", cold=True)
+    seen = [e for e in events if e["event"] == "reply" and e["address"] == SECONDARY]
+    assert seen, events
+    standing = seen[0]["secondary"]
+    assert standing["behind"] and standing["serial"] == 2026112801 and standing["primary_serial"] == 2026112802
+    assert "192.0.2.1" in str(seen[0]["records"])  # the old answer, from the stale copy
+    assert all("secondary" not in e for e in events if e.get("address") == PRIMARY)  # the primary is none
+    text = TextRenderer().line(seen[0]) or ""
+    assert "(stale: a secondary of example.com., its copy at serial 2026112801 (current), behind its " \
+           "primary's 2026112802)" in text

@@ -18,6 +18,14 @@ _MEANING_COLOUR = {"answer": "green", "referral": "blue", "cname": "magenta", "n
                    "nodata": "yellow", "no cut here": "dim", "truncated": "yellow"}
 
 
+def secondary_note(standing: dict[str, Any]) -> str:
+    """What the lab knows of a reply from a secondary: its copy's serial against the primary's."""
+    where = f"a secondary of {standing['zone']}, its copy at serial {standing['serial']} ({standing['state']})"
+    if standing.get("behind"):
+        return f"(stale: {where}, behind its primary's {standing['primary_serial']})"
+    return f"({where}, as its primary)"
+
+
 def _level(event: dict[str, Any]) -> int:
     """Indentation: two steps per sub-lookup depth, one per label of the zone asked."""
     zone = event.get("zone")
@@ -105,6 +113,8 @@ class TextRenderer:
         lines = [self._paint(text, colour)]
         if meaning in ("answer", "cname", "nxdomain", "nodata"):
             lines += [f"     {record}" for record in e.get("records", [])]
+        if e.get("secondary"):
+            lines.append("     " + secondary_note(e["secondary"]))
         return "\n".join([lines[0]] + [" " * 13 + "  " * _level(e) + rest for rest in lines[1:]])
 
     def _failed(self, e: dict[str, Any]) -> str:
@@ -112,7 +122,10 @@ class TextRenderer:
         # or the answer's "every name server ... failed"): here it is not known yet.
         after = f" after {ms_text(e['after_ms'])} ms" if e.get("after_ms") else ""
         failure = "network error (unreachable or refused)" if e["failure"] == "network" else e["failure"]
-        return self._paint(f"x  {e['server'] or e['address']} ({e['address']}): {failure}{after}", "red")
+        text = self._paint(f"x  {e['server'] or e['address']} ({e['address']}): {failure}{after}", "red")
+        if e.get("secondary"):
+            text += "\n" + " " * 13 + "  " * _level(e) + "     " + secondary_note(e["secondary"])
+        return text
 
     def _restart(self, e: dict[str, Any]) -> str:
         return self._paint(f"{e['via']}: {e['name']} -> {e['target']}, restart there", "magenta")

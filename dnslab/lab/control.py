@@ -310,8 +310,10 @@ class ControlServer:
                     "total_ms": clock.elapsed_ms()}
         resolver = self._resolver("trace")
 
+        annotate = self.lab.replication.secondaries.annotate  # a reply from a secondary says so
+
         def sink(event: Event) -> None:
-            send(stamped(clock.elapsed_ms(), event))
+            send(annotate(stamped(clock.elapsed_ms(), event)))
 
         result = await resolver.trace(qname, qtype, sink, cold=bool(args.get("cold")))
         return {"rcode": dns.rcode.to_text(result.rcode), "upstream_queries": result.upstream_queries,

@@ -360,6 +360,34 @@ class Secondaries:
         return [self.describe(address, origin)
                 for address, origin in sorted(self.copies, key=lambda key: (key[1], key[0]))]
 
+    def standing(self, address: str, zone: str) -> dict[str, object] | None:
+        """How a secondary's copy stands against its primary, for a trace's reply from *address* for
+        *zone* (None: not a secondary of it).  `behind` when the primary, a lab server, has a newer
+        serial: the answer may be stale, the lag replication allows until the next NOTIFY or refresh."""
+        try:
+            origin = dns.name.from_text(zone)
+        except dns.exception.DNSException:
+            return None
+        copy = self.copies.get((address, origin))
+        if copy is None:
+            return None
+        _, _, primary = self.primary_of(origin)
+        source = primary.server.authority.zones.get(origin) if primary is not None else None
+        newest = source.soa[0].serial if source is not None else None  # type: ignore[attr-defined]
+        serial = copy.state.serial
+        return {"zone": origin.to_text(), "serial": serial, "state": copy.state.state.value,
+                "primary_serial": newest,
+                "behind": newest is not None and (serial is None or serial != newest)}
+
+    def annotate(self, event: dict[str, Any]) -> dict[str, Any]:
+        """A trace event (as JSON) from a secondary gains `secondary`: the resolver cannot know it asked
+        one, the lab can say so, and whether the copy lags behind (docs/ZONE_OPERATIONS.md)."""
+        if self.copies and event.get("event") in ("reply", "failed") and "address" in event:
+            standing = self.standing(str(event["address"]), str(event.get("zone", "")))
+            if standing is not None:
+                event["secondary"] = standing
+        return event
+
     def describe(self, address: str, origin: str | dns.name.Name) -> dict[str, object]:
         """One copy as `dnslab servers --json` shows it; ConfigError if *address* is no secondary of *origin*."""
         name = origin if isinstance(origin, dns.name.Name) else dns.name.from_text(origin)
