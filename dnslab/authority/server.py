@@ -23,6 +23,7 @@ import dns.rdatatype
 import dns.rrset
 import dnslib
 
+from dnslab.authority import identity as ident
 from dnslab.authority.lookup import Authority, Outcome, Response
 from dnslab.core.fastpath import ReplyCache
 from dnslab.core.wire import (EDNS_UDP_SIZE, HEADER, MAX_MESSAGE, OPCODE_MASK, PLAIN_UDP_SIZE, QR,
@@ -63,13 +64,18 @@ class Request:
     qtype: int
     edns_size: int | None  # None: the client sent no OPT record
     dnssec_ok: bool
+    nsid: bool = False  # the query asked for the server's identity (RFC 5001)
 
 
 class AuthoritativeServer:
     """Turns request bytes into reply bytes for the zones of one server."""
 
-    def __init__(self, zones: Iterable[Zone]) -> None:
+    def __init__(self, zones: Iterable[Zone], identity: str | None = None, version: str | None = None) -> None:
+        """*identity* (None: none to give) answers NSID and CHAOS hostname.bind/id.server;
+        *version* (None: the same as identity's absence) answers version.bind/version.server."""
         self.authority = Authority(zones)
+        self.identity = identity
+        self.version = version if version is not None else identity
         # The fast path: a reply depends only on the query's key and the zone data.
         self.replies = ReplyCache()
         self._converted: dict[int, list[dnslib.RR]] = {}
@@ -102,14 +108,18 @@ class AuthoritativeServer:
     def zones(self) -> list[Zone]:
         return list(self.authority.zones.values())
 
-    def handle(self, wire: bytes, via_tcp: bool = False, peer: tuple[str, int] | None = None) -> bytes | None:
+    def handle(self, wire: bytes, via_tcp: bool = False, peer: tuple[str, int] | None = None,
+               identity: str | None = None) -> bytes | None:
         """The reply to send, or None to stay silent (unreadable header, or not a query).
 
         *peer* is unused: an authoritative server answers everyone, as NSD does.
+        *identity* overrides the server's own for this reply (the anycast site that answers).
         """
         parsed = query_key(wire)
         key = None
-        if parsed is not None:
+        if parsed is not None and not (self.identity is not None and (
+                ident.has_options(wire, parsed[0]) or ident.is_chaos(parsed[0]))):
+            # (a reply naming the server is made afresh: its identity is not part of the key)
             key = (b"T" if via_tcp else b"U") + parsed[0]
             ready = self.replies.get(key, wire)
             if ready is not None:
@@ -127,7 +137,7 @@ class AuthoritativeServer:
             log.debug("FORMERR: %s", exc)
             return header_only_reply(wire, dns.rcode.FORMERR)
         try:
-            reply = self._respond(request, via_tcp)
+            reply = self._respond(request, via_tcp, identity or self.identity)
         except Exception:  # noqa: BLE001 - one packet must never stop the server
             log.exception("internal error answering %s %s", request.qname, request.qtype)
             return header_only_reply(wire, dns.rcode.SERVFAIL)
@@ -135,7 +145,7 @@ class AuthoritativeServer:
             self.replies.put(key, reply)
         return reply
 
-    def _respond(self, request: Request, via_tcp: bool) -> bytes:
+    def _respond(self, request: Request, via_tcp: bool, identity: str | None = None) -> bytes:
         header = request.record.header
         # CD is not copied: RFC 4035 §3.1.6 has authoritative responses clear it, as NSD does.
         reply = dnslib.DNSRecord(
@@ -151,7 +161,12 @@ class AuthoritativeServer:
         cut = None
         ede = None
         qclass = request.record.q.qclass
-        if qclass not in (dns.rdataclass.IN, dns.rdataclass.ANY):
+        text = (ident.chaos_text(request.qname, request.qtype, identity, self.version or identity)
+                if qclass == ident.CHAOS and identity is not None else None)
+        if text is not None:  # hostname.bind, id.server, version.bind, version.server (NSD's reply)
+            reply.add_answer(dnslib.RR(request.record.q.qname, dnslib.QTYPE.TXT, ident.CHAOS, 0,
+                                       dnslib.TXT(text.encode())))
+        elif qclass not in (dns.rdataclass.IN, dns.rdataclass.ANY):
             reply.header.rcode = dns.rcode.REFUSED
             ede = EDE_NOT_SUPPORTED
         elif request.qtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR):
@@ -163,7 +178,8 @@ class AuthoritativeServer:
                 cut = response.authority[0].name  # the NS RRset; DS or NSEC(3) proofs follow it
             if response.outcome is Outcome.REFUSED:
                 ede = EDE_NOT_AUTHORITATIVE
-        opt = _opt(request, ede) if request.edns_size is not None else None
+        nsid = identity if request.nsid else None
+        opt = _opt(request, ede, nsid) if request.edns_size is not None else None
         limit = MAX_MESSAGE if via_tcp else _udp_limit(request.edns_size)
         return _pack_within(reply, opt, limit, cut)
 
@@ -229,7 +245,8 @@ def _parse(wire: bytes) -> Request:
         raise _FormatError(f"bad question name: {exc}") from None
     edns_size = max(opts[0].rclass, PLAIN_UDP_SIZE) if opts else None
     dnssec_ok = bool(opts and opts[0].ttl & 0x8000)
-    return Request(record, qname, question.qtype, edns_size, dnssec_ok)
+    nsid = bool(opts) and ident.asks_for_nsid(ident.edns_options(wire))
+    return Request(record, qname, question.qtype, edns_size, dnssec_ok, nsid)
 
 
 def _edns_version(record: dnslib.DNSRecord) -> int:
@@ -239,9 +256,11 @@ def _edns_version(record: dnslib.DNSRecord) -> int:
     return 0
 
 
-def _opt(request: Request, ede: int | None = None) -> dnslib.RR:
-    """Our OPT: our own UDP size, DO echoed as RFC 3225 asks, and an Extended DNS Error if any."""
-    options = [dnslib.EDNSOption(EDE, struct.pack("!H", ede))] if ede is not None else []
+def _opt(request: Request, ede: int | None = None, nsid: str | None = None) -> dnslib.RR:
+    """Our OPT: our own UDP size, DO echoed as RFC 3225 asks, our NSID if asked (before the EDE,
+    as NSD), and an Extended DNS Error if any."""
+    options = [dnslib.EDNSOption(ident.NSID, nsid.encode())] if nsid is not None else []
+    options += [dnslib.EDNSOption(EDE, struct.pack("!H", ede))] if ede is not None else []
     return dnslib.EDNS0(udp_len=EDNS_UDP_SIZE, flags="do" if request.dnssec_ok else "", opts=options)
 
 

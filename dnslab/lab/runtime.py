@@ -20,6 +20,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+import dnslab
 from dnslab.core import validate
 from dnslab.core.clock import Clock, FakeClock, MonotonicClock, WallClock
 from dnslab.resolution.options import load_toml, resolver_settings
@@ -242,7 +243,9 @@ class Lab:
         self._resolver_listener: DnsListener | None = None
 
     def _new_server(self, plan: ServerPlan) -> RunningServer:
-        server = AuthoritativeServer(plan.zones)
+        # Each server names itself (NSID, CHAOS hostname.bind) as the root servers do: by its NS name.
+        server = AuthoritativeServer(plan.zones, identity=plan.name.to_text(omit_final_dot=True),
+                                     version=f"dnslab {dnslab.__version__}")
         handler = server.handle if self.signer is None else self._fresh(server.handle)
         return RunningServer(plan, server, FaultyServer(handler, seed=plan.address))  # loss is seeded, per server
 

@@ -61,6 +61,7 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 
+import dnslab
 from dnslab.core.errors import DnslabError
 from dnslab.core.zone import Zone
 from dnslab.lab.runtime import Lab
@@ -73,6 +74,8 @@ from tools.compare.shared import (FOLDERS, Rule, Tally, child, compare_folders, 
 
 T = dns.rdatatype.RdataType
 IN, CH, HS, NONE, ANYCLASS = 1, 3, 4, 254, 255
+NSID = 3
+IDENTITY_NAMES = {dns.name.from_text("hostname.bind."), dns.name.from_text("id.server.")}
 STANDARD_TYPES = (T.A, T.AAAA, T.MX, T.TXT, T.NS, T.SOA, T.DS, T.CNAME, T.ANY)
 NSD_NET = "127.0.99."  # NSD instance N listens on 127.0.99.N
 TIMEOUT = 2.0  # seconds per attempt; every query is tried twice at most
@@ -260,8 +263,16 @@ def generate(zones: list[Zone], rng: random.Random) -> list[Probe]:
     probes.items.setdefault(Probe(apex, T.SOA, edns=1232, edns_version=1, do=True))
     for qclass in (CH, HS, NONE, ANYCLASS):
         probes.add(apex, (T.SOA, T.A), qclass=qclass)
-    # (No CHAOS version.bind/id.server probes: NSD's answers there depend on
-    # hide-version/hide-identity, and dnslab has no identity to give or hide.)
+    # A server's identity (NSID, RFC 5001; CHAOS hostname.bind and friends): NSD is given an identity
+    # and dnslab's version string; each lab server names itself, so identities are compared as
+    # "<identity>" (Reply._fields), and the names themselves in tests/test_identity.py.
+    for name in ("hostname.bind.", "id.server.", "version.bind.", "VERSION.Server.", "other.bind."):
+        probes.add(dns.name.from_text(name), (T.TXT, T.ANY, T.A), qclass=CH)
+        probes.add(dns.name.from_text(name), (T.TXT,), plain=False, qclass=CH, options=((3, b""),))
+    probes.add(dns.name.from_text("hostname.bind."), (T.TXT,), qclass=ANYCLASS)
+    for name in samples:
+        probes.add(name, (T.SOA, T.A), plain=False, options=((3, b""),))
+    probes.items.setdefault(Probe(apex, T.SOA, edns=1232, edns_version=1, options=((3, b""),)))
     for opcode in (dns.opcode.IQUERY, dns.opcode.STATUS, 3, dns.opcode.NOTIFY, dns.opcode.UPDATE, 6, 15):
         probes.add(apex, (T.SOA,), opcode=opcode)
     all_flags = dns.flags.AA | dns.flags.TC | dns.flags.RD | dns.flags.RA | dns.flags.AD | dns.flags.CD | 0x0040
@@ -489,14 +500,16 @@ class Reply:
         if message.edns < 0:
             fields["edns"] = "none"
         else:
-            options = ",".join(f"{int(o.otype)}:{o.to_wire().hex()}" for o in message.options)
+            options = ",".join(f"{int(o.otype)}:{'<identity>' if o.otype == NSID else o.to_wire().hex()}"
+                               for o in message.options)
             other = message.ednsflags & ~dns.flags.DO & 0xFFFF
             fields["edns"] = (f"v{message.edns} payload={message.payload} do={int(bool(message.ednsflags & dns.flags.DO))}"
                               + (f" flags={other:#06x}" if other else "") + (f" options={options}" if options else ""))
         for name in SECTIONS:
             fields[name] = Counter(
                 (rrset.name.to_text().lower(), rrset.ttl, dns.rdataclass.to_text(rrset.rdclass),
-                 dns.rdatatype.to_text(rrset.rdtype), rdata.to_text())
+                 dns.rdatatype.to_text(rrset.rdtype),
+                 '"<identity>"' if rrset.rdclass == CH and rrset.name in IDENTITY_NAMES else rdata.to_text())
                 for rrset in getattr(message, name) for rdata in rrset
             )
         return fields
@@ -672,6 +685,8 @@ def expected_silence(probe: Probe) -> bool:
 # --- NSD and the lab -----------------------------------------------------------------------
 
 TOOL = "compare-nsd"
+IDENTITY = "nsd.compare.invalid"
+VERSION = f"dnslab {dnslab.__version__}"  # NSD says what dnslab says: the version is compared exactly
 NSD_NET = "127.0.99."  # NSD instance N listens on 127.0.99.N
 NSD_OPTIONS = [
     "  server-count: 1",
@@ -681,9 +696,10 @@ NSD_OPTIONS = [
     # Response rate limiting would drop or truncate (TC=1) our bursts of queries.
     "  rrl-ratelimit: 0",
     "  rrl-whitelist-ratelimit: 0",
-    # dnslab has no CHAOS identity; NSD then answers those queries REFUSED too.
-    "  hide-version: yes",
-    "  hide-identity: yes",
+    # Each lab server gives its own identity (its NS name, or its anycast site); NSD one for all.
+    f'  identity: "{IDENTITY}"',
+    f'  nsid: "ascii_{IDENTITY}"',
+    f'  version: "{VERSION}"',
 ]
 
 
