@@ -113,6 +113,39 @@ class ServerHandle:
         return f"ServerHandle({self.address}, {', '.join(self.names)})"
 
 
+class SiteHandle:
+    """One site of an anycast server (lab.toml's [sites]): withdraw its route, announce it, count its queries."""
+
+    def __init__(self, lab: "DnsLab", server: str, site: str) -> None:
+        self._lab = lab
+        running, self.name = lab.call(lambda: lab.lab.site(server, site))
+        self.address = running.plan.address
+        self._router = running.router
+
+    def down(self) -> "SiteHandle":
+        """Withdraw the site's route: the next nearest site answers on the same address."""
+        self._lab.call(lambda: self._lab.lab.site_fault(f"{self.address}@{self.name}", fault_kinds.DOWN))
+        return self
+
+    def up(self) -> "SiteHandle":
+        self._lab.call(lambda: self._lab.lab.site_fault(f"{self.address}@{self.name}", fault_kinds.UP))
+        return self
+
+    @property
+    def identity(self) -> str:
+        """What the site says in NSID and hostname.bind (`ams.a.root-servers.net`)."""
+        assert self._router is not None
+        return self._router.identity(self._router.site(self.name))
+
+    @property
+    def queries(self) -> int:
+        """Queries this site received (reached it as the nearest announced site)."""
+        return self._lab.call(lambda: self._router.counts[self.name] if self._router else 0)
+
+    def __repr__(self) -> str:
+        return f"SiteHandle({self.address}@{self.name})"
+
+
 class CacheHandle:
     """The resolver's cache: look inside, or forget."""
 
@@ -234,7 +267,7 @@ class DnsLab(LabRunner):
                   start_down=settings.start_down if start_down is None else start_down,
                   resolver_address=settings.resolver_address,
                   resolver_settings=resolver_settings or settings.resolver, clock=self.clock,
-                  dnssec=signing or False)
+                  dnssec=signing or False, geography=settings.geography)
         lab.zones_dir = folder
         super().__init__(lab, RunOptions(hints=Path(hints) if hints is not None else None,
                                          state_dir=Path(state_dir) if state_dir is not None else None))
@@ -278,6 +311,10 @@ class DnsLab(LabRunner):
 
     def server(self, name_or_address: str) -> ServerHandle:
         return ServerHandle(self, self.call(lambda: self.lab.server(name_or_address)))
+
+    def site(self, server: str, site: str) -> SiteHandle:
+        """A site of an anycast server: `lab.site("a.root-servers.net", "ams").down()`."""
+        return SiteHandle(self, server, site)
 
     @property
     def servers(self) -> list[ServerHandle]:

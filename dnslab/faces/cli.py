@@ -219,7 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "Each worker process gets the fault too.",
         epilog=fault_kinds.help_text(), formatter_class=argparse.RawDescriptionHelpFormatter)
     fault.add_argument("server", metavar="SERVER|ZONE",
-                       help="an address (127.0.3.20) or NS name (ns1.failover.com); a zone name for dnssec-*")
+                       help="an address (127.0.3.20) or NS name (ns1.failover.com); a zone name for dnssec-*; "
+                            "SERVER@SITE for one site of an anycast server (a.root-servers.net@ams down "
+                            "withdraws its route, up announces it)")
     fault.add_argument("kind", metavar="KIND", help="one of those below")
     fault.add_argument("args", nargs="*", action=_FaultArgs, metavar="ARG",
                        help="the kind's numbers, as below (delay MS [JITTER], loss PCT)")

@@ -115,6 +115,9 @@ def cmd_servers(args: argparse.Namespace, out: TextIO) -> int:
         print(json.dumps(result, indent=2), file=out)
         return 0
     rows = [("ADDRESS", "NAME", "SRTT", "TIMEOUT", "TIMEOUTS", "STATE", "LAME FOR")]
+    anycast = any(server.get("site") for server in result["servers"])
+    if anycast:
+        rows[0] += ("SITE",)
     for server in result["servers"]:
         state = {"closed": "ok", "half-open": "probing"}.get(server["state"], server["state"])
         if server["held_for_s"] is not None:
@@ -122,7 +125,8 @@ def cmd_servers(args: argparse.Namespace, out: TextIO) -> int:
         srtt = _srtt_text(server)
         rows.append((server["address"], ", ".join(server["names"]) or "-", srtt, f"{ms_text(server['timeout_ms'])} ms",
                      str(server["timeouts"]), state,
-                     ", ".join(f"{m['zone']} ({m['left_s']:g} s more)" for m in server["lame"]) or "-"))
+                     ", ".join(f"{m['zone']} ({m['left_s']:g} s more)" for m in server["lame"]) or "-")
+                    + ((server.get("site") or "-",) if anycast else ()))
     _table(rows, out)
     return 0
 
@@ -193,6 +197,12 @@ def cmd_queries(args: argparse.Namespace, out: TextIO) -> int:
     for (name, rdtype), count in sorted(counts.items()):
         print(f"{count:6d}  {name} {rdtype}", file=out)
     print(f"{sum(counts.values()):6d}  queries received by {results[0]['server']}", file=out)
+    sites: dict[str, int] = {}
+    for result in results:
+        for site, count in result.get("sites", {}).items():
+            sites[site] = sites.get(site, 0) + count
+    if sites:  # an anycast address: which of its sites the queries reached
+        print("by site: " + ", ".join(f"{site} {count}" for site, count in sites.items()), file=out)
     return 0
 
 

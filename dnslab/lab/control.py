@@ -337,6 +337,7 @@ class ControlServer:
         resolver = self._resolver()
         now = resolver.clock.now()
         names = {plan.address: [n.to_text() for n in plan.names] for plan in self.lab.hierarchy.servers}
+        sites = self._sites_seen()
         rows = []
         for view in sorted(resolver.infra.views(), key=lambda v: _sortable(v.address)):
             held = view.held_until is not None and view.held_until > now
@@ -349,8 +350,19 @@ class ControlServer:
                 "edns": view.edns, "last_failure": view.last_failure.value if view.last_failure else None,
                 "lame_zones": list(view.lame_zones),
                 "lame": [{"zone": zone, "left_s": round(left, 1)} for zone, left in view.lame],
+                "site": sites.get(view.address),
             })
         return {"servers": rows}
+
+    def _sites_seen(self) -> dict[str, str | None]:
+        """Anycast addresses: the site that last answered the resolver's location (else the one that would)."""
+        location = self.lab.geography.location
+        found: dict[str, str | None] = {}
+        for running in self.lab.servers:
+            if running.router is not None:
+                site = running.router.last.get(location) or getattr(running.router.serving(location), "name", None)
+                found[running.plan.address] = site
+        return found
 
     async def _stats(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
         resolver = self._resolver()
@@ -365,7 +377,7 @@ class ControlServer:
         if isinstance(target, Zone):  # a DNSSEC fault, on a zone's data
             return {"server": target.origin.to_text(), "zone": target.origin.to_text(),
                     "faults": self.lab.faults().get(target.origin.to_text(), [])}
-        return {"server": target.plan.address, "faults": target.faulty.state.describe()}
+        return {"server": target.plan.address, "faults": self.lab.faults().get(target.plan.address, [])}
 
     async def _faults(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
         return {"faults": self.lab.faults()}
@@ -380,7 +392,12 @@ class ControlServer:
             running.faulty.reset_counts()
         counts = [{"name": name, "type": rdtype, "count": count}
                   for (name, rdtype), count in sorted(running.faulty.queries.items())]
-        return {"server": running.plan.address, "total": sum(running.faulty.queries.values()), "queries": counts}
+        router = running.router
+        if router is not None and args.get("reset"):
+            router.counts.clear()
+        sites = {site.name: router.counts[site.name] for site in router.sites} if router is not None else {}
+        return {"server": running.plan.address, "total": sum(running.faulty.queries.values()), "queries": counts,
+                "sites": sites}
 
     async def _record_set(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
         values = args.get("values") or []

@@ -35,6 +35,8 @@ from dnslab.services.transport import DnsListener, Handler, Peer
 from dnslab.lab import fault_kinds
 from dnslab.lab.fault_kinds import Entry
 from dnslab.lab.faults import FaultyServer
+from dnslab.lab.anycast import Geography, parse as parse_geography
+from dnslab.lab.sites import SiteRouter
 from dnslab.core.zone import Problem, Zone, changed_zone, load_zones
 from dnslab.lab.hierarchy import Hierarchy, ServerPlan, derive_hierarchy, lame_delegations, zone_files
 from dnslab.resolution.hints import root_hints_text
@@ -63,6 +65,8 @@ class LabSettings:
     keys_dir: Path | None = None  # default: .keys in the zone folder
     dnssec_unsigned: tuple[str, ...] = ()
     dnssec_algorithm: str = DEFAULT_ALGORITHM.name
+    # Anycast (docs/ANYCAST.md): the lab's location, client locations, and the sites of servers.
+    geography: Geography = field(default_factory=Geography)
 
     @classmethod
     def load(cls, path: Path) -> "LabSettings":
@@ -70,7 +74,7 @@ class LabSettings:
             return cls()
         data = load_toml(path)
         known = {"port", "start_down", "resolver_address", "resolver", "dnssec", "nsec3", "keys_dir",
-                 "dnssec_unsigned", "dnssec_algorithm"}
+                 "dnssec_unsigned", "dnssec_algorithm", "location", "locations", "sites"}
         unknown = set(data) - known
         if unknown:
             raise ConfigError(f"{path}: unknown setting(s): {', '.join(sorted(unknown))} "
@@ -103,7 +107,8 @@ class LabSettings:
         return cls(port=port, start_down=tuple(down), resolver_address=address, resolver=resolver,
                    dnssec=data.get("dnssec", False), nsec3=data.get("nsec3", False),
                    keys_dir=path.parent / keys_dir if keys_dir is not None else None,
-                   dnssec_unsigned=tuple(unsigned), dnssec_algorithm=str(algorithm))
+                   dnssec_unsigned=tuple(unsigned), dnssec_algorithm=str(algorithm),
+                   geography=parse_geography(data, str(path)))
 
 
 def _data_problem(values: list[str], rdtype: str, exc: Exception) -> str:
@@ -144,6 +149,7 @@ class RunningServer:
     server: AuthoritativeServer
     faulty: FaultyServer
     listener: DnsListener | None = None
+    router: SiteRouter | None = None  # an address served from sites (anycast): which one answers
 
     @property
     def up(self) -> bool:
@@ -187,12 +193,13 @@ class Lab:
     def __init__(self, zones: list[Zone], port: int = DEFAULT_PORT, start_down: Iterable[str] = (),
                  resolver_address: str | None = DEFAULT_RESOLVER_ADDRESS,
                  resolver_settings: ResolverSettings | None = None, clock: Clock | None = None,
-                 dnssec: bool | DnssecSettings = False) -> None:
+                 dnssec: bool | DnssecSettings = False, geography: Geography | None = None) -> None:
         """*resolver_address* None runs the hierarchy alone, without the recursive resolver.
 
         *clock* is the resolver's time source (TTLs, hold-downs); tests pass a FakeClock.
         *dnssec* signs the zones: True with the defaults (keys in the runtime folder),
         or DnssecSettings (keys folder, NSEC3, algorithm, zones left unsigned).
+        *geography* places clients and servers' sites (anycast; lab.toml's location, locations, sites).
         """
         port = validate.port(port)  # the Python API too: 99999 must not wrap round to 34463
         wall = resolver_settings is not None and resolver_settings.ttl_clock == "wall"
@@ -213,6 +220,10 @@ class Lab:
         if resolver_address is not None and self.hierarchy.server_at(resolver_address) is not None:
             raise ConfigError(f"the resolver address {resolver_address} is also a name server's address "
                               "in the zones; choose another resolver_address")
+        self.geography = geography or Geography()
+        for server in self.geography.sites:
+            if self.hierarchy.find(server) is None:
+                raise ConfigError(f"[sites.\"{server}\"]: not a lab server's address or NS name")
         self.port = port
         self.bound_port: int | None = None
         down: set[str] = set()
@@ -247,7 +258,12 @@ class Lab:
         server = AuthoritativeServer(plan.zones, identity=plan.name.to_text(omit_final_dot=True),
                                      version=f"dnslab {dnslab.__version__}")
         handler = server.handle if self.signer is None else self._fresh(server.handle)
-        return RunningServer(plan, server, FaultyServer(handler, seed=plan.address))  # loss is seeded, per server
+        sites = next((sites for key, sites in self.geography.sites.items()
+                      if self.hierarchy.find(key) is not None and self.hierarchy.find(key).address == plan.address), None)
+        if sites is None:
+            return RunningServer(plan, server, FaultyServer(handler, seed=plan.address))  # loss is seeded, per server
+        router = SiteRouter(sites, self.geography, plan.name.to_text(omit_final_dot=True), handler)  # type: ignore[arg-type]
+        return RunningServer(plan, server, FaultyServer(router.handle, seed=plan.address), router=router)
 
     @classmethod
     def from_folder(cls, zones_dir: Path, port: int | None = None, with_resolver: bool = True,
@@ -260,7 +276,8 @@ class Lab:
         signing = dnssec_settings(settings, zones_dir, dnssec, nsec3, keys_dir, anchor_file)
         lab = cls(zones, port=settings.port if port is None else port, start_down=settings.start_down,
                   resolver_address=settings.resolver_address if with_resolver else None,
-                  resolver_settings=settings.resolver, clock=clock, dnssec=signing or False)
+                  resolver_settings=settings.resolver, clock=clock, dnssec=signing or False,
+                  geography=settings.geography)
         lab.zones_dir = zones_dir
         return lab, problems
 
@@ -294,10 +311,10 @@ class Lab:
         One comparison per query; the work is done by the first query after the
         point (or by `clock advance`), so a fake clock needs no timer.
         """
-        def handle_fresh(wire: bytes, via_tcp: bool = False, peer: Peer | None = None):  # type: ignore[no-untyped-def]
+        def handle_fresh(wire: bytes, via_tcp: bool = False, peer: Peer | None = None, *identity: str | None):  # type: ignore[no-untyped-def]
             if self.signer is not None and self.signer.due():
                 self.refresh_signatures()
-            return handle(wire, via_tcp, peer)
+            return handle(wire, via_tcp, peer, *identity)  # type: ignore[call-arg]
         return handle_fresh
 
     @property
@@ -321,6 +338,8 @@ class Lab:
         checked against the registry (fault_kinds) before anything changes.
         """
         entry, args = fault_kinds.order(kind, (value, jitter))
+        if "@" in name_or_address:
+            return self.site_fault(name_or_address, entry)
         target = fault_kinds.Target
         is_zone, is_server = self._is_zone(name_or_address), self._is_server(name_or_address)
         if target.SERVER not in entry.targets and is_server and not is_zone:
@@ -332,9 +351,36 @@ class Lab:
                               f"(its faults: {', '.join(k.name for k in fault_kinds.kinds(target.ZONE))}, clear)")
         running = self.server(name_or_address)
         running.faulty.apply(entry, *args)
+        if entry is fault_kinds.CLEAR and running.router is not None:
+            running.router.announce()  # every site's route too
         if entry is fault_kinds.CLEAR and self.resolver is not None:
             # The server is mended: its lame marks would otherwise keep it passed over for lame_ttl.
             self.resolver.infra.forget_lame(running.plan.address)
+        return running
+
+    def site(self, name_or_address: str, site: str) -> tuple[RunningServer, str]:
+        """An anycast server and the name of one of its sites (a DnslabError names what is wrong)."""
+        running = self.server(name_or_address)
+        if running.router is None:
+            raise DnslabError(f"{name_or_address} is served from one place, not from sites "
+                              f"(lab.toml's [sites] declares them; servers with sites: "
+                              f"{', '.join(r.plan.address for r in self.servers if r.router) or 'none'})")
+        return running, running.router.site(site).name
+
+    def site_fault(self, target: str, kind: Entry | str) -> RunningServer:
+        """`ADDR@SITE down` withdraws a site's route (the next nearest site answers); `up` or `clear`
+        announces it again.  Other faults break the whole address, so they are given to ADDR."""
+        entry = kind if isinstance(kind, (fault_kinds.FaultKind, fault_kinds.Verb)) else fault_kinds.order(kind)[0]
+        server, _, site = target.rpartition("@")
+        running, name = self.site(server, site)
+        assert running.router is not None
+        if entry is fault_kinds.DOWN:
+            running.router.withdraw(name)
+        elif entry in (fault_kinds.UP, fault_kinds.CLEAR):
+            running.router.announce(name)
+        else:
+            raise DnslabError(f"a site is withdrawn (down) or announced again (up, clear); {entry.name} "
+                              f"breaks the whole address: dnslab fault {server} {entry.usage}")
         return running
 
     def zone_fault(self, zone_name: str, kind: Entry | str) -> Zone:
@@ -382,7 +428,8 @@ class Lab:
 
     def faults(self) -> dict[str, list[str]]:
         """The faults in force, by server address, then DNSSEC faults by zone name (none: left out)."""
-        found = {r.plan.address: r.faulty.state.describe() for r in self.servers if r.faulty.state.describe()}
+        found = {r.plan.address: r.faulty.state.describe() + (r.router.describe() if r.router else [])
+                 for r in self.servers if r.faulty.state.describe() or (r.router and r.router.withdrawn)}
         if self.signer is not None:
             found.update(self.signer.describe())
         return found
