@@ -165,5 +165,39 @@ def test_the_resolver_prefers_near_roots_by_srtt(tmp_path: Path) -> None:
                 near = sum(counts[letter] for letter in NEAR_TO_AMS)
                 far = sum(counts[letter] for letter in FAR_FROM_AMS)
                 assert near >= 35 and far <= near // 4, counts
-            a_root = {site: lab.site("a.root-servers.net", site).queries for site in ("ams", "nyc", "sin")}
-            assert a_root[near_site] == sum(a_root.values()) > 0, a_root
+            # Every letter with a site where the resolver is was asked there, and only there.
+            at_home = {running.plan.name.to_text(): dict(running.router.counts) for running in lab.lab.servers
+                       if running.router is not None and near_site in {site.name for site in running.router.sites}}
+            assert all(set(counts) <= {near_site} for counts in at_home.values()), at_home
+            assert sum(sum(counts.values()) for counts in at_home.values()) >= 35, at_home
+
+
+def test_the_trace_names_the_site_that_answered(lab: DnsLab) -> None:
+    """The sample lab's resolver asks for NSID (request_nsid, as BIND's request-nsid)."""
+    lab.cache.flush()
+    events = lab.trace("www.example.com", "A", cold=True)
+    replies = [(e["address"], e["nsid"]) for e in events if e["event"] == "reply"]
+    assert ("127.0.3.1", "ns1.example.com") in replies or ("127.0.3.2", "ns2.example.com") in replies
+    roots = [nsid for address, nsid in replies if address.startswith("127.0.1.")]
+    assert roots and all(nsid.split(".", 1)[0] in ("ams", "sto") for nsid in roots), roots  # ams's sites
+    from dnslab.faces.trace import TextRenderer
+    text = [TextRenderer().line(event) for event in events]
+    assert any(f"[nsid {roots[0]}]" in (line or "") for line in text)
+
+
+def test_the_command_line_withdraws_a_site_and_shows_it(tmp_path: Path) -> None:
+    from conftest import lab_process, read_until, stop
+
+    proc, run = lab_process(tmp_path)
+    try:
+        read_until(proc, "Ctrl-C stops the lab.")
+        assert run("fault", "a.root-servers.net@ams", "down").strip() == "127.0.1.1: site ams withdrawn"
+        assert "127.0.1.1: site ams withdrawn" in run("faults")
+        run("query", "www.example.com")
+        servers = run("servers")
+        assert "SITE" in servers.splitlines()[0]
+        queries = run("queries", "127.0.1.1")
+        assert "by site: ams 0, nyc " in queries and "sin 0" in queries, queries
+        assert run("fault", "127.0.1.1@ams", "up").strip() == "127.0.1.1: no faults"
+    finally:
+        stop(proc)

@@ -108,6 +108,7 @@ class Reply(Event):
     records: list[str] = field(default_factory=list)  # answer/chain lines, SOA of a negative answer
     target: str | None = None                         # cname: where the walk restarts
     dropped: int = 0                                  # records scrubbed as out of bailiwick
+    nsid: str | None = None                           # the server's NSID (RFC 5001), if asked and given
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,8 @@ class TextRenderer:
             text += f" -> {e['target']}"
         if e.get("dropped"):
             text += f" ({e['dropped']} out-of-bailiwick record(s) dropped)"
+        if e.get("nsid"):
+            text += f" [nsid {e['nsid']}]"  # which server, or which anycast site, answered
         colour = _MEANING_COLOUR.get(meaning.split(":")[0], "red")
         lines = [self._paint(text, colour)]
         if meaning in ("answer", "cname", "nxdomain", "nodata"):

@@ -440,12 +440,14 @@ class WebServer:
         for running in lab.servers:
             state = running.faulty.state
             servers.append({
-                "address": running.plan.address, "up": running.up, "faults": state.describe(),
+                "address": running.plan.address, "up": running.up, "faults": lab.faults().get(running.plan.address, []),
                 "fault": {"down": state.down, "unreachable": state.unreachable, "delay_ms": state.delay_ms,
                           "jitter_ms": state.jitter_ms,
                           "loss_pct": state.loss_pct, "answer": state.answer.name if state.answer else None},
                 "received": sum(running.faulty.queries.values()),
                 "resolver": views.get(running.plan.address),
+                # An anycast address: its sites, which one the resolver's location reaches, withdrawn ones.
+                "sites": running.router.to_json() if running.router is not None else None,
             })
         # Per zone, the server the resolver prefers now (lowest estimated RTT, as Infra.choose ranks
         # them): the one a learner takes down to see a failover.

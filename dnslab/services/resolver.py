@@ -112,7 +112,7 @@ class RecursiveResolver:
         self.validator = Validator(settings.trust_anchors, self.clock) if settings.trust_anchors else None
         if self.validator is not None:
             self.cache.on_flush.append(self.validator.keys.clear)
-        self.upstream = Upstream(settings.upstream_port, dnssec=self.validator is not None)
+        self.upstream = Upstream(settings.upstream_port, dnssec=self.validator is not None, nsid=settings.request_nsid)
         self._in_flight: dict[tuple[dns.name.Name, int, bool], asyncio.Future[Result]] = {}
         self._tasks: set[asyncio.Future[Result]] = set()  # lookups refreshing stale data
         self.stats = Stats(started=time.monotonic())
