@@ -146,6 +146,35 @@ class SiteHandle:
         return f"SiteHandle({self.address}@{self.name})"
 
 
+class EndpointHandle:
+    """An endpoint of the lab's steered names (lab.toml [steering]): the service at an address."""
+
+    def __init__(self, lab: "DnsLab", address: str) -> None:
+        self._lab = lab
+        self.address = address
+        if lab.lab.steering is None or address not in lab.lab.steering.manual:
+            lab.call(lambda: lab.lab.endpoint(address, True))  # the lab's own error, naming the endpoints
+
+    def down(self) -> "EndpointHandle":
+        """The service stops answering: health checks see it from their next check (advance the clock)."""
+        self._lab.call(lambda: self._lab.lab.endpoint(self.address, False))
+        return self
+
+    def up(self) -> "EndpointHandle":
+        self._lab.call(lambda: self._lab.lab.endpoint(self.address, True))
+        return self
+
+    @property
+    def healthy(self) -> dict[str, bool]:
+        """Its health as each steered name that lists it sees it now, by name."""
+        rows = self._lab.call(self._lab.lab.endpoints)
+        return {row["name"]: endpoint["healthy"] for row in rows for endpoint in row["endpoints"]
+                if endpoint["address"] == self.address}
+
+    def __repr__(self) -> str:
+        return f"EndpointHandle({self.address})"
+
+
 class CacheHandle:
     """The resolver's cache: look inside, or forget."""
 
@@ -267,7 +296,7 @@ class DnsLab(LabRunner):
                   start_down=settings.start_down if start_down is None else start_down,
                   resolver_address=settings.resolver_address,
                   resolver_settings=resolver_settings or settings.resolver, clock=self.clock,
-                  dnssec=signing or False, geography=settings.geography)
+                  dnssec=signing or False, geography=settings.geography, steering=settings.steering)
         lab.zones_dir = folder
         super().__init__(lab, RunOptions(hints=Path(hints) if hints is not None else None,
                                          state_dir=Path(state_dir) if state_dir is not None else None))
@@ -312,6 +341,10 @@ class DnsLab(LabRunner):
     def server(self, name_or_address: str) -> ServerHandle:
         return ServerHandle(self, self.call(lambda: self.lab.server(name_or_address)))
 
+    def endpoint(self, address: str) -> EndpointHandle:
+        """An endpoint of the steered names: `lab.endpoint("192.0.2.100").down()`."""
+        return EndpointHandle(self, address)
+
     def site(self, server: str, site: str) -> SiteHandle:
         """A site of an anycast server: `lab.site("a.root-servers.net", "ams").down()`."""
         return SiteHandle(self, server, site)
@@ -354,7 +387,8 @@ class DnsLab(LabRunner):
 
         async def traced() -> list[dict[str, Any]]:
             recording = Recording()
-            await resolver.trace(dns.name.from_text(name), dns.rdatatype.from_text(rdtype), recording.sink, cold)
+            with self.lab.steering_watched(recording.sink) as sink:  # a steered answer's reason, as `dnslab trace`
+                await resolver.trace(dns.name.from_text(name), dns.rdatatype.from_text(rdtype), sink, cold)
             return recording.to_json()
         return self.run(traced())
 

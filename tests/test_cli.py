@@ -271,7 +271,7 @@ def test_faults_records_and_the_fake_clock_from_the_command_line(tmp_path: Path)
         assert "no faults" in run("fault", "127.0.3.2", "clear")
         assert "127.0.3.2: unreachable" in run("fault", "ns2.example.com", "unreachable")
         assert "no faults" in run("fault", "127.0.3.2", "up")
-        assert "reloaded 14 zone(s)" in run("reload")
+        assert "reloaded 15 zone(s)" in run("reload")
     finally:
         code, _, err = stop(proc)
     assert code == 0, err

@@ -572,7 +572,7 @@ def test_the_page_shows_the_hierarchy_and_counts_live(browser: Any, running: Run
     tab = Page(browser, running.url)  # type: ignore[arg-type]
     page = tab.page
     addresses = set(page.eval_on_selector_all("#tree .chip", "chips => chips.map(c => c.dataset.address)"))
-    assert len(addresses) == 25 and "127.0.3.20" in addresses  # 13 root letters, 12 others
+    assert len(addresses) == 26 and "127.0.3.20" in addresses  # 13 root letters, 13 others
     assert page.locator(".chip[data-address='127.0.3.20'] .badge.down").count() >= 1   # start_down
     assert page.locator("#clock-kind").inner_text() == "fake clock"
     # A query from outside the page (dig, a test suite) shows up without a reload.

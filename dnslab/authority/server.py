@@ -25,6 +25,7 @@ import dnslib
 
 from dnslab.authority import identity as ident
 from dnslab.authority.lookup import Authority, Outcome, Response
+from dnslab.authority.steering import ECS, ClientSubnet, client_subnet
 from dnslab.core.fastpath import ReplyCache
 from dnslab.core.wire import (EDNS_UDP_SIZE, HEADER, MAX_MESSAGE, OPCODE_MASK, PLAIN_UDP_SIZE, QR,
                          header_only_reply, query_key)
@@ -65,6 +66,7 @@ class Request:
     edns_size: int | None  # None: the client sent no OPT record
     dnssec_ok: bool
     nsid: bool = False  # the query asked for the server's identity (RFC 5001)
+    ecs: ClientSubnet | None = None  # the query's EDNS Client Subnet (RFC 7871), read for steered answers
 
 
 class AuthoritativeServer:
@@ -76,6 +78,9 @@ class AuthoritativeServer:
         self.authority = Authority(zones)
         self.identity = identity
         self.version = version if version is not None else identity
+        # Steered names (lab.toml [steering]): an object whose steer(qname, qtype, client address, ECS)
+        # gives (RRset, ECS scope) or None; see dnslab.lab.endpoints.  Its answers vary: no fast path.
+        self.steering: Any = None
         # The fast path: a reply depends only on the query's key and the zone data.
         self.replies = ReplyCache()
         self._converted: dict[int, list[dnslib.RR]] = {}
@@ -117,7 +122,7 @@ class AuthoritativeServer:
         """
         parsed = query_key(wire)
         key = None
-        if parsed is not None and not (self.identity is not None and (
+        if parsed is not None and self.steering is None and not (self.identity is not None and (
                 ident.has_options(wire, parsed[0]) or ident.is_chaos(parsed[0]))):
             # (a reply naming the server is made afresh: its identity is not part of the key)
             key = (b"T" if via_tcp else b"U") + parsed[0]
@@ -137,7 +142,7 @@ class AuthoritativeServer:
             log.debug("FORMERR: %s", exc)
             return header_only_reply(wire, dns.rcode.FORMERR)
         try:
-            reply = self._respond(request, via_tcp, identity or self.identity)
+            reply = self._respond(request, via_tcp, identity or self.identity, peer)
         except Exception:  # noqa: BLE001 - one packet must never stop the server
             log.exception("internal error answering %s %s", request.qname, request.qtype)
             return header_only_reply(wire, dns.rcode.SERVFAIL)
@@ -145,7 +150,8 @@ class AuthoritativeServer:
             self.replies.put(key, reply)
         return reply
 
-    def _respond(self, request: Request, via_tcp: bool, identity: str | None = None) -> bytes:
+    def _respond(self, request: Request, via_tcp: bool, identity: str | None = None,
+                 peer: tuple[str, int] | None = None) -> bytes:
         header = request.record.header
         # CD is not copied: RFC 4035 §3.1.6 has authoritative responses clear it, as NSD does.
         reply = dnslib.DNSRecord(
@@ -160,6 +166,7 @@ class AuthoritativeServer:
             return _pack(reply)
         cut = None
         ede = None
+        scope = 0  # the ECS scope of a steered answer (RFC 7871 §7.2.1)
         qclass = request.record.q.qclass
         text = (ident.chaos_text(request.qname, request.qtype, identity, self.version or identity)
                 if qclass == ident.CHAOS and identity is not None else None)
@@ -173,15 +180,32 @@ class AuthoritativeServer:
             reply.header.rcode, ede = self._transfer(request, via_tcp)
         else:
             response = self.authority.lookup(request.qname, request.qtype, dnssec=request.dnssec_ok)
+            if self.steering is not None:
+                scope = self._steer(request, response, peer)
             self._fill(reply, response, any_class=qclass == dns.rdataclass.ANY)
             if response.outcome is Outcome.REFERRAL:
                 cut = response.authority[0].name  # the NS RRset; DS or NSEC(3) proofs follow it
             if response.outcome is Outcome.REFUSED:
                 ede = EDE_NOT_AUTHORITATIVE
         nsid = identity if request.nsid else None
-        opt = _opt(request, ede, nsid) if request.edns_size is not None else None
+        ecs = (request.ecs.reply_option(scope) if self.steering is not None and request.ecs is not None
+               and version == 0 else None)
+        opt = _opt(request, ede, nsid, ecs) if request.edns_size is not None else None
         limit = MAX_MESSAGE if via_tcp else _udp_limit(request.edns_size)
         return _pack_within(reply, opt, limit, cut)
+
+    def _steer(self, request: Request, response: Response, peer: tuple[str, int] | None) -> int:
+        """Put a steered name's chosen RRset in place of the zone's; returns the ECS scope it was chosen for."""
+        if response.outcome is not Outcome.ANSWER or len(response.answer) != 1:
+            return 0
+        answer = response.answer[0]
+        if answer.name != request.qname or answer.rdtype != request.qtype:
+            return 0  # (a CNAME answer: the name it leads to is asked for separately)
+        steered = self.steering.steer(request.qname, request.qtype, peer[0] if peer else None, request.ecs)
+        if steered is None:
+            return 0
+        response.answer = [steered[0]]
+        return int(steered[1])
 
     def _transfer(self, request: Request, via_tcp: bool) -> tuple[int, int | None]:
         """The rcode (and EDE) for AXFR and IXFR: dnslab transfers no zones, and says so as NSD does."""
@@ -245,8 +269,9 @@ def _parse(wire: bytes) -> Request:
         raise _FormatError(f"bad question name: {exc}") from None
     edns_size = max(opts[0].rclass, PLAIN_UDP_SIZE) if opts else None
     dnssec_ok = bool(opts and opts[0].ttl & 0x8000)
-    nsid = bool(opts) and ident.asks_for_nsid(ident.edns_options(wire))
-    return Request(record, qname, question.qtype, edns_size, dnssec_ok, nsid)
+    options = ident.edns_options(wire) if opts else []
+    return Request(record, qname, question.qtype, edns_size, dnssec_ok, ident.asks_for_nsid(options),
+                   client_subnet(options))
 
 
 def _edns_version(record: dnslib.DNSRecord) -> int:
@@ -256,10 +281,11 @@ def _edns_version(record: dnslib.DNSRecord) -> int:
     return 0
 
 
-def _opt(request: Request, ede: int | None = None, nsid: str | None = None) -> dnslib.RR:
+def _opt(request: Request, ede: int | None = None, nsid: str | None = None, ecs: bytes | None = None) -> dnslib.RR:
     """Our OPT: our own UDP size, DO echoed as RFC 3225 asks, our NSID if asked (before the EDE,
     as NSD), and an Extended DNS Error if any."""
     options = [dnslib.EDNSOption(ident.NSID, nsid.encode())] if nsid is not None else []
+    options += [dnslib.EDNSOption(ECS, ecs)] if ecs is not None else []
     options += [dnslib.EDNSOption(EDE, struct.pack("!H", ede))] if ede is not None else []
     return dnslib.EDNS0(udp_len=EDNS_UDP_SIZE, flags="do" if request.dnssec_ok else "", opts=options)
 

@@ -112,6 +112,23 @@ class Reply(Event):
 
 
 @dataclass(frozen=True)
+class SteeringChoice(Event):
+    """A steered name answered by the lab's authoritative side (lab.toml [steering]): which policy chose
+    which addresses, and why (endpoint health, weights, the client's location).  Not the resolver's
+    own step: the trace adds it, while it runs, for the query the resolver sent."""
+
+    kind: ClassVar[str] = "steering"
+    name: str
+    type: str
+    policy: str             # "failover", "weighted", "nearest", "all-healthy"
+    answer: list[str]
+    why: str
+    location: str = ""      # the client's location (ECS's, else the querier's)
+    ecs: str = ""           # the client subnet (RFC 7871), if the query carried one
+    zone: str = ""          # the zone of the query that got the answer (for the trace's indentation)
+
+
+@dataclass(frozen=True)
 class Failed(Event):
     """A try that brought no usable reply: the next server gets the question."""
 

@@ -230,6 +230,17 @@ def build_parser() -> argparse.ArgumentParser:
     queries.add_argument("server", metavar="SERVER")
     queries.add_argument("--reset", action="store_true", help="then start counting from zero")
 
+    endpoints = commands.add_parser("endpoints", parents=[pick],
+                                    help="steered names (lab.toml [steering]): endpoints, health, last answer")
+    endpoints.add_argument("--json", action="store_true")
+    endpoint = commands.add_parser(
+        "endpoint", parents=[pick], help="take a steered name's endpoint down or bring it up",
+        description="The service at ADDRESS stops (down) or starts (up) answering its health checks; each "
+                    "steered name that lists it notices at its next check (every `interval` seconds of lab "
+                    "clock, `threshold` in a row), and answers by its policy.")
+    endpoint.add_argument("address", metavar="ADDRESS")
+    endpoint.add_argument("state", choices=["down", "up"])
+
     record = commands.add_parser("record", help="change a record while the lab runs (the SOA serial goes up)")
     record_commands = record.add_subparsers(dest="record_command", metavar="set|add|delete", required=True)
     zone_help = ("the zone to change (default: the closest lab zone of NAME); a parent's delegation (NS) and "

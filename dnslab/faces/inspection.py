@@ -206,6 +206,38 @@ def cmd_queries(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_endpoints(args: argparse.Namespace, out: TextIO) -> int:
+    """Every steered name: its policy, its endpoints' health, and its last answer with the reason."""
+    steered = _client(args).call("endpoints")["steered"]
+    if args.json:
+        print(json.dumps(steered, indent=2), file=out)
+        return 0
+    if not steered:
+        print("no steered names (lab.toml has no [steering])", file=out)
+        return 0
+    for rule in steered:
+        print(f"{rule['name']} {rule['type']}  {rule['policy']}, TTL {rule['ttl']} s, checks every "
+              f"{rule['interval_s']:g} s, {rule['threshold']} in a row to change", file=out)
+        rows = [("  ENDPOINT", "HEALTH", "SINCE", "WEIGHT", "LOCATION", "CHECK")]
+        for endpoint in rule["endpoints"]:
+            health = "healthy" if endpoint["healthy"] else "unhealthy"
+            if endpoint["observed_up"] != endpoint["healthy"]:
+                health += f" ({'up' if endpoint['observed_up'] else 'down'} now)"
+            rows.append((f"  {endpoint['address']}", health, f"{endpoint['since_s']:g} s",
+                         f"{endpoint['weight']:g}", endpoint["location"] or "-", endpoint["check"]))
+        _table(rows, out)
+        last = rule["last"]
+        if last is not None:
+            print(f"  last answer: {' '.join(last['answer'])}: {last['why']}", file=out)
+    return 0
+
+
+def cmd_endpoint(args: argparse.Namespace, out: TextIO) -> int:
+    _client(args).call_all("endpoint", {"address": args.address, "state": args.state})
+    print(f"{args.address}: {args.state} (health checks see it from their next check on)", file=out)
+    return 0
+
+
 def cmd_record(args: argparse.Namespace, out: TextIO) -> int:
     if args.record_command in ("set", "add"):
         # The rest of the line is one record's data, as in a zone file: "10 mail.example.com.".
@@ -292,6 +324,8 @@ INSPECT: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
     "fault": cmd_fault,
     "faults": cmd_faults,
     "queries": cmd_queries,
+    "endpoints": cmd_endpoints,
+    "endpoint": cmd_endpoint,
     "record": cmd_record,
     "reload": cmd_reload,
     "clock": cmd_clock,

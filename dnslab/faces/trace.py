@@ -109,6 +109,11 @@ class TextRenderer:
             lines += [f"     {record}" for record in e.get("records", [])]
         return "\n".join([lines[0]] + [" " * 13 + "  " * _level(e) + rest for rest in lines[1:]])
 
+    def _steering(self, e: dict[str, Any]) -> str:
+        """The authoritative side's choice for a steered name, printed under the query that asked."""
+        where = f" (client at {e['location']}{', ECS ' + e['ecs'] if e.get('ecs') else ''})" if e.get("location") else ""
+        return self._paint(f"   steering {e['policy']}: {' '.join(e['answer'])}: {e['why']}{where}", "cyan")
+
     def _failed(self, e: dict[str, Any]) -> str:
         # Whether another server gets the question is the next step's to say (a `choose`,
         # or the answer's "every name server ... failed"): here it is not known yet.

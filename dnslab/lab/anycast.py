@@ -13,7 +13,7 @@ unicast, but still near some clients and far from others.
 
     location = "ams"                     # the lab resolver's location (and any unlisted source's)
     [locations]
-    nyc = ["127.0.0.2"]                  # `dig -b 127.0.0.2 ...` asks from nyc
+    nyc = ["127.0.8.1", "198.51.100.0/24"]  # `dig -b 127.0.8.1` asks from nyc; so does that network
     [sites."a.root-servers.net"]         # an address or an NS name
     ams = { ams = 2, nyc = 40 }          # site = { location = latency in ms, ... }
     nyc = { ams = 40, nyc = 2 }
@@ -62,8 +62,33 @@ class Geography:
         return [name for name in found if name]
 
     def location_of(self, source: str | None) -> str:
-        """Where a query from *source* comes from: its listed location, else the lab's own."""
-        return self.clients.get(source or "", self.location)
+        """Where a query from *source* comes from: its listed location (an address, else the longest
+        listed network holding it), else the lab's own."""
+        found = self.clients.get(source or "")
+        if found is not None or not source or "/" not in "".join(self.clients):
+            return found if found is not None else self.location
+        try:
+            address = ipaddress.ip_address(source)
+        except ValueError:
+            return self.location
+        best: tuple[int, str] | None = None
+        for listed, location in self.clients.items():
+            if "/" in listed:
+                network = ipaddress.ip_network(listed)
+                if address in network and (best is None or network.prefixlen > best[0]):
+                    best = (network.prefixlen, location)
+        return best[1] if best is not None else self.location
+
+    def location_of_subnet(self, subnet: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
+        """Where an EDNS Client Subnet (RFC 7871) is: as its address, else where a listed client
+        address inside it is, else the lab's own location."""
+        found = self.location_of(str(subnet.network_address))
+        if found != self.location:
+            return found
+        for listed, location in self.clients.items():
+            if "/" not in listed and ipaddress.ip_address(listed) in subnet:
+                return location
+        return self.location
 
 
 def nearest(sites: tuple[Site, ...], location: str, withdrawn: Collection[str] = ()) -> Site | None:
@@ -90,9 +115,11 @@ def parse(data: Mapping[str, Any], where: str) -> Geography:
             raise ConfigError(f"{where}: [locations] {name} must be a list of client addresses")
         for address in addresses:
             try:
-                ipaddress.ip_address(address)
+                address = str(ipaddress.ip_network(address, strict=False)) if "/" in address \
+                    else str(ipaddress.ip_address(address))
             except ValueError:
-                raise ConfigError(f"{where}: [locations] {name}: {address!r} is not an IP address") from None
+                raise ConfigError(f"{where}: [locations] {name}: {address!r} is not an IP address "
+                                  "or network") from None
             if clients.setdefault(address, name) != name:
                 raise ConfigError(f"{where}: [locations]: {address} is in both {clients[address]} and {name}")
     sites: dict[str, tuple[Site, ...]] = {}

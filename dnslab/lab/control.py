@@ -211,6 +211,8 @@ class ControlServer:
             "faults": self._faults,
             "faults.kinds": self._fault_kinds,
             "queries": self._queries,
+            "endpoints": self._endpoints,
+            "endpoint": self._endpoint,
             "record.set": self._record_set,
             "record.delete": self._record_delete,
             "reload": self._reload,
@@ -298,7 +300,8 @@ class ControlServer:
         def sink(event: Event) -> None:
             send(stamped(clock.elapsed_ms(), event))
 
-        result = await resolver.trace(qname, qtype, sink, cold=bool(args.get("cold")))
+        with self.lab.steering_watched(sink) as watched:  # a steered answer given meanwhile: which policy, why
+            result = await resolver.trace(qname, qtype, watched, cold=bool(args.get("cold")))
         return {"rcode": dns.rcode.to_text(result.rcode), "upstream_queries": result.upstream_queries,
                 "total_ms": clock.elapsed_ms()}
 
@@ -378,6 +381,18 @@ class ControlServer:
             return {"server": target.origin.to_text(), "zone": target.origin.to_text(),
                     "faults": self.lab.faults().get(target.origin.to_text(), [])}
         return {"server": target.plan.address, "faults": self.lab.faults().get(target.plan.address, [])}
+
+    async def _endpoints(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
+        return {"steered": self.lab.endpoints()}
+
+    async def _endpoint(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
+        """`dnslab endpoint ADDR down|up`: what each rule's next health check will see."""
+        state = str(args.get("state", ""))
+        if state not in ("down", "up"):
+            raise DnslabError(f"endpoint state must be down or up, not {state!r}")
+        address = str(args.get("address", ""))
+        self.lab.endpoint(address, state == "up")
+        return {"address": address, "state": state}
 
     async def _faults(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
         return {"faults": self.lab.faults()}

@@ -8,10 +8,12 @@ their addresses are the root hints.  ``lab.toml`` holds settings only.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import dns.exception
 import dns.name
@@ -37,6 +39,9 @@ from dnslab.lab.fault_kinds import Entry
 from dnslab.lab.faults import FaultyServer
 from dnslab.lab.anycast import Geography, parse as parse_geography
 from dnslab.lab.sites import SiteRouter
+from dnslab.lab.endpoints import Steering
+from dnslab.authority.steering import Decision, Rule, parse as parse_steering
+from dnslab.core.events import Event, SteeringChoice
 from dnslab.core.zone import Problem, Zone, changed_zone, load_zones
 from dnslab.lab.hierarchy import Hierarchy, ServerPlan, derive_hierarchy, lame_delegations, zone_files
 from dnslab.resolution.hints import root_hints_text
@@ -67,6 +72,8 @@ class LabSettings:
     dnssec_algorithm: str = DEFAULT_ALGORITHM.name
     # Anycast (docs/ANYCAST.md): the lab's location, client locations, and the sites of servers.
     geography: Geography = field(default_factory=Geography)
+    # Steered names (docs/STEERING.md): lab.toml's [steering] tables.
+    steering: tuple[Rule, ...] = ()
 
     @classmethod
     def load(cls, path: Path) -> "LabSettings":
@@ -74,7 +81,7 @@ class LabSettings:
             return cls()
         data = load_toml(path)
         known = {"port", "start_down", "resolver_address", "resolver", "dnssec", "nsec3", "keys_dir",
-                 "dnssec_unsigned", "dnssec_algorithm", "location", "locations", "sites"}
+                 "dnssec_unsigned", "dnssec_algorithm", "location", "locations", "sites", "steering"}
         unknown = set(data) - known
         if unknown:
             raise ConfigError(f"{path}: unknown setting(s): {', '.join(sorted(unknown))} "
@@ -108,7 +115,15 @@ class LabSettings:
                    dnssec=data.get("dnssec", False), nsec3=data.get("nsec3", False),
                    keys_dir=path.parent / keys_dir if keys_dir is not None else None,
                    dnssec_unsigned=tuple(unsigned), dnssec_algorithm=str(algorithm),
-                   geography=parse_geography(data, str(path)))
+                   geography=parse_geography(data, str(path)),
+                   steering=tuple(parse_steering(_table(data, "steering", path), str(path))))
+
+
+def _table(data: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
+    table = data.get(key, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [{key}] must be a table")
+    return table
 
 
 def _data_problem(values: list[str], rdtype: str, exc: Exception) -> str:
@@ -193,13 +208,15 @@ class Lab:
     def __init__(self, zones: list[Zone], port: int = DEFAULT_PORT, start_down: Iterable[str] = (),
                  resolver_address: str | None = DEFAULT_RESOLVER_ADDRESS,
                  resolver_settings: ResolverSettings | None = None, clock: Clock | None = None,
-                 dnssec: bool | DnssecSettings = False, geography: Geography | None = None) -> None:
+                 dnssec: bool | DnssecSettings = False, geography: Geography | None = None,
+                 steering: Iterable[Rule] = ()) -> None:
         """*resolver_address* None runs the hierarchy alone, without the recursive resolver.
 
         *clock* is the resolver's time source (TTLs, hold-downs); tests pass a FakeClock.
         *dnssec* signs the zones: True with the defaults (keys in the runtime folder),
         or DnssecSettings (keys folder, NSEC3, algorithm, zones left unsigned).
         *geography* places clients and servers' sites (anycast; lab.toml's location, locations, sites).
+        *steering* are the steered names (lab.toml's [steering]), answered by policy and health.
         """
         port = validate.port(port)  # the Python API too: 99999 must not wrap round to 34463
         wall = resolver_settings is not None and resolver_settings.ttl_clock == "wall"
@@ -224,6 +241,11 @@ class Lab:
         for server in self.geography.sites:
             if self.hierarchy.find(server) is None:
                 raise ConfigError(f"[sites.\"{server}\"]: not a lab server's address or NS name")
+        rules = list(steering)
+        for rule in rules:
+            self._check_steered(rule)
+        self.steering = Steering(rules, self.geography, self.clock) if rules else None
+        self._probes: Any = None  # the TCP health checks' task, while the lab runs
         self.port = port
         self.bound_port: int | None = None
         down: set[str] = set()
@@ -258,12 +280,67 @@ class Lab:
         server = AuthoritativeServer(plan.zones, identity=plan.name.to_text(omit_final_dot=True),
                                      version=f"dnslab {dnslab.__version__}")
         handler = server.handle if self.signer is None else self._fresh(server.handle)
+        if self.steering is not None and any(
+                zone.origin == self._closest_origin(name) for name in self.steering.names for zone in plan.zones):
+            server.steering = self.steering  # a steered name's zone: its answers follow the policy
         sites = next((sites for key, sites in self.geography.sites.items()
                       if self.hierarchy.find(key) is not None and self.hierarchy.find(key).address == plan.address), None)
         if sites is None:
             return RunningServer(plan, server, FaultyServer(handler, seed=plan.address))  # loss is seeded, per server
         router = SiteRouter(sites, self.geography, plan.name.to_text(omit_final_dot=True), handler)  # type: ignore[arg-type]
         return RunningServer(plan, server, FaultyServer(router.handle, seed=plan.address), router=router)
+
+    def _closest_origin(self, name: dns.name.Name) -> dns.name.Name | None:
+        origins = [zone.origin for zone in self.zones if name.is_subdomain(zone.origin)]
+        return max(origins, key=len) if origins else None
+
+    def _check_steered(self, rule: Rule) -> None:
+        """A steered name needs a zone that holds it (its RRset is what the lab serves without steering,
+        and what NSD is compared with) and no signatures (a chosen RRset has none: sign it elsewhere)."""
+        where = f'[steering."{rule.name}"]'
+        origin = self._closest_origin(rule.name)
+        zone = next((z for z in self.zones if z.origin == origin), None)
+        if zone is None:
+            raise ConfigError(f"{where}: {rule.name} is in no zone of this lab")
+        if zone.get(rule.name, rule.rdtype) is None:
+            raise ConfigError(f"{where}: zone {origin} has no {dns.rdatatype.to_text(rule.rdtype)} records at "
+                              f"{rule.name}; give it the RRset served without steering")
+        if zone.get(zone.origin, dns.rdatatype.DNSKEY) is not None:
+            raise ConfigError(f"{where}: zone {origin} is signed, and a chosen RRset has no signature; "
+                              f"list it in dnssec_unsigned")
+
+    def endpoint(self, address: str, up: bool) -> None:
+        """`dnslab endpoint ADDR down|up`: the service at ADDR stops or starts answering its health checks."""
+        if self.steering is None:
+            raise DnslabError("this lab has no steered names (lab.toml's [steering]), so no endpoints")
+        self.steering.set_endpoint(address, up)
+
+    @contextlib.contextmanager
+    def steering_watched(self, sink: Callable[[Event], None]) -> Iterator[Callable[[Event], None]]:
+        """While the block runs (a trace), every steered answer is told to *sink* as a `steering` event,
+        at the depth of the resolver's last event; the block gives the resolver the sink it yields."""
+        steering = self.steering
+        if steering is None:
+            yield sink
+            return
+        last: list[Event | None] = [None]
+
+        def passed(event: Event) -> None:
+            last[0] = event
+            sink(event)
+
+        def told(decision: Decision) -> None:  # under the query the resolver sent last
+            event = last[0]
+            sink(SteeringChoice(depth=event.depth if event else 0, zone=str(getattr(event, "zone", "")),
+                                **decision.to_json()))
+        steering.listeners.append(told)
+        try:
+            yield passed
+        finally:
+            steering.listeners.remove(told)
+
+    def endpoints(self) -> list[dict[str, Any]]:
+        return self.steering.listing() if self.steering is not None else []
 
     @classmethod
     def from_folder(cls, zones_dir: Path, port: int | None = None, with_resolver: bool = True,
@@ -277,7 +354,7 @@ class Lab:
         lab = cls(zones, port=settings.port if port is None else port, start_down=settings.start_down,
                   resolver_address=settings.resolver_address if with_resolver else None,
                   resolver_settings=settings.resolver, clock=clock, dnssec=signing or False,
-                  geography=settings.geography)
+                  geography=settings.geography, steering=settings.steering)
         lab.zones_dir = zones_dir
         return lab, problems
 
@@ -649,6 +726,8 @@ class Lab:
                                                   reuse_port=self.reuse_port)
             await self._resolver_listener.start()
         await self.control.start()
+        if self.steering is not None:
+            self._probes = asyncio.get_running_loop().create_task(self.steering.probe_forever())
         self.bound_port = port
 
     async def _listen(self, running: RunningServer, port: int) -> None:
@@ -668,6 +747,9 @@ class Lab:
                 await running.listener.settled()
 
     async def stop(self) -> None:
+        if self._probes is not None:
+            self._probes.cancel()
+            self._probes = None
         await self.control.stop()
         if self._resolver_listener is not None:
             await self._resolver_listener.stop()

@@ -811,6 +811,9 @@ def run_folder(folder: Path, args: argparse.Namespace, binary: str) -> Tally | N
             running.faulty.apply("clear")
             if running.router is not None:  # anycast sites answer at once: answers are compared, not distance
                 running.router.delays = False
+            # Steered names (lab.toml [steering]) answer by policy; without it, their zone's own RRsets,
+            # which is what NSD serves: the zone is compared as written.
+            running.server.steering = None
         groups = groups_of(lab)
         runner = LabRunner(lab)
         try:
