@@ -487,6 +487,22 @@ def test_the_state_says_which_server_of_a_zone_is_in_use(web: Web) -> None:
     assert json.loads(body)["in_use"]["example.com."] == other
 
 
+
+def test_the_state_shows_anycast_sites_and_steered_names(web: Web) -> None:
+    """docs/ANYCAST.md and docs/STEERING.md: the page's server panel reads these."""
+    web.lab.site("a.root-servers.net", "ams").down()
+    web.lab.endpoint("192.0.2.100").down()
+    web.lab.advance(10)
+    web.resolve("app.lb.example.com")
+    _, _, body = web.request("GET", "/api/state")
+    servers = {s["address"]: s for s in json.loads(body)["servers"]}
+    a_root = servers["127.0.1.1"]
+    assert a_root["faults"] == ["site ams withdrawn"] and a_root["sites"]["serving"]["ams"] == "nyc"
+    assert [site["withdrawn"] for site in a_root["sites"]["sites"]] == [True, False, False]
+    [app] = [row for row in servers["127.0.3.30"]["steered"] if row["name"] == "app.lb.example.com."]
+    assert [e["healthy"] for e in app["endpoints"]] == [False, True] and app["last"]["answer"] == ["192.0.2.101"]
+    assert servers["127.0.3.1"]["sites"] is None and servers["127.0.3.1"]["steered"] == []
+
 # --- in a real browser ------------------------------------------------------------------------
 
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -581,6 +597,13 @@ def test_the_page_shows_the_hierarchy_and_counts_live(browser: Any, running: Run
     page.wait_for_selector("#counters div:first-child dd:text-is('1')")
     assert page.locator("#stream tbody tr:has-text('mail.example.com') .src-upstream").count() == 1
     assert "token" not in page.url       # the token left the address bar
+    # An anycast root's panel lists its sites; the steered zone's server, its names and their health.
+    page.locator(".chip[data-address='127.0.1.1']").first.click()
+    page.wait_for_selector("#server-detail dt:text-is('anycast sites')")
+    assert "ams (answers the resolver)" in page.inner_text("#server-detail")
+    page.locator(".chip[data-address='127.0.3.30']").first.click()
+    page.wait_for_selector("#server-detail dt:text-is('steered names')")
+    assert "app.lb.example.com failover: 192.0.2.100 healthy" in page.inner_text("#server-detail")
     tab.close()
 
 

@@ -411,6 +411,7 @@ class WebServer:
                           "servers": [plan.address for plan in lab.hierarchy.servers
                                       if any(zone.origin == origin for zone in plan.zones)]})
         return {"version": __version__, "port": lab.actual_port, "resolver": lab.resolver_address,
+                "location": lab.geography.location,
                 "fake_clock": isinstance(lab.clock, FakeClock), "workers": 1 + len(self.workers),
                 "servers": servers, "zones": zones, "tap_rate": self.tap.rate}
 
@@ -437,6 +438,7 @@ class WebServer:
             cache["filter"] = cache_filter
             _against_the_zones(cache["entries"], lab.zones)
         servers = []
+        steered = lab.endpoints()  # steered names (lab.toml [steering]) and their endpoints' health
         for running in lab.servers:
             state = running.faulty.state
             servers.append({
@@ -448,6 +450,8 @@ class WebServer:
                 "resolver": views.get(running.plan.address),
                 # An anycast address: its sites, which one the resolver's location reaches, withdrawn ones.
                 "sites": running.router.to_json() if running.router is not None else None,
+                "steered": [row for row in steered if running.server.steering is not None and any(
+                    dns.name.from_text(row["name"]).is_subdomain(zone.origin) for zone in running.plan.zones)],
             })
         # Per zone, the server the resolver prefers now (lowest estimated RTT, as Infra.choose ranks
         # them): the one a learner takes down to see a failover.

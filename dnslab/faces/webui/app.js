@@ -274,6 +274,10 @@
     const dl = h("dl");
     const fields = [["zones", "zones"], ["state", "state"], ["resolver", "resolver's view"]];
     if (plan.names.length > 1) fields.unshift(["names", "names"]);
+    const now = latest && latest.servers.find((s) => s.address === address);
+    for (const key of ["sites", "steered"]) delete serverFields[key];
+    if (now && now.sites) fields.push(["sites", "anycast sites"]);  // docs/ANYCAST.md
+    if (now && now.steered && now.steered.length) fields.push(["steered", "steered names"]);  // docs/STEERING.md
     for (const [key, label] of fields) {
       serverFields[key] = h("dd");
       // <div> groups inside <dl> keep each dt/dd pair together for screen readers.
@@ -293,6 +297,16 @@
     const view = server.resolver;
     serverFields.resolver.textContent = resolverView(view) +
       (view && view.lame_zones.length ? ` · lame for ${view.lame_zones.join(" ")}` : "");
+    if (serverFields.sites && server.sites) {
+      const serving = server.sites.serving[lab.location] || null;
+      serverFields.sites.textContent = server.sites.sites.map((s) => `${s.name}${s.name === serving ? " (answers the resolver)" : ""}` +
+        `${s.withdrawn ? " (withdrawn)" : ""}: ${num(s.queries)} queries`).join(" · ");
+    }
+    if (serverFields.steered && server.steered) {
+      serverFields.steered.textContent = server.steered.map((r) => `${bare(r.name)} ${r.policy}: ` +
+        r.endpoints.map((e) => `${e.address} ${e.healthy ? "healthy" : "unhealthy"}`).join(", ") +
+        (r.last ? ` → ${r.last.answer.join(" ")}` : "")).join(" · ");
+    }
   }
   // The fault buttons and forms, built from the lab's fault registry (dnslab/lab/fault_kinds.py, sent
   // by the faults.kinds command): a kind added there shows here with no change to this page.
