@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -56,6 +57,11 @@ _COMPRESSIBLE: dict[int, Callable[[Any], dnslib.RD]] = {
 }
 
 
+# A zone's records as dnslib records, by id() of its RRsets (the Zone keeps them alive, and a changed
+# zone is a new Zone): shared by every server of the zone.
+_ZONE_RECORDS: "weakref.WeakKeyDictionary[Zone, dict[int, list[dnslib.RR]]]" = weakref.WeakKeyDictionary()
+
+
 @dataclass(frozen=True)
 class Request:
     """What the server needs from a parsed query."""
@@ -91,10 +97,14 @@ class AuthoritativeServer:
         (wildcards, DNAME) are converted per reply."""
         converted: dict[int, list[dnslib.RR]] = {}
         for zone in self.authority.zones.values():
-            for rrset in (*zone.rrsets(), zone.negative_soa, zone.negative_soa_sig):
-                if rrset is None:
-                    continue
-                converted[id(rrset)] = to_dnslib(rrset)
+            # Servers of one zone share its records (the 13 root letters serve the same root and arpa.):
+            # converted once per zone version, kept while the Zone lives.
+            records = _ZONE_RECORDS.get(zone)
+            if records is None:
+                records = _ZONE_RECORDS[zone] = {
+                    id(rrset): to_dnslib(rrset)
+                    for rrset in (*zone.rrsets(), zone.negative_soa, zone.negative_soa_sig) if rrset is not None}
+            converted.update(records)
         self._converted = converted
 
     def replace_zone(self, zone: Zone) -> None:

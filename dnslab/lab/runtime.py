@@ -241,9 +241,13 @@ class Lab:
         for server in self.geography.sites:
             if self.hierarchy.find(server) is None:
                 raise ConfigError(f"[sites.\"{server}\"]: not a lab server's address or NS name")
+        # Which address each [sites] entry (an address or NS name) names, found once.
+        self._sites_at = {self.hierarchy.find(server).address: sites  # type: ignore[union-attr]
+                          for server, sites in self.geography.sites.items()}
         rules = list(steering)
         for rule in rules:
             self._check_steered(rule)
+        self._steered_zones = {self._closest_origin(rule.name) for rule in rules}
         self.steering = Steering(rules, self.geography, self.clock) if rules else None
         self._probes: Any = None  # the TCP health checks' task, while the lab runs
         self.port = port
@@ -280,11 +284,9 @@ class Lab:
         server = AuthoritativeServer(plan.zones, identity=plan.name.to_text(omit_final_dot=True),
                                      version=f"dnslab {dnslab.__version__}")
         handler = server.handle if self.signer is None else self._fresh(server.handle)
-        if self.steering is not None and any(
-                zone.origin == self._closest_origin(name) for name in self.steering.names for zone in plan.zones):
+        if self.steering is not None and any(zone.origin in self._steered_zones for zone in plan.zones):
             server.steering = self.steering  # a steered name's zone: its answers follow the policy
-        sites = next((sites for key, sites in self.geography.sites.items()
-                      if self.hierarchy.find(key) is not None and self.hierarchy.find(key).address == plan.address), None)
+        sites = self._sites_at.get(plan.address)
         if sites is None:
             return RunningServer(plan, server, FaultyServer(handler, seed=plan.address))  # loss is seeded, per server
         router = SiteRouter(sites, self.geography, plan.name.to_text(omit_final_dot=True), handler)  # type: ignore[arg-type]
