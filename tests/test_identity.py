@@ -69,9 +69,13 @@ def test_a_reply_without_nsid_never_comes_from_one_with_it_or_back() -> None:
     asking = dns.message.make_query("lab.test.", "SOA", use_edns=0, options=NSID_ASK)
     for query, expected in [(plain, None), (asking, "one"), (plain, None), (asking, "one")]:
         assert nsid(dns.message.from_wire(server.handle(query.to_wire()))) == expected  # type: ignore[arg-type]
-    # An anycast site answers for the same server with its own name.
-    reply = server.handle(asking.to_wire(), identity="ams.one")
-    assert nsid(dns.message.from_wire(reply)) == "ams.one"  # type: ignore[arg-type]
+    # An anycast site answers for the same server with its own name, from the fast path too.
+    for site in ("ams.one", "nyc.one", "ams.one", "nyc.one"):
+        assert nsid(dns.message.from_wire(server.handle(asking.to_wire(), identity=site))) == site  # type: ignore[arg-type]
+    assert len(server.replies) == 4  # plain, NSID as "one", as "ams.one", as "nyc.one"
+    other = dns.message.make_query("lab.test.", "SOA", use_edns=0, options=[*NSID_ASK, dns.edns.GenericOption(10, bytes(8))])
+    assert nsid(dns.message.from_wire(server.handle(other.to_wire()))) == "one"  # type: ignore[arg-type]
+    assert len(server.replies) == 4  # another option as well: answered afresh, not kept
 
 
 def test_without_an_identity_chaos_is_refused_and_nsid_not_given() -> None:

@@ -55,6 +55,24 @@ def has_options(wire: bytes, key: bytes) -> bool:
     return key[2:3] != b"-" and len(wire) > 12 + len(key) - 5 + 11
 
 
+def identity_key(wire: bytes, key: bytes, full_key: bytes, identity: str) -> bytes | None:
+    """The fast path's key for a reply that may name the server, or None: answer it afresh.
+
+    No options and not CHAOS: the key as it is.  Only an empty NSID option (what resolvers with
+    BIND's request-nsid, and dig +nsid, send), or a CHAOS question: the key plus the identity given,
+    since the reply carries it.  Any other option: None (it is not part of the key).
+    """
+    chaos = is_chaos(key)
+    if has_options(wire, key):
+        if wire[12 + len(key) - 5 + 11:] != _NSID_ONLY:
+            return None
+        return full_key + b"N" + identity.encode()
+    return full_key + b"C" + identity.encode() if chaos else full_key
+
+
+_NSID_ONLY = b"\x00\x03\x00\x00"
+
+
 def is_chaos(key: bytes) -> bool:
     """Whether a keyed query asks a CHAOS-class question (its last two bytes are the class)."""
     return key[-2:] == b"\x00\x03"

@@ -132,10 +132,13 @@ class AuthoritativeServer:
         """
         parsed = query_key(wire)
         key = None
-        if parsed is not None and self.steering is None and not (self.identity is not None and (
-                ident.has_options(wire, parsed[0]) or ident.is_chaos(parsed[0]))):
-            # (a reply naming the server is made afresh: its identity is not part of the key)
+        if parsed is not None and self.steering is None:
             key = (b"T" if via_tcp else b"U") + parsed[0]
+            if self.identity is not None:
+                # A reply that names the server (NSID asked, or a CHAOS question) is kept under the name
+                # it gives (an anycast site's); a query with other EDNS options is answered afresh.
+                key = ident.identity_key(wire, parsed[0], key, identity or self.identity)
+        if key is not None:
             ready = self.replies.get(key, wire)
             if ready is not None:
                 return ready  # asked before: the same reply, with this query's ID
