@@ -43,6 +43,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from dnslab.core import validate
 from dnslab.core.errors import ConfigError
 
 ECS = 8  # the EDNS option code of Client Subnet (RFC 7871 §6)
@@ -259,9 +260,9 @@ def parse(table: Mapping[str, Any], where: str) -> list[Rule]:
             raise ConfigError(f"{here}: endpoints must list one or more addresses")
         if len({e.address for e in endpoints}) != len(endpoints):
             raise ConfigError(f"{here}: an endpoint is listed twice")
-        ttl = _number(spec.get("ttl", 30), 0, 86400, f"{here} ttl", whole=True)
-        interval = _number(spec.get("interval", 10), 0.1, 86400, f"{here} interval")
-        threshold = _number(spec.get("threshold", 1), 1, 100, f"{here} threshold", whole=True)
+        ttl = validate.ttl(spec.get("ttl", 30), f"{here} ttl")
+        interval = validate.amount(spec.get("interval", 10), f"{here} interval", 0.1, 86400, "seconds")
+        threshold = validate.whole(spec.get("threshold", 1), f"{here} threshold", 1, 100)
         if policy is Policy.NEAREST and not all(e.location for e in endpoints):
             raise ConfigError(f"{here}: nearest needs a location for every endpoint")
         rules.append(Rule(owner, rdtype, policy, endpoints, int(ttl), float(interval), int(threshold)))
@@ -286,7 +287,7 @@ def _endpoint(item: object, rdtype: str, here: str) -> Endpoint:
         raise ConfigError(f"{here}: {spec['address']!r} is not an IP address") from None
     if (address.version == 4) != (rdtype == "A"):
         raise ConfigError(f"{here}: {address} is not an {rdtype} address")
-    weight = _number(spec.get("weight", 1), 0, 1_000_000, f"{here} weight of {address}")
+    weight = validate.amount(spec.get("weight", 1), f"{here} weight of {address}", 0, 1_000_000)
     location = spec.get("location", "")
     if not isinstance(location, str):
         raise ConfigError(f"{here}: the location of {address} must be a name")
@@ -305,11 +306,3 @@ def _tcp(value: object, here: str) -> tuple[str, int] | None:
     if not ip.is_loopback or not 0 < number < 65536:
         raise ConfigError(f"{here}: tcp checks go to loopback ports only (127.0.0.0/8 or ::1), not {value}")
     return str(ip), number
-
-
-def _number(value: object, low: float, high: float, what: str, whole: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (whole and not float(value).is_integer()) \
-            or not low <= value <= high:
-        kind = "a whole number" if whole else "a number"
-        raise ConfigError(f"{what} must be {kind} from {low:g} to {high:g}, not {value!r}")
-    return float(value)

@@ -29,6 +29,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Collection, Mapping
 
+from dnslab.core import validate
 from dnslab.core.errors import ConfigError
 
 MAX_LATENCY_MS = 10_000.0  # beyond any resolver's patience: a typo, not a distance
@@ -150,12 +151,8 @@ def _site(name: str, distances: object, where: str) -> Site:
         raise ConfigError(f"{where} must be a table of latencies by location: {{ ams = 2, nyc = 40 }}")
     if not name.replace("-", "").isalnum():
         raise ConfigError(f"{where}: a site name is letters, digits and '-' (it becomes part of the identity)")
-    latency = {}
-    for location, value in distances.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_LATENCY_MS:
-            raise ConfigError(f"{where}: latency from {location} must be a number of ms from 0 to "
-                              f"{MAX_LATENCY_MS:g}, not {value!r}")
-        latency[location] = float(value)
+    latency = {location: validate.amount(value, f"{where}: latency from {location}", 0, MAX_LATENCY_MS, "ms")
+               for location, value in distances.items()}
     return Site(name, latency)
 
 
