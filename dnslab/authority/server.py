@@ -79,8 +79,8 @@ class AuthoritativeServer:
     """Turns request bytes into reply bytes for the zones of one server."""
 
     def __init__(self, zones: Iterable[Zone], identity: str | None = None, version: str | None = None) -> None:
-        """*identity* (None: none to give) answers NSID and CHAOS hostname.bind/id.server;
-        *version* (None: the same as identity's absence) answers version.bind/version.server."""
+        """*identity* answers NSID and CHAOS hostname.bind/id.server, *version* version.bind and
+        version.server (None: the identity); with no identity both are refused, as NSD's hide-identity."""
         self.authority = Authority(zones)
         self.identity = identity
         self.version = version if version is not None else identity
@@ -127,7 +127,8 @@ class AuthoritativeServer:
                identity: str | None = None) -> bytes | None:
         """The reply to send, or None to stay silent (unreadable header, or not a query).
 
-        *peer* is unused: an authoritative server answers everyone, as NSD does.
+        An authoritative server answers everyone, as NSD does; *peer* matters only to steered names
+        (where the client is).
         *identity* overrides the server's own for this reply (the anycast site that answers).
         """
         parsed = query_key(wire)
