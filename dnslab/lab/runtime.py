@@ -9,11 +9,10 @@ their addresses are the root hints.  ``lab.toml`` holds settings only.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable
 
 import dns.exception
 import dns.name
@@ -40,8 +39,8 @@ from dnslab.lab.faults import FaultyServer
 from dnslab.lab.anycast import Geography, parse as parse_geography
 from dnslab.lab.sites import SiteRouter
 from dnslab.lab.endpoints import Steering
-from dnslab.authority.steering import Decision, Rule, parse as parse_steering
-from dnslab.core.events import Event, SteeringChoice
+from dnslab.lab.traffic import Traffic
+from dnslab.authority.steering import Rule, parse as parse_steering
 from dnslab.core.zone import Problem, Zone, changed_zone, load_zones
 from dnslab.lab.hierarchy import Hierarchy, ServerPlan, derive_hierarchy, lame_delegations, zone_files
 from dnslab.resolution.hints import root_hints_text
@@ -202,7 +201,7 @@ class Change:
                 "warnings": list(self.warnings), "dropped": self.dropped}
 
 
-class Lab:
+class Lab(Traffic):
     """Every server of the hierarchy in one process, each on its own loopback address."""
 
     def __init__(self, zones: list[Zone], port: int = DEFAULT_PORT, start_down: Iterable[str] = (),
@@ -291,58 +290,6 @@ class Lab:
             return RunningServer(plan, server, FaultyServer(handler, seed=plan.address))  # loss is seeded, per server
         router = SiteRouter(sites, self.geography, plan.name.to_text(omit_final_dot=True), handler)  # type: ignore[arg-type]
         return RunningServer(plan, server, FaultyServer(router.handle, seed=plan.address), router=router)
-
-    def _closest_origin(self, name: dns.name.Name) -> dns.name.Name | None:
-        origins = [zone.origin for zone in self.zones if name.is_subdomain(zone.origin)]
-        return max(origins, key=len) if origins else None
-
-    def _check_steered(self, rule: Rule) -> None:
-        """A steered name needs a zone that holds it (its RRset is what the lab serves without steering,
-        and what NSD is compared with) and no signatures (a chosen RRset has none: sign it elsewhere)."""
-        where = f'[steering."{rule.name}"]'
-        origin = self._closest_origin(rule.name)
-        zone = next((z for z in self.zones if z.origin == origin), None)
-        if zone is None:
-            raise ConfigError(f"{where}: {rule.name} is in no zone of this lab")
-        if zone.get(rule.name, rule.rdtype) is None:
-            raise ConfigError(f"{where}: zone {origin} has no {dns.rdatatype.to_text(rule.rdtype)} records at "
-                              f"{rule.name}; give it the RRset served without steering")
-        if zone.get(zone.origin, dns.rdatatype.DNSKEY) is not None:
-            raise ConfigError(f"{where}: zone {origin} is signed, and a chosen RRset has no signature; "
-                              f"list it in dnssec_unsigned")
-
-    def endpoint(self, address: str, up: bool) -> None:
-        """`dnslab endpoint ADDR down|up`: the service at ADDR stops or starts answering its health checks."""
-        if self.steering is None:
-            raise DnslabError("this lab has no steered names (lab.toml's [steering]), so no endpoints")
-        self.steering.set_endpoint(address, up)
-
-    @contextlib.contextmanager
-    def steering_watched(self, sink: Callable[[Event], None]) -> Iterator[Callable[[Event], None]]:
-        """While the block runs (a trace), every steered answer is told to *sink* as a `steering` event,
-        at the depth of the resolver's last event; the block gives the resolver the sink it yields."""
-        steering = self.steering
-        if steering is None:
-            yield sink
-            return
-        last: list[Event | None] = [None]
-
-        def passed(event: Event) -> None:
-            last[0] = event
-            sink(event)
-
-        def told(decision: Decision) -> None:  # under the query the resolver sent last
-            event = last[0]
-            sink(SteeringChoice(depth=event.depth if event else 0, zone=str(getattr(event, "zone", "")),
-                                **decision.to_json()))
-        steering.listeners.append(told)
-        try:
-            yield passed
-        finally:
-            steering.listeners.remove(told)
-
-    def endpoints(self) -> list[dict[str, Any]]:
-        return self.steering.listing() if self.steering is not None else []
 
     @classmethod
     def from_folder(cls, zones_dir: Path, port: int | None = None, with_resolver: bool = True,
@@ -435,31 +382,6 @@ class Lab:
         if entry is fault_kinds.CLEAR and self.resolver is not None:
             # The server is mended: its lame marks would otherwise keep it passed over for lame_ttl.
             self.resolver.infra.forget_lame(running.plan.address)
-        return running
-
-    def site(self, name_or_address: str, site: str) -> tuple[RunningServer, str]:
-        """An anycast server and the name of one of its sites (a DnslabError names what is wrong)."""
-        running = self.server(name_or_address)
-        if running.router is None:
-            raise DnslabError(f"{name_or_address} is served from one place, not from sites "
-                              f"(lab.toml's [sites] declares them; servers with sites: "
-                              f"{', '.join(r.plan.address for r in self.servers if r.router) or 'none'})")
-        return running, running.router.site(site).name
-
-    def site_fault(self, target: str, kind: Entry | str) -> RunningServer:
-        """`ADDR@SITE down` withdraws a site's route (the next nearest site answers); `up` or `clear`
-        announces it again.  Other faults break the whole address, so they are given to ADDR."""
-        entry = kind if isinstance(kind, (fault_kinds.FaultKind, fault_kinds.Verb)) else fault_kinds.order(kind)[0]
-        server, _, site = target.rpartition("@")
-        running, name = self.site(server, site)
-        assert running.router is not None
-        if entry is fault_kinds.DOWN:
-            running.router.withdraw(name)
-        elif entry in (fault_kinds.UP, fault_kinds.CLEAR):
-            running.router.announce(name)
-        else:
-            raise DnslabError(f"a site is withdrawn (down) or announced again (up, clear); {entry.name} "
-                              f"breaks the whole address: dnslab fault {server} {entry.usage}")
         return running
 
     def zone_fault(self, zone_name: str, kind: Entry | str) -> Zone:
