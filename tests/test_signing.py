@@ -271,7 +271,7 @@ def test_the_lab_signs_every_zone_but_the_unsigned_and_chains_them(tmp_path: Pat
     lab = signed_lab(tmp_path)
     assert lab.dnssec and lab.signer is not None
     unsigned = set(lab.signer.settings.unsigned)
-    assert unsigned == {N("example.net."), N("lb.example.com.")}  # lb.example.com: steered names (STEERING.md)
+    assert unsigned == {N("example.net.")}
     for zone in lab.zones:
         assert zone.signed == (zone.origin not in unsigned)
     com = next(z for z in lab.zones if z.origin == N("com."))
@@ -518,7 +518,7 @@ def test_lab_toml_turns_signing_on_and_names_what_it_gets_wrong(tmp_path: Path) 
     assert lab.signer.settings.keys_dir == folder / "my-keys" and any((folder / "my-keys").glob("K*.pem"))
     unsigned, _ = Lab.from_folder(folder, port=0, clock=FakeClock(), dnssec=False)  # the flag wins
     assert not unsigned.dnssec and unsigned.trust_anchor_file is None
-    settings.write_text(base.replace('dnssec_unsigned = ["example.net.", "lb.example.com."]', 'dnssec_unsigned = ["nowhere.test."]')
+    settings.write_text(base.replace('dnssec_unsigned = ["example.net."]', 'dnssec_unsigned = ["nowhere.test."]')
                         + "dnssec = true\n")
     with pytest.raises(ConfigError, match="nowhere.test. is not a zone of this lab"):
         Lab.from_folder(folder, port=0, clock=FakeClock())

@@ -15,6 +15,8 @@ from collections import Counter
 from pathlib import Path
 
 import dns.edns
+import dns.flags
+import dns.rcode
 import dns.message
 import dns.name
 import dns.query
@@ -144,17 +146,37 @@ def test_bad_steering_is_one_clear_error(table: dict[str, object], message: str)
         parse(table, "lab.toml")
 
 
-def test_a_steered_name_needs_its_zone_rrset_and_no_signatures(tmp_path: Path) -> None:
+def test_a_steered_name_needs_its_zone_rrset(tmp_path: Path) -> None:
     folder = tmp_path / "zones"
     shutil.copytree(SAMPLE_ZONES, folder)
     toml = folder / "lab.toml"
-    original = toml.read_text()
-    toml.write_text(original + '[steering."api.lb.example.com"]\npolicy = "failover"\nendpoints = ["192.0.2.1"]\n')
+    toml.write_text(toml.read_text() + '[steering."api.lb.example.com"]\npolicy = "failover"\nendpoints = ["192.0.2.1"]\n')
     with pytest.raises(DnslabError, match="zone lb.example.com. has no A records at api.lb.example.com."):
         DnsLab(folder)
-    toml.write_text(original.replace('"example.net.", "lb.example.com."', '"example.net."'))
-    with pytest.raises(DnslabError, match="zone lb.example.com. is signed.*dnssec_unsigned"):
-        DnsLab(folder, dnssec=True, keys_dir=tmp_path / "keys")
+
+
+def test_a_signed_zone_signs_its_steered_answers_online(tmp_path: Path) -> None:
+    """As PowerDNS signs what its LUA records choose: each chosen RRset gets an RRSIG made then, with the
+    zone's ZSK, so the validating resolver answers with AD before and after the failover."""
+    with DnsLab(dnssec=True, keys_dir=tmp_path / "keys") as lab:
+        def validated() -> tuple[list[str], bool]:
+            query = dns.message.make_query("app.lb.example.com.", "A", want_dnssec=True)
+            query.flags |= dns.flags.AD
+            host, port = lab.resolver_address
+            reply = dns.query.udp(query, host, port=port, timeout=5)
+            return [r.address for r in reply.find_rrset(reply.answer, query.question[0].name, 1, 1)], \
+                bool(reply.flags & dns.flags.AD)
+        assert validated() == (["192.0.2.100"], True)
+        lab.endpoint("192.0.2.100").down()
+        lab.advance(30)  # a check interval and the TTL
+        assert validated() == (["192.0.2.101"], True)
+        direct = dns.message.make_query("app.lb.example.com.", "A", want_dnssec=True)
+        reply = dns.query.udp(direct, LB, port=lab.port, timeout=5)
+        assert [rrset.rdtype for rrset in reply.answer] == [dns.rdatatype.A, dns.rdatatype.RRSIG]
+        lab.zone_fault("lb.example.com", "dnssec-bad-sig")  # the zone's faults spoil them too
+        lab.cache.flush()
+        assert dns.query.udp(direct, *lab.resolver_address[:1], port=lab.resolver_address[1],
+                             timeout=5).rcode() == dns.rcode.SERVFAIL
 
 
 # --- real packets ---------------------------------------------------------------------------------

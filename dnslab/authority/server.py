@@ -210,16 +210,17 @@ class AuthoritativeServer:
 
     def _steer(self, request: Request, response: Response, peer: tuple[str, int] | None) -> int:
         """Put a steered name's chosen RRset in place of the zone's; returns the ECS scope it was chosen for."""
-        if response.outcome is not Outcome.ANSWER or len(response.answer) != 1:
-            return 0
-        answer = response.answer[0]
-        if answer.name != request.qname or answer.rdtype != request.qtype:
+        if response.outcome is not Outcome.ANSWER or not all(
+                rrset.name == request.qname and rrset.rdtype in (request.qtype, dns.rdatatype.RRSIG)
+                for rrset in response.answer):
             return 0  # (a CNAME answer: the name it leads to is asked for separately)
-        steered = self.steering.steer(request.qname, request.qtype, peer[0] if peer else None, request.ecs)
+        steered = self.steering.steer(request.qname, request.qtype, peer[0] if peer else None, request.ecs,
+                                      dnssec=request.dnssec_ok)
         if steered is None:
             return 0
-        response.answer = [steered[0]]
-        return int(steered[1])
+        rrset, scope, rrsig = steered
+        response.answer = [rrset] if rrsig is None else [rrset, rrsig]
+        return int(scope)
 
     def _transfer(self, request: Request, via_tcp: bool) -> tuple[int, int | None]:
         """The rcode (and EDE) for AXFR and IXFR: dnslab transfers no zones, and says so as NSD does."""

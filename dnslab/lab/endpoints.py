@@ -30,7 +30,10 @@ CONNECT_TIMEOUT = 1.0
 class Steering:
     """Every steered RRset of a lab, answered by policy from its endpoints' health."""
 
-    def __init__(self, rules: list[Rule], geography: Geography, clock: Clock) -> None:
+    def __init__(self, rules: list[Rule], geography: Geography, clock: Clock,
+                 sign: Callable[[Rule, dns.rrset.RRset], dns.rrset.RRset | None] | None = None) -> None:
+        """*sign* makes the RRSIG of a chosen RRset in a signed zone (None: it is not signed)."""
+        self.sign = sign
         self.rules = {(rule.name, rule.rdtype): rule for rule in rules}
         self.geography = geography
         self.clock = clock
@@ -55,9 +58,10 @@ class Steering:
 
     # --- what the authoritative server asks -------------------------------------------------
 
-    def steer(self, qname: dns.name.Name, qtype: int, client: str | None,
-              ecs: ClientSubnet | None) -> tuple[dns.rrset.RRset, int] | None:
-        """The steered RRset for this question and the ECS scope it was chosen for, or None (not steered)."""
+    def steer(self, qname: dns.name.Name, qtype: int, client: str | None, ecs: ClientSubnet | None,
+              dnssec: bool = False) -> tuple[dns.rrset.RRset, int, dns.rrset.RRset | None] | None:
+        """The steered RRset for this question, the ECS scope it was chosen for, and with *dnssec* (DO=1)
+        its RRSIG made now in a signed zone (online signing, as PowerDNS); None: not a steered name."""
         rule = self.rules.get((qname, qtype))
         if rule is None:
             return None
@@ -73,8 +77,11 @@ class Steering:
             listener(decision)
         scope = ecs.source if ecs is not None and rule.policy is Policy.NEAREST else 0
         rrset = decision.rrset()
+        rrsig = self.sign(rule, rrset) if dnssec and self.sign is not None else None
         rrset.name = qname  # the question's spelling (case), as every other answer keeps it
-        return rrset, scope
+        if rrsig is not None:
+            rrsig.name = qname
+        return rrset, scope, rrsig
 
     def healthy(self, rule: Rule) -> dict[str, bool]:
         """Each endpoint's health as this rule's checks see it now (the due checks are run first)."""

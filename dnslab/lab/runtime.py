@@ -247,7 +247,10 @@ class Lab(Traffic):
         for rule in rules:
             self._check_steered(rule)
         self._steered_zones = {self._closest_origin(rule.name) for rule in rules}
-        self.steering = Steering(rules, self.geography, self.clock) if rules else None
+        origins = {rule: self._closest_origin(rule.name) for rule in rules}
+        signer = self.signer
+        sign = None if signer is None else (lambda rule, rrset: signer.sign_rrset(origins[rule], rrset))
+        self.steering = Steering(rules, self.geography, self.clock, sign) if rules else None
         self._probes: Any = None  # the TCP health checks' task, while the lab runs
         self.port = port
         self.bound_port: int | None = None

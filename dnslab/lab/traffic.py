@@ -66,8 +66,8 @@ class Traffic:
         return max(origins, key=len) if origins else None
 
     def _check_steered(self, rule: Rule) -> None:
-        """A steered name needs a zone that holds it (its RRset is what the lab serves without steering,
-        and what NSD is compared with) and no signatures (a chosen RRset has none: sign it elsewhere)."""
+        """A steered name needs a zone that holds it: its RRset is what the lab serves without steering,
+        what NSD is compared with, and (signed) what proves the name exists."""
         where = f'[steering."{rule.name}"]'
         origin = self._closest_origin(rule.name)
         zone = next((z for z in self.zones if z.origin == origin), None)
@@ -76,9 +76,6 @@ class Traffic:
         if zone.get(rule.name, rule.rdtype) is None:
             raise ConfigError(f"{where}: zone {origin} has no {dns.rdatatype.to_text(rule.rdtype)} records at "
                               f"{rule.name}; give it the RRset served without steering")
-        if zone.get(zone.origin, dns.rdatatype.DNSKEY) is not None:
-            raise ConfigError(f"{where}: zone {origin} is signed, and a chosen RRset has no signature; "
-                              f"list it in dnssec_unsigned")
 
     def endpoint(self, address: str, up: bool) -> None:
         """`dnslab endpoint ADDR down|up`: the service at ADDR stops or starts answering its health checks."""
