@@ -74,8 +74,6 @@ from tools.compare.shared import (FOLDERS, Rule, Tally, child, compare_folders, 
 
 T = dns.rdatatype.RdataType
 IN, CH, HS, NONE, ANYCLASS = 1, 3, 4, 254, 255
-NSID = 3
-IDENTITY_NAMES = {dns.name.from_text("hostname.bind."), dns.name.from_text("id.server.")}
 STANDARD_TYPES = (T.A, T.AAAA, T.MX, T.TXT, T.NS, T.SOA, T.DS, T.CNAME, T.ANY)
 NSD_NET = "127.0.99."  # NSD instance N listens on 127.0.99.N
 TIMEOUT = 2.0  # seconds per attempt; every query is tried twice at most
@@ -263,9 +261,9 @@ def generate(zones: list[Zone], rng: random.Random) -> list[Probe]:
     probes.items.setdefault(Probe(apex, T.SOA, edns=1232, edns_version=1, do=True))
     for qclass in (CH, HS, NONE, ANYCLASS):
         probes.add(apex, (T.SOA, T.A), qclass=qclass)
-    # A server's identity (NSID, RFC 5001; CHAOS hostname.bind and friends): NSD is given an identity
-    # and dnslab's version string; each lab server names itself, so identities are compared as
-    # "<identity>" (Reply._fields), and the names themselves in tests/test_identity.py.
+    # A server's identity (NSID, RFC 5001; CHAOS hostname.bind and friends): NSD and every lab server
+    # are given the same identity and version string (run_folder); the lab's own names are checked
+    # in tests/test_identity.py and tests/test_anycast.py.
     for name in ("hostname.bind.", "id.server.", "version.bind.", "VERSION.Server.", "other.bind."):
         probes.add(dns.name.from_text(name), (T.TXT, T.ANY, T.A), qclass=CH)
         probes.add(dns.name.from_text(name), (T.TXT,), plain=False, qclass=CH, options=((3, b""),))
@@ -500,16 +498,14 @@ class Reply:
         if message.edns < 0:
             fields["edns"] = "none"
         else:
-            options = ",".join(f"{int(o.otype)}:{'<identity>' if o.otype == NSID else o.to_wire().hex()}"
-                               for o in message.options)
+            options = ",".join(f"{int(o.otype)}:{o.to_wire().hex()}" for o in message.options)
             other = message.ednsflags & ~dns.flags.DO & 0xFFFF
             fields["edns"] = (f"v{message.edns} payload={message.payload} do={int(bool(message.ednsflags & dns.flags.DO))}"
                               + (f" flags={other:#06x}" if other else "") + (f" options={options}" if options else ""))
         for name in SECTIONS:
             fields[name] = Counter(
                 (rrset.name.to_text().lower(), rrset.ttl, dns.rdataclass.to_text(rrset.rdclass),
-                 dns.rdatatype.to_text(rrset.rdtype),
-                 '"<identity>"' if rrset.rdclass == CH and rrset.name in IDENTITY_NAMES else rdata.to_text())
+                 dns.rdatatype.to_text(rrset.rdtype), rdata.to_text())
                 for rrset in getattr(message, name) for rdata in rrset
             )
         return fields
@@ -696,7 +692,7 @@ NSD_OPTIONS = [
     # Response rate limiting would drop or truncate (TC=1) our bursts of queries.
     "  rrl-ratelimit: 0",
     "  rrl-whitelist-ratelimit: 0",
-    # Each lab server gives its own identity (its NS name, or its anycast site); NSD one for all.
+    # The identity every lab server is given too for the comparison (run_folder).
     f'  identity: "{IDENTITY}"',
     f'  nsid: "ascii_{IDENTITY}"',
     f'  version: "{VERSION}"',
@@ -809,8 +805,12 @@ def run_folder(folder: Path, args: argparse.Namespace, binary: str) -> Tally | N
         Probes.dnssec_ok_too = lab.dnssec
         for running in lab.servers:  # compare every server, also those lab.toml starts down
             running.faulty.apply("clear")
-            if running.router is not None:  # anycast sites answer at once: answers are compared, not distance
-                running.router.delays = False
+            # Every lab server names itself as NSD is told to (NSID, hostname.bind): the replies, sizes
+            # and truncation included, can then be the same byte for byte.  An anycast address is
+            # asked without its sites: answers are compared, not distance.
+            running.server.identity = IDENTITY
+            if running.router is not None:
+                running.faulty.inner = running.router.answer  # type: ignore[assignment]
             # Steered names (lab.toml [steering]) answer by policy; without it, their zone's own RRsets,
             # which is what NSD serves: the zone is compared as written.
             running.server.steering = None
