@@ -159,6 +159,68 @@ class ServerHandle:
         return f"ServerHandle({self.address}, {', '.join(self.names)})"
 
 
+class SiteHandle:
+    """One site of an anycast server (lab.toml's [sites]): withdraw its route, announce it, count its queries."""
+
+    def __init__(self, lab: "DnsLab", server: str, site: str) -> None:
+        self._lab = lab
+        running, self.name = lab.call(lambda: lab.lab.site(server, site))
+        self.address = running.plan.address
+        self._router = running.router
+
+    def down(self) -> "SiteHandle":
+        """Withdraw the site's route: the next nearest site answers on the same address."""
+        self._lab.call(lambda: self._lab.lab.site_fault(f"{self.address}@{self.name}", fault_kinds.DOWN))
+        return self
+
+    def up(self) -> "SiteHandle":
+        self._lab.call(lambda: self._lab.lab.site_fault(f"{self.address}@{self.name}", fault_kinds.UP))
+        return self
+
+    @property
+    def identity(self) -> str:
+        """What the site says in NSID and hostname.bind (`ams.a.root-servers.net`)."""
+        assert self._router is not None
+        return self._router.identity(self._router.site(self.name))
+
+    @property
+    def queries(self) -> int:
+        """Queries this site received (reached it as the nearest announced site)."""
+        return self._lab.call(lambda: self._router.counts[self.name] if self._router else 0)
+
+    def __repr__(self) -> str:
+        return f"SiteHandle({self.address}@{self.name})"
+
+
+class EndpointHandle:
+    """An endpoint of the lab's steered names (lab.toml [steering]): the service at an address."""
+
+    def __init__(self, lab: "DnsLab", address: str) -> None:
+        self._lab = lab
+        self.address = address
+        if lab.lab.steering is None or address not in lab.lab.steering.manual:
+            lab.call(lambda: lab.lab.endpoint(address, True))  # the lab's own error, naming the endpoints
+
+    def down(self) -> "EndpointHandle":
+        """The service stops answering: health checks see it from their next check (advance the clock)."""
+        self._lab.call(lambda: self._lab.lab.endpoint(self.address, False))
+        return self
+
+    def up(self) -> "EndpointHandle":
+        self._lab.call(lambda: self._lab.lab.endpoint(self.address, True))
+        return self
+
+    @property
+    def healthy(self) -> dict[str, bool]:
+        """Its health as each steered name that lists it sees it now, by name."""
+        rows = self._lab.call(self._lab.lab.endpoints)
+        return {row["name"]: endpoint["healthy"] for row in rows for endpoint in row["endpoints"]
+                if endpoint["address"] == self.address}
+
+    def __repr__(self) -> str:
+        return f"EndpointHandle({self.address})"
+
+
 class CacheHandle:
     """The resolver's cache: look inside, or forget."""
 
@@ -411,7 +473,8 @@ class DnsLab(LabRunner):
                   dnssec=signing or False, levels=_levels(levels, settings, resolver_settings),
                   resolver_program=program,
                   server_programs=[*settings.server_programs, *(servers or {}).items()],
-                  replication=settings.replication)
+                  replication=settings.replication, geography=settings.geography,
+                  steering=settings.steering)
         lab.zones_dir = folder
         apply_handlers(lab, settings, folder)
         super().__init__(lab, RunOptions(hints=Path(hints) if hints is not None else None,
@@ -464,6 +527,14 @@ class DnsLab(LabRunner):
     @property
     def levels(self) -> list[LevelHandle]:
         return [LevelHandle(self, running) for running in self.lab.levels]
+
+    def endpoint(self, address: str) -> EndpointHandle:
+        """An endpoint of the steered names: `lab.endpoint("192.0.2.100").down()`."""
+        return EndpointHandle(self, address)
+
+    def site(self, server: str, site: str) -> SiteHandle:
+        """A site of an anycast server: `lab.site("a.root-servers.net", "ams").down()`."""
+        return SiteHandle(self, server, site)
 
     @property
     def servers(self) -> list[ServerHandle]:
@@ -523,7 +594,8 @@ class DnsLab(LabRunner):
 
         async def traced() -> list[dict[str, Any]]:
             recording = Recording()
-            await resolver.trace(dns.name.from_text(name), dns.rdatatype.from_text(rdtype), recording.sink, cold)
+            with self.lab.steering_watched(recording.sink) as sink:  # a steered answer's reason, as `dnslab trace`
+                await resolver.trace(dns.name.from_text(name), dns.rdatatype.from_text(rdtype), sink, cold)
             return [self.lab.replication.secondaries.annotate(event) for event in recording.to_json()]
         return self.run(traced())
 

@@ -35,6 +35,7 @@ SAMPLE = Path(__file__).resolve().parent.parent / "dnslab" / "zones"
 NO_EXPLORE = InfraSettings(explore_probability=0.0)
 A, AAAA, NS = dns.rdatatype.A, dns.rdatatype.AAAA, dns.rdatatype.NS
 
+ROOT_LETTERS = "abcdefghijklm"      # the sample's 13 root servers, at 127.0.1.1 to 127.0.1.13
 ROOT_HINT = "127.0.1.1"          # a.root-servers.net in the sample, a.root. in the inline worlds
 COM1, COM2 = "127.0.2.1", "127.0.2.2"
 EXAMPLE_COM1, EXAMPLE_COM2 = "127.0.3.1", "127.0.3.2"
@@ -123,7 +124,7 @@ def test_priming_caches_the_root_ns_set_and_happens_once(sample: Harness) -> Non
     root_ns = sample.cache.get(dns.name.root, NS)
     assert root_ns is not None and root_ns.rank is Rank.AUTH_ANSWER
     assert sorted(r.target.to_text() for r in root_ns.rrset) == [
-        "a.root-servers.net.", "b.root-servers.net.", "c.root-servers.net."]
+        f"{letter}.root-servers.net." for letter in ROOT_LETTERS]
     glue = sample.cache.get(n("b.root-servers.net."), A)
     assert glue is not None and glue.rank is Rank.ADDITIONAL
     start = len(sample.net.sent)
@@ -149,18 +150,18 @@ def test_priming_survives_a_dead_root_server(sample: Harness) -> None:
 
 
 def test_priming_with_every_root_server_dead_is_servfail(sample: Harness) -> None:
-    for address in ("127.0.1.1", "127.0.1.2", "127.0.1.3"):
-        sample.net.faults[address] = lambda q, m: TIMEOUT
+    for index, _ in enumerate(ROOT_LETTERS, start=1):
+        sample.net.faults[f"127.0.1.{index}"] = lambda q, m: TIMEOUT
     result = sample.resolve("www.example.com.")
     assert result.rcode == dns.rcode.SERVFAIL
     assert result.reason == "every name server of . failed"
-    assert len(sample.net.sent) == 6  # each once, then each once more: a timeout may be one lost packet
+    assert len(sample.net.sent) == 2 * len(ROOT_LETTERS)  # each once, then each once more: a timeout may be one lost packet
 
 
 def test_root_ns_set_without_addresses_reprimes_from_the_hints(sample: Harness) -> None:
     """The root servers' addresses flushed (or evicted) while the root NS set stays cached."""
     sample.resolve("www.example.com.")
-    for letter in "abc":
+    for letter in ROOT_LETTERS:
         sample.cache.flush_name(n(f"{letter}.root-servers.net."))
     start = len(sample.net.sent)
     result = sample.resolve("www.example.org.")

@@ -43,6 +43,15 @@ def test_query_is_what_dnspython_would_send(edns: bool) -> None:
     assert wire[12:12 + len(question)] == question
 
 
+
+def test_request_nsid_adds_an_empty_nsid_option() -> None:
+    """BIND's request-nsid: every EDNS query asks the server who it is (RFC 5001); DO is kept."""
+    wire, _ = build_query(WWW, A, 7, True, dnssec=True, nsid=True)
+    message = parsed_query(wire)
+    assert [(int(o.otype), o.to_wire()) for o in message.options] == [(3, b"")]
+    assert message.ednsflags & dns.flags.DO and message.payload == 1232
+    assert build_query(WWW, A, 7, False, nsid=True)[0] == build_query(WWW, A, 7, False)[0]  # no EDNS: no option
+
 def reply_to(wire: bytes, *, qid: int | None = None, name: str | None = None, rdtype: int = A,
              rcode: int = dns.rcode.NOERROR, question: bool = True) -> bytes:
     query = parsed_query(wire)

@@ -488,6 +488,22 @@ def test_the_state_says_which_server_of_a_zone_is_in_use(web: Web) -> None:
     assert json.loads(body)["in_use"]["example.com."] == other
 
 
+
+def test_the_state_shows_anycast_sites_and_steered_names(web: Web) -> None:
+    """docs/ANYCAST.md and docs/STEERING.md: the page's server panel reads these."""
+    web.lab.site("a.root-servers.net", "ams").down()
+    web.lab.endpoint("192.0.2.100").down()
+    web.lab.advance(10)
+    web.resolve("app.lb.example.com")
+    _, _, body = web.request("GET", "/api/state")
+    servers = {s["address"]: s for s in json.loads(body)["servers"]}
+    a_root = servers["127.0.1.1"]
+    assert a_root["faults"] == ["site ams withdrawn"] and a_root["sites"]["serving"]["ams"] == "nyc"
+    assert [site["withdrawn"] for site in a_root["sites"]["sites"]] == [True, False, False]
+    [app] = [row for row in servers["127.0.3.30"]["steered"] if row["name"] == "app.lb.example.com."]
+    assert [e["healthy"] for e in app["endpoints"]] == [False, True] and app["last"]["answer"] == ["192.0.2.101"]
+    assert servers["127.0.3.1"]["sites"] is None and servers["127.0.3.1"]["steered"] == []
+
 # --- in a real browser ------------------------------------------------------------------------
 
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -573,7 +589,7 @@ def test_the_page_shows_the_hierarchy_and_counts_live(browser: Any, running: Run
     tab = Page(browser, running.url)  # type: ignore[arg-type]
     page = tab.page
     addresses = set(page.eval_on_selector_all("#tree .chip", "chips => chips.map(c => c.dataset.address)"))
-    assert len(addresses) == 15 and "127.0.3.20" in addresses
+    assert len(addresses) == 26 and "127.0.3.20" in addresses  # 13 root letters, 13 others
     assert page.locator(".chip[data-address='127.0.3.20'] .badge.down").count() >= 1   # start_down
     assert page.locator("#clock-kind").inner_text() == "fake clock"
     # A query from outside the page (dig, a test suite) shows up without a reload.
@@ -582,6 +598,13 @@ def test_the_page_shows_the_hierarchy_and_counts_live(browser: Any, running: Run
     page.wait_for_selector("#counters div:first-child dd:text-is('1')")
     assert page.locator("#stream tbody tr:has-text('mail.example.com') .src-upstream").count() == 1
     assert "token" not in page.url       # the token left the address bar
+    # An anycast root's panel lists its sites; the steered zone's server, its names and their health.
+    page.locator(".chip[data-address='127.0.1.1']").first.click()
+    page.wait_for_selector("#server-detail dt:text-is('anycast sites')")
+    assert "ams (answers the resolver)" in page.inner_text("#server-detail")
+    page.locator(".chip[data-address='127.0.3.30']").first.click()
+    page.wait_for_selector("#server-detail dt:text-is('steered names')")
+    assert "app.lb.example.com failover: 192.0.2.100 healthy" in page.inner_text("#server-detail")
     tab.close()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -27,6 +28,8 @@ from dnslab.authority import tsig
 from dnslab.authority.lookup import Authority, Outcome, Response
 from dnslab.authority.operations import NOTIFY, UPDATE, Operations
 from dnslab.authority.transfer import TransferQuery
+from dnslab.authority import identity as ident
+from dnslab.authority.steering import ECS, ClientSubnet, client_subnet
 from dnslab.core.fastpath import ReplyCache
 from dnslab.core.wire import (EDNS_UDP_SIZE, HEADER, MAX_MESSAGE, OPCODE_MASK, PLAIN_UDP_SIZE, QR, TC, TCP_PREFIX,
                          header_only_reply, query_key)
@@ -57,6 +60,11 @@ _COMPRESSIBLE: dict[int, Callable[[Any], dnslib.RD]] = {
 }
 
 
+# A zone's records as dnslib records, by id() of its RRsets (the Zone keeps them alive, and a changed
+# zone is a new Zone): shared by every server of the zone.
+_ZONE_RECORDS: "weakref.WeakKeyDictionary[Zone, dict[int, list[dnslib.RR]]]" = weakref.WeakKeyDictionary()
+
+
 @dataclass(frozen=True)
 class Request:
     """What the server needs from a parsed query."""
@@ -66,13 +74,22 @@ class Request:
     qtype: int
     edns_size: int | None  # None: the client sent no OPT record
     dnssec_ok: bool
+    nsid: bool = False  # the query asked for the server's identity (RFC 5001)
+    ecs: ClientSubnet | None = None  # the query's EDNS Client Subnet (RFC 7871), read for steered answers
 
 
 class AuthoritativeServer:
     """Turns request bytes into reply bytes for the zones of one server."""
 
-    def __init__(self, zones: Iterable[Zone]) -> None:
+    def __init__(self, zones: Iterable[Zone], identity: str | None = None, version: str | None = None) -> None:
+        """*identity* answers NSID and CHAOS hostname.bind/id.server, *version* version.bind and
+        version.server (None: the identity); with no identity both are refused, as NSD's hide-identity."""
         self.authority = Authority(zones)
+        self.identity = identity
+        self.version = version if version is not None else identity
+        # Steered names (lab.toml [steering]): an object whose steer(qname, qtype, client address, ECS)
+        # gives (RRset, ECS scope) or None; see dnslab.lab.endpoints.  Its answers vary: no fast path.
+        self.steering: Any = None
         # The fast path: a reply depends only on the query's key and the zone data.
         self.replies = ReplyCache()
         self._converted: dict[int, list[dnslib.RR]] = {}
@@ -85,10 +102,14 @@ class AuthoritativeServer:
         (wildcards, DNAME) are converted per reply."""
         converted: dict[int, list[dnslib.RR]] = {}
         for zone in self.authority.zones.values():
-            for rrset in (*zone.rrsets(), zone.negative_soa, zone.negative_soa_sig):
-                if rrset is None:
-                    continue
-                converted[id(rrset)] = to_dnslib(rrset)
+            # Servers of one zone share its records (the 13 root letters serve the same root and arpa.):
+            # converted once per zone version, kept while the Zone lives.
+            records = _ZONE_RECORDS.get(zone)
+            if records is None:
+                records = _ZONE_RECORDS[zone] = {
+                    id(rrset): to_dnslib(rrset)
+                    for rrset in (*zone.rrsets(), zone.negative_soa, zone.negative_soa_sig) if rrset is not None}
+            converted.update(records)
         self._converted = converted
 
     def replace_zone(self, zone: Zone) -> None:
@@ -133,18 +154,25 @@ class AuthoritativeServer:
         return list(self.authority.zones.values())
 
     def handle(self, wire: bytes, via_tcp: bool = False, peer: tuple[str, int] | None = None,
-               signer: tsig.Signer | None = None) -> Any:
+               signer: tsig.Signer | None = None, identity: str | None = None) -> Any:
         """The reply to send, or None to stay silent (unreadable header, or not a query).
 
         A zone transfer's reply is a list of messages; an UPDATE's, an awaitable
-        (the lab applies it).  *peer* matters only to transfers and NOTIFY: queries
-        are answered for everyone, as NSD does.  *signer* is set when the request
-        came TSIG-signed (the call for its unsigned remainder, see `_signed`).
+        (the lab applies it).  *peer* matters to transfers, NOTIFY and steered names
+        (where the client is): queries are answered for everyone, as NSD does.
+        *signer* is set when the request came TSIG-signed (the call for its unsigned
+        remainder, see `_signed`).  *identity* overrides the server's own for this
+        reply (the anycast site that answers).
         """
         parsed = query_key(wire)
         key = None
-        if parsed is not None:
+        if parsed is not None and self.steering is None:
             key = TCP_PREFIX + parsed[0] if via_tcp else parsed[3]
+            if self.identity is not None:
+                # A reply that names the server (NSID asked, or a CHAOS question) is kept under the name
+                # it gives (an anycast site's); a query with other EDNS options is answered afresh.
+                key = ident.identity_key(wire, parsed[0], key, identity or self.identity)
+        if key is not None:
             ready = self.replies.get(key, wire)
             if ready is not None:
                 return ready  # asked before: the same reply, with this query's ID
@@ -173,7 +201,7 @@ class AuthoritativeServer:
                 return stream
             key = None  # a refusal depends on who asks: never replayed to another client
         try:
-            reply = self._respond(request, via_tcp)
+            reply = self._respond(request, via_tcp, identity or self.identity, peer)
         except Exception:  # noqa: BLE001 - one packet must never stop the server
             log.exception("internal error answering %s %s", request.qname, request.qtype)
             return header_only_reply(wire, dns.rcode.SERVFAIL)
@@ -181,7 +209,8 @@ class AuthoritativeServer:
             self.replies.put(key, reply)
         return reply
 
-    def _respond(self, request: Request, via_tcp: bool) -> bytes:
+    def _respond(self, request: Request, via_tcp: bool, identity: str | None = None,
+                 peer: tuple[str, int] | None = None) -> bytes:
         header = request.record.header
         # CD is not copied: RFC 4035 §3.1.6 has authoritative responses clear it, as NSD does.
         reply = dnslib.DNSRecord(
@@ -196,8 +225,14 @@ class AuthoritativeServer:
             return _pack(reply)
         cut = None
         ede = None
+        scope = 0  # the ECS scope of a steered answer (RFC 7871 §7.2.1)
         qclass = request.record.q.qclass
-        if qclass not in (dns.rdataclass.IN, dns.rdataclass.ANY):
+        text = (ident.chaos_text(request.qname, request.qtype, identity, self.version or identity)
+                if qclass == ident.CHAOS and identity is not None else None)
+        if text is not None:  # hostname.bind, id.server, version.bind, version.server (NSD's reply)
+            reply.add_answer(dnslib.RR(request.record.q.qname, dnslib.QTYPE.TXT, ident.CHAOS, 0,
+                                       dnslib.TXT(text.encode())))
+        elif qclass not in (dns.rdataclass.IN, dns.rdataclass.ANY):
             reply.header.rcode = dns.rcode.REFUSED
             ede = EDE_NOT_SUPPORTED
         elif request.qtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR):
@@ -206,12 +241,17 @@ class AuthoritativeServer:
             reply.header.rcode = dns.rcode.SERVFAIL  # a secondary's zone not (or no longer) loaded, as NSD
         else:
             response = self.authority.lookup(request.qname, request.qtype, dnssec=request.dnssec_ok)
+            if self.steering is not None:
+                scope = self._steer(request, response, peer)
             self._fill(reply, response, any_class=qclass == dns.rdataclass.ANY)
             if response.outcome is Outcome.REFERRAL:
                 cut = response.authority[0].name  # the NS RRset; DS or NSEC(3) proofs follow it
             if response.outcome is Outcome.REFUSED:
                 ede = EDE_NOT_AUTHORITATIVE
-        opt = _opt(request, ede) if request.edns_size is not None else None
+        nsid = identity if request.nsid else None
+        ecs = (request.ecs.reply_option(scope) if self.steering is not None and request.ecs is not None
+               and version == 0 else None)
+        opt = _opt(request, ede, nsid, ecs) if request.edns_size is not None else None
         limit = MAX_MESSAGE if via_tcp else _udp_limit(request.edns_size)
         return _pack_within(reply, opt, limit, cut)
 
@@ -257,6 +297,20 @@ class AuthoritativeServer:
                               request.edns_size is not None, request.dnssec_ok)
         messages = self.ops.stream(query, zone, client_serial, via_tcp, _udp_limit(request.edns_size))
         return messages if via_tcp else messages[0]
+
+    def _steer(self, request: Request, response: Response, peer: tuple[str, int] | None) -> int:
+        """Put a steered name's chosen RRset in place of the zone's; returns the ECS scope it was chosen for."""
+        if response.outcome is not Outcome.ANSWER or not all(
+                rrset.name == request.qname and rrset.rdtype in (request.qtype, dns.rdatatype.RRSIG)
+                for rrset in response.answer):
+            return 0  # (a CNAME answer: the name it leads to is asked for separately)
+        steered = self.steering.steer(request.qname, request.qtype, peer[0] if peer else None, request.ecs,
+                                      dnssec=request.dnssec_ok)
+        if steered is None:
+            return 0
+        rrset, scope, rrsig = steered
+        response.answer = [rrset] if rrsig is None else [rrset, rrsig]
+        return int(scope)
 
     def _transfer(self, request: Request, via_tcp: bool) -> tuple[int, int | None]:
         """The refusal of an AXFR or IXFR `_stream` will not send, as NSD words it."""
@@ -335,7 +389,9 @@ def _parse(wire: bytes) -> Request:
         raise _FormatError(f"bad question name: {exc}") from None
     edns_size = max(opts[0].rclass, PLAIN_UDP_SIZE) if opts else None
     dnssec_ok = bool(opts and opts[0].ttl & 0x8000)
-    return Request(record, qname, question.qtype, edns_size, dnssec_ok)
+    options = ident.edns_options(wire) if opts else []
+    return Request(record, qname, question.qtype, edns_size, dnssec_ok, ident.asks_for_nsid(options),
+                   client_subnet(options))
 
 
 def _edns_version(record: dnslib.DNSRecord) -> int:
@@ -345,9 +401,12 @@ def _edns_version(record: dnslib.DNSRecord) -> int:
     return 0
 
 
-def _opt(request: Request, ede: int | None = None) -> dnslib.RR:
-    """Our OPT: our own UDP size, DO echoed as RFC 3225 asks, and an Extended DNS Error if any."""
-    options = [dnslib.EDNSOption(EDE, struct.pack("!H", ede))] if ede is not None else []
+def _opt(request: Request, ede: int | None = None, nsid: str | None = None, ecs: bytes | None = None) -> dnslib.RR:
+    """Our OPT: our own UDP size, DO echoed as RFC 3225 asks, our NSID if asked (before the EDE,
+    as NSD), and an Extended DNS Error if any."""
+    options = [dnslib.EDNSOption(ident.NSID, nsid.encode())] if nsid is not None else []
+    options += [dnslib.EDNSOption(ECS, ecs)] if ecs is not None else []
+    options += [dnslib.EDNSOption(EDE, struct.pack("!H", ede))] if ede is not None else []
     return dnslib.EDNS0(udp_len=EDNS_UDP_SIZE, flags="do" if request.dnssec_ok else "", opts=options)
 
 

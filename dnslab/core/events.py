@@ -108,6 +108,24 @@ class Reply(Event):
     records: list[str] = field(default_factory=list)  # answer/chain lines, SOA of a negative answer
     target: str | None = None                         # cname: where the walk restarts
     dropped: int = 0                                  # records scrubbed as out of bailiwick
+    nsid: str | None = None                           # the server's NSID (RFC 5001), if asked and given
+
+
+@dataclass(frozen=True)
+class SteeringChoice(Event):
+    """A steered name answered by the lab's authoritative side (lab.toml [steering]): which policy chose
+    which addresses, and why (endpoint health, weights, the client's location).  Not the resolver's
+    own step: the trace adds it, while it runs, for the query the resolver sent."""
+
+    kind: ClassVar[str] = "steering"
+    name: str
+    type: str
+    policy: str             # "failover", "weighted", "nearest", "all-healthy"
+    answer: list[str]
+    why: str
+    location: str = ""      # the client's location (ECS's, else the querier's)
+    ecs: str = ""           # the client subnet (RFC 7871), if the query carried one
+    zone: str = ""          # the zone of the query that got the answer (for the trace's indentation)
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,22 @@ def sign_zone(zone: Zone, keys: ZoneKeys, now: float, policy: SigningPolicy = Si
     return Zone(origin, zone.filename, rrsets + signatures)
 
 
+def sign_rrset(rrset: dns.rrset.RRset, keys: ZoneKeys, now: float, policy: SigningPolicy = SigningPolicy(),
+               faults: SigningFaults = NO_FAULTS) -> dns.rrset.RRset:
+    """The RRSIG RRset of one RRset, made now with the zone's ZSK (and its faults, as sign_zone plays
+    them): online signing, as PowerDNS signs the answers its LUA records choose per query (the
+    steered names of docs/STEERING.md)."""
+    if faults.expired:
+        inception, expiration = now - policy.validity - EXPIRED_AGO, now - EXPIRED_AGO
+    else:
+        inception, expiration = now - policy.inception_offset, now + policy.validity
+    rrsig = dns.dnssec.sign(rrset, keys.zsk.private, keys.origin, keys.zsk.dnskey,  # type: ignore[arg-type]
+                            inception=int(inception), expiration=int(expiration))
+    if faults.bad_sig:
+        rrsig = rrsig.replace(signature=_corrupt(rrsig.signature))  # type: ignore[attr-defined]
+    return dns.rrset.from_rdata(rrset.name, rrset.ttl, rrsig)
+
+
 def _corrupt(signature: bytes) -> bytes:
     return bytes(b ^ 0x5A for b in signature[:8]) + signature[8:]
 

@@ -254,7 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "Each worker process gets the fault too.",
         epilog=fault_kinds.help_text(), formatter_class=argparse.RawDescriptionHelpFormatter)
     fault.add_argument("server", metavar="SERVER|ZONE",
-                       help="an address (127.0.3.20) or NS name (ns1.failover.com); a zone name for dnssec-*")
+                       help="an address (127.0.3.20) or NS name (ns1.failover.com); a zone name for dnssec-*; "
+                            "SERVER@SITE for one site of an anycast server (a.root-servers.net@ams down "
+                            "withdraws its route, up announces it)")
     fault.add_argument("kind", metavar="KIND", help="one of those below")
     fault.add_argument("args", nargs="*", action=_FaultArgs, metavar="ARG",
                        help="the kind's numbers, as below (delay MS [JITTER], loss PCT)")
@@ -287,6 +289,17 @@ def build_parser() -> argparse.ArgumentParser:
     queries = commands.add_parser("queries", parents=[pick], help="what a lab server was asked, by name and type")
     queries.add_argument("server", metavar="SERVER")
     queries.add_argument("--reset", action="store_true", help="then start counting from zero")
+
+    endpoints = commands.add_parser("endpoints", parents=[pick],
+                                    help="steered names (lab.toml [steering]): endpoints, health, last answer")
+    endpoints.add_argument("--json", action="store_true")
+    endpoint = commands.add_parser(
+        "endpoint", parents=[pick], help="take a steered name's endpoint down or bring it up",
+        description="The service at ADDRESS stops (down) or starts (up) answering its health checks; each "
+                    "steered name that lists it notices at its next check (every `interval` seconds of lab "
+                    "clock, `threshold` in a row), and answers by its policy.")
+    endpoint.add_argument("address", metavar="ADDRESS")
+    endpoint.add_argument("state", choices=["down", "up"])
 
     record = commands.add_parser("record", help="change a record while the lab runs (the SOA serial goes up)")
     record_commands = record.add_subparsers(dest="record_command", metavar="set|add|delete", required=True)

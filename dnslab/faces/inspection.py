@@ -128,6 +128,9 @@ def cmd_servers(args: argparse.Namespace, out: TextIO) -> int:
         print(json.dumps(result, indent=2), file=out)
         return 0
     rows = [("ADDRESS", "NAME", "SRTT", "TIMEOUT", "TIMEOUTS", "STATE", "LAME FOR")]
+    anycast = any(server.get("site") for server in result["servers"])
+    if anycast:
+        rows[0] += ("SITE",)
     for server in result["servers"]:
         state = {"closed": "ok", "half-open": "probing"}.get(server["state"], server["state"])
         if server["held_for_s"] is not None:
@@ -135,7 +138,8 @@ def cmd_servers(args: argparse.Namespace, out: TextIO) -> int:
         srtt = _srtt_text(server)
         rows.append((server["address"], ", ".join(server["names"]) or "-", srtt, f"{ms_text(server['timeout_ms'])} ms",
                      str(server["timeouts"]), state,
-                     ", ".join(f"{m['zone']} ({m['left_s']:g} s more)" for m in server["lame"]) or "-"))
+                     ", ".join(f"{m['zone']} ({m['left_s']:g} s more)" for m in server["lame"]) or "-")
+                    + ((server.get("site") or "-",) if anycast else ()))
     _table(rows, out)
     secondaries = result.get("secondaries") or []
     if secondaries:
@@ -228,6 +232,44 @@ def cmd_queries(args: argparse.Namespace, out: TextIO) -> int:
     for (name, rdtype), count in sorted(counts.items()):
         print(f"{count:6d}  {name} {rdtype}", file=out)
     print(f"{sum(counts.values()):6d}  queries received by {results[0]['server']}", file=out)
+    sites: dict[str, int] = {}
+    for result in results:
+        for site, count in result.get("sites", {}).items():
+            sites[site] = sites.get(site, 0) + count
+    if sites:  # an anycast address: which of its sites the queries reached
+        print("by site: " + ", ".join(f"{site} {count}" for site, count in sites.items()), file=out)
+    return 0
+
+
+def cmd_endpoints(args: argparse.Namespace, out: TextIO) -> int:
+    """Every steered name: its policy, its endpoints' health, and its last answer with the reason."""
+    steered = _client(args).call("endpoints")["steered"]
+    if args.json:
+        print(json.dumps(steered, indent=2), file=out)
+        return 0
+    if not steered:
+        print("no steered names (lab.toml has no [steering])", file=out)
+        return 0
+    for rule in steered:
+        print(f"{rule['name']} {rule['type']}  {rule['policy']}, TTL {rule['ttl']} s, checks every "
+              f"{rule['interval_s']:g} s, {rule['threshold']} in a row to change", file=out)
+        rows = [("  ENDPOINT", "HEALTH", "SINCE", "WEIGHT", "LOCATION", "CHECK")]
+        for endpoint in rule["endpoints"]:
+            health = "healthy" if endpoint["healthy"] else "unhealthy"
+            if endpoint["observed_up"] != endpoint["healthy"]:
+                health += f" ({'up' if endpoint['observed_up'] else 'down'} now)"
+            rows.append((f"  {endpoint['address']}", health, f"{endpoint['since_s']:g} s",
+                         f"{endpoint['weight']:g}", endpoint["location"] or "-", endpoint["check"]))
+        _table(rows, out)
+        last = rule["last"]
+        if last is not None:
+            print(f"  last answer: {' '.join(last['answer'])}: {last['why']}", file=out)
+    return 0
+
+
+def cmd_endpoint(args: argparse.Namespace, out: TextIO) -> int:
+    _client(args).call_all("endpoint", {"address": args.address, "state": args.state})
+    print(f"{args.address}: {args.state} (health checks see it from their next check on)", file=out)
     return 0
 
 
@@ -322,6 +364,8 @@ INSPECT: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
     "fault": cmd_fault,
     "faults": cmd_faults,
     "queries": cmd_queries,
+    "endpoints": cmd_endpoints,
+    "endpoint": cmd_endpoint,
     "record": cmd_record,
     "reload": cmd_reload,
     "clock": cmd_clock,

@@ -109,6 +109,8 @@ class TextRenderer:
             text += f" -> {e['target']}"
         if e.get("dropped"):
             text += f" ({e['dropped']} out-of-bailiwick record(s) dropped)"
+        if e.get("nsid"):
+            text += f" [nsid {e['nsid']}]"  # which server, or which anycast site, answered
         colour = _MEANING_COLOUR.get(meaning.split(":")[0], "red")
         lines = [self._paint(text, colour)]
         if meaning in ("answer", "cname", "nxdomain", "nodata"):
@@ -116,6 +118,11 @@ class TextRenderer:
         if e.get("secondary"):
             lines.append("     " + secondary_note(e["secondary"]))
         return "\n".join([lines[0]] + [" " * 13 + "  " * _level(e) + rest for rest in lines[1:]])
+
+    def _steering(self, e: dict[str, Any]) -> str:
+        """The authoritative side's choice for a steered name, printed under the query that asked."""
+        where = f" (client at {e['location']}{', ECS ' + e['ecs'] if e.get('ecs') else ''})" if e.get("location") else ""
+        return self._paint(f"   steering {e['policy']}: {' '.join(e['answer'])}: {e['why']}{where}", "cyan")
 
     def _failed(self, e: dict[str, Any]) -> str:
         # Whether another server gets the question is the next step's to say (a `choose`,

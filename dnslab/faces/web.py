@@ -499,6 +499,7 @@ class WebServer:
                           "servers": [plan.address for plan in lab.hierarchy.servers
                                       if any(zone.origin == origin for zone in plan.zones)]})
         return {"version": __version__, "port": lab.actual_port, "resolver": lab.resolver_address,
+                "location": lab.geography.location,
                 "fake_clock": isinstance(lab.clock, FakeClock), "workers": 1 + len(self.workers),
                 "servers": servers, "zones": zones, "tap_rate": self.tap.rate}
 
@@ -526,16 +527,21 @@ class WebServer:
             _against_the_zones(cache["entries"], lab.zones)
         servers = []
         copies = lab.replication.secondaries.to_json()
+        steered = lab.endpoints()  # steered names (lab.toml [steering]) and their endpoints' health
         for running in lab.servers:
             state = running.faulty.state
             servers.append({
-                "address": running.plan.address, "up": running.up, "faults": state.describe(),
+                "address": running.plan.address, "up": running.up, "faults": lab.faults().get(running.plan.address, []),
                 "fault": {"down": state.down, "unreachable": state.unreachable, "delay_ms": state.delay_ms,
                           "jitter_ms": state.jitter_ms,
                           "loss_pct": state.loss_pct, "answer": state.answer.name if state.answer else None},
                 "received": sum(running.faulty.queries.values()),
                 "resolver": views.get(running.plan.address),
                 "secondary": [copy for copy in copies if copy["address"] == running.plan.address],
+                # An anycast address: its sites, which one the resolver's location reaches, withdrawn ones.
+                "sites": running.router.to_json() if running.router is not None else None,
+                "steered": [row for row in steered if running.server.steering is not None and any(
+                    dns.name.from_text(row["name"]).is_subdomain(zone.origin) for zone in running.plan.zones)],
             })
         # Per zone, the server the resolver prefers now (lowest estimated RTT, as Infra.choose ranks
         # them): the one a learner takes down to see a failover.

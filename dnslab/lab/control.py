@@ -211,6 +211,8 @@ class ControlServer:
             "faults": self._faults,
             "faults.kinds": self._fault_kinds,
             "queries": self._queries,
+            "endpoints": self._endpoints,
+            "endpoint": self._endpoint,
             "record.set": self._record_set,
             "record.delete": self._record_delete,
             "reload": self._reload,
@@ -315,7 +317,8 @@ class ControlServer:
         def sink(event: Event) -> None:
             send(annotate(stamped(clock.elapsed_ms(), event)))
 
-        result = await resolver.trace(qname, qtype, sink, cold=bool(args.get("cold")))
+        with self.lab.steering_watched(sink) as watched:  # a steered answer given meanwhile: which policy, why
+            result = await resolver.trace(qname, qtype, watched, cold=bool(args.get("cold")))
         return {"rcode": dns.rcode.to_text(result.rcode), "upstream_queries": result.upstream_queries,
                 "total_ms": clock.elapsed_ms()}
 
@@ -383,6 +386,7 @@ class ControlServer:
         resolver = self._resolver("servers")
         now = resolver.clock.now()
         names = {plan.address: [n.to_text() for n in plan.names] for plan in self.lab.hierarchy.servers}
+        sites = self._sites_seen()
         rows = []
         for view in sorted(resolver.infra.views(), key=lambda v: _sortable(v.address)):
             held = view.held_until is not None and view.held_until > now
@@ -395,9 +399,20 @@ class ControlServer:
                 "edns": view.edns, "last_failure": view.last_failure.value if view.last_failure else None,
                 "lame_zones": list(view.lame_zones),
                 "lame": [{"zone": zone, "left_s": round(left, 1)} for zone, left in view.lame],
+                "site": sites.get(view.address),
             })
         # Each secondary's copy of its zone (lab.toml [primaries]): serial, state, timers.
         return {"servers": rows, "secondaries": self.lab.replication.secondaries.to_json()}
+
+    def _sites_seen(self) -> dict[str, str | None]:
+        """Anycast addresses: the site that last answered the resolver's location (else the one that would)."""
+        location = self.lab.geography.location
+        found: dict[str, str | None] = {}
+        for running in self.lab.servers:
+            if running.router is not None:
+                site = running.router.last.get(location) or getattr(running.router.serving(location), "name", None)
+                found[running.plan.address] = site
+        return found
 
     async def _stats(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
         level = self._level(args)
@@ -421,7 +436,19 @@ class ControlServer:
                 await target.listener.settled()
             return {"server": f"{target.name} ({target.address})", "level": target.name,
                     "faults": target.faulty.state.describe()}
-        return {"server": target.plan.address, "faults": target.faulty.state.describe()}
+        return {"server": target.plan.address, "faults": self.lab.faults().get(target.plan.address, [])}
+
+    async def _endpoints(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
+        return {"steered": self.lab.endpoints()}
+
+    async def _endpoint(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
+        """`dnslab endpoint ADDR down|up`: what each rule's next health check will see."""
+        state = str(args.get("state", ""))
+        if state not in ("down", "up"):
+            raise DnslabError(f"endpoint state must be down or up, not {state!r}")
+        address = str(args.get("address", ""))
+        self.lab.endpoint(address, state == "up")
+        return {"address": address, "state": state}
 
     async def _faults(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
         return {"faults": self.lab.faults()}
@@ -436,7 +463,12 @@ class ControlServer:
             running.faulty.reset_counts()
         counts = [{"name": name, "type": rdtype, "count": count}
                   for (name, rdtype), count in sorted(running.faulty.queries.items())]
-        return {"server": running.plan.address, "total": sum(running.faulty.queries.values()), "queries": counts}
+        router = running.router
+        if router is not None and args.get("reset"):
+            router.counts.clear()
+        sites = {site.name: router.counts[site.name] for site in router.sites} if router is not None else {}
+        return {"server": running.plan.address, "total": sum(running.faulty.queries.values()), "queries": counts,
+                "sites": sites}
 
     async def _record_set(self, args: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> Any:
         values = args.get("values") or []

@@ -24,6 +24,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+import dnslab
 from dnslab.core import validate
 from dnslab.core.clock import Clock, FakeClock, MonotonicClock, WallClock
 from dnslab.resolution.options import load_toml, resolver_settings
@@ -44,6 +45,11 @@ from dnslab.lab import programs
 from dnslab.lab.foreign import ForeignResolver, ForeignServer, binary_of
 from dnslab.lab import replication
 from dnslab.lab.replication import Replication, ReplicationSettings
+from dnslab.lab.anycast import Geography, parse as parse_geography
+from dnslab.lab.sites import SiteRouter
+from dnslab.lab.endpoints import Steering
+from dnslab.lab.traffic import Traffic
+from dnslab.authority.steering import Rule, parse as parse_steering
 from dnslab.core.zone import Problem, Zone, changed_zone, load_zones
 from dnslab.lab.hierarchy import Hierarchy, ServerPlan, derive_hierarchy, lame_delegations, zone_files
 from dnslab.lab.level_plan import LevelSpec, check_addresses, default_levels, parse_levels
@@ -83,6 +89,10 @@ class LabSettings:
     server_programs: tuple[tuple[str, str], ...] = ()
     # TSIG keys and who may transfer zones (docs/ZONE_OPERATIONS.md).
     replication: ReplicationSettings = field(default_factory=ReplicationSettings)
+    # Anycast (docs/ANYCAST.md): the lab's location, client locations, and the sites of servers.
+    geography: Geography = field(default_factory=Geography)
+    # Steered names (docs/STEERING.md): lab.toml's [steering] tables.
+    steering: tuple[Rule, ...] = ()
 
     @classmethod
     def load(cls, path: Path) -> "LabSettings":
@@ -90,7 +100,8 @@ class LabSettings:
             return cls()
         data = load_toml(path)
         known = {"port", "start_down", "resolver_address", "resolver", "dnssec", "nsec3", "keys_dir",
-                 "dnssec_unsigned", "dnssec_algorithm", "levels", "servers", *replication.SETTINGS}
+                 "dnssec_unsigned", "dnssec_algorithm", "levels", "servers", *replication.SETTINGS,
+                 "location", "locations", "sites", "steering"}
         unknown = set(data) - known
         if unknown:
             raise ConfigError(f"{path}: unknown setting(s): {', '.join(sorted(unknown))} "
@@ -132,7 +143,10 @@ class LabSettings:
                    keys_dir=path.parent / keys_dir if keys_dir is not None else None,
                    dnssec_unsigned=tuple(unsigned), dnssec_algorithm=str(algorithm),
                    resolver_program=program, server_programs=server_programs,
-                   replication=ReplicationSettings.from_toml(data, path))
+                   replication=ReplicationSettings.from_toml(data, path),
+                   geography=parse_geography(data, str(path)),
+                   steering=tuple(parse_steering(_table(data, "steering", path), str(path))))
+
 
 
 def _server_tables(servers: Any, path: Path) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
@@ -170,6 +184,13 @@ def apply_handlers(lab: "Lab", settings: LabSettings, folder: Path) -> None:
         if lab.hierarchy.find(name) is None:
             raise ConfigError(f"{where}: {name!r} is not a lab server's address or name")
         lab.set_handler(name, function)
+
+
+def _table(data: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
+    table = data.get(key, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [{key}] must be a table")
+    return table
 
 
 def _data_problem(values: list[str], rdtype: str, exc: Exception) -> str:
@@ -210,6 +231,7 @@ class RunningServer:
     server: AuthoritativeServer
     faulty: FaultyServer
     listener: DnsListener | None = None
+    router: SiteRouter | None = None  # an address served from sites (anycast): which one answers
 
     @property
     def up(self) -> bool:
@@ -259,7 +281,7 @@ class Change:
                 "warnings": list(self.warnings), "dropped": self.dropped}
 
 
-class Lab:
+class Lab(Traffic):
     """Every server of the hierarchy in one process, each on its own loopback address."""
 
     def __init__(self, zones: list[Zone], port: int = DEFAULT_PORT, start_down: Iterable[str] = (),
@@ -267,7 +289,8 @@ class Lab:
                  resolver_settings: ResolverSettings | None = None, clock: Clock | None = None,
                  dnssec: bool | DnssecSettings = False, levels: tuple[LevelSpec, ...] | None = None,
                  resolver_program: str = programs.DNSLAB, server_programs: Iterable[tuple[str, str]] = (),
-                 replication: ReplicationSettings | None = None) -> None:
+                 replication: ReplicationSettings | None = None, geography: Geography | None = None,
+                 steering: Iterable[Rule] = ()) -> None:
         """*resolver_address* None runs the hierarchy alone, without the recursive resolver.
 
         *levels* are the caching levels in front of the resolver (None: the default chain,
@@ -280,6 +303,8 @@ class Lab:
         *dnssec* signs the zones: True with the defaults (keys in the runtime folder),
         or DnssecSettings (keys folder, NSEC3, algorithm, zones left unsigned).
         *replication*: TSIG keys and the transfer policy (default: a fresh key, loopback may transfer).
+        *geography* places clients and servers' sites (anycast; lab.toml's location, locations, sites).
+        *steering* are the steered names (lab.toml's [steering]), answered by policy and health.
         """
         port = validate.port(port)  # the Python API too: 99999 must not wrap round to 34463
         wall = resolver_settings is not None and resolver_settings.ttl_clock == "wall"
@@ -300,6 +325,22 @@ class Lab:
         if resolver_address is not None and self.hierarchy.server_at(resolver_address) is not None:
             raise ConfigError(f"the resolver address {resolver_address} is also a name server's address "
                               "in the zones; choose another resolver_address")
+        self.geography = geography or Geography()
+        for server in self.geography.sites:
+            if self.hierarchy.find(server) is None:
+                raise ConfigError(f"[sites.\"{server}\"]: not a lab server's address or NS name")
+        # Which address each [sites] entry (an address or NS name) names, found once.
+        self._sites_at = {self.hierarchy.find(server).address: sites  # type: ignore[union-attr]
+                          for server, sites in self.geography.sites.items()}
+        rules = list(steering)
+        for rule in rules:
+            self._check_steered(rule)
+        self._steered_zones = {self._closest_origin(rule.name) for rule in rules}
+        origins = {rule: self._closest_origin(rule.name) for rule in rules}
+        signer = self.signer
+        sign = None if signer is None else (lambda rule, rrset: signer.sign_rrset(origins[rule], rrset))
+        self.steering = Steering(rules, self.geography, self.clock, sign) if rules else None
+        self._probes: Any = None  # the TCP health checks' task, while the lab runs
         self.port = port
         self.bound_port: int | None = None
         down: set[str] = set()
@@ -356,11 +397,20 @@ class Lab:
         self.taps = Taps()  # `dnslab capture`: every listener's traffic, while a capture runs
 
     def _new_server(self, plan: ServerPlan) -> RunningServer:
-        server = AuthoritativeServer(plan.zones)
+        # Each server names itself (NSID, CHAOS hostname.bind) as the root servers do: by its NS name.
+        server = AuthoritativeServer(plan.zones, identity=plan.name.to_text(omit_final_dot=True),
+                                     version=f"dnslab {dnslab.__version__}")
         handler = server.handle if self.signer is None else self._fresh(server.handle)
         if plan.address in self.foreign_servers:
             handler = self.foreign_servers[plan.address].forward  # the real program answers, faults in front
-        running = RunningServer(plan, server, FaultyServer(handler, seed=plan.address))  # loss is seeded, per server
+        if self.steering is not None and any(zone.origin in self._steered_zones for zone in plan.zones):
+            server.steering = self.steering  # a steered name's zone: its answers follow the policy
+        sites = self._sites_at.get(plan.address)
+        if sites is None:
+            running = RunningServer(plan, server, FaultyServer(handler, seed=plan.address))  # loss is seeded, per server
+        else:
+            router = SiteRouter(sites, self.geography, plan.name.to_text(omit_final_dot=True), handler)  # type: ignore[arg-type]
+            running = RunningServer(plan, server, FaultyServer(router.handle, seed=plan.address), router=router)
         self.replication.attach(running)
         return running
 
@@ -386,7 +436,7 @@ class Lab:
                   resolver_settings=settings.resolver, clock=clock, dnssec=signing or False,
                   levels=settings.levels, resolver_program=program,
                   server_programs=[*settings.server_programs, *server_programs],
-                  replication=settings.replication)
+                  replication=settings.replication, geography=settings.geography, steering=settings.steering)
         lab.zones_dir = zones_dir
         apply_handlers(lab, settings, zones_dir)
         return lab, problems
@@ -422,10 +472,10 @@ class Lab:
         One comparison per query; the work is done by the first query after the
         point (or by `clock advance`), so a fake clock needs no timer.
         """
-        def handle_fresh(wire: bytes, via_tcp: bool = False, peer: Peer | None = None):  # type: ignore[no-untyped-def]
+        def handle_fresh(wire: bytes, via_tcp: bool = False, peer: Peer | None = None, *identity: str | None):  # type: ignore[no-untyped-def]
             if self.signer is not None and self.signer.due():
                 self.refresh_signatures()
-            return handle(wire, via_tcp, peer)
+            return handle(wire, via_tcp, peer, *identity)  # type: ignore[call-arg]
         return handle_fresh
 
     @property
@@ -499,6 +549,8 @@ class Lab:
         """
         entry, args = fault_kinds.order(kind, (value, jitter))
         fault_kinds.check_selectable(entry, select)
+        if "@" in name_or_address:
+            return self.site_fault(name_or_address, entry)
         target = fault_kinds.Target
         level = self.levels.find(name_or_address)
         if level is not None and not self._is_server(name_or_address):
@@ -513,6 +565,8 @@ class Lab:
                               f"(its faults: {', '.join(k.name for k in fault_kinds.kinds(target.ZONE))}, clear)")
         running = self.server(name_or_address)
         running.faulty.apply(entry, *args, select=select)
+        if entry is fault_kinds.CLEAR and running.router is not None:
+            running.router.announce()  # every site's route too
         if entry is fault_kinds.CLEAR and self.resolver is not None:
             # The server is mended: its lame marks would otherwise keep it passed over for lame_ttl.
             self.resolver.infra.forget_lame(running.plan.address)
@@ -573,7 +627,8 @@ class Lab:
 
     def faults(self) -> dict[str, list[str]]:
         """The faults in force, by server address, then DNSSEC faults by zone name (none: left out)."""
-        found = {r.plan.address: r.faulty.state.describe() for r in self.servers if r.faulty.state.describe()}
+        found = {r.plan.address: r.faulty.state.describe() + (r.router.describe() if r.router else [])
+                 for r in self.servers if r.faulty.state.describe() or (r.router and r.router.withdrawn)}
         found.update({f"{r.name} ({r.address})": r.faulty.state.describe() for r in self.levels
                       if r.faulty.state.describe()})
         if self.signer is not None:
@@ -822,6 +877,8 @@ class Lab:
             await self.levels.start(port, self.resolver_address, replace(self.resolver_settings, upstream_port=port),
                                     self.hierarchy.root_hints, reuse_port=self.reuse_port)
         await self.control.start()
+        if self.steering is not None:
+            self._probes = asyncio.get_running_loop().create_task(self.steering.probe_forever())
         self.bound_port = port
 
     def _foreign_resolver(self, program: programs.Program, port: int) -> ForeignResolver:
@@ -857,6 +914,9 @@ class Lab:
 
     async def stop(self) -> None:
         await self.replication.secondaries.stop()
+        if self._probes is not None:
+            self._probes.cancel()
+            self._probes = None
         await self.control.stop()
         await self.levels.stop()
         if self.foreign_resolver is not None:

@@ -29,7 +29,7 @@ import dns.rrset
 from dnslab.core.clock import Clock
 from dnslab.core.errors import ConfigError, DnslabError
 from dnslab.dnssec.keys import DEFAULT_ALGORITHM, Algorithm, ZoneKeys, load_or_create
-from dnslab.dnssec.signing import SigningFaults, SigningPolicy, make_ds, sign_zone
+from dnslab.dnssec.signing import SigningFaults, SigningPolicy, make_ds, sign_rrset, sign_zone
 from dnslab.core.zone import Zone
 from dnslab.lab import fault_kinds as kinds
 from dnslab.lab.fault_kinds import FaultKind
@@ -128,6 +128,16 @@ class SignedZones:
         for origin in [origin for origin in self.keys if origin not in self.sources]:
             del self.keys[origin]
             self.faults.pop(origin, None)
+
+    def sign_rrset(self, origin: dns.name.Name, rrset: dns.rrset.RRset) -> dns.rrset.RRset | None:
+        """The RRSIG of an RRset made up per query in a signed zone (a steered answer), or None when the
+        zone is left unsigned.  The zone's dnssec-bad-sig and -expired faults spoil these signatures too."""
+        keys = self.keys.get(origin)
+        if keys is None:
+            return None
+        own = self.faults.get(origin, set())
+        faults = SigningFaults(bad_sig=kinds.DNSSEC_BAD_SIG in own, expired=kinds.DNSSEC_EXPIRED in own)
+        return sign_rrset(rrset, keys, self.wall_time(), self.policy, faults)
 
     def resign(self, origin: dns.name.Name) -> Zone:
         """One zone again, with the current time (after a record changed, say)."""

@@ -1017,7 +1017,7 @@ class Resolution:
                    ns=[rdata.target.to_text() for rdata in classified.ns] if classified.ns else [],  # type: ignore[attr-defined]
                    glue=[f"{rrset.name} {rdata.address}" for rrset in classified.glue for rdata in rrset],  # type: ignore[attr-defined]
                    records=records, target=_text(classified.target) if meaning == "cname" else None,
-                   dropped=classified.dropped)
+                   dropped=classified.dropped, nsid=_nsid(reply))
 
     def _emit_failed(self, query: Query, failure: Failure, after: float | None) -> None:
         if self.trace is None:
@@ -1073,3 +1073,12 @@ def _loopback(address: str) -> bool:
 
 def _address_type(address: str) -> int:
     return RdataType.AAAA if ":" in address else RdataType.A
+
+
+def _nsid(reply: dns.message.Message) -> str | None:
+    """The NSID a server named itself with (RFC 5001), as text; None if it gave none."""
+    for option in reply.options:
+        if option.otype == 3:  # NSID
+            data = getattr(option, "nsid", None) or getattr(option, "data", b"")
+            return data.decode("utf-8", "replace") if data else None
+    return None

@@ -80,6 +80,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_udp_size", "resolver", "max_udp_size", int,
            "largest UDP reply in bytes, if the client's EDNS buffer allows (default 1232, the DNS flag day "
            "2020 size; Unbound's max-udp-size)", convert=lambda value: _udp_size(value)),
+    Option("request_nsid", "resolver", "request_nsid", bool,
+           "ask every server for its NSID (RFC 5001), as BIND's request-nsid; the trace shows which server "
+           "(or anycast site) answered (default off)"),
     Option("trust_anchor_file", "resolver", "trust_anchors", str,
            "validate DNSSEC from the DS/DNSKEY records in this file (Unbound's trust-anchor-file format)",
            lambda v: read_trust_anchors(str(v))),

@@ -31,6 +31,7 @@ class ResolverSettings:
     query_time_limit: float = 5.0        # a client gets SERVFAIL at the latest after this
     fast_path: bool = True               # replay ready wire replies for repeated questions
     max_udp_size: int = EDNS_UDP_SIZE    # largest UDP reply (Unbound's max-udp-size), within the client's buffer
+    request_nsid: bool = False           # BIND's request-nsid: an empty NSID option (RFC 5001) on every query
     # "monotonic" or "wall": the clock TTLs run on when no clock is given (see clock.WallClock).
     ttl_clock: str = "monotonic"
     # DNSSEC trust anchors (DS or DNSKEY RRsets, usually the root's); validation is on when any is set.

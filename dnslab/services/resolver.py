@@ -123,7 +123,7 @@ class RecursiveResolver:
                      if self.validator is not None and settings.aggressive_nsec else None)
         if self.nsec is not None:
             self.cache.on_flush.append(self.nsec.clear)
-        self.upstream = Upstream(settings.upstream_port, dnssec=self.validator is not None)
+        self.upstream = Upstream(settings.upstream_port, dnssec=self.validator is not None, nsid=settings.request_nsid)
         self._in_flight: dict[tuple[dns.name.Name, int, bool], asyncio.Future[Result]] = {}
         self._tasks: set[asyncio.Future[Result]] = set()  # lookups refreshing stale data
         self.stats = Stats(started=time.monotonic())

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 
 import dns.asyncbackend
 import dns.asyncquery
+import dns.edns
 import dns.exception
 import dns.flags
 import dns.inet
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
 
 _QUESTION_TAIL = struct.Struct("!HH")
 _OPT_RR = struct.Struct("!BHHIH")
+_NSID_REQUEST = b"\x00\x03\x00\x00"  # EDNS option 3 (NSID, RFC 5001), empty: "who are you?"
 _OPCODE_MASK = 0x7800
 # A reply to these may leave the question out (dnspython's Message.is_response accepts that too).
 _QUESTIONLESS_RCODES = frozenset({dns.rcode.FORMERR, dns.rcode.SERVFAIL, dns.rcode.NOTIMP, dns.rcode.REFUSED})
@@ -61,17 +63,19 @@ _NONBLOCK = getattr(socket, "SOCK_NONBLOCK", 0)
 
 
 def build_query(qname: dns.name.Name, qtype: int, qid: int, edns: bool,
-                dnssec: bool = False) -> tuple[bytes, bytes]:
+                dnssec: bool = False, nsid: bool = False) -> tuple[bytes, bytes]:
     """An iterative query (RD=0) and its question section, as bytes.
 
     The same message dnspython's make_query builds (one question, class IN,
-    EDNS0 with our 1232-byte UDP size when *edns*, DO=1 with *dnssec*), without
-    building a Message.
+    EDNS0 with our 1232-byte UDP size when *edns*, DO=1 with *dnssec*, an empty NSID
+    option with *nsid*), without building a Message.
     """
     question = qname.to_wire() + _QUESTION_TAIL.pack(qtype, 1)  # type: ignore[operator]
     header = HEADER.pack(qid, 0, 1, 0, 0, 1 if edns else 0)
     if edns:
-        return header + question + _OPT_RR.pack(0, OPT, EDNS_UDP_SIZE, DO_BIT if dnssec else 0, 0), question
+        options = _NSID_REQUEST if nsid else b""
+        return header + question + _OPT_RR.pack(0, OPT, EDNS_UDP_SIZE, DO_BIT if dnssec else 0,
+                                                len(options)) + options, question
     return header + question, question
 
 
@@ -114,9 +118,10 @@ class Exchange:
 class Upstream:
     """Sends iterator queries to port *port* of the servers' addresses."""
 
-    def __init__(self, port: int, dnssec: bool = False) -> None:
+    def __init__(self, port: int, dnssec: bool = False, nsid: bool = False) -> None:
         self.port = port
         self.dnssec = dnssec  # DO=1 on every query: a validating resolver needs RRSIGs and NSEC records
+        self.nsid = nsid  # an empty NSID option on every EDNS query (request_nsid)
         self._flights: dict[FlightKey, asyncio.Future[Exchange]] = {}
         # `dnslab capture resolver`: our UDP queries and every datagram back (services/capture.py), and
         # while it runs, the local ends of our TCP exchanges in flight.
@@ -166,13 +171,14 @@ class Upstream:
         """One query to one server; raises dns.exception.Timeout, OSError or a parse error."""
         if query.tcp:
             message = dns.message.make_query(query.qname, query.qtype, use_edns=0 if query.edns else False,
-                                             payload=EDNS_UDP_SIZE, want_dnssec=self.dnssec and query.edns)
+                                             payload=EDNS_UDP_SIZE, want_dnssec=self.dnssec and query.edns,
+                                             options=[dns.edns.GenericOption(3, b"")] if self.nsid else None)
             message.flags &= ~dns.flags.RD  # iterative: we do the recursion
             if self.tap is not None:
                 return await self._tcp_seen(message, query.address, timeout)
             return await dns.asyncquery.tcp(message, query.address, timeout=timeout, port=self.port)
         return await udp_exchange(query.address, self.port, query.qname, query.qtype, query.edns, timeout,
-                                  self.dnssec, self.tap)
+                                  self.dnssec, self.tap, self.nsid)
 
 
     async def _tcp_seen(self, message: dns.message.Message, address: str, timeout: float) -> dns.message.Message:
@@ -193,7 +199,8 @@ class Upstream:
 
 
 async def udp_exchange(address: str, port: int, qname: dns.name.Name, qtype: int, edns: bool,
-                       timeout: float, dnssec: bool = False, tap: Sink | None = None) -> dns.message.Message:
+                       timeout: float, dnssec: bool = False, tap: Sink | None = None,
+                       nsid: bool = False) -> dns.message.Message:
     """Ask once over UDP from a fresh socket (a kernel-chosen random port) and a random ID.
 
     The socket is connected, so the kernel delivers only datagrams from the
@@ -204,7 +211,7 @@ async def udp_exchange(address: str, port: int, qname: dns.name.Name, qtype: int
     """
     loop = asyncio.get_running_loop()
     qid = secrets.randbits(16)
-    wire, question = build_query(qname, qtype, qid, edns, dnssec)
+    wire, question = build_query(qname, qtype, qid, edns, dnssec, nsid)
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM | _NONBLOCK)
     try:

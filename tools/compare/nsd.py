@@ -61,6 +61,7 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 
+import dnslab
 from dnslab.core.errors import DnslabError
 from dnslab.core.zone import Zone
 from dnslab.lab.runtime import Lab
@@ -260,8 +261,16 @@ def generate(zones: list[Zone], rng: random.Random) -> list[Probe]:
     probes.items.setdefault(Probe(apex, T.SOA, edns=1232, edns_version=1, do=True))
     for qclass in (CH, HS, NONE, ANYCLASS):
         probes.add(apex, (T.SOA, T.A), qclass=qclass)
-    # (No CHAOS version.bind/id.server probes: NSD's answers there depend on
-    # hide-version/hide-identity, and dnslab has no identity to give or hide.)
+    # A server's identity (NSID, RFC 5001; CHAOS hostname.bind and friends): NSD and every lab server
+    # are given the same identity and version string (run_folder); the lab's own names are checked
+    # in tests/test_identity.py and tests/test_anycast.py.
+    for name in ("hostname.bind.", "id.server.", "version.bind.", "VERSION.Server.", "other.bind."):
+        probes.add(dns.name.from_text(name), (T.TXT, T.ANY, T.A), qclass=CH)
+        probes.add(dns.name.from_text(name), (T.TXT,), plain=False, qclass=CH, options=((3, b""),))
+    probes.add(dns.name.from_text("hostname.bind."), (T.TXT,), qclass=ANYCLASS)
+    for name in samples:
+        probes.add(name, (T.SOA, T.A), plain=False, options=((3, b""),))
+    probes.items.setdefault(Probe(apex, T.SOA, edns=1232, edns_version=1, options=((3, b""),)))
     for opcode in (dns.opcode.IQUERY, dns.opcode.STATUS, 3, dns.opcode.NOTIFY, dns.opcode.UPDATE, 6, 15):
         probes.add(apex, (T.SOA,), opcode=opcode)
     all_flags = dns.flags.AA | dns.flags.TC | dns.flags.RD | dns.flags.RA | dns.flags.AD | dns.flags.CD | 0x0040
@@ -683,6 +692,8 @@ def expected_silence(probe: Probe) -> bool:
 # --- NSD and the lab -----------------------------------------------------------------------
 
 TOOL = "compare-nsd"
+IDENTITY = "nsd.compare.invalid"
+VERSION = f"dnslab {dnslab.__version__}"  # NSD says what dnslab says: the version is compared exactly
 NSD_NET = "127.0.99."  # NSD instance N listens on 127.0.99.N
 NSD_OPTIONS = [
     "  server-count: 1",
@@ -692,9 +703,10 @@ NSD_OPTIONS = [
     # Response rate limiting would drop or truncate (TC=1) our bursts of queries.
     "  rrl-ratelimit: 0",
     "  rrl-whitelist-ratelimit: 0",
-    # dnslab has no CHAOS identity; NSD then answers those queries REFUSED too.
-    "  hide-version: yes",
-    "  hide-identity: yes",
+    # The identity every lab server is given too for the comparison (run_folder).
+    f'  identity: "{IDENTITY}"',
+    f'  nsid: "ascii_{IDENTITY}"',
+    f'  version: "{VERSION}"',
 ]
 
 
@@ -805,6 +817,15 @@ def run_folder(folder: Path, args: argparse.Namespace, binary: str) -> Tally | N
         for running in lab.servers:  # compare every server, also those lab.toml starts down
             running.faulty.apply("clear")
             running.server.ops.transfer_acl = ()  # no transfers, as NSD without provide-xfr
+            # Every lab server names itself as NSD is told to (NSID, hostname.bind): the replies, sizes
+            # and truncation included, can then be the same byte for byte.  An anycast address is
+            # asked without its sites: answers are compared, not distance.
+            running.server.identity = IDENTITY
+            if running.router is not None:
+                running.faulty.inner = running.router.answer  # type: ignore[assignment]
+            # Steered names (lab.toml [steering]) answer by policy; without it, their zone's own RRsets,
+            # which is what NSD serves: the zone is compared as written.
+            running.server.steering = None
         groups = groups_of(lab)
         runner = LabRunner(lab)
         try:

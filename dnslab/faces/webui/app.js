@@ -207,6 +207,8 @@
     }
     if (f.loss_pct) { badges.push(["lossy", `loss ${f.loss_pct}%`]); if (dot === "up") dot = "lossy"; }
     if (f.delay_ms || f.jitter_ms) { badges.push(["slow", `+${f.delay_ms} ms`]); if (dot === "up") dot = "slow"; }
+    const withdrawn = server.sites ? server.sites.sites.filter((s) => s.withdrawn).map((s) => s.name) : [];
+    if (withdrawn.length) badges.push(["held", `withdrawn ${withdrawn.join(" ")}`]);  // anycast sites taken down
     const view = server.resolver;
     if (view && view.held_for_s !== null && view.held_for_s !== undefined) badges.push(["held", `held ${view.held_for_s} s`]);
     else if (view && view.state === "half-open") badges.push(["probe", "probing"]);
@@ -231,15 +233,18 @@
       for (const chip of chips.get(server.address) || []) {
         chip.querySelector(".dot").className = `dot s-${dot}`;
         chip.classList.toggle("is-down", dot === "down");
-        chip.querySelector(".rtt").textContent = view && view.srtt_ms !== null ? `${ms(view.srtt_ms)} ms` : "";
+        const site = view && view.site ? ` @${view.site}` : "";  // the anycast site the resolver reaches
+        chip.querySelector(".rtt").textContent = (view && view.srtt_ms !== null ? `${ms(view.srtt_ms)} ms` : "") + site;
         const holder = chip.querySelector(".badges");
         const words = badges.map(([, text]) => text).join(" ");
         if (holder.dataset.words !== words) {
           holder.dataset.words = words;
           holder.replaceChildren(...badges.map(([cls, text]) => h("span", { class: `badge ${cls}`, text })));
         }
+        const sites = server.sites ? `; sites ${server.sites.sites.map((s) =>
+          s.withdrawn ? `${s.name} (withdrawn)` : s.name).join(", ")}` : "";
         chip.setAttribute("aria-label", `${chip.querySelector(".name").textContent} ${server.address}: ` +
-          `${describeState(server)}; resolver: ${resolverView(view)}`);
+          `${describeState(server)}; resolver: ${resolverView(view)}${sites}`);
       }
       if (server.address === selectedServer) updateServerDetail(server);
     }
@@ -269,6 +274,10 @@
     const dl = h("dl");
     const fields = [["zones", "zones"], ["state", "state"], ["resolver", "resolver's view"]];
     if (plan.names.length > 1) fields.unshift(["names", "names"]);
+    const now = latest && latest.servers.find((s) => s.address === address);
+    for (const key of ["sites", "steered"]) delete serverFields[key];
+    if (now && now.sites) fields.push(["sites", "anycast sites"]);  // docs/ANYCAST.md
+    if (now && now.steered && now.steered.length) fields.push(["steered", "steered names"]);  // docs/STEERING.md
     for (const [key, label] of fields) {
       serverFields[key] = h("dd");
       // <div> groups inside <dl> keep each dt/dd pair together for screen readers.
@@ -290,6 +299,16 @@
     const view = server.resolver;
     serverFields.resolver.textContent = resolverView(view) +
       (view && view.lame_zones.length ? ` · lame for ${view.lame_zones.join(" ")}` : "");
+    if (serverFields.sites && server.sites) {
+      const serving = server.sites.serving[lab.location] || null;
+      serverFields.sites.textContent = server.sites.sites.map((s) => `${s.name}${s.name === serving ? " (answers the resolver)" : ""}` +
+        `${s.withdrawn ? " (withdrawn)" : ""}: ${num(s.queries)} queries`).join(" · ");
+    }
+    if (serverFields.steered && server.steered) {
+      serverFields.steered.textContent = server.steered.map((r) => `${bare(r.name)} ${r.policy}: ` +
+        r.endpoints.map((e) => `${e.address} ${e.healthy ? "healthy" : "unhealthy"}`).join(", ") +
+        (r.last ? ` → ${r.last.answer.join(" ")}` : "")).join(" · ");
+    }
   }
   // The fault buttons and forms, built from the lab's fault registry (dnslab/lab/fault_kinds.py, sent
   // by the faults.kinds command): a kind added there shows here with no change to this page.
