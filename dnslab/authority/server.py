@@ -154,7 +154,7 @@ class AuthoritativeServer:
         return list(self.authority.zones.values())
 
     def handle(self, wire: bytes, via_tcp: bool = False, peer: tuple[str, int] | None = None,
-               signer: tsig.Signer | None = None, identity: str | None = None) -> Any:
+               identity: str | None = None, signer: tsig.Signer | None = None) -> Any:
         """The reply to send, or None to stay silent (unreadable header, or not a query).
 
         A zone transfer's reply is a list of messages; an UPDATE's, an awaitable
