@@ -45,8 +45,8 @@ def test_answers_a_name_through_the_hierarchy(lab):
     reply = ask(lab, "www.example.com")
     assert reply.rcode() == dns.rcode.NOERROR
     assert sorted(r.address for r in reply.answer[0]) == ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
-    assert lab.server("a.root-servers.net").queries or lab.server("b.root-servers.net").queries \
-        or lab.server("c.root-servers.net").queries  # it walked from the root
+    roots = [server for server in lab.servers if any(name.endswith(".root-servers.net.") for name in server.names)]
+    assert len(roots) == 13 and any(root.queries for root in roots)  # it walked from the root (any letter)
 
 
 def test_follows_a_cname_in_the_zone(lab):
