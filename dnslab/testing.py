@@ -31,29 +31,17 @@ from dnslab.lab.runner import RunOptions, Runner
 from dnslab.lab.scenario.run import VariantResult, run_variant_on
 from dnslab.lab.scenario.shipped import find as find_scenario
 from dnslab.lab.scenario.spec import parse as parse_scenario
-from dnslab.lab.runtime import SAMPLE_ZONES, Change, Lab, LabSettings, RunningServer, dnssec_settings
 from dnslab.lab.runtime import (SAMPLE_ZONES, Change, Lab, LabSettings, RunningServer, apply_handlers,
-                                dnssec_settings)
+                                dnssec_settings, shared_zones)
 from dnslab.lab.scripted import ZONE, ScriptedQuery, ScriptHandler  # noqa: F401 - for handlers to import
-from dnslab.lab.hierarchy import zone_files
 from dnslab.lab.level_plan import LevelSpec, parse_levels
 from dnslab.lab.levels import RunningLevel
 from dnslab.lab.processes import find_binary
 from dnslab.resolution.settings import ResolverSettings
-from dnslab.core.zone import Zone, load_zones
 
 T = TypeVar("T")
 START_TIMEOUT = 30.0
 
-_ZONE_CACHE: dict[Path, list[Zone]] = {}
-
-
-def _zones(folder: Path) -> list[Zone]:
-    """Parsed once per folder and process: zones are never mutated, only replaced, so labs may share them."""
-    folder = folder.resolve()
-    if folder not in _ZONE_CACHE:
-        _ZONE_CACHE[folder], _ = load_zones(zone_files(folder))
-    return _ZONE_CACHE[folder]
 
 
 class ServerHandle:
@@ -466,7 +454,7 @@ class DnsLab(LabRunner):
         signing = dnssec_settings(settings, folder, dnssec, nsec3, Path(keys_dir) if keys_dir else None)
         program = settings.resolver_program if resolver is None else resolver
         chosen = programs.resolver_program(program, "resolver")
-        lab = Lab(list(_zones(folder)), port=53 if chosen is not None and not chosen.any_port else 0,
+        lab = Lab(list(shared_zones(folder)), port=53 if chosen is not None and not chosen.any_port else 0,
                   start_down=settings.start_down if start_down is None else start_down,
                   resolver_address=settings.resolver_address,
                   resolver_settings=resolver_settings or settings.resolver, clock=self.clock,

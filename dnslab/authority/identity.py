@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import dns.name
 
+from dnslab.core.wire import skip_name
+
 NSID = 3  # the EDNS option code (RFC 5001 §2.3)
 CHAOS = 3  # the class (RFC 1035 §3.2.4)
 
@@ -89,9 +91,9 @@ def edns_options(wire: bytes) -> list[tuple[int, bytes]]:
         counts = [int.from_bytes(wire[i:i + 2], "big") for i in (4, 6, 8, 10)]
         offset = 12
         for _ in range(counts[0]):
-            offset = _skip_name(wire, offset) + 4
+            offset = skip_name(wire, offset) + 4
         for _ in range(sum(counts[1:])):
-            offset = _skip_name(wire, offset)
+            offset = skip_name(wire, offset)
             rtype = int.from_bytes(wire[offset:offset + 2], "big")
             rdlength = int.from_bytes(wire[offset + 8:offset + 10], "big")
             start, offset = offset + 10, offset + 10 + rdlength
@@ -112,12 +114,3 @@ def _options(rdata: bytes) -> list[tuple[int, bytes]]:
         offset += 4 + length
     return found
 
-
-def _skip_name(wire: bytes, offset: int) -> int:
-    while True:
-        length = wire[offset]
-        if length >= 0xC0:
-            return offset + 2
-        if length == 0:
-            return offset + 1
-        offset += length + 1

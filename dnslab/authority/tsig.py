@@ -32,7 +32,7 @@ import dns.rdtypes.ANY.TSIG
 import dns.tsig
 
 from dnslab.core.errors import ConfigError
-from dnslab.core.wire import HEADER, OPCODE_MASK, QR, RD
+from dnslab.core.wire import HEADER, OPCODE_MASK, QR, RD, skip_name
 
 TSIG = 250
 FUDGE = 300  # seconds of clock difference allowed, as dig, nsupdate, NSD and BIND use
@@ -159,14 +159,14 @@ def find(wire: bytes) -> int | None:
     try:
         offset = HEADER.size
         for _ in range(qd):
-            offset = _skip_name(wire, offset) + 4
+            offset = skip_name(wire, offset) + 4
         start = offset
         for _ in range(an + ns + ar):
             start = offset
-            offset = _skip_name(wire, offset)
+            offset = skip_name(wire, offset)
             (rdlength,) = struct.unpack_from("!H", wire, offset + 8)
             offset += 10 + rdlength
-        rtype = struct.unpack_from("!H", wire, _skip_name(wire, start))[0]
+        rtype = struct.unpack_from("!H", wire, skip_name(wire, start))[0]
     except (IndexError, struct.error):
         return None
     return start if rtype == TSIG and offset == len(wire) else None
@@ -217,7 +217,7 @@ def error_reply(unsigned: bytes, rcode: int, flags: int = 0) -> bytes:
     offset = HEADER.size
     try:
         for _ in range(qd):
-            offset = _skip_name(unsigned, offset) + 4
+            offset = skip_name(unsigned, offset) + 4
     except IndexError:
         qd, offset = 0, HEADER.size
     reply_flags = QR | (query_flags & (OPCODE_MASK | RD)) | flags | (rcode & 0xF)
@@ -237,12 +237,3 @@ def _append(wire: bytes, owner: dns.name.Name, rdata: dns.rdata.Rdata) -> bytes:
     record = owner.to_wire() + struct.pack("!HHIH", TSIG, dns.rdataclass.ANY, 0, len(data)) + data
     return HEADER.pack(ident, flags, qd, an, ns, ar + 1) + wire[HEADER.size:] + record
 
-
-def _skip_name(wire: bytes, offset: int) -> int:
-    while True:
-        length = wire[offset]
-        if length >= 0xC0:
-            return offset + 2
-        if length == 0:
-            return offset + 1
-        offset += length + 1

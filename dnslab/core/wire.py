@@ -125,11 +125,11 @@ def record_spans(wire: bytes) -> list[tuple[int, int, int, int]]:
     count = sum(_U16.unpack_from(wire, position)[0] for position in (6, 8, 10))
     offset = HEADER.size
     for _ in range(_U16.unpack_from(wire, 4)[0]):
-        offset = _skip_name(wire, offset) + 4
+        offset = skip_name(wire, offset) + 4
     found = []
     for _ in range(count):
         start = offset
-        offset = _skip_name(wire, offset)
+        offset = skip_name(wire, offset)
         rtype, _, _, rdlength = struct.unpack_from("!HHIH", wire, offset)
         end = offset + 10 + rdlength
         found.append((start, offset + 4, end, rtype))
@@ -137,7 +137,9 @@ def record_spans(wire: bytes) -> list[tuple[int, int, int, int]]:
     return found
 
 
-def _skip_name(wire: bytes, offset: int) -> int:
+def skip_name(wire: bytes, offset: int) -> int:
+    """The offset just past the (possibly compressed) name at *offset*: its labels, its root byte or
+    its two-byte pointer.  Readers that walk a message's records without parsing them use it."""
     while True:
         length = wire[offset]
         if length >= 0xC0:

@@ -947,6 +947,18 @@ class Lab(Traffic):
         await self.stop()
 
 
+_PARSED: dict[Path, list[Zone]] = {}
+
+
+def shared_zones(folder: Path) -> list[Zone]:
+    """A folder's zones, parsed once per process: zones are never mutated, only replaced, so the labs
+    a test suite or a scenario starts one after another may share them (problems: see check-zone)."""
+    folder = folder.resolve()
+    if folder not in _PARSED:
+        _PARSED[folder], _ = load_zones(zone_files(folder))
+    return _PARSED[folder]
+
+
 def dnssec_settings(settings: LabSettings, zones_dir: Path, dnssec: bool | None = None, nsec3: bool | None = None,
                     keys_dir: Path | None = None, anchor_file: Path | None = None) -> DnssecSettings | None:
     """Signing settings from lab.toml, with what the caller says (flags) winning; None: unsigned."""

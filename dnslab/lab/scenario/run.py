@@ -30,10 +30,9 @@ import dns.rdatatype
 
 from dnslab.core.clock import FakeClock
 from dnslab.core.errors import DnslabError
-from dnslab.core.zone import Zone, load_zones
-from dnslab.lab.hierarchy import zone_files
+from dnslab.core.zone import Zone
 from dnslab.lab.level_plan import parse_levels
-from dnslab.lab.runtime import SAMPLE_ZONES, Lab, LabSettings
+from dnslab.lab.runtime import SAMPLE_ZONES, Lab, LabSettings, shared_zones
 from dnslab.lab.scenario.population import Answer, Client, Population, answer_of
 from dnslab.lab.scenario.series import Series
 from dnslab.lab.scenario.spec import Event, Scenario, ScenarioError, Variant
@@ -167,7 +166,7 @@ def lab_for(scenario: Scenario, variant: Variant) -> tuple[Lab, FakeClock]:
     """A fresh lab of the scenario's zones on a fake clock, with the variant's resolver options."""
     folder = scenario.zones or SAMPLE_ZONES
     settings = LabSettings.load(folder / "lab.toml")
-    zones: list[Zone] = _zones(folder)
+    zones: list[Zone] = shared_zones(folder)
     options = resolver_settings(variant.resolver, f"{scenario.source} [variants.{variant.name}.resolver]",
                                 base=settings.resolver)
     levels = settings.levels
@@ -179,16 +178,6 @@ def lab_for(scenario: Scenario, variant: Variant) -> tuple[Lab, FakeClock]:
     lab.zones_dir = folder
     lab.resolver_rng = random.Random(scenario.seed)
     return lab, clock
-
-
-_ZONES: dict[Path, list[Zone]] = {}
-
-
-def _zones(folder: Path) -> list[Zone]:
-    folder = folder.resolve()
-    if folder not in _ZONES:
-        _ZONES[folder], _ = load_zones(zone_files(folder))
-    return _ZONES[folder]
 
 
 def _targets(lab: Lab) -> dict[str, _Target]:
