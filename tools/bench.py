@@ -4,7 +4,7 @@
     scripts/bench [--json] [--only hits,auth,mix,cold,memory] [--duration S] [--outstanding N]
                   [--latency-duration S] [--pace F] [--kind-duration S] [--cold-outstanding N] [--cold-limit S]
                   [--hierarchy DIR] [--python PATH] [--python-load] [--no-install] [--keep]
-    scripts/bench --dnsdist N [...]
+    scripts/bench --dnsdist N [...]      scripts/bench --only big [--big-zones M] [--big-names K]
 
 Scenarios (each run bounded in time; every address is in 127.0.0.0/8):
 
@@ -39,6 +39,8 @@ Scenarios (each run bounded in time; every address is in 127.0.0.0/8):
           the RSS each resolver grew by per name resolved.
   memory  RSS growth per cached RRset: a Python process fills a dnslab.resolution.cache
           Cache with 100,000 distinct A RRsets and reads VmRSS before and after.
+  big     Start time and RSS per name of `dnslab up` serving a generated
+          hierarchy (tools/bench_big.py; 2,000 zones of 20 names by default).
   tier    (--dnsdist N; alone unless --only names others) The resolver tier
           (tools/bench_dnsdist.py): the sample hierarchy on a free port; one
           `dnslab resolver` alone, then `--workers 2`, then dnsdist (no packet
@@ -89,7 +91,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tools import bench_dnsdist, bench_mix
+from tools import bench_big, bench_dnsdist, bench_mix
 from tools.common import lab as labs
 from tools.common.lab import REPO, SAMPLE_ZONES, LabUnavailable, UpLab
 from tools.common.net import RCODES, ask_rcode, free_port, query_wire, udp_drops, wait_answering
@@ -1016,7 +1018,7 @@ def main(argv: list[str] | None = None) -> int:
                                      epilog="\n".join(__doc__.splitlines()[2:]))
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     parser.add_argument("--only", default=None,
-                        help="comma-separated scenarios: hits, auth, mix, cold, memory (default: all; "
+                        help="comma-separated scenarios: hits, auth, mix, cold, memory, big (default: all; "
                              "with --dnsdist, none but the tier)")
     parser.add_argument("--dnsdist", type=int, default=None, metavar="N",
                         help=f"the resolver tier: dnsdist in front of 1 to N `dnslab resolver` processes "
@@ -1038,6 +1040,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="time limit of each cold run (default 90)")
     parser.add_argument("--hierarchy", type=Path, default=None, metavar="DIR",
                         help="a hierarchy from scripts/gen-hierarchy for the cold runs (default: generate one)")
+    parser.add_argument("--big-zones", type=int, default=2000, metavar="M",
+                        help="second-level zones of the big lab (gen-hierarchy --zones; default 2000)")
+    parser.add_argument("--big-names", type=int, default=20, metavar="K",
+                        help="names per zone of the big lab (gen-hierarchy --names; default 20)")
     parser.add_argument("--python", default=None, help="the interpreter that runs dnslab (default: found)")
     parser.add_argument("--no-install", action="store_true", help="never run apt-get")
     parser.add_argument("--python-load", action="store_true",
@@ -1047,11 +1053,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.dnsdist is not None and not 1 <= args.dnsdist <= bench_dnsdist.MAX_BACKENDS:
         parser.error(f"--dnsdist takes 1 to {bench_dnsdist.MAX_BACKENDS} backends, not {args.dnsdist}")
     if args.only is None:
-        args.only = "" if args.dnsdist is not None else "hits,auth,mix,cold,memory"
+        args.only = "" if args.dnsdist is not None else "hits,auth,mix,cold,memory,big"
     args.only = {name.strip() for name in args.only.split(",") if name.strip()}
-    unknown = args.only - {"hits", "auth", "mix", "cold", "memory"}
+    unknown = args.only - {"hits", "auth", "mix", "cold", "memory", "big"}
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    if args.big_zones < 1 or args.big_names < 1:
+        parser.error("--big-zones and --big-names take a whole number of at least 1")
     if args.hierarchy is not None and not (args.hierarchy / "queries.txt").exists():
         parser.error(f"{args.hierarchy} has no queries.txt (write it with scripts/gen-hierarchy)")
 
@@ -1096,6 +1104,8 @@ def main(argv: list[str] | None = None) -> int:
             bench.scenario_cold()
         if "memory" in args.only:
             bench.scenario_memory()
+        if "big" in args.only:
+            bench_big.scenario(bench, args.big_zones, args.big_names)
         if args.dnsdist is not None:
             dnsdist = binaries[bench_dnsdist.PACKAGE]
             assert dnsdist is not None
