@@ -942,6 +942,8 @@ def example_walk(lab: Lab) -> tuple[dns.name.Name, list[ServerPlan]] | None:
     lines show a referral at each level and then an answer.
     """
     up = [r.plan for r in lab.servers if r.up]
+    if not any(zone.origin == dns.name.root for plan in up for zone in plan.zones):
+        return None  # a part of a split lab without the root (--only) has no walk of its own; do not search one
     candidates = sorted((z for z in lab.zones if len(z.origin) >= 3), key=lambda z: (len(z.origin), z.origin))
     for zone in candidates:
         owners = [rrset.name for rrset in zone.rrsets()
