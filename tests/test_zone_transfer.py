@@ -382,3 +382,13 @@ def test_zone_operation_settings_that_are_wrong_are_one_line_errors(tmp_path: Pa
     with pytest.raises(ConfigError, match=message) as caught:
         LabSettings.load(tmp_path / "lab.toml")
     assert "\n" not in str(caught.value)
+
+
+def test_a_key_files_secret_may_hold_what_looks_like_a_comment(tmp_path: Path) -> None:
+    from dnslab.authority.tsig import read_key_file
+
+    path = tmp_path / "k.key"  # base64 may hold "//"; comments (#, //, /* */) outside strings go
+    path.write_text('# made by hand\nkey "k1" { // the key\n  algorithm hmac-sha256; /* block */\n'
+                    '  secret "////+/+/+/+/+/+/+/+/+/+/";\n};\n')
+    key = read_key_file(path)[0]
+    assert key.name.to_text() == "k1." and key.secret == bytes([0xff] * 3 + [0xfb, 0xff, 0xbf] * 5)

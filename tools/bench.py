@@ -4,6 +4,7 @@
     scripts/bench [--json] [--only hits,auth,mix,cold,memory] [--duration S] [--outstanding N]
                   [--latency-duration S] [--pace F] [--kind-duration S] [--cold-outstanding N] [--cold-limit S]
                   [--hierarchy DIR] [--python PATH] [--python-load] [--no-install] [--keep]
+    scripts/bench --dnsdist N [...]      scripts/bench --only big [--big-zones M] [--big-names K]
 
 Scenarios (each run bounded in time; every address is in 127.0.0.0/8):
 
@@ -38,6 +39,13 @@ Scenarios (each run bounded in time; every address is in 127.0.0.0/8):
           the RSS each resolver grew by per name resolved.
   memory  RSS growth per cached RRset: a Python process fills a dnslab.resolution.cache
           Cache with 100,000 distinct A RRsets and reads VmRSS before and after.
+  big     Start time and RSS per name of `dnslab up` serving a generated
+          hierarchy (tools/bench_big.py; 2,000 zones of 20 names by default).
+  tier    (--dnsdist N; alone unless --only names others) The resolver tier
+          (tools/bench_dnsdist.py): the sample hierarchy on a free port; one
+          `dnslab resolver` alone, then `--workers 2`, then dnsdist (no packet
+          cache) in front of 1..N resolvers, each on its own address; cache
+          hits, the CPU of the whole tier per query, dnsdist's own apart.
 
 Prints one table (or --json): per scenario dnslab's and the reference's
 figure, their ratio and the issue's target, latency (average and 99th
@@ -83,12 +91,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tools import bench_mix
+from tools import bench_big, bench_dnsdist, bench_mix
 from tools.common import lab as labs
 from tools.common.lab import REPO, SAMPLE_ZONES, LabUnavailable, UpLab
 from tools.common.net import RCODES, ask_rcode, free_port, query_wire, udp_drops, wait_answering
 from tools.common.procs import Managed, cpu_seconds, interrupt_on_sigterm, rss_kib
-from tools.common.reference import ensure_packages, start_nsd, start_unbound, version
+from tools.common.reference import ensure_packages, not_installed, start_nsd, start_unbound, version
 from tools.common.report import format_table, sayer, tail
 
 
@@ -1009,8 +1017,13 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.splitlines()[2:]))
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
-    parser.add_argument("--only", default="hits,auth,mix,cold,memory",
-                        help="comma-separated scenarios: hits, auth, mix, cold, memory (default: all)")
+    parser.add_argument("--only", default=None,
+                        help="comma-separated scenarios: hits, auth, mix, cold, memory, big (default: all; "
+                             "with --dnsdist, none but the tier)")
+    parser.add_argument("--dnsdist", type=int, default=None, metavar="N",
+                        help=f"the resolver tier: dnsdist in front of 1 to N `dnslab resolver` processes "
+                             f"(N from 1 to {bench_dnsdist.MAX_BACKENDS}), against one resolver alone and "
+                             "--workers 2 (needs Debian's dnsdist)")
     parser.add_argument("--kind-duration", type=float, default=3.0, metavar="S",
                         help="seconds of each per-kind run of the mix scenario (default 3)")
     parser.add_argument("--duration", type=float, default=12.0, metavar="S",
@@ -1027,16 +1040,26 @@ def main(argv: list[str] | None = None) -> int:
                         help="time limit of each cold run (default 90)")
     parser.add_argument("--hierarchy", type=Path, default=None, metavar="DIR",
                         help="a hierarchy from scripts/gen-hierarchy for the cold runs (default: generate one)")
+    parser.add_argument("--big-zones", type=int, default=2000, metavar="M",
+                        help="second-level zones of the big lab (gen-hierarchy --zones; default 2000)")
+    parser.add_argument("--big-names", type=int, default=20, metavar="K",
+                        help="names per zone of the big lab (gen-hierarchy --names; default 20)")
     parser.add_argument("--python", default=None, help="the interpreter that runs dnslab (default: found)")
     parser.add_argument("--no-install", action="store_true", help="never run apt-get")
     parser.add_argument("--python-load", action="store_true",
                         help="use the built-in Python load generator even when dnsperf is there")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (configs, logs, dnsperf output)")
     args = parser.parse_args(argv)
+    if args.dnsdist is not None and not 1 <= args.dnsdist <= bench_dnsdist.MAX_BACKENDS:
+        parser.error(f"--dnsdist takes 1 to {bench_dnsdist.MAX_BACKENDS} backends, not {args.dnsdist}")
+    if args.only is None:
+        args.only = "" if args.dnsdist is not None else "hits,auth,mix,cold,memory,big"
     args.only = {name.strip() for name in args.only.split(",") if name.strip()}
-    unknown = args.only - {"hits", "auth", "mix", "cold", "memory"}
+    unknown = args.only - {"hits", "auth", "mix", "cold", "memory", "big"}
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    if args.big_zones < 1 or args.big_names < 1:
+        parser.error("--big-zones and --big-names take a whole number of at least 1")
     if args.hierarchy is not None and not (args.hierarchy / "queries.txt").exists():
         parser.error(f"{args.hierarchy} has no queries.txt (write it with scripts/gen-hierarchy)")
 
@@ -1048,7 +1071,11 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     try:
         python = find_python(args.python)
-        binaries, install_notes = ensure_packages(TOOLS, not args.no_install, say)
+        wanted = {**TOOLS, bench_dnsdist.PACKAGE: "dnsdist"} if args.dnsdist is not None else TOOLS
+        binaries, install_notes = ensure_packages(wanted, not args.no_install, say)
+        if args.dnsdist is not None and binaries.get(bench_dnsdist.PACKAGE) is None:
+            print(f"bench: {not_installed('dnsdist')}; --dnsdist needs it", file=sys.stderr)
+            return 1
         for note in install_notes:
             say(note)
         if args.python_load:
@@ -1059,6 +1086,7 @@ def main(argv: list[str] | None = None) -> int:
             else "asyncio (no uvloop: pip install 'dnslab[fast]' for the faster loop)"
         say(f"dnslab runs with {python}, event loop {loop}")
         versions = {"dnsperf": version(binaries["dnsperf"], "-h", r"Version (\S+)"),
+                    "dnsdist": version(binaries.get("dnsdist"), "--version", r"dnsdist (\S+)"),
                     "unbound": version(binaries["unbound"], "-V", r"Version (\S+)"),
                     "nsd": version(binaries["nsd"], "-v", r"NSD version (\S+)")}
         bench = Bench(args, workdir, binaries, python)
@@ -1076,6 +1104,12 @@ def main(argv: list[str] | None = None) -> int:
             bench.scenario_cold()
         if "memory" in args.only:
             bench.scenario_memory()
+        if "big" in args.only:
+            bench_big.scenario(bench, args.big_zones, args.big_names)
+        if args.dnsdist is not None:
+            dnsdist = binaries[bench_dnsdist.PACKAGE]
+            assert dnsdist is not None
+            bench_dnsdist.scenario(bench, args.dnsdist, dnsdist, read_queries(HIT_QUERIES), SAMPLE_ZONES)
         elapsed = time.monotonic() - started
         meta = {
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -1096,7 +1130,9 @@ def main(argv: list[str] | None = None) -> int:
             facts = meta["machine"]
             print(f"dnslab benchmark, {meta['date']}: {facts['cpus']} CPUs ({facts['cpu_model']}), "
                   f"dnsperf {versions['dnsperf'] or '-'}, Unbound {versions['unbound'] or '-'}, "
-                  f"NSD {versions['nsd'] or '-'}; dnslab on {loop.split()[0]}; "
+                  f"NSD {versions['nsd'] or '-'}"
+                  + (f", dnsdist {versions['dnsdist'] or '-'}" if args.dnsdist is not None else "")
+                  + f"; dnslab on {loop.split()[0]}; "
                   f"{args.duration:g} s runs, {args.outstanding} in flight")
             print(table(bench.rows))
             for row in bench.rows:

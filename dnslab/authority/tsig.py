@@ -74,6 +74,7 @@ def new_key(name: str = DEFAULT_KEY_NAME) -> dns.tsig.Key:
 
 _KEY_BLOCK = re.compile(r'key\s+"?([^"\s{]+)"?\s*\{(.*?)\}\s*;', re.S)
 _STATEMENT = re.compile(r'(algorithm|secret)\s+"?([^";\s]+)"?\s*;')
+_COMMENT_OR_STRING = re.compile(r'"[^"]*"|#[^\n]*|//[^\n]*|/\*.*?\*/', re.S)
 
 
 def read_key_file(path: Path) -> list[dns.tsig.Key]:
@@ -82,7 +83,8 @@ def read_key_file(path: Path) -> list[dns.tsig.Key]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read TSIG key file {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    text = re.sub(r"(#|//)[^\n]*", "", text)
+    # Comments (#, //, /* */) go, quoted strings stay whole: a base64 secret may hold "//".
+    text = _COMMENT_OR_STRING.sub(lambda m: m.group(0) if m.group(0).startswith('"') else " ", text)
     keys = []
     for name, body in _KEY_BLOCK.findall(text):
         fields = dict(_STATEMENT.findall(body))

@@ -25,7 +25,7 @@ import dns.rrset
 from dnslab import __version__
 from dnslab.core.clock import FakeClock
 from dnslab.resolution.options import OPTIONS, load_toml, resolver_settings
-from dnslab.lab import capturing, fault_kinds, programs
+from dnslab.lab import capturing, fault_kinds, programs, split
 from dnslab.lab.control import LabState, runtime_dir, state_dir
 from dnslab.lab.runner import RunOptions, Runner, WebView
 from dnslab.faces import scenario_cli
@@ -102,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="port for every server (default: lab.toml's port, else 5300; 0 picks a free one)")
     up.add_argument("--no-resolver", action="store_true",
                     help="run only the hierarchy, without the recursive resolver on 127.0.0.1")
+    up.add_argument("--only", action="append", default=None, metavar="CIDR",
+                    help="serve only the lab servers whose addresses are in this network (repeatable; lab.toml: "
+                         "only), so several processes serve one lab, each its part, on one fixed --port; the "
+                         "resolver and levels still run here unless --no-resolver (docs/PERFORMANCE.md)")
     up.add_argument("--resolver", choices=programs.RESOLVER_CHOICES, default=None, metavar="PROGRAM",
                     help="the recursive resolver: dnslab (default, lab.toml: resolver), or a real one run "
                          "with a configuration made from the lab: unbound, kresd, pdns-recursor (only on "
@@ -586,7 +590,8 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
                                     clock=FakeClock() if args.fake_clock else None, dnssec=args.dnssec,
                                     nsec3=args.nsec3, keys_dir=args.keys, anchor_file=args.anchor,
                                     resolver_program=args.resolver,
-                                    server_programs=[(server, program.name) for server, program in chosen])
+                                    server_programs=[(server, program.name) for server, program in chosen],
+                                    only=None if args.only is None else split.parse_networks(args.only))
     if (lab.foreign is not None or lab.foreign_servers) and args.workers > 1:
         raise ConfigError("--workers shares the lab among processes, and a real program runs once: "
                           "leave out --workers with --resolver or --server")
@@ -630,7 +635,8 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
 def print_zone_operations(lab: Lab, out: TextIO) -> None:
     """The TSIG key (for dig -y, nsupdate -y/-k) and each secondary, so zone transfers and updates can be tried."""
     key = lab.replication.key
-    key_file = lab.replication.write_key_file(runtime_dir() / f"tsig-{lab.actual_port}.key")
+    part = split.part_name(lab.only)  # the parts of a split lab each have a key of their own
+    key_file = lab.replication.write_key_file(runtime_dir() / f"tsig-{lab.actual_port}{'-' + part if part else ''}.key")
     print(f"TSIG key for UPDATE and signed transfers (docs/ZONE_OPERATIONS.md): -y {tsig.dig_option(key)}"
           f"\n  (or nsupdate -k {key_file}); dig @ADDRESS -p {lab.actual_port} ZONE AXFR from loopback", file=out)
     for copy in lab.replication.secondaries.to_json():
@@ -695,6 +701,10 @@ def print_lab(lab: Lab, zones_dir: Path, hints_path: Path, out: TextIO, web_url:
     source = "the sample zones" if zones_dir.resolve() == SAMPLE_ZONES else zones_dir
     print(f"dnslab: {up_count} of {len(lab.servers)} servers up, {len(lab.zones)} zones from {source}, "
           f"port {port}", file=out)
+    if lab.only:
+        others = len(lab.hierarchy.servers) - len(lab.servers)
+        print(f"  (this process serves only {', '.join(str(n) for n in lab.only)} (--only); {others} more lab "
+              "servers must be served by other processes on this port)", file=out)
     for row in rows:
         print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3], file=out)
     print(f"\nRoot hints (named.root format): {hints_path}", file=out)

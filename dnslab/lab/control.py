@@ -63,9 +63,12 @@ def state_dir() -> Path:
     return Path(os.environ.get("DNSLAB_STATE") or runtime_dir())
 
 
-def state_path(port: int, folder: Path | None = None) -> Path:
-    """One state file per lab, named by its port: two labs at once must not hide each other."""
-    return (folder or state_dir()) / f"lab-{port}.json"
+def state_path(port: int, folder: Path | None = None, part: str = "") -> Path:
+    """One state file per lab, named by its port: two labs at once must not hide each other.
+
+    A part of a lab split over processes (`dnslab up --only CIDR`, dnslab.lab.split) adds its
+    networks to the name, lab-PORT-PART.json: the parts share the port, not the control endpoint."""
+    return (folder or state_dir()) / (f"lab-{port}-{part}.json" if part else f"lab-{port}.json")
 
 
 def _alive(pid: int) -> bool:
@@ -91,9 +94,9 @@ def running_labs(folder: Path | None = None) -> list["LabState"]:
     return sorted(found, key=lambda state: state.port)
 
 
-def live_lab(port: int, folder: Path | None = None) -> "LabState | None":
-    """The running lab that holds the state file for *port*, if any."""
-    path = state_path(port, folder)
+def live_lab(port: int, folder: Path | None = None, part: str = "") -> "LabState | None":
+    """The running lab (or part of one) that holds the state file for *port*, if any."""
+    path = state_path(port, folder, part)
     try:
         state = LabState.read(path)
     except DnslabError:
@@ -104,7 +107,7 @@ def live_lab(port: int, folder: Path | None = None) -> "LabState | None":
 def find_lab(port: int | None = None, folder: Path | None = None) -> "LabState":
     """The lab a command talks to: the one on *port*, else the only one running."""
     folder = folder or state_dir()
-    labs = running_labs(folder)
+    labs = _one_per_port(running_labs(folder))
     ports = ", ".join(str(state.port) for state in labs)
     if port is not None:
         for state in labs:
@@ -117,6 +120,19 @@ def find_lab(port: int | None = None, folder: Path | None = None) -> "LabState":
     if len(labs) > 1:
         raise DnslabError(f"{len(labs)} labs are running (ports {ports}): pick one with --port N")
     return labs[0]
+
+
+def _one_per_port(labs: list["LabState"]) -> list["LabState"]:
+    """The lab a command means on each port: of the parts of a split lab, the one running the resolver.
+
+    Commands ask the resolver (trace, stats, cache) or a server of this process; the part holding the
+    resolver is the one a user dug into.  Parts without it are reached with their own state file."""
+    chosen: dict[int, LabState] = {}
+    for state in labs:
+        held = chosen.get(state.port)
+        if held is None or (held.resolver_address is None and state.resolver_address is not None):
+            chosen[state.port] = state
+    return sorted(chosen.values(), key=lambda state: state.port)
 
 
 @dataclass(frozen=True)
@@ -133,6 +149,7 @@ class LabState:
     # Further worker processes (dnslab up --workers N): [{"port": ..., "token": ..., "pid": ...}].
     workers: list[dict[str, Any]] = field(default_factory=list)
     web_port: int | None = None  # the web view on 127.0.0.1, None when off (dnslab up --no-web)
+    only: list[str] = field(default_factory=list)  # the networks this part serves (dnslab up --only), [] all
 
     @property
     def web_url(self) -> str | None:

@@ -22,6 +22,7 @@ from typing import Any, Callable, Protocol
 
 from dnslab.core.errors import ConfigError, DnslabError
 from dnslab.lab.control import ControlServer, LabState, live_lab, state_path
+from dnslab.lab import split
 from dnslab.lab.runtime import Lab
 from dnslab.services.workers import WorkerPool
 
@@ -102,7 +103,8 @@ class Runner:
                 _write_hints(options.hints, self.lab.root_hints)
             control = self.lab.control
             state = LabState(control.address, control.port, control.token, self.lab.resolver_address, port,
-                             str(options.hints or ""), os.getpid(), endpoints)
+                             str(options.hints or ""), os.getpid(), endpoints,
+                             only=[str(network) for network in self.lab.only])
             if options.web is not None:
                 self.web = options.web(self.lab, state.endpoints()[1:])
                 try:
@@ -150,8 +152,9 @@ class Runner:
 
     def _refuse_to_clobber(self, port: int) -> Path:
         """The state file for a lab on *port*, unless a running lab holds it (the path, to write ours)."""
-        path = state_path(port, self.options.state_dir)
-        other = live_lab(port, self.options.state_dir)
+        part = split.part_name(self.lab.only)
+        path = state_path(port, self.options.state_dir, part)
+        other = live_lab(port, self.options.state_dir, part)
         if other is not None:  # on this port already (with other addresses, say, or started with --no-resolver)
             raise ConfigError(f"a lab already runs on port {port} (pid {other.pid}, state file {path}): "
                               "stop it, or use another --port")

@@ -43,7 +43,7 @@ from dnslab.lab.faults import FaultyServer
 from dnslab.lab.scripted import ScriptedServer, ScriptHandler, load_handler
 from dnslab.lab import programs
 from dnslab.lab.foreign import ForeignResolver, ForeignServer, binary_of
-from dnslab.lab import replication
+from dnslab.lab import replication, split
 from dnslab.lab.replication import Replication, ReplicationSettings
 from dnslab.lab.anycast import Geography, parse as parse_geography
 from dnslab.lab.sites import SiteRouter
@@ -93,6 +93,8 @@ class LabSettings:
     geography: Geography = field(default_factory=Geography)
     # Steered names (docs/STEERING.md): lab.toml's [steering] tables.
     steering: tuple[Rule, ...] = ()
+    # `only = ["127.0.1.0/24"]`: this process serves only the lab servers in these networks (lab/split.py).
+    only: split.Networks = ()
 
     @classmethod
     def load(cls, path: Path) -> "LabSettings":
@@ -100,7 +102,7 @@ class LabSettings:
             return cls()
         data = load_toml(path)
         known = {"port", "start_down", "resolver_address", "resolver", "dnssec", "nsec3", "keys_dir",
-                 "dnssec_unsigned", "dnssec_algorithm", "levels", "servers", *replication.SETTINGS,
+                 "dnssec_unsigned", "dnssec_algorithm", "levels", "servers", "only", *replication.SETTINGS,
                  "location", "locations", "sites", "steering"}
         unknown = set(data) - known
         if unknown:
@@ -137,6 +139,9 @@ class LabSettings:
             raise ConfigError(f"{path}: dnssec_algorithm: {exc}") from None
         levels = parse_levels(data.get("levels", {}), str(path), base=resolver)
         handlers, server_programs = _server_tables(data.get("servers", {}), path)
+        only = data.get("only", [])
+        if not isinstance(only, list):
+            raise ConfigError(f"{path}: only must be a list of networks like [\"127.0.1.0/24\"]")
         return cls(port=port, start_down=tuple(down), resolver_address=address, resolver=resolver, levels=levels,
                    handlers=handlers,
                    dnssec=data.get("dnssec", False), nsec3=data.get("nsec3", False),
@@ -145,7 +150,8 @@ class LabSettings:
                    resolver_program=program, server_programs=server_programs,
                    replication=ReplicationSettings.from_toml(data, path),
                    geography=parse_geography(data, str(path)),
-                   steering=tuple(parse_steering(_table(data, "steering", path), str(path))))
+                   steering=tuple(parse_steering(_table(data, "steering", path), str(path))),
+                   only=split.parse_networks(only, f"{path}: only"))
 
 
 
@@ -290,7 +296,7 @@ class Lab(Traffic):
                  dnssec: bool | DnssecSettings = False, levels: tuple[LevelSpec, ...] | None = None,
                  resolver_program: str = programs.DNSLAB, server_programs: Iterable[tuple[str, str]] = (),
                  replication: ReplicationSettings | None = None, geography: Geography | None = None,
-                 steering: Iterable[Rule] = ()) -> None:
+                 steering: Iterable[Rule] = (), only: split.Networks = ()) -> None:
         """*resolver_address* None runs the hierarchy alone, without the recursive resolver.
 
         *levels* are the caching levels in front of the resolver (None: the default chain,
@@ -305,6 +311,8 @@ class Lab(Traffic):
         *replication*: TSIG keys and the transfer policy (default: a fresh key, loopback may transfer).
         *geography* places clients and servers' sites (anycast; lab.toml's location, locations, sites).
         *steering* are the steered names (lab.toml's [steering]), answered by policy and health.
+        *only*: serve only the lab servers in these networks, the rest being served by other processes
+        (dnslab.lab.split); the whole hierarchy is still derived, for the resolver's root hints.
         """
         port = validate.port(port)  # the Python API too: 99999 must not wrap round to 34463
         wall = resolver_settings is not None and resolver_settings.ttl_clock == "wall"
@@ -341,6 +349,11 @@ class Lab(Traffic):
         sign = None if signer is None else (lambda rule, rrset: signer.sign_rrset(origins[rule], rrset))
         self.steering = Steering(rules, self.geography, self.clock, sign) if rules else None
         self._probes: Any = None  # the TCP health checks' task, while the lab runs
+        self.only = only
+        split.check_networks(only, [plan.address for plan in self.hierarchy.servers])
+        if only and port == 0:
+            raise ConfigError("--only needs a fixed --port: every part of a lab answers on the same port, "
+                              "which port 0 would pick anew in each process")
         self.port = port
         self.bound_port: int | None = None
         down: set[str] = set()
@@ -363,15 +376,22 @@ class Lab(Traffic):
             if plan is None:
                 raise ConfigError(f"--server {item}={program_name}: {item!r} is not a lab server's address or name")
             server_program = programs.server_program(program_name)
+            if not split.owns(only, plan.address):
+                continue  # the process that serves this address runs the program
             self.foreign_servers[plan.address] = ForeignServer(
                 server_program, plan.address, self.foreign_dir / f"{server_program.name}-{plan.address}")
         self.replication = Replication(self, replication or ReplicationSettings())
         self.servers: list[RunningServer] = []
         for plan in self.hierarchy.servers:
+            if not split.owns(only, plan.address):
+                continue  # another process serves it (--only)
             running = self._new_server(plan)
             if plan.address in down:  # "down" from the start: a fault like any other, so it can be lifted
                 running.faulty.apply(fault_kinds.DOWN)
             self.servers.append(running)
+        if self.replication.secondaries.primaries and only:
+            raise ConfigError("lab.toml [primaries] and --only: a secondary's primary may be served by another "
+                              "process, which this lab cannot follow; run zone transfers in a whole lab")
         if self.replication.secondaries.primaries:
             self.replication.secondaries.replan()  # [primaries] checked now; secondaries start empty
         # `record set/delete` changes since the start or the last reload, which a reload replaces.
@@ -419,7 +439,8 @@ class Lab(Traffic):
                     clock: Clock | None = None, dnssec: bool | None = None, nsec3: bool | None = None,
                     keys_dir: Path | None = None, anchor_file: Path | None = None,
                     resolver_program: str | None = None,
-                    server_programs: Iterable[tuple[str, str]] = ()) -> tuple["Lab", list[Problem]]:
+                    server_programs: Iterable[tuple[str, str]] = (),
+                    only: split.Networks | None = None) -> tuple["Lab", list[Problem]]:
         """A lab from a folder of *.zone files and its optional lab.toml (arguments left None: lab.toml's).
 
         A resolver program that cannot send its queries to another port (Unbound, kresd) runs the lab
@@ -436,7 +457,8 @@ class Lab(Traffic):
                   resolver_settings=settings.resolver, clock=clock, dnssec=signing or False,
                   levels=settings.levels, resolver_program=program,
                   server_programs=[*settings.server_programs, *server_programs],
-                  replication=settings.replication, geography=settings.geography, steering=settings.steering)
+                  replication=settings.replication, geography=settings.geography, steering=settings.steering,
+                  only=settings.only if only is None else only)
         lab.zones_dir = zones_dir
         apply_handlers(lab, settings, zones_dir)
         return lab, problems
@@ -489,7 +511,11 @@ class Lab(Traffic):
         if plan is None:
             known = ", ".join(p.address for p in self.hierarchy.servers)
             raise DnslabError(f"no lab server {name_or_address!r} (addresses: {known}; NS names work too)")
-        return next(running for running in self.servers if running.plan is plan)
+        found = next((running for running in self.servers if running.plan is plan), None)
+        if found is None:
+            networks = ", ".join(str(network) for network in self.only)
+            raise DnslabError(f"{plan.address} is served by another process of this lab (this one: --only {networks})")
+        return found
 
     def set_handler(self, name_or_address: str, script: ScriptHandler | None) -> RunningServer:
         """Script a server's answers (None: the zone data answers again); its faults stay in front."""
@@ -735,14 +761,16 @@ class Lab(Traffic):
         candidate = fresh if complete else {**current, **fresh}
         hierarchy = self._checked_hierarchy(candidate)
         running_at = {running.plan.address: running for running in self.servers}
-        started = [plan for plan in hierarchy.servers if plan.address not in running_at]
+        mine = [plan for plan in hierarchy.servers if split.owns(self.only, plan.address)]
+        started = [plan for plan in mine if plan.address not in running_at]
         new_servers = await self._bind_new(started)
         old_warnings = set(self.hierarchy.warnings) | set(lame_delegations(self.zones, self.hierarchy))
         served = self._signed(candidate, fresh, complete)
         self.zones = [served[origin] for origin in candidate]
-        servers = []
-        for plan in hierarchy.servers:
+        for plan in hierarchy.servers:  # every plan, also those other processes serve (--only)
             plan.zones = [served[zone.origin] for zone in plan.zones]
+        servers = []
+        for plan in mine:
             running = running_at.get(plan.address) or new_servers[plan.address]
             running.plan = plan
             wanted = {zone.origin for zone in plan.zones}
@@ -987,6 +1015,8 @@ def example_walk(lab: Lab) -> tuple[dns.name.Name, list[ServerPlan]] | None:
     lines show a referral at each level and then an answer.
     """
     up = [r.plan for r in lab.servers if r.up]
+    if not any(zone.origin == dns.name.root for plan in up for zone in plan.zones):
+        return None  # a part of a split lab without the root (--only) has no walk of its own; do not search one
     candidates = sorted((z for z in lab.zones if len(z.origin) >= 3), key=lambda z: (len(z.origin), z.origin))
     for zone in candidates:
         owners = [rrset.name for rrset in zone.rrsets()
