@@ -124,6 +124,14 @@ def test_nsd_checkconf_accepts_the_generated_conf(tmp_path):
     _check("nsd-checkconf", str(conf))
 
 
+def test_knotc_accepts_the_generated_conf(tmp_path):
+    zone = tmp_path / "example.com.zone"
+    zone.write_text("$ORIGIN example.com.\n@ 300 IN SOA ns1 h 1 2 3 4 5\n@ 300 IN NS ns1\nns1 300 IN A 127.0.3.1\n")
+    conf = tmp_path / "knot.conf"
+    conf.write_text(programs.knot_conf(programs.ServerSetup("127.0.3.1", 40000, tmp_path, (("example.com.", zone),))))
+    _check("knotc", "-c", str(conf), "conf-check")
+
+
 # --- choices and their errors ---------------------------------------------------------------------
 
 
@@ -132,8 +140,8 @@ def test_unknown_programs_are_one_line_errors():
         programs.resolver_program("pdns")
     with pytest.raises(ConfigError, match="expected NAME_OR_ADDRESS=PROGRAM"):
         programs.parse_server_choice("ns1.example.com")
-    with pytest.raises(ConfigError, match="unknown server program 'knot'"):
-        programs.parse_server_choice("ns1.example.com=knot")
+    with pytest.raises(ConfigError, match="unknown server program 'pdns'"):
+        programs.parse_server_choice("ns1.example.com=pdns")
 
 
 def test_unbound_and_kresd_refuse_another_port_saying_why():
@@ -162,7 +170,7 @@ def test_lab_toml_names_the_programs(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--resolver", "unbound", "--port", "5300"], "Unbound sends the queries of a referral to port 53"),
     (["--server", "ns9.example.com=nsd"], "'ns9.example.com' is not a lab server's address or name"),
-    (["--server", "ns1.example.com=knot"], "unknown server program 'knot'"),
+    (["--server", "ns1.example.com=pdns"], "unknown server program 'pdns'"),
     (["--resolver", "unbound", "--port", "53", "--workers", "2"], "leave out --workers"),
     (["--resolver", "unbound", "--no-resolver"], "leave out --resolver, or --no-resolver"),
 ])
@@ -203,6 +211,23 @@ def test_nsd_serves_a_signed_zone_unbound_validates(make_dns_lab):
     reply = dns.query.udp(query, *lab.resolver_address[:1], port=lab.resolver_address[1], timeout=10)
     assert reply.rcode() == dns.rcode.NOERROR and reply.flags & dns.flags.AD
     assert lab.server("ns1.example.com").queries  # NSD was asked
+
+
+def test_knot_serves_a_lab_server_and_a_signed_zone(make_dns_lab):
+    lab = make_dns_lab(servers={"ns1.example.com": "knot"}, dnssec=True)
+    lab.server("ns2.example.com").down()  # only Knot DNS can answer for example.com
+    host = "127.0.3.1"
+    version = dns.query.udp(dns.message.make_query("version.server", "TXT", "CH"), host, port=lab.port, timeout=5)
+    assert "Knot DNS" in version.answer[0][0].to_text()  # the real program answers at the lab server's address
+    reply = dns.query.udp(dns.message.make_query("www.example.com", "A", want_dnssec=True), host, port=lab.port,
+                          timeout=5)
+    assert reply.flags & dns.flags.AA and any(r.rdtype == dns.rdatatype.RRSIG for r in reply.answer)
+    query = dns.message.make_query("www.example.com", "A", want_dnssec=True)  # dnslab's validating resolver
+    reply = dns.query.udp(query, *lab.resolver_address[:1], port=lab.resolver_address[1], timeout=10)
+    assert sorted(r.address for rrset in reply.answer if rrset.rdtype == dns.rdatatype.A for r in rrset) == [
+        "192.0.2.1", "192.0.2.2", "192.0.2.3"]
+    assert reply.flags & dns.flags.AD  # validated, from what Knot served
+    assert lab.server("ns1.example.com").queries[("www.example.com.", "A")] >= 1  # counted in front of Knot
 
 
 def test_bind_serves_a_lab_server(make_dns_lab):

@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "with a configuration made from the lab: unbound, kresd, pdns-recursor (only on "
                          "port 53, which --port then defaults to), bind (docs/FOREIGN.md)")
     up.add_argument("--server", action="append", default=[], metavar="NAME_OR_ADDR=PROGRAM",
-                    help="serve that lab server's zones with nsd or bind, behind the lab's fault layer "
+                    help="serve that lab server's zones with nsd, bind or knot, behind the lab's fault layer "
                          "(repeatable; lab.toml: servers)")
     up.add_argument("--workers", type=arg(validate.whole, 1, MAX_WORKERS), default=1, metavar="N",
                     help="run N processes that share every address and port (SO_REUSEPORT); each has its "

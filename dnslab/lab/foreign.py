@@ -157,7 +157,7 @@ class ForeignResolver:
 
 
 class ForeignServer:
-    """NSD or BIND serving one lab server's zones, on its address at a port of its own, behind the
+    """NSD, BIND or Knot DNS serving one lab server's zones, on its address at a port of its own, behind the
     lab's fault layer (`forward` is that server's handler)."""
 
     def __init__(self, program: Program, address: str, workdir: Path) -> None:
