@@ -237,14 +237,17 @@ class CacheHandle:
             return int(found.group(1)) if found else 0
         self._lab.own_resolver("cache.flush")
 
-        def run() -> int:
-            cache = self._lab.lab.resolver.cache  # type: ignore[union-attr]
-            if name is None:
-                count = len(cache)
-                cache.flush()
-                return count
-            return cache.flush_name(dns.name.from_text(name), subtree=tree)
-        return self._lab.call(run)
+        return self._lab.call(lambda: _flush_resolver_cache(self._lab.lab.resolver.cache,  # type: ignore[union-attr]
+                                                            name, tree))
+
+
+def _flush_resolver_cache(cache: Any, name: str | None, tree: bool) -> int:
+    """Forget everything (the count of entries dropped) or one name, with *tree* everything below it."""
+    if name is None:
+        count = len(cache)
+        cache.flush()
+        return count
+    return cache.flush_name(dns.name.from_text(name), subtree=tree)
 
 
 class LevelCacheHandle:
@@ -273,12 +276,7 @@ class LevelCacheHandle:
         def run() -> int:
             if self._running.level is not None:
                 return self._running.level.cache.flush(dns.name.from_text(name) if name else None, tree)
-            cache = self._running.resolver.cache  # type: ignore[union-attr]
-            if name is None:
-                count = len(cache)
-                cache.flush()
-                return count
-            return cache.flush_name(dns.name.from_text(name), subtree=tree)
+            return _flush_resolver_cache(self._running.resolver.cache, name, tree)  # type: ignore[union-attr]
         return self._lab.call(run)
 
 

@@ -29,7 +29,7 @@ import dns.rdatatype
 import dns.rrset
 
 from dnslab.core.fastpath import MAX_VARIANTS, RoundRobin, WireAnswer
-from dnslab.core.wire import EDNS_UDP_SIZE, OPT, PLAIN_UDP_SIZE, record_spans, ttl_offsets
+from dnslab.core.wire import EDNS_UDP_SIZE, OPT, PLAIN_UDP_SIZE, header_only_reply, record_spans, ttl_offsets
 from dnslab.resolution.cache import Cache, CacheHit, Rotation
 from dnslab.resolution.iterator import Result, chain_end
 from dnslab.resolution.validator import Security
@@ -285,3 +285,19 @@ def with_ttl(rrset: dns.rrset.RRset, ttl: int) -> dns.rrset.RRset:
     copy = rrset.copy()
     copy.ttl = ttl
     return copy
+
+
+def parse_query(wire: bytes) -> tuple[dns.message.Message | None, bytes | None]:
+    """A client's query parsed, or what to send instead: (query, None), or (None, reply) where the
+    reply is None (silence: no full header, or a response sent to us, which answering could loop)
+    or a FORMERR that keeps the header (anything else unparsable). The resolver and every caching
+    level read their clients' queries so."""
+    try:
+        query = dns.message.from_wire(wire)
+    except dns.message.ShortHeader:
+        return None, None
+    except Exception:  # noqa: BLE001 - any unparsable query is a FORMERR, never a crash
+        return None, header_only_reply(wire, dns.rcode.FORMERR)
+    if query.flags & dns.flags.QR:
+        return None, None
+    return query, None

@@ -29,7 +29,7 @@ import dns.rcode
 
 from dnslab.core.clock import Clock
 from dnslab.core.wire import EDNS_UDP_SIZE, header_only_reply
-from dnslab.resolution.answer import error_reply, refusal, render, size_limit
+from dnslab.resolution.answer import error_reply, parse_query, refusal, render, size_limit
 from dnslab.resolution.levels.cache import Found, Key, LevelCache, State, relay, reply_from
 from dnslab.resolution.levels.failover import StubOptions, moves_on, tries
 from dnslab.resolution.levels.policy import LevelPolicy
@@ -80,14 +80,9 @@ class CachingLevel:
     def handle(self, wire: bytes, via_tcp: bool,
                peer: Address | None = None) -> bytes | None | Awaitable[bytes | None]:
         """A hit is answered now; a miss (or a malformed query) becomes a coroutine or an error reply."""
-        try:
-            query = dns.message.from_wire(wire)
-        except dns.message.ShortHeader:
-            return None
-        except Exception:  # noqa: BLE001 - any unparsable query is a FORMERR, never a crash
-            return header_only_reply(wire, dns.rcode.FORMERR)
-        if query.flags & dns.flags.QR:
-            return None
+        query, instead = parse_query(wire)
+        if query is None:
+            return instead
         refused = refusal(query)
         if refused == dns.rcode.FORMERR:
             return header_only_reply(wire, dns.rcode.FORMERR, recursion_available=True)

@@ -36,7 +36,7 @@ from dnslab.core.fastpath import AnswerCache
 from dnslab.core.wire import TCP_PREFIX, header_only_reply, query_key
 from dnslab.resolution import policy
 from dnslab.resolution.aggressive import DEFAULT_MAX_RECORDS, NsecStore
-from dnslab.resolution.answer import build_reply, error_reply, fast_answer, refusal, render, size_limit
+from dnslab.resolution.answer import build_reply, error_reply, fast_answer, parse_query, refusal, render, size_limit
 from dnslab.resolution.cache import Cache
 from dnslab.resolution.hints import RootHints
 from dnslab.resolution.infra import Failure, Infra
@@ -302,14 +302,9 @@ class RecursiveResolver:
 
     async def _handle(self, wire: bytes, via_tcp: bool, peer: tuple[str, int] | None,
                       key: bytes | None) -> bytes | None:
-        try:
-            query = dns.message.from_wire(wire)
-        except dns.message.ShortHeader:
-            return None
-        except Exception:  # noqa: BLE001 - any unparsable query is a FORMERR, never a crash
-            return header_only_reply(wire, dns.rcode.FORMERR)
-        if query.flags & dns.flags.QR:
-            return None
+        query, instead = parse_query(wire)
+        if query is None:
+            return instead
         try:
             return await self._answer_query(query, wire, via_tcp, peer, key)
         except Exception:  # noqa: BLE001 - a bug of ours: the client still gets a proper SERVFAIL
