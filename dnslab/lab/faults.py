@@ -96,11 +96,20 @@ class FaultyServer:
         self.max_questions = max_questions
         self._received: Counter[bytes] = Counter()
         self._older = 0
-        self._rng = random.Random(seed)
+        # Made on first use: a Mersenne Twister holds 2.5 KB, and most servers of a big lab
+        # never draw (only loss, jitter and a selector's percentage do).
+        self._seed = seed
+        self._random: random.Random | None = None
         self._matched: Counter[str] = Counter()  # queries a narrowed fault's selector matched, for --every
         # Told when `unreachable` comes or goes: the lab closes or reopens the server's
         # sockets, so the kernel itself refuses (a fault in the handler could only stay silent).
         self.on_reachable: Callable[[bool], None] | None = None
+
+    @property
+    def _rng(self) -> random.Random:
+        if self._random is None:
+            self._random = random.Random(self._seed)
+        return self._random
 
     @property
     def down(self) -> bool:
