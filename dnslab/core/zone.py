@@ -520,14 +520,19 @@ def _validate(records: list[SourceRecord], origin: dns.name.Name | None, filenam
             return ZoneLoad(None, problems)
 
     kept: dict[tuple[dns.name.Name, int], list[SourceRecord]] = {}
+    # Each RRset's records by their data, to find a duplicate in one step: comparing with
+    # every record before it made a 3,000-record RRset take 18 s to load.
+    seen: dict[tuple[dns.name.Name, int], dict[dns.rdata.Rdata, SourceRecord]] = {}
     for record in records:
         if not record.name.is_subdomain(origin):
             # NSD refuses the zone; BIND ignores the record. A lab zone that silently
             # lacks a record its author wrote is the worse surprise, so: an error.
             report(Severity.ERROR, record, f"out-of-zone data ({record.name}) in zone {origin}")
             continue
-        group = kept.setdefault((record.name, _group_type(record.rdata)), [])
-        duplicate = next((r for r in group if r.rdata == record.rdata), None)
+        key = (record.name, _group_type(record.rdata))
+        group = kept.setdefault(key, [])
+        earlier = seen.setdefault(key, {})
+        duplicate = earlier.get(record.rdata)
         if duplicate is not None:
             report(Severity.WARNING, record, f"duplicate record {record.name} {record.rdata.rdtype.name}, "
                    f"first at line {duplicate.line}; ignored")
@@ -538,6 +543,7 @@ def _validate(records: list[SourceRecord], origin: dns.name.Name | None, filenam
                    f"the {record.name} {record.rdata.rdtype.name} RRset (line {group[0].line}); using the "
                    f"lowest, {lowest} (RFC 2181 §5.2, as NSD)")
         group.append(record)
+        earlier[record.rdata] = record
 
     apex_soa = kept.get((origin, RdataType.SOA), [])
     if not apex_soa:
