@@ -519,6 +519,23 @@ def test_truncated_reply_is_asked_again_over_tcp_at_the_same_server(sample: Harn
     assert not any(q.tcp for q in sample.net.sent[:-1])
 
 
+def test_a_reply_truncated_over_tcp_is_not_used(sample: Harness) -> None:
+    # An RRset over 64 KB cannot come whole even over TCP: the server sends TC=1 and what fits.
+    # That part is not the RRset (Knot Resolver marks the server broken); the next server is asked.
+    def truncate_tcp(query: Query, message: dns.message.Message) -> dns.message.Message | None:
+        reply = sample.net.ask(EXAMPLE_COM1, query, message)
+        if reply is not None and query.tcp:
+            reply.flags |= dns.flags.TC
+            reply.answer = []
+        return reply
+    sample.net.faults[EXAMPLE_COM1] = truncate_tcp
+    sample.net.faults[EXAMPLE_COM2] = truncate_tcp
+    result = sample.resolve("big.example.com.", "TXT")
+    assert result.rcode == dns.rcode.SERVFAIL and not result.answer
+    assert {(q.address, q.tcp) for q in sample.net.sent if q.qname.to_text() == "big.example.com."} >= {
+        (EXAMPLE_COM1, True), (EXAMPLE_COM2, True)}
+
+
 def _formerr_to_edns(h: Harness, address: str) -> None:
     def behave(query: Query, message: dns.message.Message) -> dns.message.Message | None:
         if message.edns >= 0:

@@ -758,6 +758,10 @@ class Resolution:
             if not shared:
                 self.infra.success(query.address, rtt)
             return self._resend(replace(query, tcp=True))
+        if reply.flags & dns.flags.TC:
+            # Truncated over TCP: the answer does not fit even in 64 KB, so what came is not the
+            # whole RRset and cannot be used; Knot Resolver marks such a server broken too.
+            return self._unusable(query, reply, rtt, classified, Failure.BROKEN, shared, "truncated over TCP")
         if classified.kind is ReplyKind.FORMERR and query.edns:
             self._emit_reply(query, reply, rtt, classified, "formerr")
             return self._resend(replace(query, edns=False))
@@ -792,13 +796,7 @@ class Resolution:
             self.pool.minimise_off = True
             return State.CHOOSE_SERVER
         if failure is not None:
-            self._emit_reply(query, reply, rtt, classified, classified.kind.value)
-            self._emit_failed(query, failure, rtt)
-            self.budget.failed_tries += 1
-            if not shared:
-                self.infra.failure(query.address, failure, query.zone.to_text(), waited=rtt)
-            self.pool.tried.add(query.address)
-            return State.CHOOSE_SERVER
+            return self._unusable(query, reply, rtt, classified, failure, shared, classified.kind.value)
         meaning = classified.kind.value
         if minimised and classified.kind is not ReplyKind.REFERRAL:
             meaning = "nxdomain: asking the full name" if classified.kind is ReplyKind.NXDOMAIN else "no cut here"
@@ -814,6 +812,17 @@ class Resolution:
         if minimised:
             return self._no_cut(classified)
         return State.READ_ANSWER
+
+    def _unusable(self, query: Query, reply: dns.message.Message, rtt: float, classified: Classified,
+                  failure: Failure, shared: bool, meaning: str) -> State:
+        """A reply that cannot be used: note it against the server, and choose again."""
+        self._emit_reply(query, reply, rtt, classified, meaning)
+        self._emit_failed(query, failure, rtt)
+        self.budget.failed_tries += 1
+        if not shared:
+            self.infra.failure(query.address, failure, query.zone.to_text(), waited=rtt)
+        self.pool.tried.add(query.address)
+        return State.CHOOSE_SERVER
 
     def _no_reply(self, query: Query, kind: Failure, shared: bool) -> State:
         """A timeout or a network error: note it against the server, and choose again."""
