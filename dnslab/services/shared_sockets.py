@@ -124,14 +124,18 @@ class SharedAddress:
         """Nothing to wait for: set_listening takes effect at once."""
 
     async def stop(self, settle: bool = True) -> None:
+        """No longer a lab server (stopped, or gone from the zones): closed as a DnsListener closes."""
         self.owner.detach(self.host)
-        self._drop_everything()
+        self._drop_everything(reset_tcp=False)
 
-    def _drop_everything(self) -> None:
+    def _drop_everything(self, reset_tcp: bool = True) -> None:
         for task in list(self.udp.pending):
             task.cancel()
         for writer in list(self.tcp_clients):
-            reset(writer)
+            if reset_tcp:
+                reset(writer)
+            else:
+                writer.close()
 
 
 def reset(writer: asyncio.StreamWriter) -> None:
