@@ -76,6 +76,13 @@ def test_a_real_resolver_program_cannot_listen_beside_the_shared_sockets() -> No
     assert not auto.shared and "Unbound resolver cannot listen" in (auto.note or "")
 
 
+def test_a_part_of_a_split_lab_keeps_a_socket_pair_per_address() -> None:
+    with pytest.raises(ConfigError, match="--only"):
+        sockets.plan(True, 26, 20_000, supported=True, split=True)
+    auto = sockets.plan(None, 18_000, 20_000, supported=True, split=True)
+    assert not auto.shared and "split lab" in (auto.note or "")
+
+
 def test_lab_toml_shared_sockets_is_true_or_false(tmp_path: Path) -> None:
     (tmp_path / "lab.toml").write_text("shared_sockets = true\n")
     assert LabSettings.load(tmp_path / "lab.toml").shared_sockets is True

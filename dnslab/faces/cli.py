@@ -110,8 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="serve every lab server address from one UDP and one TCP socket on 0.0.0.0 (Linux, "
                          "IP_PKTINFO; loopback clients only) instead of a socket pair per address, so the number "
                          "of servers is not bounded by the open-files limit; an unreachable server then times "
-                         "out (UDP) or resets (TCP) instead of refusing (default: lab.toml's shared_sockets, else "
-                         "only when the addresses would not fit the limit; docs/PERFORMANCE.md)")
+                         "out (UDP) or resets (TCP) instead of refusing; not with --only or a real --resolver (default: "
+                         "lab.toml's shared_sockets, else only when the addresses would not fit the limit; "
+                         "docs/PERFORMANCE.md)")
     up.add_argument("--resolver", choices=programs.RESOLVER_CHOICES, default=None, metavar="PROGRAM",
                     help="the recursive resolver: dnslab (default, lab.toml: resolver), or a real one run "
                          "with a configuration made from the lab: unbound, kresd, pdns-recursor (only on "

@@ -422,7 +422,7 @@ class Lab(Traffic):
         self.levels = Levels(specs, self.clock)
         self.sockets = sockets.plan(shared_sockets, len(self.servers), sockets.descriptor_limit(),
                                     shared_supported(),
-                                    self.foreign.title if self.foreign is not None else None)
+                                    self.foreign.title if self.foreign is not None else None, split=bool(only))
         self._shared: SharedListener | None = None
         self.control = ControlServer(self)
         self._resolver_listener: DnsListener | None = None

@@ -27,12 +27,14 @@ class SocketPlan:
 
 
 def plan(asked: bool | None, servers: int, limit: int, supported: bool,
-         resolver_program: str | None = None) -> SocketPlan:
+         resolver_program: str | None = None, split: bool = False) -> SocketPlan:
     """The sockets for *servers* addresses under an open-files *limit*.
 
     *asked* None decides by the limit; *supported* is whether this system has IP_PKTINFO;
     *resolver_program* names a real resolver on the lab port (Unbound...), which binds its
-    address without SO_REUSEPORT, so it cannot listen beside the shared TCP socket."""
+    address without SO_REUSEPORT, so it cannot listen beside the shared TCP socket.  A part of a
+    split lab (*split*, `--only`) shares the port with the other parts' sockets, which a wildcard
+    bind would collide with on the same host (and across hosts only loopback clients are served)."""
     needed = 2 * servers + RESERVED_DESCRIPTORS
     if asked is False or (asked is None and needed <= limit):
         return SocketPlan(False)
@@ -40,6 +42,13 @@ def plan(asked: bool | None, servers: int, limit: int, supported: bool,
     if not supported:
         return SocketPlan(False, f"Sockets: one UDP and one TCP socket per server address ({why}, but the shared "
                                  "sockets need IP_PKTINFO, which only Linux has here)")
+    if split:
+        if asked:
+            raise ConfigError("shared sockets and --only (lab.toml only): the wildcard sockets would collide with "
+                              "the other parts' sockets on the lab port, and serve loopback clients only; "
+                              "leave out --shared-sockets (lab.toml: shared_sockets)")
+        return SocketPlan(False, f"Sockets: one UDP and one TCP socket per server address ({why}, but a part of a "
+                                 "split lab (--only) cannot use the shared sockets)")
     if resolver_program is not None:
         if asked:
             raise ConfigError(f"shared sockets and the {resolver_program} resolver: it binds the lab port "
