@@ -56,12 +56,18 @@ def supported() -> bool:
     return PKTINFO is not None and sys.platform.startswith("linux") and hasattr(socket.socket, "recvmsg")
 
 
-def destination(ancillary: Iterable[Cmsg]) -> str | None:
-    """The address a datagram was sent to, from recvmsg's ancillary data (None: not said)."""
+def destination_bytes(ancillary: Iterable[Cmsg]) -> bytes | None:
+    """The address a datagram was sent to, as its 4 bytes, from recvmsg's ancillary data (None: not said)."""
     for level, kind, data in ancillary:
         if level == socket.IPPROTO_IP and kind == PKTINFO and len(data) >= _IN_PKTINFO.size:
-            return socket.inet_ntoa(_IN_PKTINFO.unpack_from(data)[2])
+            return data[8:12]  # ipi_addr, the header's destination (ipi_spec_dst is the route's local address)
     return None
+
+
+def destination(ancillary: Iterable[Cmsg]) -> str | None:
+    """The address a datagram was sent to, dotted (None: not said)."""
+    raw = destination_bytes(ancillary)
+    return socket.inet_ntoa(raw) if raw is not None else None
 
 
 def source(address: str) -> list[Cmsg]:
@@ -158,17 +164,20 @@ class SharedListener:
         self.tcp_limits = tcp_limits or TcpLimits()
         self.reuse_port = reuse_port
         self.addresses: dict[str, SharedAddress] = {}
+        self._by_bytes: dict[bytes, SharedAddress] = {}  # the same, keyed as IP_PKTINFO gives the address
         self.udp: socket.socket | None = None
         self._tcp: asyncio.base_events.Server | None = None
         self.dropped = 0       # datagrams not for a lab server, from outside loopback, or to an unreachable one
         self.send_dropped = 0  # replies the full send buffer refused
 
     def attach(self, address: str, handler: Handler) -> SharedAddress:
-        served = self.addresses[address] = SharedAddress(self, address, handler)
+        served = self.addresses[address] = self._by_bytes[socket.inet_aton(address)] = \
+            SharedAddress(self, address, handler)
         return served
 
     def detach(self, address: str) -> None:
         self.addresses.pop(address, None)
+        self._by_bytes.pop(socket.inet_aton(address), None)
 
     async def start(self) -> None:
         """Bind UDP (port 0 picks a free one), then TCP on the same port.
@@ -239,7 +248,7 @@ class SharedListener:
             except OSError as exc:
                 log.debug("UDP receive failed: %s", exc)
                 return
-            served = self.addresses.get(destination(ancillary) or "")
+            served = self._by_bytes.get(destination_bytes(ancillary) or b"")
             if served is None or not served.reachable or not loopback(peer[0]):
                 self.dropped += 1
                 continue
