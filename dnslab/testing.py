@@ -434,7 +434,7 @@ class DnsLab(LabRunner):
                  keep_traces: bool = True, dnssec: bool | None = None, nsec3: bool | None = None,
                  keys_dir: str | Path | None = None, hints: str | Path | None = None,
                  state_dir: str | Path | None = None, levels: Any = None, resolver: str | None = None,
-                 servers: dict[str, str] | None = None) -> None:
+                 servers: dict[str, str] | None = None, shared_sockets: bool | None = None) -> None:
         """*dnssec* signs the zones (None: as lab.toml says); keys are kept in *keys_dir*
         (default: as `dnslab up --dnssec` keeps them: .keys in the zone folder; for the sample zones,
         which live inside the package, the per-user runtime folder).  *hints* is a file to write the
@@ -445,7 +445,9 @@ class DnsLab(LabRunner):
         writes them (docs/LEVELS.md), or () for none.
         *resolver* "unbound", "kresd" or "bind" runs that program as the lab's resolver (None: as
         lab.toml says, else dnslab's own); *servers* {"ns1.example.com": "nsd"} serves those servers'
-        zones with that program (docs/FOREIGN.md).  Unbound and kresd need the lab on port 53."""
+        zones with that program (docs/FOREIGN.md).  Unbound and kresd need the lab on port 53.
+        *shared_sockets* True serves every lab server from one UDP and one TCP socket on 0.0.0.0
+        (None: as lab.toml says, else only when the open-files limit asks for it; docs/PERFORMANCE.md)."""
         folder = Path(zones) if zones is not None else SAMPLE_ZONES
         settings = LabSettings.load(folder / "lab.toml")
         self.clock = FakeClock() if fake_clock else None
@@ -460,7 +462,8 @@ class DnsLab(LabRunner):
                   resolver_program=program,
                   server_programs=[*settings.server_programs, *(servers or {}).items()],
                   replication=settings.replication, geography=settings.geography,
-                  steering=settings.steering)
+                  steering=settings.steering,
+                  shared_sockets=settings.shared_sockets if shared_sockets is None else shared_sockets)
         lab.zones_dir = folder
         apply_handlers(lab, settings, folder)
         super().__init__(lab, RunOptions(hints=Path(hints) if hints is not None else None,

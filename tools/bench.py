@@ -40,7 +40,8 @@ Scenarios (each run bounded in time; every address is in 127.0.0.0/8):
   memory  RSS growth per cached RRset: a Python process fills a dnslab.resolution.cache
           Cache with 100,000 distinct A RRsets and reads VmRSS before and after.
   big     Start time and RSS per name of `dnslab up` serving a generated
-          hierarchy (tools/bench_big.py; 2,000 zones of 20 names by default).
+          hierarchy (tools/bench_big.py; 2,000 zones of 20 names by default;
+          --big-sockets says whether its servers share two sockets).
   tier    (--dnsdist N; alone unless --only names others) The resolver tier
           (tools/bench_dnsdist.py): the sample hierarchy on a free port; one
           `dnslab resolver` alone, then `--workers 2`, then dnsdist (no packet
@@ -1044,6 +1045,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="second-level zones of the big lab (gen-hierarchy --zones; default 2000)")
     parser.add_argument("--big-names", type=int, default=20, metavar="K",
                         help="names per zone of the big lab (gen-hierarchy --names; default 20)")
+    parser.add_argument("--big-sockets", choices=("auto", "shared", "pairs"), default="auto",
+                        help="the big lab's sockets: dnslab up's own choice (auto, default), --shared-sockets, "
+                             "or --no-shared-sockets (a UDP and a TCP socket per address)")
     parser.add_argument("--python", default=None, help="the interpreter that runs dnslab (default: found)")
     parser.add_argument("--no-install", action="store_true", help="never run apt-get")
     parser.add_argument("--python-load", action="store_true",
@@ -1105,7 +1109,7 @@ def main(argv: list[str] | None = None) -> int:
         if "memory" in args.only:
             bench.scenario_memory()
         if "big" in args.only:
-            bench_big.scenario(bench, args.big_zones, args.big_names)
+            bench_big.scenario(bench, args.big_zones, args.big_names, args.big_sockets)
         if args.dnsdist is not None:
             dnsdist = binaries[bench_dnsdist.PACKAGE]
             assert dnsdist is not None

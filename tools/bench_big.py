@@ -5,8 +5,10 @@ RSS per name.  This row measures whatever size it is given (`--big-zones`, `--bi
 default 2,000 zones of 20 names, the issue's first measurement) the same way each time:
 `scripts/gen-hierarchy` writes it, `dnslab up --no-web --port 0` serves it (hierarchy and resolver),
 and the row gives the time from starting the process to its ready line, the RSS of the whole process
-divided by the names (the interpreter's own ~40 MB included, as a user's `ps` shows it), and the
-open descriptors (two per server address: the socket model is one UDP and one TCP socket per address).
+divided by the names (the interpreter's own ~40 MB included, as a user's `ps` shows it), the open
+descriptors, and the sockets the servers got: a UDP and a TCP socket per address ("pairs"), or
+one of each on 0.0.0.0 for all ("shared"; `dnslab up` chooses it by itself when the pairs would not
+fit the open-files limit, and --big-sockets asks for either).
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ TARGET_SECONDS = 30.0
 TARGET_BYTES_PER_NAME = 1024
 
 
-def scenario(bench: "Bench", zones: int, names: int) -> None:
+SOCKET_OPTIONS = {"auto": (), "shared": ("--shared-sockets",), "pairs": ("--no-shared-sockets",)}
+
+
+def scenario(bench: "Bench", zones: int, names: int, sockets: str = "auto") -> None:
     """One row: start time, RSS per name and descriptors of `dnslab up` with *zones* x *names*."""
     from tools.bench import Row, say  # imported late: bench imports this module
 
@@ -38,10 +43,12 @@ def scenario(bench: "Bench", zones: int, names: int) -> None:
     zone_count = len(list(folder.glob("*.zone")))
     say(f"big lab: dnslab up with {zone_count:,} zones and {total_names:,} names")
     started = time.monotonic()
-    lab = bench.dnslab.up(folder, 0, "--no-web", timeout=1800)
+    lab = bench.dnslab.up(folder, 0, "--no-web", *SOCKET_OPTIONS[sockets], timeout=1800)
     seconds = time.monotonic() - started
     try:
         snapshot = process_snapshot(lab.pid)
+        # `dnslab up` says "Sockets: ..." when it does not give each address its own pair.
+        shared = "Sockets: one UDP and one TCP socket on 0.0.0.0" in lab.process.output()
     finally:
         lab.stop()
     per_name = snapshot["rss_kb"] * 1024 / total_names
@@ -50,5 +57,5 @@ def scenario(bench: "Bench", zones: int, names: int) -> None:
               target_met=seconds <= TARGET_SECONDS and per_name <= TARGET_BYTES_PER_NAME,
               seconds=(seconds, None),
               note=(f"ready after {seconds:.1f} s, RSS {snapshot['rss_kb'] / 1024:.0f} MiB, "
-                    f"{len(lab.servers):,} servers, {snapshot['fds']:,} open descriptors"))
+                    f"{len(lab.servers):,} servers ({'shared' if shared else 'pairs'}), {snapshot['fds']:,} open descriptors"))
     bench.rows.append(row)

@@ -106,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="serve only the lab servers whose addresses are in this network (repeatable; lab.toml: "
                          "only), so several processes serve one lab, each its part, on one fixed --port; the "
                          "resolver and levels still run here unless --no-resolver (docs/PERFORMANCE.md)")
+    up.add_argument("--shared-sockets", action=argparse.BooleanOptionalAction, default=None,
+                    help="serve every lab server address from one UDP and one TCP socket on 0.0.0.0 (Linux, "
+                         "IP_PKTINFO; loopback clients only) instead of a socket pair per address, so the number "
+                         "of servers is not bounded by the open-files limit; an unreachable server then times "
+                         "out (UDP) or resets (TCP) instead of refusing; not with --only or a real --resolver (default: "
+                         "lab.toml's shared_sockets, else only when the addresses would not fit the limit; "
+                         "docs/PERFORMANCE.md)")
     up.add_argument("--resolver", choices=programs.RESOLVER_CHOICES, default=None, metavar="PROGRAM",
                     help="the recursive resolver: dnslab (default, lab.toml: resolver), or a real one run "
                          "with a configuration made from the lab: unbound, kresd, pdns-recursor (only on "
@@ -591,7 +598,8 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
                                     nsec3=args.nsec3, keys_dir=args.keys, anchor_file=args.anchor,
                                     resolver_program=args.resolver,
                                     server_programs=[(server, program.name) for server, program in chosen],
-                                    only=None if args.only is None else split.parse_networks(args.only))
+                                    only=None if args.only is None else split.parse_networks(args.only),
+                                    shared_sockets=args.shared_sockets)
     if (lab.foreign is not None or lab.foreign_servers) and args.workers > 1:
         raise ConfigError("--workers shares the lab among processes, and a real program runs once: "
                           "leave out --workers with --resolver or --server")
@@ -701,6 +709,8 @@ def print_lab(lab: Lab, zones_dir: Path, hints_path: Path, out: TextIO, web_url:
     source = "the sample zones" if zones_dir.resolve() == SAMPLE_ZONES else zones_dir
     print(f"dnslab: {up_count} of {len(lab.servers)} servers up, {len(lab.zones)} zones from {source}, "
           f"port {port}", file=out)
+    if lab.sockets.note is not None:
+        print(f"  {lab.sockets.note}", file=out)
     if lab.only:
         others = len(lab.hierarchy.servers) - len(lab.servers)
         print(f"  (this process serves only {', '.join(str(n) for n in lab.only)} (--only); {others} more lab "

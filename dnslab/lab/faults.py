@@ -7,7 +7,8 @@ fault in force says: not at all, late, sometimes, with SERVFAIL or REFUSED,
 always truncated over UDP, or lamely (no authority).  Like CoreDNS's `erratic`
 plugin, but switchable while the lab runs.  One fault is not the handler's to
 play: `unreachable` (nothing listens at the address) is the kernel's ICMP port
-unreachable, so the lab closes the server's sockets when told (`on_reachable`).
+unreachable, so the lab closes the server's sockets when told (`on_reachable`); on the shared
+sockets (services/shared_sockets.py) it drops the server's datagrams and resets its connections.
 The faults' names, arguments and help are declared once, in fault_kinds.
 """
 

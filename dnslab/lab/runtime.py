@@ -36,6 +36,8 @@ from dnslab.services.resolver import RecursiveResolver
 from dnslab.resolution.settings import ResolverSettings
 from dnslab.authority.server import AuthoritativeServer
 from dnslab.services.transport import DnsListener, Handler, Peer
+from dnslab.services.shared_sockets import SharedAddress, SharedListener, supported as shared_supported
+from dnslab.lab import sockets
 from dnslab.services.capture import RESOLVER, UPSTREAM, Packet, Sink, Taps
 from dnslab.lab import fault_kinds
 from dnslab.lab.fault_kinds import Entry
@@ -95,6 +97,8 @@ class LabSettings:
     steering: tuple[Rule, ...] = ()
     # `only = ["127.0.1.0/24"]`: this process serves only the lab servers in these networks (lab/split.py).
     only: split.Networks = ()
+    # One UDP and one TCP socket for every server address (lab/sockets.py); None: when the limit asks for it.
+    shared_sockets: bool | None = None
 
     @classmethod
     def load(cls, path: Path) -> "LabSettings":
@@ -103,7 +107,7 @@ class LabSettings:
         data = load_toml(path)
         known = {"port", "start_down", "resolver_address", "resolver", "dnssec", "nsec3", "keys_dir",
                  "dnssec_unsigned", "dnssec_algorithm", "levels", "servers", "only", *replication.SETTINGS,
-                 "location", "locations", "sites", "steering"}
+                 "location", "locations", "sites", "steering", "shared_sockets"}
         unknown = set(data) - known
         if unknown:
             raise ConfigError(f"{path}: unknown setting(s): {', '.join(sorted(unknown))} "
@@ -123,7 +127,7 @@ class LabSettings:
         if not isinstance(options, dict):
             raise ConfigError(f"{path}: [resolver] must be a table of resolver options, or a program's name")
         resolver = resolver_settings(options, f"{path} [resolver]")
-        for flag in ("dnssec", "nsec3"):
+        for flag in ("dnssec", "nsec3", "shared_sockets"):
             if not isinstance(data.get(flag, False), bool):
                 raise ConfigError(f"{path}: {flag} must be true or false")
         unsigned = data.get("dnssec_unsigned", [])
@@ -151,7 +155,8 @@ class LabSettings:
                    replication=ReplicationSettings.from_toml(data, path),
                    geography=parse_geography(data, str(path)),
                    steering=tuple(parse_steering(_table(data, "steering", path), str(path))),
-                   only=split.parse_networks(only, f"{path}: only"))
+                   only=split.parse_networks(only, f"{path}: only"),
+                   shared_sockets=data.get("shared_sockets"))
 
 
 
@@ -236,7 +241,7 @@ class RunningServer:
     plan: ServerPlan
     server: AuthoritativeServer
     faulty: FaultyServer
-    listener: DnsListener | None = None
+    listener: DnsListener | SharedAddress | None = None
     router: SiteRouter | None = None  # an address served from sites (anycast): which one answers
 
     @property
@@ -296,7 +301,8 @@ class Lab(Traffic):
                  dnssec: bool | DnssecSettings = False, levels: tuple[LevelSpec, ...] | None = None,
                  resolver_program: str = programs.DNSLAB, server_programs: Iterable[tuple[str, str]] = (),
                  replication: ReplicationSettings | None = None, geography: Geography | None = None,
-                 steering: Iterable[Rule] = (), only: split.Networks = ()) -> None:
+                 steering: Iterable[Rule] = (), only: split.Networks = (),
+                 shared_sockets: bool | None = None) -> None:
         """*resolver_address* None runs the hierarchy alone, without the recursive resolver.
 
         *levels* are the caching levels in front of the resolver (None: the default chain,
@@ -313,6 +319,8 @@ class Lab(Traffic):
         *steering* are the steered names (lab.toml's [steering]), answered by policy and health.
         *only*: serve only the lab servers in these networks, the rest being served by other processes
         (dnslab.lab.split); the whole hierarchy is still derived, for the resolver's root hints.
+        *shared_sockets*: serve every server address from one UDP and one TCP socket (True), a pair
+        per address (False), or the pair unless the addresses would not fit the open-files limit (None).
         """
         port = validate.port(port)  # the Python API too: 99999 must not wrap round to 34463
         wall = resolver_settings is not None and resolver_settings.ttl_clock == "wall"
@@ -412,6 +420,10 @@ class Lab(Traffic):
         check_addresses(specs, {plan.address: plan.name.to_text() for plan in self.hierarchy.servers},
                         resolver_address)
         self.levels = Levels(specs, self.clock)
+        self.sockets = sockets.plan(shared_sockets, len(self.servers), sockets.descriptor_limit(),
+                                    shared_supported(),
+                                    self.foreign.title if self.foreign is not None else None, split=bool(only))
+        self._shared: SharedListener | None = None
         self.control = ControlServer(self)
         self._resolver_listener: DnsListener | None = None
         self.taps = Taps()  # `dnslab capture`: every listener's traffic, while a capture runs
@@ -440,7 +452,8 @@ class Lab(Traffic):
                     keys_dir: Path | None = None, anchor_file: Path | None = None,
                     resolver_program: str | None = None,
                     server_programs: Iterable[tuple[str, str]] = (),
-                    only: split.Networks | None = None) -> tuple["Lab", list[Problem]]:
+                    only: split.Networks | None = None,
+                    shared_sockets: bool | None = None) -> tuple["Lab", list[Problem]]:
         """A lab from a folder of *.zone files and its optional lab.toml (arguments left None: lab.toml's).
 
         A resolver program that cannot send its queries to another port (Unbound, kresd) runs the lab
@@ -458,7 +471,8 @@ class Lab(Traffic):
                   levels=settings.levels, resolver_program=program,
                   server_programs=[*settings.server_programs, *server_programs],
                   replication=settings.replication, geography=settings.geography, steering=settings.steering,
-                  only=settings.only if only is None else only)
+                  only=settings.only if only is None else only,
+                  shared_sockets=settings.shared_sockets if shared_sockets is None else shared_sockets)
         lab.zones_dir = zones_dir
         apply_handlers(lab, settings, zones_dir)
         return lab, problems
@@ -884,9 +898,15 @@ class Lab(Traffic):
         for address, foreign in self.foreign_servers.items():  # before the listeners that forward to them
             plan = self.hierarchy.server_at(address)
             await asyncio.to_thread(foreign.start, plan.zones if plan is not None else [], self.signer is not None)
+        if self.sockets.shared:
+            self._shared = SharedListener(port, reuse_port=self.reuse_port)
+            await self._shared.start()
+            port = self._shared.port
         for running in self.servers:
             await self._listen(running, port)
             port = running.listener.port  # type: ignore[union-attr]
+        # Beside the shared sockets the lab's own listeners on the port need SO_REUSEPORT (services/shared_sockets.py).
+        reuse_port = self.reuse_port or self._shared is not None
         if self.resolver_address is not None and self.foreign is not None:
             self.foreign_resolver = self._foreign_resolver(self.foreign, port)
             await asyncio.to_thread(self.foreign_resolver.start)
@@ -896,14 +916,14 @@ class Lab(Traffic):
             self.resolver = RecursiveResolver(self.hierarchy.root_hints, settings, clock=self.clock,
                                               rng=self.resolver_rng)
             tapped = self.taps.wrap(self.resolver.handle, self.resolver_address, RESOLVER)
-            self._resolver_listener = DnsListener(self.resolver_address, port, tapped, reuse_port=self.reuse_port)
+            self._resolver_listener = DnsListener(self.resolver_address, port, tapped, reuse_port=reuse_port)
             await self._resolver_listener.start()
             tapped.port = self._resolver_listener.port
             if self.taps.sinks:
                 self.resolver.upstream.tap = self.taps.emit
         if self.resolver_address is not None:  # the levels sit in front of whichever resolver runs
             await self.levels.start(port, self.resolver_address, replace(self.resolver_settings, upstream_port=port),
-                                    self.hierarchy.root_hints, reuse_port=self.reuse_port)
+                                    self.hierarchy.root_hints, reuse_port=reuse_port)
         await self.control.start()
         if self.steering is not None:
             self._probes = asyncio.get_running_loop().create_task(self.steering.probe_forever())
@@ -925,8 +945,12 @@ class Lab(Traffic):
     async def _listen(self, running: RunningServer, port: int) -> None:
         """Bind a server's address; its `unreachable` fault closes and reopens these sockets."""
         tapped = self.taps.wrap(running.faulty.handle, running.plan.address, running.plan.address)
-        listener = DnsListener(running.plan.address, port, tapped, reuse_port=self.reuse_port)
-        await listener.start()
+        listener: DnsListener | SharedAddress
+        if self._shared is not None:
+            listener = self._shared.attach(running.plan.address, tapped)
+        else:
+            listener = DnsListener(running.plan.address, port, tapped, reuse_port=self.reuse_port)
+            await listener.start()
         tapped.port = listener.port
         running.listener = listener
         running.faulty.on_reachable = listener.set_listening
@@ -961,6 +985,9 @@ class Lab(Traffic):
             if running.listener is not None:
                 await running.listener.stop()
                 running.listener = None
+        if self._shared is not None:
+            await self._shared.stop()
+            self._shared = None
 
     @property
     def actual_port(self) -> int:

@@ -217,41 +217,49 @@ class DnsListener:
             self._udp_protocol = None
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """RFC 7766: length-prefixed messages, several per connection, answered in order."""
-        if len(self._tcp_clients) >= self.tcp_limits.max_connections:
-            writer.close()
-            return
-        self._tcp_clients.add(writer)
-        timeout = self.tcp_limits.idle_timeout
-        try:
-            while True:
-                prefix = await asyncio.wait_for(reader.readexactly(2), timeout)
-                (length,) = _LENGTH.unpack(prefix)
-                message = await asyncio.wait_for(reader.readexactly(length), timeout)
-                try:
-                    reply = self.handler(message, True, writer.get_extra_info("peername"))
-                    if inspect.isawaitable(reply):
-                        reply = await reply
-                except Exception:  # noqa: BLE001 - a bug of ours: SERVFAIL, and the connection goes on
-                    log.exception("handler failed for a TCP query from %s", writer.get_extra_info("peername"))
-                    reply = _servfail(message)
-                if reply is None:
-                    continue
-                if type(reply) is Unframed:  # a scripted server's broken stream: as is, then closed
-                    writer.write(reply)
-                    await asyncio.wait_for(writer.drain(), timeout)
-                    break
-                # Several messages (a zone transfer, RFC 5936 §2.2; a scripted server's) in one write.
-                writer.writelines(_LENGTH.pack(len(part)) + part
-                                  for part in (reply if isinstance(reply, list) else (reply,)))
+        await serve_tcp(reader, writer, self.handler, self.tcp_limits, self._tcp_clients)
+
+
+async def serve_tcp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, handler: Handler,
+                    limits: TcpLimits, clients: set[asyncio.StreamWriter]) -> None:
+    """RFC 7766: length-prefixed messages, several per connection, answered in order.
+
+    *clients* are the connections open to the same server, bounded by *limits*; shared by a
+    listener of its own (DnsListener) and by a lab address served from the shared sockets."""
+    if len(clients) >= limits.max_connections:
+        writer.close()
+        return
+    clients.add(writer)
+    timeout = limits.idle_timeout
+    try:
+        while True:
+            prefix = await asyncio.wait_for(reader.readexactly(2), timeout)
+            (length,) = _LENGTH.unpack(prefix)
+            message = await asyncio.wait_for(reader.readexactly(length), timeout)
+            try:
+                reply = handler(message, True, writer.get_extra_info("peername"))
+                if inspect.isawaitable(reply):
+                    reply = await reply
+            except Exception:  # noqa: BLE001 - a bug of ours: SERVFAIL, and the connection goes on
+                log.exception("handler failed for a TCP query from %s", writer.get_extra_info("peername"))
+                reply = _servfail(message)
+            if reply is None:
+                continue
+            if type(reply) is Unframed:  # a scripted server's broken stream: as is, then closed
+                writer.write(reply)
                 await asyncio.wait_for(writer.drain(), timeout)
-        except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):
-            pass
-        except Exception:  # noqa: BLE001 - one connection must never stop the server
-            log.exception("TCP connection from %s failed", writer.get_extra_info("peername"))
-        finally:
-            self._tcp_clients.discard(writer)
-            writer.close()
+                break
+            # Several messages (a zone transfer, RFC 5936 §2.2; a scripted server's) in one write.
+            writer.writelines(_LENGTH.pack(len(part)) + part
+                              for part in (reply if isinstance(reply, list) else (reply,)))
+            await asyncio.wait_for(writer.drain(), timeout)
+    except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):
+        pass
+    except Exception:  # noqa: BLE001 - one connection must never stop the server
+        log.exception("TCP connection from %s failed", writer.get_extra_info("peername"))
+    finally:
+        clients.discard(writer)
+        writer.close()
 
 
 def _servfail(wire: bytes) -> bytes | None:
