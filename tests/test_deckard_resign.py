@@ -7,6 +7,8 @@ DER blobs such files carry, which nothing verifies.
 
 from __future__ import annotations
 
+import base64
+
 import dns.dnssec
 import dns.name
 import dns.rdata
@@ -14,17 +16,24 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import dsa
 
 from tools.deckard.resign_rpl import Resigner, _record, main
 
 RdataType = dns.rdatatype.RdataType
 
-_DSA_KEY = ("ALXLUsWqUrY3JYER3T4TBJIIs70j+sDS/UT2QRp61SE7S3EEXopNXoFE73JLRmvpi/UrOO/Vz4Se6wXv/CYCKjGw06U4WRgR"
-            "YXcpEhJROyNapmdIKSxhOzfLVE1gqA0PweZR8dtY3aNQSRn3sPpwJr6Mi/PqQKAMMrZ9ckJpf1+bQMOOvxgzz2U1GS18b3y"
-            "ZKcgTMEaJzd/GZYzi/BN2DzQ0MsrSwYXfsNLFOBbs8PJMW4LYIxeeOe6rUgkWOF7CC9Dh/dduQ1QrsJhmZAEFfd6ByYV+")
-_DER = "MC0CFQCN+qHdJxoI/2tNKwsb08pra/G7aAIUAWA5sDdJTbrXA1/3OaesGBAO3sI="
+ZONE = dns.name.from_text("example.test.")
+# Key material made here (nothing taken from Deckard): a DSA key, and a DER-encoded DSA signature over
+# some bytes, the form the DSA-signed scenarios carry where RFC 2536 wants T|R|S.
+_PRIVATE = dsa.generate_private_key(1024)
+_KEY = dns.dnssec.make_dnskey(_PRIVATE.public_key(), dns.dnssec.Algorithm.DSA, flags=256)
+_TAG = dns.dnssec.key_id(_KEY)
+_DSA_KEY = _KEY.to_text().split(" ", 3)[3]
+_DER = base64.b64encode(_PRIVATE.sign(b"not the signed data", hashes.SHA1())).decode()
+_DS = dns.dnssec.make_ds(ZONE, _KEY, "SHA1", validating=True).to_text()
 SCENARIO = f"""\
-\ttrust-anchor: "example.test. 3600 IN DS 2854 3 1 46e4ffc6e9a4793b488954bd3f0cc6af0dfb201b"
+\ttrust-anchor: "example.test. 3600 IN DS {_DS}"
 CONFIG_END
 SCENARIO_BEGIN shape of a DSA-signed scenario
 RANGE_BEGIN 0 100
@@ -35,8 +44,8 @@ REPLY QR NOERROR
 SECTION QUESTION
 example.test. IN DNSKEY
 SECTION ANSWER
-example.test. 3600 IN DNSKEY 256 3 3 {_DSA_KEY} ;{{id = 2854}}
-example.test. 3600 IN RRSIG DNSKEY 3 2 3600 20070926134802 20070829134802 2854 example.test. {_DER}
+example.test. 3600 IN DNSKEY 256 3 3 {_DSA_KEY} ;{{id = {_TAG}}}
+example.test. 3600 IN RRSIG DNSKEY 3 2 3600 20070926134802 20070829134802 {_TAG} example.test. {_DER}
 ENTRY_END
 ENTRY_BEGIN
 MATCH opcode qtype qname
@@ -45,13 +54,12 @@ SECTION QUESTION
 www.example.test. IN A
 SECTION ANSWER
 www.example.test. IN A 192.0.2.7
-www.example.test. 3600 IN RRSIG A 3 3 3600 20070926134150 20070829134150 2854 example.test. {_DER}
-;www.example.test. 3600 IN RRSIG A 3 3 3600 20070926134150 20070829134150 2854 example.test. {_DER}
-www.example.test. 3600 IN RRSIG AAAA 3 3 3600 20070926134150 20070829134150 2854 example.test. {_DER}
+www.example.test. 3600 IN RRSIG A 3 3 3600 20070926134150 20070829134150 {_TAG} example.test. {_DER}
+;www.example.test. 3600 IN RRSIG A 3 3 3600 20070926134150 20070829134150 {_TAG} example.test. {_DER}
+www.example.test. 3600 IN RRSIG AAAA 3 3 3600 20070926134150 20070829134150 {_TAG} example.test. {_DER}
 ENTRY_END
 RANGE_END
 """
-ZONE = dns.name.from_text("example.test.")
 WWW = dns.name.from_text("www.example.test.")
 WHEN = 1189950000  # 2007-09-16, inside every signature's validity
 
