@@ -32,6 +32,7 @@ import dns.ttl
 import dns.zonefile
 
 from dnslab.core.errors import DnslabError, ZoneError
+from dnslab.core.zone_plain import read_plain
 
 RdataType = dns.rdatatype.RdataType
 
@@ -367,6 +368,16 @@ def _read(text_or_file: str | Path, origin: dns.name.Name | None,
             raise ZoneError(filename, 1, f"not UTF-8 text: {exc.reason}") from None
     else:
         text = str(text_or_file)
+    plain = read_plain(text, origin)
+    if plain is not None:
+        records, first_origin = plain
+        return [SourceRecord(name, ttl, rdata, filename, line) for name, ttl, rdata, line in records], first_origin
+    return _read_with_dnspython(text, origin, filename)
+
+
+def _read_with_dnspython(text: str, origin: dns.name.Name | None,
+                         filename: str) -> tuple[list[SourceRecord], dns.name.Name | None]:
+    """dnspython's reader, for any syntax (and every error) the plain reader leaves to it."""
     txn = _RecordingTransaction()
     tokenizer = dns.tokenizer.Tokenizer(text, filename)
     reader = _LocatingReader(tokenizer, dns.rdataclass.IN, txn, allow_include=True)  # type: ignore[arg-type]

@@ -1,0 +1,211 @@
+"""A fast reader for the plain master-file syntax most zones are written in.
+
+dnspython's zone-file reader reads a file one character at a time through its
+tokenizer; on a generated hierarchy of 100,000 names that was more than half
+of the load time.  Most lines are one record each: owner, TTL, class, type and
+data, with ``$ORIGIN`` and ``$TTL`` between them.  This module reads exactly
+that syntax, splitting lines as strings and building the same dnspython rdata
+objects the reader would, by the same functions (``dns.name.from_text``,
+``dns.ttl.from_text``, ``dns.rdata.from_text``, the rdata classes themselves).
+
+It reads only what it is sure of.  A file with anything else in it
+(parentheses, escapes, control characters, non-ASCII text, ``$INCLUDE``,
+``$GENERATE``, ``$UNICODE``) or with any line it cannot read is answered
+``None``, and the caller reads the whole file with dnspython's reader, so
+every error keeps its exact wording, file and line.  tests/test_zone_plain.py
+loads zones both ways and requires the same records.
+"""
+
+from __future__ import annotations
+
+import re
+
+import dns.exception
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.ttl
+
+RdataType = dns.rdatatype.RdataType
+_IN = dns.rdataclass.IN
+
+# Characters this reader leaves to dnspython outside comments: anything but printable
+# ASCII and tab (a CR, other whitespace str.split would split on, non-ASCII names), the
+# parentheses of multi-line records and backslash escapes.
+_UNSUPPORTED = re.compile(r"[^\x20-\x7e\t]|[()\\]")
+
+# Types whose data is one word, built by calling their class directly (what their
+# from_text does after reading the word): addresses, and one domain name.
+_ADDRESS = frozenset({RdataType.A, RdataType.AAAA})
+_ONE_NAME = frozenset({RdataType.NS, RdataType.CNAME, RdataType.PTR, RdataType.DNAME})
+
+# A word of data is followed by nothing, not even a comment (the reader keeps that).
+_OTHER_THAN_ONE_WORD = re.compile(r'[ \t;"]')
+
+PlainRecord = tuple[dns.name.Name, int, dns.rdata.Rdata, int]
+
+
+class _NotPlain(Exception):
+    """The file needs dnspython's reader."""
+
+
+def read_plain(text: str, origin: dns.name.Name | None) -> tuple[list[PlainRecord], dns.name.Name | None] | None:
+    """(name, ttl, rdata, line) for each record and the file's first $ORIGIN; None if not plain.
+
+    Mirrors dns.zonefile.Reader as dnslab drives it (class IN, names absolute,
+    RFC 2308 TTL defaults), so the records are equal to the reader's.
+    """
+    try:
+        return _read_lines(text, origin)
+    except _NotPlain:
+        return None
+    except (dns.exception.DNSException, ValueError, TypeError, AttributeError):
+        return None
+
+
+def _read_lines(text: str, origin: dns.name.Name | None) -> tuple[list[PlainRecord], dns.name.Name | None]:
+    records: list[PlainRecord] = []
+    current_origin = origin
+    first_origin: dns.name.Name | None = None
+    last_name = origin
+    last_ttl, last_ttl_known = 0, False
+    default_ttl, default_ttl_known, default_ttl_from_soa = 0, False, False
+    # One Name object per spelling under one origin: owners repeat on every record of a
+    # name and NS/CNAME targets are mostly owners too, so the zone keeps each name once.
+    names: dict[str, dns.name.Name] = {}
+    ttls: dict[str, int | None] = {}
+    classes: dict[str, bool] = {}
+    types: dict[str, RdataType] = {}
+    rdata_class = dns.rdata.get_rdata_class
+    add = records.append
+
+    def name_of(word: str) -> dns.name.Name:
+        name = names.get(word)
+        if name is None:
+            name = dns.name.from_text(word, current_origin)
+            names[word] = name
+        return name
+
+    def ttl_of(word: str) -> int | None:
+        """The TTL the word states, or None when it is not a TTL (then it is read as what follows)."""
+        try:
+            return ttls[word]
+        except KeyError:
+            pass
+        try:
+            ttl: int | None = dns.ttl.from_text(word)
+        except dns.ttl.BadTTL:
+            ttl = None
+        ttls[word] = ttl
+        return ttl
+
+    def is_class(word: str) -> bool:
+        known = classes.get(word)
+        if known is None:
+            try:
+                rdclass = dns.rdataclass.from_text(word)
+            except dns.exception.SyntaxError:
+                raise _NotPlain from None
+            except Exception:
+                known = False
+            else:
+                if rdclass != _IN:
+                    raise _NotPlain  # "RR class is not zone's class": the reader words it
+                known = True
+            classes[word] = known
+        return known
+
+    for number, line in enumerate(text.split("\n"), 1):
+        # A comment may hold anything; with a quote on the line, where it starts is the reader's call.
+        if _UNSUPPORTED.search(line if '"' in line else line.split(";", 1)[0]):
+            raise _NotPlain
+        if line[:1] == "$":
+            if '"' in line:
+                raise _NotPlain
+            words = line.split(";", 1)[0].split()
+            directive = words[0].upper()
+            if len(words) != 2:
+                raise _NotPlain
+            if directive == "$ORIGIN":
+                new_origin = dns.name.from_text(words[1], current_origin)
+                if not new_origin.is_absolute():
+                    raise _NotPlain
+                if new_origin != current_origin:
+                    names = {}
+                current_origin = new_origin
+                if first_origin is None:
+                    first_origin = new_origin
+            elif directive == "$TTL":
+                default_ttl = dns.ttl.from_text(words[1])
+                default_ttl_known, default_ttl_from_soa = True, False
+            else:
+                raise _NotPlain
+            continue
+        if line[:1] in (" ", "\t"):
+            rest = line.lstrip(" \t")
+            if rest == "" or rest[0] == ";":
+                continue  # blank, or only a comment
+            if current_origin is None:
+                raise _NotPlain
+            name = last_name
+            if name is None:
+                raise _NotPlain
+        else:
+            if line == "" or line[0] == ";":
+                continue
+            if current_origin is None:
+                raise _NotPlain
+            word, rest = _word(line)
+            name = last_name = name_of(word)
+
+        word, rest = _word(rest)
+        ttl = ttl_of(word)
+        if ttl is not None:
+            last_ttl, last_ttl_known = ttl, True
+            word, rest = _word(rest)
+        if is_class(word):
+            word, rest = _word(rest)
+        if ttl is None:
+            ttl = ttl_of(word)
+            if ttl is not None:
+                last_ttl, last_ttl_known = ttl, True
+                word, rest = _word(rest)
+            elif default_ttl_known and not default_ttl_from_soa:
+                ttl = default_ttl
+            elif last_ttl_known:
+                ttl = last_ttl
+            elif default_ttl_known:
+                ttl = default_ttl
+        rdtype = types.get(word)
+        if rdtype is None:
+            try:
+                rdtype = types[word] = dns.rdatatype.from_text(word)
+            except Exception:
+                raise _NotPlain from None
+        data = rest.rstrip(" \t")
+        if (rdtype in _ADDRESS or rdtype in _ONE_NAME) and data and not _OTHER_THAN_ONE_WORD.search(data):
+            cls = rdata_class(_IN, rdtype)
+            rdata = cls(_IN, rdtype, data if rdtype in _ADDRESS else name_of(data))  # type: ignore[call-arg]
+        else:  # what the reader does, on this line's data alone; it keeps a comment as rdcomment
+            rdata = dns.rdata.from_text(_IN, rdtype, rest, current_origin, False, dns.name.root)
+        if rdtype == RdataType.SOA and not default_ttl_known:
+            # Before any $TTL, the SOA's MINIMUM is the default (the reader's pre-RFC 2308 rule).
+            default_ttl, default_ttl_known, default_ttl_from_soa = rdata.minimum, True, True  # type: ignore[attr-defined]
+            if ttl is None:
+                ttl = last_ttl if last_ttl_known else default_ttl
+        if ttl is None:
+            raise _NotPlain  # "Missing default TTL value"
+        add((name, ttl, rdata, number))
+    return records, first_origin
+
+
+def _word(text: str) -> tuple[str, str]:
+    """The first word of *text* and what follows it; quotes and comments are the reader's business."""
+    parts = text.split(None, 1)
+    if not parts:
+        raise _NotPlain  # the line ended before its type
+    word = parts[0]
+    if '"' in word or ";" in word:
+        raise _NotPlain
+    return word, parts[1] if len(parts) > 1 else ""
