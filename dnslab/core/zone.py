@@ -97,15 +97,23 @@ class Zone:
                 self.nsec3[rrset.name] = rrset
             else:
                 self.nodes.setdefault(rrset.name, {})[rrset.rdtype] = rrset
-        self.names: set[dns.name.Name] = set()
+        # Each owner and its ancestors up to the origin (the empty non-terminals), built
+        # without making the parent of a name whose parent is the origin, as most are.
+        names: set[dns.name.Name] = {origin}
+        depth = len(origin.labels) + 1
         for name in self.nodes:
-            while name not in self.names and name.is_subdomain(origin):
-                self.names.add(name)
-                if name == origin:
-                    break
+            if name in names or not _is_subdomain(name, origin):
+                continue
+            names.add(name)
+            if len(name.labels) == depth:
+                continue
+            name = name.parent()
+            while name not in names:
+                names.add(name)
                 name = name.parent()
+        self.names = names
         self.cuts = frozenset(
-            name for name, node in self.nodes.items() if name != origin and RdataType.NS in node
+            name for name, node in self.nodes.items() if RdataType.NS in node and name != origin
         )
         soa = self.get(origin, RdataType.SOA)
         if soa is None:  # guarded by validation; kept for zones built by hand
@@ -530,80 +538,135 @@ def _validate(records: list[SourceRecord], origin: dns.name.Name | None, filenam
                    "no SOA record and no $ORIGIN, so the zone's name is unknown: expected an SOA record at the apex")
             return ZoneLoad(None, problems)
 
-    kept: dict[tuple[dns.name.Name, int], list[SourceRecord]] = {}
-    # Each RRset's records by their data, to find a duplicate in one step: comparing with
-    # every record before it made a 3,000-record RRset take 18 s to load.
-    seen: dict[tuple[dns.name.Name, int], dict[dns.rdata.Rdata, SourceRecord]] = {}
+    # Each owner's RRsets, each RRset's records by their data: a duplicate is found in one
+    # step (comparing with every earlier record made a 3,000-record RRset take 18 s), and
+    # each record costs one lookup of its owner (none when it repeats the line before's
+    # owner, as the plain reader shares it) and one hash of its data.  *order* keeps the
+    # RRsets in the order they first appear, which the findings and the zone follow.
+    by_name: dict[dns.name.Name, dict[int, _Group]] = {}
+    order: list[tuple[dns.name.Name, int, _Group]] = []
+    outside: set[dns.name.Name] = set()
+    last_name: dns.name.Name | None = None
+    types: dict[int, _Group] = {}
     for record in records:
-        if not record.name.is_subdomain(origin):
-            # NSD refuses the zone; BIND ignores the record. A lab zone that silently
-            # lacks a record its author wrote is the worse surprise, so: an error.
-            report(Severity.ERROR, record, f"out-of-zone data ({record.name}) in zone {origin}")
+        name = record.name
+        if name is not last_name:
+            found = by_name.get(name)
+            if found is None:
+                if name in outside or not _is_subdomain(name, origin):
+                    # NSD refuses the zone; BIND ignores the record. A lab zone that silently
+                    # lacks a record its author wrote is the worse surprise, so: an error.
+                    outside.add(name)
+                    report(Severity.ERROR, record, f"out-of-zone data ({record.name}) in zone {origin}")
+                    continue
+                found = by_name[name] = {}
+            last_name, types = name, found
+        rdata = record.rdata
+        rdtype = _group_type(rdata)
+        group = types.get(rdtype)
+        if group is None:
+            group = types[rdtype] = _Group(rdata, record)
+            order.append((name, rdtype, group))
             continue
-        key = (record.name, _group_type(record.rdata))
-        group = kept.setdefault(key, [])
-        earlier = seen.setdefault(key, {})
-        duplicate = earlier.get(record.rdata)
+        duplicate = group.add(rdata, record)
         if duplicate is not None:
             report(Severity.WARNING, record, f"duplicate record {record.name} {record.rdata.rdtype.name}, "
                    f"first at line {duplicate.line}; ignored")
             continue
-        if group and record.ttl != group[0].ttl:
-            lowest = min(record.ttl, *(r.ttl for r in group))
-            report(Severity.WARNING, record, f"TTL {record.ttl} differs from {group[0].ttl} for the rest of "
-                   f"the {record.name} {record.rdata.rdtype.name} RRset (line {group[0].line}); using the "
+        first = group.records[0]
+        if record.ttl != first.ttl:
+            lowest = min(r.ttl for r in group.records)
+            report(Severity.WARNING, record, f"TTL {record.ttl} differs from {first.ttl} for the rest of "
+                   f"the {record.name} {record.rdata.rdtype.name} RRset (line {first.line}); using the "
                    f"lowest, {lowest} (RFC 2181 §5.2, as NSD)")
-        group.append(record)
-        earlier[record.rdata] = record
 
-    apex_soa = kept.get((origin, RdataType.SOA), [])
+    apex = by_name.get(origin, {})
+    apex_soa = apex[RdataType.SOA].records if RdataType.SOA in apex else []
     if not apex_soa:
         report(Severity.ERROR, records[0] if records else None,
                f"zone {origin} has no SOA record at its apex: expected one, as the zone's first record")
     elif len(apex_soa) > 1:
         report(Severity.ERROR, apex_soa[1], f"zone {origin} has more than one SOA record")
-    for (name, rdtype), group in kept.items():
+    for name, rdtype, group in order:
         if rdtype == RdataType.SOA and name != origin:
-            report(Severity.ERROR, group[0], f"SOA record for {name} is not at the zone apex {origin}")
-    if not kept.get((origin, RdataType.NS)):
+            report(Severity.ERROR, group.records[0], f"SOA record for {name} is not at the zone apex {origin}")
+    if not apex.get(RdataType.NS):
         report(Severity.ERROR, apex_soa[0] if apex_soa else None, f"zone {origin} has no NS records at its apex")
 
-    by_name: dict[dns.name.Name, dict[int, list[SourceRecord]]] = {}
-    for (name, rdtype), group in kept.items():
-        by_name.setdefault(name, {})[rdtype] = group
-    for name, types in by_name.items():
-        cname = types.get(RdataType.CNAME)
-        if cname is None:
+    for name, named in by_name.items():
+        cname_group = named.get(RdataType.CNAME)
+        if cname_group is None:
             continue
+        cname = cname_group.records
         if len(cname) > 1:
             report(Severity.ERROR, cname[1], f"{name} has more than one CNAME record")
-        others = [group[0] for group in types.values() if group[0].rdata.rdtype not in _CNAME_NEIGHBOURS]
+        others = [group.records[0] for group in named.values()
+                  if group.records[0].rdata.rdtype not in _CNAME_NEIGHBOURS]
         for other in others:
             report(Severity.ERROR, max(other, cname[0], key=lambda r: (r.filename, r.line)),
                    f"CNAME and other data at {name} (CNAME line {cname[0].line}, "
                    f"{other.rdata.rdtype.name} line {other.line})")
         if name == origin:
             report(Severity.ERROR, cname[0], f"CNAME at the zone apex {origin}")
-    for (name, rdtype), group in kept.items():
-        if rdtype == RdataType.DNAME and len(group) > 1:
-            report(Severity.ERROR, group[1], f"{name} has more than one DNAME record")
+    for name, rdtype, group in order:
+        if rdtype == RdataType.DNAME and len(group.records) > 1:
+            report(Severity.ERROR, group.records[1], f"{name} has more than one DNAME record")
 
     _check_glue(origin, by_name, report)
 
     if any(p.severity is Severity.ERROR for p in problems):
         return ZoneLoad(None, problems)
-    rrsets = [_rrset(name, group) for (name, _), group in kept.items()]
+    rrsets = [_rrset(name, group) for name, _, group in order]
     return ZoneLoad(Zone(origin, filename, rrsets), problems)
 
 
-def _check_glue(origin: dns.name.Name, by_name: dict[dns.name.Name, dict[int, list[SourceRecord]]], report) -> None:  # type: ignore[no-untyped-def]
+class _Group:
+    """One RRset's records while a zone is validated: its data as a set, and the records in order.
+
+    *data* becomes the RRset's own set (dnspython keeps an RRset's rdatas as the keys of
+    a dict), so each record's data is hashed once, here: hashing an rdata encodes its
+    wire form.  Where a record came from is looked up by its data only for duplicates.
+    """
+
+    __slots__ = ("data", "records", "_by_data")
+
+    def __init__(self, rdata: dns.rdata.Rdata, record: SourceRecord) -> None:
+        self.data: dict[dns.rdata.Rdata, None] = {rdata: None}
+        self.records = [record]
+        self._by_data: dict[dns.rdata.Rdata, SourceRecord] | None = None
+
+    def add(self, rdata: dns.rdata.Rdata, record: SourceRecord) -> SourceRecord | None:
+        """Add *record*, or return the earlier record with the same data."""
+        size = len(self.data)
+        self.data.setdefault(rdata)
+        if len(self.data) == size:
+            if self._by_data is None:
+                self._by_data = {r.rdata: r for r in self.records}
+            return self._by_data[rdata]
+        self.records.append(record)
+        if self._by_data is not None:
+            self._by_data[rdata] = record
+        return None
+
+
+def _is_subdomain(name: dns.name.Name, origin: dns.name.Name) -> bool:
+    """name.is_subdomain(origin), without its case-folding comparison when the labels match as written."""
+    count = len(origin.labels)
+    return name.labels[len(name.labels) - count:] == origin.labels or name.is_subdomain(origin)
+
+
+def _check_glue(origin: dns.name.Name, by_name: dict[dns.name.Name, dict[int, _Group]],
+                report) -> None:  # type: ignore[no-untyped-def]
     """Every NS name inside this zone's own bailiwick needs an address here.
 
     For a delegation that is the glue RFC 1034 §4.2.1 requires (without it the
     child can never be reached); at the apex it is what named-checkzone checks.
     """
     for name, types in by_name.items():
-        for ns_record in types.get(RdataType.NS, []):
+        ns_group = types.get(RdataType.NS)
+        if ns_group is None:
+            continue
+        for ns_record in ns_group.records:
             target: dns.name.Name = ns_record.rdata.target  # type: ignore[attr-defined]
             if not target.is_subdomain(origin):
                 continue
@@ -622,12 +685,17 @@ def _group_type(rdata: dns.rdata.Rdata) -> int:
     return rdata.rdtype
 
 
-def _rrset(name: dns.name.Name, group: list[SourceRecord]) -> dns.rrset.RRset:
-    """One RRset; differing TTLs become the lowest, as RFC 2181 §5.2 tells clients to read them."""
-    rrset = dns.rrset.RRset(name, dns.rdataclass.IN, group[0].rdata.rdtype, group[0].rdata.covers())
-    ttl = min(record.ttl for record in group)
-    for record in group:
-        rrset.add(record.rdata, ttl)
+def _rrset(name: dns.name.Name, group: _Group) -> dns.rrset.RRset:
+    """One RRset; differing TTLs become the lowest, as RFC 2181 §5.2 tells clients to read them.
+
+    The records are already one RRset's, without duplicates, and checked (one SOA, one
+    CNAME), so the RRset takes the group's set as its own: RRset.add would hash each
+    record's wire form twice more.
+    """
+    first = group.records[0].rdata
+    rrset = dns.rrset.RRset(name, dns.rdataclass.IN, first.rdtype, first.covers())
+    rrset.items = group.data
+    rrset.ttl = min(record.ttl for record in group.records)
     return rrset
 
 
