@@ -90,28 +90,37 @@ class Zone:
         # (RFC 5155 §7.2.8) and must not make NXDOMAIN into NODATA.
         self.signatures: dict[tuple[dns.name.Name, int], dns.rrset.RRset] = {}
         self.nsec3: dict[dns.name.Name, dns.rrset.RRset] = {}
+        # Hashing a dns.name.Name folds its case byte by byte in Python, so it is done as
+        # rarely as possible: once per owner here (an owner's RRsets usually come one after
+        # the other), and never for the names set, which is copied with the hashes it has.
+        last: tuple[dns.name.Name | None, dict[int, dns.rrset.RRset]] = (None, {})
         for rrset in rrsets:
             if rrset.rdtype == RdataType.RRSIG:
                 self.signatures[(rrset.name, rrset.covers)] = rrset
             elif rrset.rdtype == RdataType.NSEC3:
                 self.nsec3[rrset.name] = rrset
             else:
-                self.nodes.setdefault(rrset.name, {})[rrset.rdtype] = rrset
-        # Each owner and its ancestors up to the origin (the empty non-terminals), built
-        # without making the parent of a name whose parent is the origin, as most are.
-        names: set[dns.name.Name] = {origin}
+                if rrset.name is not last[0]:
+                    last = (rrset.name, self.nodes.setdefault(rrset.name, {}))
+                last[1][rrset.rdtype] = rrset
+        # Each owner and its ancestors up to the origin (the empty non-terminals), made
+        # without the parent of a name just under the origin, as most are.
+        names = set(self.nodes)
+        names.add(origin)
         depth = len(origin.labels) + 1
         for name in self.nodes:
-            if name in names or not _is_subdomain(name, origin):
+            if len(name.labels) == depth and name.labels[1:] == origin.labels:
                 continue
-            names.add(name)
-            if len(name.labels) == depth:
+            if not _is_subdomain(name, origin):
+                names.discard(name)
                 continue
+            if len(name.labels) < depth:
+                continue  # the origin itself
             name = name.parent()
             while name not in names:
                 names.add(name)
                 name = name.parent()
-        self.names = names
+        self.names: set[dns.name.Name] = names
         self.cuts = frozenset(
             name for name, node in self.nodes.items() if RdataType.NS in node and name != origin
         )
@@ -545,21 +554,21 @@ def _validate(records: list[SourceRecord], origin: dns.name.Name | None, filenam
     # RRsets in the order they first appear, which the findings and the zone follow.
     by_name: dict[dns.name.Name, dict[int, _Group]] = {}
     order: list[tuple[dns.name.Name, int, _Group]] = []
-    outside: set[dns.name.Name] = set()
     last_name: dns.name.Name | None = None
     types: dict[int, _Group] = {}
     for record in records:
         name = record.name
         if name is not last_name:
-            found = by_name.get(name)
-            if found is None:
-                if name in outside or not _is_subdomain(name, origin):
-                    # NSD refuses the zone; BIND ignores the record. A lab zone that silently
-                    # lacks a record its author wrote is the worse surprise, so: an error.
-                    outside.add(name)
-                    report(Severity.ERROR, record, f"out-of-zone data ({record.name}) in zone {origin}")
-                    continue
-                found = by_name[name] = {}
+            size = len(by_name)
+            found = by_name.setdefault(name, {})
+            if len(by_name) > size and not _is_subdomain(name, origin):
+                # NSD refuses the zone; BIND ignores the record. A lab zone that silently
+                # lacks a record its author wrote is the worse surprise, so: an error.
+                found = by_name[name] = _OUTSIDE
+            if found is _OUTSIDE:
+                report(Severity.ERROR, record, f"out-of-zone data ({record.name}) in zone {origin}")
+                last_name = None
+                continue
             last_name, types = name, found
         rdata = record.rdata
         rdtype = _group_type(rdata)
@@ -618,6 +627,10 @@ def _validate(records: list[SourceRecord], origin: dns.name.Name | None, filenam
         return ZoneLoad(None, problems)
     rrsets = [_rrset(name, group) for name, _, group in order]
     return ZoneLoad(Zone(origin, filename, rrsets), problems)
+
+
+# by_name's mark for an owner outside the zone.
+_OUTSIDE: dict[int, "_Group"] = {}
 
 
 class _Group:
