@@ -61,7 +61,7 @@ class Problem:
         return f"{self.filename}:{self.line}: {self.severity.value}: {self.message}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SourceRecord:
     """A single record as written in a file, before RRsets are formed."""
 

@@ -83,8 +83,7 @@ def _read_lines(text: str, origin: dns.name.Name | None) -> tuple[list[PlainReco
     def name_of(word: str) -> dns.name.Name:
         name = names.get(word)
         if name is None:
-            name = dns.name.from_text(word, current_origin)
-            names[word] = name
+            name = names[word] = _name(word, current_origin)
         return name
 
     def ttl_of(word: str) -> int | None:
@@ -198,6 +197,40 @@ def _read_lines(text: str, origin: dns.name.Name | None) -> tuple[list[PlainReco
             raise _NotPlain  # "Missing default TTL value"
         add((name, ttl, rdata, number))
     return records, first_origin
+
+
+# One bytes object per label spelling (www, mail, ns1...) for all zones, up to a bound:
+# a lab of generated zones repeats a few hundred labels a million times.
+_LABELS: dict[bytes, bytes] = {}
+_LABELS_MAX = 65536
+
+
+def _name(word: str, origin: dns.name.Name | None) -> dns.name.Name:
+    """dns.name.from_text(word, origin) for a word without escapes, split in one step.
+
+    from_text reads a name a byte at a time to handle escapes (which the plain reader
+    leaves to dnspython); the Name constructor still checks label and name lengths.
+    """
+    if word == "@" or word == ".":
+        return dns.name.from_text(word, origin)
+    parts = word.encode("ascii").split(b".")
+    absolute = parts[-1] == b""
+    if absolute:
+        parts.pop()
+    if b"" in parts:
+        raise _NotPlain  # an empty label: dnspython words the error
+    found = [_LABELS.get(part) or _label(part) for part in parts]
+    if absolute:
+        found.append(b"")
+    elif origin is not None:
+        found.extend(origin.labels)
+    return dns.name.Name(found)
+
+
+def _label(label: bytes) -> bytes:
+    if len(_LABELS) < _LABELS_MAX:
+        _LABELS[label] = label
+    return label
 
 
 def _word(text: str) -> tuple[str, str]:
