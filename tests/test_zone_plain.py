@@ -15,6 +15,7 @@ from contextlib import redirect_stdout
 from pathlib import Path
 
 import dns.name
+import dns.rdata
 import pytest
 
 from dnslab.core import zone as zone_module
@@ -116,6 +117,7 @@ EDGE_CASES = [
     # errors, which dnspython's reader words and locates
     "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\nns A 192.0.2.300\n",
     "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\nns A 192.0.2.1 extra\n",
+    "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\nns A 010.0.0.1\n",
     "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\nns NS a b\n",
     "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\nns BOGUS 1\n",
     "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\nns A\n",
@@ -146,3 +148,17 @@ def test_the_plain_reader_reads_plain_files_itself() -> None:
     """A real test of the fast path: these must not silently go to dnspython."""
     for text in EDGE_CASES[:8]:
         assert read_plain(text, None) is not None, text
+
+
+def test_a_records_built_directly_equal_dnspythons() -> None:
+    from dnslab.core import zone_plain
+
+    assert zone_plain._FAST_A  # this dnspython's A record has the slots the direct build sets
+    for address in ("0.0.0.0", "9.10.99.100", "192.0.2.255", "249.250.255.1", "127.101.0.3"):
+        assert zone_plain._CANONICAL_IPV4.fullmatch(address)
+        made = dns.rdata.from_text("IN", "A", address)
+        built = zone_plain._checked_a(address)
+        assert (built, hash(built), built.to_text(), built.to_wire(), built.rdcomment) == \
+            (made, hash(made), made.to_text(), made.to_wire(), made.rdcomment)
+    for text in ("01.2.3.4", "1.2.3.256", "1.2.3", "1.2.3.4.5", "300.1.1.1", "1.2.3.04", " 1.2.3.4"):
+        assert not zone_plain._CANONICAL_IPV4.fullmatch(text), text  # left to A(), which checks and words it
