@@ -75,9 +75,9 @@ class SourceRecord:
 class Zone:
     """One zone's data, indexed for the RFC 1034 §4.3.2 lookup.
 
-    ``names`` holds every name that exists in the zone, empty non-terminals
-    included, because NODATA versus NXDOMAIN and wildcard blocking both depend
-    on names that own no records.
+    ``exists`` answers for every name of the zone, empty non-terminals included,
+    because NODATA versus NXDOMAIN and wildcard blocking both depend on names
+    that own no records.
     """
 
     def __init__(self, origin: dns.name.Name, filename: str, rrsets: Iterable[dns.rrset.RRset]) -> None:
@@ -103,24 +103,21 @@ class Zone:
                 if rrset.name is not last[0]:
                     last = (rrset.name, self.nodes.setdefault(rrset.name, {}))
                 last[1][rrset.rdtype] = rrset
-        # Each owner and its ancestors up to the origin (the empty non-terminals), made
-        # without the parent of a name just under the origin, as most are.
-        names = set(self.nodes)
-        names.add(origin)
+        # The owners' ancestors that own nothing, up to the origin (RFC 4592's empty
+        # non-terminals); the owners themselves are the nodes' keys, not a second set of
+        # every name (32-64 bytes a name).  No parent is made for a name just under the
+        # origin, as most are.
+        self.empty_non_terminals: set[dns.name.Name] = set()
         depth = len(origin.labels) + 1
         for name in self.nodes:
             if len(name.labels) == depth and name.labels[1:] == origin.labels:
                 continue
-            if not _is_subdomain(name, origin):
-                names.discard(name)
-                continue
-            if len(name.labels) < depth:
-                continue  # the origin itself
+            if len(name.labels) < depth or not _is_subdomain(name, origin):
+                continue  # the origin itself (or a name outside the zone, which the checks refuse)
             name = name.parent()
-            while name not in names:
-                names.add(name)
+            while name not in self.nodes and name not in self.empty_non_terminals:
+                self.empty_non_terminals.add(name)
                 name = name.parent()
-        self.names: set[dns.name.Name] = names
         self.cuts = frozenset(
             name for name, node in self.nodes.items() if RdataType.NS in node and name != origin
         )
@@ -185,7 +182,12 @@ class Zone:
 
     def exists(self, name: dns.name.Name) -> bool:
         """True for names with records and for empty non-terminals."""
-        return name in self.names
+        return name in self.nodes or name in self.empty_non_terminals
+
+    @property
+    def names(self) -> set[dns.name.Name]:
+        """Every name that exists in the zone: owners and empty non-terminals (made when asked)."""
+        return {name for name in self.nodes if _is_subdomain(name, self.origin)} | self.empty_non_terminals
 
     def addresses(self, name: dns.name.Name) -> list[str]:
         """A and AAAA data for *name* in this zone (authoritative or glue)."""
