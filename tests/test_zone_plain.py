@@ -105,6 +105,10 @@ EDGE_CASES = [
     # data of every shape the plain reader passes on to dnspython's rdata parser
     "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\nx CAA 0 issue \"ca.example.net\"\ns SRV 1 2 53 ns\n"
     "u TYPE1 192.0.2.9\nc CNAME www.example.net.\nd DNAME example.net.\np PTR ns\ni AAAA 2001:DB8::1\n",
+    # TXT, MX and SOA spellings: built directly or left to dnspython's rdata parser, the same records
+    "$ORIGIN example.com.\n$TTL 300\n@ SOA ns.example.com. Host.Master 4294967295 1h 2D 3w4d 0\n@ MX 0 mail\n"
+    "@ MX 65535 Mail.Example.NET.\nt TXT \"\"\nt TXT \"semi;colon and  spaces\"\nt TXT \"a\" \"b\"\nt TXT bare\n"
+    "t TXT \"x\" ; note\nm MX 010 mail ; note\n",
     # relative $ORIGIN, two origins, names reused across them
     "$ORIGIN com.\n$ORIGIN example\n@ 5 SOA ns hm 1 2 3 4 5\nns 5 A 192.0.2.1\n$ORIGIN sub.example.com.\nns 5 A 192.0.2.2\n",
     # things it leaves to dnspython, which must still read the same
@@ -118,6 +122,13 @@ EDGE_CASES = [
     "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\nns A 192.0.2.300\n",
     "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\nns A 192.0.2.1 extra\n",
     "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\nns A 010.0.0.1\n",
+    "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 4294967296 2 3 4 5\n",
+    "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4\n",
+    "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5x\n",
+    "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\n@ MX 65536 mail\n",
+    "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\n@ MX -1 mail\n",
+    "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\n@ MX 1\n",
+    "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\nt TXT \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"\n",
     "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\nns NS a b\n",
     "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\nns BOGUS 1\n",
     "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\nns A\n",
@@ -146,7 +157,7 @@ def test_edge_cases_read_the_same(text: str, origin: dns.name.Name | None) -> No
 
 def test_the_plain_reader_reads_plain_files_itself() -> None:
     """A real test of the fast path: these must not silently go to dnspython."""
-    for text in EDGE_CASES[:8]:
+    for text in EDGE_CASES[:9]:
         assert read_plain(text, None) is not None, text
 
 

@@ -128,8 +128,10 @@ class Zone:
             raise ZoneError(filename, 1, f"zone {origin} has no SOA record at its apex")
         self.soa = soa
         # RFC 2308 §3: negative answers carry the SOA with TTL min(SOA TTL, MINIMUM).
+        # (Both copies take the set with the hashes it has: update() would hash the SOA's
+        # wire form twice more, per zone.)
         self.negative_soa = dns.rrset.RRset(origin, soa.rdclass, RdataType.SOA)
-        self.negative_soa.update(soa)
+        self.negative_soa.items = soa.items.copy()
         self.negative_soa.ttl = min(soa.ttl, soa[0].minimum)  # type: ignore[attr-defined]
         # Its signature goes out with the same TTL, as NSD sends it (RFC 4035 §2.2: an RRSIG's
         # TTL is its RRset's), so a validator caches both for as long.
@@ -137,7 +139,7 @@ class Zone:
         soa_sig = self.signatures.get((origin, RdataType.SOA))
         if soa_sig is not None:
             self.negative_soa_sig = dns.rrset.RRset(origin, soa_sig.rdclass, RdataType.RRSIG, RdataType.SOA)
-            self.negative_soa_sig.update(soa_sig)
+            self.negative_soa_sig.items = soa_sig.items.copy()
             self.negative_soa_sig.ttl = self.negative_soa.ttl
 
         # Canonical order (RFC 4034 §6.1), which dns.name.Name's comparisons follow:

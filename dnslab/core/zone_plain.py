@@ -19,6 +19,7 @@ loads zones both ways and requires the same records.
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 import dns.exception
 import dns.name
@@ -66,6 +67,37 @@ def _same_as_constructed() -> bool:
 
 
 _FAST_A = _same_as_constructed()
+
+_SIMPLE = frozenset({RdataType.TXT, RdataType.MX, RdataType.SOA})
+_ONE_QUOTED = re.compile(r'"([^"]*)"')
+
+
+def _simple(rdtype: RdataType, data: str, name_of: Callable[[str], dns.name.Name]) -> dns.rdata.Rdata | None:
+    """TXT of one quoted string, MX, SOA as their from_text reads them, by their constructors; else None.
+
+    Every other spelling (several strings, a comment, a number out of range) is
+    left to dns.rdata.from_text, which words the error if there is one.
+    """
+    cls = dns.rdata.get_rdata_class(_IN, rdtype)
+    if rdtype == RdataType.TXT:
+        quoted = _ONE_QUOTED.fullmatch(data)
+        return None if quoted is None else cls(_IN, rdtype, [quoted.group(1).encode()])  # type: ignore[call-arg]
+    words = data.split()
+    if ";" in data or '"' in data:
+        return None
+    if rdtype == RdataType.MX:
+        if len(words) != 2 or not _is_uint(words[0], 0xFFFF):
+            return None
+        return cls(_IN, rdtype, int(words[0]), name_of(words[1]))  # type: ignore[call-arg]
+    if len(words) != 7 or not _is_uint(words[2], 0xFFFFFFFF):
+        return None
+    timers = [dns.ttl.from_text(word) for word in words[3:]]  # as Tokenizer.get_ttl reads them
+    return cls(_IN, rdtype, name_of(words[0]), name_of(words[1]), int(words[2]), *timers)  # type: ignore[call-arg]
+
+
+def _is_uint(word: str, most: int) -> bool:
+    return word.isascii() and word.isdigit() and int(word) <= most
+
 
 PlainRecord = tuple[dns.name.Name, int, dns.rdata.Rdata, int]
 
@@ -213,7 +245,9 @@ def _read_lines(text: str, origin: dns.name.Name | None) -> tuple[list[PlainReco
             cls = rdata_class(_IN, rdtype)
             rdata = cls(_IN, rdtype, data if rdtype in _ADDRESS else name_of(data))  # type: ignore[call-arg]
         else:  # what the reader does, on this line's data alone; it keeps a comment as rdcomment
-            rdata = dns.rdata.from_text(_IN, rdtype, rest, current_origin, False, dns.name.root)
+            rdata = _simple(rdtype, data, name_of) if rdtype in _SIMPLE else None
+            if rdata is None:
+                rdata = dns.rdata.from_text(_IN, rdtype, rest, current_origin, False, dns.name.root)
         if rdtype == RdataType.SOA and not default_ttl_known:
             # Before any $TTL, the SOA's MINIMUM is the default (the reader's pre-RFC 2308 rule).
             default_ttl, default_ttl_known, default_ttl_from_soa = rdata.minimum, True, True  # type: ignore[attr-defined]
