@@ -20,7 +20,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 import dns.dnssec
 import dns.exception
@@ -85,7 +85,6 @@ class Zone:
     def __init__(self, origin: dns.name.Name, filename: str, rrsets: Iterable[dns.rrset.RRset]) -> None:
         self.origin = origin
         self.filename = filename
-        self.nodes: dict[dns.name.Name, dict[int, dns.rrset.RRset]] = {}
         # DNSSEC data lives beside the nodes, not in them: an RRSIG RRset per covered
         # type (RFC 4034 §3: signatures for different types are different RRsets),
         # and NSEC3 records, whose hashed owner names are not names of the zone
@@ -93,18 +92,22 @@ class Zone:
         self.signatures: dict[tuple[dns.name.Name, int], dns.rrset.RRset] = {}
         self.nsec3: dict[dns.name.Name, dns.rrset.RRset] = {}
         # Hashing a dns.name.Name folds its case byte by byte in Python, so it is done as
-        # rarely as possible: once per owner here (an owner's RRsets usually come one after
-        # the other), and never for the names set, which is copied with the hashes it has.
-        last: tuple[dns.name.Name | None, dict[int, dns.rrset.RRset]] = (None, {})
+        # rarely as possible: about once per owner here.  A name with one RRset (most
+        # names) gets a _Node of 48 bytes; a dict is 224.
+        nodes: dict[dns.name.Name, Mapping[int, dns.rrset.RRset]] = {}
+        self.nodes = nodes
         for rrset in rrsets:
             if rrset.rdtype == RdataType.RRSIG:
                 self.signatures[(rrset.name, rrset.covers)] = rrset
             elif rrset.rdtype == RdataType.NSEC3:
                 self.nsec3[rrset.name] = rrset
             else:
-                if rrset.name is not last[0]:
-                    last = (rrset.name, self.nodes.setdefault(rrset.name, {}))
-                last[1][rrset.rdtype] = rrset
+                size = len(nodes)
+                node = nodes.setdefault(rrset.name, _Node(rrset.rdtype, rrset))
+                if len(nodes) == size:  # the name's second RRset or more
+                    if type(node) is _Node:
+                        node = nodes[rrset.name] = {node.rdtype: node.rrset}
+                    node[rrset.rdtype] = rrset  # type: ignore[index]
         # The owners' ancestors that own nothing, up to the origin (RFC 4592's empty
         # non-terminals); the owners themselves are the nodes' keys, not a second set of
         # every name (32-64 bytes a name).  No parent is made for a name just under the
@@ -181,7 +184,7 @@ class Zone:
         index = bisect.bisect_right(self.nsec3_owners, hashed) - 1
         return self.nsec3[self.nsec3_owners[index]], False  # index -1: the last one wraps around
 
-    def node(self, name: dns.name.Name) -> dict[int, dns.rrset.RRset] | None:
+    def node(self, name: dns.name.Name) -> Mapping[int, dns.rrset.RRset] | None:
         return self.nodes.get(name)
 
     def exists(self, name: dns.name.Name) -> bool:
@@ -211,6 +214,42 @@ class Zone:
 
     def __repr__(self) -> str:
         return f"Zone({self.origin}, {self.filename!r})"
+
+
+class _Node(Mapping[int, dns.rrset.RRset]):
+    """A node with one RRset, read as the {type: RRset} dict a node with more is."""
+
+    __slots__ = ("rdtype", "rrset")
+
+    def __init__(self, rdtype: int, rrset: dns.rrset.RRset) -> None:
+        self.rdtype = rdtype
+        self.rrset = rrset
+
+    def __getitem__(self, rdtype: int) -> dns.rrset.RRset:
+        if rdtype == self.rdtype:
+            return self.rrset
+        raise KeyError(rdtype)
+
+    def get(self, rdtype: int, default: object = None) -> dns.rrset.RRset | None:  # type: ignore[override]
+        return self.rrset if rdtype == self.rdtype else default  # type: ignore[return-value]
+
+    def __contains__(self, rdtype: object) -> bool:
+        return rdtype == self.rdtype
+
+    def __iter__(self) -> Iterator[int]:
+        yield self.rdtype
+
+    def __len__(self) -> int:
+        return 1
+
+    def values(self) -> tuple[dns.rrset.RRset]:  # type: ignore[override]
+        return (self.rrset,)
+
+    def items(self) -> tuple[tuple[int, dns.rrset.RRset]]:  # type: ignore[override]
+        return ((self.rdtype, self.rrset),)
+
+    def __repr__(self) -> str:
+        return f"{{{self.rdtype!r}: {self.rrset!r}}}"
 
 
 def nsec3_label(name: dns.name.Name, param: object) -> bytes:
