@@ -110,7 +110,8 @@ EDGE_CASES = [
     "@ MX 65535 Mail.Example.NET.\nt TXT \"\"\nt TXT \"semi;colon and  spaces\"\nt TXT \"a\" \"b\"\nt TXT bare\n"
     "t TXT \"x\" ; note\nm MX 010 mail ; note\n",
     # relative $ORIGIN, two origins, names reused across them
-    "$ORIGIN com.\n$ORIGIN example\n@ 5 SOA ns hm 1 2 3 4 5\nns 5 A 192.0.2.1\n$ORIGIN sub.example.com.\nns 5 A 192.0.2.2\n",
+    "$ORIGIN com.\n$ORIGIN example\n@ 5 SOA ns hm 1 2 3 4 5\nns 5 A 192.0.2.1\n$ORIGIN sub.example.com.\nns 5 A 192.0.2.2\n"
+    "$ORIGIN SUB.Example.COM.\nns 5 A 192.0.2.3\n",
     # things it leaves to dnspython, which must still read the same
     "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm ( 1 2\n 3 4 5 )\nns A 192.0.2.1\n",
     "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\nu TXT \"(x)\"\n",
@@ -157,7 +158,7 @@ def test_edge_cases_read_the_same(text: str, origin: dns.name.Name | None) -> No
 
 def test_the_plain_reader_reads_plain_files_itself() -> None:
     """A real test of the fast path: these must not silently go to dnspython."""
-    for text in EDGE_CASES[:9]:
+    for text in EDGE_CASES[:9]:  # the cases before "things it leaves to dnspython"
         assert read_plain(text, None) is not None, text
 
 

@@ -186,8 +186,7 @@ def _read_lines(text: str, origin: dns.name.Name | None) -> tuple[list[PlainReco
                 new_origin = dns.name.from_text(words[1], current_origin)
                 if not new_origin.is_absolute():
                     raise _NotPlain
-                if new_origin != current_origin:
-                    names = {}
+                names = {}  # relative spellings mean other names now (even a change of case only)
                 current_origin = new_origin
                 if first_origin is None:
                     first_origin = new_origin
