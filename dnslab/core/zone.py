@@ -18,9 +18,9 @@ import gc
 import linecache
 import os
 import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Iterable, Iterator, Mapping
 
 import dns.dnssec
 import dns.exception
