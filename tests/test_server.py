@@ -616,3 +616,29 @@ def test_every_truncation_of_a_valid_query(base: bytes) -> None:
                 assert_header_only(reply, HEADER.unpack_from(base)[0], dns.rcode.FORMERR)
     full = dns.message.from_wire(handle(base))
     assert full.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)
+
+
+def test_zone_records_are_converted_when_first_asked_for_and_shared_by_the_zones_servers() -> None:
+    """A big lab's servers start without converting every RRset; what a reply needs is converted
+    once per zone and shared, and RRsets made for one reply (a wildcard's) are never kept."""
+    from dnslab.authority import server as server_module
+
+    zone = _zone("$ORIGIN conv.test.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n"
+                 "www A 192.0.2.2\n* TXT \"wild\"\n")
+    first, second = AuthoritativeServer([zone]), AuthoritativeServer([zone])
+    cache = server_module._ZONE_RECORDS[zone]
+    assert cache == {}
+    first.handle(query("www.conv.test.", "A"))
+    www = zone.get(dns.name.from_text("www.conv.test."), dns.rdatatype.A)
+    assert cache[id(www)][0] is www
+    converted = cache[id(www)][1]
+    assert len(converted) == 1
+    reply = dns.message.from_wire(second.handle(query("www.conv.test.", "A")))  # type: ignore[arg-type]
+    assert [rr.to_text() for rr in reply.answer[0]] == ["192.0.2.2"]
+    assert cache[id(www)][1] is converted  # the second server used the first one's records
+    for label in ("a", "b", "c"):
+        reply = dns.message.from_wire(first.handle(query(f"{label}.conv.test.", "TXT")))  # type: ignore[arg-type]
+        assert reply.answer[0].name == dns.name.from_text(f"{label}.conv.test.")
+    # Each kept entry is one of the zone's own RRsets; the three synthesised answers were not kept.
+    assert all(server_module._owns(zone, rrset) for rrset, _ in cache.values())
+    assert not any(rrset.rdtype == dns.rdatatype.TXT for rrset, _ in cache.values())

@@ -499,3 +499,19 @@ def test_load_zones_refuses_the_same_zone_twice(tmp_path: Path) -> None:
     (tmp_path / "b.zone").write_text(text(*HEAD))
     with pytest.raises(ZoneError, match="also loaded from"):
         load_zones([tmp_path / "a.zone", tmp_path / "b.zone"])
+
+
+def test_names_are_the_owners_and_every_empty_non_terminal() -> None:
+    """NODATA versus NXDOMAIN rests on this set: owners, their ancestors up to the apex, nothing else."""
+    loaded = load_zone_text(
+        "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n"
+        "a.b.c A 192.0.2.2\nWWW.Example.COM. A 192.0.2.3\nx.Y AAAA 2001:db8::1\nsub NS ns.sub\nns.sub A 192.0.2.4\n",
+        filename="names.zone")
+    assert loaded.zone is not None, loaded.problems
+    got = {name.to_text().lower() for name in loaded.zone.names}
+    assert got == {"example.com.", "ns.example.com.", "a.b.c.example.com.", "b.c.example.com.", "c.example.com.",
+                   "www.example.com.", "x.y.example.com.", "y.example.com.", "sub.example.com.", "ns.sub.example.com."}
+    assert loaded.zone.exists(dns.name.from_text("C.example.com."))
+    assert not loaded.zone.exists(dns.name.from_text("com."))
+    assert not loaded.zone.exists(dns.name.from_text("d.example.com."))
+    assert loaded.zone.cuts == frozenset({dns.name.from_text("sub.example.com.")})

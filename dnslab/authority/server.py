@@ -62,7 +62,8 @@ _COMPRESSIBLE: dict[int, Callable[[Any], dnslib.RD]] = {
 
 # A zone's records as dnslib records, by id() of its RRsets (the Zone keeps them alive, and a changed
 # zone is a new Zone): shared by every server of the zone.
-_ZONE_RECORDS: "weakref.WeakKeyDictionary[Zone, dict[int, list[dnslib.RR]]]" = weakref.WeakKeyDictionary()
+_ZONE_RECORDS: "weakref.WeakKeyDictionary[Zone, dict[int, tuple[dns.rrset.RRset, list[dnslib.RR]]]]" = \
+    weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -92,25 +93,33 @@ class AuthoritativeServer:
         self.steering: Any = None
         # The fast path: a reply depends only on the query's key and the zone data.
         self.replies = ReplyCache()
-        self._converted: dict[int, list[dnslib.RR]] = {}
+        self._converted: list[tuple[Zone, dict[int, tuple[dns.rrset.RRset, list[dnslib.RR]]]]] = []
         self._convert()
         # Transfers, NOTIFY, UPDATE and TSIG: policy and journals (authority.operations).
         self.ops = Operations()
 
     def _convert(self) -> None:
-        """Zone data is converted to dnslib records once; only synthesised RRsets
-        (wildcards, DNAME) are converted per reply."""
-        converted: dict[int, list[dnslib.RR]] = {}
-        for zone in self.authority.zones.values():
-            # Servers of one zone share its records (the 13 root letters serve the same root and arpa.):
-            # converted once per zone version, kept while the Zone lives.
-            records = _ZONE_RECORDS.get(zone)
-            if records is None:
-                records = _ZONE_RECORDS[zone] = {
-                    id(rrset): to_dnslib(rrset)
-                    for rrset in (*zone.rrsets(), zone.negative_soa, zone.negative_soa_sig) if rrset is not None}
-            converted.update(records)
-        self._converted = converted
+        """Zone data is converted to dnslib records once, when a reply first needs it; only
+        synthesised RRsets (wildcards, DNAME) are converted for every reply that has them.
+
+        Servers of one zone share its records (the 13 root letters serve the same root and
+        arpa.), kept while the Zone lives.  Converting every RRset as a server started cost
+        about 0.9 KB per name of a big lab, most of it for names nobody asks for.
+        """
+        self._converted = [(zone, _ZONE_RECORDS.setdefault(zone, {})) for zone in self.authority.zones.values()]
+
+    def _records(self, rrset: dns.rrset.RRset) -> list[dnslib.RR]:
+        key = id(rrset)
+        for _, cache in self._converted:
+            entry = cache.get(key)
+            if entry is not None and entry[0] is rrset:  # an id is only reused once its RRset is gone
+                return entry[1]
+        records = to_dnslib(rrset)
+        for zone, cache in self._converted:
+            if _owns(zone, rrset):
+                cache[key] = (rrset, records)
+                break
+        return records
 
     def replace_zone(self, zone: Zone) -> None:
         """Serve a new version of one of our zones from the next query on."""
@@ -338,9 +347,17 @@ class AuthoritativeServer:
     def _rrs(self, rrsets: list[dns.rrset.RRset]) -> list[dnslib.RR]:
         out: list[dnslib.RR] = []
         for rrset in rrsets:
-            converted = self._converted.get(id(rrset))
-            out.extend(converted if converted is not None else to_dnslib(rrset))
+            out.extend(self._records(rrset))
         return out
+
+
+def _owns(zone: Zone, rrset: dns.rrset.RRset) -> bool:
+    """Whether *rrset* is one of *zone*'s own, which live as long as the zone (not one made for a reply)."""
+    if rrset.rdtype == dns.rdatatype.RRSIG:
+        return zone.signature(rrset.name, rrset.covers) is rrset or rrset is zone.negative_soa_sig
+    if rrset.rdtype == dns.rdatatype.NSEC3:
+        return zone.nsec3.get(rrset.name) is rrset
+    return zone.get(rrset.name, rrset.rdtype) is rrset or rrset is zone.negative_soa
 
 
 _TRANSFER_TYPES = (dns.rdatatype.AXFR, dns.rdatatype.IXFR)

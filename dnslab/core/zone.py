@@ -12,13 +12,15 @@ person must fix therefore names the place to fix it.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import enum
+import gc
 import linecache
 import os
 import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import dns.dnssec
 import dns.exception
@@ -32,6 +34,7 @@ import dns.ttl
 import dns.zonefile
 
 from dnslab.core.errors import DnslabError, ZoneError
+from dnslab.core.zone_plain import read_plain
 
 RdataType = dns.rdatatype.RdataType
 
@@ -60,7 +63,7 @@ class Problem:
         return f"{self.filename}:{self.line}: {self.severity.value}: {self.message}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SourceRecord:
     """A single record as written in a file, before RRsets are formed."""
 
@@ -74,45 +77,64 @@ class SourceRecord:
 class Zone:
     """One zone's data, indexed for the RFC 1034 §4.3.2 lookup.
 
-    ``names`` holds every name that exists in the zone, empty non-terminals
-    included, because NODATA versus NXDOMAIN and wildcard blocking both depend
-    on names that own no records.
+    ``exists`` answers for every name of the zone, empty non-terminals included,
+    because NODATA versus NXDOMAIN and wildcard blocking both depend on names
+    that own no records.
     """
 
     def __init__(self, origin: dns.name.Name, filename: str, rrsets: Iterable[dns.rrset.RRset]) -> None:
         self.origin = origin
         self.filename = filename
-        self.nodes: dict[dns.name.Name, dict[int, dns.rrset.RRset]] = {}
         # DNSSEC data lives beside the nodes, not in them: an RRSIG RRset per covered
         # type (RFC 4034 §3: signatures for different types are different RRsets),
         # and NSEC3 records, whose hashed owner names are not names of the zone
         # (RFC 5155 §7.2.8) and must not make NXDOMAIN into NODATA.
         self.signatures: dict[tuple[dns.name.Name, int], dns.rrset.RRset] = {}
         self.nsec3: dict[dns.name.Name, dns.rrset.RRset] = {}
+        # Hashing a dns.name.Name folds its case byte by byte in Python, so it is done as
+        # rarely as possible: about once per owner here.  A name with one RRset (most
+        # names) gets a _Node of 48 bytes; a dict is 224.
+        nodes: dict[dns.name.Name, Mapping[int, dns.rrset.RRset]] = {}
+        self.nodes = nodes
         for rrset in rrsets:
             if rrset.rdtype == RdataType.RRSIG:
                 self.signatures[(rrset.name, rrset.covers)] = rrset
             elif rrset.rdtype == RdataType.NSEC3:
                 self.nsec3[rrset.name] = rrset
             else:
-                self.nodes.setdefault(rrset.name, {})[rrset.rdtype] = rrset
-        self.names: set[dns.name.Name] = set()
+                size = len(nodes)
+                node = nodes.setdefault(rrset.name, _Node(rrset.rdtype, rrset))
+                if len(nodes) == size:  # the name's second RRset or more
+                    if type(node) is _Node:
+                        node = nodes[rrset.name] = {node.rdtype: node.rrset}
+                    node[rrset.rdtype] = rrset  # type: ignore[index]
+        # The owners' ancestors that own nothing, up to the origin (RFC 4592's empty
+        # non-terminals); the owners themselves are the nodes' keys, not a second set of
+        # every name (32-64 bytes a name).  No parent is made for a name just under the
+        # origin, as most are.
+        self.empty_non_terminals: set[dns.name.Name] = set()
+        depth = len(origin.labels) + 1
         for name in self.nodes:
-            while name not in self.names and name.is_subdomain(origin):
-                self.names.add(name)
-                if name == origin:
-                    break
+            if len(name.labels) == depth and name.labels[1:] == origin.labels:
+                continue
+            if len(name.labels) < depth or not _is_subdomain(name, origin):
+                continue  # the origin itself (or a name outside the zone, which the checks refuse)
+            name = name.parent()
+            while name not in self.nodes and name not in self.empty_non_terminals:
+                self.empty_non_terminals.add(name)
                 name = name.parent()
         self.cuts = frozenset(
-            name for name, node in self.nodes.items() if name != origin and RdataType.NS in node
+            name for name, node in self.nodes.items() if RdataType.NS in node and name != origin
         )
         soa = self.get(origin, RdataType.SOA)
         if soa is None:  # guarded by validation; kept for zones built by hand
             raise ZoneError(filename, 1, f"zone {origin} has no SOA record at its apex")
         self.soa = soa
         # RFC 2308 §3: negative answers carry the SOA with TTL min(SOA TTL, MINIMUM).
+        # (Both copies take the set with the hashes it has: update() would hash the SOA's
+        # wire form twice more, per zone.)
         self.negative_soa = dns.rrset.RRset(origin, soa.rdclass, RdataType.SOA)
-        self.negative_soa.update(soa)
+        self.negative_soa.items = soa.items.copy()
         self.negative_soa.ttl = min(soa.ttl, soa[0].minimum)  # type: ignore[attr-defined]
         # Its signature goes out with the same TTL, as NSD sends it (RFC 4035 §2.2: an RRSIG's
         # TTL is its RRset's), so a validator caches both for as long.
@@ -120,7 +142,7 @@ class Zone:
         soa_sig = self.signatures.get((origin, RdataType.SOA))
         if soa_sig is not None:
             self.negative_soa_sig = dns.rrset.RRset(origin, soa_sig.rdclass, RdataType.RRSIG, RdataType.SOA)
-            self.negative_soa_sig.update(soa_sig)
+            self.negative_soa_sig.items = soa_sig.items.copy()
             self.negative_soa_sig.ttl = self.negative_soa.ttl
 
         # Canonical order (RFC 4034 §6.1), which dns.name.Name's comparisons follow:
@@ -162,12 +184,17 @@ class Zone:
         index = bisect.bisect_right(self.nsec3_owners, hashed) - 1
         return self.nsec3[self.nsec3_owners[index]], False  # index -1: the last one wraps around
 
-    def node(self, name: dns.name.Name) -> dict[int, dns.rrset.RRset] | None:
+    def node(self, name: dns.name.Name) -> Mapping[int, dns.rrset.RRset] | None:
         return self.nodes.get(name)
 
     def exists(self, name: dns.name.Name) -> bool:
         """True for names with records and for empty non-terminals."""
-        return name in self.names
+        return name in self.nodes or name in self.empty_non_terminals
+
+    @property
+    def names(self) -> set[dns.name.Name]:
+        """Every name that exists in the zone: owners and empty non-terminals (made when asked)."""
+        return {name for name in self.nodes if _is_subdomain(name, self.origin)} | self.empty_non_terminals
 
     def addresses(self, name: dns.name.Name) -> list[str]:
         """A and AAAA data for *name* in this zone (authoritative or glue)."""
@@ -187,6 +214,42 @@ class Zone:
 
     def __repr__(self) -> str:
         return f"Zone({self.origin}, {self.filename!r})"
+
+
+class _Node(Mapping[int, dns.rrset.RRset]):
+    """A node with one RRset, read as the {type: RRset} dict a node with more is."""
+
+    __slots__ = ("rdtype", "rrset")
+
+    def __init__(self, rdtype: int, rrset: dns.rrset.RRset) -> None:
+        self.rdtype = rdtype
+        self.rrset = rrset
+
+    def __getitem__(self, rdtype: int) -> dns.rrset.RRset:
+        if rdtype == self.rdtype:
+            return self.rrset
+        raise KeyError(rdtype)
+
+    def get(self, rdtype: int, default: object = None) -> dns.rrset.RRset | None:  # type: ignore[override]
+        return self.rrset if rdtype == self.rdtype else default  # type: ignore[return-value]
+
+    def __contains__(self, rdtype: object) -> bool:
+        return rdtype == self.rdtype
+
+    def __iter__(self) -> Iterator[int]:
+        yield self.rdtype
+
+    def __len__(self) -> int:
+        return 1
+
+    def values(self) -> tuple[dns.rrset.RRset]:  # type: ignore[override]
+        return (self.rrset,)
+
+    def items(self) -> tuple[tuple[int, dns.rrset.RRset]]:  # type: ignore[override]
+        return ((self.rdtype, self.rrset),)
+
+    def __repr__(self) -> str:
+        return f"{{{self.rdtype!r}: {self.rrset!r}}}"
 
 
 def nsec3_label(name: dns.name.Name, param: object) -> bytes:
@@ -367,6 +430,16 @@ def _read(text_or_file: str | Path, origin: dns.name.Name | None,
             raise ZoneError(filename, 1, f"not UTF-8 text: {exc.reason}") from None
     else:
         text = str(text_or_file)
+    plain = read_plain(text, origin)
+    if plain is not None:
+        records, first_origin = plain
+        return [SourceRecord(name, ttl, rdata, filename, line) for name, ttl, rdata, line in records], first_origin
+    return _read_with_dnspython(text, origin, filename)
+
+
+def _read_with_dnspython(text: str, origin: dns.name.Name | None,
+                         filename: str) -> tuple[list[SourceRecord], dns.name.Name | None]:
+    """dnspython's reader, for any syntax (and every error) the plain reader leaves to it."""
     txn = _RecordingTransaction()
     tokenizer = dns.tokenizer.Tokenizer(text, filename)
     reader = _LocatingReader(tokenizer, dns.rdataclass.IN, txn, allow_include=True)  # type: ignore[arg-type]
@@ -519,80 +592,139 @@ def _validate(records: list[SourceRecord], origin: dns.name.Name | None, filenam
                    "no SOA record and no $ORIGIN, so the zone's name is unknown: expected an SOA record at the apex")
             return ZoneLoad(None, problems)
 
-    kept: dict[tuple[dns.name.Name, int], list[SourceRecord]] = {}
-    # Each RRset's records by their data, to find a duplicate in one step: comparing with
-    # every record before it made a 3,000-record RRset take 18 s to load.
-    seen: dict[tuple[dns.name.Name, int], dict[dns.rdata.Rdata, SourceRecord]] = {}
+    # Each owner's RRsets, each RRset's records by their data: a duplicate is found in one
+    # step (comparing with every earlier record made a 3,000-record RRset take 18 s), and
+    # each record costs one lookup of its owner (none when it repeats the line before's
+    # owner, as the plain reader shares it) and one hash of its data.  *order* keeps the
+    # RRsets in the order they first appear, which the findings and the zone follow.
+    by_name: dict[dns.name.Name, dict[int, _Group]] = {}
+    order: list[tuple[dns.name.Name, int, _Group]] = []
+    last_name: dns.name.Name | None = None
+    types: dict[int, _Group] = {}
     for record in records:
-        if not record.name.is_subdomain(origin):
-            # NSD refuses the zone; BIND ignores the record. A lab zone that silently
-            # lacks a record its author wrote is the worse surprise, so: an error.
-            report(Severity.ERROR, record, f"out-of-zone data ({record.name}) in zone {origin}")
+        name = record.name
+        if name is not last_name:
+            size = len(by_name)
+            found = by_name.setdefault(name, {})
+            if len(by_name) > size and not _is_subdomain(name, origin):
+                # NSD refuses the zone; BIND ignores the record. A lab zone that silently
+                # lacks a record its author wrote is the worse surprise, so: an error.
+                found = by_name[name] = _OUTSIDE
+            if found is _OUTSIDE:
+                report(Severity.ERROR, record, f"out-of-zone data ({record.name}) in zone {origin}")
+                last_name = None
+                continue
+            last_name, types = name, found
+        rdata = record.rdata
+        rdtype = _group_type(rdata)
+        group = types.get(rdtype)
+        if group is None:
+            group = types[rdtype] = _Group(rdata, record)
+            order.append((name, rdtype, group))
             continue
-        key = (record.name, _group_type(record.rdata))
-        group = kept.setdefault(key, [])
-        earlier = seen.setdefault(key, {})
-        duplicate = earlier.get(record.rdata)
+        duplicate = group.add(rdata, record)
         if duplicate is not None:
             report(Severity.WARNING, record, f"duplicate record {record.name} {record.rdata.rdtype.name}, "
                    f"first at line {duplicate.line}; ignored")
             continue
-        if group and record.ttl != group[0].ttl:
-            lowest = min(record.ttl, *(r.ttl for r in group))
-            report(Severity.WARNING, record, f"TTL {record.ttl} differs from {group[0].ttl} for the rest of "
-                   f"the {record.name} {record.rdata.rdtype.name} RRset (line {group[0].line}); using the "
+        first = group.records[0]
+        if record.ttl != first.ttl:
+            lowest = min(r.ttl for r in group.records)
+            report(Severity.WARNING, record, f"TTL {record.ttl} differs from {first.ttl} for the rest of "
+                   f"the {record.name} {record.rdata.rdtype.name} RRset (line {first.line}); using the "
                    f"lowest, {lowest} (RFC 2181 §5.2, as NSD)")
-        group.append(record)
-        earlier[record.rdata] = record
 
-    apex_soa = kept.get((origin, RdataType.SOA), [])
+    apex = by_name.get(origin, {})
+    apex_soa = apex[RdataType.SOA].records if RdataType.SOA in apex else []
     if not apex_soa:
         report(Severity.ERROR, records[0] if records else None,
                f"zone {origin} has no SOA record at its apex: expected one, as the zone's first record")
     elif len(apex_soa) > 1:
         report(Severity.ERROR, apex_soa[1], f"zone {origin} has more than one SOA record")
-    for (name, rdtype), group in kept.items():
+    for name, rdtype, group in order:
         if rdtype == RdataType.SOA and name != origin:
-            report(Severity.ERROR, group[0], f"SOA record for {name} is not at the zone apex {origin}")
-    if not kept.get((origin, RdataType.NS)):
+            report(Severity.ERROR, group.records[0], f"SOA record for {name} is not at the zone apex {origin}")
+    if not apex.get(RdataType.NS):
         report(Severity.ERROR, apex_soa[0] if apex_soa else None, f"zone {origin} has no NS records at its apex")
 
-    by_name: dict[dns.name.Name, dict[int, list[SourceRecord]]] = {}
-    for (name, rdtype), group in kept.items():
-        by_name.setdefault(name, {})[rdtype] = group
-    for name, types in by_name.items():
-        cname = types.get(RdataType.CNAME)
-        if cname is None:
+    for name, named in by_name.items():
+        cname_group = named.get(RdataType.CNAME)
+        if cname_group is None:
             continue
+        cname = cname_group.records
         if len(cname) > 1:
             report(Severity.ERROR, cname[1], f"{name} has more than one CNAME record")
-        others = [group[0] for group in types.values() if group[0].rdata.rdtype not in _CNAME_NEIGHBOURS]
+        others = [group.records[0] for group in named.values()
+                  if group.records[0].rdata.rdtype not in _CNAME_NEIGHBOURS]
         for other in others:
             report(Severity.ERROR, max(other, cname[0], key=lambda r: (r.filename, r.line)),
                    f"CNAME and other data at {name} (CNAME line {cname[0].line}, "
                    f"{other.rdata.rdtype.name} line {other.line})")
         if name == origin:
             report(Severity.ERROR, cname[0], f"CNAME at the zone apex {origin}")
-    for (name, rdtype), group in kept.items():
-        if rdtype == RdataType.DNAME and len(group) > 1:
-            report(Severity.ERROR, group[1], f"{name} has more than one DNAME record")
+    for name, rdtype, group in order:
+        if rdtype == RdataType.DNAME and len(group.records) > 1:
+            report(Severity.ERROR, group.records[1], f"{name} has more than one DNAME record")
 
     _check_glue(origin, by_name, report)
 
     if any(p.severity is Severity.ERROR for p in problems):
         return ZoneLoad(None, problems)
-    rrsets = [_rrset(name, group) for (name, _), group in kept.items()]
+    rrsets = [_rrset(name, group) for name, _, group in order]
     return ZoneLoad(Zone(origin, filename, rrsets), problems)
 
 
-def _check_glue(origin: dns.name.Name, by_name: dict[dns.name.Name, dict[int, list[SourceRecord]]], report) -> None:  # type: ignore[no-untyped-def]
+# by_name's mark for an owner outside the zone.
+_OUTSIDE: dict[int, "_Group"] = {}
+
+
+class _Group:
+    """One RRset's records while a zone is validated: its data as a set, and the records in order.
+
+    *data* becomes the RRset's own set (dnspython keeps an RRset's rdatas as the keys of
+    a dict), so each record's data is hashed once, here: hashing an rdata encodes its
+    wire form.  Where a record came from is looked up by its data only for duplicates.
+    """
+
+    __slots__ = ("data", "records", "_by_data")
+
+    def __init__(self, rdata: dns.rdata.Rdata, record: SourceRecord) -> None:
+        self.data: dict[dns.rdata.Rdata, None] = {rdata: None}
+        self.records = [record]
+        self._by_data: dict[dns.rdata.Rdata, SourceRecord] | None = None
+
+    def add(self, rdata: dns.rdata.Rdata, record: SourceRecord) -> SourceRecord | None:
+        """Add *record*, or return the earlier record with the same data."""
+        size = len(self.data)
+        self.data.setdefault(rdata)
+        if len(self.data) == size:
+            if self._by_data is None:
+                self._by_data = {r.rdata: r for r in self.records}
+            return self._by_data[rdata]
+        self.records.append(record)
+        if self._by_data is not None:
+            self._by_data[rdata] = record
+        return None
+
+
+def _is_subdomain(name: dns.name.Name, origin: dns.name.Name) -> bool:
+    """name.is_subdomain(origin), without its case-folding comparison when the labels match as written."""
+    count = len(origin.labels)
+    return name.labels[len(name.labels) - count:] == origin.labels or name.is_subdomain(origin)
+
+
+def _check_glue(origin: dns.name.Name, by_name: dict[dns.name.Name, dict[int, _Group]],
+                report) -> None:  # type: ignore[no-untyped-def]
     """Every NS name inside this zone's own bailiwick needs an address here.
 
     For a delegation that is the glue RFC 1034 §4.2.1 requires (without it the
     child can never be reached); at the apex it is what named-checkzone checks.
     """
     for name, types in by_name.items():
-        for ns_record in types.get(RdataType.NS, []):
+        ns_group = types.get(RdataType.NS)
+        if ns_group is None:
+            continue
+        for ns_record in ns_group.records:
             target: dns.name.Name = ns_record.rdata.target  # type: ignore[attr-defined]
             if not target.is_subdomain(origin):
                 continue
@@ -611,12 +743,17 @@ def _group_type(rdata: dns.rdata.Rdata) -> int:
     return rdata.rdtype
 
 
-def _rrset(name: dns.name.Name, group: list[SourceRecord]) -> dns.rrset.RRset:
-    """One RRset; differing TTLs become the lowest, as RFC 2181 §5.2 tells clients to read them."""
-    rrset = dns.rrset.RRset(name, dns.rdataclass.IN, group[0].rdata.rdtype, group[0].rdata.covers())
-    ttl = min(record.ttl for record in group)
-    for record in group:
-        rrset.add(record.rdata, ttl)
+def _rrset(name: dns.name.Name, group: _Group) -> dns.rrset.RRset:
+    """One RRset; differing TTLs become the lowest, as RFC 2181 §5.2 tells clients to read them.
+
+    The records are already one RRset's, without duplicates, and checked (one SOA, one
+    CNAME), so the RRset takes the group's set as its own: RRset.add would hash each
+    record's wire form twice more.
+    """
+    first = group.records[0].rdata
+    rrset = dns.rrset.RRset(name, dns.rdataclass.IN, first.rdtype, first.covers())
+    rrset.items = group.data
+    rrset.ttl = min(record.ttl for record in group.records)
     return rrset
 
 
@@ -662,17 +799,35 @@ def load_zones(paths: Iterable[str | Path]) -> tuple[list[Zone], list[Problem]]:
     """Load several files; raises ZoneError on the first error so nothing half-loaded is served."""
     zones: list[Zone] = []
     problems: list[Problem] = []
-    for path in paths:
-        loaded = load_zone(path)
-        problems.extend(loaded.problems)
-        if loaded.errors:
-            first = loaded.errors[0]
-            raise ZoneError(first.filename, first.line, first.message)
-        assert loaded.zone is not None
-        zones.append(loaded.zone)
+    with _cycle_collector_paused():
+        for path in paths:
+            loaded = load_zone(path)
+            problems.extend(loaded.problems)
+            if loaded.errors:
+                first = loaded.errors[0]
+                raise ZoneError(first.filename, first.line, first.message)
+            assert loaded.zone is not None
+            zones.append(loaded.zone)
     seen: dict[dns.name.Name, Zone] = {}
     for zone in zones:
         if zone.origin in seen:
             raise ZoneError(zone.filename, 1, f"zone {zone.origin} is also loaded from {seen[zone.origin].filename}")
         seen[zone.origin] = zone
     return zones, problems
+
+
+@contextlib.contextmanager
+def _cycle_collector_paused() -> Iterator[None]:
+    """Python's cycle collector off while zones load, as it was before afterwards.
+
+    Loading makes millions of objects and no cycles; each full collection walks all
+    of them again, which was a quarter of the time for 100,000 names (3.6 s, 2.7 s
+    without).  Reference counting still frees everything that is dropped.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

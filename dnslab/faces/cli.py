@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import gc
 import logging
 import os
 import shutil
@@ -593,13 +594,21 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
     if args.no_resolver and args.resolver is not None:
         raise ConfigError("--no-resolver runs no resolver at all; leave out --resolver, or --no-resolver")
     chosen = [programs.parse_server_choice(text) for text in args.server]
-    lab, problems = Lab.from_folder(zones_dir, port=args.port, with_resolver=not args.no_resolver,
-                                    clock=FakeClock() if args.fake_clock else None, dnssec=args.dnssec,
-                                    nsec3=args.nsec3, keys_dir=args.keys, anchor_file=args.anchor,
-                                    resolver_program=args.resolver,
-                                    server_programs=[(server, program.name) for server, program in chosen],
-                                    only=None if args.only is None else split.parse_networks(args.only),
-                                    shared_sockets=args.shared_sockets)
+    # A big lab is millions of objects made once and kept: Python's cycle collector is paused while
+    # they are made (each full collection walked them all again), and then they are frozen out of its
+    # walks (gc.freeze), so a collection while serving does not stop the lab for a walk over every name.
+    gc.disable()
+    try:
+        lab, problems = Lab.from_folder(zones_dir, port=args.port, with_resolver=not args.no_resolver,
+                                        clock=FakeClock() if args.fake_clock else None, dnssec=args.dnssec,
+                                        nsec3=args.nsec3, keys_dir=args.keys, anchor_file=args.anchor,
+                                        resolver_program=args.resolver,
+                                        server_programs=[(server, program.name) for server, program in chosen],
+                                        only=None if args.only is None else split.parse_networks(args.only),
+                                        shared_sockets=args.shared_sockets)
+    finally:
+        gc.enable()
+    gc.freeze()
     if (lab.foreign is not None or lab.foreign_servers) and args.workers > 1:
         raise ConfigError("--workers shares the lab among processes, and a real program runs once: "
                           "leave out --workers with --resolver or --server")
