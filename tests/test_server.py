@@ -601,6 +601,18 @@ def test_no_packet_makes_handle_raise_and_the_server_still_answers() -> None:
     assert rrs(reply.answer) == ["192.0.2.1", "192.0.2.2"]
 
 
+@pytest.mark.parametrize("wire", [
+    b"\x00\x07\x28\x00\x00\x01" + b"\x00" * 11,  # UPDATE, a zone section of type 0 class 0
+    b"\x00\x07\x20\x00\x00\x01" + b"\x00" * 7,   # NOTIFY, a question cut after its name
+    b"\x00\x07\x28\x00\x00\x01" + b"\x00" * 7,   # UPDATE, the same
+], ids=["update-class-0", "notify-cut", "update-cut"])
+def test_an_unreadable_notify_or_update_gets_a_well_formed_formerr(wire: bytes) -> None:
+    # Found by the fuzzing above: the question was echoed as it came, making a reply as broken as the request.
+    reply = dns.message.from_wire(SERVER.handle(wire, False))
+    assert reply.rcode() == dns.rcode.FORMERR and reply.id == 7 and not reply.question
+    assert reply.opcode() == HEADER.unpack_from(wire)[1] >> 11 & 0xF
+
+
 @pytest.mark.parametrize("base", _VALID_QUERIES, ids=range(len(_VALID_QUERIES)))
 def test_every_truncation_of_a_valid_query(base: bytes) -> None:
     for length in range(len(base) + 1):

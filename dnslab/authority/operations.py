@@ -36,6 +36,7 @@ import dns.update
 from dnslab.authority import transfer, tsig, update
 from dnslab.authority.journal import Journal
 from dnslab.core.clock import Clock, WallClock
+from dnslab.core.wire import header_only_reply
 from dnslab.core.zone import Zone
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ class Operations:
         try:
             message = dns.message.from_wire(wire, question_only=True)
         except (dns.exception.DNSException, ValueError):
-            return _reply(wire, dns.rcode.FORMERR)
+            return _unreadable(wire)
         if len(message.question) != 1 or message.question[0].rdtype != dns.rdatatype.SOA:
             return _reply(wire, dns.rcode.FORMERR)
         origin = message.question[0].name
@@ -141,6 +142,10 @@ class Operations:
     def update(self, wire: bytes, zones: dict[dns.name.Name, Zone],
                signer: tsig.Signer | None) -> bytes | Awaitable[bytes]:
         """RFC 2136: REFUSED unless signed by one of our keys; the change itself is the lab's (update_hook)."""
+        try:
+            dns.message.from_wire(wire, question_only=True)
+        except (dns.exception.DNSException, ValueError):
+            return _unreadable(wire)
         if signer is None:
             return _reply(wire, dns.rcode.REFUSED)
         try:
@@ -168,6 +173,14 @@ class Operations:
             return _reply(wire, exc.rcode)
         log.info("UPDATE of %s: %s", origin, "; ".join(outcome.changes) or "nothing to change")
         return _reply(wire, dns.rcode.NOERROR)
+
+
+def _unreadable(wire: bytes) -> bytes:
+    """FORMERR for a request whose question (zone) section cannot be read: nothing of it is echoed,
+    or the reply would be as broken as the request (NSD answers such a packet header-only too)."""
+    reply = header_only_reply(wire, dns.rcode.FORMERR)
+    assert reply is not None  # the caller has read a whole header
+    return reply
 
 
 def _reply(wire: bytes, rcode: int, authoritative: bool = False) -> bytes:

@@ -220,6 +220,8 @@ def error_reply(unsigned: bytes, rcode: int, flags: int = 0) -> bytes:
     try:
         for _ in range(qd):
             offset = skip_name(unsigned, offset) + 4
+            if offset > len(unsigned):  # a question cut short: echoing it would make a broken reply
+                raise IndexError(offset)
     except IndexError:
         qd, offset = 0, HEADER.size
     reply_flags = QR | (query_flags & (OPCODE_MASK | RD)) | flags | (rcode & 0xF)
