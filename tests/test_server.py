@@ -654,3 +654,19 @@ def test_zone_records_are_converted_when_first_asked_for_and_shared_by_the_zones
     # Each kept entry is one of the zone's own RRsets; the three synthesised answers were not kept.
     assert all(server_module._owns(zone, rrset) for rrset, _ in cache.values())
     assert not any(rrset.rdtype == dns.rdatatype.TXT for rrset, _ in cache.values())
+
+
+def test_a_server_of_many_zones_looks_only_at_the_zones_above_a_name(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Finding the zone that keeps an RRset's converted records walks the name's labels, not the
+    server's zones: a wildcard answer from a server of 300 zones once asked all 300 (1.3 ms a reply)."""
+    from dnslab.authority import server as server_module
+
+    zones = [_zone(f"$ORIGIN z{i}.test.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n* A 192.0.2.9\n")
+             for i in range(300)]
+    server = AuthoritativeServer(zones)
+    asked: list[dns.name.Name] = []
+    real = server_module._owns
+    monkeypatch.setattr(server_module, "_owns", lambda zone, rrset: asked.append(zone.origin) or real(zone, rrset))
+    reply = dns.message.from_wire(server.handle(query("host.z299.test.", "A")))  # type: ignore[arg-type]
+    assert [rr.to_text() for rr in reply.answer[0]] == ["192.0.2.9"]
+    assert set(asked) <= {dns.name.from_text("z299.test.")}

@@ -93,7 +93,7 @@ class AuthoritativeServer:
         self.steering: Any = None
         # The fast path: a reply depends only on the query's key and the zone data.
         self.replies = ReplyCache()
-        self._converted: list[tuple[Zone, dict[int, tuple[dns.rrset.RRset, list[dnslib.RR]]]]] = []
+        self._converted: dict[dns.name.Name, tuple[Zone, dict[int, tuple[dns.rrset.RRset, list[dnslib.RR]]]]] = {}
         self._convert()
         # Transfers, NOTIFY, UPDATE and TSIG: policy and journals (authority.operations).
         self.ops = Operations()
@@ -106,19 +106,35 @@ class AuthoritativeServer:
         arpa.), kept while the Zone lives.  Converting every RRset as a server started cost
         about 0.9 KB per name of a big lab, most of it for names nobody asks for.
         """
-        self._converted = [(zone, _ZONE_RECORDS.setdefault(zone, {})) for zone in self.authority.zones.values()]
+        self._converted = {origin: (zone, _ZONE_RECORDS.setdefault(zone, {}))
+                           for origin, zone in self.authority.zones.items()}
+        self._seen: dict[int, tuple[dns.rrset.RRset, list[dnslib.RR]]] = {}  # what this server used, by id
 
     def _records(self, rrset: dns.rrset.RRset) -> list[dnslib.RR]:
+        """*rrset* as dnslib records: from its zone's shared store, converted there on first ask.
+
+        A zone's RRset (glue too) is named inside the zone, so only the zones at the name and
+        above it are looked at: a server of many zones pays per label, not per zone."""
         key = id(rrset)
-        for _, cache in self._converted:
-            entry = cache.get(key)
-            if entry is not None and entry[0] is rrset:  # an id is only reused once its RRset is gone
-                return entry[1]
+        seen = self._seen.get(key)
+        if seen is not None and seen[0] is rrset:
+            return seen[1]
+        converted = self._converted
+        name: dns.name.Name | None = rrset.name
+        owner: tuple[Zone, dict[int, tuple[dns.rrset.RRset, list[dnslib.RR]]]] | None = None
+        while name is not None:
+            found = converted.get(name)
+            if found is not None:
+                entry = found[1].get(key)
+                if entry is not None and entry[0] is rrset:  # an id is only reused once its RRset is gone
+                    self._seen[key] = entry
+                    return entry[1]
+                if owner is None and _owns(found[0], rrset):
+                    owner = found
+            name = name.parent() if name != dns.name.root else None
         records = to_dnslib(rrset)
-        for zone, cache in self._converted:
-            if _owns(zone, rrset):
-                cache[key] = (rrset, records)
-                break
+        if owner is not None:
+            owner[1][key] = self._seen[key] = (rrset, records)
         return records
 
     def replace_zone(self, zone: Zone) -> None:
