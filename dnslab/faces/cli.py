@@ -44,7 +44,7 @@ from dnslab.services.transport import Handler
 from dnslab.services.workers import ListenerWorker, WorkerPool, run_async, serve_until_stopped, stop_signals
 from dnslab.dnssec.keys import algorithm_from_text, load_or_create
 from dnslab.dnssec.signing import SigningPolicy, make_ds, sign_zone, zone_text
-from dnslab.core import validate
+from dnslab.core import collector, validate
 from dnslab.core.validate import arg
 from dnslab.core.zone import load_zone, load_zones
 
@@ -597,8 +597,7 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
     # A big lab is millions of objects made once and kept: Python's cycle collector is paused while
     # they are made (each full collection walked them all again), and then they are frozen out of its
     # walks (gc.freeze), so a collection while serving does not stop the lab for a walk over every name.
-    gc.disable()
-    try:
+    with collector.paused():
         lab, problems = Lab.from_folder(zones_dir, port=args.port, with_resolver=not args.no_resolver,
                                         clock=FakeClock() if args.fake_clock else None, dnssec=args.dnssec,
                                         nsec3=args.nsec3, keys_dir=args.keys, anchor_file=args.anchor,
@@ -606,8 +605,6 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
                                         server_programs=[(server, program.name) for server, program in chosen],
                                         only=None if args.only is None else split.parse_networks(args.only),
                                         shared_sockets=args.shared_sockets)
-    finally:
-        gc.enable()
     gc.freeze()
     if (lab.foreign is not None or lab.foreign_servers) and args.workers > 1:
         raise ConfigError("--workers shares the lab among processes, and a real program runs once: "
