@@ -36,10 +36,10 @@ PKTINFO = shared_sockets.PKTINFO or 8
 def test_the_destination_is_read_from_in_pktinfo() -> None:
     data = struct.pack("=i4s4s", 1, socket.inet_aton("127.0.3.1"), socket.inet_aton("127.0.3.2"))
     # ipi_addr (the header's destination) is the address asked, not ipi_spec_dst.
-    assert shared_sockets.destination([(socket.IPPROTO_IP, PKTINFO, data)]) == "127.0.3.2"
-    assert shared_sockets.destination([(socket.SOL_SOCKET, PKTINFO, data)]) is None  # another level
-    assert shared_sockets.destination([(socket.IPPROTO_IP, PKTINFO, data[:8])]) is None  # cut short
-    assert shared_sockets.destination([]) is None
+    assert shared_sockets.destination_bytes([(socket.IPPROTO_IP, PKTINFO, data)]) == socket.inet_aton("127.0.3.2")
+    assert shared_sockets.destination_bytes([(socket.SOL_SOCKET, PKTINFO, data)]) is None  # another level
+    assert shared_sockets.destination_bytes([(socket.IPPROTO_IP, PKTINFO, data[:8])]) is None  # cut short
+    assert shared_sockets.destination_bytes([]) is None
 
 
 def test_the_reply_source_is_ipi_spec_dst() -> None:

@@ -32,8 +32,8 @@ import sys
 from typing import Any, Iterable
 
 from dnslab.core.errors import BindError
-from dnslab.services.transport import (UDP_RECEIVE_BUFFER, Handler, Peer, TcpLimits, _UdpProtocol, bind_error,
-                                       serve_tcp)
+from dnslab.services.transport import (FREE_PORT_ATTEMPTS, UDP_RECEIVE_BUFFER, Handler, Peer, TcpLimits,
+                                       _UdpProtocol, bind_error, serve_tcp)
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,6 @@ _IN_PKTINFO = struct.Struct("=i4s4s")
 _ANCILLARY = socket.CMSG_SPACE(_IN_PKTINFO.size) if hasattr(socket, "CMSG_SPACE") else 0
 _LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
 _READ_BATCH = 64  # datagrams read per wake-up at most, so the rest of the loop gets its turn
-_FREE_PORT_ATTEMPTS = 20
 
 Cmsg = tuple[int, int, bytes]
 
@@ -62,12 +61,6 @@ def destination_bytes(ancillary: Iterable[Cmsg]) -> bytes | None:
         if level == socket.IPPROTO_IP and kind == PKTINFO and len(data) >= _IN_PKTINFO.size:
             return data[8:12]  # ipi_addr, the header's destination (ipi_spec_dst is the route's local address)
     return None
-
-
-def destination(ancillary: Iterable[Cmsg]) -> str | None:
-    """The address a datagram was sent to, dotted (None: not said)."""
-    raw = destination_bytes(ancillary)
-    return socket.inet_ntoa(raw) if raw is not None else None
 
 
 def source(address: str) -> list[Cmsg]:
@@ -187,14 +180,14 @@ class SharedListener:
         first tries the port with no sharing allowed (skipped when workers share it on purpose).
         """
         wanted = self.port
-        for attempt in range(_FREE_PORT_ATTEMPTS if wanted == 0 else 1):
+        for attempt in range(FREE_PORT_ATTEMPTS if wanted == 0 else 1):
             udp = self._bind(socket.SOCK_DGRAM, wanted)
             port = udp.getsockname()[1]
             try:
                 tcp = self._bind(socket.SOCK_STREAM, port)
             except BindError:
                 udp.close()
-                if wanted != 0 or attempt == _FREE_PORT_ATTEMPTS - 1:
+                if wanted != 0 or attempt == FREE_PORT_ATTEMPTS - 1:
                     raise
                 continue
             self.port, self.udp = port, udp

@@ -30,7 +30,7 @@ Peer = tuple[str, int]
 Handler = Callable[[bytes, bool, Peer], "bytes | list[bytes] | None | Awaitable[bytes | None]"]
 _LENGTH = struct.Struct("!H")
 UDP_RECEIVE_BUFFER = 1 << 20
-_FREE_PORT_ATTEMPTS = 20  # for port 0: how many free UDP ports to try for TCP too
+FREE_PORT_ATTEMPTS = 20  # for port 0: how many free UDP ports to try for TCP too
 
 
 class Several(list):  # type: ignore[type-arg]
@@ -167,7 +167,7 @@ class DnsListener:
         """
         loop = asyncio.get_running_loop()
         wanted = self.port
-        attempts = _FREE_PORT_ATTEMPTS if wanted == 0 else 1
+        attempts = FREE_PORT_ATTEMPTS if wanted == 0 else 1
         for attempt in range(attempts):
             try:
                 transport, protocol = await loop.create_datagram_endpoint(
