@@ -9,6 +9,7 @@ import os
 import queue
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -123,3 +124,26 @@ def sample_lab() -> Iterator[Lab]:
     lab, _ = Lab.from_folder(SAMPLE_ZONES, port=0)
     with LabThread(lab) as running:
         yield running
+
+
+def tcp_exchange(host: str, port: int, wire: bytes, timeout: float = 10.0) -> bytes:
+    """One RFC 7766 exchange of raw bytes: *wire* sent with its length prefix, the reply's bytes
+    as they came (no parsing, so a test can send and see what no DNS library would)."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(len(wire).to_bytes(2, "big") + wire)
+        length = int.from_bytes(sock.recv(2), "big")
+        data = b""
+        while len(data) < length:
+            data += sock.recv(length - len(data))
+        return data
+
+
+def sample_copy(tmp_path: Path, lab_toml: str = "") -> Path:
+    """A copy of the sample zones in *tmp_path*/zones, without their signing keys' folder, with
+    *lab_toml* added at the end of its lab.toml."""
+    folder = tmp_path / "zones"
+    shutil.copytree(SAMPLE_ZONES, folder, ignore=shutil.ignore_patterns(".keys"))
+    if lab_toml:
+        with open(folder / "lab.toml", "a", encoding="utf-8") as settings:
+            settings.write(lab_toml)
+    return folder

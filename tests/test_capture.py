@@ -22,7 +22,7 @@ from dnslab.faces.pcap import PcapWriter
 from dnslab.services.capture import Packet
 from dnslab.testing import DnsLab
 
-from conftest import ENV, lab_process, read_until, stop
+from conftest import ENV, lab_process, read_until, stop, tcp_exchange
 
 
 def read_pcap(data: bytes) -> list[tuple[tuple[str, int], tuple[str, int], bool, bytes]]:
@@ -57,13 +57,7 @@ def exchange(lab: DnsLab, wire: bytes, tcp: bool = False) -> bytes:
     """Send our own bytes to the resolver; the reply's bytes as received."""
     address = lab.resolver_address
     if tcp:
-        with socket.create_connection(address, timeout=10) as sock:
-            sock.sendall(len(wire).to_bytes(2, "big") + wire)
-            length = int.from_bytes(sock.recv(2), "big")
-            data = b""
-            while len(data) < length:
-                data += sock.recv(length - len(data))
-            return data
+        return tcp_exchange(*address, wire, timeout=10)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(10)
         sock.sendto(wire, address)

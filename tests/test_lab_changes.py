@@ -3,7 +3,6 @@ as the zones then say (issue 15, items 6 and 7)."""
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import sys
@@ -18,10 +17,9 @@ import dns.rdatatype
 import pytest
 
 from dnslab.core.errors import DnslabError
-from dnslab.lab.runtime import SAMPLE_ZONES
 from dnslab.testing import DnsLab
 
-from conftest import ENV, lab_process, read_until, stop
+from conftest import ENV, lab_process, read_until, sample_copy, stop
 
 NEW = "127.0.3.50"  # ns3.example.com, the address example.com moves to
 
@@ -38,9 +36,7 @@ def addresses(lab: DnsLab) -> set[str]:
 
 
 def copy_of_the_sample(tmp_path: Path) -> Path:
-    folder = tmp_path / "zones"
-    shutil.copytree(SAMPLE_ZONES, folder, ignore=shutil.ignore_patterns(".keys"))
-    return folder
+    return sample_copy(tmp_path)
 
 
 # --- item 6: moving a zone to new name servers, while the lab runs ------------------------------

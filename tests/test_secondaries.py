@@ -3,7 +3,6 @@ example.com has ns1 as primary and ns2 as its secondary, with the replication fa
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -21,8 +20,9 @@ import pytest
 from dnslab.authority.secondary import FIRST_RETRY, SecondaryZone, State
 from dnslab.core.errors import ConfigError
 from dnslab.core.zone import load_zone_text
-from dnslab.lab.runtime import SAMPLE_ZONES
 from dnslab.testing import DnsLab
+
+from conftest import sample_copy
 
 PRIMARY, SECONDARY = "127.0.3.1", "127.0.3.2"  # ns1 and ns2.example.com
 # example.com's SOA: refresh 7200, retry 3600, expire 1209600.
@@ -59,11 +59,7 @@ def test_secondary_timers_follow_the_soa() -> None:
 
 
 def replicated_folder(tmp_path: Path, primary: str = "ns1.example.com.") -> Path:
-    folder = tmp_path / "zones"
-    shutil.copytree(SAMPLE_ZONES, folder, ignore=shutil.ignore_patterns(".keys"))
-    with open(folder / "lab.toml", "a", encoding="utf-8") as settings:
-        settings.write(f'\n[primaries]\n"example.com." = "{primary}"\n')
-    return folder
+    return sample_copy(tmp_path, f'\n[primaries]\n"example.com." = "{primary}"\n')
 
 
 @pytest.fixture
@@ -196,8 +192,7 @@ def test_a_slow_secondary_lags_behind(replicated: DnsLab) -> None:
 
 
 def test_primaries_that_cannot_be_are_one_line_errors(tmp_path: Path) -> None:
-    folder = tmp_path / "zones"
-    shutil.copytree(SAMPLE_ZONES, folder, ignore=shutil.ignore_patterns(".keys"))
+    folder = sample_copy(tmp_path)
     settings = (folder / "lab.toml").read_text()
     for table, message in (('"example.com." = "ns1.example.org."', "does not serve example.com."),
                            ('"nosuch.test." = "ns1.example.com."', "not a zone of this lab"),

@@ -27,6 +27,8 @@ from dnslab.services.shared_sockets import SharedListener
 from dnslab.services.transport import DnsListener
 from dnslab.testing import DnsLab
 
+from conftest import tcp_exchange
+
 linux_only = pytest.mark.skipif(not shared_sockets.supported(), reason="the shared sockets need Linux's IP_PKTINFO")
 PKTINFO = shared_sockets.PKTINFO or 8
 
@@ -111,7 +113,7 @@ def test_a_specific_socket_keeps_its_address_beside_the_wildcard() -> None:
             seen = {}
             for host in ("127.0.0.1", "127.0.3.1"):
                 seen[host, False] = await asyncio.to_thread(udp_exchange, host, shared.port, b"\x12\x34")
-                seen[host, True] = await asyncio.to_thread(tcp_exchange, host, shared.port, b"\x12\x34")
+                seen[host, True] = await asyncio.to_thread(tcp_exchange, host, shared.port, b"\x12\x34", 5)
             return seen
         finally:
             await specific.stop()
@@ -145,16 +147,6 @@ def udp_exchange(host: str, port: int, wire: bytes, timeout: float = 5.0) -> byt
         except socket.timeout:
             return None
         assert source == (host, port)
-        return data
-
-
-def tcp_exchange(host: str, port: int, wire: bytes) -> bytes:
-    with socket.create_connection((host, port), timeout=5) as sock:
-        sock.sendall(len(wire).to_bytes(2, "big") + wire)
-        length = int.from_bytes(sock.recv(2), "big")
-        data = b""
-        while len(data) < length:
-            data += sock.recv(length - len(data))
         return data
 
 
@@ -232,7 +224,7 @@ def test_down_is_silent_and_unreachable_drops_and_resets(shared_lab: DnsLab) -> 
     assert shared_lab.faults()["127.0.3.1"] == ["unreachable"]
     assert udp_exchange("127.0.3.1", shared_lab.port, query.to_wire(), timeout=0.5) is None
     with pytest.raises(ConnectionResetError):  # the connection is made, then reset: no port is closed here
-        tcp_exchange("127.0.3.1", shared_lab.port, query.to_wire())
+        tcp_exchange("127.0.3.1", shared_lab.port, query.to_wire(), timeout=5)
     assert ns1.queries["www.example.com.", "A"] == 1  # the handler never saw them
     ns1.up()
     reply = dns.message.from_wire(udp_exchange("127.0.3.1", shared_lab.port, query.to_wire()) or b"")

@@ -33,7 +33,7 @@ from dnslab.dnssec.signing import SigningPolicy, make_ds, sign_zone, zone_text
 from dnslab.testing import SAMPLE_ZONES, DnsLab
 from dnslab.core.zone import Zone, load_zone, load_zone_text, nsec3_label
 
-from conftest import lab_process, read_until, stop
+from conftest import lab_process, read_until, sample_copy, stop
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -506,10 +506,7 @@ def test_an_unwritable_keys_folder_is_one_clear_error(tmp_path: Path) -> None:
 
 
 def test_lab_toml_turns_signing_on_and_names_what_it_gets_wrong(tmp_path: Path) -> None:
-    import shutil
-
-    folder = tmp_path / "zones"
-    shutil.copytree(SAMPLE_ZONES, folder, ignore=shutil.ignore_patterns(".keys"))
+    folder = sample_copy(tmp_path)
     settings = folder / "lab.toml"
     base = settings.read_text()
     settings.write_text(base + 'dnssec = true\nnsec3 = true\nkeys_dir = "my-keys"\n')

@@ -40,7 +40,7 @@ from dnslab.faces.querytap import QueryTap
 from dnslab.testing import DnsLab
 from dnslab.faces.web import WebServer
 
-from conftest import ENV, REPO, find_chromium, join_reader, read_until
+from conftest import ENV, REPO, find_chromium, join_reader, read_until, sample_copy
 
 WEBUI = REPO / "dnslab" / "faces" / "webui"
 WAIT = 15.0  # seconds: the bound on every wait in this file
@@ -1012,14 +1012,7 @@ def test_a_scenario_runs_from_the_page(browser: Any, web: Web) -> None:
 
 def test_the_page_and_the_banner_show_a_secondarys_serial_and_state(browser: Any, tmp_path: Path) -> None:
     """lab.toml [primaries]: `dnslab up` names the secondary, the server panel shows its copy as it follows."""
-    import shutil
-
-    from dnslab.lab.runtime import SAMPLE_ZONES
-
-    folder = tmp_path / "zones"
-    shutil.copytree(SAMPLE_ZONES, folder, ignore=shutil.ignore_patterns(".keys"))
-    with open(folder / "lab.toml", "a", encoding="utf-8") as settings:
-        settings.write('\n[primaries]\n"example.com." = "ns1.example.com."\n')
+    folder = sample_copy(tmp_path, '\n[primaries]\n"example.com." = "ns1.example.com."\n')
     lab = RunningLab(tmp_path, "--zones", str(folder))
     try:
         assert re.search(r"^Secondary: example\.com\. on 127\.0\.3\.2 from 127\.0\.3\.1@\d+, serial 2026112801, "

@@ -21,6 +21,8 @@ import pytest
 from dnslab.lab.runtime import SAMPLE_ZONES
 from dnslab.testing import DnsLab
 
+from conftest import sample_copy
+
 NSD = shutil.which("nsd") or next((p for p in ("/usr/sbin/nsd", "/usr/local/sbin/nsd") if Path(p).exists()), None)
 pytestmark = pytest.mark.skipif(NSD is None, reason="nsd is not installed (Debian: apt-get install nsd)")
 
@@ -86,11 +88,7 @@ def stop_nsd(process: subprocess.Popen[bytes], folder: Path) -> str:
 
 
 def lab_with_key(tmp_path: Path, extra: str = "") -> Path:
-    folder = tmp_path / "zones"
-    shutil.copytree(SAMPLE_ZONES, folder, ignore=shutil.ignore_patterns(".keys"))
-    with open(folder / "lab.toml", "a", encoding="utf-8") as settings:
-        settings.write(f'\n{extra}\n[tsig_keys]\n"{KEY_NAME}" = "{SECRET}"\n')
-    return folder
+    return sample_copy(tmp_path, f'\n{extra}\n[tsig_keys]\n"{KEY_NAME}" = "{SECRET}"\n')
 
 
 def test_nsd_secondary_transfers_from_a_lab_primary_with_tsig(tmp_path: Path, nsd_folder: Path) -> None:
