@@ -296,3 +296,64 @@ def test_large_and_truncated_answers_replay_byte_for_byte(mix_pair: Pair) -> Non
     assert sum(answer.spin is not None for answer in kept) == 2  # forty over EDNS, big over TCP
     assert sum(answer.variants[0][0][2] & 0x02 != 0 for answer in kept) == 4  # big x2, forty plain, txt
     assert len(kept) == 8  # and the DO=1 denial and wildcard
+
+
+def test_a_datagram_replays_only_the_answer_its_key_holds_now() -> None:
+    """The memo of datagrams (AnswerCache.replay) never outlives the answer it points at:
+    replaced, expired, evicted or flushed, the next query takes the key path."""
+    clock = FakeClock(start=1000.0)
+    answers = AnswerCache(clock, max_entries=2)
+    wire = b"\x12\x34" + bytes(18)
+
+    def kept(first_byte: int, expires_at: float = 1300.0) -> WireAnswer:
+        return WireAnswer([(bytes([first_byte]) * 20, [])], expires_at=expires_at, rcode_text="NOERROR", type_text="A")
+
+    old = kept(1)
+    answers.put(b"k", old, version=0)
+    assert answers.replay(wire, 0) is None                  # not answered by this datagram yet
+    assert answers.get(b"k", wire, 0, datagram=True) is old
+    assert answers.replay(wire, 0) == b"\x12\x34" + bytes([1]) * 18
+    answers.put(b"k", kept(2), version=0)                    # replaced: the memo must not give the old one
+    assert answers.replay(wire, 0) is None
+    answers.get(b"k", wire, 0, datagram=True)
+    assert answers.replay(wire, 0) == b"\x12\x34" + bytes([2]) * 18
+    assert answers.replay(wire, 1) is None                   # the RRset cache changed (a new version)
+    answers.put(b"k", kept(3), version=0)
+    answers.get(b"k", wire, 0, datagram=True)
+    answers.put(b"x", kept(4), version=0)
+    answers.put(b"y", kept(5), version=0)                    # evicts k, the oldest
+    assert answers.replay(wire, 0) is None
+    answers.put(b"k", kept(6, expires_at=1010.0), version=0)
+    answers.get(b"k", wire, 0, datagram=True)
+    clock.advance(10)                                        # expired
+    assert answers.replay(wire, 0) is None
+    answers.put(b"k", kept(7), version=0)
+    answers.get(b"k", wire, 0, datagram=True)
+    answers.clear()                                          # a flush
+    assert answers.replay(wire, 0) is None and answers.get(b"k", wire, 0) is None
+
+
+def test_replays_are_counted_in_the_statistics() -> None:
+    from dnslab.services.resolver import Stats
+
+    stats = Stats(started=0.0)
+    answer = WireAnswer([(bytes(20), [])], expires_at=1e9, rcode_text="NXDOMAIN", type_text="AAAA")
+    answer.replays = stats.replay_counter("AAAA", "NXDOMAIN")
+    answers = AnswerCache(FakeClock(start=0.0))
+    for _ in range(3):
+        answers.render(answer, bytes(20))
+    assert stats.queries == 3 and stats.cache_hits == 3
+    assert stats.by_type == {"AAAA": 3} and stats.by_rcode == {"NXDOMAIN": 3}
+    json = stats.to_json()
+    assert json["queries"] == 3 and json["by_rcode"] == {"NXDOMAIN": 3} and "_replays" not in json
+
+
+def test_an_authoritative_datagram_memo_is_emptied_with_the_replies() -> None:
+    from dnslab.core.fastpath import ReplyCache
+
+    replies = ReplyCache(max_entries=2)
+    wire = b"\x12\x34" + b"question"
+    replies.put(b"k", b"\x00\x00answer", wire)
+    assert replies.replay(b"\xab\xcd" + b"question") == b"\xab\xcdanswer"  # the asker's ID
+    replies.clear()  # the zone changed
+    assert replies.replay(wire) is None and replies.get(b"k", wire) is None

@@ -14,7 +14,7 @@ import pytest
 
 from dnslab.core.errors import DnslabError, ZoneError
 from dnslab.lab import fault_kinds
-from dnslab.lab.faults import OLDER_QUESTIONS, FaultyServer
+from dnslab.lab.faults import FOLD_DATAGRAMS, OLDER_QUESTIONS, FaultyServer
 from dnslab.authority.server import AuthoritativeServer
 from dnslab.core.zone import changed_zone, load_zone_text
 
@@ -65,6 +65,25 @@ def test_the_counter_is_bounded_and_its_total_exact() -> None:
     assert sum(queries.values()) == 7
     server.reset_counts()
     assert server.queries == {} and server.counted_questions == 0
+
+
+def test_counts_stay_exact_across_the_datagram_table_folds() -> None:
+    """Queries are counted by their bytes first and by question later: the sums must not notice."""
+    server, _ = faulty()
+    distinct = FOLD_DATAGRAMS + 40  # more distinct datagrams than the table holds: it folds mid-way
+    for number in range(distinct):
+        ask(server, f"n{number}.example.test.")
+    for _ in range(3):
+        ask(server, "www.example.test.")
+        ask(server, "WWW.example.test.")  # other bytes, the same question
+    edns = dns.message.make_query("www.example.test.", "A", use_edns=0).to_wire()
+    server.handle(edns, False, ("127.0.0.1", 5))  # flags and EDNS differ: a datagram of its own
+    server.handle(b"\x12\x34garbage", False, ("127.0.0.1", 5))  # unreadable: counted as such
+    assert server.total == distinct + 6 + 2
+    queries = server.queries
+    assert queries["www.example.test.", "A"] == 7 and queries["n0.example.test.", "A"] == 1
+    assert queries[f"n{distinct - 1}.example.test.", "A"] == 1 and queries["<unparsable>", ""] == 1
+    assert sum(queries.values()) == server.total
 
 
 def test_down_answers_nothing_but_still_counts() -> None:

@@ -34,7 +34,7 @@ def test_the_acl_allows_listed_networks_only_and_remembers_in_bounded_memory() -
     assert not acl.allows("192.0.2.1") and not acl.allows("not an address")
     for n in range(policy.ACL_MEMORY + 10):
         acl.allows(f"10.0.{n // 256}.{n % 256}")
-    assert len(acl._known) <= policy.ACL_MEMORY
+    assert len(acl.known) <= policy.ACL_MEMORY
 
 
 def test_no_stale_data_without_serve_stale_or_before_expiry() -> None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Instructions per resolver cache hit and per cold name, counted by valgrind's callgrind.
 
-    scripts/instructions [--tree DIR] [hit|cold ...] [--hits N] [--names A,B]
+    scripts/instructions [--tree DIR] [hit|auth|cold ...] [--hits N] [--names A,B]
 
 Why instructions: on a machine shared with other work, CPU time per query moves
 with the load (caches, frequency, preemption), while the instructions a piece of
@@ -11,6 +11,10 @@ so interpreter start-up cancels out:
   hit   the resolver's `handle` for a query answered from a ready wire reply (the
         fast path), in-process, N times against 0 times; divided by N.  No
         sockets: what the resolver's own Python costs, not the kernel's.
+  auth  a lab server's answer to a question it answered before: what a datagram
+        to ns1.example.com of the signed sample lab goes through while nobody
+        captures (fault layer and query counter, signature freshness, the
+        server's ready reply), in-process, N times against 0 times.
   cold  `scripts/cold-profile` of that tree (a generated hierarchy in a child
         process, which callgrind does not follow, and dnsperf) resolving the
         first B names against the first A; divided by B - A.  10 in flight, so
@@ -61,6 +65,26 @@ for _ in range(int(sys.argv[1])):
 """
 
 
+# One lab server answer from its ready reply, in the tree given as argv[2]: the signed sample
+# lab built in-process (no sockets), and the handler its UDP socket calls argv[1] times.
+AUTH_PROBE = """
+import sys
+sys.path.insert(0, sys.argv[2])
+from pathlib import Path
+import dns.message
+from dnslab.lab.runtime import Lab, shared_zones
+
+lab = Lab(shared_zones(Path(sys.argv[2]) / "dnslab" / "zones"), resolver_address=None, dnssec=True, levels=())
+handler = lab.server("127.0.3.1").faulty.handle  # what the socket calls while nobody captures
+wire = dns.message.make_query("www.example.com.", "A").to_wire()
+peer = ("127.0.0.1", 40000)
+for _ in range(2):
+    assert isinstance(handler(wire, False, peer), bytes), "no reply"
+for _ in range(int(sys.argv[1])):
+    handler(wire, False, peer)
+"""
+
+
 def callgrind(argv: list[str], cwd: Path) -> int:
     """Instructions callgrind counted for one run of argv (the main process only)."""
     with tempfile.TemporaryDirectory(prefix="dnslab-instructions-") as folder:
@@ -77,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.splitlines()[2:]))
-    parser.add_argument("what", nargs="*", default=["hit", "cold"], help="hit, cold (default both)")
+    parser.add_argument("what", nargs="*", default=["hit", "auth", "cold"], help="hit, auth, cold (default all)")
     parser.add_argument("--tree", type=Path, default=REPO, help="the checkout to measure (default this one)")
     parser.add_argument("--hits", type=int, default=20000, help="fast-path hits counted (default 20000)")
     parser.add_argument("--names", default="100,600", metavar="A,B",
@@ -85,9 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--zones", type=Path, default=None,
                         help="the cold run's hierarchy (default: scripts/gen-hierarchy's, made here)")
     args = parser.parse_args(argv)
-    unknown = set(args.what) - {"hit", "cold"}
+    unknown = set(args.what) - {"hit", "auth", "cold"}
     if unknown:
-        parser.error(f"unknown: {', '.join(sorted(unknown))} (hit, cold)")
+        parser.error(f"unknown: {', '.join(sorted(unknown))} (hit, auth, cold)")
     if shutil.which("valgrind") is None:
         print("instructions: valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 2
@@ -104,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
             runs = [callgrind([python, "-c", HIT_PROBE, str(count), str(tree)], tree) for count in (0, args.hits)]
             print(f"{tree}: {(runs[1] - runs[0]) / args.hits:,.0f} instructions per fast-path hit "
                   f"({args.hits} hits)")
+        if "auth" in args.what:
+            runs = [callgrind([python, "-c", AUTH_PROBE, str(count), str(tree)], tree) for count in (0, args.hits)]
+            print(f"{tree}: {(runs[1] - runs[0]) / args.hits:,.0f} instructions per lab server answer "
+                  f"from its ready reply ({args.hits} answers)")
         if "cold" in args.what:
             with tempfile.TemporaryDirectory(prefix="dnslab-instructions-") as folder:
                 zones = args.zones

@@ -189,6 +189,11 @@ class AuthoritativeServer:
         remainder, see `_signed`).  *identity* overrides the server's own for this
         reply (the anycast site that answers).
         """
+        # The same datagram as before (all but its ID), answered as this server: its reply at once.
+        if not via_tcp and identity is None and signer is None and self.steering is None:
+            ready = self.replies.replay(wire)
+            if ready is not None:
+                return ready
         parsed = query_key(wire)
         key = None
         if parsed is not None and self.steering is None:
@@ -197,8 +202,10 @@ class AuthoritativeServer:
                 # A reply that names the server (NSID asked, or a CHAOS question) is kept under the name
                 # it gives (an anycast site's); a query with other EDNS options is answered afresh.
                 key = ident.identity_key(wire, parsed[0], key, identity or self.identity)
+        # Only this server's own answers are remembered by datagram: an anycast site's (identity) is its own.
+        datagram = not via_tcp and identity is None and signer is None and self.steering is None
         if key is not None:
-            ready = self.replies.get(key, wire)
+            ready = self.replies.get(key, wire, datagram)
             if ready is not None:
                 return ready  # asked before: the same reply, with this query's ID
         if len(wire) < HEADER.size:
@@ -231,7 +238,7 @@ class AuthoritativeServer:
             log.exception("internal error answering %s %s", request.qname, request.qtype)
             return header_only_reply(wire, dns.rcode.SERVFAIL)
         if key is not None:
-            self.replies.put(key, reply)
+            self.replies.put(key, reply, wire if datagram else None)
         return reply
 
     def _respond(self, request: Request, via_tcp: bool, identity: str | None = None,

@@ -16,7 +16,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Protocol, Sized
 
-from dnslab.core.clock import Clock
+from dnslab.core.clock import Clock, reader
 
 _TTL = struct.Struct("!I")
 # A rendering is redone this long before its TTLs would tick, so float rounding in
@@ -44,20 +44,42 @@ class ReplyCache:
         # each covers any lab use and keeps the whole lab's memory small.
         self.max_entries = max_entries
         self._replies: dict[bytes, bytes] = {}
+        # Datagrams (all but their ID) answered from a kept reply, and that reply after its
+        # ID: the same bytes again need no key at all (`replay`), as the floor's dict of
+        # ready replies needs none.  Emptied with the replies, so never older than them.
+        self._datagrams: dict[bytes, bytes] = {}
 
-    def get(self, key: bytes, wire: bytes) -> bytes | None:
+    def get(self, key: bytes, wire: bytes, datagram: bool = False) -> bytes | None:
+        """The kept reply for *key* with this query's ID; *datagram*: remember the query's bytes for `replay`."""
         reply = self._replies.get(key)
         if reply is None:
             return None
+        if datagram:
+            self._remember(wire, reply)
         return wire[:2] + reply[2:]
 
-    def put(self, key: bytes, reply: bytes) -> None:
+    def replay(self, wire: bytes) -> bytes | None:
+        """The reply to a UDP query whose bytes after the ID came before, or None (then `get` by key)."""
+        body = self._datagrams.get(wire[2:])
+        return None if body is None else wire[:2] + body
+
+    def put(self, key: bytes, reply: bytes, wire: bytes | None = None) -> None:
+        """Keep *reply* for *key*; *wire*: the UDP query it answers, remembered for `replay`."""
         if len(self._replies) >= self.max_entries:
             del self._replies[next(iter(self._replies))]  # the oldest: answers are cheap to rebuild
         self._replies[key] = reply
+        if wire is not None:
+            self._remember(wire, reply)
+
+    def _remember(self, wire: bytes, reply: bytes) -> None:
+        datagrams = self._datagrams
+        if len(datagrams) >= self.max_entries:
+            del datagrams[next(iter(datagrams))]  # the oldest: its next query takes the key path again
+        datagrams[wire[2:]] = reply[2:]
 
     def clear(self) -> None:
         self._replies.clear()
+        self._datagrams.clear()
 
     def __len__(self) -> int:
         return len(self._replies)
@@ -90,6 +112,12 @@ class WireAnswer:
     # (since, until, bytes).  TTLs change at most once a second, queries come far faster.
     rendered: list[tuple[float, float, bytes] | None] = field(init=False)
     steps: int = field(init=False)  # round-robin orders: one per template, or per record of the spin
+    # False once the answer left its AnswerCache (replaced, expired, evicted, flushed): the
+    # cache's memo of datagrams may still point at it, and must then not replay it.
+    kept: bool = field(init=False, default=True)
+    # Replays are counted here, one list item shared by the answers that count alike
+    # (the resolver's statistics read it; `Stats.replay_counter`).
+    replays: list[int] = field(init=False, default_factory=lambda: [0])
 
     def __post_init__(self) -> None:
         self.rendered = [None] * len(self.variants)
@@ -102,6 +130,7 @@ class AnswerCache:
 
     def __init__(self, clock: Clock, max_entries: int = 20_000) -> None:
         self.clock = clock
+        self._now = reader(clock)  # every hit reads the time
         self.max_entries = max_entries
         self._answers: dict[bytes, WireAnswer] = {}
         self.version = -1
@@ -109,23 +138,59 @@ class AnswerCache:
         # time on only, so one-off questions (most of a cold start) cost neither the
         # templates' rendering nor their memory.
         self._seen: dict[bytes, None] = {}
+        # Datagrams (all but their ID) that were answered from a kept answer, and that
+        # answer: the same bytes again need no key (`core.wire.query_key`) at all, as
+        # the floor's dict of ready replies needs none.  Busy clients repeat a
+        # question's bytes exactly; a cookie or another option makes its own entry.
+        self._datagrams: dict[bytes, WireAnswer] = {}
 
-    def get(self, key: bytes, wire: bytes, version: int) -> WireAnswer | None:
-        """The entry for key if it is still good; None sends the query down the full path."""
+    def get(self, key: bytes, wire: bytes, version: int, datagram: bool = False) -> WireAnswer | None:
+        """The entry for key if it is still good; None sends the query down the full path.
+
+        *datagram*: the query came over UDP, so its bytes after the ID may be remembered
+        for `replay`."""
         if version != self.version:
-            self._answers.clear()
+            self._forget_all()
             self.version = version
             return None
         answer = self._answers.get(key)
         if answer is None:
             return None
-        if self.clock.now() >= answer.expires_at:
+        if self._now() >= answer.expires_at:
             del self._answers[key]
+            answer.kept = False
             return None
+        if datagram:
+            datagrams = self._datagrams
+            if len(datagrams) >= self.max_entries:
+                del datagrams[next(iter(datagrams))]  # the oldest: its next hit takes the key path again
+            datagrams[wire[2:]] = answer
         return answer
+
+    def replay(self, wire: bytes, version: int) -> bytes | None:
+        """The reply to a UDP query whose bytes after the ID were answered before, or None.
+
+        None says nothing about the question: `get` by its key decides then (and drops
+        what expired).  The answer's checks are the same as `get`'s, its rendering `render`'s."""
+        answer = self._datagrams.get(wire[2:])
+        if answer is None or not answer.kept or version != self.version:
+            return None
+        now = self._now()
+        if now >= answer.expires_at:
+            return None
+        last = answer.rendered[0]
+        if answer.rotation is None and last is not None and last[0] <= now < last[1]:
+            # One order and TTLs unchanged since the last rendering: `_render`'s first case, inlined.
+            answer.replays[0] += 1
+            return wire[:2] + last[2]
+        return self._render(answer, wire, now)
 
     def render(self, answer: WireAnswer, wire: bytes) -> bytes:
         """The reply for this query: its ID, the next round-robin order, TTLs counted down."""
+        return self._render(answer, wire, self._now())
+
+    def _render(self, answer: WireAnswer, wire: bytes, now: float) -> bytes:
+        answer.replays[0] += 1
         step = 0
         entry = answer.rotation
         if entry is not None:
@@ -133,7 +198,6 @@ class AnswerCache:
             entry.turn += 1
         spin = answer.spin
         index = step if spin is None else 0  # a spin's one template, rotated below
-        now = self.clock.now()
         last = answer.rendered[index]
         if last is not None and last[0] <= now < last[1]:
             body = last[2]
@@ -166,15 +230,25 @@ class AnswerCache:
         return False
 
     def put(self, key: bytes, answer: WireAnswer, version: int) -> None:
+        answers = self._answers
         if version != self.version:
-            self._answers.clear()
+            self._forget_all()
             self.version = version
-        if len(self._answers) >= self.max_entries:
-            del self._answers[next(iter(self._answers))]
-        self._answers[key] = answer
+        replaced = answers.pop(key, None)
+        if replaced is not None:
+            replaced.kept = False
+        elif len(answers) >= self.max_entries:
+            oldest = next(iter(answers))
+            answers.pop(oldest).kept = False
+        answers[key] = answer
+
+    def _forget_all(self) -> None:
+        """Every kept answer goes (the RRset cache changed, or a flush); the memo of datagrams with them."""
+        self._answers.clear()
+        self._datagrams.clear()
 
     def clear(self) -> None:
-        self._answers.clear()
+        self._forget_all()
         self._seen.clear()
 
     def __len__(self) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import struct
 
 # RFC 1035 §4.2.1 without EDNS; 1232 is the DNS Flag Day 2020 size NSD and Unbound use.
@@ -56,11 +55,30 @@ def query_key(wire: bytes) -> tuple[bytes, int, int, bytes] | None:
     Python costs about 1.4 µs, the remembered result about 0.15 µs.  The fast paths key
     UDP and TCP apart (their size limits differ); the UDP key, by far the commoner, is
     remembered ready-made too.
+
+    The memory is a plain dict, emptied when full: functools.lru_cache keys a bytes
+    argument by a tuple around it, whose hashing and comparison cost more than the
+    lookup itself, and keeping recency order is not worth its price here.
     """
-    return _key_after_id(wire[2:])
+    tail = wire[2:]
+    found = _REMEMBERED.get(tail, _UNKNOWN)
+    if found is not _UNKNOWN:
+        return found  # type: ignore[return-value]
+    if len(_REMEMBERED) >= KEY_MEMORY:
+        _REMEMBERED.clear()  # a flood of distinct queries: start again (no per-entry upkeep)
+    found = _REMEMBERED[tail] = _key_after_id(tail)
+    return found
 
 
-@functools.lru_cache(maxsize=KEY_MEMORY)
+_REMEMBERED: dict[bytes, tuple[bytes, int, int, bytes] | None] = {}
+_UNKNOWN = object()
+
+
+def remembered_keys() -> int:
+    """How many queries' keys `query_key` holds now (at most KEY_MEMORY)."""
+    return len(_REMEMBERED)
+
+
 def _key_after_id(tail: bytes) -> tuple[bytes, int, int, bytes] | None:
     """query_key for a message without its first two bytes (offsets below are shifted by 2)."""
     size = len(tail)

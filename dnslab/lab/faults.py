@@ -39,6 +39,9 @@ from dnslab.services.transport import Handler, Peer
 # a bound the counter grew with every new name a server was asked (the soak: ~110 bytes each,
 # for ever); as many as a server's reply cache holds keeps every count a test or a learner reads.
 MAX_COUNTED_QUESTIONS = 4096
+# Datagrams counted as they came (all but the ID) before their questions are read out
+# and counted (`FaultyServer._fold`): bounds that table, and the work of one fold.
+FOLD_DATAGRAMS = 512
 OLDER_QUESTIONS = ("<older questions>", "")
 
 # The faults that replace the answer; at most one is in force at a time.
@@ -95,8 +98,12 @@ class FaultyServer:
         # Bounded: beyond max_questions distinct questions the least recently *new* one
         # is folded into `_older`, so the total stays exact and memory stays flat.
         self.max_questions = max_questions
-        self._received: Counter[bytes] = Counter()
+        self._received: dict[bytes, int] = {}  # a plain dict: a Counter subclass is slower to index
         self._older = 0
+        # Each query is first counted by its bytes after the ID, one dict update and no
+        # reading; the questions are read out of them (`_fold`) when counts are read or
+        # the table is full.  Busy clients repeat those bytes exactly.
+        self._datagrams: dict[bytes, int] = {}
         # Made on first use: a Mersenne Twister holds 2.5 KB, and most servers of a big lab
         # never draw (only loss, jitter and a selector's percentage do).
         self._seed = seed
@@ -179,6 +186,7 @@ class FaultyServer:
         questions first seen before them are summed under OLDER_QUESTIONS.
         """
         counts: Counter[tuple[str, str]] = Counter()
+        self._fold()
         if self._older:
             counts[OLDER_QUESTIONS] = self._older
         for question, count in self._received.items():
@@ -193,23 +201,34 @@ class FaultyServer:
     @property
     def total(self) -> int:
         """Every query received since the start (or the last reset), without decoding a name."""
-        return self._older + sum(self._received.values())
+        return self._older + sum(self._received.values()) + sum(self._datagrams.values())
 
     def reset_counts(self) -> None:
         self._received.clear()
+        self._datagrams.clear()
         self._older = 0
 
     @property
     def counted_questions(self) -> int:
         """Distinct questions counted one by one now (at most max_questions)."""
+        self._fold()
         return len(self._received)
 
     def handle(self, wire: bytes, via_tcp: bool, peer: Peer | None = None) -> bytes | None | Awaitable[bytes | None]:
-        question = self._count(wire)
+        datagrams = self._datagrams
+        tail = wire[2:]
+        count = datagrams.get(tail)
+        if count is not None:
+            datagrams[tail] = count + 1
+        else:
+            if len(datagrams) >= FOLD_DATAGRAMS:
+                self._fold()
+                datagrams = self._datagrams  # a fresh table
+            datagrams[tail] = 1
         if self._faultless:
             return self.inner(wire, via_tcp, peer)  # type: ignore[return-value]
         state = self.state
-        hits = self._hits(question) if state.selectors else None
+        hits = self._hits(_questions(wire)[0]) if state.selectors else None
         if state.unreachable or (state.down and (hits is None or kinds.DOWN.name in hits)):
             return None  # (unreachable: a query already on an open TCP connection)
         if state.loss_pct and (hits is None or kinds.LOSS.name in hits) and self._rng.random() * 100 < state.loss_pct:
@@ -276,35 +295,35 @@ class FaultyServer:
         # LAME: NOERROR, no AA, nothing in any section: a server not configured for the zone.
         return reply.to_wire()
 
-    def _count(self, wire: bytes) -> bytes:
-        """Count the query; its question as wire bytes (b"": none readable), for the selectors."""
-        parsed = query_key(wire)
-        if parsed is not None:
-            question = parsed[0][QUESTION_IN_KEY:]
-            self._add(question)
-            return question
-        try:  # the rare query the quick reader leaves alone (compressed, odd sections)
-            rrsets = dns.message.from_wire(wire, question_only=True).question
-        except Exception:  # noqa: BLE001 - garbage is counted as such, never raised
-            self._add(b"")
-            return b""
-        first = b""
-        for rrset in rrsets:
-            question = rrset.name.to_wire() + rrset.rdtype.to_bytes(2, "big") + b"\x00\x01"
-            first = first or question
-            self._add(question)
-        return first
+    def _fold(self) -> None:
+        """Count the questions of the datagrams counted so far, and start that table afresh."""
+        datagrams, self._datagrams = self._datagrams, {}
+        for tail, count in datagrams.items():
+            for question in _questions(b"\x00\x00" + tail):
+                self._add(question, count)
 
-    def _add(self, question: bytes) -> None:
+    def _add(self, question: bytes, count: int) -> None:
         received = self._received
-        count = received.get(question)  # one lookup: this runs for every query a lab server gets
-        if count is not None:
-            received[question] = count + 1
+        counted = received.get(question)
+        if counted is not None:
+            received[question] = counted + count
             return
         if len(received) >= self.max_questions:
             oldest = next(iter(received))  # dicts keep insertion order: the first one counted
             self._older += received.pop(oldest)
-        received[question] = 1
+        received[question] = count
+
+
+def _questions(wire: bytes) -> list[bytes]:
+    """A query's questions as wire bytes, for counting and the selectors ([b""]: none readable)."""
+    parsed = query_key(wire)
+    if parsed is not None:
+        return [parsed[0][QUESTION_IN_KEY:]]
+    try:  # the rare query the quick reader leaves alone (compressed, odd sections)
+        rrsets = dns.message.from_wire(wire, question_only=True).question
+    except Exception:  # noqa: BLE001 - garbage is counted as such, never raised
+        return [b""]
+    return [rrset.name.to_wire() + rrset.rdtype.to_bytes(2, "big") + b"\x00\x01" for rrset in rrsets] or [b""]
 
 
 def _question_name(question: bytes) -> str:

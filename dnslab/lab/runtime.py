@@ -27,6 +27,7 @@ import dns.rrset
 import dnslab
 from dnslab.core import validate
 from dnslab.core.clock import Clock, FakeClock, MonotonicClock, WallClock
+from dnslab.core.clock import reader as clock_reader
 from dnslab.resolution.options import load_toml, resolver_settings
 from dnslab.lab.control import ControlServer, runtime_dir
 from dnslab.lab.signed_zones import DnssecSettings, SignedZones, parse_unsigned
@@ -508,10 +509,14 @@ class Lab(Traffic):
         One comparison per query; the work is done by the first query after the
         point (or by `clock advance`), so a fake clock needs no timer.
         """
-        def handle_fresh(wire: bytes, via_tcp: bool = False, peer: Peer | None = None, *identity: str | None):  # type: ignore[no-untyped-def]
-            if self.signer is not None and self.signer.due():
+        now = clock_reader(self.clock)
+
+        def handle_fresh(wire: bytes, via_tcp: bool = False, peer: Peer | None = None,
+                         identity: str | None = None):  # type: ignore[no-untyped-def]
+            signer = self.signer
+            if signer is not None and now() >= signer.resign_at:  # SignedZones.due, inlined: every query runs it
                 self.refresh_signatures()
-            return handle(wire, via_tcp, peer, *identity)  # type: ignore[call-arg]
+            return handle(wire, via_tcp, peer, identity)  # type: ignore[call-arg]
         return handle_fresh
 
     @property
@@ -919,6 +924,7 @@ class Lab(Traffic):
             self._resolver_listener = DnsListener(self.resolver_address, port, tapped, reuse_port=reuse_port)
             await self._resolver_listener.start()
             tapped.port = self._resolver_listener.port
+            tapped.route_udp(self._resolver_listener.set_udp_handler)
             if self.taps.sinks:
                 self.resolver.upstream.tap = self.taps.emit
         if self.resolver_address is not None:  # the levels sit in front of whichever resolver runs
@@ -952,6 +958,7 @@ class Lab(Traffic):
             listener = DnsListener(running.plan.address, port, tapped, reuse_port=self.reuse_port)
             await listener.start()
         tapped.port = listener.port
+        tapped.route_udp(listener.set_udp_handler)
         running.listener = listener
         running.faulty.on_reachable = listener.set_listening
         if running.faulty.state.unreachable:

@@ -35,10 +35,11 @@ class Acl:
 
     def __init__(self, allow: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> None:
         self.allow = allow
-        self._known: dict[str, bool] = {}
+        # What each client address was told, read first by the resolver's fast path.
+        self.known: dict[str, bool] = {}
 
     def allows(self, address: str) -> bool:
-        known = self._known.get(address)
+        known = self.known.get(address)
         if known is not None:
             return known
         try:
@@ -46,9 +47,9 @@ class Acl:
             allowed = any(ip in network for network in self.allow)
         except ValueError:
             allowed = False
-        if len(self._known) >= ACL_MEMORY:
-            self._known.clear()
-        self._known[address] = allowed
+        if len(self.known) >= ACL_MEMORY:
+            self.known.clear()
+        self.known[address] = allowed
         return allowed
 
 

@@ -53,13 +53,15 @@ T = TypeVar("T")
 
 @dataclass
 class Stats:
-    """Counters for `dnslab stats`, in the spirit of `unbound-control stats`."""
+    """Counters for `dnslab stats`, in the spirit of `unbound-control stats`.
+
+    Replies replayed by the fast path are counted by their ready answers themselves, one
+    shared counter per (type, rcode) (`replay_counter`): a hit then adds one to a list
+    item instead of updating four counters, and `queries`, `cache_hits`, `by_type` and
+    `by_rcode` add those counters in when they are read.
+    """
 
     started: float
-    queries: int = 0
-    by_type: dict[str, int] = field(default_factory=dict)
-    by_rcode: dict[str, int] = field(default_factory=dict)
-    cache_hits: int = 0
     cache_misses: int = 0
     cache_expired: int = 0           # misses for data that had been cached and ran out
     upstream_queries: int = 0
@@ -70,31 +72,64 @@ class Stats:
     network_errors: int = 0
     failovers: int = 0               # tries that failed and went on to another server
     servfails: int = 0
+    # Answered by the full path; the replays are in _replays.
+    _answered: int = 0
+    _hits: int = 0
+    _by_type: dict[str, int] = field(default_factory=dict)
+    _by_rcode: dict[str, int] = field(default_factory=dict)
+    _replays: dict[tuple[str, str], list[int]] = field(default_factory=dict)
 
-    def fast_answered(self, type_text: str, rcode_text: str) -> None:
-        """A reply replayed by the fast path: always a cache hit (`_count` inlined: every hit runs this)."""
-        self.queries += 1
-        by_type, by_rcode = self.by_type, self.by_rcode
-        by_type[type_text] = by_type.get(type_text, 0) + 1
-        by_rcode[rcode_text] = by_rcode.get(rcode_text, 0) + 1
-        self.cache_hits += 1
+    def replay_counter(self, type_text: str, rcode_text: str) -> list[int]:
+        """The counter a ready answer of this type and rcode adds each replay to (`WireAnswer.replays`)."""
+        counter = self._replays.get((type_text, rcode_text))
+        if counter is None:
+            counter = self._replays[(type_text, rcode_text)] = [0]
+        return counter
 
     def answered(self, rdtype: int, result: Result) -> None:
-        self._count(dns.rdatatype.to_text(rdtype), dns.rcode.to_text(result.rcode), result.from_cache)
-        self.servfails += result.rcode == dns.rcode.SERVFAIL
-
-    def _count(self, type_text: str, rcode_text: str, from_cache: bool) -> None:
-        self.queries += 1
-        self.by_type[type_text] = self.by_type.get(type_text, 0) + 1
-        self.by_rcode[rcode_text] = self.by_rcode.get(rcode_text, 0) + 1
-        if from_cache:
-            self.cache_hits += 1
+        """A reply from the full path."""
+        self._answered += 1
+        type_text, rcode_text = dns.rdatatype.to_text(rdtype), dns.rcode.to_text(result.rcode)
+        self._by_type[type_text] = self._by_type.get(type_text, 0) + 1
+        self._by_rcode[rcode_text] = self._by_rcode.get(rcode_text, 0) + 1
+        if result.from_cache:
+            self._hits += 1
         else:
             self.cache_misses += 1
+        self.servfails += result.rcode == dns.rcode.SERVFAIL
+
+    @property
+    def replayed(self) -> int:
+        """Replies from the fast path (every one a cache hit)."""
+        return sum(counter[0] for counter in self._replays.values())
+
+    @property
+    def queries(self) -> int:
+        return self._answered + self.replayed
+
+    @property
+    def cache_hits(self) -> int:
+        return self._hits + self.replayed
+
+    @property
+    def by_type(self) -> dict[str, int]:
+        return self._tally(self._by_type, 0)
+
+    @property
+    def by_rcode(self) -> dict[str, int]:
+        return self._tally(self._by_rcode, 1)
+
+    def _tally(self, full: dict[str, int], which: int) -> dict[str, int]:
+        counts = dict(full)
+        for pair, counter in self._replays.items():
+            if counter[0]:
+                counts[pair[which]] = counts.get(pair[which], 0) + counter[0]
+        return counts
 
     def to_json(self) -> dict[str, object]:
-        fields = {name: value for name, value in vars(self).items() if name != "started"}
-        return {**fields, "uptime_s": round(time.monotonic() - self.started, 1)}
+        counters = {name: value for name, value in vars(self).items() if name != "started" and name[0] != "_"}
+        return {"queries": self.queries, "by_type": self.by_type, "by_rcode": self.by_rcode,
+                "cache_hits": self.cache_hits, **counters, "uptime_s": round(time.monotonic() - self.started, 1)}
 
 
 class RecursiveResolver:
@@ -284,17 +319,22 @@ class RecursiveResolver:
         key = None
         if fast is not None and not self._every_query:
             try:
-                parsed = query_key(wire)
-                if parsed is not None:
-                    key = TCP_PREFIX + parsed[0] if via_tcp else parsed[3]
-                    if peer is None or self.acl.allows(peer[0]):
-                        answer = fast.get(key, wire, self.cache.version)
+                if peer is not None and not (self.acl.known.get(peer[0]) or self.acl.allows(peer[0])):
+                    return self._handle(wire, via_tcp, peer, None)  # refused there
+                # The same datagram again (all but its ID): no key to compute (AnswerCache.replay).
+                reply = None if via_tcp else fast.replay(wire, self.cache.version)
+                if reply is None:
+                    parsed = query_key(wire)
+                    if parsed is not None:
+                        key = TCP_PREFIX + parsed[0] if via_tcp else parsed[3]
+                        answer = fast.get(key, wire, self.cache.version, datagram=not via_tcp)
                         if answer is not None:
-                            self.stats.fast_answered(answer.type_text, answer.rcode_text)
                             reply = fast.render(answer, wire)
-                            for observer in self.observers:  # the web view's sampler: one call, one comparison
-                                observer.replayed(wire, reply, peer, via_tcp)
-                            return reply
+                if reply is not None:
+                    if self.observers:
+                        for observer in self.observers:  # the web view's sampler: one call, one comparison
+                            observer.replayed(wire, reply, peer, via_tcp)
+                    return reply
             except Exception:  # noqa: BLE001 - a bug of ours in the fast path: the full path answers
                 log.exception("the fast path failed; answering on the full path")
                 key = None
@@ -343,6 +383,7 @@ class RecursiveResolver:
             limit = size_limit(query, via_tcp, self.settings.max_udp_size)
             ready = fast_answer(reply, wire_reply, self.settings.cache.rotation, lambda m: render(m, limit))
             if ready is not None:
+                ready.replays = self.stats.replay_counter(ready.type_text, ready.rcode_text)
                 self.fast.put(key, ready, self.cache.version)
         return wire_reply
 

@@ -105,6 +105,10 @@ class SharedAddress:
         self.udp = _UdpProtocol(handler)
         self.udp.transport = _Sender(owner, address)  # type: ignore[assignment]
 
+    def set_udp_handler(self, handler: Handler) -> None:
+        """As `DnsListener.set_udp_handler`."""
+        self.udp.handler = handler
+
     @property
     def port(self) -> int:
         return self.owner.port

@@ -86,8 +86,11 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         except Exception:  # noqa: BLE001 - the handler should not raise, but never die for it
             log.exception("handler failed for a datagram from %s", addr)
             reply = _servfail(data)  # a bug of ours: the client hears so, not silence
-        # A ready reply (most of them, from the fast paths) skips the slower awaitable check.
-        if type(reply) is not bytes and inspect.isawaitable(reply):
+        # A ready reply (most of them, from the fast paths) is sent at once, before any other check.
+        if type(reply) is bytes:
+            if self.transport is not None:
+                self.transport.sendto(reply, addr)
+        elif inspect.isawaitable(reply):
             task = asyncio.ensure_future(self._reply_later(reply, addr, data))
             self.pending.add(task)
             task.add_done_callback(self.pending.discard)
@@ -128,12 +131,20 @@ class DnsListener:
         self.host = host
         self.port = port
         self.handler = handler
+        self.udp_handler = handler  # what datagrams go to (`set_udp_handler`)
         self.tcp_limits = tcp_limits or TcpLimits()
         self._udp: asyncio.DatagramTransport | None = None
         self._udp_protocol: _UdpProtocol | None = None
         self._tcp: asyncio.base_events.Server | None = None
         self._tcp_clients: set[asyncio.StreamWriter] = set()
         self._switching: asyncio.Future[None] | None = None  # the last close or reopen asked for
+
+    def set_udp_handler(self, handler: Handler) -> None:
+        """Hand datagrams to *handler* from now on (TCP keeps the first): a lab's capture tap
+        stands in front of the server only while someone captures, one call less a query."""
+        self.udp_handler = handler
+        if self._udp_protocol is not None:
+            self._udp_protocol.handler = handler
 
     def set_listening(self, listening: bool) -> None:
         """Close the sockets (the kernel then refuses: ICMP port unreachable, TCP RST) or open them again.
@@ -171,7 +182,7 @@ class DnsListener:
         for attempt in range(attempts):
             try:
                 transport, protocol = await loop.create_datagram_endpoint(
-                    lambda: _UdpProtocol(self.handler), local_addr=(self.host, wanted),
+                    lambda: _UdpProtocol(self.udp_handler), local_addr=(self.host, wanted),
                     reuse_port=self.reuse_port or None,
                 )
             except OSError as exc:
