@@ -19,6 +19,7 @@ loads zones both ways and requires the same records.
 from __future__ import annotations
 
 import re
+import socket
 from typing import Callable
 
 import dns.exception
@@ -50,20 +51,37 @@ _CANONICAL_IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25
 _A = dns.rdata.get_rdata_class(_IN, RdataType.A)
 
 
+class _PlainA(_A):  # type: ignore[misc, valid-type]
+    """dnspython's A record, hashed from its address in one C call.
+
+    Rdata.__hash__ hashes the wire form, which A makes through dnspython's own
+    address parser and a BytesIO: 5 us, and each record is hashed as it joins its
+    RRset.  For the canonical addresses this class is made for, socket.inet_aton
+    gives the same four bytes (checked at import, in _same_as_constructed), so the
+    hash is the same and records of either class are equal and share dict slots.
+    """
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:
+        return hash(socket.inet_aton(self.address))
+
+
 def _checked_a(address: str) -> dns.rdata.Rdata:
     """An A record of a canonical address, with the slots dnspython's constructor would set."""
-    rdata = object.__new__(_A)
+    rdata = object.__new__(_PlainA)
     for slot, value in (("rdclass", _IN), ("rdtype", RdataType.A), ("rdcomment", None), ("address", address)):
         object.__setattr__(rdata, slot, value)
     return rdata
 
 
 def _same_as_constructed() -> bool:
-    """Whether _checked_a still builds what A() builds (every slot), in this dnspython."""
+    """Whether _checked_a still builds what A() builds (every slot, the hash), in this dnspython."""
     made, built = _A(_IN, RdataType.A, "192.0.2.1"), _checked_a("192.0.2.1")
     slots = [slot for cls in _A.__mro__ for slot in getattr(cls, "__slots__", ())]
     return all(getattr(made, s) == getattr(built, s) and type(getattr(made, s)) is type(getattr(built, s))
-               for s in slots) and set(slots) == {"rdclass", "rdtype", "rdcomment", "address"}
+               for s in slots) and set(slots) == {"rdclass", "rdtype", "rdcomment", "address"} \
+        and hash(made) == hash(built) and made == built
 
 
 _FAST_A = _same_as_constructed()
@@ -264,11 +282,73 @@ _LABELS: dict[bytes, bytes] = {}
 _LABELS_MAX = 65536
 
 
+class _PlainName(dns.name.Name):  # type: ignore[misc, valid-type]
+    """dnspython's Name, with its hash computed a label at a time rather than a byte at a time.
+
+    Name.__hash__ folds the name's bytes, lowercased, as h = 9h + byte, in Python: 3 us
+    for a name of a generated zone, and a zone's names are hashed several times while it
+    is loaded and indexed.  Over a label of m bytes that fold is h = h * 9**m + P(label),
+    so with P and 9**m remembered per label spelling (labels repeat across a lab) the
+    same number comes out of one step per label.  It is the same integer, so a
+    _PlainName hashes as a Name of the same labels does and finds it in dicts.  Made
+    only by _made (no per-label checks: _name has made them), and only if
+    _SAME_HASH holds in this dnspython.
+    """
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:
+        h = 0
+        for label in self.labels:
+            step = _LABEL_FOLDS.get(label)
+            if step is None:
+                step = _label_fold(label)
+            h = h * step[0] + step[1]
+        return h
+
+
+# 9**len(label) and P(label) (see _PlainName) per label spelling, bounded as _LABELS is.
+_LABEL_FOLDS: dict[bytes, tuple[int, int]] = {}
+
+
+def _label_fold(label: bytes) -> tuple[int, int]:
+    folded = 0
+    for byte in label.lower():
+        folded = folded * 9 + byte
+    step = (9 ** len(label), folded)
+    if len(_LABEL_FOLDS) < _LABELS_MAX:
+        _LABEL_FOLDS[label] = step
+    return step
+
+
+def _made(labels: tuple[bytes, ...]) -> dns.name.Name:
+    """A name of labels already checked as Name() checks them (its constructor validates each again)."""
+    name = object.__new__(_PlainName if _SAME_HASH else dns.name.Name)
+    object.__setattr__(name, "labels", labels)
+    return name
+
+
+def _hashes_the_same() -> bool:
+    """Whether _PlainName's hash is still Name's, for names of every shape (checked once, at import)."""
+    samples = [(), (b"",), (b"www", b"Example", b"COM", b""), (b"a" * 63, b"\xff\x00-_*", b""), (b"x", b"y")]
+    for labels in samples:
+        name = object.__new__(_PlainName)
+        object.__setattr__(name, "labels", labels)
+        if hash(name) != hash(dns.name.Name(labels)) or name != dns.name.Name(labels):
+            return False
+    return True
+
+
+_SAME_HASH = _hashes_the_same()
+
+
 def _name(word: str, origin: dns.name.Name | None) -> dns.name.Name:
     """dns.name.from_text(word, origin) for a word without escapes, split in one step.
 
     from_text reads a name a byte at a time to handle escapes (which the plain reader
-    leaves to dnspython); the Name constructor still checks label and name lengths.
+    leaves to dnspython).  The checks Name() makes are made here, on the new labels
+    only: none empty, none longer than 63 bytes, the whole name at most 255 (RFC 1035
+    §2.3.4); a name that fails them is left to dnspython, which words the error.
     """
     if word == "@" or word == ".":
         return dns.name.from_text(word, origin)
@@ -276,17 +356,21 @@ def _name(word: str, origin: dns.name.Name | None) -> dns.name.Name:
     absolute = parts[-1] == b""
     if absolute:
         parts.pop()
-    if b"" in parts:
-        raise _NotPlain  # an empty label: dnspython words the error
     found = [_LABELS.get(part) or _label(part) for part in parts]
     if absolute:
         found.append(b"")
     elif origin is not None:
         found.extend(origin.labels)
-    return dns.name.Name(found)
+    else:
+        raise _NotPlain  # a relative name without an origin: dnspython words the error
+    if len(found) + sum(map(len, found)) > 255:
+        raise _NotPlain
+    return _made(tuple(found))
 
 
 def _label(label: bytes) -> bytes:
+    if not 0 < len(label) <= 63:
+        raise _NotPlain  # an empty or too long label: dnspython words the error
     if len(_LABELS) < _LABELS_MAX:
         _LABELS[label] = label
     return label
