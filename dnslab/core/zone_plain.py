@@ -13,13 +13,13 @@ It reads only what it is sure of.  A file with anything else in it
 ``$GENERATE``, ``$UNICODE``) or with any line it cannot read is answered
 ``None``, and the caller reads the whole file with dnspython's reader, so
 every error keeps its exact wording, file and line.  tests/test_zone_plain.py
-loads zones both ways and requires the same records.
+loads zones both ways and requires the same records.  The names and the most common
+records are made directly, by core/plain_records, which says why and how.
 """
 
 from __future__ import annotations
 
 import re
-import socket
 from typing import Callable
 
 import dns.exception
@@ -28,6 +28,8 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.ttl
+
+from dnslab.core.plain_records import address_record, make_name, target_record
 
 RdataType = dns.rdatatype.RdataType
 _IN = dns.rdataclass.IN
@@ -44,47 +46,6 @@ _ONE_NAME = frozenset({RdataType.NS, RdataType.CNAME, RdataType.PTR, RdataType.D
 
 # A word of data is followed by nothing, not even a comment (the reader keeps that).
 _OTHER_THAN_ONE_WORD = re.compile(r'[ \t;"]')
-
-# An IPv4 address exactly as dnspython writes it (no leading zeros), which its A record
-# keeps as given after checking it, at 6 us a record: most of a generated zone's lines.
-_CANONICAL_IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)")
-_A = dns.rdata.get_rdata_class(_IN, RdataType.A)
-
-
-class _PlainA(_A):  # type: ignore[misc, valid-type]
-    """dnspython's A record, hashed from its address in one C call.
-
-    Rdata.__hash__ hashes the wire form, which A makes through dnspython's own
-    address parser and a BytesIO: 5 us, and each record is hashed as it joins its
-    RRset.  For the canonical addresses this class is made for, socket.inet_aton
-    gives the same four bytes (checked at import, in _same_as_constructed), so the
-    hash is the same and records of either class are equal and share dict slots.
-    """
-
-    __slots__ = ()
-
-    def __hash__(self) -> int:
-        return hash(socket.inet_aton(self.address))
-
-
-def _checked_a(address: str) -> dns.rdata.Rdata:
-    """An A record of a canonical address, with the slots dnspython's constructor would set."""
-    rdata = object.__new__(_PlainA)
-    for slot, value in (("rdclass", _IN), ("rdtype", RdataType.A), ("rdcomment", None), ("address", address)):
-        object.__setattr__(rdata, slot, value)
-    return rdata
-
-
-def _same_as_constructed() -> bool:
-    """Whether _checked_a still builds what A() builds (every slot, the hash), in this dnspython."""
-    made, built = _A(_IN, RdataType.A, "192.0.2.1"), _checked_a("192.0.2.1")
-    slots = [slot for cls in _A.__mro__ for slot in getattr(cls, "__slots__", ())]
-    return all(getattr(made, s) == getattr(built, s) and type(getattr(made, s)) is type(getattr(built, s))
-               for s in slots) and set(slots) == {"rdclass", "rdtype", "rdcomment", "address"} \
-        and hash(made) == hash(built) and made == built
-
-
-_FAST_A = _same_as_constructed()
 
 _SIMPLE = frozenset({RdataType.TXT, RdataType.MX, RdataType.SOA})
 _ONE_QUOTED = re.compile(r'"([^"]*)"')
@@ -214,35 +175,40 @@ def _read_lines(text: str, origin: dns.name.Name | None) -> tuple[list[PlainReco
             else:
                 raise _NotPlain
             continue
-        if line[:1] in (" ", "\t"):
-            rest = line.lstrip(" \t")
-            if rest == "" or rest[0] == ";":
-                continue  # blank, or only a comment
-            if current_origin is None:
-                raise _NotPlain
+        # Owner, TTL, class and type are words without quotes or comments; then the data,
+        # as written (a TXT's spaces and a comment matter): split once, and again at the
+        # data only when it is more than one word.
+        words = line.split(None, 4)
+        if not words or words[0][0] == ";":
+            continue  # blank, or only a comment
+        if current_origin is None:
+            raise _NotPlain
+        if line[0] == " " or line[0] == "\t":
             name = last_name
             if name is None:
                 raise _NotPlain
+            at = 0
         else:
-            if line == "" or line[0] == ";":
-                continue
-            if current_origin is None:
-                raise _NotPlain
-            word, rest = _word(line)
-            name = last_name = name_of(word)
-
-        word, rest = _word(rest)
+            name = last_name = name_of(_plain_word(words[0]))
+            at = 1
+        count = len(words)
+        if at >= count:
+            raise _NotPlain  # the line ended before its type
+        word = _plain_word(words[at])
         ttl = ttl_of(word)
         if ttl is not None:
             last_ttl, last_ttl_known = ttl, True
-            word, rest = _word(rest)
+            at += 1
+            word = _plain_word(words[at]) if at < count else _no_type()
         if is_class(word):
-            word, rest = _word(rest)
+            at += 1
+            word = _plain_word(words[at]) if at < count else _no_type()
         if ttl is None:
             ttl = ttl_of(word)
             if ttl is not None:
                 last_ttl, last_ttl_known = ttl, True
-                word, rest = _word(rest)
+                at += 1
+                word = _plain_word(words[at]) if at < count else _no_type()
             elif default_ttl_known and not default_ttl_from_soa:
                 ttl = default_ttl
             elif last_ttl_known:
@@ -255,12 +221,17 @@ def _read_lines(text: str, origin: dns.name.Name | None) -> tuple[list[PlainReco
                 rdtype = types[word] = dns.rdatatype.from_text(word)
             except Exception:
                 raise _NotPlain from None
+        if at + 2 == count:  # one piece after the type: a word, or the rest of the line as written
+            rest = words[at + 1]
+        elif at + 1 == count:
+            rest = ""
+        else:
+            rest = line.split(None, at + 1)[at + 1]
         data = rest.rstrip(" \t")
-        if rdtype == RdataType.A and _FAST_A and _CANONICAL_IPV4.fullmatch(data):
-            rdata = _checked_a(data)
-        elif (rdtype in _ADDRESS or rdtype in _ONE_NAME) and data and not _OTHER_THAN_ONE_WORD.search(data):
-            cls = rdata_class(_IN, rdtype)
-            rdata = cls(_IN, rdtype, data if rdtype in _ADDRESS else name_of(data))  # type: ignore[call-arg]
+        if rdtype in _ADDRESS and data and not _OTHER_THAN_ONE_WORD.search(data):
+            rdata = address_record(rdtype, data) or rdata_class(_IN, rdtype)(_IN, rdtype, data)  # type: ignore[call-arg]
+        elif rdtype in _ONE_NAME and data and not _OTHER_THAN_ONE_WORD.search(data):
+            rdata = target_record(rdtype, name_of(data))
         else:  # what the reader does, on this line's data alone; it keeps a comment as rdcomment
             rdata = _simple(rdtype, data, name_of) if rdtype in _SIMPLE else None
             if rdata is None:
@@ -280,66 +251,6 @@ def _read_lines(text: str, origin: dns.name.Name | None) -> tuple[list[PlainReco
 # a lab of generated zones repeats a few hundred labels a million times.
 _LABELS: dict[bytes, bytes] = {}
 _LABELS_MAX = 65536
-
-
-class _PlainName(dns.name.Name):  # type: ignore[misc, valid-type]
-    """dnspython's Name, with its hash computed a label at a time rather than a byte at a time.
-
-    Name.__hash__ folds the name's bytes, lowercased, as h = 9h + byte, in Python: 3 us
-    for a name of a generated zone, and a zone's names are hashed several times while it
-    is loaded and indexed.  Over a label of m bytes that fold is h = h * 9**m + P(label),
-    so with P and 9**m remembered per label spelling (labels repeat across a lab) the
-    same number comes out of one step per label.  It is the same integer, so a
-    _PlainName hashes as a Name of the same labels does and finds it in dicts.  Made
-    only by _made (no per-label checks: _name has made them), and only if
-    _SAME_HASH holds in this dnspython.
-    """
-
-    __slots__ = ()
-
-    def __hash__(self) -> int:
-        h = 0
-        for label in self.labels:
-            step = _LABEL_FOLDS.get(label)
-            if step is None:
-                step = _label_fold(label)
-            h = h * step[0] + step[1]
-        return h
-
-
-# 9**len(label) and P(label) (see _PlainName) per label spelling, bounded as _LABELS is.
-_LABEL_FOLDS: dict[bytes, tuple[int, int]] = {}
-
-
-def _label_fold(label: bytes) -> tuple[int, int]:
-    folded = 0
-    for byte in label.lower():
-        folded = folded * 9 + byte
-    step = (9 ** len(label), folded)
-    if len(_LABEL_FOLDS) < _LABELS_MAX:
-        _LABEL_FOLDS[label] = step
-    return step
-
-
-def _made(labels: tuple[bytes, ...]) -> dns.name.Name:
-    """A name of labels already checked as Name() checks them (its constructor validates each again)."""
-    name = object.__new__(_PlainName if _SAME_HASH else dns.name.Name)
-    object.__setattr__(name, "labels", labels)
-    return name
-
-
-def _hashes_the_same() -> bool:
-    """Whether _PlainName's hash is still Name's, for names of every shape (checked once, at import)."""
-    samples = [(), (b"",), (b"www", b"Example", b"COM", b""), (b"a" * 63, b"\xff\x00-_*", b""), (b"x", b"y")]
-    for labels in samples:
-        name = object.__new__(_PlainName)
-        object.__setattr__(name, "labels", labels)
-        if hash(name) != hash(dns.name.Name(labels)) or name != dns.name.Name(labels):
-            return False
-    return True
-
-
-_SAME_HASH = _hashes_the_same()
 
 
 def _name(word: str, origin: dns.name.Name | None) -> dns.name.Name:
@@ -365,7 +276,7 @@ def _name(word: str, origin: dns.name.Name | None) -> dns.name.Name:
         raise _NotPlain  # a relative name without an origin: dnspython words the error
     if len(found) + sum(map(len, found)) > 255:
         raise _NotPlain
-    return _made(tuple(found))
+    return make_name(tuple(found))
 
 
 def _label(label: bytes) -> bytes:
@@ -376,12 +287,12 @@ def _label(label: bytes) -> bytes:
     return label
 
 
-def _word(text: str) -> tuple[str, str]:
-    """The first word of *text* and what follows it; quotes and comments are the reader's business."""
-    parts = text.split(None, 1)
-    if not parts:
-        raise _NotPlain  # the line ended before its type
-    word = parts[0]
+def _plain_word(word: str) -> str:
+    """A word before the data; quotes and comments there are the reader's business."""
     if '"' in word or ";" in word:
         raise _NotPlain
-    return word, parts[1] if len(parts) > 1 else ""
+    return word
+
+
+def _no_type() -> str:
+    raise _NotPlain  # the line ended before its type
