@@ -92,7 +92,8 @@ class Zone:
         self.nsec3: dict[dns.name.Name, dns.rrset.RRset] = {}
         # Hashing a dns.name.Name folds its case byte by byte in Python, so it is done as
         # rarely as possible: about once per owner here.  A name with one RRset (most
-        # names) gets a _Node of 48 bytes; a dict is 224.
+        # names) gets a _Node of 48 bytes, one with two (an A and an AAAA, say) a _Node2
+        # of 64; a dict is 224.
         nodes: dict[dns.name.Name, Mapping[int, dns.rrset.RRset]] = {}
         self.nodes = nodes
         for rrset in rrsets:
@@ -104,9 +105,12 @@ class Zone:
                 size = len(nodes)
                 node = nodes.setdefault(rrset.name, _Node(rrset.rdtype, rrset))
                 if len(nodes) == size:  # the name's second RRset or more
-                    if type(node) is _Node:
-                        node = nodes[rrset.name] = {node.rdtype: node.rrset}
-                    node[rrset.rdtype] = rrset  # type: ignore[index]
+                    if type(node) is dict:
+                        node[rrset.rdtype] = rrset
+                    else:
+                        merged = dict(node.items())
+                        merged[rrset.rdtype] = rrset
+                        nodes[rrset.name] = _compact(merged)
         # The owners' ancestors that own nothing, up to the origin (RFC 4592's empty
         # non-terminals); the owners themselves are the nodes' keys, not a second set of
         # every name (32-64 bytes a name).  No parent is made for a name just under the
@@ -249,6 +253,56 @@ class _Node(Mapping[int, dns.rrset.RRset]):
 
     def __repr__(self) -> str:
         return f"{{{self.rdtype!r}: {self.rrset!r}}}"
+
+
+class _Node2(Mapping[int, dns.rrset.RRset]):
+    """A node with two RRsets, read as the {type: RRset} dict a node with more is."""
+
+    __slots__ = ("rdtype", "rrset", "rdtype2", "rrset2")
+
+    def __init__(self, rdtype: int, rrset: dns.rrset.RRset, rdtype2: int, rrset2: dns.rrset.RRset) -> None:
+        self.rdtype, self.rrset, self.rdtype2, self.rrset2 = rdtype, rrset, rdtype2, rrset2
+
+    def __getitem__(self, rdtype: int) -> dns.rrset.RRset:
+        if rdtype == self.rdtype:
+            return self.rrset
+        if rdtype == self.rdtype2:
+            return self.rrset2
+        raise KeyError(rdtype)
+
+    def get(self, rdtype: int, default: object = None) -> dns.rrset.RRset | None:  # type: ignore[override]
+        if rdtype == self.rdtype:
+            return self.rrset
+        return self.rrset2 if rdtype == self.rdtype2 else default  # type: ignore[return-value]
+
+    def __contains__(self, rdtype: object) -> bool:
+        return rdtype == self.rdtype or rdtype == self.rdtype2
+
+    def __iter__(self) -> Iterator[int]:
+        yield self.rdtype
+        yield self.rdtype2
+
+    def __len__(self) -> int:
+        return 2
+
+    def values(self) -> tuple[dns.rrset.RRset, dns.rrset.RRset]:  # type: ignore[override]
+        return (self.rrset, self.rrset2)
+
+    def items(self) -> tuple[tuple[int, dns.rrset.RRset], tuple[int, dns.rrset.RRset]]:  # type: ignore[override]
+        return ((self.rdtype, self.rrset), (self.rdtype2, self.rrset2))
+
+    def __repr__(self) -> str:
+        return f"{{{self.rdtype!r}: {self.rrset!r}, {self.rdtype2!r}: {self.rrset2!r}}}"
+
+
+def _compact(node: dict[int, dns.rrset.RRset]) -> Mapping[int, dns.rrset.RRset]:
+    """The smallest of _Node, _Node2 and the dict itself that holds *node*."""
+    if len(node) == 1:
+        return _Node(*next(iter(node.items())))
+    if len(node) == 2:
+        (rdtype, rrset), (rdtype2, rrset2) = node.items()
+        return _Node2(rdtype, rrset, rdtype2, rrset2)
+    return node
 
 
 def nsec3_label(name: dns.name.Name, param: object) -> bytes:
