@@ -221,8 +221,27 @@ def test_every_ipv6_address_dnspython_writes_is_built_the_same(wire: bytes) -> N
         assert "." in made.address  # only an IPv4 tail (::ffff:1.2.3.4) is left to the constructor
 
 
+@given(st.lists(st.sampled_from([0, 0, 0, 1, 0x10, 0xABC, 0xFFFF]) | st.integers(0, 0xFFFF), min_size=8, max_size=8))
+@settings(max_examples=600, deadline=None)
+def test_ipv6_addresses_with_runs_of_zeros_are_built_as_dnspython_writes_them(groups: list[int]) -> None:
+    """Zero runs of every length and place (where "::" goes, and the IPv4 tails) against dnspython's own text."""
+    made = dns.rdata.from_wire("IN", "AAAA", b"".join(group.to_bytes(2, "big") for group in groups), 0, 16)
+    built = plain_records.address_record(RdataType.AAAA, made.address)
+    if built is not None:
+        _same_record(built, made)
+    else:
+        assert "." in made.address
+    # Any other spelling of the same address is left to the constructor, which rewrites it.
+    for other in (":".join(f"{group:x}" for group in groups), ":".join(f"{group:04x}" for group in groups),
+                  made.address.upper()):
+        if other != made.address:
+            assert plain_records.address_record(RdataType.AAAA, other) is None, other
+
+
 @pytest.mark.parametrize("text", ["2001:DB8::1", "2001:db8:0::1", "2001:0db8::1", "::0:1", "1:2:3:4:5:6:7:8:9",
-                                  "1::2::3", "gggg::1", "", "1.2.3.4", "::ffff:1.2.3.4", "12345::1", ":1::"])
+                                  "1::2::3", "gggg::1", "", "1.2.3.4", "::ffff:1.2.3.4", "12345::1", ":1::",
+                                  "1:2:3:4:5:6:7::8", "1::2:3:4:5:6:7", "1:0::2", "0:0::1", "::0", "1::0:0:2:3:4",
+                                  "1:0:0:2:0:0:0:3", "1:2:3:4:5:6:7", ":::", "1:::2", "1:2:3:4:5:6:7:8:", "::ffff:0:0"])
 def test_ipv6_spellings_dnspython_would_change_or_refuse_are_left_to_it(text: str) -> None:
     assert plain_records.address_record(RdataType.AAAA, text) is None
 

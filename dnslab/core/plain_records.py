@@ -20,8 +20,8 @@ word the error.
 
 from __future__ import annotations
 
+import binascii
 import re
-import socket
 
 import dns.name
 import dns.rdata
@@ -78,18 +78,31 @@ def canonical_wire(name: dns.name.Name) -> bytes:
     return b"".join([(_LABEL_FACTS.get(label) or _label_facts(label))[2] for label in name.labels])
 
 
-def _set_slots(cls: type, **slots: object) -> object:
-    made = object.__new__(cls)
-    for slot, value in slots.items():
-        object.__setattr__(made, slot, value)
-    return made
+_new = object.__new__
+_set = object.__setattr__  # past the immutable classes' __setattr__, as their __init__ is
+
+
+def _new_name(labels: tuple[bytes, ...]) -> dns.name.Name:
+    name = _new(PlainName)
+    _set(name, "labels", labels)
+    return name
+
+
+def _new_record(cls: type, rdtype: RdataType, field: str, value: object) -> dns.rdata.Rdata:
+    """A record with the slots Rdata.__init__ sets (class IN, type, no comment) and its one field."""
+    record = _new(cls)
+    _set(record, "rdclass", _IN)
+    _set(record, "rdtype", rdtype)
+    _set(record, "rdcomment", None)
+    _set(record, field, value)
+    return record
 
 
 def _name_shortcut_holds() -> bool:
     """Whether PlainName hashes as Name and canonical_wire writes as to_wire, for names of every shape."""
     samples = [(b"",), (b"www", b"Example", b"COM", b""), (b"a" * 63, b"\xff\x00-_*", b""), (b"x", b"Y")]
     for labels in samples:
-        name, plain = dns.name.Name(labels), _set_slots(PlainName, labels=labels)
+        name, plain = dns.name.Name(labels), _new_name(labels)
         if hash(plain) != hash(name) or plain != name:
             return False
         if name.is_absolute() and canonical_wire(plain) != name.to_wire(canonicalize=True):
@@ -104,7 +117,7 @@ def make_name(labels: tuple[bytes, ...]) -> dns.name.Name:
     """A name of labels already checked as Name() checks them (none empty but the last, none over
     63 bytes, at most 255 bytes in all): Name() would check each again."""
     if NAMES_DIRECT:
-        return _set_slots(PlainName, labels=labels)  # type: ignore[return-value]
+        return _new_name(labels)
     return dns.name.Name(labels)
 
 
@@ -119,21 +132,74 @@ _AAAA = dns.rdata.get_rdata_class(_IN, RdataType.AAAA)
 
 
 class PlainA(_A):  # type: ignore[misc, valid-type]
-    """dnspython's A record, hashed from its address in one C call (the same four bytes as its wire form)."""
+    """dnspython's A record of a canonical address, hashed from the same four bytes as its wire form, in C calls."""
 
     __slots__ = ()
 
     def __hash__(self) -> int:
-        return hash(socket.inet_aton(self.address))
+        return hash(bytes(map(int, self.address.split("."))))
 
 
 class PlainAAAA(_AAAA):  # type: ignore[misc, valid-type]
-    """dnspython's AAAA record, hashed from its address in one C call (the same 16 bytes as its wire form)."""
+    """dnspython's AAAA record of a canonical address, hashed from the same 16 bytes as its wire form."""
 
     __slots__ = ()
 
     def __hash__(self) -> int:
-        return hash(socket.inet_pton(socket.AF_INET6, self.address))
+        return hash(_ipv6_wire(self.address))
+
+
+_HEX_GROUP = re.compile(r"[1-9a-f][0-9a-f]{0,3}|0")
+
+
+def _canonical_ipv6_groups(text: str) -> list[str] | None:
+    """The eight groups of an IPv6 address written exactly as dnspython writes it; None for any other text.
+
+    dnspython writes RFC 5952's form: lowercase hex without leading zeros, "::" for
+    the first longest run of two zero groups or more, and an IPv4 tail after ::ffff:0:0/96
+    and ::/96 with two groups or more, which this leaves to the constructor.
+    Anything that is not an address at all is not canonical either.
+    """
+    head, compressed, tail = text.partition("::")
+    left = head.split(":") if head else []
+    right = tail.split(":") if tail else []
+    missing = 8 - len(left) - len(right)
+    if compressed:
+        if missing < 2:
+            return None
+        groups = [*left, *["0"] * missing, *right]
+    elif missing:
+        return None
+    else:
+        groups = left
+    for group in groups:
+        if not _HEX_GROUP.fullmatch(group):
+            return None
+    best_start, best_length, start = 0, 0, -1
+    for index, group in enumerate([*groups, "end"]):  # the first longest run of zero groups, as dnspython finds it
+        if group == "0":
+            if start < 0:
+                start = index
+        elif start >= 0:
+            if index - start > best_length:
+                best_start, best_length = start, index - start
+            start = -1
+    if best_length < 2:  # a single zero group is written as 0
+        best_start, best_length = 0, 0
+    if (best_start, best_length) != ((len(left), missing) if compressed else (0, 0)):
+        return None
+    if best_start == 0 and (best_length == 6 or best_length == 5 and groups[5] == "ffff"):
+        return None  # written with an IPv4 tail
+    return groups
+
+
+def _ipv6_wire(canonical: str) -> bytes:
+    """The 16 bytes of an address _canonical_ipv6_groups accepts (not for other text)."""
+    head, _, tail = canonical.partition("::")
+    left = head.split(":") if head else []
+    right = tail.split(":") if tail else []
+    return binascii.unhexlify("".join([group.rjust(4, "0") for group in left]) + "0000" * (8 - len(left) - len(right))
+                              + "".join([group.rjust(4, "0") for group in right]))
 
 
 def _target_hash(self: dns.rdata.Rdata) -> int:
@@ -154,10 +220,10 @@ for _rdtype in _TARGET_TYPES:
 
 
 def _record_shortcut_holds(plain: type, rdtype: RdataType, field: str, value: object) -> bool:
-    """Whether _set_slots(plain, ...) builds what the constructor builds: the same slots, equal, same hash."""
+    """Whether _new_record(plain, ...) builds what the constructor builds: the same slots, equal, same hash."""
     base = plain.__mro__[1]
     made = base(_IN, rdtype, value)
-    built = _set_slots(plain, rdclass=_IN, rdtype=rdtype, rdcomment=None, **{field: value})
+    built = _new_record(plain, rdtype, field, value)
     slots = [slot for cls in base.__mro__ for slot in getattr(cls, "__slots__", ())]
     return set(slots) == {"rdclass", "rdtype", "rdcomment", field} and all(
         getattr(made, s) == getattr(built, s) and type(getattr(made, s)) is type(getattr(built, s)) for s in slots
@@ -167,38 +233,32 @@ def _record_shortcut_holds(plain: type, rdtype: RdataType, field: str, value: ob
 _MIXED_CASE = dns.name.Name((b"Ns1", b"EXAMPLE", b"com", b""))
 A_DIRECT = _record_shortcut_holds(PlainA, RdataType.A, "address", "192.0.2.1")
 AAAA_DIRECT = all(_record_shortcut_holds(PlainAAAA, RdataType.AAAA, "address", text)
-                  for text in ("2001:db8::1", "::", "1:0:0:2::3", "fe80::1:0:0:2"))
+                  and _canonical_ipv6_groups(text) is not None
+                  for text in ("2001:db8::1", "::", "1:0:0:2::3", "fe80::1:0:0:2", "1:2:3:4:5:6:7:8"))
 TARGETS_DIRECT = NAMES_DIRECT and all(
-    _record_shortcut_holds(plain, rdtype, "target", _set_slots(PlainName, labels=_MIXED_CASE.labels))
+    _record_shortcut_holds(plain, rdtype, "target", _new_name(_MIXED_CASE.labels))
     and _record_shortcut_holds(plain, rdtype, "target", _MIXED_CASE)
     for rdtype, plain in _PLAIN_TARGET.items())
 
 
-def address_record(rdtype: int, text: str) -> dns.rdata.Rdata | None:
+def address_record(rdtype: RdataType, text: str) -> dns.rdata.Rdata | None:
     """An A or AAAA record of an address written as dnspython writes it; None for any other spelling.
 
     dnspython keeps an address as the text it prints, so an address already in that
-    form needs neither its parser nor its printer.  IPv6 text is canonical when the C
-    library prints its bytes back as the same text (RFC 5952, as dnspython does); text
-    with an IPv4 part is left to the constructor.  None leaves the text to the
+    form needs neither its parser nor its printer.  None leaves the text to the
     constructor, which canonicalizes it or words why it is not an address.
     """
     if rdtype == RdataType.A:
         if A_DIRECT and CANONICAL_IPV4.fullmatch(text):
-            return _set_slots(PlainA, rdclass=_IN, rdtype=RdataType.A, rdcomment=None, address=text)  # type: ignore[return-value]
+            return _new_record(PlainA, RdataType.A, "address", text)
         return None
-    if AAAA_DIRECT and "." not in text:
-        try:
-            canonical = socket.inet_ntop(socket.AF_INET6, socket.inet_pton(socket.AF_INET6, text))
-        except (OSError, ValueError):
-            return None
-        if canonical == text:
-            return _set_slots(PlainAAAA, rdclass=_IN, rdtype=RdataType.AAAA, rdcomment=None, address=text)  # type: ignore[return-value]
+    if AAAA_DIRECT and _canonical_ipv6_groups(text) is not None:
+        return _new_record(PlainAAAA, RdataType.AAAA, "address", text)
     return None
 
 
-def target_record(rdtype: int, target: dns.name.Name) -> dns.rdata.Rdata:
+def target_record(rdtype: RdataType, target: dns.name.Name) -> dns.rdata.Rdata:
     """An NS, CNAME, PTR or DNAME record of an absolute name (the constructor only checks that it is a Name)."""
     if TARGETS_DIRECT:
-        return _set_slots(_PLAIN_TARGET[rdtype], rdclass=_IN, rdtype=rdtype, rdcomment=None, target=target)  # type: ignore[return-value]
+        return _new_record(_PLAIN_TARGET[rdtype], rdtype, "target", target)
     return dns.rdata.get_rdata_class(_IN, rdtype)(_IN, rdtype, target)  # type: ignore[call-arg]
