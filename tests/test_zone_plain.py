@@ -270,6 +270,27 @@ def test_names_made_directly_hash_and_compare_as_dnspythons(labels: list[bytes])
     assert (hash(made), made) == (hash(upper), upper)  # names differing in case only are one name
 
 
+_LABEL = st.sampled_from([b"www", b"WWW", b"Www", b"host0009", b"host0010", b"a", b"A", b"*", b"-"]) | st.binary(
+    min_size=1, max_size=8)
+
+
+@given(st.lists(_LABEL, max_size=4), st.lists(_LABEL, max_size=4), st.booleans(), st.booleans())
+@settings(max_examples=600, deadline=None)
+def test_names_made_directly_compare_as_dnspythons(one: list[bytes], two: list[bytes], absolute_one: bool,
+                                                   absolute_two: bool) -> None:
+    """==, != and the hash agree with dns.name.Name's for any two names, relative or absolute, in any case."""
+    first = [*one, b""] if absolute_one else one
+    second = [*two, b""] if absolute_two else two
+    made, name, other = plain_records.make_name(tuple(first)), dns.name.Name(first), dns.name.Name(second)
+    made_other = plain_records.make_name(tuple(second))
+    for left in (made, name):
+        for right in (other, made_other):
+            assert (left == right, left != right, right == left, right != left) == \
+                (name == other, name != other, other == name, other != name)
+    assert hash(made) == hash(name) and hash(made_other) == hash(other)
+    assert made != str(name) and not made == 1
+
+
 def test_bad_addresses_and_names_still_fail_naming_the_file_and_line() -> None:
     """What the direct builds do not take goes to dnspython, which refuses it with the file and line."""
     head = "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n"
