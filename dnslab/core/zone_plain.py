@@ -38,14 +38,16 @@ _IN = dns.rdataclass.IN
 # ASCII and tab (a CR, other whitespace str.split would split on, non-ASCII names), the
 # parentheses of multi-line records and backslash escapes.
 _UNSUPPORTED = re.compile(r"[^\x20-\x7e\t]|[()\\]")
+# The same over a whole file (newlines allowed): a file without any such character, in
+# comments or not, needs no check line by line.
+_UNSUPPORTED_IN_FILE = re.compile(r"[^\x20-\x7e\t\n]|[()\\]")
 
-# Types whose data is one word, built by calling their class directly (what their
-# from_text does after reading the word): addresses, and one domain name.
+# Types whose data is one word, built directly (what their from_text does after reading
+# the word): addresses, and one domain name.  A word is followed by nothing, not even a
+# comment (the reader keeps that).
 _ADDRESS = frozenset({RdataType.A, RdataType.AAAA})
 _ONE_NAME = frozenset({RdataType.NS, RdataType.CNAME, RdataType.PTR, RdataType.DNAME})
 
-# A word of data is followed by nothing, not even a comment (the reader keeps that).
-_OTHER_THAN_ONE_WORD = re.compile(r'[ \t;"]')
 
 _SIMPLE = frozenset({RdataType.TXT, RdataType.MX, RdataType.SOA})
 _ONE_QUOTED = re.compile(r'"([^"]*)"')
@@ -150,9 +152,10 @@ def _read_lines(text: str, origin: dns.name.Name | None) -> tuple[list[PlainReco
             classes[word] = known
         return known
 
+    check_lines = _UNSUPPORTED_IN_FILE.search(text) is not None
     for number, line in enumerate(text.split("\n"), 1):
         # A comment may hold anything; with a quote on the line, where it starts is the reader's call.
-        if _UNSUPPORTED.search(line if '"' in line else line.split(";", 1)[0]):
+        if check_lines and _UNSUPPORTED.search(line if '"' in line else line.split(";", 1)[0]):
             raise _NotPlain
         if line[:1] == "$":
             if '"' in line:
@@ -228,9 +231,10 @@ def _read_lines(text: str, origin: dns.name.Name | None) -> tuple[list[PlainReco
         else:
             rest = line.split(None, at + 1)[at + 1]
         data = rest.rstrip(" \t")
-        if rdtype in _ADDRESS and data and not _OTHER_THAN_ONE_WORD.search(data):
+        one_word = data and not (" " in data or "\t" in data or ";" in data or '"' in data)
+        if rdtype in _ADDRESS and one_word:
             rdata = address_record(rdtype, data) or rdata_class(_IN, rdtype)(_IN, rdtype, data)  # type: ignore[call-arg]
-        elif rdtype in _ONE_NAME and data and not _OTHER_THAN_ONE_WORD.search(data):
+        elif rdtype in _ONE_NAME and one_word:
             rdata = target_record(rdtype, name_of(data))
         else:  # what the reader does, on this line's data alone; it keeps a comment as rdcomment
             rdata = _simple(rdtype, data, name_of) if rdtype in _SIMPLE else None

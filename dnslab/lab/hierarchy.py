@@ -84,20 +84,17 @@ def _address_book(zones: list[Zone], names: Iterable[dns.name.Name]) -> dict[dns
     Addresses come in the order of the zones, then of each zone's records, first
     spelling of an address kept.
     """
-    by_origin: dict[dns.name.Name, list[tuple[int, Zone]]] = {}
+    # By the origin's labels in lowercase, so each name's ancestors are looked up as slices of
+    # one tuple (no Name made or hashed per ancestor).
+    by_origin: dict[tuple[bytes, ...], list[tuple[int, Zone]]] = {}
     for index, zone in enumerate(zones):
-        by_origin.setdefault(zone.origin, []).append((index, zone))
+        by_origin.setdefault(tuple(label.lower() for label in zone.origin.labels), []).append((index, zone))
     book: dict[dns.name.Name, list[str]] = {}
     for name in names:
         if name in book:
             continue
-        holders: list[tuple[int, Zone]] = []
-        above = name
-        while True:
-            holders.extend(by_origin.get(above, ()))
-            if len(above.labels) <= 1:
-                break
-            above = above.parent()
+        labels = tuple(label.lower() for label in name.labels)
+        holders = [held for start in range(len(labels)) for held in by_origin.get(labels[start:], ())]
         known: list[str] = []
         book[name] = known
         for _, zone in sorted(holders, key=lambda held: held[0]):
