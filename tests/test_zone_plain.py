@@ -302,3 +302,13 @@ def test_bad_addresses_and_names_still_fail_naming_the_file_and_line() -> None:
             zone_module._read(head + line + "\n", None, "f.zone")
         assert (raised.value.filename, raised.value.line) == ("f.zone", 6), line
         assert wording in raised.value.detail.lower(), (line, raised.value.detail)
+
+
+@pytest.mark.parametrize("text", ["", "v=spf1 mx -all", "x" * 255, "semi;colon  and spaces", "generated name a.b."])
+def test_txt_records_built_directly_equal_dnspythons(text: str) -> None:
+    assert plain_records.TXT_DIRECT
+    _same_record(plain_records.text_record(text.encode()), dns.rdata.from_text("IN", "TXT", f'"{text}"'))
+
+
+def test_a_txt_string_over_255_bytes_is_left_to_dnspython() -> None:
+    assert plain_records.text_record(b"x" * 256) is None

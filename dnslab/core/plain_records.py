@@ -221,6 +221,18 @@ def _ipv6_wire(canonical: str) -> bytes:
                               + "".join([group.rjust(4, "0") for group in right]))
 
 
+_TXT = dns.rdata.get_rdata_class(_IN, RdataType.TXT)
+
+
+class PlainTXT(_TXT):  # type: ignore[misc, valid-type]
+    """dnspython's TXT record, hashed from its wire form (each string after its length) joined in one call."""
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:
+        return hash(b"".join([bytes((len(string),)) + string for string in self.strings]))
+
+
 def _target_hash(self: dns.rdata.Rdata) -> int:
     """Rdata.__hash__ of a record whose wire form is its target name alone (canonical)."""
     return hash(canonical_wire(self.target))  # type: ignore[attr-defined]
@@ -254,6 +266,8 @@ A_DIRECT = _record_shortcut_holds(PlainA, RdataType.A, "address", "192.0.2.1")
 AAAA_DIRECT = all(_record_shortcut_holds(PlainAAAA, RdataType.AAAA, "address", text)
                   and _canonical_ipv6_groups(text) is not None
                   for text in ("2001:db8::1", "::", "1:0:0:2::3", "fe80::1:0:0:2", "1:2:3:4:5:6:7:8"))
+TXT_DIRECT = all(_record_shortcut_holds(PlainTXT, RdataType.TXT, "strings", (text,))
+                 for text in (b"v=spf1 mx -all", b"", b"x" * 255, b"\x00\xff"))
 TARGETS_DIRECT = NAMES_DIRECT and all(
     _record_shortcut_holds(plain, rdtype, "target", _new_name(_MIXED_CASE.labels))
     and _record_shortcut_holds(plain, rdtype, "target", _MIXED_CASE)
@@ -281,3 +295,12 @@ def target_record(rdtype: RdataType, target: dns.name.Name) -> dns.rdata.Rdata:
     if TARGETS_DIRECT:
         return _new_record(_PLAIN_TARGET[rdtype], rdtype, "target", target)
     return dns.rdata.get_rdata_class(_IN, rdtype)(_IN, rdtype, target)  # type: ignore[call-arg]
+
+
+def text_record(string: bytes) -> dns.rdata.Rdata | None:
+    """A TXT record of one string; None for a string over 255 bytes, which the constructor refuses and words."""
+    if len(string) > 255:
+        return None
+    if TXT_DIRECT:
+        return _new_record(PlainTXT, RdataType.TXT, "strings", (string,))
+    return _TXT(_IN, RdataType.TXT, [string])  # type: ignore[no-any-return]

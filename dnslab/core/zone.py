@@ -36,6 +36,7 @@ from dnslab.core.errors import DnslabError, ZoneError
 from dnslab.core.zone_plain import read_plain
 
 RdataType = dns.rdatatype.RdataType
+_IN = dns.rdataclass.IN
 
 # Types that may share a name with a CNAME (RFC 2181 §10.1, RFC 4035 §2.5).
 _CNAME_NEIGHBOURS = frozenset({RdataType.CNAME, RdataType.RRSIG, RdataType.NSEC, RdataType.KEY})
@@ -669,7 +670,9 @@ def _validate(records: list[SourceRecord], origin: dns.name.Name | None, filenam
                 continue
             last_name, types = name, found
         rdata = record.rdata
-        rdtype = _group_type(rdata)
+        rdtype = rdata.rdtype
+        if rdtype == RdataType.RRSIG:
+            rdtype = _group_type(rdata)
         group = types.get(rdtype)
         if group is None:
             group = types[rdtype] = _Group(rdata, record)
@@ -796,6 +799,10 @@ def _group_type(rdata: dns.rdata.Rdata) -> int:
     return rdata.rdtype
 
 
+# The types whose Rdata.covers() is not NONE (it names the type they sign).
+_COVERING = (RdataType.RRSIG, RdataType.SIG)
+
+
 def _rrset(name: dns.name.Name, group: _Group) -> dns.rrset.RRset:
     """One RRset; differing TTLs become the lowest, as RFC 2181 §5.2 tells clients to read them.
 
@@ -803,10 +810,12 @@ def _rrset(name: dns.name.Name, group: _Group) -> dns.rrset.RRset:
     CNAME), so the RRset takes the group's set as its own: RRset.add would hash each
     record's wire form twice more.
     """
-    first = group.records[0].rdata
-    rrset = dns.rrset.RRset(name, dns.rdataclass.IN, first.rdtype, first.covers())
+    records = group.records
+    first = records[0].rdata
+    rdtype = first.rdtype
+    rrset = dns.rrset.RRset(name, _IN, rdtype, first.covers() if rdtype in _COVERING else RdataType.NONE)
     rrset.items = group.data
-    rrset.ttl = min(record.ttl for record in group.records)
+    rrset.ttl = records[0].ttl if len(records) == 1 else min(record.ttl for record in records)
     return rrset
 
 

@@ -29,7 +29,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.ttl
 
-from dnslab.core.plain_records import address_record, make_name, target_record
+from dnslab.core.plain_records import address_record, make_name, target_record, text_record
 
 RdataType = dns.rdatatype.RdataType
 _IN = dns.rdataclass.IN
@@ -62,7 +62,7 @@ def _simple(rdtype: RdataType, data: str, name_of: Callable[[str], dns.name.Name
     cls = dns.rdata.get_rdata_class(_IN, rdtype)
     if rdtype == RdataType.TXT:
         quoted = _ONE_QUOTED.fullmatch(data)
-        return None if quoted is None else cls(_IN, rdtype, [quoted.group(1).encode()])  # type: ignore[call-arg]
+        return None if quoted is None else text_record(quoted.group(1).encode())
     words = data.split()
     if ";" in data or '"' in data:
         return None
