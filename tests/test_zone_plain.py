@@ -151,6 +151,14 @@ EDGE_CASES = [
     "$ORIGIN example.com.\n@ 4294967296 SOA ns hm 1 2 3 4 5\n",
     "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\nns NS ns..x\n",
     "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\n" + "a" * 64 + " A 192.0.2.1\n",
+    # quotes and comment marks glued to the words before the data
+    "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\nw\"x A 192.0.2.1\n",
+    "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\nwww;x A 192.0.2.1\n",
+    "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\nwww 300;x A 192.0.2.1\n",
+    "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\nwww IN;x A 192.0.2.1\n",
+    "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\nwww A;x 192.0.2.1\n",
+    "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\nwww \"A\" 192.0.2.1\n",
+    "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\n\t300 IN A 192.0.2.1;x\nw 300 IN TXT \"a\";b\n",
     # names of 255 octets (the most) and 256, as owners and as data; AAAA spellings dnspython rewrites
     "$ORIGIN .\n$TTL 300\n" + ("a" * 63 + ".") * 3 + "b" * 61 + ". SOA ns. hm. 1 2 3 4 5\nx. CNAME " + ("c" * 63 + ".") * 3
     + "d" * 61 + ".\ny. AAAA 2001:DB8:0:0::1\nz. AAAA ::ffff:192.0.2.1\nz. AAAA 0::0\n",

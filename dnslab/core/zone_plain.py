@@ -80,6 +80,8 @@ def _is_uint(word: str, most: int) -> bool:
     return word.isascii() and word.isdigit() and int(word) <= most
 
 
+_UNSEEN = object()  # not in a cache yet
+
 PlainRecord = tuple[dns.name.Name, int, dns.rdata.Rdata, int]
 
 
@@ -178,9 +180,11 @@ def _read_lines(text: str, origin: dns.name.Name | None) -> tuple[list[PlainReco
             else:
                 raise _NotPlain
             continue
-        # Owner, TTL, class and type are words without quotes or comments; then the data,
-        # as written (a TXT's spaces and a comment matter): split once, and again at the
-        # data only when it is more than one word.
+        # Owner, TTL, class and type are words without quotes or comments (checked once the
+        # type is found, on the lines that have either); then the data, as written (a TXT's
+        # spaces and a comment matter): split once, and again at the data only when it is
+        # more than one word.  The lookups in the per-file caches are inline: this loop runs
+        # once per record.
         words = line.split(None, 4)
         if not words or words[0][0] == ";":
             continue  # blank, or only a comment
@@ -192,26 +196,34 @@ def _read_lines(text: str, origin: dns.name.Name | None) -> tuple[list[PlainReco
                 raise _NotPlain
             at = 0
         else:
-            name = last_name = name_of(_plain_word(words[0]))
+            name = names.get(words[0])
+            if name is None:
+                name = name_of(words[0])
+            last_name = name
             at = 1
         count = len(words)
         if at >= count:
             raise _NotPlain  # the line ended before its type
-        word = _plain_word(words[at])
-        ttl = ttl_of(word)
+        word = words[at]
+        ttl = ttls.get(word, _UNSEEN)
+        if ttl is _UNSEEN:
+            ttl = ttl_of(word)
         if ttl is not None:
             last_ttl, last_ttl_known = ttl, True
             at += 1
-            word = _plain_word(words[at]) if at < count else _no_type()
-        if is_class(word):
+            word = words[at] if at < count else _no_type()
+        known = classes.get(word)
+        if known if known is not None else is_class(word):
             at += 1
-            word = _plain_word(words[at]) if at < count else _no_type()
+            word = words[at] if at < count else _no_type()
         if ttl is None:
-            ttl = ttl_of(word)
+            ttl = ttls.get(word, _UNSEEN)
+            if ttl is _UNSEEN:
+                ttl = ttl_of(word)
             if ttl is not None:
                 last_ttl, last_ttl_known = ttl, True
                 at += 1
-                word = _plain_word(words[at]) if at < count else _no_type()
+                word = words[at] if at < count else _no_type()
             elif default_ttl_known and not default_ttl_from_soa:
                 ttl = default_ttl
             elif last_ttl_known:
@@ -224,6 +236,8 @@ def _read_lines(text: str, origin: dns.name.Name | None) -> tuple[list[PlainReco
                 rdtype = types[word] = dns.rdatatype.from_text(word)
             except Exception:
                 raise _NotPlain from None
+        if ('"' in line or ";" in line) and not all(_plain_word(word) for word in words[:at + 1]):
+            raise _NotPlain
         if at + 2 == count:  # one piece after the type: a word, or the rest of the line as written
             rest = words[at + 1]
         elif at + 1 == count:
@@ -291,11 +305,9 @@ def _label(label: bytes) -> bytes:
     return label
 
 
-def _plain_word(word: str) -> str:
-    """A word before the data; quotes and comments there are the reader's business."""
-    if '"' in word or ";" in word:
-        raise _NotPlain
-    return word
+def _plain_word(word: str) -> bool:
+    """Whether a word before the data is plain: quotes and comments there are the reader's business."""
+    return '"' not in word and ";" not in word
 
 
 def _no_type() -> str:
