@@ -320,3 +320,13 @@ def test_txt_records_built_directly_equal_dnspythons(text: str) -> None:
 
 def test_a_txt_string_over_255_bytes_is_left_to_dnspython() -> None:
     assert plain_records.text_record(b"x" * 256) is None
+
+
+def test_the_whole_file_check_finds_exactly_what_the_line_check_finds() -> None:
+    """A file the one-pass check passes has no line the per-line check would send to dnspython."""
+    from dnslab.core import zone_plain
+
+    for code in range(0x110000):
+        char = chr(code)
+        in_file = zone_plain._UNSUPPORTED_IN_FILE.search(char) is not None
+        assert in_file == (char != "\n" and zone_plain._UNSUPPORTED.search(char) is not None), hex(code)

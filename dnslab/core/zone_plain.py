@@ -38,9 +38,10 @@ _IN = dns.rdataclass.IN
 # ASCII and tab (a CR, other whitespace str.split would split on, non-ASCII names), the
 # parentheses of multi-line records and backslash escapes.
 _UNSUPPORTED = re.compile(r"[^\x20-\x7e\t]|[()\\]")
-# The same over a whole file (newlines allowed): a file without any such character, in
-# comments or not, needs no check line by line.
-_UNSUPPORTED_IN_FILE = re.compile(r"[^\x20-\x7e\t\n]|[()\\]")
+# The same over a whole file (newlines allowed), as one class of characters (the
+# alternation scans 4x slower): a file without any, in comments or not, needs no check
+# line by line.
+_UNSUPPORTED_IN_FILE = re.compile(r"[^\x20-\x27\x2a-\x5b\x5d-\x7e\t\n]")
 
 # Types whose data is one word, built directly (what their from_text does after reading
 # the word): addresses, and one domain name.  A word is followed by nothing, not even a
