@@ -101,12 +101,20 @@ class Zone:
         # of 64; a dict is 224.
         nodes: dict[dns.name.Name, Mapping[int, dns.rrset.RRset]] = {}
         self.nodes = nodes
+        # The owners of NS and NSEC RRsets, noted on the way (asking each node afterwards
+        # was a Python call per name).
+        ns_owners: list[dns.name.Name] = []
+        nsec_owners: list[dns.name.Name] = []
         for rrset in rrsets:
             if rrset.rdtype == RdataType.RRSIG:
                 self.signatures[(rrset.name, rrset.covers)] = rrset
             elif rrset.rdtype == RdataType.NSEC3:
                 self.nsec3[rrset.name] = rrset
             else:
+                if rrset.rdtype == RdataType.NS:
+                    ns_owners.append(rrset.name)
+                elif rrset.rdtype == RdataType.NSEC:
+                    nsec_owners.append(rrset.name)
                 size = len(nodes)
                 node = nodes.setdefault(rrset.name, _Node(rrset.rdtype, rrset))
                 if len(nodes) == size:  # the name's second RRset or more
@@ -131,9 +139,7 @@ class Zone:
             while name not in self.nodes and name not in self.empty_non_terminals:
                 self.empty_non_terminals.add(name)
                 name = name.parent()
-        self.cuts = frozenset(
-            name for name, node in self.nodes.items() if RdataType.NS in node and name != origin
-        )
+        self.cuts = frozenset(name for name in ns_owners if name != origin)
         soa = self.get(origin, RdataType.SOA)
         if soa is None:  # guarded by validation; kept for zones built by hand
             raise ZoneError(filename, 1, f"zone {origin} has no SOA record at its apex")
@@ -156,7 +162,7 @@ class Zone:
         # Canonical order (RFC 4034 §6.1), which dns.name.Name's comparisons follow:
         # the NSEC owners for finding the one that covers a name, the NSEC3 owners
         # for finding the hash that covers a hash.
-        self.nsec_owners = sorted(name for name, node in self.nodes.items() if RdataType.NSEC in node)
+        self.nsec_owners = sorted(set(nsec_owners))
         self.nsec3_owners = sorted(self.nsec3)
         param = self.get(origin, RdataType.NSEC3PARAM)
         self.nsec3param = param[0] if param is not None and self.nsec3 else None
