@@ -645,10 +645,10 @@ def _validate(records: list[SourceRecord], origin: dns.name.Name | None, filenam
         where_file, where_line = (record.filename, record.line) if record else (filename, 1)
         problems.append(Problem(severity, where_file, where_line, message))
 
-    soa_records = [r for r in records if r.rdata.rdtype == RdataType.SOA]
     if origin is None:
-        if soa_records:
-            origin = soa_records[0].name
+        first_soa = next((r for r in records if r.rdata.rdtype == RdataType.SOA), None)
+        if first_soa is not None:
+            origin = first_soa.name
         elif stated is not None:
             origin = stated
         else:
