@@ -86,7 +86,11 @@ class Zone:
     that own no records.
     """
 
-    def __init__(self, origin: dns.name.Name, filename: str, rrsets: Iterable[dns.rrset.RRset]) -> None:
+    def __init__(self, origin: dns.name.Name, filename: str, rrsets: Iterable[dns.rrset.RRset], *,
+                 built: _Built | None = None) -> None:
+        """*built*: the nodes, and the owners of NS and NSEC RRsets, as validation made them for a
+        zone without RRSIG and NSEC3 records (then *rrsets* is empty): each name is not looked up
+        again."""
         self.origin = origin
         self.filename = filename
         # DNSSEC data lives beside the nodes, not in them: an RRSIG RRset per covered
@@ -100,11 +104,13 @@ class Zone:
         # names) gets a _Node of 48 bytes, one with two (an A and an AAAA, say) a _Node2
         # of 64; a dict is 224.
         nodes: dict[dns.name.Name, Mapping[int, dns.rrset.RRset]] = {}
-        self.nodes = nodes
         # The owners of NS and NSEC RRsets, noted on the way (asking each node afterwards
         # was a Python call per name).
         ns_owners: list[dns.name.Name] = []
         nsec_owners: list[dns.name.Name] = []
+        if built is not None:
+            nodes, ns_owners, nsec_owners = built
+        self.nodes = nodes
         for rrset in rrsets:
             if rrset.rdtype == RdataType.RRSIG:
                 self.signatures[(rrset.name, rrset.covers)] = rrset
@@ -661,32 +667,48 @@ def _validate(records: list[SourceRecord], origin: dns.name.Name | None, filenam
     # each record costs one lookup of its owner (none when it repeats the line before's
     # owner, as the plain reader shares it) and one hash of its data.  *order* keeps the
     # RRsets in the order they first appear, which the findings and the zone follow.
-    by_name: dict[dns.name.Name, dict[int, _Group]] = {}
+    # An owner's groups are held in the node shapes the zone serves (_Node, _Node2, a dict),
+    # which become its nodes when the groups become RRsets: the zone needs no second dict
+    # of every name.
+    by_name: dict[dns.name.Name, Mapping[int, _Group]] = {}
     order: list[tuple[dns.name.Name, int, _Group]] = []
     last_name: dns.name.Name | None = None
-    types: dict[int, _Group] = {}
+    types: Mapping[int, _Group] = {}
     for record in records:
         name = record.name
+        rdata = record.rdata
+        rdtype = rdata.rdtype
+        if rdtype == RdataType.RRSIG:
+            rdtype = _group_type(rdata)
         if name is not last_name:
             size = len(by_name)
-            found = by_name.setdefault(name, {})
-            if len(by_name) > size and not _is_subdomain(name, origin):
-                # NSD refuses the zone; BIND ignores the record. A lab zone that silently
-                # lacks a record its author wrote is the worse surprise, so: an error.
-                found = by_name[name] = _OUTSIDE
+            fresh = _Node(rdtype, None)
+            found = by_name.setdefault(name, fresh)  # type: ignore[arg-type]
+            if len(by_name) > size:
+                if not _is_subdomain(name, origin):
+                    # NSD refuses the zone; BIND ignores the record. A lab zone that silently
+                    # lacks a record its author wrote is the worse surprise, so: an error.
+                    found = by_name[name] = _OUTSIDE
+                else:  # a new owner: its first group
+                    fresh.rrset = _Group(rdata, record)  # type: ignore[assignment]
+                    order.append((name, rdtype, fresh.rrset))  # type: ignore[arg-type]
+                    last_name, types = name, fresh  # type: ignore[assignment]
+                    continue
             if found is _OUTSIDE:
                 report(Severity.ERROR, record, f"out-of-zone data ({record.name}) in zone {origin}")
                 last_name = None
                 continue
             last_name, types = name, found
-        rdata = record.rdata
-        rdtype = rdata.rdtype
-        if rdtype == RdataType.RRSIG:
-            rdtype = _group_type(rdata)
         group = types.get(rdtype)
         if group is None:
-            group = types[rdtype] = _Group(rdata, record)
+            group = _Group(rdata, record)
             order.append((name, rdtype, group))
+            if type(types) is dict:
+                types[rdtype] = group
+            else:
+                merged = dict(types.items())
+                merged[rdtype] = group
+                types = by_name[name] = _compact(merged)
             continue
         duplicate = group.add(rdata, record)
         if duplicate is not None:
@@ -736,12 +758,47 @@ def _validate(records: list[SourceRecord], origin: dns.name.Name | None, filenam
 
     if any(p.severity is Severity.ERROR for p in problems):
         return ZoneLoad(None, problems)
-    rrsets = [_rrset(name, group) for name, _, group in order]
-    return ZoneLoad(Zone(origin, filename, rrsets), problems)
+    if any(rdtype > 0xFFFF or rdtype == RdataType.NSEC3 for _, rdtype, _ in order):
+        # DNSSEC data (RRSIGs, grouped by the type they cover, and NSEC3) is kept beside
+        # the nodes: the zone sorts it out of the RRsets.
+        rrsets = [_rrset(name, group) for name, _, group in order]
+        return ZoneLoad(Zone(origin, filename, rrsets), problems)
+    return ZoneLoad(Zone(origin, filename, (), built=_nodes_of(by_name)), problems)
 
 
 # by_name's mark for an owner outside the zone.
 _OUTSIDE: dict[int, "_Group"] = {}
+
+# A zone's nodes as validation builds them, and the owners of its NS and NSEC RRsets.
+_Built = tuple[dict[dns.name.Name, Mapping[int, dns.rrset.RRset]], list[dns.name.Name], list[dns.name.Name]]
+
+
+def _nodes_of(by_name: dict[dns.name.Name, Mapping[int, "_Group"]]) -> _Built:
+    """The validated groups made RRsets in place: each node keeps its place (no name is hashed again).
+
+    Each RRset is named as the first record of its group spells its owner, as the zone
+    made from a list of RRsets names them.
+    """
+    ns_owners: list[dns.name.Name] = []
+    nsec_owners: list[dns.name.Name] = []
+    for name, node in by_name.items():
+        if type(node) is _Node:
+            node.rrset = _rrset(node.rrset.records[0].name, node.rrset)  # type: ignore[attr-defined]
+            types: Iterable[int] = (node.rdtype,)
+        elif type(node) is _Node2:
+            node.rrset = _rrset(node.rrset.records[0].name, node.rrset)  # type: ignore[attr-defined]
+            node.rrset2 = _rrset(node.rrset2.records[0].name, node.rrset2)  # type: ignore[attr-defined]
+            types = (node.rdtype, node.rdtype2)
+        else:
+            for rdtype, group in list(node.items()):
+                node[rdtype] = _rrset(group.records[0].name, group)  # type: ignore[index]
+            types = node
+        for rdtype in types:
+            if rdtype == RdataType.NS:
+                ns_owners.append(name)
+            elif rdtype == RdataType.NSEC:
+                nsec_owners.append(name)
+    return by_name, ns_owners, nsec_owners  # type: ignore[return-value]
 
 
 class _Group:
