@@ -270,6 +270,8 @@ def _read_lines(text: str, origin: dns.name.Name | None) -> tuple[list[PlainReco
 # a lab of generated zones repeats a few hundred labels a million times.
 _LABELS: dict[bytes, bytes] = {}
 _LABELS_MAX = 65536
+# The same by the label's text, for names of one label under the origin.
+_TEXT_LABELS: dict[str, bytes] = {}
 
 
 def _name(word: str, origin: dns.name.Name | None) -> dns.name.Name:
@@ -280,6 +282,16 @@ def _name(word: str, origin: dns.name.Name | None) -> dns.name.Name:
     only: none empty, none longer than 63 bytes, the whole name at most 255 (RFC 1035
     §2.3.4); a name that fails them is left to dnspython, which words the error.
     """
+    if "." not in word and word != "@" and origin is not None:  # one label under the origin: most names
+        label = _TEXT_LABELS.get(word)
+        if label is None:
+            label = _label(word.encode("ascii"))
+            if len(_TEXT_LABELS) < _LABELS_MAX:
+                _TEXT_LABELS[word] = label
+        labels = (label, *origin.labels)
+        if len(labels) + sum(map(len, labels)) > 255:
+            raise _NotPlain
+        return make_name(labels)
     if word == "@" or word == ".":
         return dns.name.from_text(word, origin)
     parts = word.encode("ascii").split(b".")
