@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dns.flags
 import dns.message
+import dns.name
 import dns.query
 import dns.rcode
 import dns.rdatatype
@@ -184,3 +185,23 @@ def test_an_unreachable_server_refuses_at_once_and_an_all_down_zone_fails_withou
         assert [r.address for r in lab.resolver.resolve("www.example.com", "A")] == [
             "192.0.2.1", "192.0.2.2", "192.0.2.3"]
         assert ns1.queries["www.example.com.", "A"] == 1 and ns2.queries == {}
+
+
+def test_address_book_finds_the_servers_addresses_as_a_walk_over_every_record_would() -> None:
+    """Only the zones at or above a name are asked; the addresses (glue and authoritative data) are the same."""
+    from dnslab.lab.hierarchy import _address_book
+
+    # The glue in test. and the data in shop.test. differ, and test. also has the child's name twice.
+    test = TEST.replace("ns2.shop A 127.0.73.2", "ns2.shop A 127.0.73.2\nns2.shop A 127.0.73.9\nns2.shop AAAA ::1")
+    loaded = zones(ROOT, test, SHOP, ELSEWHERE)
+    every: dict[dns.name.Name, list[str]] = {}
+    for zone in loaded:
+        for rrset in zone.rrsets():
+            if rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+                known = every.setdefault(rrset.name, [])
+                known.extend(rdata.address for rdata in rrset if rdata.address not in known)
+    names = [dns.name.from_text(n) for n in ("ns2.shop.test.", "ns1.shop.test.", "a.root.", "ns.elsewhere.test.",
+                                             "www.shop.test.", "nowhere.test.", "ns2.shop.test.")]
+    book = _address_book(loaded, names)
+    assert {name: book[name] for name in names} == {name: every.get(name, []) for name in names}
+    assert book[names[0]] == ["127.0.73.2", "127.0.73.9", "::1"]  # test.'s glue first (its zone comes first)

@@ -515,3 +515,55 @@ def test_names_are_the_owners_and_every_empty_non_terminal() -> None:
     assert not loaded.zone.exists(dns.name.from_text("com."))
     assert not loaded.zone.exists(dns.name.from_text("d.example.com."))
     assert loaded.zone.cuts == frozenset({dns.name.from_text("sub.example.com.")})
+
+
+def test_nodes_of_one_two_and_more_rrsets_read_as_dicts() -> None:
+    """A node is stored in the smallest shape that holds it; each reads as the {type: RRset} dict it stands for."""
+    import dns.rrset
+
+    loaded = load_zone_text("$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n"
+                            "two A 192.0.2.2\ntwo AAAA 2001:db8::2\nthree A 192.0.2.3\nthree AAAA 2001:db8::3\n"
+                            "three TXT \"t\"\n")
+    zone = loaded.zone
+    assert zone is not None
+    A, AAAA, TXT, MX = dns.rdatatype.A, dns.rdatatype.AAAA, dns.rdatatype.TXT, dns.rdatatype.MX
+    for owner, types in (("ns", [A]), ("two", [A, AAAA]), ("three", [A, AAAA, TXT]), ("@", [dns.rdatatype.SOA, dns.rdatatype.NS])):
+        name = dns.name.from_text(owner, zone.origin)
+        node = zone.node(name)
+        assert node is not None
+        as_dict = {rrset.rdtype: rrset for rrset in zone.rrsets() if rrset.name == name}
+        assert list(node) == types and len(node) == len(types) and node == as_dict and as_dict == node
+        assert list(node.items()) == list(as_dict.items()) and list(node.values()) == list(as_dict.values())
+        assert all(t in node and node[t] is as_dict[t] and node.get(t) is as_dict[t] for t in types)
+        assert MX not in node and node.get(MX) is None and node.get(MX, 0) == 0 and zone.get(name, MX) is None
+        with pytest.raises(KeyError):
+            node[MX]
+    # An RRset given twice for one name and type: the last one counts, whatever the node's shape.
+    two = dns.name.from_text("two", zone.origin)
+    again = dns.rrset.from_text(two, 60, "IN", "AAAA", "2001:db8::99")
+    rebuilt = Zone(zone.origin, zone.filename, [*zone.rrsets(), again])
+    assert rebuilt.get(two, AAAA) is again and rebuilt.get(two, A) is zone.get(two, A) and len(rebuilt.node(two)) == 2
+
+
+@pytest.mark.parametrize("text", [
+    # one, two and three RRsets a name, case variants of one name, a delegation with glue, an empty
+    # non-terminal, NSEC records without signatures
+    "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\nWWW A 192.0.2.2\n"
+    "www AAAA 2001:db8::2\nWww TXT \"t\"\nsub NS ns.sub\nns.sub A 192.0.2.3\na.b.c A 192.0.2.4\n"
+    "@ NSEC ns A NS SOA NSEC\nns NSEC www A NSEC\nmail MX 10 ns\nmail A 192.0.2.5\n",
+    "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\nx A 192.0.2.9\n"
+    "y CNAME x\nx AAAA ::1\n@ MX 1 x\nx TXT \"late\"\n",
+])
+def test_a_validated_zone_equals_the_zone_made_from_its_rrsets(text: str) -> None:
+    """Validation builds the nodes in place; the zone is the one Zone() makes of the same RRsets."""
+    zone = load_zone_text(text).zone
+    assert zone is not None
+    rebuilt = Zone(zone.origin, zone.filename, list(zone.rrsets()))
+    assert list(zone.nodes) == list(rebuilt.nodes)
+    assert [(name.to_text(), dict(node)) for name, node in zone.nodes.items()] == \
+        [(name.to_text(), dict(node)) for name, node in rebuilt.nodes.items()]
+    assert [type(node) for node in zone.nodes.values()] == [type(node) for node in rebuilt.nodes.values()]
+    assert (zone.cuts, zone.empty_non_terminals, zone.nsec_owners, zone.soa, zone.negative_soa) == \
+        (rebuilt.cuts, rebuilt.empty_non_terminals, rebuilt.nsec_owners, rebuilt.soa, rebuilt.negative_soa)
+    assert [r.name.to_text() for r in zone.rrsets()] == [r.name.to_text() for r in rebuilt.rrsets()]
+    assert zone.cuts and zone.empty_non_terminals or "sub NS" not in text

@@ -17,7 +17,11 @@ from pathlib import Path
 import dns.name
 import dns.rdata
 import pytest
+from dns.rdatatype import RdataType
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from dnslab.core import plain_records
 from dnslab.core import zone as zone_module
 from dnslab.core.errors import ZoneError
 from dnslab.core.zone_plain import read_plain
@@ -147,6 +151,21 @@ EDGE_CASES = [
     "$ORIGIN example.com.\n@ 4294967296 SOA ns hm 1 2 3 4 5\n",
     "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\nns NS ns..x\n",
     "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\n" + "a" * 64 + " A 192.0.2.1\n",
+    # quotes and comment marks glued to the words before the data
+    "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\nw\"x A 192.0.2.1\n",
+    "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\nwww;x A 192.0.2.1\n",
+    "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\nwww 300;x A 192.0.2.1\n",
+    "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\nwww IN;x A 192.0.2.1\n",
+    "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\nwww A;x 192.0.2.1\n",
+    "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\nwww \"A\" 192.0.2.1\n",
+    "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\n\t300 IN A 192.0.2.1;x\nw 300 IN TXT \"a\";b\n",
+    # names of 255 octets (the most) and 256, as owners and as data; AAAA spellings dnspython rewrites
+    "$ORIGIN .\n$TTL 300\n" + ("a" * 63 + ".") * 3 + "b" * 61 + ". SOA ns. hm. 1 2 3 4 5\nx. CNAME " + ("c" * 63 + ".") * 3
+    + "d" * 61 + ".\ny. AAAA 2001:DB8:0:0::1\nz. AAAA ::ffff:192.0.2.1\nz. AAAA 0::0\n",
+    "$ORIGIN .\n$TTL 300\n" + ("a" * 63 + ".") * 3 + "b" * 62 + ". SOA ns. hm. 1 2 3 4 5\n",
+    "$ORIGIN .\n$TTL 300\n@ SOA ns. hm. 1 2 3 4 5\nx. NS " + ("c" * 63 + ".") * 3 + "d" * 62 + ".\n",
+    "$ORIGIN " + ("a" * 63 + ".") * 3 + "\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\n" + "b" * 61 + " A 192.0.2.1\n"
+    + "b" * 62 + " A 192.0.2.1\n",
 ]
 
 
@@ -163,14 +182,151 @@ def test_the_plain_reader_reads_plain_files_itself() -> None:
 
 
 def test_a_records_built_directly_equal_dnspythons() -> None:
+    assert plain_records.A_DIRECT  # this dnspython's A record has the slots the direct build sets
+    for address in ("0.0.0.0", "9.10.99.100", "192.0.2.255", "249.250.255.1", "127.101.0.3"):
+        assert plain_records.CANONICAL_IPV4.fullmatch(address)
+        _same_record(plain_records.address_record(RdataType.A, address), dns.rdata.from_text("IN", "A", address))
+    for text in ("01.2.3.4", "1.2.3.256", "1.2.3", "1.2.3.4.5", "300.1.1.1", "1.2.3.04", " 1.2.3.4"):
+        assert not plain_records.CANONICAL_IPV4.fullmatch(text), text  # left to A(), which checks and words it
+        assert plain_records.address_record(RdataType.A, text) is None
+
+
+def _same_record(built: dns.rdata.Rdata | None, made: dns.rdata.Rdata) -> None:
+    """A record made directly is dnspython's in everything but its class: equal, same hash, text, wire, slots."""
+    assert built is not None
+    assert isinstance(built, type(made))
+    assert (built, hash(built), built.to_text(), built.to_wire(), built.to_digestable(), built.rdcomment) == \
+        (made, hash(made), made.to_text(), made.to_wire(), made.to_digestable(), made.rdcomment)
+    slots = {slot for cls in type(made).__mro__ for slot in getattr(cls, "__slots__", ())}
+    assert {s: getattr(built, s) for s in slots} == {s: getattr(made, s) for s in slots}
+    assert len({built, made}) == 1  # one dict slot: they meet in an RRset's set
+
+
+IPV6_ADDRESSES = ["::", "::1", "1::", "2001:db8::1", "2001:db8:0:0:1::", "1:0:0:2::3", "1::2:0:0:3", "fe80::1:0:0:2",
+                  "1:2:3:4:5:6:7:8", "1:0:2:0:3:0:4:0", "0:0:1::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+                  "2001:db8:2:8d19::1", "::ffff:0:0", "::fffe:1:2", "64:ff9b::", "1:2:3:4:5:6:7::"]
+
+
+@pytest.mark.parametrize("address", IPV6_ADDRESSES)
+def test_aaaa_records_built_directly_equal_dnspythons(address: str) -> None:
+    made = dns.rdata.from_text("IN", "AAAA", address)
+    built = plain_records.address_record(RdataType.AAAA, made.address)
+    if made.address == address:  # written as dnspython writes it: built directly
+        _same_record(built, made)
+    else:
+        assert built is None or (built.address == made.address and built == made)
+
+
+@given(st.binary(min_size=16, max_size=16))
+@settings(max_examples=400, deadline=None)
+def test_every_ipv6_address_dnspython_writes_is_built_the_same(wire: bytes) -> None:
+    """Whatever 16 bytes: dnspython's text of them is built directly (or left to AAAA()), never differently."""
+    made = dns.rdata.from_wire("IN", "AAAA", wire, 0, 16)
+    built = plain_records.address_record(RdataType.AAAA, made.address)
+    if built is not None:
+        _same_record(built, made)
+    else:
+        assert "." in made.address  # only an IPv4 tail (::ffff:1.2.3.4) is left to the constructor
+
+
+@given(st.lists(st.sampled_from([0, 0, 0, 1, 0x10, 0xABC, 0xFFFF]) | st.integers(0, 0xFFFF), min_size=8, max_size=8))
+@settings(max_examples=600, deadline=None)
+def test_ipv6_addresses_with_runs_of_zeros_are_built_as_dnspython_writes_them(groups: list[int]) -> None:
+    """Zero runs of every length and place (where "::" goes, and the IPv4 tails) against dnspython's own text."""
+    made = dns.rdata.from_wire("IN", "AAAA", b"".join(group.to_bytes(2, "big") for group in groups), 0, 16)
+    built = plain_records.address_record(RdataType.AAAA, made.address)
+    if built is not None:
+        _same_record(built, made)
+    else:
+        assert "." in made.address
+    # Any other spelling of the same address is left to the constructor, which rewrites it.
+    for other in (":".join(f"{group:x}" for group in groups), ":".join(f"{group:04x}" for group in groups),
+                  made.address.upper()):
+        if other != made.address:
+            assert plain_records.address_record(RdataType.AAAA, other) is None, other
+
+
+@pytest.mark.parametrize("text", ["2001:DB8::1", "2001:db8:0::1", "2001:0db8::1", "::0:1", "1:2:3:4:5:6:7:8:9",
+                                  "1::2::3", "gggg::1", "", "1.2.3.4", "::ffff:1.2.3.4", "12345::1", ":1::",
+                                  "1:2:3:4:5:6:7::8", "1::2:3:4:5:6:7", "1:0::2", "0:0::1", "::0", "1::0:0:2:3:4",
+                                  "1:0:0:2:0:0:0:3", "1:2:3:4:5:6:7", ":::", "1:::2", "1:2:3:4:5:6:7:8:", "::ffff:0:0"])
+def test_ipv6_spellings_dnspython_would_change_or_refuse_are_left_to_it(text: str) -> None:
+    assert plain_records.address_record(RdataType.AAAA, text) is None
+
+
+@pytest.mark.parametrize("rdtype", ["NS", "CNAME", "PTR", "DNAME"])
+@pytest.mark.parametrize("target", ["ns1.example.com.", "NS1.Example.COM.", ".", "a-b_c*.x.", "x" * 63 + ".y."])
+def test_name_records_built_directly_equal_dnspythons(rdtype: str, target: str) -> None:
+    assert plain_records.TARGETS_DIRECT
+    made = dns.rdata.from_text("IN", rdtype, target)
+    labels = dns.name.from_text(target).labels
+    _same_record(plain_records.target_record(RdataType.make(rdtype), plain_records.make_name(labels)), made)
+
+
+@given(st.lists(st.binary(min_size=1, max_size=63), min_size=0, max_size=6))
+@settings(max_examples=400, deadline=None)
+def test_names_made_directly_hash_and_compare_as_dnspythons(labels: list[bytes]) -> None:
+    """Any labels, any case: the same hash and canonical wire form as dns.name.Name, and equal to it."""
+    labels = [*labels, b""]
+    if sum(len(label) + 1 for label in labels) > 255:
+        return
+    name = dns.name.Name(labels)
+    made = plain_records.make_name(tuple(labels))
+    assert plain_records.NAMES_DIRECT
+    assert (made, hash(made), plain_records.canonical_wire(made)) == (name, hash(name), name.to_wire(canonicalize=True))
+    upper = dns.name.Name([label.upper() for label in labels])
+    assert (hash(made), made) == (hash(upper), upper)  # names differing in case only are one name
+
+
+_LABEL = st.sampled_from([b"www", b"WWW", b"Www", b"host0009", b"host0010", b"a", b"A", b"*", b"-"]) | st.binary(
+    min_size=1, max_size=8)
+
+
+@given(st.lists(_LABEL, max_size=4), st.lists(_LABEL, max_size=4), st.booleans(), st.booleans())
+@settings(max_examples=600, deadline=None)
+def test_names_made_directly_compare_as_dnspythons(one: list[bytes], two: list[bytes], absolute_one: bool,
+                                                   absolute_two: bool) -> None:
+    """==, != and the hash agree with dns.name.Name's for any two names, relative or absolute, in any case."""
+    first = [*one, b""] if absolute_one else one
+    second = [*two, b""] if absolute_two else two
+    made, name, other = plain_records.make_name(tuple(first)), dns.name.Name(first), dns.name.Name(second)
+    made_other = plain_records.make_name(tuple(second))
+    for left in (made, name):
+        for right in (other, made_other):
+            assert (left == right, left != right, right == left, right != left) == \
+                (name == other, name != other, other == name, other != name)
+    assert hash(made) == hash(name) and hash(made_other) == hash(other)
+    assert made != str(name) and not made == 1
+
+
+def test_bad_addresses_and_names_still_fail_naming_the_file_and_line() -> None:
+    """What the direct builds do not take goes to dnspython, which refuses it with the file and line."""
+    head = "$ORIGIN example.com.\n$TTL 300\n@ SOA ns hm 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n"
+    for line, wording in (("x AAAA 2001:db8::1::2", "bad data"), ("x AAAA 2001:db8::g", "bad data"),
+                          ("x A 192.0.2.256", "bad data"), ("x AAAA 192.0.2.1", "bad data"),
+                          ("x NS a..b", "label is empty"), ("x CNAME " + "a" * 64 + ".", "> 63 octets"),
+                          ("x PTR " + "abcdefgh." * 29, "> 255 octets")):
+        with pytest.raises(ZoneError) as raised:
+            zone_module._read(head + line + "\n", None, "f.zone")
+        assert (raised.value.filename, raised.value.line) == ("f.zone", 6), line
+        assert wording in raised.value.detail.lower(), (line, raised.value.detail)
+
+
+@pytest.mark.parametrize("text", ["", "v=spf1 mx -all", "x" * 255, "semi;colon  and spaces", "generated name a.b."])
+def test_txt_records_built_directly_equal_dnspythons(text: str) -> None:
+    assert plain_records.TXT_DIRECT
+    _same_record(plain_records.text_record(text.encode()), dns.rdata.from_text("IN", "TXT", f'"{text}"'))
+
+
+def test_a_txt_string_over_255_bytes_is_left_to_dnspython() -> None:
+    assert plain_records.text_record(b"x" * 256) is None
+
+
+def test_the_whole_file_check_finds_exactly_what_the_line_check_finds() -> None:
+    """A file the one-pass check passes has no line the per-line check would send to dnspython."""
     from dnslab.core import zone_plain
 
-    assert zone_plain._FAST_A  # this dnspython's A record has the slots the direct build sets
-    for address in ("0.0.0.0", "9.10.99.100", "192.0.2.255", "249.250.255.1", "127.101.0.3"):
-        assert zone_plain._CANONICAL_IPV4.fullmatch(address)
-        made = dns.rdata.from_text("IN", "A", address)
-        built = zone_plain._checked_a(address)
-        assert (built, hash(built), built.to_text(), built.to_wire(), built.rdcomment) == \
-            (made, hash(made), made.to_text(), made.to_wire(), made.rdcomment)
-    for text in ("01.2.3.4", "1.2.3.256", "1.2.3", "1.2.3.4.5", "300.1.1.1", "1.2.3.04", " 1.2.3.4"):
-        assert not zone_plain._CANONICAL_IPV4.fullmatch(text), text  # left to A(), which checks and words it
+    for code in range(0x110000):
+        char = chr(code)
+        in_file = zone_plain._UNSUPPORTED_IN_FILE.search(char) is not None
+        assert in_file == (char != "\n" and zone_plain._UNSUPPORTED.search(char) is not None), hex(code)

@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import dns.dnssec
 import dns.exception
@@ -36,6 +37,7 @@ from dnslab.core.errors import DnslabError, ZoneError
 from dnslab.core.zone_plain import read_plain
 
 RdataType = dns.rdatatype.RdataType
+_IN = dns.rdataclass.IN
 
 # Types that may share a name with a CNAME (RFC 2181 §10.1, RFC 4035 §2.5).
 _CNAME_NEIGHBOURS = frozenset({RdataType.CNAME, RdataType.RRSIG, RdataType.NSEC, RdataType.KEY})
@@ -62,9 +64,12 @@ class Problem:
         return f"{self.filename}:{self.line}: {self.severity.value}: {self.message}"
 
 
-@dataclass(frozen=True, slots=True)
-class SourceRecord:
-    """A single record as written in a file, before RRsets are formed."""
+class SourceRecord(NamedTuple):
+    """A single record as written in a file, before RRsets are formed.
+
+    A named tuple: made once per record of every zone loaded, at half the cost of a frozen
+    dataclass (whose __init__ sets each field through object.__setattr__).
+    """
 
     name: dns.name.Name
     ttl: int
@@ -81,7 +86,11 @@ class Zone:
     that own no records.
     """
 
-    def __init__(self, origin: dns.name.Name, filename: str, rrsets: Iterable[dns.rrset.RRset]) -> None:
+    def __init__(self, origin: dns.name.Name, filename: str, rrsets: Iterable[dns.rrset.RRset], *,
+                 built: _Built | None = None) -> None:
+        """*built*: the nodes, and the owners of NS and NSEC RRsets, as validation made them for a
+        zone without RRSIG and NSEC3 records (then *rrsets* is empty): each name is not looked up
+        again."""
         self.origin = origin
         self.filename = filename
         # DNSSEC data lives beside the nodes, not in them: an RRSIG RRset per covered
@@ -92,8 +101,15 @@ class Zone:
         self.nsec3: dict[dns.name.Name, dns.rrset.RRset] = {}
         # Hashing a dns.name.Name folds its case byte by byte in Python, so it is done as
         # rarely as possible: about once per owner here.  A name with one RRset (most
-        # names) gets a _Node of 48 bytes; a dict is 224.
+        # names) gets a _Node of 48 bytes, one with two (an A and an AAAA, say) a _Node2
+        # of 64; a dict is 224.
         nodes: dict[dns.name.Name, Mapping[int, dns.rrset.RRset]] = {}
+        # The owners of NS and NSEC RRsets, noted on the way (asking each node afterwards
+        # was a Python call per name).
+        ns_owners: list[dns.name.Name] = []
+        nsec_owners: list[dns.name.Name] = []
+        if built is not None:
+            nodes, ns_owners, nsec_owners = built
         self.nodes = nodes
         for rrset in rrsets:
             if rrset.rdtype == RdataType.RRSIG:
@@ -101,12 +117,19 @@ class Zone:
             elif rrset.rdtype == RdataType.NSEC3:
                 self.nsec3[rrset.name] = rrset
             else:
+                if rrset.rdtype == RdataType.NS:
+                    ns_owners.append(rrset.name)
+                elif rrset.rdtype == RdataType.NSEC:
+                    nsec_owners.append(rrset.name)
                 size = len(nodes)
                 node = nodes.setdefault(rrset.name, _Node(rrset.rdtype, rrset))
                 if len(nodes) == size:  # the name's second RRset or more
-                    if type(node) is _Node:
-                        node = nodes[rrset.name] = {node.rdtype: node.rrset}
-                    node[rrset.rdtype] = rrset  # type: ignore[index]
+                    if type(node) is dict:
+                        node[rrset.rdtype] = rrset
+                    else:
+                        merged = dict(node.items())
+                        merged[rrset.rdtype] = rrset
+                        nodes[rrset.name] = _compact(merged)
         # The owners' ancestors that own nothing, up to the origin (RFC 4592's empty
         # non-terminals); the owners themselves are the nodes' keys, not a second set of
         # every name (32-64 bytes a name).  No parent is made for a name just under the
@@ -122,9 +145,7 @@ class Zone:
             while name not in self.nodes and name not in self.empty_non_terminals:
                 self.empty_non_terminals.add(name)
                 name = name.parent()
-        self.cuts = frozenset(
-            name for name, node in self.nodes.items() if RdataType.NS in node and name != origin
-        )
+        self.cuts = frozenset(name for name in ns_owners if name != origin)
         soa = self.get(origin, RdataType.SOA)
         if soa is None:  # guarded by validation; kept for zones built by hand
             raise ZoneError(filename, 1, f"zone {origin} has no SOA record at its apex")
@@ -147,7 +168,7 @@ class Zone:
         # Canonical order (RFC 4034 §6.1), which dns.name.Name's comparisons follow:
         # the NSEC owners for finding the one that covers a name, the NSEC3 owners
         # for finding the hash that covers a hash.
-        self.nsec_owners = sorted(name for name, node in self.nodes.items() if RdataType.NSEC in node)
+        self.nsec_owners = sorted(set(nsec_owners))
         self.nsec3_owners = sorted(self.nsec3)
         param = self.get(origin, RdataType.NSEC3PARAM)
         self.nsec3param = param[0] if param is not None and self.nsec3 else None
@@ -249,6 +270,56 @@ class _Node(Mapping[int, dns.rrset.RRset]):
 
     def __repr__(self) -> str:
         return f"{{{self.rdtype!r}: {self.rrset!r}}}"
+
+
+class _Node2(Mapping[int, dns.rrset.RRset]):
+    """A node with two RRsets, read as the {type: RRset} dict a node with more is."""
+
+    __slots__ = ("rdtype", "rrset", "rdtype2", "rrset2")
+
+    def __init__(self, rdtype: int, rrset: dns.rrset.RRset, rdtype2: int, rrset2: dns.rrset.RRset) -> None:
+        self.rdtype, self.rrset, self.rdtype2, self.rrset2 = rdtype, rrset, rdtype2, rrset2
+
+    def __getitem__(self, rdtype: int) -> dns.rrset.RRset:
+        if rdtype == self.rdtype:
+            return self.rrset
+        if rdtype == self.rdtype2:
+            return self.rrset2
+        raise KeyError(rdtype)
+
+    def get(self, rdtype: int, default: object = None) -> dns.rrset.RRset | None:  # type: ignore[override]
+        if rdtype == self.rdtype:
+            return self.rrset
+        return self.rrset2 if rdtype == self.rdtype2 else default  # type: ignore[return-value]
+
+    def __contains__(self, rdtype: object) -> bool:
+        return rdtype == self.rdtype or rdtype == self.rdtype2
+
+    def __iter__(self) -> Iterator[int]:
+        yield self.rdtype
+        yield self.rdtype2
+
+    def __len__(self) -> int:
+        return 2
+
+    def values(self) -> tuple[dns.rrset.RRset, dns.rrset.RRset]:  # type: ignore[override]
+        return (self.rrset, self.rrset2)
+
+    def items(self) -> tuple[tuple[int, dns.rrset.RRset], tuple[int, dns.rrset.RRset]]:  # type: ignore[override]
+        return ((self.rdtype, self.rrset), (self.rdtype2, self.rrset2))
+
+    def __repr__(self) -> str:
+        return f"{{{self.rdtype!r}: {self.rrset!r}, {self.rdtype2!r}: {self.rrset2!r}}}"
+
+
+def _compact(node: dict[int, dns.rrset.RRset]) -> Mapping[int, dns.rrset.RRset]:
+    """The smallest of _Node, _Node2 and the dict itself that holds *node*."""
+    if len(node) == 1:
+        return _Node(*next(iter(node.items())))
+    if len(node) == 2:
+        (rdtype, rrset), (rdtype2, rrset2) = node.items()
+        return _Node2(rdtype, rrset, rdtype2, rrset2)
+    return node
 
 
 def nsec3_label(name: dns.name.Name, param: object) -> bytes:
@@ -580,10 +651,10 @@ def _validate(records: list[SourceRecord], origin: dns.name.Name | None, filenam
         where_file, where_line = (record.filename, record.line) if record else (filename, 1)
         problems.append(Problem(severity, where_file, where_line, message))
 
-    soa_records = [r for r in records if r.rdata.rdtype == RdataType.SOA]
     if origin is None:
-        if soa_records:
-            origin = soa_records[0].name
+        first_soa = next((r for r in records if r.rdata.rdtype == RdataType.SOA), None)
+        if first_soa is not None:
+            origin = first_soa.name
         elif stated is not None:
             origin = stated
         else:
@@ -596,30 +667,48 @@ def _validate(records: list[SourceRecord], origin: dns.name.Name | None, filenam
     # each record costs one lookup of its owner (none when it repeats the line before's
     # owner, as the plain reader shares it) and one hash of its data.  *order* keeps the
     # RRsets in the order they first appear, which the findings and the zone follow.
-    by_name: dict[dns.name.Name, dict[int, _Group]] = {}
+    # An owner's groups are held in the node shapes the zone serves (_Node, _Node2, a dict),
+    # which become its nodes when the groups become RRsets: the zone needs no second dict
+    # of every name.
+    by_name: dict[dns.name.Name, Mapping[int, _Group]] = {}
     order: list[tuple[dns.name.Name, int, _Group]] = []
     last_name: dns.name.Name | None = None
-    types: dict[int, _Group] = {}
+    types: Mapping[int, _Group] = {}
     for record in records:
         name = record.name
+        rdata = record.rdata
+        rdtype = rdata.rdtype
+        if rdtype == RdataType.RRSIG:
+            rdtype = _group_type(rdata)
         if name is not last_name:
             size = len(by_name)
-            found = by_name.setdefault(name, {})
-            if len(by_name) > size and not _is_subdomain(name, origin):
-                # NSD refuses the zone; BIND ignores the record. A lab zone that silently
-                # lacks a record its author wrote is the worse surprise, so: an error.
-                found = by_name[name] = _OUTSIDE
+            fresh = _Node(rdtype, None)
+            found = by_name.setdefault(name, fresh)  # type: ignore[arg-type]
+            if len(by_name) > size:
+                if not _is_subdomain(name, origin):
+                    # NSD refuses the zone; BIND ignores the record. A lab zone that silently
+                    # lacks a record its author wrote is the worse surprise, so: an error.
+                    found = by_name[name] = _OUTSIDE
+                else:  # a new owner: its first group
+                    fresh.rrset = _Group(rdata, record)  # type: ignore[assignment]
+                    order.append((name, rdtype, fresh.rrset))  # type: ignore[arg-type]
+                    last_name, types = name, fresh  # type: ignore[assignment]
+                    continue
             if found is _OUTSIDE:
                 report(Severity.ERROR, record, f"out-of-zone data ({record.name}) in zone {origin}")
                 last_name = None
                 continue
             last_name, types = name, found
-        rdata = record.rdata
-        rdtype = _group_type(rdata)
         group = types.get(rdtype)
         if group is None:
-            group = types[rdtype] = _Group(rdata, record)
+            group = _Group(rdata, record)
             order.append((name, rdtype, group))
+            if type(types) is dict:
+                types[rdtype] = group
+            else:
+                merged = dict(types.items())
+                merged[rdtype] = group
+                types = by_name[name] = _compact(merged)
             continue
         duplicate = group.add(rdata, record)
         if duplicate is not None:
@@ -669,12 +758,47 @@ def _validate(records: list[SourceRecord], origin: dns.name.Name | None, filenam
 
     if any(p.severity is Severity.ERROR for p in problems):
         return ZoneLoad(None, problems)
-    rrsets = [_rrset(name, group) for name, _, group in order]
-    return ZoneLoad(Zone(origin, filename, rrsets), problems)
+    if any(rdtype > 0xFFFF or rdtype == RdataType.NSEC3 for _, rdtype, _ in order):
+        # DNSSEC data (RRSIGs, grouped by the type they cover, and NSEC3) is kept beside
+        # the nodes: the zone sorts it out of the RRsets.
+        rrsets = [_rrset(name, group) for name, _, group in order]
+        return ZoneLoad(Zone(origin, filename, rrsets), problems)
+    return ZoneLoad(Zone(origin, filename, (), built=_nodes_of(by_name)), problems)
 
 
 # by_name's mark for an owner outside the zone.
 _OUTSIDE: dict[int, "_Group"] = {}
+
+# A zone's nodes as validation builds them, and the owners of its NS and NSEC RRsets.
+_Built = tuple[dict[dns.name.Name, Mapping[int, dns.rrset.RRset]], list[dns.name.Name], list[dns.name.Name]]
+
+
+def _nodes_of(by_name: dict[dns.name.Name, Mapping[int, "_Group"]]) -> _Built:
+    """The validated groups made RRsets in place: each node keeps its place (no name is hashed again).
+
+    Each RRset is named as the first record of its group spells its owner, as the zone
+    made from a list of RRsets names them.
+    """
+    ns_owners: list[dns.name.Name] = []
+    nsec_owners: list[dns.name.Name] = []
+    for name, node in by_name.items():
+        if type(node) is _Node:
+            node.rrset = _rrset(node.rrset.records[0].name, node.rrset)  # type: ignore[attr-defined]
+            types: Iterable[int] = (node.rdtype,)
+        elif type(node) is _Node2:
+            node.rrset = _rrset(node.rrset.records[0].name, node.rrset)  # type: ignore[attr-defined]
+            node.rrset2 = _rrset(node.rrset2.records[0].name, node.rrset2)  # type: ignore[attr-defined]
+            types = (node.rdtype, node.rdtype2)
+        else:
+            for rdtype, group in list(node.items()):
+                node[rdtype] = _rrset(group.records[0].name, group)  # type: ignore[index]
+            types = node
+        for rdtype in types:
+            if rdtype == RdataType.NS:
+                ns_owners.append(name)
+            elif rdtype == RdataType.NSEC:
+                nsec_owners.append(name)
+    return by_name, ns_owners, nsec_owners  # type: ignore[return-value]
 
 
 class _Group:
@@ -742,6 +866,10 @@ def _group_type(rdata: dns.rdata.Rdata) -> int:
     return rdata.rdtype
 
 
+# The types whose Rdata.covers() is not NONE (it names the type they sign).
+_COVERING = (RdataType.RRSIG, RdataType.SIG)
+
+
 def _rrset(name: dns.name.Name, group: _Group) -> dns.rrset.RRset:
     """One RRset; differing TTLs become the lowest, as RFC 2181 §5.2 tells clients to read them.
 
@@ -749,10 +877,12 @@ def _rrset(name: dns.name.Name, group: _Group) -> dns.rrset.RRset:
     CNAME), so the RRset takes the group's set as its own: RRset.add would hash each
     record's wire form twice more.
     """
-    first = group.records[0].rdata
-    rrset = dns.rrset.RRset(name, dns.rdataclass.IN, first.rdtype, first.covers())
+    records = group.records
+    first = records[0].rdata
+    rdtype = first.rdtype
+    rrset = dns.rrset.RRset(name, _IN, rdtype, first.covers() if rdtype in _COVERING else RdataType.NONE)
     rrset.items = group.data
-    rrset.ttl = min(record.ttl for record in group.records)
+    rrset.ttl = records[0].ttl if len(records) == 1 else min(record.ttl for record in records)
     return rrset
 
 

@@ -13,7 +13,8 @@ It reads only what it is sure of.  A file with anything else in it
 ``$GENERATE``, ``$UNICODE``) or with any line it cannot read is answered
 ``None``, and the caller reads the whole file with dnspython's reader, so
 every error keeps its exact wording, file and line.  tests/test_zone_plain.py
-loads zones both ways and requires the same records.
+loads zones both ways and requires the same records.  The names and the most common
+records are made directly, by core/plain_records, which says why and how.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.ttl
 
+from dnslab.core.plain_records import address_record, make_name, target_record, text_record
+
 RdataType = dns.rdatatype.RdataType
 _IN = dns.rdataclass.IN
 
@@ -35,38 +38,17 @@ _IN = dns.rdataclass.IN
 # ASCII and tab (a CR, other whitespace str.split would split on, non-ASCII names), the
 # parentheses of multi-line records and backslash escapes.
 _UNSUPPORTED = re.compile(r"[^\x20-\x7e\t]|[()\\]")
+# The same over a whole file (newlines allowed), as one class of characters (the
+# alternation scans 4x slower): a file without any, in comments or not, needs no check
+# line by line.
+_UNSUPPORTED_IN_FILE = re.compile(r"[^\x20-\x27\x2a-\x5b\x5d-\x7e\t\n]")
 
-# Types whose data is one word, built by calling their class directly (what their
-# from_text does after reading the word): addresses, and one domain name.
+# Types whose data is one word, built directly (what their from_text does after reading
+# the word): addresses, and one domain name.  A word is followed by nothing, not even a
+# comment (the reader keeps that).
 _ADDRESS = frozenset({RdataType.A, RdataType.AAAA})
 _ONE_NAME = frozenset({RdataType.NS, RdataType.CNAME, RdataType.PTR, RdataType.DNAME})
 
-# A word of data is followed by nothing, not even a comment (the reader keeps that).
-_OTHER_THAN_ONE_WORD = re.compile(r'[ \t;"]')
-
-# An IPv4 address exactly as dnspython writes it (no leading zeros), which its A record
-# keeps as given after checking it, at 6 us a record: most of a generated zone's lines.
-_CANONICAL_IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)")
-_A = dns.rdata.get_rdata_class(_IN, RdataType.A)
-
-
-def _checked_a(address: str) -> dns.rdata.Rdata:
-    """An A record of a canonical address, with the slots dnspython's constructor would set."""
-    rdata = object.__new__(_A)
-    for slot, value in (("rdclass", _IN), ("rdtype", RdataType.A), ("rdcomment", None), ("address", address)):
-        object.__setattr__(rdata, slot, value)
-    return rdata
-
-
-def _same_as_constructed() -> bool:
-    """Whether _checked_a still builds what A() builds (every slot), in this dnspython."""
-    made, built = _A(_IN, RdataType.A, "192.0.2.1"), _checked_a("192.0.2.1")
-    slots = [slot for cls in _A.__mro__ for slot in getattr(cls, "__slots__", ())]
-    return all(getattr(made, s) == getattr(built, s) and type(getattr(made, s)) is type(getattr(built, s))
-               for s in slots) and set(slots) == {"rdclass", "rdtype", "rdcomment", "address"}
-
-
-_FAST_A = _same_as_constructed()
 
 _SIMPLE = frozenset({RdataType.TXT, RdataType.MX, RdataType.SOA})
 _ONE_QUOTED = re.compile(r'"([^"]*)"')
@@ -81,7 +63,7 @@ def _simple(rdtype: RdataType, data: str, name_of: Callable[[str], dns.name.Name
     cls = dns.rdata.get_rdata_class(_IN, rdtype)
     if rdtype == RdataType.TXT:
         quoted = _ONE_QUOTED.fullmatch(data)
-        return None if quoted is None else cls(_IN, rdtype, [quoted.group(1).encode()])  # type: ignore[call-arg]
+        return None if quoted is None else text_record(quoted.group(1).encode())
     words = data.split()
     if ";" in data or '"' in data:
         return None
@@ -98,6 +80,8 @@ def _simple(rdtype: RdataType, data: str, name_of: Callable[[str], dns.name.Name
 def _is_uint(word: str, most: int) -> bool:
     return word.isascii() and word.isdigit() and int(word) <= most
 
+
+_UNSEEN = object()  # not in a cache yet
 
 PlainRecord = tuple[dns.name.Name, int, dns.rdata.Rdata, int]
 
@@ -171,9 +155,10 @@ def _read_lines(text: str, origin: dns.name.Name | None) -> tuple[list[PlainReco
             classes[word] = known
         return known
 
+    check_lines = _UNSUPPORTED_IN_FILE.search(text) is not None
     for number, line in enumerate(text.split("\n"), 1):
         # A comment may hold anything; with a quote on the line, where it starts is the reader's call.
-        if _UNSUPPORTED.search(line if '"' in line else line.split(";", 1)[0]):
+        if check_lines and _UNSUPPORTED.search(line if '"' in line else line.split(";", 1)[0]):
             raise _NotPlain
         if line[:1] == "$":
             if '"' in line:
@@ -196,35 +181,50 @@ def _read_lines(text: str, origin: dns.name.Name | None) -> tuple[list[PlainReco
             else:
                 raise _NotPlain
             continue
-        if line[:1] in (" ", "\t"):
-            rest = line.lstrip(" \t")
-            if rest == "" or rest[0] == ";":
-                continue  # blank, or only a comment
-            if current_origin is None:
-                raise _NotPlain
+        # Owner, TTL, class and type are words without quotes or comments (checked once the
+        # type is found, on the lines that have either); then the data, as written (a TXT's
+        # spaces and a comment matter): split once, and again at the data only when it is
+        # more than one word.  The lookups in the per-file caches are inline: this loop runs
+        # once per record.
+        words = line.split(None, 4)
+        if not words or words[0][0] == ";":
+            continue  # blank, or only a comment
+        if current_origin is None:
+            raise _NotPlain
+        if line[0] == " " or line[0] == "\t":
             name = last_name
             if name is None:
                 raise _NotPlain
+            at = 0
         else:
-            if line == "" or line[0] == ";":
-                continue
-            if current_origin is None:
-                raise _NotPlain
-            word, rest = _word(line)
-            name = last_name = name_of(word)
-
-        word, rest = _word(rest)
-        ttl = ttl_of(word)
+            name = names.get(words[0])
+            if name is None:
+                name = name_of(words[0])
+            last_name = name
+            at = 1
+        count = len(words)
+        if at >= count:
+            raise _NotPlain  # the line ended before its type
+        word = words[at]
+        ttl = ttls.get(word, _UNSEEN)
+        if ttl is _UNSEEN:
+            ttl = ttl_of(word)
         if ttl is not None:
             last_ttl, last_ttl_known = ttl, True
-            word, rest = _word(rest)
-        if is_class(word):
-            word, rest = _word(rest)
+            at += 1
+            word = words[at] if at < count else _no_type()
+        known = classes.get(word)
+        if known if known is not None else is_class(word):
+            at += 1
+            word = words[at] if at < count else _no_type()
         if ttl is None:
-            ttl = ttl_of(word)
+            ttl = ttls.get(word, _UNSEEN)
+            if ttl is _UNSEEN:
+                ttl = ttl_of(word)
             if ttl is not None:
                 last_ttl, last_ttl_known = ttl, True
-                word, rest = _word(rest)
+                at += 1
+                word = words[at] if at < count else _no_type()
             elif default_ttl_known and not default_ttl_from_soa:
                 ttl = default_ttl
             elif last_ttl_known:
@@ -237,12 +237,20 @@ def _read_lines(text: str, origin: dns.name.Name | None) -> tuple[list[PlainReco
                 rdtype = types[word] = dns.rdatatype.from_text(word)
             except Exception:
                 raise _NotPlain from None
+        if ('"' in line or ";" in line) and not all(_plain_word(word) for word in words[:at + 1]):
+            raise _NotPlain
+        if at + 2 == count:  # one piece after the type: a word, or the rest of the line as written
+            rest = words[at + 1]
+        elif at + 1 == count:
+            rest = ""
+        else:
+            rest = line.split(None, at + 1)[at + 1]
         data = rest.rstrip(" \t")
-        if rdtype == RdataType.A and _FAST_A and _CANONICAL_IPV4.fullmatch(data):
-            rdata = _checked_a(data)
-        elif (rdtype in _ADDRESS or rdtype in _ONE_NAME) and data and not _OTHER_THAN_ONE_WORD.search(data):
-            cls = rdata_class(_IN, rdtype)
-            rdata = cls(_IN, rdtype, data if rdtype in _ADDRESS else name_of(data))  # type: ignore[call-arg]
+        one_word = data and not (" " in data or "\t" in data or ";" in data or '"' in data)
+        if rdtype in _ADDRESS and one_word:
+            rdata = address_record(rdtype, data) or rdata_class(_IN, rdtype)(_IN, rdtype, data)  # type: ignore[call-arg]
+        elif rdtype in _ONE_NAME and one_word:
+            rdata = target_record(rdtype, name_of(data))
         else:  # what the reader does, on this line's data alone; it keeps a comment as rdcomment
             rdata = _simple(rdtype, data, name_of) if rdtype in _SIMPLE else None
             if rdata is None:
@@ -262,42 +270,58 @@ def _read_lines(text: str, origin: dns.name.Name | None) -> tuple[list[PlainReco
 # a lab of generated zones repeats a few hundred labels a million times.
 _LABELS: dict[bytes, bytes] = {}
 _LABELS_MAX = 65536
+# The same by the label's text, for names of one label under the origin.
+_TEXT_LABELS: dict[str, bytes] = {}
 
 
 def _name(word: str, origin: dns.name.Name | None) -> dns.name.Name:
     """dns.name.from_text(word, origin) for a word without escapes, split in one step.
 
     from_text reads a name a byte at a time to handle escapes (which the plain reader
-    leaves to dnspython); the Name constructor still checks label and name lengths.
+    leaves to dnspython).  The checks Name() makes are made here, on the new labels
+    only: none empty, none longer than 63 bytes, the whole name at most 255 (RFC 1035
+    §2.3.4); a name that fails them is left to dnspython, which words the error.
     """
+    if "." not in word and word != "@" and origin is not None:  # one label under the origin: most names
+        label = _TEXT_LABELS.get(word)
+        if label is None:
+            label = _label(word.encode("ascii"))
+            if len(_TEXT_LABELS) < _LABELS_MAX:
+                _TEXT_LABELS[word] = label
+        labels = (label, *origin.labels)
+        if len(labels) + sum(map(len, labels)) > 255:
+            raise _NotPlain
+        return make_name(labels)
     if word == "@" or word == ".":
         return dns.name.from_text(word, origin)
     parts = word.encode("ascii").split(b".")
     absolute = parts[-1] == b""
     if absolute:
         parts.pop()
-    if b"" in parts:
-        raise _NotPlain  # an empty label: dnspython words the error
     found = [_LABELS.get(part) or _label(part) for part in parts]
     if absolute:
         found.append(b"")
     elif origin is not None:
         found.extend(origin.labels)
-    return dns.name.Name(found)
+    else:
+        raise _NotPlain  # a relative name without an origin: dnspython words the error
+    if len(found) + sum(map(len, found)) > 255:
+        raise _NotPlain
+    return make_name(tuple(found))
 
 
 def _label(label: bytes) -> bytes:
+    if not 0 < len(label) <= 63:
+        raise _NotPlain  # an empty or too long label: dnspython words the error
     if len(_LABELS) < _LABELS_MAX:
         _LABELS[label] = label
     return label
 
 
-def _word(text: str) -> tuple[str, str]:
-    """The first word of *text* and what follows it; quotes and comments are the reader's business."""
-    parts = text.split(None, 1)
-    if not parts:
-        raise _NotPlain  # the line ended before its type
-    word = parts[0]
-    if '"' in word or ";" in word:
-        raise _NotPlain
-    return word, parts[1] if len(parts) > 1 else ""
+def _plain_word(word: str) -> bool:
+    """Whether a word before the data is plain: quotes and comments there are the reader's business."""
+    return '"' not in word and ";" not in word
+
+
+def _no_type() -> str:
+    raise _NotPlain  # the line ended before its type

@@ -1,0 +1,306 @@
+"""dnspython names and records made directly, for the plain zone reader (core/zone_plain).
+
+A lab of a million names spent most of its start in dnspython's constructors and
+hashes: a Name checks its labels again after the reader has split them, an AAAA
+record parses and reprints its address, and the hashes a zone's dicts need are
+folded a byte at a time in Python (Name.__hash__) or made from the wire form
+through a BytesIO (Rdata.__hash__: 5 us for an A record, 30 us for a CNAME).
+
+Here, for values the plain reader has already checked (labels, canonical
+addresses), the objects are made with exactly the slots their constructor
+sets, as subclasses whose only difference is a __hash__ that computes the same
+integer faster.  Equal objects hash alike whichever class made them, so they
+meet dnspython's own objects in dicts and sets, and compare equal to them.  Each
+shortcut is checked against dnspython's own construction when this module is
+imported; one that does not match in the installed dnspython is not used (the
+reader then calls the constructors, as before).  Anything else, and every
+address or name a constructor would refuse, is left to the constructors, which
+word the error.
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+
+RdataType = dns.rdatatype.RdataType
+_IN = dns.rdataclass.IN
+
+# --- names ------------------------------------------------------------------------------
+
+# Per label spelling: 9**len(label) and the label's fold (see PlainName), and its
+# canonical wire form (length byte, lowercase), for up to this many spellings: a lab of
+# generated zones repeats a few hundred labels a million times.
+_LABEL_FACTS: dict[bytes, tuple[int, int, bytes]] = {}
+_LABEL_FACTS_MAX = 65536
+
+
+def _label_facts(label: bytes) -> tuple[int, int, bytes]:
+    facts = _LABEL_FACTS.get(label)
+    if facts is None:
+        lower = label.lower()
+        folded = 0
+        for byte in lower:
+            folded = folded * 9 + byte
+        facts = (9 ** len(label), folded, bytes((len(label),)) + lower)
+        if len(_LABEL_FACTS) < _LABEL_FACTS_MAX:
+            _LABEL_FACTS[label] = facts
+    return facts
+
+
+class PlainName(dns.name.Name):  # type: ignore[misc, valid-type]
+    """dnspython's Name, with its hash computed a label at a time rather than a byte at a time.
+
+    Name.__hash__ folds the name's bytes, lowercased, as h = 9h + byte, in Python: 3 us
+    for a name of a generated zone, and each name is hashed several times while its
+    zone is loaded and indexed.  Over a label of m bytes that fold is
+    h = h * 9**m + fold(label), so with both remembered per label spelling the same
+    integer comes out of one step per label.
+    """
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:
+        h = 0
+        for label in self.labels:
+            facts = _LABEL_FACTS.get(label) or _label_facts(label)
+            h = h * facts[0] + facts[1]
+        return h
+
+    def __eq__(self, other: object) -> bool:
+        """Name.__eq__ (the same labels but for ASCII case), without the walk of Name.fullcompare.
+
+        That hash also collides a lot (host0009 and host0010 hash alike: 9 * 9 + 9 = 9 * 10 + 0),
+        so dict lookups compare names often.
+        """
+        if not isinstance(other, dns.name.Name):
+            return False
+        mine, theirs = self.labels, other.labels
+        return mine == theirs or (len(mine) == len(theirs)
+                                  and [label.lower() for label in mine] == [label.lower() for label in theirs])
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+
+def canonical_wire(name: dns.name.Name) -> bytes:
+    """An absolute name's wire form in lowercase (RFC 4034 §6.2), as Name.to_wire(canonicalize=True) writes it."""
+    return b"".join([(_LABEL_FACTS.get(label) or _label_facts(label))[2] for label in name.labels])
+
+
+_new = object.__new__
+_set = object.__setattr__  # past the immutable classes' __setattr__, as their __init__ is
+
+
+def _new_name(labels: tuple[bytes, ...]) -> dns.name.Name:
+    name = _new(PlainName)
+    _set(name, "labels", labels)
+    return name
+
+
+def _new_record(cls: type, rdtype: RdataType, field: str, value: object) -> dns.rdata.Rdata:
+    """A record with the slots Rdata.__init__ sets (class IN, type, no comment) and its one field."""
+    record = _new(cls)
+    _set(record, "rdclass", _IN)
+    _set(record, "rdtype", rdtype)
+    _set(record, "rdcomment", None)
+    _set(record, field, value)
+    return record
+
+
+def _name_shortcut_holds() -> bool:
+    """Whether PlainName hashes as Name and canonical_wire writes as to_wire, for names of every shape."""
+    samples = [(b"",), (b"www", b"Example", b"COM", b""), (b"a" * 63, b"\xff\x00-_*", b""), (b"x", b"Y")]
+    for labels in samples:
+        name, plain = dns.name.Name(labels), _new_name(labels)
+        if hash(plain) != hash(name) or plain != name or not plain == name or name != plain:
+            return False
+        for other in (dns.name.Name(labels[1:]), dns.name.Name([label.upper() for label in labels]),
+                      dns.name.Name([*labels[:-1], b"q"])):
+            if (plain == other) != (name == other) or (plain != other) != (name != other):
+                return False
+        if name.is_absolute() and canonical_wire(plain) != name.to_wire(canonicalize=True):
+            return False
+    return True
+
+
+NAMES_DIRECT = _name_shortcut_holds()
+
+
+def make_name(labels: tuple[bytes, ...]) -> dns.name.Name:
+    """A name of labels already checked as Name() checks them (none empty but the last, none over
+    63 bytes, at most 255 bytes in all): Name() would check each again."""
+    if NAMES_DIRECT:
+        return _new_name(labels)
+    return dns.name.Name(labels)
+
+
+# --- records ----------------------------------------------------------------------------
+
+# An IPv4 address exactly as dnspython writes it (no leading zeros), which its A record
+# keeps as given after checking it: most of a generated zone's lines.
+CANONICAL_IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)")
+
+_A = dns.rdata.get_rdata_class(_IN, RdataType.A)
+_AAAA = dns.rdata.get_rdata_class(_IN, RdataType.AAAA)
+
+
+class PlainA(_A):  # type: ignore[misc, valid-type]
+    """dnspython's A record of a canonical address, hashed from the same four bytes as its wire form, in C calls."""
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:
+        return hash(bytes(map(int, self.address.split("."))))
+
+
+class PlainAAAA(_AAAA):  # type: ignore[misc, valid-type]
+    """dnspython's AAAA record of a canonical address, hashed from the same 16 bytes as its wire form."""
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:
+        return hash(_ipv6_wire(self.address))
+
+
+_HEX_GROUP = re.compile(r"[1-9a-f][0-9a-f]{0,3}|0")
+
+
+def _canonical_ipv6_groups(text: str) -> list[str] | None:
+    """The eight groups of an IPv6 address written exactly as dnspython writes it; None for any other text.
+
+    dnspython writes RFC 5952's form: lowercase hex without leading zeros, "::" for
+    the first longest run of two zero groups or more, and an IPv4 tail after ::ffff:0:0/96
+    and ::/96 with two groups or more, which this leaves to the constructor.
+    Anything that is not an address at all is not canonical either.
+    """
+    head, compressed, tail = text.partition("::")
+    left = head.split(":") if head else []
+    right = tail.split(":") if tail else []
+    missing = 8 - len(left) - len(right)
+    if compressed:
+        if missing < 2:
+            return None
+        groups = [*left, *["0"] * missing, *right]
+    elif missing:
+        return None
+    else:
+        groups = left
+    for group in groups:
+        if not _HEX_GROUP.fullmatch(group):
+            return None
+    best_start, best_length, start = 0, 0, -1
+    for index, group in enumerate([*groups, "end"]):  # the first longest run of zero groups, as dnspython finds it
+        if group == "0":
+            if start < 0:
+                start = index
+        elif start >= 0:
+            if index - start > best_length:
+                best_start, best_length = start, index - start
+            start = -1
+    if best_length < 2:  # a single zero group is written as 0
+        best_start, best_length = 0, 0
+    if (best_start, best_length) != ((len(left), missing) if compressed else (0, 0)):
+        return None
+    if best_start == 0 and (best_length == 6 or best_length == 5 and groups[5] == "ffff"):
+        return None  # written with an IPv4 tail
+    return groups
+
+
+def _ipv6_wire(canonical: str) -> bytes:
+    """The 16 bytes of an address _canonical_ipv6_groups accepts (not for other text)."""
+    head, _, tail = canonical.partition("::")
+    left = head.split(":") if head else []
+    right = tail.split(":") if tail else []
+    return binascii.unhexlify("".join([group.rjust(4, "0") for group in left]) + "0000" * (8 - len(left) - len(right))
+                              + "".join([group.rjust(4, "0") for group in right]))
+
+
+_TXT = dns.rdata.get_rdata_class(_IN, RdataType.TXT)
+
+
+class PlainTXT(_TXT):  # type: ignore[misc, valid-type]
+    """dnspython's TXT record, hashed from its wire form (each string after its length) joined in one call."""
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:
+        return hash(b"".join([bytes((len(string),)) + string for string in self.strings]))
+
+
+def _target_hash(self: dns.rdata.Rdata) -> int:
+    """Rdata.__hash__ of a record whose wire form is its target name alone (canonical)."""
+    return hash(canonical_wire(self.target))  # type: ignore[attr-defined]
+
+
+# NS, CNAME, PTR and DNAME: one name each, hashed from canonical_wire.
+_TARGET_TYPES = (RdataType.NS, RdataType.CNAME, RdataType.PTR, RdataType.DNAME)
+_PLAIN_TARGET: dict[int, type] = {}
+for _rdtype in _TARGET_TYPES:
+    _base = dns.rdata.get_rdata_class(_IN, _rdtype)
+    _plain = type(f"Plain{_base.__name__}", (_base,), {
+        "__slots__": (), "__hash__": _target_hash,
+        "__doc__": f"dnspython's {_base.__name__} record, hashed from its target's canonical wire form."})
+    globals()[_plain.__name__] = _plain  # a module attribute, as a class statement would make it (pickle finds it)
+    _PLAIN_TARGET[_rdtype] = _plain
+
+
+def _record_shortcut_holds(plain: type, rdtype: RdataType, field: str, value: object) -> bool:
+    """Whether _new_record(plain, ...) builds what the constructor builds: the same slots, equal, same hash."""
+    base = plain.__mro__[1]
+    made = base(_IN, rdtype, value)
+    built = _new_record(plain, rdtype, field, value)
+    slots = [slot for cls in base.__mro__ for slot in getattr(cls, "__slots__", ())]
+    return set(slots) == {"rdclass", "rdtype", "rdcomment", field} and all(
+        getattr(made, s) == getattr(built, s) and type(getattr(made, s)) is type(getattr(built, s)) for s in slots
+    ) and hash(made) == hash(built) and made == built and made.to_wire() == built.to_wire()  # type: ignore[attr-defined]
+
+
+_MIXED_CASE = dns.name.Name((b"Ns1", b"EXAMPLE", b"com", b""))
+A_DIRECT = _record_shortcut_holds(PlainA, RdataType.A, "address", "192.0.2.1")
+AAAA_DIRECT = all(_record_shortcut_holds(PlainAAAA, RdataType.AAAA, "address", text)
+                  and _canonical_ipv6_groups(text) is not None
+                  for text in ("2001:db8::1", "::", "1:0:0:2::3", "fe80::1:0:0:2", "1:2:3:4:5:6:7:8"))
+TXT_DIRECT = all(_record_shortcut_holds(PlainTXT, RdataType.TXT, "strings", (text,))
+                 for text in (b"v=spf1 mx -all", b"", b"x" * 255, b"\x00\xff"))
+TARGETS_DIRECT = NAMES_DIRECT and all(
+    _record_shortcut_holds(plain, rdtype, "target", _new_name(_MIXED_CASE.labels))
+    and _record_shortcut_holds(plain, rdtype, "target", _MIXED_CASE)
+    for rdtype, plain in _PLAIN_TARGET.items())
+
+
+def address_record(rdtype: RdataType, text: str) -> dns.rdata.Rdata | None:
+    """An A or AAAA record of an address written as dnspython writes it; None for any other spelling.
+
+    dnspython keeps an address as the text it prints, so an address already in that
+    form needs neither its parser nor its printer.  None leaves the text to the
+    constructor, which canonicalizes it or words why it is not an address.
+    """
+    if rdtype == RdataType.A:
+        if A_DIRECT and CANONICAL_IPV4.fullmatch(text):
+            return _new_record(PlainA, RdataType.A, "address", text)
+        return None
+    if AAAA_DIRECT and _canonical_ipv6_groups(text) is not None:
+        return _new_record(PlainAAAA, RdataType.AAAA, "address", text)
+    return None
+
+
+def target_record(rdtype: RdataType, target: dns.name.Name) -> dns.rdata.Rdata:
+    """An NS, CNAME, PTR or DNAME record of an absolute name (the constructor only checks that it is a Name)."""
+    if TARGETS_DIRECT:
+        return _new_record(_PLAIN_TARGET[rdtype], rdtype, "target", target)
+    return dns.rdata.get_rdata_class(_IN, rdtype)(_IN, rdtype, target)  # type: ignore[call-arg]
+
+
+def text_record(string: bytes) -> dns.rdata.Rdata | None:
+    """A TXT record of one string; None for a string over 255 bytes, which the constructor refuses and words."""
+    if len(string) > 255:
+        return None
+    if TXT_DIRECT:
+        return _new_record(PlainTXT, RdataType.TXT, "strings", (string,))
+    return _TXT(_IN, RdataType.TXT, [string])  # type: ignore[no-any-return]
