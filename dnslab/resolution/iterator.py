@@ -28,12 +28,12 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable
 
 import dns.flags
-import dns.message
 import dns.name
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
+from dnslab.core.reader import AnyReply
 from dnslab.resolution.cache import Cache, CacheHit, NegativeKind, Rank
 from dnslab.resolution.classify import Classified, ReplyKind, classify, synthesise_cname
 from dnslab.core.events import (CacheLookup, Delegation, Done, Event, Failed, QuerySent, Reply, Restart,
@@ -262,7 +262,7 @@ class Reading:
     """What the driver reported for the query out: a reply, or a failure (a timeout included)."""
 
     query: Query
-    reply: dns.message.Message | None = None
+    reply: AnyReply | None = None
     rtt: float = 0.0
     shared: bool = False  # another lookup's reply to the same question (see on_reply)
     failure: Failure | None = None
@@ -330,7 +330,7 @@ class Resolution:
         assert self.result is not None
         return self.result
 
-    def on_reply(self, query: Query, reply: dns.message.Message, rtt: float, shared: bool = False) -> None:
+    def on_reply(self, query: Query, reply: AnyReply, rtt: float, shared: bool = False) -> None:
         """*shared*: the reply to another lookup's identical query (the driver merged them);
         it is read as ours, but the server's RTT and failures are not counted twice."""
         if self.child is not None:
@@ -813,7 +813,7 @@ class Resolution:
             return self._no_cut(classified)
         return State.READ_ANSWER
 
-    def _unusable(self, query: Query, reply: dns.message.Message, rtt: float, classified: Classified,
+    def _unusable(self, query: Query, reply: AnyReply, rtt: float, classified: Classified,
                   failure: Failure, shared: bool, meaning: str) -> State:
         """A reply that cannot be used: note it against the server, and choose again."""
         self._emit_reply(query, reply, rtt, classified, meaning)
@@ -1014,7 +1014,7 @@ class Resolution:
                    expired_ago=None if expired is None else round(expired, 1), rcode=rcode,
                    records=records or [])
 
-    def _emit_reply(self, query: Query, reply: dns.message.Message, rtt: float, classified: Classified,
+    def _emit_reply(self, query: Query, reply: AnyReply, rtt: float, classified: Classified,
                     meaning: str) -> None:
         if self.trace is None:
             return
@@ -1084,7 +1084,7 @@ def _address_type(address: str) -> int:
     return RdataType.AAAA if ":" in address else RdataType.A
 
 
-def _nsid(reply: dns.message.Message) -> str | None:
+def _nsid(reply: AnyReply) -> str | None:
     """The NSID a server named itself with (RFC 5001), as text; None if it gave none."""
     for option in reply.options:
         if option.otype == 3:  # NSID
