@@ -7,6 +7,7 @@ import random
 import socket
 from collections.abc import Iterator
 
+import dns.edns
 import dns.exception
 import dns.flags
 import dns.message
@@ -17,7 +18,7 @@ import dns.rrset
 import dns.tsigkeyring
 import pytest
 
-from dnslab.core.reader import BadReply, Reply, read_reply
+from dnslab.core.reader import BadReply, Reply, read_plain_query, read_reply
 from dnslab.testing import DnsLab
 
 TYPES = ["A", "AAAA", "NS", "SOA", "MX", "TXT", "CNAME", "DNAME", "PTR", "DS", "DNSKEY", "NSEC", "NSEC3PARAM",
@@ -178,3 +179,68 @@ def test_a_tsig_or_a_misplaced_opt_is_refused() -> None:
     signed.use_tsig(dns.tsigkeyring.from_text({"key.": "c2VjcmV0c2VjcmV0"}), keyname="key.")
     with pytest.raises(BadReply):
         read_reply(signed.to_wire())
+
+
+# --- clients' plain queries ---------------------------------------------------------------------
+
+
+def same_query(got: dns.message.Message, wire: bytes) -> None:
+    expected = dns.message.from_wire(wire)
+    assert (got.id, got.flags, got.opcode(), got.rcode()) == (expected.id, expected.flags, expected.opcode(),
+                                                             expected.rcode())
+    assert [(q.name.labels, q.rdclass, q.rdtype) for q in got.question] == [
+        (q.name.labels, q.rdclass, q.rdtype) for q in expected.question]
+    assert (got.edns, got.ednsflags, got.payload, got.options) == (expected.edns, expected.ednsflags,
+                                                                   expected.payload, expected.options)
+    assert got.to_wire() == expected.to_wire() == wire
+
+
+def plain_queries() -> Iterator[bytes]:
+    rng = random.Random(5)
+    for index in range(400):
+        name = rng.choice(["www.example.com.", "WwW.ExAmPlE.CoM.", ".", "a.b.c.d.e.f.", "x" * 63 + ".org."])
+        query = dns.message.make_query(name, rng.choice(["A", "AAAA", "MX", "TXT", "DS", "ANY", "TYPE65280"]),
+                                       rdclass=rng.choice(["IN", "IN", "CH"]),
+                                       use_edns=rng.choice([False, 0]), want_dnssec=rng.random() < 0.5,
+                                       payload=rng.choice([512, 1232, 4096, 100]))
+        query.id = index
+        query.flags = dns.flags.Flag(rng.choice([0, 0x0100, 0x0110, 0x0120, 0x0530]))
+        yield query.to_wire()
+
+
+def test_plain_queries_read_as_dnspython_reads_them() -> None:
+    for wire in plain_queries():
+        got = read_plain_query(wire)
+        assert got is not None
+        same_query(got, wire)
+
+
+def test_queries_that_are_not_plain_are_left_to_dnspython() -> None:
+    cookie = dns.message.make_query("example.com.", "A", use_edns=0,
+                                    options=[dns.edns.CookieOption(b"12345678", b"")])
+    padded = dns.message.make_query("example.com.", "A", use_edns=0, pad=128)
+    two = dns.message.make_query("example.com.", "A")
+    two.question.append(two.question[0])
+    version = dns.message.make_query("example.com.", "A", use_edns=1)
+    response = dns.message.make_response(dns.message.make_query("example.com.", "A"))
+    long_name = b"\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00" + b"".join(
+        b"\x3f" + b"a" * 63 for _ in range(4)) + b"\x00\x00\x01\x00\x01"  # 257 octets: dnspython refuses it
+    for wire in (cookie.to_wire(), padded.to_wire(), two.to_wire(), version.to_wire(), response.to_wire(),
+                 long_name, b"", b"\x00" * 11):
+        assert read_plain_query(wire) is None
+
+
+def test_mangled_queries_are_read_as_dnspython_reads_them_or_left_to_it() -> None:
+    rng = random.Random(7)
+    samples = list(plain_queries())
+    read = 0
+    for _ in range(4000):
+        data = bytearray(rng.choice(samples))
+        for _ in range(rng.randint(1, 3)):
+            data[rng.randrange(len(data))] = rng.choice((0, 1, 0x3F, 0x40, 0xC0, 0xFF, rng.randrange(256)))
+        wire = bytes(data)
+        got = read_plain_query(wire)
+        if got is not None:
+            same_query(got, wire)
+            read += 1
+    assert read > 500

@@ -30,6 +30,7 @@ from __future__ import annotations
 import struct
 
 import dns.exception
+import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
@@ -43,7 +44,10 @@ import dns.rdtypes.IN.AAAA
 import dns.rrset
 import dns.wire
 
+from dnslab.core.wire import query_key
+
 _HEADER = struct.Struct("!HHHHHH")
+_OPT_FIXED = struct.Struct("!BHHIH")
 _RR = struct.Struct("!HHIH")
 _QUESTION_TAIL = 4
 _MAX_NAME = 255
@@ -256,6 +260,38 @@ def _generic(parser: dns.wire.Parser, rdclass: int, rdtype: int, start: int, rdl
     parser.end = len(parser.wire)
     with parser.restrict_to(rdlength):
         return dns.rdata.from_wire_parser(rdclass, rdtype, parser)
+
+
+def read_plain_query(wire: bytes) -> dns.message.QueryMessage | None:
+    """A plain query as dns.message.from_wire reads it, or None for anything else (then dnspython reads it).
+
+    Plain is what `core.wire.query_key` keys (a QUERY with one uncompressed question,
+    nothing else but an EDNS0 OPT, no trailing bytes) whose OPT, if any, carries no
+    options (one, padding, would change the reply).  Most clients' queries are so, and
+    dnspython spends about 36 µs reading one, most of it on machinery such a query
+    does not need; this builds the same Message in a third of that.
+    """
+    parsed = query_key(wire)
+    if parsed is None:
+        return None
+    size = len(wire)
+    try:
+        name, _raw, offset = _name(wire, _HEADER.size, size)
+    except BadReply:
+        return None  # a name dnspython would refuse too (over 255 octets): its FORMERR
+    rdclass = (wire[offset + 2] << 8) | wire[offset + 3]
+    offset += _QUESTION_TAIL
+    edns = offset < size
+    if edns and (wire[offset + 9] or wire[offset + 10]):
+        return None  # EDNS options
+    query = dns.message.QueryMessage(id=(wire[0] << 8) | wire[1])
+    query.flags = dns.flags.Flag((wire[2] << 8) | wire[3])
+    query.question = [dns.rrset.RRset(name, _enum(_CLASSES, dns.rdataclass.RdataClass, rdclass),
+                                      _enum(_TYPES, dns.rdatatype.RdataType, parsed[1]))]
+    if edns:
+        _, _, payload, ttl, _ = _OPT_FIXED.unpack_from(wire, offset)
+        query.use_edns(0, ttl, payload)
+    return query
 
 
 # An upstream reply as the resolver reads it: ours over UDP, dnspython's over TCP (and in sans-I/O tests).

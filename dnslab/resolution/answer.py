@@ -28,6 +28,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from dnslab.core.reader import read_plain_query
 from dnslab.core.fastpath import MAX_VARIANTS, RoundRobin, WireAnswer
 from dnslab.core.wire import EDNS_UDP_SIZE, OPT, PLAIN_UDP_SIZE, header_only_reply, record_spans, ttl_offsets
 from dnslab.resolution.cache import Cache, CacheHit, Rotation
@@ -292,6 +293,9 @@ def parse_query(wire: bytes) -> tuple[dns.message.Message | None, bytes | None]:
     reply is None (silence: no full header, or a response sent to us, which answering could loop)
     or a FORMERR that keeps the header (anything else unparsable). The resolver and every caching
     level read their clients' queries so."""
+    plain = read_plain_query(wire)  # most queries, without dnspython's parser
+    if plain is not None:
+        return plain, None
     try:
         query = dns.message.from_wire(wire)
     except dns.message.ShortHeader:
