@@ -533,19 +533,13 @@ class Resolution:
         if start is not None:
             name = start
         self.pool.hint_addresses = {}  # only addresses the cache holds count below
-        while True:
-            ns = self.cache.get(name, RdataType.NS)
-            if ns is not None:
-                ns_names = [rdata.target for rdata in ns.rrset]  # type: ignore[attr-defined]
-                # The root's servers can only be found from the hints: if their addresses
-                # are gone (evicted, flushed, shorter TTLs), a cached root NS set alone
-                # would fail every lookup until it expires.
-                if name != dns.name.root or any(self._addresses(ns_name) for ns_name in ns_names):
-                    self._enter_zone(name, ns_names, "cache")
-                    return
-            if name == dns.name.root:
-                break
-            name = name.parent()
+        for labels, ns_names in self.cache.delegations(name):
+            # The root's servers can only be found from the hints: if their addresses
+            # are gone (evicted, flushed, shorter TTLs), a cached root NS set alone
+            # would fail every lookup until it expires.
+            if labels > 1 or any(self._addresses(ns_name) for ns_name in ns_names):
+                self._enter_zone(name if labels == len(name) else name.split(labels)[1], ns_names, "cache")
+                return
         # Nothing usable cached, not even the root: prime (RFC 8109) from the hints.
         self._enter_zone(dns.name.root, list(dict.fromkeys(n for n, _ in self.hints)), "hints")
         for ns_name, address in self.hints:
