@@ -19,6 +19,7 @@ import dns.tsigkeyring
 import pytest
 
 from dnslab.core.reader import BadReply, Reply, read_plain_query, read_reply
+from dnslab.core.writer import write_reply
 from dnslab.testing import DnsLab
 
 TYPES = ["A", "AAAA", "NS", "SOA", "MX", "TXT", "CNAME", "DNAME", "PTR", "DS", "DNSKEY", "NSEC", "NSEC3PARAM",
@@ -244,3 +245,38 @@ def test_mangled_queries_are_read_as_dnspython_reads_them_or_left_to_it() -> Non
             same_query(got, wire)
             read += 1
     assert read > 500
+
+
+# --- writing replies --------------------------------------------------------------------------
+
+
+def test_replies_are_written_as_dnspython_writes_them(replies: list[bytes]) -> None:
+    """Every sample reply, read by dnspython and written again both ways, as a client's reply
+    (QR, RA, EDNS or not): the same bytes, or None where dnspython must write it (too large, options)."""
+    written = 0
+    for wire in replies:
+        message = dns.message.from_wire(wire)
+        for limit in (512, 1232, 65535):
+            expected = None
+            try:
+                expected = message.to_wire(max_size=limit, want_shuffle=False)
+            except dns.exception.TooBig:
+                pass
+            got = write_reply(message, limit)
+            if got is not None:
+                assert got == expected
+                written += 1
+            else:
+                assert expected is None or message.options or message.pad
+    assert written > len(replies)
+
+
+def test_a_reply_too_large_or_with_options_is_left_to_dnspython() -> None:
+    query = dns.message.make_query("example.com.", "TXT", use_edns=0)
+    reply = dns.message.make_response(query)
+    strings = [f'"{str(i) * 200}"' for i in range(5)]
+    reply.answer.append(dns.rrset.from_text("example.com.", 60, "IN", "TXT", *strings))
+    assert write_reply(reply, 512) is None  # too large: dnspython truncates it
+    assert write_reply(reply, 1232) == reply.to_wire(max_size=1232, want_shuffle=False)
+    reply.use_edns(0, 0, 1232, options=[dns.edns.EDEOption(dns.edns.EDECode.OTHER, "why")])
+    assert write_reply(reply, 1232) is None

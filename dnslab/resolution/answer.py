@@ -29,6 +29,7 @@ import dns.rdatatype
 import dns.rrset
 
 from dnslab.core.reader import read_plain_query
+from dnslab.core.writer import write_reply
 from dnslab.core.fastpath import MAX_VARIANTS, RoundRobin, WireAnswer
 from dnslab.core.wire import EDNS_UDP_SIZE, OPT, PLAIN_UDP_SIZE, header_only_reply, record_spans, ttl_offsets
 from dnslab.resolution.cache import Cache, CacheHit, Rotation
@@ -201,6 +202,9 @@ def size_limit(query: dns.message.Message, via_tcp: bool, max_udp_size: int) -> 
 
 def render(reply: dns.message.Message, limit: int) -> bytes:
     """The reply on the wire; too large, it goes empty with TC=1 (the client asks again over TCP)."""
+    written = write_reply(reply, limit)  # the common reply, dnspython's bytes without its renderer
+    if written is not None:
+        return written
     # want_shuffle=False: dnspython shuffles records when rendering by default,
     # which would undo the cache's round-robin order.
     try:
