@@ -573,7 +573,7 @@ class Resolution:
         by_name = [(name, self._addresses(name)) for name in pool.ns_names]  # cache lookups: once per plan
         candidates = [address for _, addresses in by_name for address in addresses]
         choice = self.infra.choose(candidates, exclude=pool.tried | self.avoid if self.avoid else pool.tried,
-                                   zone=pool.zone.to_text())
+                                   zone=_zone_text(pool.zone))
         if choice is None:
             choice = self._try_again(candidates, pool.empty_once)
         if choice is None:
@@ -632,7 +632,7 @@ class Resolution:
         nothing again until its probe interval.
         """
         again = [address for address in candidates if address in pool]
-        choice = self.infra.choose(again, zone=self.pool.zone.to_text()) if again else None
+        choice = self.infra.choose(again, zone=_zone_text(self.pool.zone)) if again else None
         if choice is not None:
             pool.discard(choice.address)
         return choice
@@ -814,7 +814,7 @@ class Resolution:
         self._emit_failed(query, failure, rtt)
         self.budget.failed_tries += 1
         if not shared:
-            self.infra.failure(query.address, failure, query.zone.to_text(), waited=rtt)
+            self.infra.failure(query.address, failure, _zone_text(query.zone), waited=rtt)
         self.pool.tried.add(query.address)
         return State.CHOOSE_SERVER
 
@@ -1051,6 +1051,20 @@ def chain_end(qname: dns.name.Name, answer: list[dns.rrset.RRset]) -> dns.name.N
         if rrset.rdtype == RdataType.CNAME and rrset.name == name:
             name = rrset[0].target  # type: ignore[attr-defined]
     return name
+
+
+_ZONE_TEXTS: dict[dns.name.Name, str] = {}
+
+
+def _zone_text(zone: dns.name.Name) -> str:
+    """A zone's name for infra, remembered: every query sent needs it, and zones are few.  Infra folds
+    its case (the text remembered may be another case of the same name)."""
+    text = _ZONE_TEXTS.get(zone)
+    if text is None:
+        if len(_ZONE_TEXTS) >= 4096:
+            _ZONE_TEXTS.clear()
+        text = _ZONE_TEXTS[zone] = zone.to_text()
+    return text
 
 
 def _text(name: dns.name.Name | None) -> str:
