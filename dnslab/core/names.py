@@ -17,7 +17,9 @@ from typing import Callable
 
 import dns.name
 
-MEMORY = 16384  # label tuples remembered; the table starts afresh when full
+# Label tuples remembered (a lookup hashes the same few names again and again); the table starts
+# afresh when full.
+MEMORY = 4096
 
 _original: Callable[[dns.name.Name], int] = dns.name.Name.__hash__
 _memo: dict[tuple[bytes, ...], int] = {}

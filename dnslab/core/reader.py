@@ -55,7 +55,7 @@ _MAX_HOPS = 16  # dnspython's MAX_COMPRESSION_POINTER_CHAIN
 _OPT, _TSIG, _RRSIG, _SIG = 41, 250, 46, 24
 _IN = 1
 _A, _NS, _CNAME, _AAAA = 1, 2, 5, 28
-_INTERNED = 8192  # names and rdata remembered; the tables start afresh when full
+_INTERNED = 4096  # names and rdata remembered; the tables start afresh when full
 
 _names: dict[bytes, dns.name.Name] = {}
 _rdata: dict[tuple[int, bytes], dns.rdata.Rdata] = {}

@@ -281,7 +281,7 @@ EXPIRED_MEMORY = 300
 
 
 _FOLDED: dict[tuple[bytes, ...], tuple[bytes, ...]] = {}
-_FOLD_MEMORY = 16384  # label tuples remembered; the table starts afresh when full
+_FOLD_MEMORY = 4096  # label tuples remembered; the table starts afresh when full
 
 
 def _fold(name: dns.name.Name) -> tuple[bytes, ...]:
