@@ -185,6 +185,11 @@ class State(enum.Enum):
     READ_ANSWER = "read answer"                # data, a CNAME chain or a denial from the zone
     DONE = "done"                              # FINISHED_STATE: `result` is set
 
+    # Members are singletons compared by identity: hashing by identity (in C) instead of Enum's
+    # hash of the name (in Python) is the same table behaviour, and `_run` looks states up a
+    # few dozen times per lookup.
+    __hash__ = object.__hash__
+
 
 _S = State
 # Every move a lookup can make.  `_run` checks each one against this table (under assert),
