@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import struct
 
-import dns.exception
 import dns.flags
 import dns.message
 import dns.name
@@ -100,7 +99,7 @@ def read_reply(wire: bytes) -> Reply:
         return _read(wire)
     except BadReply:
         raise
-    except (IndexError, struct.error, ValueError, TypeError, dns.exception.DNSException) as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever bytes came, the caller sees only BadReply
         raise BadReply(f"malformed message: {exc.__class__.__name__}") from None
 
 
@@ -135,7 +134,8 @@ def _read(wire: bytes) -> Reply:
                 reply.ednsflags, reply.edns, reply.payload = ttl, (ttl >> 16) & 0xFF, rdclass
                 if rdlength:  # options (NSID, say) are rare: dnspython reads them
                     parser = parser or dns.wire.Parser(wire)
-                    reply.options = _generic(parser, rdclass, rdtype, start, rdlength).options  # type: ignore[attr-defined]
+                    opt = _generic(parser, rdclass, rdtype, start, rdlength)
+                    reply.options = opt.options  # type: ignore[attr-defined]
                 continue
             if rdtype == _TSIG:
                 raise BadReply("a TSIG record, and we sent no key")

@@ -71,7 +71,8 @@ def write_reply(message: dns.message.Message, limit: int) -> bytes | None:
                 if rdtype == _A and rdclass == 1:
                     out.write(b"\x00\x04" + socket.inet_aton(rdata.address))  # type: ignore[attr-defined]
                 elif rdtype == _AAAA and rdclass == 1:
-                    out.write(b"\x00\x10" + socket.inet_pton(socket.AF_INET6, rdata.address))  # type: ignore[attr-defined]
+                    address = rdata.address  # type: ignore[attr-defined]
+                    out.write(b"\x00\x10" + socket.inet_pton(socket.AF_INET6, address))
                 else:
                     start = out.tell()
                     out.write(b"\x00\x00")
