@@ -74,7 +74,24 @@ def refusal(query: dns.message.Message) -> int | None:
 
 
 def error_reply(query: dns.message.Message, rcode: int) -> dns.message.Message:
-    """An empty reply with our flags: RA=1, AA=0, RD and CD echoed, our EDNS if the client used it."""
+    """An empty reply with our flags: RA=1, AA=0, RD and CD echoed, our EDNS if the client used it.
+
+    A QUERY without EDNS padding (nearly every one) gets the Message make_response would make, built
+    directly (make_response's enum arithmetic cost a third of building a cold name's reply).
+    """
+    if query.opcode() == dns.opcode.QUERY and (query.edns < 0 or not query.options) and not query.had_tsig:
+        reply = dns.message.QueryMessage(id=query.id)
+        reply.flags = dns.flags.Flag(_QR_RA | (query.flags & _RD_CD))
+        reply.question = list(query.question)
+        if query.edns >= 0:
+            reply.use_edns(0, query.ednsflags & dns.flags.DO, EDNS_UDP_SIZE, query.payload)
+        reply.set_rcode(rcode)
+        return reply
+    return _made_response(query, rcode)
+
+
+def _made_response(query: dns.message.Message, rcode: int) -> dns.message.Message:
+    """error_reply by dnspython's make_response: any opcode, TSIG, EDNS padding (RFC 8467)."""
     reply = dns.message.make_response(query, our_payload=EDNS_UDP_SIZE)
     reply.flags = dns.flags.QR | dns.flags.RA | (query.flags & (dns.flags.RD | dns.flags.CD))
     reply.set_opcode(query.opcode())  # the opcode lives in the flags word: echo it (NOTIMP for NOTIFY)
@@ -82,6 +99,10 @@ def error_reply(query: dns.message.Message, rcode: int) -> dns.message.Message:
         reply.ednsflags |= dns.flags.DO  # RFC 3225 §3: the DO bit is copied into the response
     reply.set_rcode(rcode)
     return reply
+
+
+_QR_RA = int(dns.flags.QR | dns.flags.RA)
+_RD_CD = int(dns.flags.RD | dns.flags.CD)
 
 
 def build_reply(query: dns.message.Message, result: Result, cache: Cache) -> Reply:
