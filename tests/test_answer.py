@@ -17,6 +17,7 @@ import dns.rrset
 from dnslab.core.clock import FakeClock
 from dnslab.core.fastpath import AnswerCache
 from dnslab.resolution.answer import (
+    _made_response,
     build_reply,
     error_reply,
     fast_answer,
@@ -67,6 +68,27 @@ def test_an_error_reply_keeps_question_flags_and_the_do_bit() -> None:
     assert not reply.flags & dns.flags.AA
     assert reply.ednsflags & dns.flags.DO
     assert error_reply(query(), NOERROR).edns < 0  # no EDNS from a client without it
+
+
+def test_the_direct_error_reply_is_the_one_make_response_gives() -> None:
+    """error_reply builds a plain QUERY's reply itself: the same Message as dnspython's make_response
+    path (flags, EDNS, extended rcodes, bytes), which every other query (options, padding) still takes."""
+    rng = random.Random(8)
+    for index in range(600):
+        asked = dns.message.make_query(rng.choice(["a.example.", "WwW.Example.COM."]), rng.choice(["A", "MX", "DS"]),
+                                       use_edns=rng.choice([False, 0]), want_dnssec=rng.random() < 0.5,
+                                       payload=rng.choice([512, 1232, 4096]))
+        asked.id = index
+        asked.flags = dns.flags.Flag(rng.choice([0, 0x0100, 0x0110, 0x0130, 0x05B0]))
+        asked = dns.message.from_wire(asked.to_wire())
+        for rcode in (NOERROR, SERVFAIL, dns.rcode.NXDOMAIN, dns.rcode.REFUSED, dns.rcode.BADVERS):
+            direct, made = error_reply(asked, rcode), _made_response(asked, rcode)
+            assert direct.to_wire() == made.to_wire()
+            assert (direct.flags, direct.edns, direct.ednsflags, direct.payload, direct.request_payload,
+                    direct.pad, direct.rcode()) == (made.flags, made.edns, made.ednsflags, made.payload,
+                                                    made.request_payload, made.pad, made.rcode())
+    padded = dns.message.from_wire(dns.message.make_query("a.example.", "A", use_edns=0, pad=128).to_wire())
+    assert error_reply(padded, SERVFAIL).pad == _made_response(padded, SERVFAIL).pad == 468  # RFC 8467
 
 
 def test_a_live_cached_answer_is_replayable_and_takes_its_round_robin_turn() -> None:

@@ -273,12 +273,26 @@ def _build(name: dns.name.Name, rdatas: _Records | list[dns.rdata.Rdata], covers
 _Key = tuple
 
 
+# Whether a key is stored at all (expired or not), without LRU reordering: one dict lookup.
+_present = cachetools.Cache.__contains__
+
 # Seconds an expired positive entry is remembered when serve-stale is off.
 EXPIRED_MEMORY = 300
 
 
+_FOLDED: dict[tuple[bytes, ...], tuple[bytes, ...]] = {}
+_FOLD_MEMORY = 4096  # label tuples remembered; the table starts afresh when full
+
+
 def _fold(name: dns.name.Name) -> tuple[bytes, ...]:
-    return tuple([label.lower() for label in name.labels])
+    """The key form of a name, remembered: a cold lookup folds the same few names a dozen times."""
+    labels = name.labels
+    folded = _FOLDED.get(labels)
+    if folded is None:
+        if len(_FOLDED) >= _FOLD_MEMORY:
+            _FOLDED.clear()
+        folded = _FOLDED[labels] = tuple([label.lower() for label in labels])
+    return folded
 
 
 def _fold_to_keep(name: dns.name.Name) -> tuple[bytes, ...]:
@@ -422,6 +436,20 @@ class Cache:
         if entry is None or entry.expires_at <= self._clock.now():
             return []
         return [rdata.address for rdata in entry.rdatas]  # type: ignore[attr-defined]
+
+    def delegations(self, name: dns.name.Name) -> Iterator[tuple[int, list[dns.name.Name]]]:
+        """The live NS sets at *name* and above, closest first, as (labels of the owner, NS names).
+
+        What the iterator needs to find the closest zone it knows, as `get(..., NS)` at
+        each ancestor would find it, but probed by label suffix: no Name is made for each
+        ancestor and no RRset for each NS set (the caller makes the one it enters).
+        """
+        folded = _fold(name)
+        now = self._clock.now()
+        for cut in range(len(folded)):
+            entry = self._use((folded[cut:], dns.rdatatype.NS))
+            if entry is not None and entry.expires_at > now:
+                yield len(folded) - cut, [rdata.target for rdata in entry.rdatas]  # type: ignore[attr-defined]
 
     def get_above(self, name: dns.name.Name, rdtype: int, min_rank: Rank) -> CacheHit | None:
         """`get` for the closest proper ancestor of *name* with a live *rdtype* RRset of at least
@@ -690,10 +718,15 @@ class Cache:
         and two clock reads; indexing alone does one of each and raises KeyError
         for a missing or dropped key, as `get` would return None.  That halves
         the cost of a hit's lookup (1.9 to 0.9 us), which pays for rebuilding
-        the caller's RRset from the compact stored form.
+        the caller's RRset from the compact stored form.  A key not stored at
+        all is answered by one dict lookup first: on a miss, cachetools raises
+        and catches KeyError three times (about 3 us).
         """
+        store = self._store
+        if not _present(store, key):
+            return None  # a miss (most lookups of a cold walk) without the three KeyErrors cachetools raises
         try:
-            return self._store[key]
+            return store[key]
         except KeyError:
             return None
 

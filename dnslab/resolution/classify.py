@@ -13,13 +13,14 @@ import enum
 from dataclasses import dataclass, field
 
 import dns.flags
-import dns.message
 import dns.name
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.CNAME
 import dns.rrset
+
+from dnslab.core.reader import AnyReply
 
 RdataType = dns.rdatatype.RdataType
 
@@ -81,7 +82,7 @@ class Classified:
         return tuple(self.proof) + tuple(sigs)
 
 
-def classify(reply: dns.message.Message, qname: dns.name.Name, qtype: int, zone: dns.name.Name, *,
+def classify(reply: AnyReply, qname: dns.name.Name, qtype: int, zone: dns.name.Name, *,
              harden_glue: bool = True) -> Classified:
     """Classify *reply* to the question (qname, qtype) sent to a server for *zone*.
 
@@ -245,7 +246,7 @@ def _follow_chain(rrsets: list[dns.rrset.RRset], qname: dns.name.Name, qtype: in
     return name
 
 
-def _too_long_dname(reply: dns.message.Message, qname: dns.name.Name,
+def _too_long_dname(reply: AnyReply, qname: dns.name.Name,
                     zone: dns.name.Name) -> dns.rrset.RRset | None:
     """The in-zone DNAME above qname whose substitution would exceed 255 octets, if the reply has it."""
     for rrset in reply.answer:
@@ -273,7 +274,7 @@ def _referral(ns: list[dns.rrset.RRset], qname: dns.name.Name, zone: dns.name.Na
     return None
 
 
-def _glue(reply: dns.message.Message, ns: dns.rrset.RRset, zone: dns.name.Name,
+def _glue(reply: AnyReply, ns: dns.rrset.RRset, zone: dns.name.Name,
           harden_glue: bool = True) -> list[dns.rrset.RRset]:
     """Addresses of the referral's NS names, only where the delegating zone may speak for them
     (anywhere, with *harden_glue* off)."""
@@ -303,7 +304,7 @@ def _keep_signatures(signatures: list[dns.rrset.RRset], kept: list[dns.rrset.RRs
             result.sigs[key] = sig
 
 
-def _keep_dnssec_authority(reply: dns.message.Message, zone: dns.name.Name, result: Classified) -> None:
+def _keep_dnssec_authority(reply: AnyReply, zone: dns.name.Name, result: Classified) -> None:
     """NSEC/NSEC3 records, a referral's DS and the RRSIGs over them and the SOA, inside the zone."""
     kept: list[dns.rrset.RRset] = []
     signatures: list[dns.rrset.RRset] = []

@@ -28,12 +28,12 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable
 
 import dns.flags
-import dns.message
 import dns.name
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
+from dnslab.core.reader import AnyReply
 from dnslab.resolution.cache import Cache, CacheHit, NegativeKind, Rank
 from dnslab.resolution.classify import Classified, ReplyKind, classify, synthesise_cname
 from dnslab.core.events import (CacheLookup, Delegation, Done, Event, Failed, QuerySent, Reply, Restart,
@@ -185,6 +185,11 @@ class State(enum.Enum):
     READ_ANSWER = "read answer"                # data, a CNAME chain or a denial from the zone
     DONE = "done"                              # FINISHED_STATE: `result` is set
 
+    # Members are singletons compared by identity: hashing by identity (in C) instead of Enum's
+    # hash of the name (in Python) is the same table behaviour, and `_run` looks states up a
+    # few dozen times per lookup.
+    __hash__ = object.__hash__
+
 
 _S = State
 # Every move a lookup can make.  `_run` checks each one against this table (under assert),
@@ -262,7 +267,7 @@ class Reading:
     """What the driver reported for the query out: a reply, or a failure (a timeout included)."""
 
     query: Query
-    reply: dns.message.Message | None = None
+    reply: AnyReply | None = None
     rtt: float = 0.0
     shared: bool = False  # another lookup's reply to the same question (see on_reply)
     failure: Failure | None = None
@@ -330,7 +335,7 @@ class Resolution:
         assert self.result is not None
         return self.result
 
-    def on_reply(self, query: Query, reply: dns.message.Message, rtt: float, shared: bool = False) -> None:
+    def on_reply(self, query: Query, reply: AnyReply, rtt: float, shared: bool = False) -> None:
         """*shared*: the reply to another lookup's identical query (the driver merged them);
         it is read as ours, but the server's RTT and failures are not counted twice."""
         if self.child is not None:
@@ -533,19 +538,13 @@ class Resolution:
         if start is not None:
             name = start
         self.pool.hint_addresses = {}  # only addresses the cache holds count below
-        while True:
-            ns = self.cache.get(name, RdataType.NS)
-            if ns is not None:
-                ns_names = [rdata.target for rdata in ns.rrset]  # type: ignore[attr-defined]
-                # The root's servers can only be found from the hints: if their addresses
-                # are gone (evicted, flushed, shorter TTLs), a cached root NS set alone
-                # would fail every lookup until it expires.
-                if name != dns.name.root or any(self._addresses(ns_name) for ns_name in ns_names):
-                    self._enter_zone(name, ns_names, "cache")
-                    return
-            if name == dns.name.root:
-                break
-            name = name.parent()
+        for labels, ns_names in self.cache.delegations(name):
+            # The root's servers can only be found from the hints: if their addresses
+            # are gone (evicted, flushed, shorter TTLs), a cached root NS set alone
+            # would fail every lookup until it expires.
+            if labels > 1 or any(self._addresses(ns_name) for ns_name in ns_names):
+                self._enter_zone(name if labels == len(name) else name.split(labels)[1], ns_names, "cache")
+                return
         # Nothing usable cached, not even the root: prime (RFC 8109) from the hints.
         self._enter_zone(dns.name.root, list(dict.fromkeys(n for n, _ in self.hints)), "hints")
         for ns_name, address in self.hints:
@@ -579,7 +578,7 @@ class Resolution:
         by_name = [(name, self._addresses(name)) for name in pool.ns_names]  # cache lookups: once per plan
         candidates = [address for _, addresses in by_name for address in addresses]
         choice = self.infra.choose(candidates, exclude=pool.tried | self.avoid if self.avoid else pool.tried,
-                                   zone=pool.zone.to_text())
+                                   zone=_zone_text(pool.zone))
         if choice is None:
             choice = self._try_again(candidates, pool.empty_once)
         if choice is None:
@@ -638,7 +637,7 @@ class Resolution:
         nothing again until its probe interval.
         """
         again = [address for address in candidates if address in pool]
-        choice = self.infra.choose(again, zone=self.pool.zone.to_text()) if again else None
+        choice = self.infra.choose(again, zone=_zone_text(self.pool.zone)) if again else None
         if choice is not None:
             pool.discard(choice.address)
         return choice
@@ -813,14 +812,14 @@ class Resolution:
             return self._no_cut(classified)
         return State.READ_ANSWER
 
-    def _unusable(self, query: Query, reply: dns.message.Message, rtt: float, classified: Classified,
+    def _unusable(self, query: Query, reply: AnyReply, rtt: float, classified: Classified,
                   failure: Failure, shared: bool, meaning: str) -> State:
         """A reply that cannot be used: note it against the server, and choose again."""
         self._emit_reply(query, reply, rtt, classified, meaning)
         self._emit_failed(query, failure, rtt)
         self.budget.failed_tries += 1
         if not shared:
-            self.infra.failure(query.address, failure, query.zone.to_text(), waited=rtt)
+            self.infra.failure(query.address, failure, _zone_text(query.zone), waited=rtt)
         self.pool.tried.add(query.address)
         return State.CHOOSE_SERVER
 
@@ -1014,7 +1013,7 @@ class Resolution:
                    expired_ago=None if expired is None else round(expired, 1), rcode=rcode,
                    records=records or [])
 
-    def _emit_reply(self, query: Query, reply: dns.message.Message, rtt: float, classified: Classified,
+    def _emit_reply(self, query: Query, reply: AnyReply, rtt: float, classified: Classified,
                     meaning: str) -> None:
         if self.trace is None:
             return
@@ -1059,6 +1058,20 @@ def chain_end(qname: dns.name.Name, answer: list[dns.rrset.RRset]) -> dns.name.N
     return name
 
 
+_ZONE_TEXTS: dict[dns.name.Name, str] = {}
+
+
+def _zone_text(zone: dns.name.Name) -> str:
+    """A zone's name for infra, remembered: every query sent needs it, and zones are few.  Infra folds
+    its case (the text remembered may be another case of the same name)."""
+    text = _ZONE_TEXTS.get(zone)
+    if text is None:
+        if len(_ZONE_TEXTS) >= 4096:
+            _ZONE_TEXTS.clear()
+        text = _ZONE_TEXTS[zone] = zone.to_text()
+    return text
+
+
 def _text(name: dns.name.Name | None) -> str:
     return "" if name is None else name.to_text()
 
@@ -1084,7 +1097,7 @@ def _address_type(address: str) -> int:
     return RdataType.AAAA if ":" in address else RdataType.A
 
 
-def _nsid(reply: dns.message.Message) -> str | None:
+def _nsid(reply: AnyReply) -> str | None:
     """The NSID a server named itself with (RFC 5001), as text; None if it gave none."""
     for option in reply.options:
         if option.otype == 3:  # NSID

@@ -20,8 +20,9 @@ iterator (which only says what to ask) or the resolver (which drives lookups):
   the address and port asked, with our ID, QR set and our question; anything
   else, garbage included, is dropped and the wait goes on), at a fraction of
   the cost of dnspython's asyncio datagram endpoint per query.  Replies are
-  still parsed with dnspython: the classifier and the cache work on its
-  objects.  TCP (after TC=1) stays with dnspython: it is rare.
+  read by dnslab.core.reader into the dnspython RRsets the classifier and
+  the cache work on, without building a dns.message.Message.  TCP (after
+  TC=1) stays with dnspython: it is rare.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ import dns.message
 import dns.name
 import dns.rcode
 
+from dnslab.core.reader import BadReply, Reply, read_reply
 from dnslab.core.wire import DO_BIT, EDNS_UDP_SIZE, HEADER, MAX_MESSAGE, OPT, QR
 from dnslab.services.capture import UPSTREAM, Packet, Sink
 
@@ -109,7 +111,7 @@ class Exchange:
     """
 
     query: Query
-    reply: dns.message.Message | None
+    reply: Reply | dns.message.Message | None
     error: BaseException | None
     rtt: float
     shared: bool = False
@@ -167,7 +169,7 @@ class Upstream:
                 future.set_result(outcome)
         return outcome
 
-    async def send(self, query: Query, timeout: float) -> dns.message.Message:
+    async def send(self, query: Query, timeout: float) -> Reply | dns.message.Message:
         """One query to one server; raises dns.exception.Timeout, OSError or a parse error."""
         if query.tcp:
             message = dns.message.make_query(query.qname, query.qtype, use_edns=0 if query.edns else False,
@@ -200,7 +202,7 @@ class Upstream:
 
 async def udp_exchange(address: str, port: int, qname: dns.name.Name, qtype: int, edns: bool,
                        timeout: float, dnssec: bool = False, tap: Sink | None = None,
-                       nsid: bool = False) -> dns.message.Message:
+                       nsid: bool = False) -> Reply:
     """Ask once over UDP from a fresh socket (a kernel-chosen random port) and a random ID.
 
     The socket is connected, so the kernel delivers only datagrams from the
@@ -223,7 +225,7 @@ async def udp_exchange(address: str, port: int, qname: dns.name.Name, qtype: int
         if tap is not None:
             tap(Packet(time.time(), local, (address, port), False, wire, UPSTREAM))
         fd = sock.fileno()
-        done: asyncio.Future[dns.message.Message] = loop.create_future()
+        done: asyncio.Future[Reply] = loop.create_future()
 
         def readable() -> None:
             while not done.done():
@@ -239,8 +241,8 @@ async def udp_exchange(address: str, port: int, qname: dns.name.Name, qtype: int
                 if not reply_matches(data, qid, question):
                     continue
                 try:
-                    reply = dns.message.from_wire(data)
-                except Exception:  # noqa: BLE001 - a broken datagram is no reply; keep waiting
+                    reply = read_reply(data)
+                except BadReply:  # a broken datagram is no reply; keep waiting
                     continue
                 done.set_result(reply)
 
@@ -255,6 +257,6 @@ async def udp_exchange(address: str, port: int, qname: dns.name.Name, qtype: int
         sock.close()
 
 
-def _expire(done: asyncio.Future[dns.message.Message]) -> None:
+def _expire(done: asyncio.Future[Reply]) -> None:
     if not done.done():
         done.set_exception(dns.exception.Timeout())
