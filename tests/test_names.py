@@ -17,6 +17,7 @@ def test_the_remembered_hash_is_dnspythons_own() -> None:
                   for _ in range(rng.randint(0, 5))]
         name = dns.name.Name(labels + [b""])
         expected = names._original(name)  # the raw value: Python folds it into a hash the same way
+        assert names.label_hash(name) == expected
         assert names._remembered_hash(name) == expected == names._remembered_hash(name)  # computed, remembered
         assert hash(name) == hash(name)
         folded = dns.name.Name([label.lower() for label in labels] + [b""])

@@ -28,49 +28,22 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 
+from dnslab.core import names
+from dnslab.core.names import label_hash
+
 RdataType = dns.rdatatype.RdataType
 _IN = dns.rdataclass.IN
 
 # --- names ------------------------------------------------------------------------------
 
-# Per label spelling: 9**len(label) and the label's fold (see PlainName), and its
-# canonical wire form (length byte, lowercase), for up to this many spellings: a lab of
-# generated zones repeats a few hundred labels a million times.
-_LABEL_FACTS: dict[bytes, tuple[int, int, bytes]] = {}
-_LABEL_FACTS_MAX = 65536
-
-
-def _label_facts(label: bytes) -> tuple[int, int, bytes]:
-    facts = _LABEL_FACTS.get(label)
-    if facts is None:
-        lower = label.lower()
-        folded = 0
-        for byte in lower:
-            folded = folded * 9 + byte
-        facts = (9 ** len(label), folded, bytes((len(label),)) + lower)
-        if len(_LABEL_FACTS) < _LABEL_FACTS_MAX:
-            _LABEL_FACTS[label] = facts
-    return facts
-
 
 class PlainName(dns.name.Name):  # type: ignore[misc, valid-type]
-    """dnspython's Name, with its hash computed a label at a time rather than a byte at a time.
-
-    Name.__hash__ folds the name's bytes, lowercased, as h = 9h + byte, in Python: 3 us
-    for a name of a generated zone, and each name is hashed several times while its
-    zone is loaded and indexed.  Over a label of m bytes that fold is
-    h = h * 9**m + fold(label), so with both remembered per label spelling the same
-    integer comes out of one step per label.
-    """
+    """dnspython's Name, with its hash computed a label at a time (`core.names.label_hash`): the
+    same integer, without dnspython's loop over every byte."""
 
     __slots__ = ()
 
-    def __hash__(self) -> int:
-        h = 0
-        for label in self.labels:
-            facts = _LABEL_FACTS.get(label) or _label_facts(label)
-            h = h * facts[0] + facts[1]
-        return h
+    __hash__ = label_hash
 
     def __eq__(self, other: object) -> bool:
         """Name.__eq__ (the same labels but for ASCII case), without the walk of Name.fullcompare.
@@ -90,7 +63,7 @@ class PlainName(dns.name.Name):  # type: ignore[misc, valid-type]
 
 def canonical_wire(name: dns.name.Name) -> bytes:
     """An absolute name's wire form in lowercase (RFC 4034 §6.2), as Name.to_wire(canonicalize=True) writes it."""
-    return b"".join([(_LABEL_FACTS.get(label) or _label_facts(label))[2] for label in name.labels])
+    return names.canonical_wire(name.labels)
 
 
 _new = object.__new__
@@ -129,7 +102,7 @@ def _name_shortcut_holds() -> bool:
     return True
 
 
-NAMES_DIRECT = _name_shortcut_holds()
+NAMES_DIRECT = names.LABEL_HASH_HOLDS and _name_shortcut_holds()
 
 
 def make_name(labels: tuple[bytes, ...]) -> dns.name.Name:
