@@ -205,3 +205,20 @@ def test_address_book_finds_the_servers_addresses_as_a_walk_over_every_record_wo
     book = _address_book(loaded, names)
     assert {name: book[name] for name in names} == {name: every.get(name, []) for name in names}
     assert book[names[0]] == ["127.0.73.2", "127.0.73.9", "::1"]  # test.'s glue first (its zone comes first)
+
+
+def test_a_signed_lab_on_the_real_clock_re_signs_on_a_timer_not_per_query() -> None:
+    lab = Lab(zones(ROOT, TEST, SHOP), port=0, resolver_address=None, dnssec=True)
+    assert lab.signer is not None
+    running = lab.server("127.0.73.1")
+    assert running.faulty.inner == running.server.handle  # no freshness check in front of each query
+    first_signing = lab.signer.signed_at
+    lab.signer.resign_at = lab.clock.now() - 1  # already due: the start re-signs at once, then waits
+    with LabThread(lab):
+        assert lab.signer.signed_at > first_signing
+        timer = lab._resign_timer
+        assert timer is not None and timer.when() > lab.clock.now() + 3600  # the next point, days away
+        reply = dns.query.udp(dns.message.make_query("www.shop.test.", "A", want_dnssec=True), "127.0.73.1",
+                              port=lab.actual_port, timeout=5)
+        assert [rrset.rdtype for rrset in reply.answer] == [dns.rdatatype.A, dns.rdatatype.RRSIG]
+    assert lab._resign_timer is None  # stopped with the lab

@@ -358,6 +358,7 @@ class Lab(Traffic):
         sign = None if signer is None else (lambda rule, rrset: signer.sign_rrset(origins[rule], rrset))
         self.steering = Steering(rules, self.geography, self.clock, sign) if rules else None
         self._probes: Any = None  # the TCP health checks' task, while the lab runs
+        self._resign_timer: asyncio.TimerHandle | None = None
         self.only = only
         split.check_networks(only, [plan.address for plan in self.hierarchy.servers])
         if only and port == 0:
@@ -433,7 +434,9 @@ class Lab(Traffic):
         # Each server names itself (NSID, CHAOS hostname.bind) as the root servers do: by its NS name.
         server = AuthoritativeServer(plan.zones, identity=plan.name.to_text(omit_final_dot=True),
                                      version=f"dnslab {dnslab.__version__}")
-        handler = server.handle if self.signer is None else self._fresh(server.handle)
+        # A signed lab re-signs when its clock passes the refresh point: on a timer with the real clock
+        # (`_resign_on_time`), else checked by each query (a fake or wall clock jumps without a timer).
+        handler = server.handle if self.signer is None or self._resigns_on_a_timer else self._fresh(server.handle)
         if plan.address in self.foreign_servers:
             handler = self.foreign_servers[plan.address].forward  # the real program answers, faults in front
         if self.steering is not None and any(zone.origin in self._steered_zones for zone in plan.zones):
@@ -502,6 +505,21 @@ class Lab(Traffic):
         for zone in signed.values():
             self._serve(zone)
         return True
+
+    @property
+    def _resigns_on_a_timer(self) -> bool:
+        """The real monotonic clock moves only forward with the loop's: a timer re-signs on time, and
+        no query pays a check (`_fresh`)."""
+        return type(self.clock) is MonotonicClock
+
+    def _resign_on_time(self) -> None:
+        """Re-sign if due (a `clock advance` may have done it already), and wait for the next point."""
+        self._resign_timer = None
+        if self.signer is None:
+            return
+        self.refresh_signatures()
+        delay = max(0.0, self.signer.resign_at - self.clock.now())
+        self._resign_timer = asyncio.get_running_loop().call_later(delay, self._resign_on_time)
 
     def _fresh(self, handle: Handler) -> Handler:
         """A server's handler that first re-signs when the lab clock passed the refresh point.
@@ -890,6 +908,8 @@ class Lab(Traffic):
             try:
                 await self._bind_all(self.port)
                 await self.replication.secondaries.start()  # secondaries transfer before the lab is up
+                if self.signer is not None and self._resigns_on_a_timer:
+                    self._resign_on_time()
                 return
             except BindError:
                 await self.stop()
@@ -972,6 +992,9 @@ class Lab(Traffic):
                 await running.listener.settled()
 
     async def stop(self) -> None:
+        if self._resign_timer is not None:
+            self._resign_timer.cancel()
+            self._resign_timer = None
         await self.replication.secondaries.stop()
         if self._probes is not None:
             self._probes.cancel()
