@@ -13,8 +13,8 @@ so interpreter start-up cancels out:
         sockets: what the resolver's own Python costs, not the kernel's.
   auth  a lab server's answer to a question it answered before: what a datagram
         to ns1.example.com of the signed sample lab goes through while nobody
-        captures (fault layer and query counter, signature freshness, the
-        server's ready reply), in-process, N times against 0 times.
+        captures (fault layer and query counter, the server's ready
+        reply), in-process, N times against 0 times.
   cold  `scripts/cold-profile` of that tree (a generated hierarchy in a child
         process, which callgrind does not follow, and dnsperf) resolving the
         first B names against the first A; divided by B - A.  10 in flight, so
