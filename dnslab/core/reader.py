@@ -223,13 +223,7 @@ def _address(wire: bytes, start: int, end: int, rdtype: int, size: int, cls: typ
     raw = wire[start:end]
     if len(raw) != size:
         raise BadReply("address of the wrong length")
-    key = (rdtype, raw)
-    rdata = _rdata.get(key)
-    if rdata is None:
-        if len(_rdata) >= _INTERNED:
-            _rdata.clear()
-        rdata = _rdata[key] = cls(dns.rdataclass.IN, rdtype, raw)
-    return rdata
+    return _interned(rdtype, raw, cls, raw)
 
 
 def _target(wire: bytes, start: int, end: int, rdtype: int, cls: type) -> dns.rdata.Rdata:
@@ -238,12 +232,17 @@ def _target(wire: bytes, start: int, end: int, rdtype: int, cls: type) -> dns.rd
     name, raw, after = _name(wire, start, end)
     if after != end:
         raise BadReply("rdata does not fill its length")
-    key = (rdtype, raw)  # case kept: the target is shown as sent
+    return _interned(rdtype, raw, cls, name)  # by the bytes as sent: the target's case is kept
+
+
+def _interned(rdtype: int, raw: bytes, cls: type, value: object) -> dns.rdata.Rdata:
+    """The one record of this type and these rdata bytes (records are immutable), made from *value* once."""
+    key = (rdtype, raw)
     rdata = _rdata.get(key)
     if rdata is None:
         if len(_rdata) >= _INTERNED:
             _rdata.clear()
-        rdata = _rdata[key] = cls(dns.rdataclass.IN, rdtype, name)
+        rdata = _rdata[key] = cls(dns.rdataclass.IN, rdtype, value)
     return rdata
 
 
