@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass, field
-from typing import Protocol, Sized
+from typing import Protocol, Sized, TypeVar
 
 from dnslab.core.clock import Clock, reader
 
@@ -36,6 +36,17 @@ class RoundRobin(Protocol):
     turn: int
 
 
+V = TypeVar("V")
+
+
+def _keep(table: dict[bytes, V], key: bytes, value: V, limit: int) -> None:
+    """table[key] = value, the oldest entry going first when *limit* are held: every table here
+    forgets in the order it learnt, since what it forgets costs one more full answer at most."""
+    if len(table) >= limit:
+        del table[next(iter(table))]
+    table[key] = value
+
+
 class ReplyCache:
     """For authoritative servers: a question's reply never changes until the zone does."""
 
@@ -55,7 +66,7 @@ class ReplyCache:
         if reply is None:
             return None
         if datagram:
-            self._remember(wire, reply)
+            _keep(self._datagrams, wire[2:], reply[2:], self.max_entries)
         return wire[:2] + reply[2:]
 
     def replay(self, wire: bytes) -> bytes | None:
@@ -65,17 +76,9 @@ class ReplyCache:
 
     def put(self, key: bytes, reply: bytes, wire: bytes | None = None) -> None:
         """Keep *reply* for *key*; *wire*: the UDP query it answers, remembered for `replay`."""
-        if len(self._replies) >= self.max_entries:
-            del self._replies[next(iter(self._replies))]  # the oldest: answers are cheap to rebuild
-        self._replies[key] = reply
+        _keep(self._replies, key, reply, self.max_entries)
         if wire is not None:
-            self._remember(wire, reply)
-
-    def _remember(self, wire: bytes, reply: bytes) -> None:
-        datagrams = self._datagrams
-        if len(datagrams) >= self.max_entries:
-            del datagrams[next(iter(datagrams))]  # the oldest: its next query takes the key path again
-        datagrams[wire[2:]] = reply[2:]
+            _keep(self._datagrams, wire[2:], reply[2:], self.max_entries)
 
     def clear(self) -> None:
         self._replies.clear()
@@ -161,10 +164,7 @@ class AnswerCache:
             answer.kept = False
             return None
         if datagram:
-            datagrams = self._datagrams
-            if len(datagrams) >= self.max_entries:
-                del datagrams[next(iter(datagrams))]  # the oldest: its next hit takes the key path again
-            datagrams[wire[2:]] = answer
+            _keep(self._datagrams, wire[2:], answer, self.max_entries)
         return answer
 
     def replay(self, wire: bytes, version: int) -> bytes | None:
@@ -224,9 +224,7 @@ class AnswerCache:
         seen = self._seen
         if key in seen:
             return True  # kept: after its reply expires, the next full answer is kept at once
-        if len(seen) >= self.max_entries:
-            del seen[next(iter(seen))]  # the oldest: forgetting one costs one more full answer
-        seen[key] = None
+        _keep(seen, key, None, self.max_entries)
         return False
 
     def put(self, key: bytes, answer: WireAnswer, version: int) -> None:

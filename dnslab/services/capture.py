@@ -73,6 +73,10 @@ class Taps:
             self.sinks.remove(sink)
             self._reroute()
 
+    def route(self, tapped: "Tapped") -> None:
+        """Tell *tapped* whenever a capture starts or stops (`Tapped.route_udp`)."""
+        self._routed.append(tapped)
+
     def _reroute(self) -> None:
         for tapped in self._routed:
             tapped.reroute()
@@ -108,7 +112,7 @@ class Tapped:
         path): *set_handler*, a listener's `set_udp_handler`, is told whom to call now and
         whenever a capture starts or stops.  TCP keeps coming through here."""
         if not self._routes:
-            self.taps._routed.append(self)
+            self.taps.route(self)
         self._routes.append(set_handler)
         set_handler(self if self.taps.sinks else self.handler)
 
