@@ -59,12 +59,14 @@ async def run(args: argparse.Namespace, dnsperf: str, hints_path: Path, data: Pa
             profile.dump_stats(args.profile)
     wall = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
+    cpu = user + system
     await listener.stop()
     counts = [line.strip() for line in out.decode().splitlines()
               if line.strip().startswith(("Queries completed", "Queries lost", "Response codes"))]
     stats = resolver.stats
-    print(f"{names} names: {wall:.2f} s wall, {cpu:.2f} s CPU ({cpu / names * 1e6:.0f} µs per name), "
+    print(f"{names} names: {wall:.2f} s wall, {cpu:.2f} s CPU ({cpu / names * 1e6:.0f} µs per name: "
+          f"{user / names * 1e6:.0f} user, {system / names * 1e6:.0f} system), "
           f"{stats.upstream_queries} upstream queries sent, {stats.merged_queries} merged; "
           f"load average {os.getloadavg()[0]:.1f}")
     for line in counts:
