@@ -39,3 +39,22 @@ def test_the_memory_is_bounded() -> None:
     for index in range(names.MEMORY + 10):
         hash(dns.name.Name([b"n%d" % index, b""]))
     assert len(names._memo) <= names.MEMORY
+
+
+def test_the_comparisons_answer_as_dnspythons_own() -> None:
+    """name_equal, name_unequal and is_subdomain against Name's own methods (fullcompare), on random names
+    that share suffixes, differ in case, and are absolute or relative."""
+    assert dns.name.Name.__eq__ is names.name_equal and dns.name.Name.is_subdomain is names.is_subdomain
+    rng = random.Random(22)
+    pool = [b"a", b"A", b"b", b"com", b"COM", b"Com", b"x\xff", b"X\xff", b"*", b"-_"]
+    samples = []
+    for _ in range(300):
+        labels = [rng.choice(pool) for _ in range(rng.randint(0, 4))]
+        samples.append(dns.name.Name(labels + [b""] if rng.random() < 0.7 else labels))
+    for one in samples:
+        for other in rng.sample(samples, 60) + [one, dns.name.root, dns.name.empty]:
+            assert names.name_equal(one, other) == names._original_eq(one, other), (one, other)
+            assert names.name_unequal(one, other) == names._original_ne(one, other), (one, other)
+            assert names.is_subdomain(one, other) == names._original_is_subdomain(one, other), (one, other)
+            assert (one == other) == (one.fullcompare(other)[1] == 0)
+        assert one != one.to_text() and not one == None  # noqa: E711 - a Name is never equal to anything else

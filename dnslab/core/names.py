@@ -19,6 +19,14 @@ of one step per label (`label_hash`).  Two users:
   uses dnspython's function.
 
 Both tables are bounded.
+
+The same goes for comparing names: `Name.__eq__`, `__ne__` and `is_subdomain` go
+through `fullcompare`, a Python loop that lowercases label after label and builds
+an enum triple (on a cold walk, the most called dnspython function: dict probes,
+the classifier's bailiwick checks, the cache's keys).  `name_equal` and
+`is_subdomain` give the same answers from a tuple comparison, lowercasing only
+where the spellings differ; `install` puts them on dns.name.Name too, after
+`_comparisons_hold` has checked them against dnspython's own methods.
 """
 
 from __future__ import annotations
@@ -34,6 +42,10 @@ MEMORY = 4096
 LABEL_MEMORY = 65536
 
 _original: Callable[[dns.name.Name], int] = dns.name.Name.__hash__
+_original_eq: Callable[[dns.name.Name, object], bool] = dns.name.Name.__eq__
+_original_ne: Callable[[dns.name.Name, object], bool] = dns.name.Name.__ne__
+_original_is_subdomain: Callable[[dns.name.Name, dns.name.Name], bool] = dns.name.Name.is_subdomain
+_Name = dns.name.Name
 _memo: dict[tuple[bytes, ...], int] = {}
 _LABEL_FACTS: dict[bytes, tuple[int, int, bytes]] = {}
 
@@ -75,6 +87,70 @@ def _label_hash_holds() -> bool:
 LABEL_HASH_HOLDS = _label_hash_holds()
 
 
+def name_equal(self: dns.name.Name, other: object) -> bool:
+    """Name.__eq__: the same labels but for ASCII case (so never an absolute name and a relative one)."""
+    if not isinstance(other, _Name):
+        return False
+    mine, theirs = self.labels, other.labels
+    if mine == theirs:
+        return True
+    if len(mine) != len(theirs):
+        return False
+    for label, their in zip(mine, theirs):
+        if label != their and label.lower() != their.lower():
+            return False
+    return True
+
+
+def name_unequal(self: dns.name.Name, other: object) -> bool:
+    """Name.__ne__."""
+    return not name_equal(self, other)
+
+
+def is_subdomain(self: dns.name.Name, other: dns.name.Name) -> bool:
+    """Name.is_subdomain: *other*'s labels end *self*'s, but for ASCII case (equal names included).
+
+    Both absolute or both relative, as fullcompare requires: a relative *other*'s last
+    label is never empty, so matching it rules out an absolute *self*, and the other
+    way round; only the empty relative name needs its own check.
+    """
+    mine, theirs = self.labels, other.labels
+    count = len(theirs)
+    if not count:
+        return not mine or mine[-1] != b""
+    start = len(mine) - count
+    if start < 0:
+        return False
+    tail = mine[start:]
+    if tail == theirs:
+        return True
+    for label, their in zip(tail, theirs):
+        if label != their and label.lower() != their.lower():
+            return False
+    return True
+
+
+def _comparisons_hold() -> bool:
+    """Whether name_equal, name_unequal and is_subdomain answer as dnspython's methods, for names of every shape."""
+    shapes = [(), (b"",), (b"com", b""), (b"Com", b""), (b"example", b"com", b""), (b"EXAMPLE", b"cOm", b""),
+              (b"www", b"example", b"com", b""), (b"www", b"example", b"com"), (b"example", b"com"), (b"com",),
+              (b"Www",), (b"a" * 63, b"\xff\x00-_*", b""), (b"\xff\x00-_*", b""), (b"\xdf\x00-_*", b""),
+              (b"host0009", b""), (b"host0010", b""), (b"*", b"example", b"com", b"")]
+    samples = [dns.name.Name(labels) for labels in shapes]
+    for one in samples:
+        if name_equal(one, one.to_text()) or not name_unequal(one, None):
+            return False
+        for other in samples:
+            if (name_equal(one, other) != _original_eq(one, other)
+                    or name_unequal(one, other) != _original_ne(one, other)
+                    or is_subdomain(one, other) != _original_is_subdomain(one, other)):
+                return False
+    return True
+
+
+COMPARISONS_HOLD = _comparisons_hold()
+
+
 def _remembered_hash(name: dns.name.Name) -> int:
     labels = name.labels
     value = _memo.get(labels)
@@ -86,6 +162,11 @@ def _remembered_hash(name: dns.name.Name) -> int:
 
 
 def install() -> None:
-    """Put the remembering hash on dns.name.Name (idempotent; dnslab's package import calls it)."""
+    """Put the remembering hash and the comparisons on dns.name.Name (idempotent; dnslab's package
+    import calls it); each only where it was found to answer as dnspython's own."""
     if LABEL_HASH_HOLDS:
         dns.name.Name.__hash__ = _remembered_hash  # type: ignore[method-assign,assignment]
+    if COMPARISONS_HOLD:
+        dns.name.Name.__eq__ = name_equal  # type: ignore[method-assign,assignment]
+        dns.name.Name.__ne__ = name_unequal  # type: ignore[method-assign,assignment]
+        dns.name.Name.is_subdomain = is_subdomain  # type: ignore[method-assign]
