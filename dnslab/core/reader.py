@@ -12,8 +12,11 @@ DNSKEY and every other type are still read by dnspython's own rdata parsers).
 
 What it saves: names are read straight from the bytes and interned (the
 same NS names, glue and zone names come back in reply after reply), A, AAAA,
-NS and CNAME rdata are interned too (they are immutable), and records are
-grouped into RRsets by their bytes rather than by hashing Name objects.
+NS and CNAME rdata are interned too (they are immutable) and carry the hash of
+the bytes they came in (`core.plain_records.wire_address`: dnspython's hash
+writes the record out again each time it is put in a set or compared in an
+RRset), and records are grouped into RRsets by their bytes rather than by
+hashing Name objects.
 
 It is as strict as dnspython: a name with a bad label type, a pointer that
 does not point backwards (or a chain of more than 16), a name over 255
@@ -36,13 +39,10 @@ import dns.rcode
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
-import dns.rdtypes.ANY.CNAME
-import dns.rdtypes.ANY.NS
-import dns.rdtypes.IN.A
-import dns.rdtypes.IN.AAAA
 import dns.rrset
 import dns.wire
 
+from dnslab.core.plain_records import wire_address, wire_name, wire_target
 from dnslab.core.wire import query_key
 
 _HEADER = struct.Struct("!HHHHHH")
@@ -215,42 +215,48 @@ def _name(wire: bytes, offset: int, bound: int) -> tuple[dns.name.Name, bytes, i
     if name is None:
         if len(_names) >= _INTERNED:
             _names.clear()
-        name = _names[raw] = dns.name.Name([part[1:] for part in parts] + [b""])
+        name = _names[raw] = wire_name((*[part[1:] for part in parts], b""))
     return name, raw, after if after >= 0 else offset
 
 
-def _address(wire: bytes, start: int, end: int, rdtype: int, size: int, cls: type) -> dns.rdata.Rdata:
+def _address(wire: bytes, start: int, end: int, rdtype: int, size: int) -> dns.rdata.Rdata:
     raw = wire[start:end]
     if len(raw) != size:
         raise BadReply("address of the wrong length")
-    return _interned(rdtype, raw, cls, raw)
+    key = (rdtype, raw)
+    rdata = _rdata.get(key)
+    if rdata is None:
+        rdata = _intern(key, wire_address(rdtype, raw))
+    return rdata
 
 
-def _target(wire: bytes, start: int, end: int, rdtype: int, cls: type) -> dns.rdata.Rdata:
+def _target(wire: bytes, start: int, end: int, rdtype: int) -> dns.rdata.Rdata:
     if start >= end:
         raise BadReply("empty rdata")
     name, raw, after = _name(wire, start, end)
     if after != end:
         raise BadReply("rdata does not fill its length")
-    return _interned(rdtype, raw, cls, name)  # by the bytes as sent: the target's case is kept
-
-
-def _interned(rdtype: int, raw: bytes, cls: type, value: object) -> dns.rdata.Rdata:
-    """The one record of this type and these rdata bytes (records are immutable), made from *value* once."""
-    key = (rdtype, raw)
+    key = (rdtype, raw)  # by the bytes as sent: the target's case is kept
     rdata = _rdata.get(key)
     if rdata is None:
-        if len(_rdata) >= _INTERNED:
-            _rdata.clear()
-        rdata = _rdata[key] = cls(dns.rdataclass.IN, rdtype, value)
+        rdata = _intern(key, wire_target(rdtype, name, raw))
     return rdata
 
 
+def _intern(key: tuple[int, bytes], rdata: dns.rdata.Rdata) -> dns.rdata.Rdata:
+    """Remember the one record of this type and these rdata bytes (records are immutable)."""
+    if len(_rdata) >= _INTERNED:
+        _rdata.clear()
+    _rdata[key] = rdata
+    return rdata
+
+
+# The records read here, hashed from the bytes they came in (core.plain_records' Wire classes).
 _FAST = {
-    _A: lambda wire, start, end: _address(wire, start, end, dns.rdatatype.A, 4, dns.rdtypes.IN.A.A),
-    _AAAA: lambda wire, start, end: _address(wire, start, end, dns.rdatatype.AAAA, 16, dns.rdtypes.IN.AAAA.AAAA),
-    _NS: lambda wire, start, end: _target(wire, start, end, dns.rdatatype.NS, dns.rdtypes.ANY.NS.NS),
-    _CNAME: lambda wire, start, end: _target(wire, start, end, dns.rdatatype.CNAME, dns.rdtypes.ANY.CNAME.CNAME),
+    _A: lambda wire, start, end: _address(wire, start, end, _A, 4),
+    _AAAA: lambda wire, start, end: _address(wire, start, end, _AAAA, 16),
+    _NS: lambda wire, start, end: _target(wire, start, end, _NS),
+    _CNAME: lambda wire, start, end: _target(wire, start, end, _CNAME),
 }
 
 
