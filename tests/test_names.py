@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import dns.name
+import pytest
 
 from dnslab.core import names
 
@@ -58,3 +59,21 @@ def test_the_comparisons_answer_as_dnspythons_own() -> None:
             assert names.is_subdomain(one, other) == names._original_is_subdomain(one, other), (one, other)
             assert (one == other) == (one.fullcompare(other)[1] == 0)
         assert one != one.to_text() and not one == None  # noqa: E711 - a Name is never equal to anything else
+
+
+def test_split_answers_as_dnspythons_own() -> None:
+    assert dns.name.Name.split is names.split
+    rng = random.Random(23)
+    for _ in range(300):
+        labels = [bytes(rng.choice(b"aB-*\xff") for _ in range(rng.randint(1, 5))) for _ in range(rng.randint(0, 5))]
+        name = dns.name.Name(labels + [b""] if rng.random() < 0.7 else labels)
+        for depth in range(-1, len(name) + 2):
+            try:
+                expected = names._original_split(name, depth)
+            except ValueError:
+                with pytest.raises(ValueError):
+                    name.split(depth)
+                continue
+            got = name.split(depth)
+            assert [(type(part), part.labels) for part in got] == [(type(part), part.labels) for part in expected]
+            assert [hash(part) for part in got] == [hash(part) for part in expected]

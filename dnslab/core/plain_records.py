@@ -94,7 +94,7 @@ def _name_shortcut_holds() -> bool:
     return True
 
 
-NAMES_DIRECT = names.LABEL_HASH_HOLDS and names.COMPARISONS_HOLD and _name_shortcut_holds()
+NAMES_DIRECT = names.LABEL_HASH_HOLDS and names.METHODS_HOLD and _name_shortcut_holds()
 
 
 def make_name(labels: tuple[bytes, ...]) -> dns.name.Name:
@@ -373,31 +373,3 @@ WIRE_TARGETS_DIRECT = all(
     == _rdata_hash(cls.__mro__[1](_IN, rdtype, target))
     for cls, rdtype in ((WireNS, RdataType.NS), (WireCNAME, RdataType.CNAME)) for target in _SAMPLE_TARGETS)
 
-
-def _wire_name_holds() -> bool:
-    """Whether a Name made past its constructor is the constructor's: labels its only slot, equal, same hash."""
-    slots = {slot for kind in dns.name.Name.__mro__ for slot in getattr(kind, "__slots__", ())}
-    if slots != {"labels"}:
-        return False
-    for labels in [(b"",), (b"www", b"Example", b"COM", b""), (b"a" * 63, b"\xff\x00-_*", b"")]:
-        made, built = dns.name.Name(labels), _new(dns.name.Name)
-        _set(built, "labels", labels)
-        if type(built) is not type(made) or built.labels != made.labels or hash(built) != hash(made) or built != made:
-            return False
-    return True
-
-
-WIRE_NAMES_DIRECT = _wire_name_holds()
-
-
-def wire_name(labels: tuple[bytes, ...]) -> dns.name.Name:
-    """dnspython's own Name of labels read from the wire and already checked as Name() checks them.
-
-    Not a PlainName: a reply's names are few and hashed again and again, which the remembered
-    hash dnslab puts on Name (core.names) does faster than PlainName's label_hash.
-    """
-    if WIRE_NAMES_DIRECT:
-        name = _new(dns.name.Name)
-        _set(name, "labels", labels)
-        return name  # type: ignore[no-any-return]
-    return dns.name.Name(labels)

@@ -42,7 +42,8 @@ import dns.rdatatype
 import dns.rrset
 import dns.wire
 
-from dnslab.core.plain_records import wire_address, wire_name, wire_target
+from dnslab.core.names import wire_name
+from dnslab.core.plain_records import wire_address, wire_target
 from dnslab.core.wire import query_key
 
 _HEADER = struct.Struct("!HHHHHH")
@@ -60,6 +61,7 @@ _names: dict[bytes, dns.name.Name] = {}
 _rdata: dict[tuple[int, bytes], dns.rdata.Rdata] = {}
 _TYPES: dict[int, dns.rdatatype.RdataType] = {}
 _CLASSES: dict[int, dns.rdataclass.RdataClass] = {}
+_FLAGS: dict[int, dns.flags.Flag] = {}
 
 
 class BadReply(ValueError):
@@ -159,6 +161,17 @@ def _read(wire: bytes) -> Reply:
     if offset != size:
         raise BadReply("bytes after the last record")
     return reply
+
+
+def header_flags(value: int) -> dns.flags.Flag:
+    """dns.flags.Flag(value), remembered: the enum's constructor costs about a microsecond,
+    and a resolver sees the same few header words again and again."""
+    flag = _FLAGS.get(value)
+    if flag is None:
+        if len(_FLAGS) >= _INTERNED:
+            _FLAGS.clear()
+        flag = _FLAGS[value] = dns.flags.Flag(value)
+    return flag
 
 
 def _enum(memo: dict[int, object], kind: type, value: int):  # type: ignore[no-untyped-def]
@@ -291,7 +304,7 @@ def read_plain_query(wire: bytes) -> dns.message.QueryMessage | None:
     if edns and (wire[offset + 9] or wire[offset + 10]):
         return None  # EDNS options
     query = dns.message.QueryMessage(id=(wire[0] << 8) | wire[1])
-    query.flags = dns.flags.Flag((wire[2] << 8) | wire[3])
+    query.flags = header_flags((wire[2] << 8) | wire[3])
     query.question = [dns.rrset.RRset(name, _enum(_CLASSES, dns.rdataclass.RdataClass, rdclass),
                                       _enum(_TYPES, dns.rdatatype.RdataType, parsed[1]))]
     if edns:
