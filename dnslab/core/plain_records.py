@@ -353,10 +353,15 @@ def wire_address(rdtype: int, raw: bytes) -> dns.rdata.Rdata:
 
 
 def wire_target(rdtype: int, target: dns.name.Name, raw: bytes) -> dns.rdata.Rdata:
-    """The NS or CNAME record of *target*, whose wire form without the root label is *raw* (case as sent)."""
+    """The NS or CNAME record of *target*, whose wire form without the root label is *raw* (case as sent).
+
+    Its hash is of the canonical form, raw.lower() and the root label: label lengths are
+    under 64, which lower() leaves alone.
+    """
     if WIRE_TARGETS_DIRECT:
-        return _wire_record(WireNS if rdtype == RdataType.NS else WireCNAME, RdataType(rdtype), "target", target,
-                            raw.lower() + b"\x00")  # labels' lengths are under 64: lower() leaves them alone
+        if rdtype == RdataType.NS:
+            return _wire_record(WireNS, RdataType.NS, "target", target, raw.lower() + b"\x00")
+        return _wire_record(WireCNAME, RdataType.CNAME, "target", target, raw.lower() + b"\x00")
     return (WireNS if rdtype == RdataType.NS else WireCNAME)(_IN, rdtype, target)  # type: ignore[no-any-return]
 
 

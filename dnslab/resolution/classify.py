@@ -320,8 +320,11 @@ def _keep_dnssec_authority(reply: AnyReply, zone: dns.name.Name, result: Classif
     """NSEC/NSEC3 records, a referral's DS and the RRSIGs over them and the SOA, inside the zone."""
     kept: list[dns.rrset.RRset] = []
     signatures: list[dns.rrset.RRset] = []
-    if not any(rrset.rdtype in _DNSSEC_TYPES for rrset in reply.authority):
-        return
+    for rrset in reply.authority:
+        if rrset.rdtype in _DNSSEC_TYPES:
+            break
+    else:
+        return  # nothing of DNSSEC (a loop: this runs for every reply, and a generator costs more)
     for rrset in reply.authority:
         if not rrset.name.is_subdomain(zone):
             continue
@@ -336,4 +339,7 @@ def _keep_dnssec_authority(reply: AnyReply, zone: dns.name.Name, result: Classif
 
 
 def _find(rrsets: list[dns.rrset.RRset], rdtype: int) -> dns.rrset.RRset | None:
-    return next((rrset for rrset in rrsets if rrset.rdtype == rdtype), None)
+    for rrset in rrsets:
+        if rrset.rdtype == rdtype:
+            return rrset
+    return None
