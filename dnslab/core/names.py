@@ -53,6 +53,7 @@ _original_split: Callable[[dns.name.Name, int], tuple[dns.name.Name, dns.name.Na
 _Name = dns.name.Name
 _memo: dict[tuple[bytes, ...], int] = {}
 _LABEL_FACTS: dict[bytes, tuple[int, int, bytes]] = {}
+_FOLDED: dict[tuple[bytes, ...], tuple[bytes, ...]] = {}
 
 
 def label_facts(label: bytes) -> tuple[int, int, bytes]:
@@ -76,6 +77,16 @@ def label_hash(name: dns.name.Name) -> int:
         facts = _LABEL_FACTS.get(label) or label_facts(label)
         h = h * facts[0] + facts[1]
     return h
+
+
+def folded(labels: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """*labels* in lowercase, remembered (a reply writes the same few names again and again)."""
+    lower = _FOLDED.get(labels)
+    if lower is None:
+        if len(_FOLDED) >= MEMORY:
+            _FOLDED.clear()
+        lower = _FOLDED[labels] = tuple([label.lower() for label in labels])
+    return lower
 
 
 def canonical_wire(labels: tuple[bytes, ...]) -> bytes:

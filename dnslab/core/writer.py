@@ -31,6 +31,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.nsbase
 
+from dnslab.core.names import folded
 from dnslab.core.wire import OPCODE_MASK
 
 _HEADER = struct.Struct("!HHHHHH")
@@ -49,10 +50,10 @@ class _Table(dict):  # type: ignore[type-arg]
     (they ask and store by Name, which is folded here)."""
 
     def get(self, name, default=None):  # type: ignore[no-untyped-def,override]
-        return dict.get(self, tuple([label.lower() for label in name.labels]), default)
+        return dict.get(self, folded(name.labels), default)
 
     def __setitem__(self, name, offset):  # type: ignore[no-untyped-def]
-        dict.__setitem__(self, tuple([label.lower() for label in name.labels]), offset)
+        dict.__setitem__(self, folded(name.labels), offset)
 
 
 def _one_name_types() -> frozenset[int]:
@@ -122,14 +123,10 @@ def write_reply(message: dns.message.Message, limit: int) -> bytes | None:
 def _name(out: bytearray, labels: tuple[bytes, ...], table: _Table) -> None:
     """An absolute name, compressed as dnspython's Name.to_wire compresses it (each suffix but the
     root remembered at its first offset, the longest one already there written as a pointer)."""
-    folded = _FOLDED.get(labels)
-    if folded is None:
-        if len(_FOLDED) >= _FOLDED_MEMORY:
-            _FOLDED.clear()
-        folded = _FOLDED[labels] = tuple([label.lower() for label in labels])
+    lower = folded(labels)
     index = 0
     for label in labels:
-        suffix = folded[index:] if index else folded
+        suffix = lower[index:] if index else lower
         offset = _get(table, suffix)
         if offset is not None:
             out += _U16.pack(0xC000 + offset)
@@ -143,8 +140,5 @@ def _name(out: bytearray, labels: tuple[bytes, ...], table: _Table) -> None:
         out += label
 
 
-# Names written lately, lowercased: a reply repeats its names, and replies repeat theirs.
-_FOLDED: dict[tuple[bytes, ...], tuple[bytes, ...]] = {}
-_FOLDED_MEMORY = 4096
 _get = dict.get  # the table's own methods (its get and __setitem__ fold Names for dnspython's writers)
 _put = dict.__setitem__
