@@ -44,6 +44,7 @@ if TYPE_CHECKING:  # the store's module imports the validator, which imports thi
     from dnslab.resolution.aggressive import NsecStore, Synthesis
 
 RdataType = dns.rdatatype.RdataType
+_TC = int(dns.flags.TC)  # a plain int: `flags & dns.flags.TC` makes an enum member for every reply
 
 _KIND_FAILURE = {
     ReplyKind.LAME: Failure.LAME,
@@ -752,12 +753,12 @@ class Resolution:
             return self._no_reply(query, reading.failure, shared)
         assert reply is not None
         classified = classify(reply, query.qname, query.qtype, query.zone, harden_glue=self.settings.harden_glue)
-        if reply.flags & dns.flags.TC and not query.tcp:
+        if reply.flags & _TC and not query.tcp:
             self._emit_reply(query, reply, rtt, classified, "truncated")
             if not shared:
                 self.infra.success(query.address, rtt)
             return self._resend(replace(query, tcp=True))
-        if reply.flags & dns.flags.TC:
+        if reply.flags & _TC:
             # Truncated over TCP: the answer does not fit even in 64 KB, so what came is not the
             # whole RRset and cannot be used; Knot Resolver marks such a server broken too.
             return self._unusable(query, reply, rtt, classified, Failure.BROKEN, shared, "truncated over TCP")

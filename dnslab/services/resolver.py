@@ -48,6 +48,7 @@ from dnslab.services.observers import QueryLog, QueryObserver
 from dnslab.services.upstream import Upstream
 
 log = logging.getLogger(__name__)
+_RD, _CD = int(dns.flags.RD), int(dns.flags.CD)  # plain ints: `flags & dns.flags.RD` makes an enum member
 T = TypeVar("T")
 
 
@@ -359,14 +360,14 @@ class RecursiveResolver:
         if refused is not None:
             return self._render(error_reply(query, refused), query, via_tcp)
         question = query.question[0]
-        cache_only = not query.flags & dns.flags.RD
+        cache_only = not int(query.flags) & _RD
         started = time.monotonic()
         observers = self.observers
         recordings = [observer.begin(question.name, question.rdtype) for observer in observers]
         sinks = [recording.sink for recording in recordings if recording is not None]
         merged = bool(observers) and (question.name, question.rdtype, cache_only) in self._in_flight
         result = await self.answer(question.name, question.rdtype, cache_only=cache_only,
-                                   checking_disabled=bool(query.flags & dns.flags.CD),
+                                   checking_disabled=bool(int(query.flags) & _CD),
                                    trace=_all(sinks))
         self.stats.answered(question.rdtype, result)
         if observers:
