@@ -310,3 +310,26 @@ def test_the_readers_records_hash_as_dnspythons_through_copies() -> None:
             assert hash(other) == hash(expected) and other == expected and expected == other
     changed = got.answer[0][0].replace(address="192.0.2.9")  # a new value: its hash is computed afresh
     assert hash(changed) == hash(dns.rdata.from_text("IN", "A", "192.0.2.9")) != hash(got.answer[0][0])
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_the_wire_records_match_dnspythons_made_directly_or_by_their_constructors(
+        direct: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both ways plain_records makes a reply's A, AAAA, NS and CNAME records (directly, or by the
+    constructors when the import-time check finds the direct way does not match) give dnspython's record."""
+    from dnslab.core import plain_records
+
+    for flag in ("WIRE_A_DIRECT", "WIRE_AAAA_DIRECT", "WIRE_TARGETS_DIRECT"):
+        assert getattr(plain_records, flag)  # the installed dnspython passes the check
+        monkeypatch.setattr(plain_records, flag, direct)
+    target = dns.name.from_text("Ns1.EXAMPLE.com.")
+    made = [plain_records.wire_address(1, b"\xc0\x00\x02\x01"),
+            plain_records.wire_address(28, b"\x20\x01\x0d\xb8" + bytes(11) + b"\x01"),
+            plain_records.wire_target(2, target, target.to_wire()[:-1]),
+            plain_records.wire_target(5, target, target.to_wire()[:-1])]
+    expected = [dns.rdata.from_text("IN", rdtype, text) for rdtype, text in (
+        ("A", "192.0.2.1"), ("AAAA", "2001:db8::1"), ("NS", "Ns1.EXAMPLE.com."), ("CNAME", "Ns1.EXAMPLE.com."))]
+    for mine, theirs in zip(made, expected):
+        assert isinstance(mine, type(theirs)) and type(mine) is not type(theirs)
+        assert mine == theirs and hash(mine) == hash(theirs) and mine.to_wire() == theirs.to_wire()
+        assert mine.to_text() == theirs.to_text()  # the case of the target kept
