@@ -113,8 +113,10 @@ def classify(reply: AnyReply, qname: dns.name.Name, qtype: int, zone: dns.name.N
         if signatures:
             in_zone = [rrset for rrset in in_zone if rrset.rdtype != RdataType.RRSIG]
         name = _follow_chain(in_zone, qname, qtype, zone, result)
-        used = {id(rrset) for rrset in result.chain}
-        result.dropped += sum(1 for rrset in in_zone if id(rrset) not in used)
+        chain = result.chain
+        if not (len(in_zone) == 1 and chain and chain[0] is in_zone[0]):  # else the one RRset was used
+            used = {id(rrset) for rrset in chain}
+            result.dropped += sum(1 for rrset in in_zone if id(rrset) not in used)
         _keep_signatures(signatures, result.chain, result)
     else:
         name = qname  # no chain to follow (a referral, a denial)
