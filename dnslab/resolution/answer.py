@@ -119,7 +119,7 @@ def build_reply(query: dns.message.Message, result: Result, cache: Cache) -> Rep
     `get(rotate=True)`; the fast path advances the same counter), so a reply
     built here and one replayed later rotate as one.
     """
-    reply = error_reply(query, result.rcode)
+    reply = error_reply(query, result.rcode)  # the empty reply with our flags (an error's whole reply); filled below
     dnssec_ok = bool(query.ednsflags & DO_BIT)
     if result.security == Security.SECURE and (dnssec_ok or query.flags & dns.flags.AD):
         reply.flags |= dns.flags.AD  # RFC 6840 §5.7: AD for a client that asks with DO or AD
