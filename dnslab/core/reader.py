@@ -189,8 +189,8 @@ def _name(wire: bytes, offset: int, bound: int) -> tuple[dns.name.Name, bytes, i
     *bound*, pointers only backwards (each before the part of the name read so far,
     which also bounds what follows it; at most 16 of them), 255 octets in all.
     """
-    parts: list[bytes] = []
-    total = 1
+    runs: list[bytes] = []  # the name's bytes between pointers: one slice per run, not per label
+    begin = offset
     after = -1
     hops = 0
     limit = offset  # where the part read last began: a pointer must point before it
@@ -199,15 +199,11 @@ def _name(wire: bytes, offset: int, bound: int) -> tuple[dns.name.Name, bytes, i
             raise BadReply("name past the end")
         length = wire[offset]
         if length == 0:
-            offset += 1
             break
         if length < 64:
-            stop = offset + 1 + length
-            if stop > bound:
+            offset += 1 + length
+            if offset > bound:
                 raise BadReply("label past the end")
-            parts.append(wire[offset:stop])
-            total += length + 1
-            offset = stop
         elif length >= 0xC0:
             if offset + 1 >= bound:
                 raise BadReply("pointer past the end")
@@ -217,19 +213,37 @@ def _name(wire: bytes, offset: int, bound: int) -> tuple[dns.name.Name, bytes, i
             hops += 1
             if pointer >= limit or hops > _MAX_HOPS:
                 raise BadReply("bad compression pointer")
+            runs.append(wire[begin:offset])
             bound = limit
-            limit = offset = pointer
+            limit = offset = begin = pointer
         else:
             raise BadReply("bad label type")
-    if total > _MAX_NAME:
+    if runs:
+        runs.append(wire[begin:offset])
+        raw = b"".join(runs)
+    else:
+        raw = wire[begin:offset]
+    offset += 1
+    if len(raw) >= _MAX_NAME:  # with the root label's byte, over 255 octets
         raise BadReply("name too long")
-    raw = b"".join(parts)
     name = _names.get(raw)
     if name is None:
         if len(_names) >= _INTERNED:
             _names.clear()
-        name = _names[raw] = wire_name((*[part[1:] for part in parts], b""))
+        name = _names[raw] = wire_name(_labels(raw))
     return name, raw, after if after >= 0 else offset
+
+
+def _labels(raw: bytes) -> tuple[bytes, ...]:
+    """The labels of a name's uncompressed wire form without its root byte, and the root label."""
+    labels = []
+    at = 0
+    while at < len(raw):
+        stop = at + 1 + raw[at]
+        labels.append(raw[at + 1:stop])
+        at = stop
+    labels.append(b"")
+    return tuple(labels)
 
 
 def _address(wire: bytes, start: int, end: int, rdtype: int, size: int) -> dns.rdata.Rdata:
