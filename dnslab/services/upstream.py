@@ -32,8 +32,8 @@ import secrets
 import socket
 import struct
 import time
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Awaitable
 
 import dns.asyncbackend
 import dns.asyncquery
@@ -47,10 +47,8 @@ import dns.rcode
 
 from dnslab.core.reader import BadReply, Reply, read_reply
 from dnslab.core.wire import DO_BIT, EDNS_UDP_SIZE, HEADER, MAX_MESSAGE, OPT, QR
+from dnslab.resolution.iterator import Query
 from dnslab.services.capture import UPSTREAM, Packet, Sink
-
-if TYPE_CHECKING:
-    from dnslab.resolution.iterator import Query
 
 _QUESTION_TAIL = struct.Struct("!HH")
 _OPT_RR = struct.Struct("!BHHIH")
@@ -124,7 +122,8 @@ class Upstream:
         self.port = port
         self.dnssec = dnssec  # DO=1 on every query: a validating resolver needs RRSIGs and NSEC records
         self.nsid = nsid  # an empty NSID option on every EDNS query (request_nsid)
-        self._flights: dict[FlightKey, asyncio.Future[Exchange]] = {}
+        # Exchanges in flight, with the futures of the lookups that joined them (None: none yet).
+        self._flights: dict[FlightKey, list[asyncio.Future[Exchange]] | None] = {}
         # `dnslab capture resolver`: our UDP queries and every datagram back (services/capture.py), and
         # while it runs, the local ends of our TCP exchanges in flight.
         self.tap: Sink | None = None
@@ -139,21 +138,11 @@ class Upstream:
         flight again).
         """
         key = (query.zone, query.qname, query.qtype, query.tcp)
-        flight = self._flights.get(key) if merge else None
-        if flight is not None:
-            try:
-                done = await asyncio.wait_for(asyncio.shield(flight), wait_limit)
-            except asyncio.TimeoutError:
-                return Exchange(query, None, dns.exception.Timeout(), wait_limit, shared=True)
-            # Read as an answer to our own question (its purpose included), from the server that gave it.
-            sent = done.query
-            return replace(done, query=replace(query, address=sent.address, server=sent.server, edns=sent.edns,
-                                               tcp=sent.tcp), shared=True)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Exchange] | None = None
+        flights = self._flights
         if merge:
-            future = loop.create_future()
-            self._flights[key] = future
+            if key in flights:
+                return await self._join(key, query, wait_limit)
+            flights[key] = None  # the waiters' list, made by the first that joins
         outcome = Exchange(query, None, ConnectionError("the exchange was cancelled"), 0.0)
         # Not loop.time(): uvloop's clock ticks in whole milliseconds (libuv's uv_now), so a
         # loopback exchange of 0.4 ms measured 0 or 1 ms, and traces and SRTTs said "0 ms".
@@ -164,23 +153,57 @@ class Upstream:
         except (dns.exception.DNSException, OSError, EOFError, ConnectionError) as exc:
             outcome = Exchange(query, None, exc, time.perf_counter() - started)
         finally:
-            if future is not None:
-                del self._flights[key]
-                future.set_result(outcome)
+            if merge:
+                for waiter in flights.pop(key) or ():
+                    if not waiter.done():  # (a waiter whose lookup was cancelled, or whose wait ran out)
+                        waiter.set_result(outcome)
         return outcome
 
-    async def send(self, query: Query, timeout: float) -> Reply | dns.message.Message:
-        """One query to one server; raises dns.exception.Timeout, OSError or a parse error."""
+    async def _join(self, key: FlightKey, query: Query, wait_limit: float) -> Exchange:
+        """Wait up to *wait_limit* for the exchange in flight for *key*, and read its outcome as ours.
+
+        Each waiter has a future of its own, so a waiter cancelled or timed out leaves the
+        exchange and the other waiters alone (as asyncio.shield would, at less cost).
+        """
+        waiters = self._flights[key]
+        if waiters is None:
+            waiters = self._flights[key] = []
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Exchange] = loop.create_future()
+        waiters.append(waiter)
+        expiry = loop.call_later(wait_limit, _expire, waiter)
+        try:
+            done = await waiter
+        except dns.exception.Timeout:
+            return Exchange(query, None, dns.exception.Timeout(), wait_limit, shared=True)
+        finally:
+            expiry.cancel()
+        # Read as an answer to our own question (its purpose included), from the server that gave it.
+        sent = done.query
+        return Exchange(Query(sent.address, query.qname, query.qtype, query.zone, query.timeout, query.reason,
+                              tcp=sent.tcp, edns=sent.edns, purpose=query.purpose, server=sent.server),
+                        done.reply, done.error, done.rtt, shared=True)
+
+    def send(self, query: Query, timeout: float) -> Awaitable[Reply | dns.message.Message]:
+        """One query to one server, to await; raises dns.exception.Timeout, OSError or a parse error.
+
+        Not a coroutine itself: it hands back the UDP or TCP exchange's, so the exchange
+        runs one coroutine fewer deep (every cold lookup's queries go through here).
+        """
         if query.tcp:
-            message = dns.message.make_query(query.qname, query.qtype, use_edns=0 if query.edns else False,
-                                             payload=EDNS_UDP_SIZE, want_dnssec=self.dnssec and query.edns,
-                                             options=[dns.edns.GenericOption(3, b"")] if self.nsid else None)
-            message.flags &= ~dns.flags.RD  # iterative: we do the recursion
-            if self.tap is not None:
-                return await self._tcp_seen(message, query.address, timeout)
-            return await dns.asyncquery.tcp(message, query.address, timeout=timeout, port=self.port)
-        return await udp_exchange(query.address, self.port, query.qname, query.qtype, query.edns, timeout,
-                                  self.dnssec, self.tap, self.nsid)
+            return self._tcp(query, timeout)
+        return udp_exchange(query.address, self.port, query.qname, query.qtype, query.edns, timeout,
+                            self.dnssec, self.tap, self.nsid)
+
+    async def _tcp(self, query: Query, timeout: float) -> dns.message.Message:
+        """dnspython's TCP exchange (after TC=1: rare), with the same message a UDP query carries."""
+        message = dns.message.make_query(query.qname, query.qtype, use_edns=0 if query.edns else False,
+                                         payload=EDNS_UDP_SIZE, want_dnssec=self.dnssec and query.edns,
+                                         options=[dns.edns.GenericOption(3, b"")] if self.nsid else None)
+        message.flags &= ~dns.flags.RD  # iterative: we do the recursion
+        if self.tap is not None:
+            return await self._tcp_seen(message, query.address, timeout)
+        return await dns.asyncquery.tcp(message, query.address, timeout=timeout, port=self.port)
 
 
     async def _tcp_seen(self, message: dns.message.Message, address: str, timeout: float) -> dns.message.Message:
@@ -257,6 +280,6 @@ async def udp_exchange(address: str, port: int, qname: dns.name.Name, qtype: int
         sock.close()
 
 
-def _expire(done: asyncio.Future[Reply]) -> None:
+def _expire(done: asyncio.Future[Reply] | asyncio.Future[Exchange]) -> None:
     if not done.done():
         done.set_exception(dns.exception.Timeout())
