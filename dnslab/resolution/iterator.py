@@ -51,6 +51,7 @@ _KIND_FAILURE = {
 }
 # Empty replies taken as NODATA from the second on (Unbound's EMPTY_NODATA_RETRY_COUNT).
 EMPTY_NODATA_RETRY_COUNT = 2
+_TC = int(dns.flags.TC)
 _RCODE_FAILURE = {
     dns.rcode.SERVFAIL: Failure.SERVFAIL,
     dns.rcode.REFUSED: Failure.REFUSED,
@@ -300,7 +301,7 @@ class Resolution:
         self.depth = depth
         self.goals = goals + ((qname, qtype),)
         self.cache_only = cache_only
-        self.purpose = Purpose(purpose)
+        self.purpose = purpose if type(purpose) is Purpose else Purpose(purpose)
         self.avoid = avoid
         self.why = why
         self.sname = qname
@@ -543,7 +544,7 @@ class Resolution:
             # are gone (evicted, flushed, shorter TTLs), a cached root NS set alone
             # would fail every lookup until it expires.
             if labels > 1 or any(self._addresses(ns_name) for ns_name in ns_names):
-                self._enter_zone(name if labels == len(name) else name.split(labels)[1], ns_names, "cache")
+                self._enter_zone(name if labels == len(name) else _suffix(name, labels), ns_names, "cache")
                 return
         # Nothing usable cached, not even the root: prime (RFC 8109) from the hints.
         self._enter_zone(dns.name.root, list(dict.fromkeys(n for n, _ in self.hints)), "hints")
@@ -648,19 +649,25 @@ class Resolution:
         if (pool.minimise_off or self.qtype == RdataType.DS or pool.minimise_labels >= len(self.sname)
                 or self.counts.minimise_steps >= self.settings.max_minimise_steps):
             return self.sname, self.qtype, Purpose.RESOLVE
-        _, name = self.sname.split(pool.minimise_labels)
-        return name, self.settings.minimise_qtype, Purpose.MINIMISED
+        return _suffix(self.sname, pool.minimise_labels), self.settings.minimise_qtype, Purpose.MINIMISED
 
     def _addresses(self, ns_name: dns.name.Name) -> list[str]:
-        found = list(self.learned.get(ns_name, ()))
-        types = (RdataType.A, RdataType.AAAA) if self.settings.ipv6_upstream else (RdataType.A,)
-        for rdtype in types:
-            found.extend(self.cache.addresses(ns_name, rdtype))
-        if self.settings.do_not_query_localhost:
+        """The addresses known for an NS name, without repeats: the hints', then those learned in this
+        lookup, then the cache's A and (with ipv6_upstream) AAAA records.  A new list each call."""
+        settings = self.settings
+        found = self.cache.addresses(ns_name, RdataType.A)  # a new list: ours to extend
+        if settings.ipv6_upstream:
+            found += self.cache.addresses(ns_name, RdataType.AAAA)
+        if self.learned:  # (most lookups learn nothing: no Name hashed for nothing)
+            found = list(self.learned.get(ns_name, ())) + found
+        if settings.do_not_query_localhost:
             # Only what the DNS said: root hints on loopback are the operator's own choice
             # (Knot Resolver exempts them too).
             found = [address for address in found if not _loopback(address)]
-        return list(dict.fromkeys(list(self.pool.hint_addresses.get(ns_name, ())) + found))
+        hints = self.pool.hint_addresses
+        if hints:
+            found = list(hints.get(ns_name, ())) + found
+        return found if len(found) < 2 else list(dict.fromkeys(found))
 
     def _parent_glue(self, ns_name: dns.name.Name, known: list[str]) -> list[str]:
         """Parent-side glue addresses of an NS name that differ from those already known."""
@@ -752,12 +759,12 @@ class Resolution:
             return self._no_reply(query, reading.failure, shared)
         assert reply is not None
         classified = classify(reply, query.qname, query.qtype, query.zone, harden_glue=self.settings.harden_glue)
-        if reply.flags & dns.flags.TC and not query.tcp:
+        if reply.flags & _TC and not query.tcp:
             self._emit_reply(query, reply, rtt, classified, "truncated")
             if not shared:
                 self.infra.success(query.address, rtt)
             return self._resend(replace(query, tcp=True))
-        if reply.flags & dns.flags.TC:
+        if reply.flags & _TC:
             # Truncated over TCP: the answer does not fit even in 64 KB, so what came is not the
             # whole RRset and cannot be used; Knot Resolver marks such a server broken too.
             return self._unusable(query, reply, rtt, classified, Failure.BROKEN, shared, "truncated over TCP")
@@ -1058,18 +1065,34 @@ def chain_end(qname: dns.name.Name, answer: list[dns.rrset.RRset]) -> dns.name.N
     return name
 
 
-_ZONE_TEXTS: dict[dns.name.Name, str] = {}
+# Both keyed by a name's labels, whose tuple hashes and compares in C (a Name's hash and
+# equality are Python code, and a zone's Name is a new object in each lookup).
+_ZONE_TEXTS: dict[tuple[bytes, ...], str] = {}
+_SUFFIXES: dict[tuple[bytes, ...], dns.name.Name] = {}
+_NAME_MEMORY = 4096  # entries of each; a table starts afresh when full
 
 
 def _zone_text(zone: dns.name.Name) -> str:
-    """A zone's name for infra, remembered: every query sent needs it, and zones are few.  Infra folds
-    its case (the text remembered may be another case of the same name)."""
-    text = _ZONE_TEXTS.get(zone)
+    """A zone's name for infra, remembered: every query sent needs it, and zones are few."""
+    labels = zone.labels
+    text = _ZONE_TEXTS.get(labels)
     if text is None:
-        if len(_ZONE_TEXTS) >= 4096:
+        if len(_ZONE_TEXTS) >= _NAME_MEMORY:
             _ZONE_TEXTS.clear()
-        text = _ZONE_TEXTS[zone] = zone.to_text()
+        text = _ZONE_TEXTS[labels] = zone.to_text()
     return text
+
+
+def _suffix(name: dns.name.Name, labels: int) -> dns.name.Name:
+    """The last *labels* labels of *name* (`name.split(labels)[1]`), remembered: the zones a walk
+    enters and the minimised names it asks are few, and making a Name costs more than finding it."""
+    suffix = name.labels[-labels:]
+    found = _SUFFIXES.get(suffix)
+    if found is None:
+        if len(_SUFFIXES) >= _NAME_MEMORY:
+            _SUFFIXES.clear()
+        found = _SUFFIXES[suffix] = name.split(labels)[1]
+    return found
 
 
 def _text(name: dns.name.Name | None) -> str:

@@ -192,12 +192,12 @@ class RecursiveResolver:
         """
         key = (qname, qtype, cache_only)
         in_flight = self._in_flight
-        if key in in_flight:
-            running = in_flight[key]
+        size = len(in_flight)
+        running = in_flight.setdefault(key, None)  # one hash of the key, whether ours or another's
+        if len(in_flight) == size:  # already in flight: join it
             if running is None:  # the first waiter to join makes the future the others wait on
                 running = in_flight[key] = asyncio.get_running_loop().create_future()
             return await asyncio.shield(running)
-        in_flight[key] = None
         try:
             if cache_only:
                 result = await self._drive(self._resolution(qname, qtype, cache_only=True, trace=trace))
