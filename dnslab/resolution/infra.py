@@ -30,13 +30,12 @@ server timed out three times, then 5 s passed" without waiting.
 
 from __future__ import annotations
 
+import collections
 import enum
 import math
 import random
 from dataclasses import dataclass, field
 from typing import Collection, Sequence
-
-import cachetools
 
 from dnslab.core.clock import Clock
 from dnslab.core.errors import ConfigError
@@ -220,9 +219,9 @@ class Infra:
         # Predictable server choice helps an off-path spoofer a little, so the
         # default is the OS source; tests inject a seeded Random.
         self.rng = rng if rng is not None else random.SystemRandom()
-        self._states: cachetools.LRUCache[str, _State] = cachetools.LRUCache(
-            maxsize=settings.max_servers
-        )
+        # Least recently used first (`_get` moves a server to the end, `_state` evicts from the front):
+        # cachetools.LRUCache's rules, at one C call per lookup instead of four Python calls.
+        self._states: collections.OrderedDict[str, _State] = collections.OrderedDict()
 
     # -- choose ---------------------------------------------------------------
 
@@ -243,22 +242,30 @@ class Infra:
         _reject_str(candidates, "candidates")
         _reject_str(exclude, "exclude")
         now = self.clock.now()
-        skip = set(exclude)
-        key = None if zone is None else _zone_key(zone)
+        skip = exclude if type(exclude) is set or type(exclude) is frozenset else set(exclude)
+        key = None  # the zone's key, made when a server has lame marks to look it up in
         usable: list[tuple[str, float, _State | None]] = []
         lame: list[tuple[str, float, _State | None]] = []
         held: list[str] = []
         due: list[tuple[float, str, _State]] = []
+        states = self._states
+        unknown = self.settings.unknown_rtt
         for address in dict.fromkeys(candidates):  # de-duplicated, order kept
             if address in skip:
                 continue
-            state = self._states.get(address)  # touches the LRU: in active use
+            state = states.get(address)
+            if state is None:  # never asked: closed, with the neutral estimate (`_estimate`)
+                usable.append((address, unknown, None))
+                continue
+            states.move_to_end(address)  # in active use (LRU)
             breaker = _breaker(state, now)
             if breaker is Breaker.CLOSED:
-                if key is not None and state is not None and state.lame_until.get(key, now) > now:
-                    lame.append((address, self._estimate(state), state))
-                else:
-                    usable.append((address, self._estimate(state), state))
+                if zone is not None and state.lame_until:
+                    key = key or _zone_key(zone)
+                    if state.lame_until.get(key, now) > now:
+                        lame.append((address, self._estimate(state), state))
+                        continue
+                usable.append((address, self._estimate(state), state))
                 continue
             held.append(address)
             if (
@@ -341,7 +348,7 @@ class Infra:
         server, doubled per consecutive timeout and kept within
         [min_timeout, max_timeout] so one dead server cannot eat the budget.
         """
-        return self._timeout(self._states.get(address))
+        return self._timeout(self._get(address))
 
     def _timeout(self, state: _State | None) -> float:
         s = self.settings
@@ -454,7 +461,7 @@ class Infra:
 
     def edns_supported(self, address: str) -> bool:
         """Whether to send EDNS to ``address``; True until `mark_no_edns`."""
-        state = self._states.get(address)
+        state = self._get(address)
         return True if state is None else state.edns
 
     def mark_no_edns(self, address: str) -> None:
@@ -500,14 +507,22 @@ class Infra:
         )
 
     def _peek(self, address: str) -> _State | None:
-        # The base-class lookup reads without moving the key to the MRU end.
-        if address not in self._states:
-            return None
-        return cachetools.Cache.__getitem__(self._states, address)
+        """A server's state, without moving it to the most recently used end."""
+        return self._states.get(address)
+
+    def _get(self, address: str) -> _State | None:
+        """A server's state, as a use: it moves to the most recently used end."""
+        state = self._states.get(address)
+        if state is not None:
+            self._states.move_to_end(address)
+        return state
 
     def _state(self, address: str) -> _State:
-        state = self._states.get(address)
+        """A server's state, made (the least recently used one forgotten when full) if there is none."""
+        state = self._get(address)
         if state is None:
+            if len(self._states) >= self.settings.max_servers:
+                self._states.popitem(last=False)
             state = self._states[address] = _State()
         return state
 

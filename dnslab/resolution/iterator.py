@@ -45,10 +45,6 @@ if TYPE_CHECKING:  # the store's module imports the validator, which imports thi
 
 RdataType = dns.rdatatype.RdataType
 
-_KIND_FAILURE = {
-    ReplyKind.LAME: Failure.LAME,
-    ReplyKind.FORMERR: Failure.FORMERR,
-}
 # Empty replies taken as NODATA from the second on (Unbound's EMPTY_NODATA_RETRY_COUNT).
 EMPTY_NODATA_RETRY_COUNT = 2
 _TC = int(dns.flags.TC)
@@ -792,7 +788,9 @@ class Resolution:
                 classified = replace(classified, kind=ReplyKind.NODATA, empty=False)
             elif query.address not in self.pool.tried:
                 self.pool.empty_once.add(query.address)
-        failure = _KIND_FAILURE.get(classified.kind)
+        # (Compared, not looked up in a table: an Enum hashes in Python.)
+        kind = classified.kind
+        failure = Failure.LAME if kind is ReplyKind.LAME else Failure.FORMERR if kind is ReplyKind.FORMERR else None
         if classified.kind is ReplyKind.ERROR:
             failure = _RCODE_FAILURE.get(classified.rcode, Failure.SERVFAIL)
         if failure is not None and minimised and failure is not Failure.LAME:
@@ -803,10 +801,11 @@ class Resolution:
             return State.CHOOSE_SERVER
         if failure is not None:
             return self._unusable(query, reply, rtt, classified, failure, shared, classified.kind.value)
-        meaning = classified.kind.value
-        if minimised and classified.kind is not ReplyKind.REFERRAL:
-            meaning = "nxdomain: asking the full name" if classified.kind is ReplyKind.NXDOMAIN else "no cut here"
-        self._emit_reply(query, reply, rtt, classified, meaning)
+        if self.trace is not None:  # (an enum's .value is Python code: only for a trace)
+            meaning = classified.kind.value
+            if minimised and classified.kind is not ReplyKind.REFERRAL:
+                meaning = "nxdomain: asking the full name" if classified.kind is ReplyKind.NXDOMAIN else "no cut here"
+            self._emit_reply(query, reply, rtt, classified, meaning)
         self.pool.tried.discard(query.address)  # it answered (after an empty reply, say): usable again
         if not shared:
             self.infra.success(query.address, rtt)

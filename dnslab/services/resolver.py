@@ -76,8 +76,9 @@ class Stats:
     # Answered by the full path; the replays are in _replays.
     _answered: int = 0
     _hits: int = 0
-    _by_type: dict[str, int] = field(default_factory=dict)
-    _by_rcode: dict[str, int] = field(default_factory=dict)
+    # By type and rcode as numbers: their texts (dnspython's enum lookups) are made when read.
+    _by_type: dict[int, int] = field(default_factory=dict)
+    _by_rcode: dict[int, int] = field(default_factory=dict)
     _replays: dict[tuple[str, str], list[int]] = field(default_factory=dict)
 
     def replay_counter(self, type_text: str, rcode_text: str) -> list[int]:
@@ -90,14 +91,14 @@ class Stats:
     def answered(self, rdtype: int, result: Result) -> None:
         """A reply from the full path."""
         self._answered += 1
-        type_text, rcode_text = dns.rdatatype.to_text(rdtype), dns.rcode.to_text(result.rcode)
-        self._by_type[type_text] = self._by_type.get(type_text, 0) + 1
-        self._by_rcode[rcode_text] = self._by_rcode.get(rcode_text, 0) + 1
+        rcode = result.rcode
+        self._by_type[rdtype] = self._by_type.get(rdtype, 0) + 1
+        self._by_rcode[rcode] = self._by_rcode.get(rcode, 0) + 1
         if result.from_cache:
             self._hits += 1
         else:
             self.cache_misses += 1
-        self.servfails += result.rcode == dns.rcode.SERVFAIL
+        self.servfails += rcode == dns.rcode.SERVFAIL
 
     @property
     def replayed(self) -> int:
@@ -114,14 +115,14 @@ class Stats:
 
     @property
     def by_type(self) -> dict[str, int]:
-        return self._tally(self._by_type, 0)
+        return self._tally({dns.rdatatype.to_text(t): n for t, n in self._by_type.items()}, 0)
 
     @property
     def by_rcode(self) -> dict[str, int]:
-        return self._tally(self._by_rcode, 1)
+        return self._tally({dns.rcode.to_text(r): n for r, n in self._by_rcode.items()}, 1)
 
     def _tally(self, full: dict[str, int], which: int) -> dict[str, int]:
-        counts = dict(full)
+        counts = full
         for pair, counter in self._replays.items():
             if counter[0]:
                 counts[pair[which]] = counts.get(pair[which], 0) + counter[0]
