@@ -754,7 +754,7 @@ class Resolution:
         if reading.failure is not None:
             return self._no_reply(query, reading.failure, shared)
         assert reply is not None
-        classified = classify(reply, query.qname, query.qtype, query.zone, harden_glue=self.settings.harden_glue)
+        classified = _classify(reply, query, self.settings.harden_glue)
         if reply.flags & _TC and not query.tcp:
             self._emit_reply(query, reply, rtt, classified, "truncated")
             if not shared:
@@ -1092,6 +1092,32 @@ def _suffix(name: dns.name.Name, labels: int) -> dns.name.Name:
             _SUFFIXES.clear()
         found = _SUFFIXES[suffix] = name.split(labels)[1]
     return found
+
+
+# The classifications of recent replies, by reply object.  Lookups that joined another's exchange
+# (the upstream merges identical questions in flight) read the very reply the sender read, for the
+# same name, type and zone: they take the sender's Classified instead of classifying it again.
+# Sharing it is safe: classify never changes what it returned, and the iterator replaces a
+# Classified (dataclasses.replace) rather than changing it.  Each entry holds its reply, so the
+# id it is found by cannot be another object's while it is here.
+_CLASSIFIED: dict[int, tuple[AnyReply, Query, bool, Classified]] = {}
+_CLASSIFIED_MEMORY = 256
+
+
+def _classify(reply: AnyReply, query: Query, harden_glue: bool) -> Classified:
+    """classify(), or the classification of the same reply to the same question made just before."""
+    known = _CLASSIFIED.get(id(reply))
+    if known is not None:
+        asked = known[1]
+        # Label tuples compare in C, and exactly (a name in another case is classified anew).
+        if (known[0] is reply and known[2] is harden_glue and asked.qtype == query.qtype
+                and asked.qname.labels == query.qname.labels and asked.zone.labels == query.zone.labels):
+            return known[3]
+    classified = classify(reply, query.qname, query.qtype, query.zone, harden_glue=harden_glue)
+    if len(_CLASSIFIED) >= _CLASSIFIED_MEMORY:
+        _CLASSIFIED.clear()
+    _CLASSIFIED[id(reply)] = (reply, query, harden_glue, classified)
+    return classified
 
 
 def _text(name: dns.name.Name | None) -> str:
