@@ -429,6 +429,9 @@ class Cache:
         self._settings = settings
         self._rng = rng if rng is not None else random.Random()
         self._store = _Store(settings.max_entries)
+        # The types of the positive RRsets stored since the last flush: `get_above` probes every
+        # ancestor of a name for a DNAME, which is seldom anywhere, and cannot find a type never stored.
+        self._types: set[int] = set()
         # Goes up whenever live data is replaced or forgotten (not when it merely
         # expires): the resolver's wire-level answers are valid only within one version.
         self.version = 0
@@ -485,6 +488,7 @@ class Cache:
         covers = int(rrset.covers)
         extra = _PLAIN if sigs is None and not proof and not covers else _Extra(
             sigs=_signatures(sigs, ttl), proof=proof or None, covers=covers)
+        self._types.add(rdtype)
         store.put(key, _Entry(
             EntryKind.POSITIVE, name, rdtype, rdatas, rank if type(rank) is Rank else Rank(rank), ttl,
             expires_at, drop_at, source=source, zone=zone, extra=extra
@@ -548,6 +552,8 @@ class Cache:
         """`get` for the closest proper ancestor of *name* with a live *rdtype* RRset of at least
         *min_rank* (a DNAME above a name): the keys are probed by label suffix, without making a
         Name for each ancestor."""
+        if rdtype not in self._types:
+            return None
         folded = _fold(name)
         now = self._clock.now()
         use = self._store.use
@@ -742,6 +748,7 @@ class Cache:
 
     def flush(self) -> None:
         self._store.clear()
+        self._types.clear()
         self.version += 1
         for listener in self.on_flush:
             listener()

@@ -35,7 +35,7 @@ import enum
 import math
 import random
 from dataclasses import dataclass, field
-from typing import Collection, Sequence
+from typing import Collection, NamedTuple, Sequence
 
 from dnslab.core.clock import Clock
 from dnslab.core.errors import ConfigError
@@ -79,9 +79,8 @@ class Reason(enum.Enum):
     ONLY_LAME_LEFT = "only lame left"  # every other candidate tried or held down: a lame one, as a last resort
 
 
-@dataclass(frozen=True)
-class Choice:
-    """The server to try next, for how long, and why."""
+class Choice(NamedTuple):
+    """The server to try next, for how long, and why (a named tuple: one is made per query sent)."""
 
     address: str
     reason: Reason

@@ -33,8 +33,7 @@ import os
 import socket
 import struct
 import time
-from dataclasses import dataclass
-from typing import Awaitable
+from typing import Awaitable, NamedTuple
 
 import dns.asyncbackend
 import dns.asyncquery
@@ -115,8 +114,7 @@ def reply_matches(data: bytes, qid: int, question: bytes) -> bool:
     return len(got) == len(question) and got[-4:] == question[-4:] and got[:-4].lower() == question[:-4].lower()
 
 
-@dataclass(frozen=True)
-class Exchange:
+class Exchange(NamedTuple):
     """How one query went: the query as sent, and either the reply or the error.
 
     *shared* says this lookup joined another's exchange: the reply is real, but
@@ -159,7 +157,6 @@ class Upstream:
             flight = flights.setdefault(key, waiters)  # one hash of the key, whether ours or another's
             if flight is not waiters:
                 return await self._join(flight, query, wait_limit)
-        outcome = Exchange(query, None, ConnectionError("the exchange was cancelled"), 0.0)
         # Not loop.time(): uvloop's clock ticks in whole milliseconds (libuv's uv_now), so a
         # loopback exchange of 0.4 ms measured 0 or 1 ms, and traces and SRTTs said "0 ms".
         started = time.perf_counter()
@@ -168,11 +165,12 @@ class Upstream:
             outcome = Exchange(query, reply, None, time.perf_counter() - started)
         except (dns.exception.DNSException, OSError, EOFError, ConnectionError) as exc:
             outcome = Exchange(query, None, exc, time.perf_counter() - started)
-        finally:
+        except BaseException:  # cancelled (or a bug of ours): the lookups that joined it go on without it
             if merge:
-                for waiter in flights.pop(key):
-                    if not waiter.done():  # (a waiter whose lookup was cancelled, or whose wait ran out)
-                        waiter.set_result(outcome)
+                _settle(flights.pop(key), Exchange(query, None, ConnectionError("the exchange was cancelled"), 0.0))
+            raise
+        if merge:
+            _settle(flights.pop(key), outcome)
         return outcome
 
     async def _join(self, waiters: list[asyncio.Future[Exchange]], query: Query, wait_limit: float) -> Exchange:
@@ -293,6 +291,13 @@ async def udp_exchange(address: str, port: int, qname: dns.name.Name, qtype: int
             loop.remove_reader(fd)
     finally:
         sock.close()
+
+
+def _settle(waiters: list[asyncio.Future[Exchange]], outcome: Exchange) -> None:
+    """Hand a flight's outcome to the lookups that joined it (not those whose wait ended already)."""
+    for waiter in waiters:
+        if not waiter.done():  # (a waiter whose lookup was cancelled, or whose wait ran out)
+            waiter.set_result(outcome)
 
 
 def _expire(done: asyncio.Future[Reply] | asyncio.Future[Exchange]) -> None:
