@@ -273,7 +273,7 @@ def _build(name: dns.name.Name, rdatas: _Records | list[dns.rdata.Rdata], covers
 #   (folded, rdtype, EntryKind.NODATA | SERVFAIL)
 # The class is always IN: the resolver serves IN only.
 _Key = tuple
-_NS = int(dns.rdatatype.NS)
+_NS, _CNAME = int(dns.rdatatype.NS), int(dns.rdatatype.CNAME)
 
 
 class _Store:
@@ -289,11 +289,11 @@ class _Store:
     the lookup's Python work.
     """
 
-    __slots__ = ("maxsize", "_data", "_lru", "_heap", "_seq")
+    __slots__ = ("maxsize", "data", "_lru", "_heap", "_seq")
 
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
-        self._data: dict[_Key, _Entry] = {}  # in the order first stored
+        self.data: dict[_Key, _Entry] = {}  # in the order first stored; `Cache.holds` reads it directly
         # Least recently used first: each key's item in the heap, (drop time, sequence, key).  An
         # OrderedDict, not a dict, whose first key after many moves is found by a long scan.
         self._lru: collections.OrderedDict[_Key, tuple[float, int, _Key]] = collections.OrderedDict()
@@ -306,16 +306,16 @@ class _Store:
         if item is None:
             return None
         self._lru.move_to_end(key)
-        return self._data[key] if now < item[0] else None
+        return self.data[key] if now < item[0] else None
 
     def peek(self, key: _Key) -> _Entry | None:
         """The entry as stored, due or not, without counting as a use."""
-        return self._data.get(key)
+        return self.data.get(key)
 
     def put(self, key: _Key, entry: _Entry, now: float) -> None:
         self.expire(now)
         drop = entry.drop_at
-        data, lru = self._data, self._lru
+        data, lru = self.data, self._lru
         if not now < drop:  # (never: every entry is stored with a TTL above 0)
             if key in data:
                 self.delete(key, now)
@@ -338,7 +338,7 @@ class _Store:
 
     def delete(self, key: _Key, now: float) -> bool:
         """Forget an entry, due or not; whether it was live."""
-        del self._data[key]
+        del self.data[key]
         return now < self._lru.pop(key)[0]
 
     def expire(self, now: float) -> None:
@@ -353,7 +353,7 @@ class _Store:
             if lru.get(key) is item:
                 if now < item[0]:
                     return
-                del self._data[key]
+                del self.data[key]
                 del lru[key]
             heapq.heappop(heap)
 
@@ -361,15 +361,15 @@ class _Store:
         """The keys not due to be dropped, in the order first stored (the due ones are dropped, as
         list(TLRUCache) drops them when it asks the length)."""
         self.expire(now)
-        return list(self._data)
+        return list(self.data)
 
     def clear(self) -> None:
-        self._data.clear()
+        self.data.clear()
         self._lru.clear()
         self._heap.clear()
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(self.data)
 
 # Seconds an expired positive entry is remembered when serve-stale is off.
 EXPIRED_MEMORY = 300
@@ -519,6 +519,16 @@ class Cache:
             self._answer(entry, remaining, rotate), remaining, entry.ttl, entry.rank, False, entry.expires_at,
             entry, _signatures(entry.sigs, remaining), entry.zone, entry.proof or (), entry.security
         )
+
+    def holds(self, name: dns.name.Name, rdtype: int) -> bool:
+        """Whether anything is stored (live or not) that `get(name, rdtype)`, `get_negative(name,
+        rdtype)` or `get(name, CNAME)` could return.  False answers all three "no" at the cost
+        of one (a lookup's first step, for a name most often not in the cache at all); it is not
+        a use, and neither would the three misses have been."""
+        folded = _fold(name)
+        data = self._store.data
+        return ((folded, rdtype) in data or (folded, EntryKind.NXDOMAIN) in data
+                or (folded, rdtype, EntryKind.NODATA) in data or (folded, _CNAME) in data)
 
     def addresses(self, name: dns.name.Name, rdtype: int) -> list[str]:
         """The addresses of a live A or AAAA RRset, [] without one: `get` without building an RRset.

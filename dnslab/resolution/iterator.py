@@ -394,7 +394,10 @@ class Resolution:
 
     def _lookup_cache(self) -> State:
         """Answer sname from the cache if it can; if it cannot, find where to start asking."""
-        hit = self.cache.get(self.sname, self.qtype)
+        # Most names a lookup starts at are not in the cache at all: one look for any entry
+        # at the name that could answer (or deny) the question, instead of one `get` each.
+        held = self.cache.holds(self.sname, self.qtype)
+        hit = self.cache.get(self.sname, self.qtype) if held else None
         if hit is not None and hit.rank >= Rank.ANSWER:
             # Glue and a referral's NS set are cached to find servers, but RFC 2181
             # §5.4.1 forbids returning them as answers: ask the zone itself instead.
@@ -402,7 +405,7 @@ class Resolution:
             self._add(Evidence(hit.rrset, hit.sigs, hit.zone, hit.proof, hit.security,
                                source=getattr(hit.entry, "source", None)))
             return self._finish(dns.rcode.NOERROR)
-        negative = self.cache.get_negative(self.sname, self.qtype)
+        negative = self.cache.get_negative(self.sname, self.qtype) if held else None
         if negative is not None:
             rcode = dns.rcode.NXDOMAIN if negative.kind is NegativeKind.NXDOMAIN else dns.rcode.NOERROR
             self._emit_cache(self.qtype, "negative", negative.remaining, rcode=dns.rcode.to_text(rcode),
@@ -415,7 +418,7 @@ class Resolution:
             # RFC 6672 §3.4: the answer carries the DNAME and the CNAME it synthesises,
             # from the cache as when it came from the server (Unbound's synth_dname_msg).
             return self._follow_cached_dname(dname)
-        cname = self.cache.get(self.sname, RdataType.CNAME) if self.qtype != RdataType.CNAME else None
+        cname = self.cache.get(self.sname, RdataType.CNAME) if held and self.qtype != RdataType.CNAME else None
         if cname is None:
             synthesis = self.nsec.synthesise(self.sname, self.qtype) if self.nsec is not None else None
             if synthesis is not None:
