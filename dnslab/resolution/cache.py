@@ -494,8 +494,12 @@ class Cache:
             expires_at, drop_at, source=source, zone=zone, extra=extra
         ), now)
         if rank >= Rank.ANSWER:
-            store.pop((folded, rdtype, EntryKind.NODATA), now)
-            store.pop((folded, EntryKind.NXDOMAIN), now)
+            data = store.data
+            nodata, nxdomain = (folded, rdtype, EntryKind.NODATA), (folded, EntryKind.NXDOMAIN)
+            if nodata in data:  # (most often neither is: no call to make)
+                store.pop(nodata, now)
+            if nxdomain in data:
+                store.pop(nxdomain, now)
         return True
 
     def get(

@@ -111,6 +111,8 @@ def reply_matches(data: bytes, qid: int, question: bytes) -> bool:
         return False
     end = HEADER.size + len(question)
     got = data[HEADER.size:end]
+    if got == question:  # (most servers echo the question as asked)
+        return True
     return len(got) == len(question) and got[-4:] == question[-4:] and got[:-4].lower() == question[:-4].lower()
 
 
