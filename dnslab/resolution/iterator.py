@@ -250,6 +250,12 @@ class ServerPool:
     minimise_off: bool = False
 
 
+# The pool of a lookup that has entered no zone yet (or is finding the next one): no servers,
+# no hints.  Shared by every lookup, so it cannot change: its sets are frozen (an add raises).
+_NO_POOL = ServerPool(dns.name.root, [], {}, frozenset(), frozenset(), frozenset(),  # type: ignore[arg-type]
+                      frozenset(), minimise_off=True)
+
+
 @dataclass
 class Answer:
     """The answer being built: the CNAME/DNAME chain so far, with its evidence, and any denial."""
@@ -318,7 +324,7 @@ class Resolution:
         # Zones whose delegation was fetched again from the parent as the last resort.
         self.refetched: set[dns.name.Name] = set()
         self.find_from: dns.name.Name | None = None  # where FIND_ZONE starts, when not at the name
-        self.pool = ServerPool(dns.name.root, [], minimise_off=not settings.qname_minimisation)
+        self.pool = _NO_POOL  # until FIND_ZONE enters a zone
         self.states = states
         self.state = State.START
         if states is not None:
@@ -540,7 +546,7 @@ class Resolution:
         name = self.sname.parent() if self.qtype == RdataType.DS and self.sname != dns.name.root else self.sname
         if start is not None:
             name = start
-        self.pool.hint_addresses = {}  # only addresses the cache holds count below
+        self.pool = _NO_POOL  # only addresses the cache holds count below (no hints)
         for labels, ns_names in self.cache.delegations(name):
             # The root's servers can only be found from the hints: if their addresses
             # are gone (evicted, flushed, shorter TTLs), a cached root NS set alone
