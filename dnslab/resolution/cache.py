@@ -534,6 +534,13 @@ class Cache:
         return ((folded, rdtype) in data or (folded, EntryKind.NXDOMAIN) in data
                 or (folded, rdtype, EntryKind.NODATA) in data or (folded, _CNAME) in data)
 
+    def remembers(self, name: dns.name.Name, rdtype: int) -> bool:
+        """Whether a positive entry for the question (live or expired) or a SERVFAIL for it is
+        stored: False says at once that `expired_since` and `servfail` would both find nothing."""
+        folded = _fold(name)
+        data = self._store.data
+        return (folded, rdtype) in data or (folded, rdtype, EntryKind.SERVFAIL) in data
+
     def addresses(self, name: dns.name.Name, rdtype: int) -> list[str]:
         """The addresses of a live A or AAAA RRset, [] without one: `get` without building an RRset.
 

@@ -82,6 +82,8 @@ def stale_answer(cache: Cache, qname: dns.name.Name, qtype: int) -> Result | Non
 
 def plan(cache: Cache, qname: dns.name.Name, qtype: int) -> Plan:
     """Before a client's lookup: stale data to keep aside, and whether a cached SERVFAIL answers now."""
+    if not cache.settings.serve_stale and not cache.remembers(qname, qtype):
+        return _LOOKUP  # nothing stale to keep, nothing expired, no SERVFAIL: one look says so
     stale = stale_answer(cache, qname, qtype)
     expired = cache.expired_since(qname, qtype) is not None
     if cache.is_servfail(qname, qtype):
