@@ -398,7 +398,9 @@ def _fold_to_keep(name: dns.name.Name) -> tuple[bytes, ...]:
     (about 190 bytes an entry for a three-label name).
     """
     labels = name.labels
-    folded = tuple([label.lower() for label in labels])
+    folded = _FOLDED.get(labels)  # (a lookup has mostly folded the name already: no lowering again)
+    if folded is None:
+        folded = tuple([label.lower() for label in labels])
     return labels if folded == labels else folded
 
 

@@ -51,6 +51,7 @@ from dnslab.resolution.iterator import Query
 from dnslab.services.capture import UPSTREAM, Packet, Sink
 
 _QUESTION_TAIL = struct.Struct("!HH")
+_LENGTH_BYTE = [bytes((length,)) for length in range(256)]  # a label's length octet
 _OPT_RR = struct.Struct("!BHHIH")
 _NSID_REQUEST = b"\x00\x03\x00\x00"  # EDNS option 3 (NSID, RFC 5001), empty: "who are you?"
 _OPCODE_MASK = 0x7800
@@ -84,7 +85,12 @@ def build_query(qname: dns.name.Name, qtype: int, qid: int, edns: bool,
     EDNS0 with our 1232-byte UDP size when *edns*, DO=1 with *dnssec*, an empty NSID
     option with *nsid*), without building a Message.
     """
-    question = qname.to_wire() + _QUESTION_TAIL.pack(qtype, 1)  # type: ignore[operator]
+    labels = qname.labels
+    if labels and not labels[-1]:  # absolute: its wire form, as Name.to_wire() writes it, at a third of the cost
+        name_wire = b"".join([_LENGTH_BYTE[len(label)] + label for label in labels])
+    else:
+        name_wire = qname.to_wire()  # type: ignore[assignment]  # (raises for a relative name, as before)
+    question = name_wire + _QUESTION_TAIL.pack(qtype, 1)
     header = HEADER.pack(qid, 0, 1, 0, 0, 1 if edns else 0)
     if edns:
         options = _NSID_REQUEST if nsid else b""
