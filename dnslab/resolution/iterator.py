@@ -891,11 +891,13 @@ class Resolution:
         # A positive reply's NSEC/NSEC3 records prove a wildcard expansion (of the data or of a
         # CNAME on the way): they go with each RRset of the chain, and the validator uses them
         # for the one whose RRSIG shows it was expanded.
-        proof = classified.proof_with_sigs() if kind in (ReplyKind.ANSWER, ReplyKind.CNAME) else ()
+        proof = classified.proof_with_sigs() if classified.proof and kind in (ReplyKind.ANSWER, ReplyKind.CNAME) else ()
+        # (Most replies carry no RRSIGs: then no (name, type) key is hashed to look for them.)
+        signed = classified.signed if classified.sigs else _unsigned
         for rrset in classified.chain:
             if rrset.rdtype == RdataType.CNAME and _via(classified.chain, rrset) == "DNAME":
                 continue  # synthesised: rebuilt from the cached DNAME, so a cached answer keeps the DNAME
-            self.cache.put(rrset, rank, source, classified.signed(rrset), zone, proof)
+            self.cache.put(rrset, rank, source, signed(rrset), zone, proof)
         for glue in classified.glue:
             self.cache.put(glue, Rank.ADDITIONAL, source)
         for rrset in classified.chain:
@@ -904,12 +906,12 @@ class Resolution:
                 # The DNAME and the CNAME made from it go with the SERVFAIL (see _fail).
                 index = classified.chain.index(rrset)
                 for looping in classified.chain[index:index + 2]:
-                    self._add(Evidence(looping, classified.signed(looping), zone, proof,
+                    self._add(Evidence(looping, signed(looping), zone, proof,
                                        synthesised=looping.rdtype == RdataType.CNAME))
                 return self._fail(f"DNAME loop: {rrset.name} DNAME {rrset[0].target} points below itself",  # type: ignore[attr-defined]
                                   keep_chain=True)
             synthesised = rrset.rdtype == RdataType.CNAME and _via(classified.chain, rrset) == "DNAME"
-            self._add(Evidence(rrset, classified.signed(rrset), zone, proof, synthesised=synthesised,
+            self._add(Evidence(rrset, signed(rrset), zone, proof, synthesised=synthesised,
                                source=source, forged=classified.forged.get(rrset.name) if synthesised else None))
             if (rrset is not classified.answer and rrset.rdtype == RdataType.CNAME
                     and not self._restart_at(rrset[0].target, _via(classified.chain, rrset))):  # type: ignore[attr-defined]
@@ -1130,6 +1132,11 @@ def _classify(reply: AnyReply, query: Query, harden_glue: bool) -> Classified:
         _CLASSIFIED.clear()
     _CLASSIFIED[id(reply)] = (reply, query, harden_glue, classified)
     return classified
+
+
+def _unsigned(_rrset: dns.rrset.RRset) -> None:
+    """`Classified.signed` for a reply without RRSIGs."""
+    return None
 
 
 def _text(name: dns.name.Name | None) -> str:
