@@ -302,16 +302,16 @@ class RecursiveResolver:
             if remaining <= 0:
                 return Result(dns.rcode.SERVFAIL,
                               reason=f"no answer within {self.settings.query_time_limit:g} s")
-            done = await self.upstream.exchange(action, min(action.timeout, remaining), remaining, merge)
-            query, error, shared = done.query, done.error, done.shared
+            query, reply, error, rtt, shared = await self.upstream.exchange(
+                action, min(action.timeout, remaining), remaining, merge)
             if count:
                 if shared:
                     self.stats.merged_queries += 1
                 else:
                     self.stats.upstream_queries += 1
             if error is None:
-                assert done.reply is not None
-                resolution.on_reply(query, done.reply, done.rtt, shared=shared)
+                assert reply is not None
+                resolution.on_reply(query, reply, rtt, shared=shared)
             elif isinstance(error, dns.exception.Timeout):
                 self.stats.timeouts += count and not shared
                 resolution.on_timeout(query, shared=shared)
