@@ -556,8 +556,8 @@ class Cache:
             return []
         return [rdata.address for rdata in entry.rdatas]  # type: ignore[attr-defined]
 
-    def delegations(self, name: dns.name.Name) -> Iterator[tuple[int, list[dns.name.Name]]]:
-        """The live NS sets at *name* and above, closest first, as (labels of the owner, NS names).
+    def closest_delegation(self, name: dns.name.Name) -> tuple[int, list[dns.name.Name]] | None:
+        """The closest live NS set at *name* or above, as (labels of the owner, NS names), or None.
 
         What the iterator needs to find the closest zone it knows, as `get(..., NS)` at
         each ancestor would find it, but probed by label suffix: no Name is made for each
@@ -569,7 +569,8 @@ class Cache:
         for cut in range(len(folded)):
             entry = use((folded[cut:], _NS), now)
             if entry is not None and entry.expires_at > now:
-                yield len(folded) - cut, [rdata.target for rdata in entry.rdatas]  # type: ignore[attr-defined]
+                return len(folded) - cut, [rdata.target for rdata in entry.rdatas]  # type: ignore[attr-defined]
+        return None
 
     def get_above(self, name: dns.name.Name, rdtype: int, min_rank: Rank) -> CacheHit | None:
         """`get` for the closest proper ancestor of *name* with a live *rdtype* RRset of at least

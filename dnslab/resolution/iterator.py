@@ -547,10 +547,13 @@ class Resolution:
         if start is not None:
             name = start
         self.pool = _NO_POOL  # only addresses the cache holds count below (no hints)
-        for labels, ns_names in self.cache.delegations(name):
+        closest = self.cache.closest_delegation(name)
+        if closest is not None:
+            labels, ns_names = closest
             # The root's servers can only be found from the hints: if their addresses
             # are gone (evicted, flushed, shorter TTLs), a cached root NS set alone
-            # would fail every lookup until it expires.
+            # would fail every lookup until it expires.  (The root is the last place
+            # a delegation can be: nothing is left to look at after it.)
             if labels > 1 or any(self._addresses(ns_name) for ns_name in ns_names):
                 self._enter_zone(name if labels == len(name) else _suffix(name, labels), ns_names, "cache")
                 return
