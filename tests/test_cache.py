@@ -728,3 +728,61 @@ def test_get_above_finds_the_closest_ancestor_of_rank_enough() -> None:
     clock.advance(100)  # the closer one expired: the next one up answers
     hit = cache.get_above(n("x.a.b.example."), dname, Rank.ANSWER)
     assert hit is not None and hit.rrset.name == n("example.")
+
+
+class _Dropped:
+    """An entry as the store sees it: only its drop time matters."""
+
+    def __init__(self, drop_at: float) -> None:
+        self.drop_at = drop_at
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_store_keeps_and_drops_what_cachetools_tlrucache_would(seed: int) -> None:
+    """The cache's store replaced cachetools.TLRUCache for speed; it must keep its rules (drop at
+    the stored time, LRU eviction after the due entries, iteration in first-stored order), so
+    random operations on both, under one fake clock, must see the same entries at every step."""
+    import cachetools
+
+    from dnslab.resolution.cache import _Store
+
+    rng = random.Random(seed)
+    now = [0.0]
+    size = rng.randint(1, 6)
+    reference = cachetools.TLRUCache(maxsize=size, ttu=lambda _k, v, _n: v.drop_at, timer=lambda: now[0])
+    store = _Store(size)
+    for _ in range(300):
+        now[0] += rng.choice([0.0, 0.0, 0.5, 1.0, 3.0])
+        key, op = rng.randint(0, 9), rng.random()
+        if op < 0.35:
+            entry = _Dropped(now[0] + rng.choice([1, 2, 5, 10]))
+            reference[key] = entry
+            store.put(key, entry, now[0])  # type: ignore[arg-type]
+        elif op < 0.65:  # a use: Cache._use indexed the TLRUCache after a membership test
+            expected = None
+            if cachetools.Cache.__contains__(reference, key):
+                try:
+                    expected = reference[key]
+                except KeyError:
+                    expected = None
+            assert store.use(key, now[0]) is expected
+        elif op < 0.75:
+            reference.pop(key, None)
+            store.pop(key, now[0])
+        elif op < 0.85 and cachetools.Cache.__contains__(reference, key):
+            try:
+                del reference[key]
+                live = True
+            except KeyError:
+                live = False
+            assert store.delete(key, now[0]) is live
+        elif op < 0.93:
+            assert store.live_keys(now[0]) == list(reference)
+        else:
+            store.expire(now[0])
+            assert len(store) == len(reference)
+        try:
+            stored = cachetools.Cache.__getitem__(reference, key)
+        except KeyError:
+            stored = None
+        assert store.peek(key) is stored
