@@ -1,14 +1,13 @@
 """The resolver's memory: positive RRsets, RFC 2308 negative answers and recent SERVFAILs.
 
 Modelled on Unbound's rrset and message caches.  Every entry carries its own
-expiry, so one store (`_Store`: cachetools.TLRUCache's rules, in fewer steps)
-holds them all and one bound (``max_entries``) covers positive, negative and
+expiry, so one ``cachetools.TLRUCache`` (behind `_Store`) holds them all and one bound (``max_entries``) covers positive, negative and
 SERVFAIL entries together.
 Time comes only from the injected clock, so a test says "300 seconds pass"
 instead of sleeping; randomness (for RANDOM rotation) only from the injected
 ``random.Random``, so a seed makes it reproducible.
 
-The store decides when an entry is *dropped*; whether it is still *live*
+The TLRUCache decides when an entry is *dropped*; whether it is still *live*
 is decided by comparing ``now`` with the entry's own expiry.  The two
 differ when serve-stale keeps expired data around for ``stale_window``, and
 expired entries are remembered a little even without it (so a trace can say
@@ -17,15 +16,14 @@ expired entries are remembered a little even without it (so a trace can say
 
 from __future__ import annotations
 
-import collections
 import enum
-import heapq
 import logging
 import math
 import random
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
+import cachetools
 import dns.name
 import dns.rdata
 import dns.rdataclass
@@ -276,100 +274,80 @@ _Key = tuple
 _NS, _CNAME = int(dns.rdatatype.NS), int(dns.rdatatype.CNAME)
 
 
-class _Store:
-    """What `Cache` keeps its entries in: cachetools.TLRUCache's behaviour, without its layers.
+def _ttu(_key: _Key, entry: _Entry, _now: float) -> float:
+    return entry.drop_at
 
-    The same rules: each entry is dropped at the time its ``drop_at`` said when it was
-    stored; a use moves it to the most recently used end; storing a new key into a
-    full store first drops what is due and then the least recently used entries;
-    iteration shows live keys in the order they were first stored.  But one call
-    per lookup, with the caller's `now`, where TLRUCache takes five or six Python
-    calls (its timer's context manager and the clock's own call among them): the
-    cache is probed a dozen times per cold lookup, and its layers were a sixth of
-    the lookup's Python work.
+
+_present = cachetools.Cache.__contains__  # stored at all (due or not), without an LRU move: one dict lookup
+_stored = cachetools.Cache.__getitem__  # the entry as stored: no LRU move, no expiry check
+
+
+class _Store:
+    """Where `Cache` keeps its entries: one cachetools.TLRUCache, through the few calls the cache makes.
+
+    The TLRUCache drops each entry at its own ``drop_at`` and the least recently
+    used beyond max_entries; whether an entry is still *live* is the caller's
+    comparison with its own ``now``.  A miss, most of a cold walk's probes, is
+    one dict lookup (`_present`) instead of the KeyErrors cachetools raises and
+    catches; *now* is taken for the day the store reads it, the TLRUCache reads
+    the cache's clock itself.
     """
 
-    __slots__ = ("maxsize", "data", "_lru", "_heap", "_seq")
+    __slots__ = ("_tlru",)
 
-    def __init__(self, maxsize: int) -> None:
-        self.maxsize = maxsize
-        self.data: dict[_Key, _Entry] = {}  # in the order first stored; `Cache.holds` reads it directly
-        # Least recently used first: each key's item in the heap, (drop time, sequence, key).  An
-        # OrderedDict, not a dict, whose first key after many moves is found by a long scan.
-        self._lru: collections.OrderedDict[_Key, tuple[float, int, _Key]] = collections.OrderedDict()
-        self._heap: list[tuple[float, int, _Key]] = []  # by drop time; an item not in _lru was replaced or removed
-        self._seq = 0  # tells items of the same drop time apart, so keys are never compared
+    def __init__(self, maxsize: int, timer: Callable[[], float]) -> None:
+        self._tlru: cachetools.TLRUCache = cachetools.TLRUCache(maxsize=maxsize, ttu=_ttu, timer=timer)
 
     def use(self, key: _Key, now: float) -> _Entry | None:
-        """The entry, if stored and not due to be dropped; a use, for LRU (a due one moves too, as in TLRUCache)."""
-        item = self._lru.get(key)
-        if item is None:
+        """The entry, if stored and not yet dropped; a use, for LRU."""
+        tlru = self._tlru
+        if not _present(tlru, key):
             return None
-        self._lru.move_to_end(key)
-        return self.data[key] if now < item[0] else None
+        try:
+            return tlru[key]  # type: ignore[no-any-return]
+        except KeyError:  # due: dropped now
+            return None
+
+    def holds(self, key: _Key) -> bool:
+        """Whether the key is stored at all, due or not, without counting as a use."""
+        return _present(self._tlru, key)  # type: ignore[no-any-return]
 
     def peek(self, key: _Key) -> _Entry | None:
         """The entry as stored, due or not, without counting as a use."""
-        return self.data.get(key)
+        try:
+            return _stored(self._tlru, key)  # type: ignore[no-any-return]
+        except KeyError:
+            return None
 
     def put(self, key: _Key, entry: _Entry, now: float) -> None:
-        self.expire(now)
-        drop = entry.drop_at
-        data, lru = self.data, self._lru
-        if not now < drop:  # (never: every entry is stored with a TTL above 0)
-            if key in data:
-                self.delete(key, now)
-            return
-        if key not in data:
-            while len(data) >= self.maxsize:
-                self.delete(next(iter(lru)), now)  # the least recently used (the due ones are gone)
-        data[key] = entry
-        if key in lru:
-            lru.move_to_end(key)
-        self._seq += 1
-        lru[key] = item = (drop, self._seq, key)
-        heapq.heappush(self._heap, item)
+        self._tlru[key] = entry
 
     def pop(self, key: _Key, now: float) -> None:
-        """Forget a live entry (a due one stays until it is dropped, as TLRUCache.pop leaves it)."""
-        item = self._lru.get(key)
-        if item is not None and now < item[0]:
-            self.delete(key, now)
+        """Forget a live entry."""
+        self._tlru.pop(key, None)
 
     def delete(self, key: _Key, now: float) -> bool:
-        """Forget an entry, due or not; whether it was live."""
-        del self.data[key]
-        return now < self._lru.pop(key)[0]
+        """Forget an entry; whether it was still stored (not dropped meanwhile)."""
+        try:
+            del self._tlru[key]
+        except KeyError:
+            return False
+        return True
 
     def expire(self, now: float) -> None:
         """Drop every entry whose time has come."""
-        heap, lru = self._heap, self._lru
-        if len(heap) > 2 * len(lru):  # replaced items pile up: sweep them out
-            self._heap = heap = [item for item in heap if lru.get(item[2]) is item]
-            heapq.heapify(heap)
-        while heap:
-            item = heap[0]
-            key = item[2]
-            if lru.get(key) is item:
-                if now < item[0]:
-                    return
-                del self.data[key]
-                del lru[key]
-            heapq.heappop(heap)
+        self._tlru.expire()
 
     def live_keys(self, now: float) -> list[_Key]:
-        """The keys not due to be dropped, in the order first stored (the due ones are dropped, as
-        list(TLRUCache) drops them when it asks the length)."""
-        self.expire(now)
-        return list(self.data)
+        """The keys not yet dropped, in the order first stored."""
+        return list(self._tlru)
 
     def clear(self) -> None:
-        self.data.clear()
-        self._lru.clear()
-        self._heap.clear()
+        self._tlru.clear()
 
     def __len__(self) -> int:
-        return len(self.data)
+        return len(self._tlru)
+
 
 # Seconds an expired positive entry is remembered when serve-stale is off.
 EXPIRED_MEMORY = 300
@@ -430,7 +408,7 @@ class Cache:
         self._clock = clock
         self._settings = settings
         self._rng = rng if rng is not None else random.Random()
-        self._store = _Store(settings.max_entries)
+        self._store = _Store(settings.max_entries, clock.now)
         # The types of the positive RRsets stored since the last flush: `get_above` probes every
         # ancestor of a name for a DNAME, which is seldom anywhere, and cannot find a type never stored.
         self._types: set[int] = set()
@@ -496,11 +474,10 @@ class Cache:
             expires_at, drop_at, source=source, zone=zone, extra=extra
         ), now)
         if rank >= Rank.ANSWER:
-            data = store.data
             nodata, nxdomain = (folded, rdtype, EntryKind.NODATA), (folded, EntryKind.NXDOMAIN)
-            if nodata in data:  # (most often neither is: no call to make)
+            if store.holds(nodata):  # (most often neither is: no pop to make)
                 store.pop(nodata, now)
-            if nxdomain in data:
+            if store.holds(nxdomain):
                 store.pop(nxdomain, now)
         return True
 
@@ -532,16 +509,16 @@ class Cache:
         of one (a lookup's first step, for a name most often not in the cache at all); it is not
         a use, and neither would the three misses have been."""
         folded = _fold(name)
-        data = self._store.data
-        return ((folded, rdtype) in data or (folded, EntryKind.NXDOMAIN) in data
-                or (folded, rdtype, EntryKind.NODATA) in data or (folded, _CNAME) in data)
+        stored = self._store.holds
+        return (stored((folded, rdtype)) or stored((folded, EntryKind.NXDOMAIN))
+                or stored((folded, rdtype, EntryKind.NODATA)) or stored((folded, _CNAME)))
 
     def remembers(self, name: dns.name.Name, rdtype: int) -> bool:
         """Whether a positive entry for the question (live or expired) or a SERVFAIL for it is
         stored: False says at once that `expired_since` and `servfail` would both find nothing."""
         folded = _fold(name)
-        data = self._store.data
-        return (folded, rdtype) in data or (folded, rdtype, EntryKind.SERVFAIL) in data
+        stored = self._store.holds
+        return stored((folded, rdtype)) or stored((folded, rdtype, EntryKind.SERVFAIL))
 
     def addresses(self, name: dns.name.Name, rdtype: int) -> list[str]:
         """The addresses of a live A or AAAA RRset, [] without one: `get` without building an RRset.

@@ -30,13 +30,14 @@ server timed out three times, then 5 s passed" without waiting.
 
 from __future__ import annotations
 
-import collections
 import enum
 import math
 import operator
 import random
 from dataclasses import dataclass, field
 from typing import Collection, NamedTuple, Sequence
+
+import cachetools
 
 from dnslab.core.clock import Clock
 from dnslab.core.errors import ConfigError
@@ -223,9 +224,7 @@ class Infra:
         # Predictable server choice helps an off-path spoofer a little, so the
         # default is the OS source; tests inject a seeded Random.
         self.rng = rng if rng is not None else random.SystemRandom()
-        # Least recently used first (`_get` moves a server to the end, `_state` evicts from the front):
-        # cachetools.LRUCache's rules, at one C call per lookup instead of four Python calls.
-        self._states: collections.OrderedDict[str, _State] = collections.OrderedDict()
+        self._states: cachetools.LRUCache[str, _State] = cachetools.LRUCache(maxsize=settings.max_servers)
 
     # -- choose ---------------------------------------------------------------
 
@@ -258,11 +257,10 @@ class Infra:
         for address in dict.fromkeys(candidates):  # de-duplicated, order kept
             if address in skip:
                 continue
-            state = states.get(address)
+            state = states.get(address)  # touches the LRU: in active use
             if state is None:  # never asked: closed, with the neutral estimate (`_estimate`)
                 usable.append((address, unknown, None))
                 continue
-            states.move_to_end(address)  # in active use (LRU)
             breaker = Breaker.CLOSED if state.held_until is None else _breaker(state, now)
             if breaker is Breaker.CLOSED:
                 # `_estimate`, without the call for a server with no timeouts in a row.
@@ -287,8 +285,6 @@ class Infra:
         passed_over = tuple([address for address, _, _ in lame]) if lame else ()
         if usable:
             (address, _, state), reason = self._pick(usable)
-            if state is not None:
-                states.move_to_end(address)  # (as `timeout(address)` touches it)
             return Choice(address, reason, self._timeout(state), tuple(held), passed_over)
         if due:
             # The server that has waited longest gets the probe; min() is stable.
@@ -521,21 +517,19 @@ class Infra:
 
     def _peek(self, address: str) -> _State | None:
         """A server's state, without moving it to the most recently used end."""
-        return self._states.get(address)
+        # The base-class lookup reads without moving the key to the MRU end.
+        if address not in self._states:
+            return None
+        return cachetools.Cache.__getitem__(self._states, address)  # type: ignore[no-any-return]
 
     def _get(self, address: str) -> _State | None:
         """A server's state, as a use: it moves to the most recently used end."""
-        state = self._states.get(address)
-        if state is not None:
-            self._states.move_to_end(address)
-        return state
+        return self._states.get(address)
 
     def _state(self, address: str) -> _State:
-        """A server's state, made (the least recently used one forgotten when full) if there is none."""
-        state = self._get(address)
+        """A server's state, made (the LRUCache forgets the least recently used one when full) if there is none."""
+        state = self._states.get(address)
         if state is None:
-            if len(self._states) >= self.settings.max_servers:
-                self._states.popitem(last=False)
             state = self._states[address] = _State()
         return state
 
