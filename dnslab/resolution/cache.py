@@ -32,6 +32,7 @@ import dns.rrset
 
 from dnslab.core.clock import Clock
 from dnslab.core.errors import ConfigError
+from dnslab.core.names import folded as folded_labels
 
 _log = logging.getLogger(__name__)
 
@@ -353,19 +354,9 @@ class _Store:
 EXPIRED_MEMORY = 300
 
 
-_FOLDED: dict[tuple[bytes, ...], tuple[bytes, ...]] = {}
-_FOLD_MEMORY = 4096  # label tuples remembered; the table starts afresh when full
-
-
 def _fold(name: dns.name.Name) -> tuple[bytes, ...]:
-    """The key form of a name, remembered: a cold lookup folds the same few names a dozen times."""
-    labels = name.labels
-    folded = _FOLDED.get(labels)
-    if folded is None:
-        if len(_FOLDED) >= _FOLD_MEMORY:
-            _FOLDED.clear()
-        folded = _FOLDED[labels] = tuple([label.lower() for label in labels])
-    return folded
+    """The key form of a name (`names.folded`, remembered: a cold lookup folds the same few names a dozen times)."""
+    return folded_labels(name.labels)
 
 
 def _fold_to_keep(name: dns.name.Name) -> tuple[bytes, ...]:
@@ -376,10 +367,8 @@ def _fold_to_keep(name: dns.name.Name) -> tuple[bytes, ...]:
     (about 190 bytes an entry for a three-label name).
     """
     labels = name.labels
-    folded = _FOLDED.get(labels)  # (a lookup has mostly folded the name already: no lowering again)
-    if folded is None:
-        folded = tuple([label.lower() for label in labels])
-    return labels if folded == labels else folded
+    lower = folded_labels(labels)  # (a lookup has mostly folded the name already: no lowering again)
+    return labels if lower == labels else lower
 
 
 def _signatures(sigs: dns.rrset.RRset | None, ttl: int) -> dns.rrset.RRset | None:
