@@ -16,6 +16,7 @@ import dns.rrset
 
 from dnslab.core.clock import FakeClock
 from dnslab.core.fastpath import AnswerCache
+from dnslab.core.reader import read_plain_query
 from dnslab.resolution.answer import (
     _made_response,
     build_reply,
@@ -80,10 +81,12 @@ def test_the_direct_error_reply_is_the_one_make_response_gives() -> None:
                                        payload=rng.choice([512, 1232, 4096]))
         asked.id = index
         asked.flags = dns.flags.Flag(rng.choice([0, 0x0100, 0x0110, 0x0130, 0x05B0]))
+        read = read_plain_query(asked.to_wire())  # the resolver's own reading, as parse_query gives it
         asked = dns.message.from_wire(asked.to_wire())
         for rcode in (NOERROR, SERVFAIL, dns.rcode.NXDOMAIN, dns.rcode.REFUSED, dns.rcode.BADVERS):
             direct, made = error_reply(asked, rcode), _made_response(asked, rcode)
-            assert direct.to_wire() == made.to_wire()
+            assert direct.to_wire() == made.to_wire() == error_reply(read, rcode).to_wire()
+            assert type(direct.flags) is type(made.flags)
             assert (direct.flags, direct.edns, direct.ednsflags, direct.payload, direct.request_payload,
                     direct.pad, direct.rcode()) == (made.flags, made.edns, made.ednsflags, made.payload,
                                                     made.request_payload, made.pad, made.rcode())

@@ -13,6 +13,7 @@ import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
+import dns.rdata
 import dns.rdatatype
 import dns.rrset
 import dns.tsigkeyring
@@ -27,15 +28,23 @@ TYPES = ["A", "AAAA", "NS", "SOA", "MX", "TXT", "CNAME", "DNAME", "PTR", "DS", "
 
 
 def sections(message: dns.message.Message | Reply) -> list[list[tuple[object, ...]]]:
-    """Each section as (name with its case, class, type, covers, TTL, rdata with case) in order."""
+    """Each section as (name with its case, class, type, covers, TTL, rdata with case) in order; each
+    rdata by the dnspython class it is (the reader's Wire classes are subclasses) and its hash."""
     return [[(rrset.name.labels, rrset.rdclass, rrset.rdtype, rrset.covers, rrset.ttl,
-              [(type(rd), rd.to_wire()) for rd in rrset])
+              [(dnspython_class(rd), rd.to_wire(), hash(rd)) for rd in rrset])
              for rrset in section] for section in (message.answer, message.authority, message.additional)]
+
+
+def dnspython_class(rdata: dns.rdata.Rdata) -> type:
+    return next(cls for cls in type(rdata).__mro__ if cls.__module__.startswith("dns."))
 
 
 def assert_same(wire: bytes) -> None:
     expected = dns.message.from_wire(wire)
     got = read_reply(wire)
+    for mine, theirs in zip(got.answer + got.authority + got.additional,
+                            expected.answer + expected.authority + expected.additional):
+        assert mine == theirs and theirs == mine and not mine != theirs  # equal RRsets, rdata by rdata
     assert got.id == expected.id and got.flags == expected.flags and got.rcode() == expected.rcode()
     assert (got.edns, got.ednsflags, got.payload) == (expected.edns, expected.ednsflags, expected.payload)
     assert [(o.otype, o.to_wire()) for o in got.options] == [(o.otype, o.to_wire()) for o in expected.options]
@@ -280,3 +289,47 @@ def test_a_reply_too_large_or_with_options_is_left_to_dnspython() -> None:
     assert write_reply(reply, 1232) == reply.to_wire(max_size=1232, want_shuffle=False)
     reply.use_edns(0, 0, 1232, options=[dns.edns.EDEOption(dns.edns.EDECode.OTHER, "why")])
     assert write_reply(reply, 1232) is None
+
+
+def test_the_readers_records_hash_as_dnspythons_through_copies() -> None:
+    """A, AAAA, NS and CNAME records keep their hash in a slot: copies, replacements and pickles keep it right."""
+    import copy
+    import pickle
+
+    message = dns.message.make_response(dns.message.make_query("www.example.com.", "A"))
+    for rdtype, text in (("A", "192.0.2.1"), ("AAAA", "2001:db8::1"), ("NS", "Ns1.Example.com."),
+                         ("CNAME", "Host.example.NET.")):
+        message.answer.append(dns.rrset.from_text("www.example.com.", 300, "IN", rdtype, text))
+    got = read_reply(message.to_wire())
+    assert len(got.answer) == 4
+    for mine, theirs in zip(got.answer, message.answer):
+        record, expected = mine[0], theirs[0]
+        assert type(record) is not type(expected)  # the reader's own class, or this test tests nothing
+        for other in (record, copy.copy(record), copy.deepcopy(record), pickle.loads(pickle.dumps(record)),
+                      record.replace(), record.replace(rdcomment="x")):
+            assert hash(other) == hash(expected) and other == expected and expected == other
+    changed = got.answer[0][0].replace(address="192.0.2.9")  # a new value: its hash is computed afresh
+    assert hash(changed) == hash(dns.rdata.from_text("IN", "A", "192.0.2.9")) != hash(got.answer[0][0])
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_the_wire_records_match_dnspythons_made_directly_or_by_their_constructors(
+        direct: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both ways plain_records makes a reply's A, AAAA, NS and CNAME records (directly, or by the
+    constructors when the import-time check finds the direct way does not match) give dnspython's record."""
+    from dnslab.core import plain_records
+
+    for flag in ("WIRE_A_DIRECT", "WIRE_AAAA_DIRECT", "WIRE_TARGETS_DIRECT"):
+        assert getattr(plain_records, flag)  # the installed dnspython passes the check
+        monkeypatch.setattr(plain_records, flag, direct)
+    target = dns.name.from_text("Ns1.EXAMPLE.com.")
+    made = [plain_records.wire_address(1, b"\xc0\x00\x02\x01"),
+            plain_records.wire_address(28, b"\x20\x01\x0d\xb8" + bytes(11) + b"\x01"),
+            plain_records.wire_target(2, target, target.to_wire()[:-1]),
+            plain_records.wire_target(5, target, target.to_wire()[:-1])]
+    expected = [dns.rdata.from_text("IN", rdtype, text) for rdtype, text in (
+        ("A", "192.0.2.1"), ("AAAA", "2001:db8::1"), ("NS", "Ns1.EXAMPLE.com."), ("CNAME", "Ns1.EXAMPLE.com."))]
+    for mine, theirs in zip(made, expected):
+        assert isinstance(mine, type(theirs)) and type(mine) is not type(theirs)
+        assert mine == theirs and hash(mine) == hash(theirs) and mine.to_wire() == theirs.to_wire()
+        assert mine.to_text() == theirs.to_text()  # the case of the target kept

@@ -308,14 +308,14 @@ def _error_reply_keeps_question_and_flags(reply: dns.message.Message, name: str,
 
 def test_an_internal_error_is_a_servfail_that_keeps_the_question_and_flags(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """A bug of ours (here: the answer step raising, as a validator crash did) still gives
-    the client the question, RA, RD and CD back, not a bare header."""
+    """A bug of ours (here: the lookup step every client question goes through raising, as a
+    validator crash did) still gives the client the question, RA, RD and CD back, not a bare header."""
     from dnslab.services.resolver import RecursiveResolver
 
     async def broken(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(RecursiveResolver, "answer", broken)
+    monkeypatch.setattr(RecursiveResolver, "resolve", broken)
     zones, _ = load_zones(zone_files(SAMPLE_ZONES))
     lab = Lab(zones, port=0)
     with LabThread(lab):

@@ -21,15 +21,18 @@ word the error.
 from __future__ import annotations
 
 import binascii
+import inspect
+import pickle
 import re
 
+import dns.ipv6
 import dns.name
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 
 from dnslab.core import names
-from dnslab.core.names import label_hash
+from dnslab.core.names import label_hash, name_equal, name_unequal
 
 RdataType = dns.rdatatype.RdataType
 _IN = dns.rdataclass.IN
@@ -44,21 +47,10 @@ class PlainName(dns.name.Name):  # type: ignore[misc, valid-type]
     __slots__ = ()
 
     __hash__ = label_hash
-
-    def __eq__(self, other: object) -> bool:
-        """Name.__eq__ (the same labels but for ASCII case), without the walk of Name.fullcompare.
-
-        That hash also collides a lot (host0009 and host0010 hash alike: 9 * 9 + 9 = 9 * 10 + 0),
-        so dict lookups compare names often.
-        """
-        if not isinstance(other, dns.name.Name):
-            return False
-        mine, theirs = self.labels, other.labels
-        return mine == theirs or (len(mine) == len(theirs)
-                                  and [label.lower() for label in mine] == [label.lower() for label in theirs])
-
-    def __ne__(self, other: object) -> bool:
-        return not self.__eq__(other)
+    # Name.__eq__ without the walk of Name.fullcompare (`core.names`); that hash collides a lot
+    # (host0009 and host0010 hash alike: 9 * 9 + 9 = 9 * 10 + 0), so dict lookups compare names often.
+    __eq__ = name_equal
+    __ne__ = name_unequal
 
 
 def canonical_wire(name: dns.name.Name) -> bytes:
@@ -102,7 +94,7 @@ def _name_shortcut_holds() -> bool:
     return True
 
 
-NAMES_DIRECT = names.LABEL_HASH_HOLDS and _name_shortcut_holds()
+NAMES_DIRECT = names.LABEL_HASH_HOLDS and names.METHODS_HOLD and _name_shortcut_holds()
 
 
 def make_name(labels: tuple[bytes, ...]) -> dns.name.Name:
@@ -277,3 +269,111 @@ def text_record(string: bytes) -> dns.rdata.Rdata | None:
     if TXT_DIRECT:
         return _new_record(PlainTXT, RdataType.TXT, "strings", (string,))
     return _TXT(_IN, RdataType.TXT, [string])  # type: ignore[no-any-return]
+
+
+# --- records read from the wire ---------------------------------------------------------
+#
+# The upstream reader (core/reader) has each A, AAAA, NS and CNAME record's bytes in hand:
+# the wire form Rdata.__hash__ would write again (through to_digestable, a BytesIO and
+# inet_aton) every time the record is put in a set, an RRset or a cache entry, compared
+# as part of an RRset, or looked up.  These subclasses keep that hash in a slot, made
+# from the bytes once; everything else (equality, text, wire, pickling, replace) is the
+# base class's.  Made through their constructor (replace, unpickling into a fresh
+# object), they compute the slot from dnspython's own hash.
+
+_NS = dns.rdata.get_rdata_class(_IN, RdataType.NS)
+_CNAME = dns.rdata.get_rdata_class(_IN, RdataType.CNAME)
+
+
+def _wire_class(base: type, field: str) -> type:
+    """*base* with its hash kept in a slot (see above)."""
+
+    def __init__(self, rdclass, rdtype, value):  # type: ignore[no-untyped-def]
+        base.__init__(self, rdclass, rdtype, value)
+        _set(self, "_hash", _rdata_hash(self))
+
+    def __hash__(self) -> int:  # type: ignore[no-untyped-def]
+        return self._hash  # type: ignore[no-any-return]
+
+    __init__.__signature__ = inspect.signature(base.__init__)  # type: ignore[attr-defined]  # Rdata.replace reads it
+    return type(f"Wire{base.__name__}", (base,), {
+        "__slots__": ("_hash",), "__init__": __init__, "__hash__": __hash__, "__module__": __name__,
+        "__doc__": f"dnspython's {base.__name__} record as read from a reply, its hash kept from its wire bytes."})
+
+
+_rdata_hash = dns.rdata.Rdata.__hash__
+WireA = _wire_class(_A, "address")
+WireAAAA = _wire_class(_AAAA, "address")
+WireNS = _wire_class(_NS, "target")
+WireCNAME = _wire_class(_CNAME, "target")
+
+
+def _wire_record(cls: type, rdtype: RdataType, field: str, value: object, digest: bytes) -> dns.rdata.Rdata:
+    record = _new(cls)
+    _set(record, "rdclass", _IN)
+    _set(record, "rdtype", rdtype)
+    _set(record, "rdcomment", None)
+    _set(record, field, value)
+    _set(record, "_hash", hash(digest))
+    return record
+
+
+def _ipv4_text(raw: bytes) -> str:
+    return f"{raw[0]}.{raw[1]}.{raw[2]}.{raw[3]}"
+
+
+def _wire_shortcut_holds(cls: type, rdtype: RdataType, field: str, value: object, digest: bytes,
+                         made_from: object) -> bool:
+    """Whether the record _wire_record builds from *value* and *digest* (the bytes the reader hashes)
+    is the constructor's from *made_from*: the same slots, equal both ways, the same hash as
+    dnspython's own class, the same wire form; and whether replace and pickling keep the hash right."""
+    base = cls.__mro__[1]
+    made = base(_IN, rdtype, made_from)
+    built = _wire_record(cls, rdtype, field, value, digest)
+    slots = [slot for kind in base.__mro__ for slot in getattr(kind, "__slots__", ())]
+    if set(slots) != {"rdclass", "rdtype", "rdcomment", field} or built.to_wire() != made.to_wire():
+        return False
+    if not all(getattr(made, s) == getattr(built, s) and type(getattr(made, s)) is type(getattr(built, s))
+               for s in slots):
+        return False
+    copies = [built.replace(), pickle.loads(pickle.dumps(built)), cls(_IN, rdtype, made_from)]
+    return all(hash(one) == hash(made) == _rdata_hash(made) and one == made and made == one and not one != made
+               and one.to_digestable() == made.to_digestable() for one in [built, *copies])
+
+
+def wire_address(rdtype: int, raw: bytes) -> dns.rdata.Rdata:
+    """The A (4 bytes) or AAAA (16 bytes) record of *raw*, hashed from it; the caller checked the length."""
+    if rdtype == RdataType.A:
+        if WIRE_A_DIRECT:
+            return _wire_record(WireA, RdataType.A, "address", _ipv4_text(raw), raw)
+        return WireA(_IN, RdataType.A, raw)  # type: ignore[no-any-return]
+    if WIRE_AAAA_DIRECT:
+        return _wire_record(WireAAAA, RdataType.AAAA, "address", dns.ipv6.inet_ntoa(raw), raw)
+    return WireAAAA(_IN, RdataType.AAAA, raw)  # type: ignore[no-any-return]
+
+
+def wire_target(rdtype: int, target: dns.name.Name, raw: bytes) -> dns.rdata.Rdata:
+    """The NS or CNAME record of *target*, whose wire form without the root label is *raw* (case as sent).
+
+    Its hash is of the canonical form, raw.lower() and the root label: label lengths are
+    under 64, which lower() leaves alone.
+    """
+    if WIRE_TARGETS_DIRECT:
+        if rdtype == RdataType.NS:
+            return _wire_record(WireNS, RdataType.NS, "target", target, raw.lower() + b"\x00")
+        return _wire_record(WireCNAME, RdataType.CNAME, "target", target, raw.lower() + b"\x00")
+    return (WireNS if rdtype == RdataType.NS else WireCNAME)(_IN, rdtype, target)  # type: ignore[no-any-return]
+
+
+_SAMPLE_TARGETS = [dns.name.Name(labels) for labels in [(b"Ns1", b"EXAMPLE", b"com", b""), (b"",),
+                                                        (b"a" * 63, b"\xff\x00-_*Z", b"")]]
+# The digests as wire_address and wire_target make them: the address bytes; the target's bytes
+# as sent, lowercased, and the root label.
+WIRE_A_DIRECT = all(_wire_shortcut_holds(WireA, RdataType.A, "address", _ipv4_text(raw), raw, raw)
+                    for raw in (b"\xc0\x00\x02\x01", bytes(4), b"\xff" * 4, b"\x0a\x00\x00\x01"))
+WIRE_AAAA_DIRECT = all(_wire_shortcut_holds(WireAAAA, RdataType.AAAA, "address", dns.ipv6.inet_ntoa(raw), raw, raw)
+                       for raw in (bytes(16), b"\x20\x01\x0d\xb8" + bytes(11) + b"\x01",
+                                   bytes(10) + b"\xff\xff\xc0\x00\x02\x01", bytes(range(16))))
+WIRE_TARGETS_DIRECT = all(
+    _wire_shortcut_holds(cls, rdtype, "target", target, target.to_wire()[:-1].lower() + b"\x00", target)
+    for cls, rdtype in ((WireNS, RdataType.NS), (WireCNAME, RdataType.CNAME)) for target in _SAMPLE_TARGETS)

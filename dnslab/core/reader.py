@@ -12,8 +12,11 @@ DNSKEY and every other type are still read by dnspython's own rdata parsers).
 
 What it saves: names are read straight from the bytes and interned (the
 same NS names, glue and zone names come back in reply after reply), A, AAAA,
-NS and CNAME rdata are interned too (they are immutable), and records are
-grouped into RRsets by their bytes rather than by hashing Name objects.
+NS and CNAME rdata are interned too (they are immutable) and carry the hash of
+the bytes they came in (`core.plain_records.wire_address`: dnspython's hash
+writes the record out again each time it is put in a set or compared in an
+RRset), and records are grouped into RRsets by their bytes rather than by
+hashing Name objects.
 
 It is as strict as dnspython: a name with a bad label type, a pointer that
 does not point backwards (or a chain of more than 16), a name over 255
@@ -36,13 +39,11 @@ import dns.rcode
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
-import dns.rdtypes.ANY.CNAME
-import dns.rdtypes.ANY.NS
-import dns.rdtypes.IN.A
-import dns.rdtypes.IN.AAAA
 import dns.rrset
 import dns.wire
 
+from dnslab.core.names import wire_name
+from dnslab.core.plain_records import wire_address, wire_target
 from dnslab.core.wire import query_key
 
 _HEADER = struct.Struct("!HHHHHH")
@@ -60,6 +61,7 @@ _names: dict[bytes, dns.name.Name] = {}
 _rdata: dict[tuple[int, bytes], dns.rdata.Rdata] = {}
 _TYPES: dict[int, dns.rdatatype.RdataType] = {}
 _CLASSES: dict[int, dns.rdataclass.RdataClass] = {}
+_FLAGS: dict[int, dns.flags.Flag] = {}
 
 
 class BadReply(ValueError):
@@ -161,6 +163,17 @@ def _read(wire: bytes) -> Reply:
     return reply
 
 
+def header_flags(value: int) -> dns.flags.Flag:
+    """dns.flags.Flag(value), remembered: the enum's constructor costs about a microsecond,
+    and a resolver sees the same few header words again and again."""
+    flag = _FLAGS.get(value)
+    if flag is None:
+        if len(_FLAGS) >= _INTERNED:
+            _FLAGS.clear()
+        flag = _FLAGS[value] = dns.flags.Flag(value)
+    return flag
+
+
 def _enum(memo: dict[int, object], kind: type, value: int):  # type: ignore[no-untyped-def]
     """dnspython's enum for a type or class number (made once per number: `make` is slow)."""
     found = memo.get(value)
@@ -176,8 +189,8 @@ def _name(wire: bytes, offset: int, bound: int) -> tuple[dns.name.Name, bytes, i
     *bound*, pointers only backwards (each before the part of the name read so far,
     which also bounds what follows it; at most 16 of them), 255 octets in all.
     """
-    parts: list[bytes] = []
-    total = 1
+    runs: list[bytes] = []  # the name's bytes between pointers: one slice per run, not per label
+    begin = offset
     after = -1
     hops = 0
     limit = offset  # where the part read last began: a pointer must point before it
@@ -186,15 +199,11 @@ def _name(wire: bytes, offset: int, bound: int) -> tuple[dns.name.Name, bytes, i
             raise BadReply("name past the end")
         length = wire[offset]
         if length == 0:
-            offset += 1
             break
         if length < 64:
-            stop = offset + 1 + length
-            if stop > bound:
+            offset += 1 + length
+            if offset > bound:
                 raise BadReply("label past the end")
-            parts.append(wire[offset:stop])
-            total += length + 1
-            offset = stop
         elif length >= 0xC0:
             if offset + 1 >= bound:
                 raise BadReply("pointer past the end")
@@ -204,53 +213,77 @@ def _name(wire: bytes, offset: int, bound: int) -> tuple[dns.name.Name, bytes, i
             hops += 1
             if pointer >= limit or hops > _MAX_HOPS:
                 raise BadReply("bad compression pointer")
+            runs.append(wire[begin:offset])
             bound = limit
-            limit = offset = pointer
+            limit = offset = begin = pointer
         else:
             raise BadReply("bad label type")
-    if total > _MAX_NAME:
+    if runs:
+        runs.append(wire[begin:offset])
+        raw = b"".join(runs)
+    else:
+        raw = wire[begin:offset]
+    offset += 1
+    if len(raw) >= _MAX_NAME:  # with the root label's byte, over 255 octets
         raise BadReply("name too long")
-    raw = b"".join(parts)
     name = _names.get(raw)
     if name is None:
         if len(_names) >= _INTERNED:
             _names.clear()
-        name = _names[raw] = dns.name.Name([part[1:] for part in parts] + [b""])
+        name = _names[raw] = wire_name(_labels(raw))
     return name, raw, after if after >= 0 else offset
 
 
-def _address(wire: bytes, start: int, end: int, rdtype: int, size: int, cls: type) -> dns.rdata.Rdata:
+def _labels(raw: bytes) -> tuple[bytes, ...]:
+    """The labels of a name's uncompressed wire form without its root byte, and the root label."""
+    labels = []
+    at = 0
+    while at < len(raw):
+        stop = at + 1 + raw[at]
+        labels.append(raw[at + 1:stop])
+        at = stop
+    labels.append(b"")
+    return tuple(labels)
+
+
+def _address(wire: bytes, start: int, end: int, rdtype: int, size: int) -> dns.rdata.Rdata:
     raw = wire[start:end]
     if len(raw) != size:
         raise BadReply("address of the wrong length")
-    return _interned(rdtype, raw, cls, raw)
+    key = (rdtype, raw)
+    rdata = _rdata.get(key)
+    if rdata is None:
+        rdata = _intern(key, wire_address(rdtype, raw))
+    return rdata
 
 
-def _target(wire: bytes, start: int, end: int, rdtype: int, cls: type) -> dns.rdata.Rdata:
+def _target(wire: bytes, start: int, end: int, rdtype: int) -> dns.rdata.Rdata:
     if start >= end:
         raise BadReply("empty rdata")
     name, raw, after = _name(wire, start, end)
     if after != end:
         raise BadReply("rdata does not fill its length")
-    return _interned(rdtype, raw, cls, name)  # by the bytes as sent: the target's case is kept
-
-
-def _interned(rdtype: int, raw: bytes, cls: type, value: object) -> dns.rdata.Rdata:
-    """The one record of this type and these rdata bytes (records are immutable), made from *value* once."""
-    key = (rdtype, raw)
+    key = (rdtype, raw)  # by the bytes as sent: the target's case is kept
     rdata = _rdata.get(key)
     if rdata is None:
-        if len(_rdata) >= _INTERNED:
-            _rdata.clear()
-        rdata = _rdata[key] = cls(dns.rdataclass.IN, rdtype, value)
+        rdata = _intern(key, wire_target(rdtype, name, raw))
     return rdata
 
 
+def _intern(key: tuple[int, bytes], rdata: dns.rdata.Rdata) -> dns.rdata.Rdata:
+    """Remember the one record of this type and these rdata bytes (records are immutable)."""
+    if len(_rdata) >= _INTERNED:
+        _rdata.clear()
+    _rdata[key] = rdata
+    return rdata
+
+
+# The records read here, hashed from the bytes they came in (core.plain_records' Wire classes).
 _FAST = {
-    _A: lambda wire, start, end: _address(wire, start, end, dns.rdatatype.A, 4, dns.rdtypes.IN.A.A),
-    _AAAA: lambda wire, start, end: _address(wire, start, end, dns.rdatatype.AAAA, 16, dns.rdtypes.IN.AAAA.AAAA),
-    _NS: lambda wire, start, end: _target(wire, start, end, dns.rdatatype.NS, dns.rdtypes.ANY.NS.NS),
-    _CNAME: lambda wire, start, end: _target(wire, start, end, dns.rdatatype.CNAME, dns.rdtypes.ANY.CNAME.CNAME),
+    _A: lambda wire, start, end: _address(wire, start, end, _A, 4),
+    _AAAA: lambda wire, start, end: _address(wire, start, end, _AAAA, 16),
+    _NS: lambda wire, start, end: _target(wire, start, end, _NS),
+    _CNAME: lambda wire, start, end: _target(wire, start, end, _CNAME),
 }
 
 
@@ -285,7 +318,7 @@ def read_plain_query(wire: bytes) -> dns.message.QueryMessage | None:
     if edns and (wire[offset + 9] or wire[offset + 10]):
         return None  # EDNS options
     query = dns.message.QueryMessage(id=(wire[0] << 8) | wire[1])
-    query.flags = dns.flags.Flag((wire[2] << 8) | wire[3])
+    query.flags = header_flags((wire[2] << 8) | wire[3])
     query.question = [dns.rrset.RRset(name, _enum(_CLASSES, dns.rdataclass.RdataClass, rdclass),
                                       _enum(_TYPES, dns.rdatatype.RdataType, parsed[1]))]
     if edns:

@@ -22,16 +22,16 @@ import dns.edns
 import dns.exception
 import dns.flags
 import dns.message
-import dns.opcode
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from dnslab.core.reader import read_plain_query
+from dnslab.core.reader import header_flags, read_plain_query
 from dnslab.core.writer import write_reply
 from dnslab.core.fastpath import MAX_VARIANTS, RoundRobin, WireAnswer
-from dnslab.core.wire import EDNS_UDP_SIZE, OPT, PLAIN_UDP_SIZE, header_only_reply, record_spans, ttl_offsets
+from dnslab.core.wire import (DO_BIT, EDNS_UDP_SIZE, OPCODE_MASK, OPT, PLAIN_UDP_SIZE, header_only_reply,
+                              record_spans, ttl_offsets)
 from dnslab.resolution.cache import Cache, CacheHit, Rotation
 from dnslab.resolution.iterator import Result, chain_end
 from dnslab.resolution.validator import Security
@@ -59,7 +59,7 @@ def refusal(query: dns.message.Message) -> int | None:
 
     FORMERR (not one question) goes back as a bare header, as no question can be echoed.
     """
-    if query.opcode() != dns.opcode.QUERY:
+    if int(query.flags) & OPCODE_MASK:  # opcode() without its enum: not a QUERY (0)
         return dns.rcode.NOTIMP
     if len(query.question) != 1:
         return dns.rcode.FORMERR
@@ -77,15 +77,21 @@ def error_reply(query: dns.message.Message, rcode: int) -> dns.message.Message:
     """An empty reply with our flags: RA=1, AA=0, RD and CD echoed, our EDNS if the client used it.
 
     A QUERY without EDNS padding (nearly every one) gets the Message make_response would make, built
-    directly (make_response's enum arithmetic cost a third of building a cold name's reply).
+    directly (make_response's enum arithmetic cost a third of building a cold name's reply), with the
+    header word set_rcode would leave, in plain ints.
     """
-    if query.opcode() == dns.opcode.QUERY and (query.edns < 0 or not query.options) and not query.had_tsig:
+    flags = int(query.flags)
+    if not flags & OPCODE_MASK and (query.edns < 0 or not query.options) and not query.had_tsig:
         reply = dns.message.QueryMessage(id=query.id)
-        reply.flags = dns.flags.Flag(_QR_RA | (query.flags & _RD_CD))
         reply.question = list(query.question)
         if query.edns >= 0:
-            reply.use_edns(0, query.ednsflags & dns.flags.DO, EDNS_UDP_SIZE, query.payload)
-        reply.set_rcode(rcode)
+            reply.use_edns(0, query.ednsflags & DO_BIT, EDNS_UDP_SIZE, query.payload)
+        if 0 <= rcode < 16:
+            # set_rcode's arithmetic when the rcode fits the header (its EDNS bits stay 0)
+            reply.flags = header_flags(_QR_RA | (flags & _RD_CD) | rcode)
+        else:
+            reply.flags = header_flags(_QR_RA | (flags & _RD_CD))
+            reply.set_rcode(rcode)
         return reply
     return _made_response(query, rcode)
 
@@ -113,8 +119,8 @@ def build_reply(query: dns.message.Message, result: Result, cache: Cache) -> Rep
     `get(rotate=True)`; the fast path advances the same counter), so a reply
     built here and one replayed later rotate as one.
     """
-    reply = error_reply(query, result.rcode)
-    dnssec_ok = bool(query.ednsflags & dns.flags.DO)
+    reply = error_reply(query, result.rcode)  # the empty reply with our flags (an error's whole reply); filled below
+    dnssec_ok = bool(query.ednsflags & DO_BIT)
     if result.security == Security.SECURE and (dnssec_ok or query.flags & dns.flags.AD):
         reply.flags |= dns.flags.AD  # RFC 6840 §5.7: AD for a client that asks with DO or AD
     if result.ede is not None and query.edns >= 0:

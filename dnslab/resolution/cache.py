@@ -1,17 +1,17 @@
 """The resolver's memory: positive RRsets, RFC 2308 negative answers and recent SERVFAILs.
 
 Modelled on Unbound's rrset and message caches.  Every entry carries its own
-expiry, so one ``cachetools.TLRUCache`` holds them all and one bound
-(``max_entries``) covers positive, negative and SERVFAIL entries together.
+expiry, so one ``cachetools.TLRUCache`` (behind `_Store`) holds them all and one bound (``max_entries``) covers positive, negative and
+SERVFAIL entries together.
 Time comes only from the injected clock, so a test says "300 seconds pass"
 instead of sleeping; randomness (for RANDOM rotation) only from the injected
 ``random.Random``, so a seed makes it reproducible.
 
 The TLRUCache decides when an entry is *dropped*; whether it is still *live*
-is decided here, by comparing ``now`` with the entry's own expiry.  The two
+is decided by comparing ``now`` with the entry's own expiry.  The two
 differ when serve-stale keeps expired data around for ``stale_window``, and
-doing the comparison ourselves makes "gone exactly at stored_at + ttl" hold
-whatever the cachetools version does at the boundary.
+expired entries are remembered a little even without it (so a trace can say
+"expired"), so "gone exactly at stored_at + ttl" holds whatever the store keeps.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import dns.rrset
 
 from dnslab.core.clock import Clock
 from dnslab.core.errors import ConfigError
+from dnslab.core.names import folded as folded_labels
 
 _log = logging.getLogger(__name__)
 
@@ -204,7 +205,7 @@ class _Entry:
     rank: Rank | None
     ttl: int
     expires_at: float  # live while now < expires_at
-    drop_at: float  # the TLRUCache forgets it here (expires_at, or + stale_window)
+    drop_at: float  # the store forgets it here (expires_at, or + stale_window)
     turn: int = 0
     source: str | None = None  # the server address it came from, for `dnslab cache show`
     zone: dns.name.Name | None = None  # the zone whose server sent it (where validation looks for keys)
@@ -264,35 +265,98 @@ def _build(name: dns.name.Name, rdatas: _Records | list[dns.rdata.Rdata], covers
 # compares exactly as dns.name.Name does (RFC 4343 ASCII case folding, label by
 # label, so "a.b" as one label never meets a.b as two), but hashes and compares
 # in C.  A Name key costs ~0.7 us per hash and ~0.9 us per comparison in Python,
-# and a TLRUCache lookup does several of each: folding once made `get` ~5x cheaper.
+# and a store lookup hashes its key at least once: folding once made `get` ~5x cheaper.
 # Positive entries, the hot path, use the cheapest key: (folded, rdtype).  The
 # others carry an EntryKind tag, which no rdtype int ever equals:
 #   (folded, EntryKind.NXDOMAIN)                      NXDOMAIN covers every type
 #   (folded, rdtype, EntryKind.NODATA | SERVFAIL)
 # The class is always IN: the resolver serves IN only.
 _Key = tuple
+_NS, _CNAME = int(dns.rdatatype.NS), int(dns.rdatatype.CNAME)
 
 
-# Whether a key is stored at all (expired or not), without LRU reordering: one dict lookup.
-_present = cachetools.Cache.__contains__
+def _ttu(_key: _Key, entry: _Entry, _now: float) -> float:
+    return entry.drop_at
+
+
+_present = cachetools.Cache.__contains__  # stored at all (due or not), without an LRU move: one dict lookup
+_stored = cachetools.Cache.__getitem__  # the entry as stored: no LRU move, no expiry check
+
+
+class _Store:
+    """Where `Cache` keeps its entries: one cachetools.TLRUCache, through the few calls the cache makes.
+
+    The TLRUCache drops each entry at its own ``drop_at`` and the least recently
+    used beyond max_entries; whether an entry is still *live* is the caller's
+    comparison with its own ``now``.  A miss, most of a cold walk's probes, is
+    one dict lookup (`_present`) instead of the KeyErrors cachetools raises and
+    catches; *now* is taken for the day the store reads it, the TLRUCache reads
+    the cache's clock itself.
+    """
+
+    __slots__ = ("_tlru",)
+
+    def __init__(self, maxsize: int, timer: Callable[[], float]) -> None:
+        self._tlru: cachetools.TLRUCache = cachetools.TLRUCache(maxsize=maxsize, ttu=_ttu, timer=timer)
+
+    def use(self, key: _Key, now: float) -> _Entry | None:
+        """The entry, if stored and not yet dropped; a use, for LRU."""
+        tlru = self._tlru
+        if not _present(tlru, key):
+            return None
+        try:
+            return tlru[key]  # type: ignore[no-any-return]
+        except KeyError:  # due: dropped now
+            return None
+
+    def holds(self, key: _Key) -> bool:
+        """Whether the key is stored at all, due or not, without counting as a use."""
+        return _present(self._tlru, key)  # type: ignore[no-any-return]
+
+    def peek(self, key: _Key) -> _Entry | None:
+        """The entry as stored, due or not, without counting as a use."""
+        try:
+            return _stored(self._tlru, key)  # type: ignore[no-any-return]
+        except KeyError:
+            return None
+
+    def put(self, key: _Key, entry: _Entry, now: float) -> None:
+        self._tlru[key] = entry
+
+    def pop(self, key: _Key, now: float) -> None:
+        """Forget a live entry."""
+        self._tlru.pop(key, None)
+
+    def delete(self, key: _Key, now: float) -> bool:
+        """Forget an entry; whether it was still stored (not dropped meanwhile)."""
+        try:
+            del self._tlru[key]
+        except KeyError:
+            return False
+        return True
+
+    def expire(self, now: float) -> None:
+        """Drop every entry whose time has come."""
+        self._tlru.expire()
+
+    def live_keys(self, now: float) -> list[_Key]:
+        """The keys not yet dropped, in the order first stored."""
+        return list(self._tlru)
+
+    def clear(self) -> None:
+        self._tlru.clear()
+
+    def __len__(self) -> int:
+        return len(self._tlru)
+
 
 # Seconds an expired positive entry is remembered when serve-stale is off.
 EXPIRED_MEMORY = 300
 
 
-_FOLDED: dict[tuple[bytes, ...], tuple[bytes, ...]] = {}
-_FOLD_MEMORY = 4096  # label tuples remembered; the table starts afresh when full
-
-
 def _fold(name: dns.name.Name) -> tuple[bytes, ...]:
-    """The key form of a name, remembered: a cold lookup folds the same few names a dozen times."""
-    labels = name.labels
-    folded = _FOLDED.get(labels)
-    if folded is None:
-        if len(_FOLDED) >= _FOLD_MEMORY:
-            _FOLDED.clear()
-        folded = _FOLDED[labels] = tuple([label.lower() for label in labels])
-    return folded
+    """The key form of a name (`names.folded`, remembered: a cold lookup folds the same few names a dozen times)."""
+    return folded_labels(name.labels)
 
 
 def _fold_to_keep(name: dns.name.Name) -> tuple[bytes, ...]:
@@ -303,12 +367,8 @@ def _fold_to_keep(name: dns.name.Name) -> tuple[bytes, ...]:
     (about 190 bytes an entry for a three-label name).
     """
     labels = name.labels
-    folded = tuple([label.lower() for label in labels])
-    return labels if folded == labels else folded
-
-
-def _ttu(_key: _Key, entry: _Entry, _now: float) -> float:
-    return entry.drop_at
+    lower = folded_labels(labels)  # (a lookup has mostly folded the name already: no lowering again)
+    return labels if lower == labels else lower
 
 
 def _signatures(sigs: dns.rrset.RRset | None, ttl: int) -> dns.rrset.RRset | None:
@@ -337,9 +397,10 @@ class Cache:
         self._clock = clock
         self._settings = settings
         self._rng = rng if rng is not None else random.Random()
-        self._store: cachetools.TLRUCache = cachetools.TLRUCache(
-            maxsize=settings.max_entries, ttu=_ttu, timer=clock.now
-        )
+        self._store = _Store(settings.max_entries, clock.now)
+        # The types of the positive RRsets stored since the last flush: `get_above` probes every
+        # ancestor of a name for a DNAME, which is seldom anywhere, and cannot find a type never stored.
+        self._types: set[int] = set()
         # Goes up whenever live data is replaced or forgotten (not when it merely
         # expires): the resolver's wire-level answers are valid only within one version.
         self.version = 0
@@ -374,7 +435,8 @@ class Cache:
         folded = _fold_to_keep(name)
         key = (folded, rdtype)
         now = self._clock.now()
-        old = self._peek(key)
+        store = self._store
+        old = store.peek(key)
         if old is not None and now < old.expires_at and old.rank is not None and old.rank > rank:
             _log.debug(
                 "kept %s/%s at rank %s over rank %s",
@@ -395,13 +457,17 @@ class Cache:
         covers = int(rrset.covers)
         extra = _PLAIN if sigs is None and not proof and not covers else _Extra(
             sigs=_signatures(sigs, ttl), proof=proof or None, covers=covers)
-        self._store[key] = _Entry(
-            EntryKind.POSITIVE, name, rdtype, rdatas, Rank(rank), ttl, expires_at, drop_at, source=source,
-            zone=zone, extra=extra
-        )
+        self._types.add(rdtype)
+        store.put(key, _Entry(
+            EntryKind.POSITIVE, name, rdtype, rdatas, rank if type(rank) is Rank else Rank(rank), ttl,
+            expires_at, drop_at, source=source, zone=zone, extra=extra
+        ), now)
         if rank >= Rank.ANSWER:
-            self._store.pop((folded, rdtype, EntryKind.NODATA), None)
-            self._store.pop((folded, EntryKind.NXDOMAIN), None)
+            nodata, nxdomain = (folded, rdtype, EntryKind.NODATA), (folded, EntryKind.NXDOMAIN)
+            if store.holds(nodata):  # (most often neither is: no pop to make)
+                store.pop(nodata, now)
+            if store.holds(nxdomain):
+                store.pop(nxdomain, now)
         return True
 
     def get(
@@ -412,10 +478,11 @@ class Cache:
         rotate=False is for lookups that must not disturb round-robin state,
         such as finding a delegation's NS set.
         """
-        entry = self._use((_fold(name), rdtype))
+        now = self._clock.now()
+        entry = self._store.use((_fold(name), rdtype), now)
         if entry is None:
             return None
-        left = entry.expires_at - self._clock.now()
+        left = entry.expires_at - now
         if left <= 0:
             return None
         # min() guards against float rounding ever showing ttl + 1.
@@ -425,6 +492,23 @@ class Cache:
             entry, _signatures(entry.sigs, remaining), entry.zone, entry.proof or (), entry.security
         )
 
+    def holds(self, name: dns.name.Name, rdtype: int) -> bool:
+        """Whether anything is stored (live or not) that `get(name, rdtype)`, `get_negative(name,
+        rdtype)` or `get(name, CNAME)` could return.  False answers all three "no" at the cost
+        of one (a lookup's first step, for a name most often not in the cache at all); it is not
+        a use, and neither would the three misses have been."""
+        folded = _fold(name)
+        stored = self._store.holds
+        return (stored((folded, rdtype)) or stored((folded, EntryKind.NXDOMAIN))
+                or stored((folded, rdtype, EntryKind.NODATA)) or stored((folded, _CNAME)))
+
+    def remembers(self, name: dns.name.Name, rdtype: int) -> bool:
+        """Whether a positive entry for the question (live or expired) or a SERVFAIL for it is
+        stored: False says at once that `expired_since` and `servfail` would both find nothing."""
+        folded = _fold(name)
+        stored = self._store.holds
+        return stored((folded, rdtype)) or stored((folded, rdtype, EntryKind.SERVFAIL))
+
     def addresses(self, name: dns.name.Name, rdtype: int) -> list[str]:
         """The addresses of a live A or AAAA RRset, [] without one: `get` without building an RRset.
 
@@ -432,13 +516,14 @@ class Cache:
         upstream query it sends; building an RRset for that (hashing each rdata
         from its wire form) was a tenth of a cold lookup's CPU.
         """
-        entry = self._use((_fold(name), rdtype))
-        if entry is None or entry.expires_at <= self._clock.now():
+        now = self._clock.now()
+        entry = self._store.use((_fold(name), rdtype), now)
+        if entry is None or entry.expires_at <= now:
             return []
         return [rdata.address for rdata in entry.rdatas]  # type: ignore[attr-defined]
 
-    def delegations(self, name: dns.name.Name) -> Iterator[tuple[int, list[dns.name.Name]]]:
-        """The live NS sets at *name* and above, closest first, as (labels of the owner, NS names).
+    def closest_delegation(self, name: dns.name.Name) -> tuple[int, list[dns.name.Name]] | None:
+        """The closest live NS set at *name* or above, as (labels of the owner, NS names), or None.
 
         What the iterator needs to find the closest zone it knows, as `get(..., NS)` at
         each ancestor would find it, but probed by label suffix: no Name is made for each
@@ -446,18 +531,24 @@ class Cache:
         """
         folded = _fold(name)
         now = self._clock.now()
+        use = self._store.use
         for cut in range(len(folded)):
-            entry = self._use((folded[cut:], dns.rdatatype.NS))
+            entry = use((folded[cut:], _NS), now)
             if entry is not None and entry.expires_at > now:
-                yield len(folded) - cut, [rdata.target for rdata in entry.rdatas]  # type: ignore[attr-defined]
+                return len(folded) - cut, [rdata.target for rdata in entry.rdatas]  # type: ignore[attr-defined]
+        return None
 
     def get_above(self, name: dns.name.Name, rdtype: int, min_rank: Rank) -> CacheHit | None:
         """`get` for the closest proper ancestor of *name* with a live *rdtype* RRset of at least
         *min_rank* (a DNAME above a name): the keys are probed by label suffix, without making a
         Name for each ancestor."""
+        if rdtype not in self._types:
+            return None
         folded = _fold(name)
+        now = self._clock.now()
+        use = self._store.use
         for cut in range(1, len(folded)):
-            entry = self._use((folded[cut:], rdtype))
+            entry = use((folded[cut:], rdtype), now)
             if entry is not None and entry.rank is not None and entry.rank >= min_rank:
                 hit = self.get(entry.name, rdtype)
                 if hit is not None:
@@ -472,10 +563,10 @@ class Cache:
         Expired data is served only with serve_stale on and within
         stale_window of its expiry; with serve_stale off this is `get`.
         """
-        entry = self._use((_fold(name), rdtype))
+        now = self._clock.now()
+        entry = self._store.use((_fold(name), rdtype), now)
         if entry is None:
             return None
-        now = self._clock.now()
         left = entry.expires_at - now
         if left > 0:
             remaining = min(entry.ttl, math.ceil(left))
@@ -503,17 +594,19 @@ class Cache:
         ttl = max(self._settings.min_ttl, min(rrset.ttl, self._settings.max_ttl))
         if rrset.rdclass != dns.rdataclass.IN or len(rrset) == 0 or ttl <= 0:
             return
-        expires_at = self._clock.now() + ttl
-        self._store[(_fold(rrset.name), int(rrset.rdtype), EntryKind.PARENT_GLUE)] = _Entry(
+        now = self._clock.now()
+        expires_at = now + ttl
+        self._store.put((_fold(rrset.name), int(rrset.rdtype), EntryKind.PARENT_GLUE), _Entry(
             EntryKind.PARENT_GLUE, rrset.name, int(rrset.rdtype), _records(rrset), Rank.ADDITIONAL, ttl,
-            expires_at, expires_at, source=source)
+            expires_at, expires_at, source=source), now)
 
     def get_parent_glue(self, name: dns.name.Name, rdtype: int) -> dns.rrset.RRset | None:
         """The live parent-side glue for an NS name, or None."""
-        entry = self._use((_fold(name), rdtype, EntryKind.PARENT_GLUE))
+        now = self._clock.now()
+        entry = self._store.use((_fold(name), rdtype, EntryKind.PARENT_GLUE), now)
         if entry is None:
             return None
-        left = entry.expires_at - self._clock.now()
+        left = entry.expires_at - now
         if left <= 0:
             return None
         return _build(entry.name, entry.rdatas, 0, min(entry.ttl, math.ceil(left)))
@@ -555,11 +648,12 @@ class Cache:
         stored = dns.rrset.RRset(soa.name, soa.rdclass, soa.rdtype)
         stored.update(soa)
         stored.ttl = ttl
-        expires_at = self._clock.now() + ttl
-        self._store[key] = _Entry(
+        now = self._clock.now()
+        expires_at = now + ttl
+        self._store.put(key, _Entry(
             entry_kind, name, entry_type, (), None, ttl, expires_at, expires_at, source=source, zone=zone,
             extra=_Extra(sigs=sigs, proof=proof or None, soa=stored, ns=ns.copy() if ns is not None else None)
-        )
+        ), now)
 
     def get_negative(self, name: dns.name.Name, rdtype: int) -> NegativeHit | None:
         """A live negative answer; NXDOMAIN first, because it covers every type."""
@@ -569,7 +663,7 @@ class Cache:
             ((folded, EntryKind.NXDOMAIN), NegativeKind.NXDOMAIN),
             ((folded, rdtype, EntryKind.NODATA), NegativeKind.NODATA),
         ):
-            entry = self._use(key)
+            entry = self._store.use(key, now)
             if entry is None:
                 continue
             left = entry.expires_at - now
@@ -593,11 +687,12 @@ class Cache:
             ttl = self._settings.servfail_ttl
         if ttl <= 0:
             return
-        expires_at = self._clock.now() + ttl
-        self._store[(_fold(name), int(rdtype), EntryKind.SERVFAIL)] = _Entry(
+        now = self._clock.now()
+        expires_at = now + ttl
+        self._store.put((_fold(name), int(rdtype), EntryKind.SERVFAIL), _Entry(
             EntryKind.SERVFAIL, name, int(rdtype), (), None, ttl, expires_at, expires_at,
             extra=_Extra(reason=reason, ede=ede) if reason or ede is not None else _PLAIN
-        )
+        ), now)
 
     def is_servfail(self, name: dns.name.Name, rdtype: int) -> bool:
         """Whether to answer SERVFAIL at once instead of resolving again."""
@@ -605,8 +700,9 @@ class Cache:
 
     def servfail(self, name: dns.name.Name, rdtype: int) -> tuple[str, int | None] | None:
         """A live remembered SERVFAIL as (reason, Extended DNS Error code), or None."""
-        entry = self._use((_fold(name), rdtype, EntryKind.SERVFAIL))
-        if entry is None or self._clock.now() >= entry.expires_at:
+        now = self._clock.now()
+        entry = self._store.use((_fold(name), rdtype, EntryKind.SERVFAIL), now)
+        if entry is None or now >= entry.expires_at:
             return None
         return entry.extra.reason, entry.extra.ede
 
@@ -625,7 +721,7 @@ class Cache:
             key = (_fold(name), int(rdtype), EntryKind.NODATA)
         else:
             key = (_fold(name), int(rdtype))
-        entry = self._peek(key)
+        entry = self._store.peek(key)
         if entry is None or entry.kind is EntryKind.SERVFAIL:
             return
         if rrset is not None and negative is None and set(entry.rdatas) != set(rrset):
@@ -642,6 +738,7 @@ class Cache:
 
     def flush(self) -> None:
         self._store.clear()
+        self._types.clear()
         self.version += 1
         for listener in self.on_flush:
             listener()
@@ -655,17 +752,15 @@ class Cache:
         self.version += 1
         for listener in self.on_flush:
             listener()
-        for key in list(self._store):
-            entry = self._peek(key)
+        store = self._store
+        for key in store.live_keys(self._clock.now()):
+            entry = store.peek(key)
             if entry is None:
                 continue
             owner = entry.name
             if owner == name or (subtree and owner.is_subdomain(name)):
-                try:
-                    del self._store[key]
-                except KeyError:  # expired between the scan and now: not an entry any more
-                    continue
-                removed += 1
+                if store.delete(key, self._clock.now()):  # (not if it expired between the scan and now)
+                    removed += 1
         return removed
 
     def expired_since(self, name: dns.name.Name, rdtype: int) -> float | None:
@@ -673,7 +768,7 @@ class Cache:
 
         Lets a trace tell "expired" from "never seen"; does not count as a use.
         """
-        entry = self._peek((_fold(name), rdtype))
+        entry = self._store.peek((_fold(name), rdtype))
         now = self._clock.now()
         if entry is None or now >= entry.drop_at:
             return None
@@ -683,8 +778,9 @@ class Cache:
     def entries(self) -> Iterator[EntryView]:
         """Every live entry, and with serve-stale the stale ones; reading is not a "use" for LRU."""
         now = self._clock.now()
-        for key in list(self._store):
-            entry = self._peek(key)
+        store = self._store
+        for key in store.live_keys(now):
+            entry = store.peek(key)
             if entry is None or now >= entry.drop_at:
                 continue
             left = entry.expires_at - now
@@ -707,36 +803,10 @@ class Cache:
 
     def __len__(self) -> int:
         """Entries held, stale ones included: the number max_entries bounds."""
+        self._store.expire(self._clock.now())
         return len(self._store)
 
     # -- internals ----------------------------------------------------------------
-
-    def _use(self, key: _Key) -> _Entry | None:
-        """A lookup that counts as a use for LRU: `TLRUCache.get` without its cost.
-
-        cachetools' `get` asks `key in cache` and then `cache[key]`, two lookups
-        and two clock reads; indexing alone does one of each and raises KeyError
-        for a missing or dropped key, as `get` would return None.  That halves
-        the cost of a hit's lookup (1.9 to 0.9 us), which pays for rebuilding
-        the caller's RRset from the compact stored form.  A key not stored at
-        all is answered by one dict lookup first: on a miss, cachetools raises
-        and catches KeyError three times (about 3 us).
-        """
-        store = self._store
-        if not _present(store, key):
-            return None  # a miss (most lookups of a cold walk) without the three KeyErrors cachetools raises
-        try:
-            return store[key]
-        except KeyError:
-            return None
-
-    def _peek(self, key: _Key) -> _Entry | None:
-        # The base Cache lookup: no LRU reordering and no expiry check, which the
-        # callers do themselves against their own `now`.
-        try:
-            return cachetools.Cache.__getitem__(self._store, key)
-        except KeyError:
-            return None
 
     def _answer(self, entry: _Entry, ttl: int, rotate: bool) -> dns.rrset.RRset:
         """The caller's copy of a stored RRset, in rotated order when asked."""

@@ -23,6 +23,11 @@ import dns.rrset
 from dnslab.core.reader import AnyReply
 
 RdataType = dns.rdatatype.RdataType
+# Plain ints for the header bits and rcodes read here: `flags & dns.flags.AA` on an int makes
+# an enum member, and a classification is made for every upstream reply.
+_AA = int(dns.flags.AA)
+_NOERROR, _FORMERR, _NXDOMAIN, _YXDOMAIN = (int(dns.rcode.NOERROR), int(dns.rcode.FORMERR),
+                                            int(dns.rcode.NXDOMAIN), int(dns.rcode.YXDOMAIN))
 
 
 class ReplyKind(enum.Enum):
@@ -56,7 +61,7 @@ class Classified:
     # The zone's own NS set when it came beside the SOA (a negative answer passes it on,
     # as Knot Resolver does; it is never cached as a delegation: see iter_domain_sale).
     zone_ns: dns.rrset.RRset | None = None
-    rcode: int = dns.rcode.NOERROR
+    rcode: int = _NOERROR
     dropped: int = 0             # records scrubbed as out of bailiwick or unrelated
     # DNSSEC (present when we asked with DO=1 and the zone is signed): the RRSIGs over
     # the RRsets above by (owner, type covered), the NSEC/NSEC3 RRsets of the authority
@@ -90,27 +95,32 @@ def classify(reply: AnyReply, qname: dns.name.Name, qtype: int, zone: dns.name.N
     its NS names even outside the delegating zone's bailiwick.
     """
     rcode = reply.rcode()
-    authoritative = bool(reply.flags & dns.flags.AA)
-    if rcode == dns.rcode.FORMERR:
+    authoritative = bool(reply.flags & _AA)
+    if rcode == _FORMERR:
         return Classified(ReplyKind.FORMERR, rcode=rcode)
-    if rcode == dns.rcode.YXDOMAIN:
+    if rcode == _YXDOMAIN:
         dname = _too_long_dname(reply, qname, zone)
         if dname is not None:
             return Classified(ReplyKind.YXDOMAIN, authoritative=authoritative, chain=[dname], rcode=rcode)
-    if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+    if rcode != _NOERROR and rcode != _NXDOMAIN:
         return Classified(ReplyKind.ERROR, rcode=rcode)
 
     result = Classified(ReplyKind.ANSWER, authoritative=authoritative, rcode=rcode)
-    in_zone = [rrset for rrset in reply.answer if rrset.name.is_subdomain(zone)]
-    result.dropped += len(reply.answer) - len(in_zone)
-    signatures = [rrset for rrset in in_zone if rrset.rdtype == RdataType.RRSIG and qtype != RdataType.RRSIG]
-    if signatures:
-        in_zone = [rrset for rrset in in_zone if rrset.rdtype != RdataType.RRSIG]
-    name = _follow_chain(in_zone, qname, qtype, zone, result)
+    if reply.answer:
+        in_zone = [rrset for rrset in reply.answer if rrset.name.is_subdomain(zone)]
+        result.dropped += len(reply.answer) - len(in_zone)
+        signatures = [rrset for rrset in in_zone if rrset.rdtype == RdataType.RRSIG and qtype != RdataType.RRSIG]
+        if signatures:
+            in_zone = [rrset for rrset in in_zone if rrset.rdtype != RdataType.RRSIG]
+        name = _follow_chain(in_zone, qname, qtype, zone, result)
+        chain = result.chain
+        if not (len(in_zone) == 1 and chain and chain[0] is in_zone[0]):  # else the one RRset was used
+            used = {id(rrset) for rrset in chain}
+            result.dropped += sum(1 for rrset in in_zone if id(rrset) not in used)
+        _keep_signatures(signatures, result.chain, result)
+    else:
+        name = qname  # no chain to follow (a referral, a denial)
     result.target = name
-    used = {id(rrset) for rrset in result.chain}
-    result.dropped += sum(1 for rrset in in_zone if id(rrset) not in used)
-    _keep_signatures(signatures, result.chain, result)
 
     soa = _find(reply.authority, RdataType.SOA)
     if soa is not None and soa.name.is_subdomain(zone) and name.is_subdomain(soa.name):
@@ -127,7 +137,7 @@ def classify(reply: AnyReply, qname: dns.name.Name, qtype: int, zone: dns.name.N
     if result.chain and not name.is_subdomain(zone):
         result.kind = ReplyKind.CNAME
         return result
-    if rcode == dns.rcode.NXDOMAIN:
+    if rcode == _NXDOMAIN:
         # Unbound takes any NXDOMAIN with something of the zone in it as the answer; only
         # an empty one (not authoritative, nothing to go on) is lame.
         vouched = authoritative or result.soa is not None or any(
@@ -195,16 +205,20 @@ def _follow_chain(rrsets: list[dns.rrset.RRset], qname: dns.name.Name, qtype: in
     the server might have sent a CNAME that does not follow from its DNAME.
     """
     name = qname
-    seen: set[dns.name.Name] = set()
+    seen: list[dns.name.Name] = []  # a chain is a few names long: a list beats hashing them
     used_dnames: set[int] = set()
+    dnames = [r for r in rrsets if r.rdtype == RdataType.DNAME]  # nearly always none
     while name not in seen:
-        seen.add(name)
-        dname = next((r for r in rrsets if r.rdtype == RdataType.DNAME and name.is_subdomain(r.name)
-                      and name != r.name), None)
+        seen.append(name)
+        dname = next((r for r in dnames if name.is_subdomain(r.name) and name != r.name), None) if dnames else None
         # A CNAME question below a DNAME is answered by the synthesis (RFC 6672 §3.2): the
         # server's CNAME there is no data of its own, and the DNAME belongs in the chain.
-        data = None if qtype == RdataType.CNAME and dname is not None else next(
-            (r for r in rrsets if r.name == name and r.rdtype == qtype), None)
+        data = None
+        if qtype != RdataType.CNAME or dname is None:
+            for r in rrsets:
+                if r.rdtype == qtype and r.name == name:
+                    data = r
+                    break
         if data is not None or qtype == RdataType.ANY:
             matching = [r for r in rrsets if r.name == name] if qtype == RdataType.ANY else [data]
             if matching and matching[0] is not None:
@@ -308,8 +322,11 @@ def _keep_dnssec_authority(reply: AnyReply, zone: dns.name.Name, result: Classif
     """NSEC/NSEC3 records, a referral's DS and the RRSIGs over them and the SOA, inside the zone."""
     kept: list[dns.rrset.RRset] = []
     signatures: list[dns.rrset.RRset] = []
-    if not any(rrset.rdtype in _DNSSEC_TYPES for rrset in reply.authority):
-        return
+    for rrset in reply.authority:
+        if rrset.rdtype in _DNSSEC_TYPES:
+            break
+    else:
+        return  # nothing of DNSSEC (a loop: this runs for every reply, and a generator costs more)
     for rrset in reply.authority:
         if not rrset.name.is_subdomain(zone):
             continue
@@ -324,4 +341,7 @@ def _keep_dnssec_authority(reply: AnyReply, zone: dns.name.Name, result: Classif
 
 
 def _find(rrsets: list[dns.rrset.RRset], rdtype: int) -> dns.rrset.RRset | None:
-    return next((rrset for rrset in rrsets if rrset.rdtype == rdtype), None)
+    for rrset in rrsets:
+        if rrset.rdtype == rdtype:
+            return rrset
+    return None

@@ -32,9 +32,10 @@ from __future__ import annotations
 
 import enum
 import math
+import operator
 import random
 from dataclasses import dataclass, field
-from typing import Collection, Sequence
+from typing import Collection, NamedTuple, Sequence
 
 import cachetools
 
@@ -80,9 +81,8 @@ class Reason(enum.Enum):
     ONLY_LAME_LEFT = "only lame left"  # every other candidate tried or held down: a lame one, as a last resort
 
 
-@dataclass(frozen=True)
-class Choice:
-    """The server to try next, for how long, and why."""
+class Choice(NamedTuple):
+    """The server to try next, for how long, and why (a named tuple: one is made per query sent)."""
 
     address: str
     reason: Reason
@@ -166,6 +166,10 @@ class _State:
     lame_until: dict[str, float] = field(default_factory=dict)  # zone key -> end of its lameness, oldest first
 
 
+# A server `choose` may pick: its address, its estimate (`_estimate`) and its state (None: never asked).
+_Usable = tuple[str, float, "_State | None"]
+_ESTIMATE = operator.itemgetter(1)
+
 _MAX_LAME_ZONES = 16  # per server: bounded against a hostile referral flood; the oldest mark goes first
 
 
@@ -220,9 +224,7 @@ class Infra:
         # Predictable server choice helps an off-path spoofer a little, so the
         # default is the OS source; tests inject a seeded Random.
         self.rng = rng if rng is not None else random.SystemRandom()
-        self._states: cachetools.LRUCache[str, _State] = cachetools.LRUCache(
-            maxsize=settings.max_servers
-        )
+        self._states: cachetools.LRUCache[str, _State] = cachetools.LRUCache(maxsize=settings.max_servers)
 
     # -- choose ---------------------------------------------------------------
 
@@ -240,25 +242,36 @@ class Infra:
         keeping it as the last resort costs one lame reply at worst and keeps a
         zone whose servers are all marked resolving once one of them is fixed.
         """
-        _reject_str(candidates, "candidates")
-        _reject_str(exclude, "exclude")
+        if isinstance(candidates, str) or isinstance(exclude, str):
+            _reject_str(candidates, "candidates")
+            _reject_str(exclude, "exclude")
         now = self.clock.now()
-        skip = set(exclude)
-        key = None if zone is None else _zone_key(zone)
+        skip = exclude if type(exclude) is set or type(exclude) is frozenset else set(exclude)
+        key = None  # the zone's key, made when a server has lame marks to look it up in
         usable: list[tuple[str, float, _State | None]] = []
         lame: list[tuple[str, float, _State | None]] = []
         held: list[str] = []
         due: list[tuple[float, str, _State]] = []
+        states = self._states
+        unknown = self.settings.unknown_rtt
         for address in dict.fromkeys(candidates):  # de-duplicated, order kept
             if address in skip:
                 continue
-            state = self._states.get(address)  # touches the LRU: in active use
-            breaker = _breaker(state, now)
+            state = states.get(address)  # touches the LRU: in active use
+            if state is None:  # never asked: closed, with the neutral estimate (`_estimate`)
+                usable.append((address, unknown, None))
+                continue
+            breaker = Breaker.CLOSED if state.held_until is None else _breaker(state, now)
             if breaker is Breaker.CLOSED:
-                if key is not None and state is not None and state.lame_until.get(key, now) > now:
-                    lame.append((address, self._estimate(state), state))
-                else:
-                    usable.append((address, self._estimate(state), state))
+                # `_estimate`, without the call for a server with no timeouts in a row.
+                estimate = (state.srtt if state.srtt is not None else unknown) if not state.consecutive_timeouts \
+                    else self._estimate(state)
+                if zone is not None and state.lame_until:
+                    key = key or _zone_key(zone)
+                    if state.lame_until.get(key, now) > now:
+                        lame.append((address, estimate, state))
+                        continue
+                usable.append((address, estimate, state))
                 continue
             held.append(address)
             if (
@@ -269,10 +282,10 @@ class Infra:
             ):
                 due.append((state.held_until, address, state))
 
-        passed_over = tuple(address for address, _, _ in lame)
+        passed_over = tuple([address for address, _, _ in lame]) if lame else ()
         if usable:
-            address, reason = self._pick(usable)
-            return Choice(address, reason, self.timeout(address), tuple(held), passed_over)
+            (address, _, state), reason = self._pick(usable)
+            return Choice(address, reason, self._timeout(state), tuple(held), passed_over)
         if due:
             # The server that has waited longest gets the probe; min() is stable.
             _, address, state = min(due, key=lambda item: item[0])
@@ -304,21 +317,21 @@ class Infra:
         state = self._peek(address)
         return address if state is not None and state.srtt is not None else None
 
-    def _pick(self, usable: list[tuple[str, float, _State | None]]) -> tuple[str, Reason]:
+    def _pick(self, usable: list[_Usable]) -> tuple[_Usable, Reason]:
         if len(usable) == 1:
-            return usable[0][0], Reason.ONLY_ONE_LEFT
-        best = min(usable, key=lambda item: item[1])
+            return usable[0], Reason.ONLY_ONE_LEFT
+        best = min(usable, key=_ESTIMATE)
         limit = best[1] + self.settings.similar_band
         others = [item for item in usable if item is not best and item[1] <= limit]
         # Explore only among the *other* similar servers, so EXPLORE in the
         # trace always means "not the fastest", and happens at exactly the
         # configured rate whenever there is an alternative.
         if others and self.rng.random() < self.settings.explore_probability:
-            return self.rng.choice(others)[0], Reason.EXPLORE
-        address, _, state = best
+            return self.rng.choice(others), Reason.EXPLORE
+        state = best[2]
         if state is None or state.srtt is None:
-            return address, Reason.UNTRIED
-        return address, Reason.FASTEST
+            return best, Reason.UNTRIED
+        return best, Reason.FASTEST
 
     def _estimate(self, state: _State | None) -> float:
         """Expected reply time used to rank servers.
@@ -330,6 +343,8 @@ class Infra:
         if state is None:
             return self.settings.unknown_rtt
         base = self.settings.unknown_rtt if state.srtt is None else state.srtt
+        if not state.consecutive_timeouts:
+            return base
         return base * 2.0 ** min(state.consecutive_timeouts, _MAX_DOUBLINGS)
 
     # -- timeouts -------------------------------------------------------------
@@ -341,7 +356,7 @@ class Infra:
         server, doubled per consecutive timeout and kept within
         [min_timeout, max_timeout] so one dead server cannot eat the budget.
         """
-        return self._timeout(self._states.get(address))
+        return self._timeout(self._get(address))
 
     def _timeout(self, state: _State | None) -> float:
         s = self.settings
@@ -349,8 +364,9 @@ class Infra:
             base = s.unknown_rtt
         else:
             base = state.srtt + 4 * state.rttvar
-        doublings = 0 if state is None else min(state.consecutive_timeouts, _MAX_DOUBLINGS)
-        return min(s.max_timeout, max(s.min_timeout, base) * 2.0**doublings)
+        if state is None or not state.consecutive_timeouts:
+            return min(s.max_timeout, max(s.min_timeout, base))
+        return min(s.max_timeout, max(s.min_timeout, base) * 2.0 ** min(state.consecutive_timeouts, _MAX_DOUBLINGS))
 
     # -- reports --------------------------------------------------------------
 
@@ -454,7 +470,7 @@ class Infra:
 
     def edns_supported(self, address: str) -> bool:
         """Whether to send EDNS to ``address``; True until `mark_no_edns`."""
-        state = self._states.get(address)
+        state = self._get(address)
         return True if state is None else state.edns
 
     def mark_no_edns(self, address: str) -> None:
@@ -500,12 +516,18 @@ class Infra:
         )
 
     def _peek(self, address: str) -> _State | None:
+        """A server's state, without moving it to the most recently used end."""
         # The base-class lookup reads without moving the key to the MRU end.
         if address not in self._states:
             return None
-        return cachetools.Cache.__getitem__(self._states, address)
+        return cachetools.Cache.__getitem__(self._states, address)  # type: ignore[no-any-return]
+
+    def _get(self, address: str) -> _State | None:
+        """A server's state, as a use: it moves to the most recently used end."""
+        return self._states.get(address)
 
     def _state(self, address: str) -> _State:
+        """A server's state, made (the LRUCache forgets the least recently used one when full) if there is none."""
         state = self._states.get(address)
         if state is None:
             state = self._states[address] = _State()

@@ -25,7 +25,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import dns.flags
 import dns.name
@@ -44,11 +44,8 @@ if TYPE_CHECKING:  # the store's module imports the validator, which imports thi
     from dnslab.resolution.aggressive import NsecStore, Synthesis
 
 RdataType = dns.rdatatype.RdataType
+_TC = int(dns.flags.TC)  # a plain int: `flags & dns.flags.TC` makes an enum member for every reply
 
-_KIND_FAILURE = {
-    ReplyKind.LAME: Failure.LAME,
-    ReplyKind.FORMERR: Failure.FORMERR,
-}
 # Empty replies taken as NODATA from the second on (Unbound's EMPTY_NODATA_RETRY_COUNT).
 EMPTY_NODATA_RETRY_COUNT = 2
 _RCODE_FAILURE = {
@@ -94,9 +91,12 @@ class Purpose(enum.StrEnum):
     DNSSEC = "DNSSEC"                # a sub-lookup for a DS or DNSKEY the validator needs
 
 
-@dataclass(frozen=True)
-class Query:
-    """Send (qname, qtype) to address, for zone; what the driver needs and the trace shows."""
+class Query(NamedTuple):
+    """Send (qname, qtype) to address, for zone; what the driver needs and the trace shows.
+
+    A named tuple, not a frozen dataclass: as immutable, and made several times per lookup at a
+    fifth of the cost (a frozen dataclass sets each field through object.__setattr__).
+    """
 
     address: str
     qname: dns.name.Name
@@ -250,6 +250,12 @@ class ServerPool:
     minimise_off: bool = False
 
 
+# The pool of a lookup that has entered no zone yet (or is finding the next one): no servers,
+# no hints.  Shared by every lookup, so it cannot change: its sets are frozen (an add raises).
+_NO_POOL = ServerPool(dns.name.root, [], {}, frozenset(), frozenset(), frozenset(),  # type: ignore[arg-type]
+                      frozenset(), minimise_off=True)
+
+
 @dataclass
 class Answer:
     """The answer being built: the CNAME/DNAME chain so far, with its evidence, and any denial."""
@@ -300,7 +306,7 @@ class Resolution:
         self.depth = depth
         self.goals = goals + ((qname, qtype),)
         self.cache_only = cache_only
-        self.purpose = Purpose(purpose)
+        self.purpose = purpose if type(purpose) is Purpose else Purpose(purpose)
         self.avoid = avoid
         self.why = why
         self.sname = qname
@@ -318,7 +324,7 @@ class Resolution:
         # Zones whose delegation was fetched again from the parent as the last resort.
         self.refetched: set[dns.name.Name] = set()
         self.find_from: dns.name.Name | None = None  # where FIND_ZONE starts, when not at the name
-        self.pool = ServerPool(dns.name.root, [], minimise_off=not settings.qname_minimisation)
+        self.pool = _NO_POOL  # until FIND_ZONE enters a zone
         self.states = states
         self.state = State.START
         if states is not None:
@@ -394,7 +400,10 @@ class Resolution:
 
     def _lookup_cache(self) -> State:
         """Answer sname from the cache if it can; if it cannot, find where to start asking."""
-        hit = self.cache.get(self.sname, self.qtype)
+        # Most names a lookup starts at are not in the cache at all: one look for any entry
+        # at the name that could answer (or deny) the question, instead of one `get` each.
+        held = self.cache.holds(self.sname, self.qtype)
+        hit = self.cache.get(self.sname, self.qtype) if held else None
         if hit is not None and hit.rank >= Rank.ANSWER:
             # Glue and a referral's NS set are cached to find servers, but RFC 2181
             # §5.4.1 forbids returning them as answers: ask the zone itself instead.
@@ -402,7 +411,7 @@ class Resolution:
             self._add(Evidence(hit.rrset, hit.sigs, hit.zone, hit.proof, hit.security,
                                source=getattr(hit.entry, "source", None)))
             return self._finish(dns.rcode.NOERROR)
-        negative = self.cache.get_negative(self.sname, self.qtype)
+        negative = self.cache.get_negative(self.sname, self.qtype) if held else None
         if negative is not None:
             rcode = dns.rcode.NXDOMAIN if negative.kind is NegativeKind.NXDOMAIN else dns.rcode.NOERROR
             self._emit_cache(self.qtype, "negative", negative.remaining, rcode=dns.rcode.to_text(rcode),
@@ -415,7 +424,7 @@ class Resolution:
             # RFC 6672 §3.4: the answer carries the DNAME and the CNAME it synthesises,
             # from the cache as when it came from the server (Unbound's synth_dname_msg).
             return self._follow_cached_dname(dname)
-        cname = self.cache.get(self.sname, RdataType.CNAME) if self.qtype != RdataType.CNAME else None
+        cname = self.cache.get(self.sname, RdataType.CNAME) if held and self.qtype != RdataType.CNAME else None
         if cname is None:
             synthesis = self.nsec.synthesise(self.sname, self.qtype) if self.nsec is not None else None
             if synthesis is not None:
@@ -537,13 +546,16 @@ class Resolution:
         name = self.sname.parent() if self.qtype == RdataType.DS and self.sname != dns.name.root else self.sname
         if start is not None:
             name = start
-        self.pool.hint_addresses = {}  # only addresses the cache holds count below
-        for labels, ns_names in self.cache.delegations(name):
+        self.pool = _NO_POOL  # only addresses the cache holds count below (no hints)
+        closest = self.cache.closest_delegation(name)
+        if closest is not None:
+            labels, ns_names = closest
             # The root's servers can only be found from the hints: if their addresses
             # are gone (evicted, flushed, shorter TTLs), a cached root NS set alone
-            # would fail every lookup until it expires.
+            # would fail every lookup until it expires.  (The root is the last place
+            # a delegation can be: nothing is left to look at after it.)
             if labels > 1 or any(self._addresses(ns_name) for ns_name in ns_names):
-                self._enter_zone(name if labels == len(name) else name.split(labels)[1], ns_names, "cache")
+                self._enter_zone(name if labels == len(name) else _suffix(name, labels), ns_names, "cache")
                 return
         # Nothing usable cached, not even the root: prime (RFC 8109) from the hints.
         self._enter_zone(dns.name.root, list(dict.fromkeys(n for n, _ in self.hints)), "hints")
@@ -648,19 +660,25 @@ class Resolution:
         if (pool.minimise_off or self.qtype == RdataType.DS or pool.minimise_labels >= len(self.sname)
                 or self.counts.minimise_steps >= self.settings.max_minimise_steps):
             return self.sname, self.qtype, Purpose.RESOLVE
-        _, name = self.sname.split(pool.minimise_labels)
-        return name, self.settings.minimise_qtype, Purpose.MINIMISED
+        return _suffix(self.sname, pool.minimise_labels), self.settings.minimise_qtype, Purpose.MINIMISED
 
     def _addresses(self, ns_name: dns.name.Name) -> list[str]:
-        found = list(self.learned.get(ns_name, ()))
-        types = (RdataType.A, RdataType.AAAA) if self.settings.ipv6_upstream else (RdataType.A,)
-        for rdtype in types:
-            found.extend(self.cache.addresses(ns_name, rdtype))
-        if self.settings.do_not_query_localhost:
+        """The addresses known for an NS name, without repeats: the hints', then those learned in this
+        lookup, then the cache's A and (with ipv6_upstream) AAAA records.  A new list each call."""
+        settings = self.settings
+        found = self.cache.addresses(ns_name, RdataType.A)  # a new list: ours to extend
+        if settings.ipv6_upstream:
+            found += self.cache.addresses(ns_name, RdataType.AAAA)
+        if self.learned:  # (most lookups learn nothing: no Name hashed for nothing)
+            found = list(self.learned.get(ns_name, ())) + found
+        if settings.do_not_query_localhost:
             # Only what the DNS said: root hints on loopback are the operator's own choice
             # (Knot Resolver exempts them too).
             found = [address for address in found if not _loopback(address)]
-        return list(dict.fromkeys(list(self.pool.hint_addresses.get(ns_name, ())) + found))
+        hints = self.pool.hint_addresses
+        if hints:
+            found = list(hints.get(ns_name, ())) + found
+        return found if len(found) < 2 else list(dict.fromkeys(found))
 
     def _parent_glue(self, ns_name: dns.name.Name, known: list[str]) -> list[str]:
         """Parent-side glue addresses of an NS name that differ from those already known."""
@@ -751,19 +769,19 @@ class Resolution:
         if reading.failure is not None:
             return self._no_reply(query, reading.failure, shared)
         assert reply is not None
-        classified = classify(reply, query.qname, query.qtype, query.zone, harden_glue=self.settings.harden_glue)
-        if reply.flags & dns.flags.TC and not query.tcp:
+        classified = _classify(reply, query, self.settings.harden_glue)
+        if reply.flags & _TC and not query.tcp:
             self._emit_reply(query, reply, rtt, classified, "truncated")
             if not shared:
                 self.infra.success(query.address, rtt)
-            return self._resend(replace(query, tcp=True))
-        if reply.flags & dns.flags.TC:
+            return self._resend(query._replace(tcp=True))
+        if reply.flags & _TC:
             # Truncated over TCP: the answer does not fit even in 64 KB, so what came is not the
             # whole RRset and cannot be used; Knot Resolver marks such a server broken too.
             return self._unusable(query, reply, rtt, classified, Failure.BROKEN, shared, "truncated over TCP")
         if classified.kind is ReplyKind.FORMERR and query.edns:
             self._emit_reply(query, reply, rtt, classified, "formerr")
-            return self._resend(replace(query, edns=False))
+            return self._resend(query._replace(edns=False))
         if (not query.edns and self.settings.edns and classified.kind is not ReplyKind.FORMERR and not shared
                 and self.infra.edns_supported(query.address)):
             # FORMERR with EDNS, an answer without: the server does not speak EDNS, remember it.
@@ -785,7 +803,9 @@ class Resolution:
                 classified = replace(classified, kind=ReplyKind.NODATA, empty=False)
             elif query.address not in self.pool.tried:
                 self.pool.empty_once.add(query.address)
-        failure = _KIND_FAILURE.get(classified.kind)
+        # (Compared, not looked up in a table: an Enum hashes in Python.)
+        kind = classified.kind
+        failure = Failure.LAME if kind is ReplyKind.LAME else Failure.FORMERR if kind is ReplyKind.FORMERR else None
         if classified.kind is ReplyKind.ERROR:
             failure = _RCODE_FAILURE.get(classified.rcode, Failure.SERVFAIL)
         if failure is not None and minimised and failure is not Failure.LAME:
@@ -796,10 +816,11 @@ class Resolution:
             return State.CHOOSE_SERVER
         if failure is not None:
             return self._unusable(query, reply, rtt, classified, failure, shared, classified.kind.value)
-        meaning = classified.kind.value
-        if minimised and classified.kind is not ReplyKind.REFERRAL:
-            meaning = "nxdomain: asking the full name" if classified.kind is ReplyKind.NXDOMAIN else "no cut here"
-        self._emit_reply(query, reply, rtt, classified, meaning)
+        if self.trace is not None:  # (an enum's .value is Python code: only for a trace)
+            meaning = classified.kind.value
+            if minimised and classified.kind is not ReplyKind.REFERRAL:
+                meaning = "nxdomain: asking the full name" if classified.kind is ReplyKind.NXDOMAIN else "no cut here"
+            self._emit_reply(query, reply, rtt, classified, meaning)
         self.pool.tried.discard(query.address)  # it answered (after an empty reply, say): usable again
         if not shared:
             self.infra.success(query.address, rtt)
@@ -873,11 +894,13 @@ class Resolution:
         # A positive reply's NSEC/NSEC3 records prove a wildcard expansion (of the data or of a
         # CNAME on the way): they go with each RRset of the chain, and the validator uses them
         # for the one whose RRSIG shows it was expanded.
-        proof = classified.proof_with_sigs() if kind in (ReplyKind.ANSWER, ReplyKind.CNAME) else ()
+        proof = classified.proof_with_sigs() if classified.proof and kind in (ReplyKind.ANSWER, ReplyKind.CNAME) else ()
+        # (Most replies carry no RRSIGs: then no (name, type) key is hashed to look for them.)
+        signed = classified.signed if classified.sigs else _unsigned
         for rrset in classified.chain:
             if rrset.rdtype == RdataType.CNAME and _via(classified.chain, rrset) == "DNAME":
                 continue  # synthesised: rebuilt from the cached DNAME, so a cached answer keeps the DNAME
-            self.cache.put(rrset, rank, source, classified.signed(rrset), zone, proof)
+            self.cache.put(rrset, rank, source, signed(rrset), zone, proof)
         for glue in classified.glue:
             self.cache.put(glue, Rank.ADDITIONAL, source)
         for rrset in classified.chain:
@@ -886,12 +909,12 @@ class Resolution:
                 # The DNAME and the CNAME made from it go with the SERVFAIL (see _fail).
                 index = classified.chain.index(rrset)
                 for looping in classified.chain[index:index + 2]:
-                    self._add(Evidence(looping, classified.signed(looping), zone, proof,
+                    self._add(Evidence(looping, signed(looping), zone, proof,
                                        synthesised=looping.rdtype == RdataType.CNAME))
                 return self._fail(f"DNAME loop: {rrset.name} DNAME {rrset[0].target} points below itself",  # type: ignore[attr-defined]
                                   keep_chain=True)
             synthesised = rrset.rdtype == RdataType.CNAME and _via(classified.chain, rrset) == "DNAME"
-            self._add(Evidence(rrset, classified.signed(rrset), zone, proof, synthesised=synthesised,
+            self._add(Evidence(rrset, signed(rrset), zone, proof, synthesised=synthesised,
                                source=source, forged=classified.forged.get(rrset.name) if synthesised else None))
             if (rrset is not classified.answer and rrset.rdtype == RdataType.CNAME
                     and not self._restart_at(rrset[0].target, _via(classified.chain, rrset))):  # type: ignore[attr-defined]
@@ -1058,18 +1081,65 @@ def chain_end(qname: dns.name.Name, answer: list[dns.rrset.RRset]) -> dns.name.N
     return name
 
 
-_ZONE_TEXTS: dict[dns.name.Name, str] = {}
+# Both keyed by a name's labels, whose tuple hashes and compares in C (a Name's hash and
+# equality are Python code, and a zone's Name is a new object in each lookup).
+_ZONE_TEXTS: dict[tuple[bytes, ...], str] = {}
+_SUFFIXES: dict[tuple[bytes, ...], dns.name.Name] = {}
+_NAME_MEMORY = 4096  # entries of each; a table starts afresh when full
 
 
 def _zone_text(zone: dns.name.Name) -> str:
-    """A zone's name for infra, remembered: every query sent needs it, and zones are few.  Infra folds
-    its case (the text remembered may be another case of the same name)."""
-    text = _ZONE_TEXTS.get(zone)
+    """A zone's name for infra, remembered: every query sent needs it, and zones are few."""
+    labels = zone.labels
+    text = _ZONE_TEXTS.get(labels)
     if text is None:
-        if len(_ZONE_TEXTS) >= 4096:
+        if len(_ZONE_TEXTS) >= _NAME_MEMORY:
             _ZONE_TEXTS.clear()
-        text = _ZONE_TEXTS[zone] = zone.to_text()
+        text = _ZONE_TEXTS[labels] = zone.to_text()
     return text
+
+
+def _suffix(name: dns.name.Name, labels: int) -> dns.name.Name:
+    """The last *labels* labels of *name* (`name.split(labels)[1]`), remembered: the zones a walk
+    enters and the minimised names it asks are few, and making a Name costs more than finding it."""
+    suffix = name.labels[-labels:]
+    found = _SUFFIXES.get(suffix)
+    if found is None:
+        if len(_SUFFIXES) >= _NAME_MEMORY:
+            _SUFFIXES.clear()
+        found = _SUFFIXES[suffix] = name.split(labels)[1]
+    return found
+
+
+# The classifications of recent replies, by reply object.  Lookups that joined another's exchange
+# (the upstream merges identical questions in flight) read the very reply the sender read, for the
+# same name, type and zone: they take the sender's Classified instead of classifying it again.
+# Sharing it is safe: classify never changes what it returned, and the iterator replaces a
+# Classified (dataclasses.replace) rather than changing it.  Each entry holds its reply, so the
+# id it is found by cannot be another object's while it is here.
+_CLASSIFIED: dict[int, tuple[AnyReply, Query, bool, Classified]] = {}
+_CLASSIFIED_MEMORY = 256
+
+
+def _classify(reply: AnyReply, query: Query, harden_glue: bool) -> Classified:
+    """classify(), or the classification of the same reply to the same question made just before."""
+    known = _CLASSIFIED.get(id(reply))
+    if known is not None:
+        asked = known[1]
+        # Label tuples compare in C, and exactly (a name in another case is classified anew).
+        if (known[0] is reply and known[2] is harden_glue and asked.qtype == query.qtype
+                and asked.qname.labels == query.qname.labels and asked.zone.labels == query.zone.labels):
+            return known[3]
+    classified = classify(reply, query.qname, query.qtype, query.zone, harden_glue=harden_glue)
+    if len(_CLASSIFIED) >= _CLASSIFIED_MEMORY:
+        _CLASSIFIED.clear()
+    _CLASSIFIED[id(reply)] = (reply, query, harden_glue, classified)
+    return classified
+
+
+def _unsigned(_rrset: dns.rrset.RRset) -> None:
+    """`Classified.signed` for a reply without RRSIGs."""
+    return None
 
 
 def _text(name: dns.name.Name | None) -> str:

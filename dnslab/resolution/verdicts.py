@@ -77,6 +77,14 @@ class Answered:
 Steps = Generator[Lookup, Result, Judged]
 
 
+def validates(validator: Validator | None, cache_only: bool, checking_disabled: bool) -> bool:
+    """Whether a client's answer is judged: a validator is configured, the question asks the
+    servers (an RD=0 question is answered from the cache as it is) and the client did not set
+    CD=1 (RFC 4035 §3.2.2).  Otherwise `client_answer` is the ASK lookup alone, and the service
+    may run that lookup without this generator."""
+    return validator is not None and not cache_only and not checking_disabled
+
+
 def client_answer(validator: Validator | None, cache: Cache, qname: dns.name.Name, qtype: int,
                   trace: Sink | None = None, cache_only: bool = False,
                   checking_disabled: bool = False, nsec: NsecStore | None = None) -> Generator[Lookup, Result, Answered]:
@@ -84,9 +92,10 @@ def client_answer(validator: Validator | None, cache: Cache, qname: dns.name.Nam
 
     *nsec*, when given, learns the NSEC/NSEC3 records of every secure verdict (RFC 8198).
     """
-    if validator is None or cache_only or checking_disabled:
+    if not validates(validator, cache_only, checking_disabled):
         result = yield Lookup(Step.ASK, qname, qtype, trace, cache_only=cache_only)
         return Answered(result)
+    assert validator is not None
     held = AnswerLast(trace) if trace is not None else None
     result = yield Lookup(Step.ASK, qname, qtype, held)
     judged = yield from judge(validator, cache, result, qname, qtype, held, nsec=nsec)

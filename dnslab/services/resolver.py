@@ -43,11 +43,12 @@ from dnslab.resolution.infra import Failure, Infra
 from dnslab.resolution.iterator import Resolution, Result
 from dnslab.resolution.settings import ResolverSettings
 from dnslab.resolution.validator import KeyCache, Security, Validator
-from dnslab.resolution.verdicts import AnswerLast, Lookup, Step, client_answer, judge
+from dnslab.resolution.verdicts import AnswerLast, Lookup, Step, client_answer, judge, validates
 from dnslab.services.observers import QueryLog, QueryObserver
 from dnslab.services.upstream import Upstream
 
 log = logging.getLogger(__name__)
+_RD, _CD = int(dns.flags.RD), int(dns.flags.CD)  # plain ints: `flags & dns.flags.RD` makes an enum member
 T = TypeVar("T")
 
 
@@ -75,8 +76,9 @@ class Stats:
     # Answered by the full path; the replays are in _replays.
     _answered: int = 0
     _hits: int = 0
-    _by_type: dict[str, int] = field(default_factory=dict)
-    _by_rcode: dict[str, int] = field(default_factory=dict)
+    # By type and rcode as numbers: their texts (dnspython's enum lookups) are made when read.
+    _by_type: dict[int, int] = field(default_factory=dict)
+    _by_rcode: dict[int, int] = field(default_factory=dict)
     _replays: dict[tuple[str, str], list[int]] = field(default_factory=dict)
 
     def replay_counter(self, type_text: str, rcode_text: str) -> list[int]:
@@ -89,14 +91,14 @@ class Stats:
     def answered(self, rdtype: int, result: Result) -> None:
         """A reply from the full path."""
         self._answered += 1
-        type_text, rcode_text = dns.rdatatype.to_text(rdtype), dns.rcode.to_text(result.rcode)
-        self._by_type[type_text] = self._by_type.get(type_text, 0) + 1
-        self._by_rcode[rcode_text] = self._by_rcode.get(rcode_text, 0) + 1
+        rcode = result.rcode
+        self._by_type[rdtype] = self._by_type.get(rdtype, 0) + 1
+        self._by_rcode[rcode] = self._by_rcode.get(rcode, 0) + 1
         if result.from_cache:
             self._hits += 1
         else:
             self.cache_misses += 1
-        self.servfails += result.rcode == dns.rcode.SERVFAIL
+        self.servfails += rcode == dns.rcode.SERVFAIL
 
     @property
     def replayed(self) -> int:
@@ -113,14 +115,14 @@ class Stats:
 
     @property
     def by_type(self) -> dict[str, int]:
-        return self._tally(self._by_type, 0)
+        return self._tally({dns.rdatatype.to_text(t): n for t, n in self._by_type.items()}, 0)
 
     @property
     def by_rcode(self) -> dict[str, int]:
-        return self._tally(self._by_rcode, 1)
+        return self._tally({dns.rcode.to_text(r): n for r, n in self._by_rcode.items()}, 1)
 
     def _tally(self, full: dict[str, int], which: int) -> dict[str, int]:
-        counts = dict(full)
+        counts = full
         for pair, counter in self._replays.items():
             if counter[0]:
                 counts[pair[which]] = counts.get(pair[which], 0) + counter[0]
@@ -159,7 +161,8 @@ class RecursiveResolver:
         if self.nsec is not None:
             self.cache.on_flush.append(self.nsec.clear)
         self.upstream = Upstream(settings.upstream_port, dnssec=self.validator is not None, nsid=settings.request_nsid)
-        self._in_flight: dict[tuple[dns.name.Name, int, bool], asyncio.Future[Result]] = {}
+        # Questions being resolved; the future exists once a second client's question joins one.
+        self._in_flight: dict[tuple[dns.name.Name, int, bool], asyncio.Future[Result] | None] = {}
         self._tasks: set[asyncio.Future[Result]] = set()  # lookups refreshing stale data
         self.stats = Stats(started=time.monotonic())
         self.observers: tuple[QueryObserver, ...] = ()
@@ -184,27 +187,46 @@ class RecursiveResolver:
         """Resolve once per distinct question in flight; every waiter gets the same result.
 
         *trace* receives the lookup's events (a waiter that joins a lookup already
-        in flight sees none: it started no lookup of its own).
+        in flight sees none: it started no lookup of its own).  The lookup runs in
+        this coroutine, not a task of its own, unless serve-stale needs its timer:
+        one client question is then one task, from the datagram to the reply.
         """
         key = (qname, qtype, cache_only)
-        running = self._in_flight.get(key)
-        if running is not None:
+        in_flight = self._in_flight
+        size = len(in_flight)
+        running = in_flight.setdefault(key, None)  # one hash of the key, whether ours or another's
+        if len(in_flight) == size:  # already in flight: join it
+            if running is None:  # the first waiter to join makes the future the others wait on
+                running = in_flight[key] = asyncio.get_running_loop().create_future()
             return await asyncio.shield(running)
-        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        self._in_flight[key] = future
         try:
-            result = await self._resolve(qname, qtype, cache_only, trace)
+            if cache_only:
+                result = await self._drive(self._resolution(qname, qtype, cache_only=True, trace=trace))
+            else:
+                plan = policy.plan(self.cache, qname, qtype)
+                self.stats.cache_expired += plan.expired
+                if plan.now is not None:
+                    result = plan.now
+                elif plan.timer is None:
+                    result = policy.settle(self.cache, qname, qtype,
+                                           await self._drive(self._resolution(qname, qtype, trace=trace)))
+                else:
+                    result = await self._serve_stale(qname, qtype, trace, plan)
         except Exception:  # noqa: BLE001 - a client must get SERVFAIL, never silence
             log.exception("resolving %s %s failed", qname, dns.rdatatype.to_text(qtype))
             result = Result(dns.rcode.SERVFAIL, reason="internal error")
         finally:
-            del self._in_flight[key]
-        future.set_result(result)
+            future = in_flight.pop(key)
+        if future is not None:
+            future.set_result(result)
         return result
 
     async def answer(self, qname: dns.name.Name, qtype: int, cache_only: bool = False, checking_disabled: bool = False,
                      trace: Sink | None = None) -> Result:
         """A client's answer: resolved, then validated unless the client set CD=1 (RFC 4035 §3.2.2)."""
+        if not validates(self.validator, cache_only, checking_disabled):
+            # client_answer would ask for this one lookup and pass its result on: run it directly.
+            return await self.resolve(qname, qtype, cache_only=cache_only, trace=trace)
         answered = await self._run(client_answer(self.validator, self.cache, qname, qtype, trace, cache_only,
                                                  checking_disabled, nsec=self.nsec), self.cache)
         self.stats.bogus += answered.security == Security.BOGUS
@@ -238,20 +260,14 @@ class RecursiveResolver:
             resolution = self._resolution(need.qname, need.qtype, trace=need.trace, avoid=need.avoid)
         return await self._drive(resolution, count=count)
 
-    async def _resolve(self, qname: dns.name.Name, qtype: int, cache_only: bool, trace: Sink | None) -> Result:
-        if cache_only:
-            return await self._drive(self._resolution(qname, qtype, cache_only=True, trace=trace))
-        plan = policy.plan(self.cache, qname, qtype)
-        self.stats.cache_expired += plan.expired
-        if plan.now is not None:
-            return plan.now
+    async def _serve_stale(self, qname: dns.name.Name, qtype: int, trace: Sink | None, plan: policy.Plan) -> Result:
+        """The lookup as a task of its own, raced against the client response timer (RFC 8767 §5)."""
         lookup = asyncio.ensure_future(self._drive(self._resolution(qname, qtype, trace=trace)))
-        if plan.timer is not None:
-            done, _ = await asyncio.wait({lookup}, timeout=plan.timer)
-            if not done:  # the stale data answers now; the lookup goes on refreshing the cache
-                self._tasks.add(lookup)
-                lookup.add_done_callback(lambda task: self._finished_in_background(task, qname, qtype))
-                return plan.stale  # type: ignore[return-value]
+        done, _ = await asyncio.wait({lookup}, timeout=plan.timer)
+        if not done:  # the stale data answers now; the lookup goes on refreshing the cache
+            self._tasks.add(lookup)
+            lookup.add_done_callback(lambda task: self._finished_in_background(task, qname, qtype))
+            return plan.stale  # type: ignore[return-value]
         return policy.settle(self.cache, qname, qtype, await lookup, plan.stale)
 
     def _resolution(self, qname: dns.name.Name, qtype: int, cache_only: bool = False,
@@ -286,16 +302,16 @@ class RecursiveResolver:
             if remaining <= 0:
                 return Result(dns.rcode.SERVFAIL,
                               reason=f"no answer within {self.settings.query_time_limit:g} s")
-            done = await self.upstream.exchange(action, min(action.timeout, remaining), remaining, merge)
-            query, error, shared = done.query, done.error, done.shared
+            query, reply, error, rtt, shared = await self.upstream.exchange(
+                action, min(action.timeout, remaining), remaining, merge)
             if count:
                 if shared:
                     self.stats.merged_queries += 1
                 else:
                     self.stats.upstream_queries += 1
             if error is None:
-                assert done.reply is not None
-                resolution.on_reply(query, done.reply, done.rtt, shared=shared)
+                assert reply is not None
+                resolution.on_reply(query, reply, rtt, shared=shared)
             elif isinstance(error, dns.exception.Timeout):
                 self.stats.timeouts += count and not shared
                 resolution.on_timeout(query, shared=shared)
@@ -346,36 +362,57 @@ class RecursiveResolver:
         if query is None:
             return instead
         try:
-            return await self._answer_query(query, wire, via_tcp, peer, key)
+            refused = self._refused(query, wire, via_tcp, peer)
+            if refused is not None:
+                return refused
+            question = query.question[0]
+            flags = int(query.flags)  # a plain int: IntFlag's & is Python code
+            cache_only = not flags & _RD
+            checking_disabled = bool(flags & _CD)
+            if self.observers:
+                result = await self._observed(question.name, question.rdtype, cache_only, checking_disabled,
+                                              via_tcp, peer)
+            elif validates(self.validator, cache_only, checking_disabled):
+                result = await self.answer(question.name, question.rdtype, cache_only, checking_disabled)
+            else:  # what `answer` would do, one coroutine fewer
+                result = await self.resolve(question.name, question.rdtype, cache_only)
+            self.stats.answered(question.rdtype, result)
+            return self._reply(query, result, via_tcp, key)
         except Exception:  # noqa: BLE001 - a bug of ours: the client still gets a proper SERVFAIL
             log.exception("answering %s failed", query.question[0] if query.question else "a query")
             return self._render(error_reply(query, dns.rcode.SERVFAIL), query, via_tcp)
 
-    async def _answer_query(self, query: dns.message.Message, wire: bytes, via_tcp: bool,
-                            peer: tuple[str, int] | None, key: bytes | None) -> bytes | None:
+    def _refused(self, query: dns.message.Message, wire: bytes, via_tcp: bool,
+                 peer: tuple[str, int] | None) -> bytes | None:
+        """The reply to a query we do not resolve (a client not allowed, or a query we cannot
+        answer), or None."""
         refused = dns.rcode.REFUSED if peer is not None and not self.acl.allows(peer[0]) else refusal(query)
         if refused == dns.rcode.FORMERR:
             return header_only_reply(wire, dns.rcode.FORMERR, recursion_available=True)
         if refused is not None:
             return self._render(error_reply(query, refused), query, via_tcp)
-        question = query.question[0]
-        cache_only = not query.flags & dns.flags.RD
+        return None
+
+    async def _observed(self, qname: dns.name.Name, qtype: int, cache_only: bool, checking_disabled: bool,
+                        via_tcp: bool, peer: tuple[str, int] | None) -> Result:
+        """`answer`, with the observers told of the question and of its answer."""
         started = time.monotonic()
         observers = self.observers
-        recordings = [observer.begin(question.name, question.rdtype) for observer in observers]
+        recordings = [observer.begin(qname, qtype) for observer in observers]
         sinks = [recording.sink for recording in recordings if recording is not None]
-        merged = bool(observers) and (question.name, question.rdtype, cache_only) in self._in_flight
-        result = await self.answer(question.name, question.rdtype, cache_only=cache_only,
-                                   checking_disabled=bool(query.flags & dns.flags.CD),
+        merged = (qname, qtype, cache_only) in self._in_flight
+        result = await self.answer(qname, qtype, cache_only=cache_only, checking_disabled=checking_disabled,
                                    trace=_all(sinks))
-        self.stats.answered(question.rdtype, result)
-        if observers:
-            entry = QueryLog(time.time(), peer[0] if peer else "", question.name.to_text(),
-                             dns.rdatatype.to_text(question.rdtype), dns.rcode.to_text(result.rcode),
-                             result.from_cache, result.upstream_queries, (time.monotonic() - started) * 1000,
-                             via_tcp, merged)
-            for observer, recording in zip(observers, recordings):
-                observer.answered(entry, result, recording)
+        entry = QueryLog(time.time(), peer[0] if peer else "", qname.to_text(),
+                         dns.rdatatype.to_text(qtype), dns.rcode.to_text(result.rcode),
+                         result.from_cache, result.upstream_queries, (time.monotonic() - started) * 1000,
+                         via_tcp, merged)
+        for observer, recording in zip(observers, recordings):
+            observer.answered(entry, result, recording)
+        return result
+
+    def _reply(self, query: dns.message.Message, result: Result, via_tcp: bool, key: bytes | None) -> bytes:
+        """The client's reply as wire bytes; kept ready for the fast path when the question comes again."""
         reply = build_reply(query, result, self.cache)
         wire_reply = self._render(reply.message, query, via_tcp)
         if (key is not None and reply.replay is not None

@@ -14,6 +14,7 @@ import inspect
 import logging
 import socket
 import struct
+import types
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
@@ -59,8 +60,9 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self.handler = handler
         self.transport: asyncio.DatagramTransport | None = None
         self.pending: set[asyncio.Future[None]] = set()  # replies still being worked out
+        self.loop = asyncio.get_running_loop()
         # Set once asyncio has really closed the socket, a loop turn after close().
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.closed: asyncio.Future[None] = self.loop.create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # The selector loop's UDP transport is not a DatagramTransport subclass.
@@ -90,8 +92,8 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         if type(reply) is bytes:
             if self.transport is not None:
                 self.transport.sendto(reply, addr)
-        elif inspect.isawaitable(reply):
-            task = asyncio.ensure_future(self._reply_later(reply, addr, data))
+        elif type(reply) is types.CoroutineType or inspect.isawaitable(reply):  # (the type test is cheaper)
+            task = self.loop.create_task(self._reply_later(reply, addr, data))  # type: ignore[arg-type]
             self.pending.add(task)
             task.add_done_callback(self.pending.discard)
         elif reply is not None and self.transport is not None:

@@ -27,13 +27,13 @@ iterator (which only says what to ask) or the resolver (which drives lookups):
 
 from __future__ import annotations
 
+import _socket
 import asyncio
-import secrets
+import os
 import socket
 import struct
 import time
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import Awaitable, NamedTuple
 
 import dns.asyncbackend
 import dns.asyncquery
@@ -47,12 +47,11 @@ import dns.rcode
 
 from dnslab.core.reader import BadReply, Reply, read_reply
 from dnslab.core.wire import DO_BIT, EDNS_UDP_SIZE, HEADER, MAX_MESSAGE, OPT, QR
+from dnslab.resolution.iterator import Query
 from dnslab.services.capture import UPSTREAM, Packet, Sink
 
-if TYPE_CHECKING:
-    from dnslab.resolution.iterator import Query
-
 _QUESTION_TAIL = struct.Struct("!HH")
+_LENGTH_BYTE = [bytes((length,)) for length in range(256)]  # a label's length octet
 _OPT_RR = struct.Struct("!BHHIH")
 _NSID_REQUEST = b"\x00\x03\x00\x00"  # EDNS option 3 (NSID, RFC 5001), empty: "who are you?"
 _OPCODE_MASK = 0x7800
@@ -62,6 +61,20 @@ _QUESTIONLESS_RCODES = frozenset({dns.rcode.FORMERR, dns.rcode.SERVFAIL, dns.rco
 FlightKey = tuple[dns.name.Name, dns.name.Name, int, bool]
 # Linux creates the socket non-blocking in the same call; elsewhere it takes a second one.
 _NONBLOCK = getattr(socket, "SOCK_NONBLOCK", 0)
+_INET4, _INET6, _DGRAM = int(socket.AF_INET), int(socket.AF_INET6), int(socket.SOCK_DGRAM) | _NONBLOCK
+_ID_BATCH = 512  # query IDs drawn from the OS's random source at a time
+
+_ids: list[int] = []
+# A forked worker draws its own: IDs left over from the parent would repeat in every child.
+os.register_at_fork(after_in_child=_ids.clear)
+
+
+def random_id() -> int:
+    """A query ID from the OS's cryptographic random source (RFC 5452 §9.2), as secrets.randbits(16)
+    gives one, but drawn 256 at a time: one getrandom call per 256 queries instead of one each."""
+    if not _ids:
+        _ids.extend(memoryview(os.urandom(_ID_BATCH)).cast("H").tolist())
+    return _ids.pop()
 
 
 def build_query(qname: dns.name.Name, qtype: int, qid: int, edns: bool,
@@ -72,7 +85,12 @@ def build_query(qname: dns.name.Name, qtype: int, qid: int, edns: bool,
     EDNS0 with our 1232-byte UDP size when *edns*, DO=1 with *dnssec*, an empty NSID
     option with *nsid*), without building a Message.
     """
-    question = qname.to_wire() + _QUESTION_TAIL.pack(qtype, 1)  # type: ignore[operator]
+    labels = qname.labels
+    if labels and not labels[-1]:  # absolute: its wire form, as Name.to_wire() writes it, at a third of the cost
+        name_wire = b"".join([_LENGTH_BYTE[len(label)] + label for label in labels])
+    else:
+        name_wire = qname.to_wire()  # type: ignore[assignment]  # (raises for a relative name, as before)
+    question = name_wire + _QUESTION_TAIL.pack(qtype, 1)
     header = HEADER.pack(qid, 0, 1, 0, 0, 1 if edns else 0)
     if edns:
         options = _NSID_REQUEST if nsid else b""
@@ -99,11 +117,12 @@ def reply_matches(data: bytes, qid: int, question: bytes) -> bool:
         return False
     end = HEADER.size + len(question)
     got = data[HEADER.size:end]
+    if got == question:  # (most servers echo the question as asked)
+        return True
     return len(got) == len(question) and got[-4:] == question[-4:] and got[:-4].lower() == question[:-4].lower()
 
 
-@dataclass(frozen=True)
-class Exchange:
+class Exchange(NamedTuple):
     """How one query went: the query as sent, and either the reply or the error.
 
     *shared* says this lookup joined another's exchange: the reply is real, but
@@ -124,7 +143,8 @@ class Upstream:
         self.port = port
         self.dnssec = dnssec  # DO=1 on every query: a validating resolver needs RRSIGs and NSEC records
         self.nsid = nsid  # an empty NSID option on every EDNS query (request_nsid)
-        self._flights: dict[FlightKey, asyncio.Future[Exchange]] = {}
+        # Exchanges in flight, with the futures of the lookups that joined them.
+        self._flights: dict[FlightKey, list[asyncio.Future[Exchange]]] = {}
         # `dnslab capture resolver`: our UDP queries and every datagram back (services/capture.py), and
         # while it runs, the local ends of our TCP exchanges in flight.
         self.tap: Sink | None = None
@@ -139,22 +159,12 @@ class Upstream:
         flight again).
         """
         key = (query.zone, query.qname, query.qtype, query.tcp)
-        flight = self._flights.get(key) if merge else None
-        if flight is not None:
-            try:
-                done = await asyncio.wait_for(asyncio.shield(flight), wait_limit)
-            except asyncio.TimeoutError:
-                return Exchange(query, None, dns.exception.Timeout(), wait_limit, shared=True)
-            # Read as an answer to our own question (its purpose included), from the server that gave it.
-            sent = done.query
-            return replace(done, query=replace(query, address=sent.address, server=sent.server, edns=sent.edns,
-                                               tcp=sent.tcp), shared=True)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Exchange] | None = None
+        flights = self._flights
         if merge:
-            future = loop.create_future()
-            self._flights[key] = future
-        outcome = Exchange(query, None, ConnectionError("the exchange was cancelled"), 0.0)
+            waiters: list[asyncio.Future[Exchange]] = []
+            flight = flights.setdefault(key, waiters)  # one hash of the key, whether ours or another's
+            if flight is not waiters:
+                return await self._join(flight, query, wait_limit)
         # Not loop.time(): uvloop's clock ticks in whole milliseconds (libuv's uv_now), so a
         # loopback exchange of 0.4 ms measured 0 or 1 ms, and traces and SRTTs said "0 ms".
         started = time.perf_counter()
@@ -163,24 +173,57 @@ class Upstream:
             outcome = Exchange(query, reply, None, time.perf_counter() - started)
         except (dns.exception.DNSException, OSError, EOFError, ConnectionError) as exc:
             outcome = Exchange(query, None, exc, time.perf_counter() - started)
-        finally:
-            if future is not None:
-                del self._flights[key]
-                future.set_result(outcome)
+        except BaseException:  # cancelled (or a bug of ours): the lookups that joined it go on without it
+            if merge:
+                _settle(flights.pop(key), Exchange(query, None, ConnectionError("the exchange was cancelled"), 0.0))
+            raise
+        if merge:
+            _settle(flights.pop(key), outcome)
         return outcome
 
-    async def send(self, query: Query, timeout: float) -> Reply | dns.message.Message:
-        """One query to one server; raises dns.exception.Timeout, OSError or a parse error."""
+    async def _join(self, waiters: list[asyncio.Future[Exchange]], query: Query, wait_limit: float) -> Exchange:
+        """Wait up to *wait_limit* for the exchange in flight whose *waiters* these are, and read its
+        outcome as ours.
+
+        Each waiter has a future of its own, so a waiter cancelled or timed out leaves the
+        exchange and the other waiters alone (as asyncio.shield would, at less cost).
+        """
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Exchange] = loop.create_future()
+        waiters.append(waiter)
+        expiry = loop.call_later(wait_limit, _expire, waiter)
+        try:
+            done = await waiter
+        except dns.exception.Timeout:
+            return Exchange(query, None, dns.exception.Timeout(), wait_limit, shared=True)
+        finally:
+            expiry.cancel()
+        # Read as an answer to our own question (its purpose included), from the server that gave it.
+        sent = done.query
+        return Exchange(Query(sent.address, query.qname, query.qtype, query.zone, query.timeout, query.reason,
+                              tcp=sent.tcp, edns=sent.edns, purpose=query.purpose, server=sent.server),
+                        done.reply, done.error, done.rtt, shared=True)
+
+    def send(self, query: Query, timeout: float) -> Awaitable[Reply | dns.message.Message]:
+        """One query to one server, to await; raises dns.exception.Timeout, OSError or a parse error.
+
+        Not a coroutine itself: it hands back the UDP or TCP exchange's, so the exchange
+        runs one coroutine fewer deep (every cold lookup's queries go through here).
+        """
         if query.tcp:
-            message = dns.message.make_query(query.qname, query.qtype, use_edns=0 if query.edns else False,
-                                             payload=EDNS_UDP_SIZE, want_dnssec=self.dnssec and query.edns,
-                                             options=[dns.edns.GenericOption(3, b"")] if self.nsid else None)
-            message.flags &= ~dns.flags.RD  # iterative: we do the recursion
-            if self.tap is not None:
-                return await self._tcp_seen(message, query.address, timeout)
-            return await dns.asyncquery.tcp(message, query.address, timeout=timeout, port=self.port)
-        return await udp_exchange(query.address, self.port, query.qname, query.qtype, query.edns, timeout,
-                                  self.dnssec, self.tap, self.nsid)
+            return self._tcp(query, timeout)
+        return udp_exchange(query.address, self.port, query.qname, query.qtype, query.edns, timeout,
+                            self.dnssec, self.tap, self.nsid)
+
+    async def _tcp(self, query: Query, timeout: float) -> dns.message.Message:
+        """dnspython's TCP exchange (after TC=1: rare), with the same message a UDP query carries."""
+        message = dns.message.make_query(query.qname, query.qtype, use_edns=0 if query.edns else False,
+                                         payload=EDNS_UDP_SIZE, want_dnssec=self.dnssec and query.edns,
+                                         options=[dns.edns.GenericOption(3, b"")] if self.nsid else None)
+        message.flags &= ~dns.flags.RD  # iterative: we do the recursion
+        if self.tap is not None:
+            return await self._tcp_seen(message, query.address, timeout)
+        return await dns.asyncquery.tcp(message, query.address, timeout=timeout, port=self.port)
 
 
     async def _tcp_seen(self, message: dns.message.Message, address: str, timeout: float) -> dns.message.Message:
@@ -212,10 +255,11 @@ async def udp_exchange(address: str, port: int, qname: dns.name.Name, qtype: int
     ends it with the OSError, as dnspython's connected endpoint did.
     """
     loop = asyncio.get_running_loop()
-    qid = secrets.randbits(16)
+    qid = random_id()
     wire, question = build_query(qname, qtype, qid, edns, dnssec, nsid)
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_DGRAM | _NONBLOCK)
+    # The C socket type: socket.socket's Python layer (its __init__, close and reference
+    # counting for makefile) is nothing a datagram read from the loop needs.
+    sock = _socket.socket(_INET6 if ":" in address else _INET4, _DGRAM)
     try:
         if not _NONBLOCK:
             sock.setblocking(False)
@@ -257,6 +301,13 @@ async def udp_exchange(address: str, port: int, qname: dns.name.Name, qtype: int
         sock.close()
 
 
-def _expire(done: asyncio.Future[Reply]) -> None:
+def _settle(waiters: list[asyncio.Future[Exchange]], outcome: Exchange) -> None:
+    """Hand a flight's outcome to the lookups that joined it (not those whose wait ended already)."""
+    for waiter in waiters:
+        if not waiter.done():  # (a waiter whose lookup was cancelled, or whose wait ran out)
+            waiter.set_result(outcome)
+
+
+def _expire(done: asyncio.Future[Reply] | asyncio.Future[Exchange]) -> None:
     if not done.done():
         done.set_exception(dns.exception.Timeout())
