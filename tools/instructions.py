@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Instructions per resolver cache hit and per cold name, counted by valgrind's callgrind.
 
-    scripts/instructions [--tree DIR] [hit|auth|cold ...] [--hits N] [--names A,B]
+    scripts/instructions [--tree DIR] [hit|auth|cold ...] [--hits N] [--names A,B] [--port N]
 
 Why instructions: on a machine shared with other work, CPU time per query moves
 with the load (caches, frequency, preemption), while the instructions a piece of
@@ -108,7 +108,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="cold names: B counted against A (default 100,600)")
     parser.add_argument("--zones", type=Path, default=None,
                         help="the cold run's hierarchy (default: scripts/gen-hierarchy's, made here)")
+    parser.add_argument("--port", type=int, default=5330,
+                        help="the cold runs' lab ports: PORT and PORT+1 (default 5330; give two runs at once "
+                             "different ones)")
     args = parser.parse_args(argv)
+    if not 1024 <= args.port <= 65534:
+        parser.error(f"--port wants 1024-65534 (it uses PORT and PORT+1), not {args.port}")
     unknown = set(args.what) - {"hit", "auth", "cold"}
     if unknown:
         parser.error(f"unknown: {', '.join(sorted(unknown))} (hit, auth, cold)")
@@ -139,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                     zones = Path(folder) / "hierarchy"
                     subprocess.run([python, str(REPO / "scripts" / "gen-hierarchy"), str(zones)], check=True,
                                    stdout=subprocess.DEVNULL, timeout=120)
-                runs = [callgrind([python, "scripts/cold-profile", "--zones", str(zones), "--port", str(5330 + i),
+                runs = [callgrind([python, "scripts/cold-profile", "--zones", str(zones), "--port", str(args.port + i),
                                    "--names", str(count), "--in-flight", "10"], tree)
                         for i, count in enumerate((first, second))]
             print(f"{tree}: {(runs[1] - runs[0]) / (second - first):,.0f} instructions per cold name "
