@@ -2,7 +2,7 @@
 """Cold resolution with the resolver in this process, to profile it: figures for people, not a test.
 
     scripts/cold-profile [--zones DIR] [--port N] [--names N] [--in-flight N]
-                         [--profile FILE] [--no-merge]
+                         [--profile FILE] [--no-merge] [--default-gc]
 
 A hierarchy from scripts/gen-hierarchy (made in a temporary folder unless
 --zones is given) runs as `dnslab up --no-resolver` in a child process on
@@ -12,7 +12,9 @@ time, this process's CPU time per name, upstream queries sent and merged, and
 dnsperf's counts.  --profile FILE writes a cProfile of the run (cProfile slows
 the run about 2x; `py-spy record -- python scripts/cold-profile` samples
 instead).  --no-merge turns off the merging of upstream questions in flight,
-to see what it saves.  Everything it starts is stopped at the end.
+to see what it saves.  The cycle collector is tuned as `dnslab resolver` tunes
+it (dnslab.core.collector.serving); --default-gc leaves CPython's defaults, to
+see what that saves.  Everything it starts is stopped at the end.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from dnslab.core import collector
 from dnslab.resolution.hints import load_root_hints
 from dnslab.services.resolver import RecursiveResolver
 from dnslab.resolution.settings import ResolverSettings
@@ -81,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--in-flight", type=int, default=100, help="dnsperf -q (default 100)")
     parser.add_argument("--profile", metavar="FILE", help="write a cProfile of the run to FILE")
     parser.add_argument("--no-merge", action="store_true", help="send every upstream query, merging none")
+    parser.add_argument("--default-gc", action="store_true",
+                        help="leave Python's cycle collector at its defaults (a library user's process), not "
+                             "tuned as `dnslab resolver` tunes it (dnslab.core.collector.serving)")
     args = parser.parse_args(argv)
     import uvloop
 
@@ -106,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         except (RuntimeError, LabUnavailable) as exc:
             print(f"cold-profile: the hierarchy did not start: {exc}", file=sys.stderr)
             return 1
+        if not args.default_gc:
+            collector.serving()  # as `dnslab resolver` does before it serves
         try:
             uvloop.run(run(args, dnsperf, hierarchy.hints, data, len(lines)))
         finally:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import gc
 import logging
 import os
 import shutil
@@ -534,6 +533,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         print(problem, file=sys.stderr)
     host, port = parse_listen(args.listen)
     names = " ".join(zone.origin.to_text() for zone in zones) or "(none: every query is REFUSED)"
+    collector.serving()
     return _listen_until_stopped(
         host, port, AuthoritativeServer(zones).handle, out,
         lambda bound: f"dnslab: serving {names} on {host}:{bound} (UDP and TCP). Ctrl-C stops.")
@@ -573,6 +573,7 @@ def resolver_options(args: argparse.Namespace) -> tuple[Path, tuple[str, int], R
 def cmd_resolver(args: argparse.Namespace, out: TextIO) -> int:
     hints_path, (host, port), settings = resolver_options(args)
     hints = load_root_hints(hints_path)
+    collector.serving()
     pool = None
     if args.workers > 1:  # each a whole resolver with its own cache, on the port this process binds
         pool = WorkerPool(args.workers - 1, lambda: ListenerWorker(host, RecursiveResolver(hints, settings).handle))
@@ -596,7 +597,7 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
     chosen = [programs.parse_server_choice(text) for text in args.server]
     # A big lab is millions of objects made once and kept: Python's cycle collector is paused while
     # they are made (each full collection walked them all again), and then they are frozen out of its
-    # walks (gc.freeze), so a collection while serving does not stop the lab for a walk over every name.
+    # walks (gc.freeze, in collector.serving), so a collection while serving does not stop the lab for a walk over every name.
     # They are frozen before the collector is on again: its first collection after the pause would
     # otherwise walk everything made during it (1 s for a million names).
     with collector.paused():
@@ -607,7 +608,7 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
                                         server_programs=[(server, program.name) for server, program in chosen],
                                         only=None if args.only is None else split.parse_networks(args.only),
                                         shared_sockets=args.shared_sockets)
-        gc.freeze()
+        collector.serving()
     if (lab.foreign is not None or lab.foreign_servers) and args.workers > 1:
         raise ConfigError("--workers shares the lab among processes, and a real program runs once: "
                           "leave out --workers with --resolver or --server")
