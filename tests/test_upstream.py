@@ -348,3 +348,29 @@ def test_round_trips_are_timed_to_the_microsecond_also_on_uvloop() -> None:
             rtts = runner.run(times())
     assert all(rtt > 0 for rtt in rtts)
     assert any(round(rtt * 1000, 6) % 1 for rtt in rtts)  # not whole milliseconds, as uv_now() would give
+
+
+@pytest.mark.parametrize("epoll", [True, False])
+def test_one_upstream_serves_one_loop_after_another(epoll: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The epoll set belongs to the loop it was made on: a resolver used from a second loop (each test's
+    asyncio.run) gets a new one; without epoll (macOS, BSD) each socket is the loop's own reader."""
+    if not epoll:
+        monkeypatch.setattr(Poller, "available", False)
+    elif not Poller.available:
+        pytest.skip("no epoll here")
+    with DnsLab() as lab:
+        upstream = Upstream(lab.port)
+        query = Query("127.0.3.1", dns.name.from_text("www.example.com."), A, dns.name.from_text("example.com."), 2.0)
+
+        async def ask() -> tuple[list[str], Poller | None]:
+            exchange = await upstream.exchange(query, 2.0, 2.0, merge=False)
+            assert exchange.error is None and exchange.reply is not None
+            return [rdata.to_text() for rdata in exchange.reply.answer[0]], upstream._poller
+
+        first, first_poller = asyncio.run(ask())
+        second, second_poller = asyncio.run(ask())
+    assert first == second and first
+    if epoll:
+        assert first_poller is not None and second_poller is not None and first_poller is not second_poller
+    else:
+        assert first_poller is None and second_poller is None
