@@ -21,6 +21,7 @@ add_reader as before.
 from __future__ import annotations
 
 import asyncio
+import os
 import select
 from typing import Callable
 
@@ -40,6 +41,7 @@ class Poller:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
+        self._pid = os.getpid()
         self._epoll = select.epoll()
         self._waiting: dict[int, Callable[[], None]] = {}
         loop.add_reader(self._epoll.fileno(), self._ready)
@@ -61,7 +63,8 @@ class Poller:
     def close(self) -> None:
         """Take the set off the loop (unless the loop is closed already) and close it."""
         if not self._epoll.closed:
-            if not self.loop.is_closed():
+            # (Not in a forked child: the loop's own epoll set is the parent's too, and a removal would be.)
+            if not self.loop.is_closed() and self._pid == os.getpid():
                 self.loop.remove_reader(self._epoll.fileno())
             self._epoll.close()
 
