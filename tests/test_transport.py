@@ -425,6 +425,30 @@ def test_a_handler_that_raises_gets_the_client_servfail_and_the_listener_goes_on
     run(body)
 
 
+def test_a_coroutine_handler_is_answered_when_it_ends_and_one_that_raises_gets_servfail() -> None:
+    """The resolver's full path: the handler hands back a coroutine, run as a task, whose end sends
+    the reply (or SERVFAIL, if it raised; nothing, if it said None)."""
+    async def slow(wire: bytes, via_tcp: bool, peer: tuple[str, int]) -> bytes | None:
+        await asyncio.sleep(0)
+        if wire[2:3] == b"\x7f":
+            raise RuntimeError("boom")
+        if wire[2:3] == b"\x7e":
+            return None
+        return SERVER.handle(wire, via_tcp, peer)  # type: ignore[return-value]
+
+    async def body() -> None:
+        async with serving(handler=slow) as listener:
+            async with udp_client(listener.port) as udp:
+                udp.send(b"\x00\x01\x7f" + b"\x00" * 20)
+                reply = await udp.receive()
+                assert reply[:2] == b"\x00\x01" and reply[3] & 0x0F == dns.rcode.SERVFAIL
+                await udp.assert_silent_then_answers(b"\x00\x03\x7e" + b"\x00" * 20, probe_id=9)
+            await assert_serving(listener)
+            assert not listener._udp_protocol.pending  # type: ignore[union-attr]  # every task let go
+
+    run(body)
+
+
 def test_stop_closes_open_tcp_connections() -> None:
     async def body() -> None:
         listener = DnsListener(HOST, 0, SERVER.handle)

@@ -19,6 +19,7 @@ import pytest
 
 from dnslab.resolution.iterator import Query
 from dnslab.testing import DnsLab
+from dnslab.services.poller import Poller
 from dnslab.services.upstream import Exchange, Upstream, build_query, reply_matches, udp_exchange
 
 WWW = dns.name.from_text("www.Example.com.")
@@ -84,6 +85,13 @@ def test_reply_matching_is_strict() -> None:
 
 # --- the UDP exchange against a scripted server on loopback ----------------------------------------
 
+# Each exchange test runs with the socket as the loop's own reader and through an epoll set (services/poller.py).
+WATCHED = ["loop", pytest.param("epoll", marks=pytest.mark.skipif(not Poller.available, reason="no epoll here"))]
+
+
+def watcher(way: str) -> Poller | None:
+    return Poller(asyncio.get_running_loop()) if way == "epoll" else None
+
 
 def marked(wire: bytes, address: str) -> bytes:
     """A real reply to *wire* whose answer says which datagram it was."""
@@ -126,12 +134,14 @@ async def scripted_server(sends: list[str]) -> tuple[socket.socket, socket.socke
     return server, other, asyncio.ensure_future(serve())
 
 
+@pytest.mark.parametrize("way", WATCHED)
 @pytest.mark.parametrize("sends", [["real"], ["garbage", "wrong id", "wrong question", "other port", "real"]])
-def test_only_the_real_reply_is_accepted(sends: list[str]) -> None:
+def test_only_the_real_reply_is_accepted(sends: list[str], way: str) -> None:
     async def run() -> dns.message.Message:
         server, other, task = await scripted_server(sends)
         try:
-            return await udp_exchange("127.0.0.1", server.getsockname()[1], WWW, A, True, timeout=5.0)
+            return await udp_exchange("127.0.0.1", server.getsockname()[1], WWW, A, True, timeout=5.0,
+                                      poller=watcher(way))
         finally:
             await task
             server.close()
@@ -141,12 +151,14 @@ def test_only_the_real_reply_is_accepted(sends: list[str]) -> None:
     assert [rdata.to_text() for rdata in reply.answer[0]] == ["192.0.2.1"]
 
 
-def test_forged_replies_alone_end_in_a_timeout() -> None:
+@pytest.mark.parametrize("way", WATCHED)
+def test_forged_replies_alone_end_in_a_timeout(way: str) -> None:
     async def run() -> None:
         server, other, task = await scripted_server(["garbage", "wrong id", "wrong question", "other port"])
         try:
             with pytest.raises(dns.exception.Timeout):
-                await udp_exchange("127.0.0.1", server.getsockname()[1], WWW, A, True, timeout=0.5)
+                await udp_exchange("127.0.0.1", server.getsockname()[1], WWW, A, True, timeout=0.5,
+                                   poller=watcher(way))
         finally:
             await task
             server.close()
@@ -155,16 +167,19 @@ def test_forged_replies_alone_end_in_a_timeout() -> None:
     asyncio.run(run())
 
 
-def test_each_query_has_its_own_source_port_and_id() -> None:
+@pytest.mark.parametrize("way", WATCHED)
+def test_each_query_has_its_own_source_port_and_id(way: str) -> None:
     async def run() -> list[tuple[int, int]]:
         loop = asyncio.get_running_loop()
         server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         server.bind(("127.0.0.1", 0))
         server.setblocking(False)
+        poller = watcher(way)
         seen = []
         try:
             for _ in range(8):
-                ask = asyncio.ensure_future(udp_exchange("127.0.0.1", server.getsockname()[1], WWW, A, True, 5.0))
+                ask = asyncio.ensure_future(udp_exchange("127.0.0.1", server.getsockname()[1], WWW, A, True, 5.0,
+                                                         poller=poller))
                 wire, client = await loop.sock_recvfrom(server, 65535)
                 seen.append((client[1], struct.unpack_from("!H", wire)[0]))
                 server.sendto(marked(wire, "192.0.2.1"), client)
@@ -175,6 +190,49 @@ def test_each_query_has_its_own_source_port_and_id() -> None:
 
     seen = asyncio.run(run())
     assert len({port for port, _ in seen}) > 1 and len({qid for _, qid in seen}) > 1
+
+
+@pytest.mark.parametrize("way", WATCHED)
+def test_a_port_unreachable_ends_the_exchange_at_once(way: str) -> None:
+    """The kernel's ICMP error on the connected socket reaches the exchange as an OSError, not a timeout."""
+    async def run() -> None:
+        closed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        closed.close()  # nothing listens there now: the kernel answers with port unreachable
+        with pytest.raises(ConnectionRefusedError):
+            await udp_exchange("127.0.0.1", port, WWW, A, True, timeout=30.0, poller=watcher(way))
+
+    asyncio.run(asyncio.wait_for(run(), 10.0))
+
+
+@pytest.mark.parametrize("way", WATCHED)
+def test_many_exchanges_at_once_each_get_their_own_reply(way: str) -> None:
+    """Sockets closed and their descriptors reused while others still wait: every exchange ends
+    with the reply to its own question, answered in reverse order of asking."""
+    names = [dns.name.from_text(f"n{index}.example.") for index in range(40)]
+
+    async def run() -> list[str]:
+        loop = asyncio.get_running_loop()
+        server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        server.bind(("127.0.0.1", 0))
+        server.setblocking(False)
+        poller = watcher(way)
+        try:
+            asks = [asyncio.ensure_future(udp_exchange("127.0.0.1", server.getsockname()[1], name, A, True, 5.0,
+                                                       poller=poller)) for name in names]
+            queries = [await loop.sock_recvfrom(server, 65535) for _ in names]
+            for wire, client in reversed(queries):
+                server.sendto(marked(wire, "192.0.2.1"), client)
+            replies = await asyncio.gather(*asks)
+        finally:
+            server.close()
+            if poller is not None:
+                assert not poller.busy  # every socket forgotten
+                poller.close()
+        return [reply.answer[0].name.to_text() for reply in replies]
+
+    assert asyncio.run(run()) == [name.to_text() for name in names]
 
 
 # --- merging identical questions in flight ------------------------------------------------------
@@ -290,3 +348,29 @@ def test_round_trips_are_timed_to_the_microsecond_also_on_uvloop() -> None:
             rtts = runner.run(times())
     assert all(rtt > 0 for rtt in rtts)
     assert any(round(rtt * 1000, 6) % 1 for rtt in rtts)  # not whole milliseconds, as uv_now() would give
+
+
+@pytest.mark.parametrize("epoll", [True, False])
+def test_one_upstream_serves_one_loop_after_another(epoll: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The epoll set belongs to the loop it was made on: a resolver used from a second loop (each test's
+    asyncio.run) gets a new one; without epoll (macOS, BSD) each socket is the loop's own reader."""
+    if not epoll:
+        monkeypatch.setattr(Poller, "available", False)
+    elif not Poller.available:
+        pytest.skip("no epoll here")
+    with DnsLab() as lab:
+        upstream = Upstream(lab.port)
+        query = Query("127.0.3.1", dns.name.from_text("www.example.com."), A, dns.name.from_text("example.com."), 2.0)
+
+        async def ask() -> tuple[list[str], Poller | None]:
+            exchange = await upstream.exchange(query, 2.0, 2.0, merge=False)
+            assert exchange.error is None and exchange.reply is not None
+            return [rdata.to_text() for rdata in exchange.reply.answer[0]], upstream._poller
+
+        first, first_poller = asyncio.run(ask())
+        second, second_poller = asyncio.run(ask())
+    assert first == second and first
+    if epoll:
+        assert first_poller is not None and second_poller is not None and first_poller is not second_poller
+    else:
+        assert first_poller is None and second_poller is None

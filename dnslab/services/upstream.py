@@ -14,7 +14,8 @@ iterator (which only says what to ask) or the resolver (which drives lookups):
   concurrent cold lookups prime once.
 
 * **A cheap UDP exchange**: a fresh non-blocking socket per query, connected
-  to the server, read straight from the event loop's reader callback.  That
+  to the server, read straight from a reader callback (through one epoll set
+  for all of them, services/poller.py, where Linux has it).  That
   keeps what RFC 5452 asks (a random source port, chosen by the kernel for
   each socket, and a random ID) and what dnspython checked (replies only from
   the address and port asked, with our ID, QR set and our question; anything
@@ -49,6 +50,7 @@ from dnslab.core.reader import BadReply, Reply, read_reply
 from dnslab.core.wire import DO_BIT, EDNS_UDP_SIZE, HEADER, MAX_MESSAGE, OPT, QR
 from dnslab.resolution.iterator import Query
 from dnslab.services.capture import UPSTREAM, Packet, Sink
+from dnslab.services.poller import Poller
 
 _QUESTION_TAIL = struct.Struct("!HH")
 _LENGTH_BYTE = [bytes((length,)) for length in range(256)]  # a label's length octet
@@ -149,6 +151,18 @@ class Upstream:
         # while it runs, the local ends of our TCP exchanges in flight.
         self.tap: Sink | None = None
         self.tcp_endpoints: set[tuple[str, int]] = set()
+        self._poller: Poller | None = None  # our UDP sockets' epoll set, on the loop we last ran on
+
+    def _poller_on(self, loop: asyncio.AbstractEventLoop) -> Poller | None:
+        """The epoll set our UDP sockets are watched through on *loop* (None where there is no epoll)."""
+        poller = self._poller
+        if poller is None or poller.loop is not loop:
+            if not Poller.available:
+                return None
+            if poller is not None and not poller.busy:  # (a busy one is its loop's to keep)
+                poller.close()
+            poller = self._poller = Poller(loop)
+        return poller
 
     async def exchange(self, query: Query, timeout: float, wait_limit: float, merge: bool = True) -> Exchange:
         """Send *query*, or, with *merge*, join the same question already in flight.
@@ -213,7 +227,7 @@ class Upstream:
         if query.tcp:
             return self._tcp(query, timeout)
         return udp_exchange(query.address, self.port, query.qname, query.qtype, query.edns, timeout,
-                            self.dnssec, self.tap, self.nsid)
+                            self.dnssec, self.tap, self.nsid, self._poller_on(asyncio.get_running_loop()))
 
     async def _tcp(self, query: Query, timeout: float) -> dns.message.Message:
         """dnspython's TCP exchange (after TC=1: rare), with the same message a UDP query carries."""
@@ -245,7 +259,7 @@ class Upstream:
 
 async def udp_exchange(address: str, port: int, qname: dns.name.Name, qtype: int, edns: bool,
                        timeout: float, dnssec: bool = False, tap: Sink | None = None,
-                       nsid: bool = False) -> Reply:
+                       nsid: bool = False, poller: Poller | None = None) -> Reply:
     """Ask once over UDP from a fresh socket (a kernel-chosen random port) and a random ID.
 
     The socket is connected, so the kernel delivers only datagrams from the
@@ -253,8 +267,11 @@ async def udp_exchange(address: str, port: int, qname: dns.name.Name, qtype: int
     the wait (a forged or broken datagram is dropped, as with dnspython's
     ignore_unexpected and ignore_errors).  An ICMP error (port unreachable)
     ends it with the OSError, as dnspython's connected endpoint did.
+
+    The socket is watched through *poller* (services/poller.py: one system call
+    instead of eight), or without one, as the loop's own reader.
     """
-    loop = asyncio.get_running_loop()
+    loop = asyncio.get_running_loop() if poller is None else poller.loop
     qid = random_id()
     wire, question = build_query(qname, qtype, qid, edns, dnssec, nsid)
     # The C socket type: socket.socket's Python layer (its __init__, close and reference
@@ -290,13 +307,19 @@ async def udp_exchange(address: str, port: int, qname: dns.name.Name, qtype: int
                     continue
                 done.set_result(reply)
 
-        loop.add_reader(fd, readable)
+        if poller is None:
+            loop.add_reader(fd, readable)
+        else:
+            poller.watch(fd, readable)
         expiry = loop.call_later(timeout, _expire, done)
         try:
             return await done
         finally:
             expiry.cancel()
-            loop.remove_reader(fd)
+            if poller is None:
+                loop.remove_reader(fd)
+            else:
+                poller.forget(fd)
     finally:
         sock.close()
 
