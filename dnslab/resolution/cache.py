@@ -21,7 +21,7 @@ import logging
 import math
 import random
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 import cachetools
 import dns.name
@@ -110,9 +110,12 @@ class CacheSettings:
             )
 
 
-@dataclass(frozen=True)
-class CacheHit:
-    """A positive answer; `rrset` is the caller's own copy, safe to put in a reply."""
+class CacheHit(NamedTuple):
+    """A positive answer; `rrset` is the caller's own copy, safe to put in a reply.
+
+    A named tuple, not a frozen dataclass: as immutable, and made for every answer at a fifth
+    of the cost (a frozen dataclass sets each of its eleven fields through object.__setattr__).
+    """
 
     rrset: dns.rrset.RRset  # ttl is the remaining TTL (stale: stale_answer_ttl)
     remaining: int
@@ -314,11 +317,13 @@ class _Store:
         return _present(self._tlru, key)  # type: ignore[no-any-return]
 
     def peek(self, key: _Key) -> _Entry | None:
-        """The entry as stored, due or not, without counting as a use."""
-        try:
-            return _stored(self._tlru, key)  # type: ignore[no-any-return]
-        except KeyError:
-            return None
+        """The entry as stored, due or not, without counting as a use.
+
+        (A key not stored, most of `Cache.put`'s, is one dict lookup: cachetools would raise
+        a KeyError from its `__missing__` and this would catch it, twice the work of the lookup.)
+        """
+        tlru = self._tlru
+        return _stored(tlru, key) if _present(tlru, key) else None  # type: ignore[no-any-return]
 
     def put(self, key: _Key, entry: _Entry, now: float) -> None:
         self._tlru[key] = entry
@@ -516,11 +521,22 @@ class Cache:
         upstream query it sends; building an RRset for that (hashing each rdata
         from its wire form) was a tenth of a cold lookup's CPU.
         """
+        return self.addresses_of((name,), rdtype)[0]
+
+    def addresses_of(self, names: Iterable[dns.name.Name], rdtype: int) -> list[list[str]]:
+        """`addresses` for each of *names* (a zone's NS names), in order, on one reading of the clock.
+
+        The iterator asks for every NS name of a zone before each query; one call for all of
+        them spares a clock read and three Python calls per name (about 2% of a cold walk).
+        """
         now = self._clock.now()
-        entry = self._store.use((_fold(name), rdtype), now)
-        if entry is None or entry.expires_at <= now:
-            return []
-        return [rdata.address for rdata in entry.rdatas]  # type: ignore[attr-defined]
+        use = self._store.use
+        found: list[list[str]] = []
+        for name in names:
+            entry = use((folded_labels(name.labels), rdtype), now)
+            found.append([] if entry is None or entry.expires_at <= now
+                         else [rdata.address for rdata in entry.rdatas])  # type: ignore[attr-defined]
+        return found
 
     def closest_delegation(self, name: dns.name.Name) -> tuple[int, list[dns.name.Name]] | None:
         """The closest live NS set at *name* or above, as (labels of the owner, NS names), or None.

@@ -257,7 +257,8 @@ class Infra:
         for address in dict.fromkeys(candidates):  # de-duplicated, order kept
             if address in skip:
                 continue
-            state = states.get(address)  # touches the LRU: in active use
+            # A use, as `states.get(address)` (touches the LRU: in active use), one call less.
+            state = states[address] if address in states else None
             if state is None:  # never asked: closed, with the neutral estimate (`_estimate`)
                 usable.append((address, unknown, None))
                 continue
@@ -524,13 +525,15 @@ class Infra:
 
     def _get(self, address: str) -> _State | None:
         """A server's state, as a use: it moves to the most recently used end."""
-        return self._states.get(address)
+        states = self._states
+        return states[address] if address in states else None  # (`states.get`, one Python call less)
 
     def _state(self, address: str) -> _State:
         """A server's state, made (the LRUCache forgets the least recently used one when full) if there is none."""
-        state = self._states.get(address)
-        if state is None:
-            state = self._states[address] = _State()
+        states = self._states
+        if address in states:
+            return states[address]  # type: ignore[no-any-return]
+        state = states[address] = _State()
         return state
 
 

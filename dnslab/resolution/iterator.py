@@ -587,7 +587,7 @@ class Resolution:
     def _ask(self, qname: dns.name.Name, qtype: int, purpose: Purpose) -> State:
         """Send the question to one of the zone's servers; when none is left, the fallbacks in turn."""
         pool = self.pool
-        by_name = [(name, self._addresses(name)) for name in pool.ns_names]  # cache lookups: once per plan
+        by_name = list(zip(pool.ns_names, self._addresses_of(pool.ns_names)))  # cache lookups: once per plan
         candidates = [address for _, addresses in by_name for address in addresses]
         choice = self.infra.choose(candidates, exclude=pool.tried | self.avoid if self.avoid else pool.tried,
                                    zone=_zone_text(pool.zone))
@@ -665,20 +665,33 @@ class Resolution:
     def _addresses(self, ns_name: dns.name.Name) -> list[str]:
         """The addresses known for an NS name, without repeats: the hints', then those learned in this
         lookup, then the cache's A and (with ipv6_upstream) AAAA records.  A new list each call."""
+        return self._addresses_of((ns_name,))[0]
+
+    def _addresses_of(self, ns_names: list[dns.name.Name] | tuple[dns.name.Name, ...]) -> list[list[str]]:
+        """`_addresses` of each NS name, in order: the cache asked once for all of them."""
         settings = self.settings
-        found = self.cache.addresses(ns_name, RdataType.A)  # a new list: ours to extend
-        if settings.ipv6_upstream:
-            found += self.cache.addresses(ns_name, RdataType.AAAA)
-        if self.learned:  # (most lookups learn nothing: no Name hashed for nothing)
-            found = list(self.learned.get(ns_name, ())) + found
-        if settings.do_not_query_localhost:
-            # Only what the DNS said: root hints on loopback are the operator's own choice
-            # (Knot Resolver exempts them too).
-            found = [address for address in found if not _loopback(address)]
-        hints = self.pool.hint_addresses
-        if hints:
-            found = list(hints.get(ns_name, ())) + found
-        return found if len(found) < 2 else list(dict.fromkeys(found))
+        cache = self.cache
+        if settings.ipv6_upstream:  # (name by name, A then AAAA: the cache's LRU order as ever)
+            every = [cache.addresses(name, RdataType.A) + cache.addresses(name, RdataType.AAAA)
+                     for name in ns_names]
+        else:
+            every = cache.addresses_of(ns_names, RdataType.A)  # new lists: ours to extend
+        learned, hints = self.learned, self.pool.hint_addresses
+        # (Most lookups learn nothing and have no hints: no Name hashed for nothing.)
+        if not (learned or hints or settings.do_not_query_localhost):
+            return [found if len(found) < 2 else list(dict.fromkeys(found)) for found in every]
+        out: list[list[str]] = []
+        for ns_name, found in zip(ns_names, every):
+            if learned:
+                found = list(learned.get(ns_name, ())) + found
+            if settings.do_not_query_localhost:
+                # Only what the DNS said: root hints on loopback are the operator's own choice
+                # (Knot Resolver exempts them too).
+                found = [address for address in found if not _loopback(address)]
+            if hints:
+                found = list(hints.get(ns_name, ())) + found
+            out.append(found if len(found) < 2 else list(dict.fromkeys(found)))
+        return out
 
     def _parent_glue(self, ns_name: dns.name.Name, known: list[str]) -> list[str]:
         """Parent-side glue addresses of an NS name that differ from those already known."""
