@@ -245,7 +245,7 @@ class Infra:
         if isinstance(candidates, str) or isinstance(exclude, str):
             _reject_str(candidates, "candidates")
             _reject_str(exclude, "exclude")
-        now = self.clock.now()
+        now: float | None = None  # read when a server's breaker or lame marks need it (most choices: never)
         skip = exclude if type(exclude) is set or type(exclude) is frozenset else set(exclude)
         key = None  # the zone's key, made when a server has lame marks to look it up in
         usable: list[tuple[str, float, _State | None]] = []
@@ -262,13 +262,18 @@ class Infra:
             if state is None:  # never asked: closed, with the neutral estimate (`_estimate`)
                 usable.append((address, unknown, None))
                 continue
-            breaker = Breaker.CLOSED if state.held_until is None else _breaker(state, now)
+            if state.held_until is None:
+                breaker = Breaker.CLOSED
+            else:
+                now = self.clock.now() if now is None else now
+                breaker = _breaker(state, now)
             if breaker is Breaker.CLOSED:
                 # `_estimate`, without the call for a server with no timeouts in a row.
                 estimate = (state.srtt if state.srtt is not None else unknown) if not state.consecutive_timeouts \
                     else self._estimate(state)
                 if zone is not None and state.lame_until:
                     key = key or _zone_key(zone)
+                    now = self.clock.now() if now is None else now
                     if state.lame_until.get(key, now) > now:
                         lame.append((address, estimate, state))
                         continue
@@ -279,7 +284,7 @@ class Infra:
                 breaker is Breaker.HALF_OPEN
                 and state is not None  # a non-closed state always exists
                 and state.held_until is not None
-                and (state.probe_until is None or now >= state.probe_until)
+                and (state.probe_until is None or now >= state.probe_until)  # type: ignore[operator]
             ):
                 due.append((state.held_until, address, state))
 
@@ -289,6 +294,7 @@ class Infra:
             return Choice(address, reason, self._timeout(state), tuple(held), passed_over)
         if due:
             # The server that has waited longest gets the probe; min() is stable.
+            assert now is not None  # (read for the breakers that made `due`)
             _, address, state = min(due, key=lambda item: item[0])
             timeout = self.timeout(address)
             # Unbound's probedelay: no second probe until this one has surely

@@ -611,7 +611,11 @@ class Resolution:
             why = "held down after failures" if held else "failed"
             return self._fail(f"every name server of {pool.zone} {why}")
         self.budget.used += 1
-        server = next((name for name, addresses in by_name if choice.address in addresses), None)
+        server = None  # the NS name the address is one of (a loop: a generator costs more)
+        for name, addresses in by_name:
+            if choice.address in addresses:
+                server = name
+                break
         if self.trace is not None:
             srtt = self.infra.view(choice.address).srtt
             self._emit(ServerChoice, zone=pool.zone.to_text(), server=_text(server), address=choice.address,
