@@ -493,9 +493,12 @@ class Cache:
             return None
         # min() guards against float rounding ever showing ttl + 1.
         remaining = min(entry.ttl, math.ceil(left))
+        extra = entry.extra  # (read once: `entry.sigs` and `entry.proof` are a property call each)
+        sigs = extra.sigs
         return CacheHit(
             self._answer(entry, remaining, rotate), remaining, entry.ttl, entry.rank, False, entry.expires_at,
-            entry, _signatures(entry.sigs, remaining), entry.zone, entry.proof or (), entry.security
+            entry, None if sigs is None else _copy_with_ttl(sigs, remaining), entry.zone, extra.proof or (),
+            entry.security
         )
 
     def holds(self, name: dns.name.Name, rdtype: int) -> bool:
