@@ -39,7 +39,7 @@ from typing import Collection, NamedTuple, Sequence
 
 import cachetools
 
-from dnslab.core.clock import Clock
+from dnslab.core.clock import Clock, reader
 from dnslab.core.errors import ConfigError
 
 # RFC 6298 §2 gains.
@@ -220,6 +220,7 @@ class Infra:
         rng: random.Random | None = None,
     ) -> None:
         self.clock = clock
+        self._now = reader(clock)  # clock.now, or time.monotonic itself for the real clock (no method call)
         self.settings = settings
         # Predictable server choice helps an off-path spoofer a little, so the
         # default is the OS source; tests inject a seeded Random.
@@ -265,7 +266,7 @@ class Infra:
             if state.held_until is None:
                 breaker = Breaker.CLOSED
             else:
-                now = self.clock.now() if now is None else now
+                now = self._now() if now is None else now
                 breaker = _breaker(state, now)
             if breaker is Breaker.CLOSED:
                 # `_estimate`, without the call for a server with no timeouts in a row.
@@ -273,7 +274,7 @@ class Infra:
                     else self._estimate(state)
                 if zone is not None and state.lame_until:
                     key = key or _zone_key(zone)
-                    now = self.clock.now() if now is None else now
+                    now = self._now() if now is None else now
                     if state.lame_until.get(key, now) > now:
                         lame.append((address, estimate, state))
                         continue
@@ -315,7 +316,7 @@ class Infra:
         order.  None when no candidate has answered yet, or every one is held down.
         """
         _reject_str(candidates, "candidates")
-        now = self.clock.now()
+        now = self._now()
         usable = [(address, self._estimate(state)) for address in dict.fromkeys(candidates)
                   for state in [self._peek(address)] if _breaker(state, now) is Breaker.CLOSED]
         if not usable:
@@ -417,7 +418,7 @@ class Infra:
         """
         if waited is not None and not (waited >= 0 and math.isfinite(waited)):
             raise ValueError(f"waited must be a finite number of seconds >= 0, not {waited!r}")
-        now = self.clock.now()
+        now = self._now()
         state = self._state(address)
         breaker = _breaker(state, now)
         timed_out = kind is Failure.TIMEOUT
@@ -506,7 +507,7 @@ class Infra:
             self._states.pop(address, None)
 
     def _view(self, address: str, state: _State | None) -> ServerView:
-        now = self.clock.now()
+        now = self._now()
         fresh = state if state is not None else _State()
         return ServerView(
             address=address,
