@@ -220,7 +220,7 @@ def _follow_chain(rrsets: list[dns.rrset.RRset], qname: dns.name.Name, qtype: in
                     data = r
                     break
         if data is not None or qtype == RdataType.ANY:
-            if qtype != RdataType.ANY:  # (the data found: no list and no generator to add it)
+            if data is not None and qtype != RdataType.ANY:  # (no list and no generator to add it)
                 result.chain.append(data)
                 result.answer = data
                 return name
