@@ -12,6 +12,8 @@ between equally good servers the first NS listed wins.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from pathlib import Path
 from typing import Callable
 
@@ -25,7 +27,8 @@ import pytest
 
 from dnslab.resolution.cache import NegativeKind, Rank
 from dnslab.resolution.infra import Breaker, Failure, InfraSettings
-from dnslab.resolution.iterator import HANDLERS, TRANSITIONS, IteratorSettings, Query, Resolution, Result, State
+from dnslab.resolution.iterator import (HANDLERS, TRANSITIONS, Evidence, IteratorSettings, Query, Resolution, Result,
+                                       State)
 from dnslab.lab.hierarchy import zone_files
 from dnslab.core.zone import load_zones
 
@@ -1511,3 +1514,21 @@ def test_a_priming_reply_without_the_root_ns_set_goes_on_from_the_hints(sample: 
     assert [(address, qname, purpose) for address, qname, _, purpose in sample.net.log()[:2]] == [
         (ROOT_HINT, ".", "priming"), (ROOT_HINT, "com.", "minimised")]
     assert sample.cache.get(dns.name.root, NS) is None
+
+
+def test_evidence_init_is_the_dataclass_init():
+    """Evidence's hand-written __init__ (one dict update, not one object.__setattr__ per field)
+    takes exactly the fields, in order, with their defaults, and sets every one."""
+    fields = dataclasses.fields(Evidence)
+    parameters = list(inspect.signature(Evidence.__init__).parameters.values())[1:]
+    assert [p.name for p in parameters] == [f.name for f in fields]
+    for parameter, field in zip(parameters, fields):
+        expected = inspect.Parameter.empty if field.default is dataclasses.MISSING else field.default
+        assert parameter.default == expected, field.name
+    owner = dns.name.from_text("example.")
+    values = {f.name: object() for f in fields}
+    made = Evidence(**values)  # type: ignore[arg-type]
+    assert all(getattr(made, name) is value for name, value in values.items())
+    assert dataclasses.replace(made, zone=owner).zone is owner and made == Evidence(**values)  # type: ignore[arg-type]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.zone = owner  # type: ignore[misc]

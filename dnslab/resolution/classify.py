@@ -220,9 +220,13 @@ def _follow_chain(rrsets: list[dns.rrset.RRset], qname: dns.name.Name, qtype: in
                     data = r
                     break
         if data is not None or qtype == RdataType.ANY:
-            matching = [r for r in rrsets if r.name == name] if qtype == RdataType.ANY else [data]
-            if matching and matching[0] is not None:
-                result.chain.extend(m for m in matching if m is not None)
+            if data is not None and qtype != RdataType.ANY:  # (no list and no generator to add it)
+                result.chain.append(data)
+                result.answer = data
+                return name
+            matching = [r for r in rrsets if r.name == name]
+            if matching:
+                result.chain.extend(matching)
                 result.answer = matching[-1]
             return name
         # A DNAME above the name is looked for before a CNAME at it: when both are

@@ -39,7 +39,7 @@ from typing import Collection, NamedTuple, Sequence
 
 import cachetools
 
-from dnslab.core.clock import Clock
+from dnslab.core.clock import Clock, reader
 from dnslab.core.errors import ConfigError
 
 # RFC 6298 §2 gains.
@@ -220,6 +220,7 @@ class Infra:
         rng: random.Random | None = None,
     ) -> None:
         self.clock = clock
+        self._now = reader(clock)  # clock.now, or time.monotonic itself for the real clock (no method call)
         self.settings = settings
         # Predictable server choice helps an off-path spoofer a little, so the
         # default is the OS source; tests inject a seeded Random.
@@ -245,7 +246,7 @@ class Infra:
         if isinstance(candidates, str) or isinstance(exclude, str):
             _reject_str(candidates, "candidates")
             _reject_str(exclude, "exclude")
-        now = self.clock.now()
+        now: float | None = None  # read when a server's breaker or lame marks need it (most choices: never)
         skip = exclude if type(exclude) is set or type(exclude) is frozenset else set(exclude)
         key = None  # the zone's key, made when a server has lame marks to look it up in
         usable: list[tuple[str, float, _State | None]] = []
@@ -257,17 +258,23 @@ class Infra:
         for address in dict.fromkeys(candidates):  # de-duplicated, order kept
             if address in skip:
                 continue
-            state = states.get(address)  # touches the LRU: in active use
+            # A use, as `states.get(address)` (touches the LRU: in active use), one call less.
+            state = states[address] if address in states else None
             if state is None:  # never asked: closed, with the neutral estimate (`_estimate`)
                 usable.append((address, unknown, None))
                 continue
-            breaker = Breaker.CLOSED if state.held_until is None else _breaker(state, now)
+            if state.held_until is None:
+                breaker = Breaker.CLOSED
+            else:
+                now = self._now() if now is None else now
+                breaker = _breaker(state, now)
             if breaker is Breaker.CLOSED:
                 # `_estimate`, without the call for a server with no timeouts in a row.
                 estimate = (state.srtt if state.srtt is not None else unknown) if not state.consecutive_timeouts \
                     else self._estimate(state)
                 if zone is not None and state.lame_until:
                     key = key or _zone_key(zone)
+                    now = self._now() if now is None else now
                     if state.lame_until.get(key, now) > now:
                         lame.append((address, estimate, state))
                         continue
@@ -278,7 +285,7 @@ class Infra:
                 breaker is Breaker.HALF_OPEN
                 and state is not None  # a non-closed state always exists
                 and state.held_until is not None
-                and (state.probe_until is None or now >= state.probe_until)
+                and (state.probe_until is None or now >= state.probe_until)  # type: ignore[operator]
             ):
                 due.append((state.held_until, address, state))
 
@@ -288,6 +295,7 @@ class Infra:
             return Choice(address, reason, self._timeout(state), tuple(held), passed_over)
         if due:
             # The server that has waited longest gets the probe; min() is stable.
+            assert now is not None  # (read for the breakers that made `due`)
             _, address, state = min(due, key=lambda item: item[0])
             timeout = self.timeout(address)
             # Unbound's probedelay: no second probe until this one has surely
@@ -308,7 +316,7 @@ class Infra:
         order.  None when no candidate has answered yet, or every one is held down.
         """
         _reject_str(candidates, "candidates")
-        now = self.clock.now()
+        now = self._now()
         usable = [(address, self._estimate(state)) for address in dict.fromkeys(candidates)
                   for state in [self._peek(address)] if _breaker(state, now) is Breaker.CLOSED]
         if not usable:
@@ -410,7 +418,7 @@ class Infra:
         """
         if waited is not None and not (waited >= 0 and math.isfinite(waited)):
             raise ValueError(f"waited must be a finite number of seconds >= 0, not {waited!r}")
-        now = self.clock.now()
+        now = self._now()
         state = self._state(address)
         breaker = _breaker(state, now)
         timed_out = kind is Failure.TIMEOUT
@@ -499,7 +507,7 @@ class Infra:
             self._states.pop(address, None)
 
     def _view(self, address: str, state: _State | None) -> ServerView:
-        now = self.clock.now()
+        now = self._now()
         fresh = state if state is not None else _State()
         return ServerView(
             address=address,
@@ -524,13 +532,15 @@ class Infra:
 
     def _get(self, address: str) -> _State | None:
         """A server's state, as a use: it moves to the most recently used end."""
-        return self._states.get(address)
+        states = self._states
+        return states[address] if address in states else None  # (`states.get`, one Python call less)
 
     def _state(self, address: str) -> _State:
         """A server's state, made (the LRUCache forgets the least recently used one when full) if there is none."""
-        state = self._states.get(address)
-        if state is None:
-            state = self._states[address] = _State()
+        states = self._states
+        if address in states:
+            return states[address]  # type: ignore[no-any-return]
+        state = states[address] = _State()
         return state
 
 
