@@ -2,12 +2,13 @@
 """Cold resolution with the resolver in this process, to profile it: figures for people, not a test.
 
     scripts/cold-profile [--zones DIR] [--port N] [--names N] [--in-flight N]
-                         [--profile FILE] [--no-merge] [--default-gc]
+                         [--edns] [--profile FILE] [--no-merge] [--default-gc]
 
 A hierarchy from scripts/gen-hierarchy (made in a temporary folder unless
 --zones is given) runs as `dnslab up --no-resolver` in a child process on
 --port (default 5316; no root needed); a fresh RecursiveResolver runs here on
-uvloop, and dnsperf (Debian's) sends every name once (-n 1).  Prints wall
+uvloop, and dnsperf (Debian's) sends every name once (-n 1; plain queries
+unless --edns, which sends EDNS0 ones as scripts/bench's cold run does).  Prints wall
 time, this process's CPU time per name, upstream queries sent and merged, and
 dnsperf's counts.  --profile FILE writes a cProfile of the run (cProfile slows
 the run about 2x; `py-spy record -- python scripts/cold-profile` samples
@@ -54,7 +55,7 @@ async def run(args: argparse.Namespace, dnsperf: str, hints_path: Path, data: Pa
     try:
         perf = await asyncio.create_subprocess_exec(
             dnsperf, "-s", "127.0.96.66", "-p", str(listener.port), "-d", str(data), "-n", "1",
-            "-q", str(args.in_flight), "-t", "10", stdout=asyncio.subprocess.PIPE)
+            "-q", str(args.in_flight), "-t", "10", *(["-e"] if args.edns else []), stdout=asyncio.subprocess.PIPE)
         out, _ = await perf.communicate()
     finally:
         if profile is not None:
@@ -82,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=5316, help="the hierarchy's port (default 5316)")
     parser.add_argument("--names", type=int, default=0, help="resolve only the first N names (default all)")
     parser.add_argument("--in-flight", type=int, default=100, help="dnsperf -q (default 100)")
+    parser.add_argument("--edns", action="store_true",
+                        help="send the queries with EDNS0 (dnsperf -e), as scripts/bench's cold run does")
     parser.add_argument("--profile", metavar="FILE", help="write a cProfile of the run to FILE")
     parser.add_argument("--no-merge", action="store_true", help="send every upstream query, merging none")
     parser.add_argument("--default-gc", action="store_true",

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Instructions per resolver cache hit and per cold name, counted by valgrind's callgrind.
 
-    scripts/instructions [--tree DIR] [hit|auth|cold ...] [--hits N] [--names A,B] [--port N]
+    scripts/instructions [--tree DIR] [hit|auth|cold ...] [--hits N] [--names A,B] [--port N] [--edns]
 
 Why instructions: on a machine shared with other work, CPU time per query moves
 with the load (caches, frequency, preemption), while the instructions a piece of
@@ -18,7 +18,8 @@ so interpreter start-up cancels out:
   cold  `scripts/cold-profile` of that tree (a generated hierarchy in a child
         process, which callgrind does not follow, and dnsperf) resolving the
         first B names against the first A; divided by B - A.  10 in flight, so
-        callgrind's slowness causes no upstream timeouts.
+        callgrind's slowness causes no upstream timeouts.  Plain queries (no EDNS)
+        unless --edns, which sends them as `scripts/bench`'s cold run does (EDNS0).
 
 --tree runs another checkout (an export of an older commit, for "before").
 Needs valgrind (Debian's `valgrind`).  Figures for people, not a test.
@@ -111,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=5330,
                         help="the cold runs' lab ports: PORT and PORT+1 (default 5330; give two runs at once "
                              "different ones)")
+    parser.add_argument("--edns", action="store_true",
+                        help="cold: the client's queries with EDNS0 (dnsperf -e), as scripts/bench's cold run sends "
+                             "them (the tree's cold-profile must know --edns)")
     args = parser.parse_args(argv)
     if not 1024 <= args.port <= 65534:
         parser.error(f"--port wants 1024-65534 (it uses PORT and PORT+1), not {args.port}")
@@ -145,10 +149,11 @@ def main(argv: list[str] | None = None) -> int:
                     subprocess.run([python, str(REPO / "scripts" / "gen-hierarchy"), str(zones)], check=True,
                                    stdout=subprocess.DEVNULL, timeout=120)
                 runs = [callgrind([python, "scripts/cold-profile", "--zones", str(zones), "--port", str(args.port + i),
-                                   "--names", str(count), "--in-flight", "10"], tree)
+                                   "--names", str(count), "--in-flight", "10", *(["--edns"] if args.edns else [])],
+                                  tree)
                         for i, count in enumerate((first, second))]
             print(f"{tree}: {(runs[1] - runs[0]) / (second - first):,.0f} instructions per cold name "
-                  f"(names {first} to {second})")
+                  f"(names {first} to {second}{', EDNS0' if args.edns else ''})")
     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
         print(f"instructions: {exc}", file=sys.stderr)
         return 1
