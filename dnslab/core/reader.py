@@ -44,6 +44,7 @@ import dns.wire
 
 from dnslab.core.names import wire_name
 from dnslab.core.plain_records import wire_address, wire_target
+from dnslab.core.edns import use_edns0
 from dnslab.core.wire import query_key
 
 _HEADER = struct.Struct("!HHHHHH")
@@ -323,7 +324,7 @@ def read_plain_query(wire: bytes) -> dns.message.QueryMessage | None:
                                       _enum(_TYPES, dns.rdatatype.RdataType, parsed[1]))]
     if edns:
         _, _, payload, ttl, _ = _OPT_FIXED.unpack_from(wire, offset)
-        query.use_edns(0, ttl, payload)
+        use_edns0(query, ttl, payload)
     return query
 
 

@@ -27,6 +27,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from dnslab.core.edns import use_edns0
 from dnslab.core.reader import header_flags, read_plain_query
 from dnslab.core.writer import write_reply
 from dnslab.core.fastpath import MAX_VARIANTS, RoundRobin, WireAnswer
@@ -85,7 +86,7 @@ def error_reply(query: dns.message.Message, rcode: int) -> dns.message.Message:
         reply = dns.message.QueryMessage(id=query.id)
         reply.question = list(query.question)
         if query.edns >= 0:
-            reply.use_edns(0, query.ednsflags & DO_BIT, EDNS_UDP_SIZE, query.payload)
+            use_edns0(reply, query.ednsflags & DO_BIT, EDNS_UDP_SIZE, query.payload)
         if 0 <= rcode < 16:
             # set_rcode's arithmetic when the rcode fits the header (its EDNS bits stay 0)
             reply.flags = header_flags(_QR_RA | (flags & _RD_CD) | rcode)
