@@ -6,7 +6,7 @@ import dns.message
 import dns.rdatatype
 import pytest
 
-from dnslab.core.edns import use_edns0
+from dnslab.core.edns import opt_rdata, use_edns0
 
 
 @pytest.mark.parametrize("payload", [512, 1232, 4096, 65535, 0])
@@ -33,3 +33,11 @@ def test_each_message_has_its_own_opt_record() -> None:
     first.ednsflags |= 0x8000
     assert second.ednsflags == 0 and first.ednsflags == 0x8000
     assert first.request_payload == 1232
+
+
+def test_opt_rdata_is_what_payload_and_options_read() -> None:
+    plain = dns.message.make_query("www.example.com.", "A")
+    assert opt_rdata(plain) is None and plain.edns < 0
+    query = dns.message.make_query("www.example.com.", "A", use_edns=0, payload=1400)
+    opt = opt_rdata(query)
+    assert opt is not None and (opt.payload, opt.options) == (query.payload, query.options) == (1400, ())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dns.message
 import dns.name
+import dns.rdtypes.ANY.OPT
 import dns.rrset
 
 _MEMORY = 256  # payload sizes remembered (clients use a handful: 512, 1232, 4096)
@@ -31,3 +32,15 @@ def use_edns0(message: dns.message.Message, ednsflags: int, payload: int, reques
     message.opt = opt
     message.request_payload = payload if request_payload is None else request_payload
     message.pad = 0
+
+
+def opt_rdata(message: dns.message.Message) -> dns.rdtypes.ANY.OPT.OPT | None:
+    """The message's OPT rdata (payload, options), None without EDNS (as `message.edns < 0` says).
+
+    `Message.payload` and `Message.options` each index the OPT RRset as a list
+    (`dns.set.Set.__getitem__`) on every read; a reply read them five times.
+    """
+    opt = message.opt
+    if opt is None or not opt.items:
+        return None
+    return next(iter(opt.items))  # type: ignore[no-any-return]

@@ -31,6 +31,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.nsbase
 
+from dnslab.core.edns import opt_rdata
 from dnslab.core.names import folded
 from dnslab.core.wire import OPCODE_MASK
 
@@ -73,9 +74,10 @@ _ONE_NAME = _one_name_types()
 
 def write_reply(message: dns.message.Message, limit: int) -> bytes | None:
     """*message* as `message.to_wire(max_size=limit, want_shuffle=False)` writes it, or None (see above)."""
+    opt = opt_rdata(message)
     if (message.tsig is not None or message.pad or int(message.flags) & OPCODE_MASK
-            or (message.opt is not None and message.options)):
-        return None
+            or (opt is None and message.opt is not None) or (opt is not None and opt.options)):
+        return None  # (an OPT RRset without its record: dnspython's business too)
     out = bytearray(12)
     table = _Table()
     for question in message.question:
@@ -111,8 +113,8 @@ def write_reply(message: dns.message.Message, limit: int) -> bytes | None:
                     out += file.getbuffer()[start + 2:]
                 out[start:start + 2] = _U16.pack(len(out) - start - 2)
             counts[index] += len(rrset)
-    if message.opt is not None:
-        out += _OPT.pack(0, dns.rdatatype.OPT, message.payload, message.ednsflags, 0)  # no options
+    if opt is not None:
+        out += _OPT.pack(0, dns.rdatatype.OPT, opt.payload, message.ednsflags, 0)  # no options
         counts[3] += 1
     if len(out) > limit:
         return None  # dnspython truncates it (TC=1, no records)

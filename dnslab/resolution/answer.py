@@ -27,7 +27,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from dnslab.core.edns import use_edns0
+from dnslab.core.edns import opt_rdata, use_edns0
 from dnslab.core.reader import header_flags, read_plain_query
 from dnslab.core.writer import write_reply
 from dnslab.core.fastpath import MAX_VARIANTS, RoundRobin, WireAnswer
@@ -82,11 +82,12 @@ def error_reply(query: dns.message.Message, rcode: int) -> dns.message.Message:
     header word set_rcode would leave, in plain ints.
     """
     flags = int(query.flags)
-    if not flags & OPCODE_MASK and (query.edns < 0 or not query.options) and not query.had_tsig:
+    opt = opt_rdata(query)
+    if not flags & OPCODE_MASK and (opt is None or not opt.options) and not query.had_tsig:
         reply = dns.message.QueryMessage(id=query.id)
         reply.question = list(query.question)
-        if query.edns >= 0:
-            use_edns0(reply, query.ednsflags & DO_BIT, EDNS_UDP_SIZE, query.payload)
+        if opt is not None:
+            use_edns0(reply, query.ednsflags & DO_BIT, EDNS_UDP_SIZE, opt.payload)
         if 0 <= rcode < 16:
             # set_rcode's arithmetic when the rcode fits the header (its EDNS bits stay 0)
             reply.flags = header_flags(_QR_RA | (flags & _RD_CD) | rcode)
@@ -225,7 +226,8 @@ def size_limit(query: dns.message.Message, via_tcp: bool, max_udp_size: int) -> 
     """How large our reply may be: TCP's 64 KiB, else the client's EDNS size within our own limit."""
     if via_tcp:
         return 65535
-    return PLAIN_UDP_SIZE if query.edns < 0 else min(max(query.payload, PLAIN_UDP_SIZE), max_udp_size)
+    opt = opt_rdata(query)
+    return PLAIN_UDP_SIZE if opt is None else min(max(opt.payload, PLAIN_UDP_SIZE), max_udp_size)
 
 
 def render(reply: dns.message.Message, limit: int) -> bytes:
