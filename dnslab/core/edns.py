@@ -26,7 +26,9 @@ def use_edns0(message: dns.message.Message, ednsflags: int, payload: int, reques
     if template is None:
         if len(_TEMPLATES) >= _MEMORY:
             _TEMPLATES.clear()
-        template = _TEMPLATES[payload] = dns.message.Message._make_opt(0, payload, [])
+        maker = dns.message.Message()  # once per payload size: dnspython's own OPT RRset, by its public API
+        maker.use_edns(0, 0, payload)
+        template = _TEMPLATES[payload] = maker.opt
     opt = template.copy()
     opt.ttl = int(ednsflags) & 0xFF00FFFF  # EDNS version 0, as use_edns(0, ...) forces it
     message.opt = opt
@@ -41,6 +43,8 @@ def opt_rdata(message: dns.message.Message) -> dns.rdtypes.ANY.OPT.OPT | None:
     (`dns.set.Set.__getitem__`) on every read; a reply read them five times.
     """
     opt = message.opt
-    if opt is None or not opt.items:
+    if opt is None:
         return None
-    return next(iter(opt.items))  # type: ignore[no-any-return]
+    for rdata in opt:  # (iterating a set reads its first item without making a list)
+        return rdata  # type: ignore[no-any-return]
+    return None
