@@ -596,10 +596,10 @@ def cmd_up(args: argparse.Namespace, out: TextIO) -> int:
         raise ConfigError("--no-resolver runs no resolver at all; leave out --resolver, or --no-resolver")
     chosen = [programs.parse_server_choice(text) for text in args.server]
     # A big lab is millions of objects made once and kept: Python's cycle collector is paused while
-    # they are made (each full collection walked them all again), and then they are frozen out of its
-    # walks (gc.freeze, in collector.serving), so a collection while serving does not stop the lab for a walk over every name.
-    # They are frozen before the collector is on again: its first collection after the pause would
-    # otherwise walk everything made during it (1 s for a million names).
+    # they are made (each full collection walked them all again), and then collector.serving() freezes
+    # them out of its walks, so a collection while serving does not stop the lab for a walk over every
+    # name. They are frozen before the collector is on again: its first collection after the pause
+    # would otherwise walk everything made during it (1 s for a million names).
     with collector.paused():
         lab, problems = Lab.from_folder(zones_dir, port=args.port, with_resolver=not args.no_resolver,
                                         clock=FakeClock() if args.fake_clock else None, dnssec=args.dnssec,

@@ -1,8 +1,8 @@
 """The resolver's memory: positive RRsets, RFC 2308 negative answers and recent SERVFAILs.
 
 Modelled on Unbound's rrset and message caches.  Every entry carries its own
-expiry, so one ``cachetools.TLRUCache`` (behind `_Store`) holds them all and one bound (``max_entries``) covers positive, negative and
-SERVFAIL entries together.
+expiry, so one ``cachetools.TLRUCache`` (behind `_Store`) holds them all and
+one bound (``max_entries``) covers positive, negative and SERVFAIL entries together.
 Time comes only from the injected clock, so a test says "300 seconds pass"
 instead of sleeping; randomness (for RANDOM rotation) only from the injected
 ``random.Random``, so a seed makes it reproducible.
@@ -20,6 +20,7 @@ import enum
 import logging
 import math
 import random
+import types
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
@@ -299,10 +300,13 @@ class _Store:
     the cache's clock itself.
     """
 
-    __slots__ = ("_tlru",)
+    __slots__ = ("_tlru", "holds")
 
     def __init__(self, maxsize: int, timer: Callable[[], float]) -> None:
         self._tlru: cachetools.TLRUCache = cachetools.TLRUCache(maxsize=maxsize, ttu=_ttu, timer=timer)
+        # holds(key): whether the key is stored at all, due or not, without counting as a use.
+        # `_present` bound to the TLRUCache, so a probe is that one call (the cache makes four a lookup).
+        self.holds: Callable[[_Key], bool] = types.MethodType(_present, self._tlru)
 
     def use(self, key: _Key, now: float) -> _Entry | None:
         """The entry, if stored and not yet dropped; a use, for LRU."""
@@ -313,10 +317,6 @@ class _Store:
             return tlru[key]  # type: ignore[no-any-return]
         except KeyError:  # due: dropped now
             return None
-
-    def holds(self, key: _Key) -> bool:
-        """Whether the key is stored at all, due or not, without counting as a use."""
-        return _present(self._tlru, key)  # type: ignore[no-any-return]
 
     def peek(self, key: _Key) -> _Entry | None:
         """The entry as stored, due or not, without counting as a use.
@@ -470,10 +470,9 @@ class Cache:
         ), now)
         if rank >= Rank.ANSWER:
             nodata, nxdomain = (folded, rdtype, EntryKind.NODATA), (folded, EntryKind.NXDOMAIN)
-            tlru = store._tlru
-            if _present(tlru, nodata):  # (most often neither is: no pop to make)
+            if store.holds(nodata):  # (most often neither is: no pop to make)
                 store.pop(nodata, now)
-            if _present(tlru, nxdomain):
+            if store.holds(nxdomain):
                 store.pop(nxdomain, now)
         return True
 
@@ -508,16 +507,16 @@ class Cache:
         of one (a lookup's first step, for a name most often not in the cache at all); it is not
         a use, and neither would the three misses have been."""
         folded = folded_labels(name.labels)
-        tlru = self._store._tlru  # (`_Store.holds` without its own call: four probes a lookup)
-        return (_present(tlru, (folded, rdtype)) or _present(tlru, (folded, EntryKind.NXDOMAIN))
-                or _present(tlru, (folded, rdtype, EntryKind.NODATA)) or _present(tlru, (folded, _CNAME)))
+        stored = self._store.holds
+        return (stored((folded, rdtype)) or stored((folded, EntryKind.NXDOMAIN))
+                or stored((folded, rdtype, EntryKind.NODATA)) or stored((folded, _CNAME)))
 
     def remembers(self, name: dns.name.Name, rdtype: int) -> bool:
         """Whether a positive entry for the question (live or expired) or a SERVFAIL for it is
         stored: False says at once that `expired_since` and `servfail` would both find nothing."""
         folded = folded_labels(name.labels)
-        tlru = self._store._tlru
-        return _present(tlru, (folded, rdtype)) or _present(tlru, (folded, rdtype, EntryKind.SERVFAIL))
+        stored = self._store.holds
+        return stored((folded, rdtype)) or stored((folded, rdtype, EntryKind.SERVFAIL))
 
     def addresses(self, name: dns.name.Name, rdtype: int) -> list[str]:
         """The addresses of a live A or AAAA RRset, [] without one: `get` without building an RRset.
